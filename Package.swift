@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+// socialdb: a storage-engine-first database for a Twitter-like service.
+// See README.md for the two commands a newcomer needs, Docs/ARCHITECTURE.md for the shape.
+import PackageDescription
+
+let package = Package(
+    name: "socialdb",
+    products: [
+        .library(name: "StorageEngine", targets: ["StorageEngine"]),
+        .library(name: "Social", targets: ["Social"]),
+        .executable(name: "socialdb", targets: ["socialdb"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C modules: thin shims over Debian's liburing-dev and libxxhash-dev, found with pkg-config.
+        .systemLibrary(
+            name: "CLibURing",
+            pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]
+        ),
+        .systemLibrary(
+            name: "CXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
+        .target(
+            name: "StorageEngine",
+            dependencies: ["CLibURing", "CXXHash"]
+        ),
+        .target(
+            name: "Social",
+            dependencies: ["StorageEngine"]
+        ),
+        .executableTarget(
+            name: "socialdb",
+            dependencies: [
+                "Social",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // A child process for crash tests: appends to a log and prints what was acknowledged,
+        // so a test can kill it with SIGKILL at a random moment and check what survived.
+        .executableTarget(
+            name: "socialdb-torture",
+            dependencies: ["StorageEngine"]
+        ),
+        .testTarget(
+            name: "StorageEngineTests",
+            dependencies: ["StorageEngine", "socialdb-torture"]
+        ),
+        .testTarget(
+            name: "SocialTests",
+            dependencies: ["Social", "socialdb"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,48 @@
+// Why this shim exists:
+// - liburing.h uses types from the libc and kernel headers without including all of them itself,
+//   so they are included first, in this order, or the Swift importer fails on a clean machine.
+// - Swift cannot call function-like macros (io_uring_for_each_cqe) or see flags built from enums
+//   (IOSQE_IO_LINK), so each one the engine needs has a static inline or static const twin here.
+// - liburing's static inline helpers (io_uring_prep_*) are imported as they are.
+#ifndef SOCIALDB_CLIBURING_SHIM_H
+#define SOCIALDB_CLIBURING_SHIM_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <linux/io_uring.h>
+#include <liburing.h>
+
+static const unsigned socialdb_IOSQE_IO_LINK = IOSQE_IO_LINK;
+static const unsigned socialdb_IORING_FSYNC_DATASYNC = IORING_FSYNC_DATASYNC;
+
+/// Heap-allocates a ring (struct io_uring is large and must not move once initialised).
+static inline struct io_uring *socialdb_uring_alloc(void) {
+    return (struct io_uring *)calloc(1, sizeof(struct io_uring));
+}
+
+/// Sets the user data of a submission entry (a tag the completion carries back).
+static inline void socialdb_sqe_set_data64(struct io_uring_sqe *sqe, uint64_t data) {
+    io_uring_sqe_set_data64(sqe, data);
+}
+
+static inline void socialdb_sqe_set_flags(struct io_uring_sqe *sqe, unsigned flags) {
+    io_uring_sqe_set_flags(sqe, flags);
+}
+
+/// Peeks one completion without waiting; returns 0 and fills *cqe, or -EAGAIN when none is ready.
+static inline int socialdb_peek_cqe(struct io_uring *ring, struct io_uring_cqe **cqe) {
+    return io_uring_peek_cqe(ring, cqe);
+}
+
+static inline void socialdb_cqe_seen(struct io_uring *ring, struct io_uring_cqe *cqe) {
+    io_uring_cqe_seen(ring, cqe);
+}
+
+#endif

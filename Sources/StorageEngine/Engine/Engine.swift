@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The knobs of an engine, with the names the shell, the server and the API share.
+public struct EngineOptions: Sendable {
+    public var sync: LogSyncPolicy = .always
+    public var timelineCapacity: Int = 800
+    public var celebrityThreshold: Int = 10_000
+    public var cacheSizeBytes: Int = 64 << 20
+    public var ioBackend: FileSystem.BackendChoice = .automatic
+    public var logSegmentSizeBytes: Int = 64 << 20
+    /// Fault injection for tests: every syscall of the engine's file layer asks it first.
+    public var faults: FaultInjector?
+
+    public init() {}
+}
+
+public enum EngineError: Error, CustomStringConvertible {
+    case locked(String)
+    case log(LogError)
+    case io(IOError)
+
+    public var description: String {
+        switch self {
+        case .locked(let path): "database \(path) is open in another process"
+        case .log(let e): e.description
+        case .io(let e): e.description
+        }
+    }
+}
+
+/// One data directory and every structure in it. The one object the `Social` layer opens.
+///
+/// Layout of the data directory (see Docs/FORMATS.md):
+///
+///     LOCK        held with flock while open, so two processes never share a directory
+///     log/        the durable event log (segments and CHECKPOINTS)
+///
+/// Thread safety: every member may be used from any thread.
+public final class Engine: Sendable {
+    public let directory: String
+    public let options: EngineOptions
+    public let fileSystem: FileSystem
+    public let log: Log
+    public let logRecovery: LogRecoveryReport
+    private let lockFile: File
+
+    public static func open(at directory: String, options: EngineOptions = EngineOptions()) throws(EngineError) -> Engine {
+        let fileSystem: FileSystem
+        do { fileSystem = try FileSystem(backend: options.ioBackend, faults: options.faults) } catch { throw .io(error) }
+        let lockFile: File
+        do {
+            try fileSystem.makeDirectory(directory)
+            lockFile = try fileSystem.open(directory + "/LOCK", .createOrOpen)
+        } catch {
+            throw .io(error)
+        }
+        if flock(lockFile.fd, LOCK_EX | LOCK_NB) != 0 {
+            lockFile.close()
+            throw .locked(directory)
+        }
+        var logOptions = LogOptions(sync: options.sync)
+        logOptions.segmentSizeBytes = options.logSegmentSizeBytes
+        do {
+            let (log, report) = try Log.open(directory: directory + "/log", fileSystem: fileSystem, options: logOptions)
+            return Engine(directory: directory, options: options, fileSystem: fileSystem, log: log, logRecovery: report, lockFile: lockFile)
+        } catch {
+            lockFile.close()
+            throw .log(error)
+        }
+    }
+
+    private init(directory: String, options: EngineOptions, fileSystem: FileSystem, log: Log, logRecovery: LogRecoveryReport, lockFile: File) {
+        self.directory = directory
+        self.options = options
+        self.fileSystem = fileSystem
+        self.log = log
+        self.logRecovery = logRecovery
+        self.lockFile = lockFile
+    }
+
+    /// Makes everything durable and releases the directory.
+    public func close() throws(EngineError) {
+        defer { lockFile.close() }
+        do { try log.close() } catch { throw .log(error) }
+    }
+}

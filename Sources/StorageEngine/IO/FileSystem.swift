@@ -1,0 +1,379 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The engine's file layer: one API over two backends.
+///
+/// - `ioUring`: reads, writes and syncs go through an io_uring (liburing). A batch of many ops is
+///   one `io_uring_submit_and_wait`, and a write followed by fdatasync is one linked submission.
+/// - `posix`: pread, pwrite, fdatasync, one syscall each, in order.
+///
+/// `.automatic` honours `SOCIALDB_IO=posix|io_uring`, else tries io_uring and falls back to
+/// POSIX when the ring cannot be set up (ENOSYS on old kernels, EPERM under seccomp or
+/// `io_uring_disabled`); `fallbackReason` says why. Both backends pass the same test suite.
+///
+/// Every syscall is checked against the `FaultInjector` first, when there is one, so tests can
+/// fail any operation on either backend. Directory operations (open, rename, remove, mkdir,
+/// directory fsync) are plain syscalls on both backends; they are rare and never batched.
+///
+/// Thread safety: a `FileSystem` and its `File`s may be used from any thread. The io_uring is
+/// shared behind a mutex (see `URing`); POSIX calls need no lock.
+public final class FileSystem: Sendable {
+    public enum Backend: String, Sendable {
+        case ioUring = "io_uring"
+        case posix
+    }
+
+    public enum BackendChoice: Sendable {
+        case automatic, ioUring, posix
+    }
+
+    public let backend: Backend
+    /// Why io_uring is not used, when `.automatic` fell back to POSIX.
+    public let fallbackReason: String?
+    public let faults: FaultInjector?
+    let ring: URing?
+
+    /// - Throws: only when `.ioUring` is demanded and cannot be set up.
+    public init(backend choice: BackendChoice = .automatic, faults: FaultInjector? = nil, ringEntries: Int = 256) throws(IOError) {
+        self.faults = faults
+        var choice = choice
+        if choice == .automatic, let env = getenv("SOCIALDB_IO") {
+            switch String(cString: env) {
+            case "posix": choice = .posix
+            case "io_uring", "iouring", "uring": choice = .ioUring
+            default: break
+            }
+        }
+        switch choice {
+        case .posix:
+            ring = nil
+            backend = .posix
+            fallbackReason = nil
+        case .ioUring:
+            ring = try URing(entries: ringEntries)
+            backend = .ioUring
+            fallbackReason = nil
+        case .automatic:
+            do {
+                ring = try URing(entries: ringEntries)
+                backend = .ioUring
+                fallbackReason = nil
+            } catch {
+                ring = nil
+                backend = .posix
+                fallbackReason = "io_uring unavailable: \(error.reason)"
+            }
+        }
+    }
+
+    /// Whether io_uring can be set up on this host (for tests that skip where it cannot).
+    public static func ioUringAvailable() -> Bool {
+        (try? URing(entries: 4)) != nil
+    }
+
+    // MARK: Files and directories
+
+    public struct OpenOptions: Sendable {
+        public var create = false
+        public var truncate = false
+        public var exclusive = false
+        public var readOnly = false
+        /// O_DIRECT: buffers, offsets and lengths must be aligned (see `AlignedBuffer`).
+        public var direct = false
+        public var permissions: mode_t = 0o644
+
+        public init(create: Bool = false, truncate: Bool = false, exclusive: Bool = false, readOnly: Bool = false, direct: Bool = false) {
+            self.create = create
+            self.truncate = truncate
+            self.exclusive = exclusive
+            self.readOnly = readOnly
+            self.direct = direct
+        }
+
+        public static let readWrite = OpenOptions()
+        public static let readOnlyAccess = OpenOptions(readOnly: true)
+        public static let createNew = OpenOptions(create: true, exclusive: true)
+        public static let createOrOpen = OpenOptions(create: true)
+    }
+
+    #if arch(x86_64)
+    static let oDirect: Int32 = 0o40000
+    #else
+    static let oDirect: Int32 = 0o200000
+    #endif
+
+    public func open(_ path: String, _ options: OpenOptions = .readWrite) throws(IOError) -> File {
+        try inject(.open, path)
+        var flags: Int32 = O_CLOEXEC | (options.readOnly ? O_RDONLY : O_RDWR)
+        if options.create { flags |= O_CREAT }
+        if options.truncate { flags |= O_TRUNC }
+        if options.exclusive { flags |= O_EXCL }
+        if options.direct { flags |= Self.oDirect }
+        var fd: Int32
+        repeat { fd = Glibc.open(path, flags, options.permissions) } while fd < 0 && errno == EINTR
+        if fd < 0 { throw IOError(errno: errno, operation: .open, path: path) }
+        let file = File(fd: fd, path: path, fileSystem: self)
+        do {
+            file.setAppendOffset(try file.size())
+        } catch {
+            file.close()
+            throw error
+        }
+        return file
+    }
+
+    public func rename(_ from: String, to: String) throws(IOError) {
+        try inject(.rename, from)
+        if Glibc.rename(from, to) != 0 { throw IOError(errno: errno, operation: .rename, path: from) }
+    }
+
+    public func remove(_ path: String) throws(IOError) {
+        try inject(.remove, path)
+        if unlink(path) != 0 { throw IOError(errno: errno, operation: .remove, path: path) }
+    }
+
+    /// Removes a directory and everything under it. Missing is not an error.
+    public func removeTree(_ path: String) throws(IOError) {
+        guard exists(path) else { return }
+        if isDirectory(path) {
+            for name in try listDirectory(path) { try removeTree(path + "/" + name) }
+            try inject(.remove, path)
+            if rmdir(path) != 0 { throw IOError(errno: errno, operation: .remove, path: path) }
+        } else {
+            try remove(path)
+        }
+    }
+
+    /// fsyncs a directory, so the names created, renamed or removed in it are durable.
+    public func syncDirectory(_ path: String) throws(IOError) {
+        try inject(.syncDirectory, path)
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw IOError(errno: errno, operation: .syncDirectory, path: path) }
+        defer { Glibc.close(fd) }
+        if fsync(fd) != 0 { throw IOError(errno: errno, operation: .syncDirectory, path: path) }
+    }
+
+    /// Creates a directory (and its parents, with `intermediates`). Existing is not an error.
+    public func makeDirectory(_ path: String, intermediates: Bool = true) throws(IOError) {
+        if isDirectory(path) { return }
+        if intermediates, let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectory(String(path[..<slash]), intermediates: true)
+        }
+        try inject(.makeDirectory, path)
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw IOError(errno: errno, operation: .makeDirectory, path: path)
+        }
+    }
+
+    /// The names in a directory, without "." and "..", sorted.
+    public func listDirectory(_ path: String) throws(IOError) -> [String] {
+        try inject(.listDirectory, path)
+        guard let dir = opendir(path) else { throw IOError(errno: errno, operation: .listDirectory, path: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    public func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    // MARK: Batches
+
+    /// One read of a batch: fills `buffer` from `offset` of `file`. After the call `bytesRead`
+    /// is the count read (less than the buffer only at end of file).
+    public struct ReadRequest {
+        public var file: File
+        public var offset: UInt64
+        public var buffer: UnsafeMutableRawBufferPointer
+        public var bytesRead: Int = 0
+
+        public init(file: File, offset: UInt64, buffer: UnsafeMutableRawBufferPointer) {
+            self.file = file
+            self.offset = offset
+            self.buffer = buffer
+        }
+    }
+
+    /// One write of a batch: all of `bytes` at `offset` of `file`.
+    public struct WriteRequest {
+        public var file: File
+        public var offset: UInt64
+        public var bytes: UnsafeRawBufferPointer
+
+        public init(file: File, offset: UInt64, bytes: UnsafeRawBufferPointer) {
+            self.file = file
+            self.offset = offset
+            self.bytes = bytes
+        }
+    }
+
+    /// Reads many ranges at once: on io_uring, one submission for the whole batch (split only
+    /// when it exceeds the ring). Throws the first error; the other reads may have completed.
+    public func read(batch requests: inout [ReadRequest]) throws(IOError) {
+        if requests.isEmpty { return }
+        var ops = requests.map {
+            IOOp(kind: .read, fd: $0.file.fd, address: $0.buffer.baseAddress, length: $0.buffer.count, offset: $0.offset)
+        }
+        let paths = requests.map(\.file.path)
+        try ops.withUnsafeMutableBufferPointer { (buffer) throws(IOError) in
+            perform(buffer) { paths[$0] }
+            for i in buffer.indices {
+                if buffer[i].result < 0 { throw IOError(errno: -buffer[i].result, operation: .read, path: paths[i]) }
+                requests[i].bytesRead = Int(buffer[i].result)
+            }
+        }
+    }
+
+    /// Writes many ranges at once, each in full. Throws the first error.
+    public func write(batch requests: [WriteRequest]) throws(IOError) {
+        if requests.isEmpty { return }
+        var ops = requests.map {
+            IOOp(kind: .write, fd: $0.file.fd, address: UnsafeMutableRawPointer(mutating: $0.bytes.baseAddress), length: $0.bytes.count, offset: $0.offset)
+        }
+        let paths = requests.map(\.file.path)
+        try ops.withUnsafeMutableBufferPointer { (buffer) throws(IOError) in
+            perform(buffer) { paths[$0] }
+            for i in buffer.indices where buffer[i].result < 0 {
+                throw IOError(errno: -buffer[i].result, operation: .write, path: paths[i])
+            }
+        }
+    }
+
+    // MARK: The seam
+
+    @inline(__always)
+    func inject(_ operation: IOOperation, _ path: String) throws(IOError) {
+        guard let faults else { return }
+        if case .fail(let code)? = faults.check(operation, path: path) {
+            throw IOError(errno: code, operation: operation, path: path)
+        }
+    }
+
+    /// Runs ops on the backend. On return every op's `result` is final: reads the total read
+    /// (short only at end of file), writes their full length, syncs 0, or `-errno`. A failed
+    /// op cancels the op linked after it (-ECANCELED), as io_uring does.
+    func perform(_ ops: UnsafeMutableBufferPointer<IOOp>, path: (Int) -> String) {
+        guard let ring else {
+            performPOSIX(ops, path: path)
+            return
+        }
+        // Fault injection happens before submission, per op: a failed op is not submitted, a
+        // short write is submitted shorter.
+        var requested: [Int] = []
+        if let faults {
+            requested = ops.map(\.length)
+            for i in ops.indices {
+                switch faults.check(Self.operation(ops[i].kind), path: path(i)) {
+                case .fail(let code)?: ops[i].result = -code
+                case .shortWrite(let maxBytes)? where ops[i].kind == .write: ops[i].length = min(ops[i].length, maxBytes)
+                default: break
+                }
+            }
+            for i in ops.indices where ops[i].result < 0 && ops[i].linkedToNext && i + 1 < ops.count {
+                ops[i + 1].result = -ECANCELED
+            }
+        }
+        ring.run(ops)
+        // Finish short transfers with the POSIX path (rare on regular files), then any sync the
+        // kernel cancelled because the write before it was short.
+        for i in ops.indices {
+            let full = requested.isEmpty ? ops[i].length : requested[i]
+            let done = Int(ops[i].result)
+            guard done >= 0, ops[i].kind == .read || ops[i].kind == .write, done < full else { continue }
+            if ops[i].kind == .read && done == 0 { continue } // end of file
+            var rest = IOOp(kind: ops[i].kind, fd: ops[i].fd, address: ops[i].address! + done, length: full - done, offset: ops[i].offset + UInt64(done))
+            withUnsafeMutablePointer(to: &rest) { p in
+                performPOSIX(UnsafeMutableBufferPointer(start: p, count: 1)) { _ in path(i) }
+            }
+            ops[i].result = rest.result < 0 ? rest.result : Int32(done) + rest.result
+            if ops[i].linkedToNext && i + 1 < ops.count && ops[i + 1].result == -ECANCELED {
+                if ops[i].result < 0 { continue }
+                ops[i + 1].result = 0
+                withUnsafeMutablePointer(to: &ops[i + 1]) { p in
+                    performPOSIX(UnsafeMutableBufferPointer(start: p, count: 1)) { _ in path(i + 1) }
+                }
+            }
+        }
+    }
+
+    static func operation(_ kind: IOOp.Kind) -> IOOperation {
+        switch kind {
+        case .read: .read
+        case .write: .write
+        case .fdatasync: .fdatasync
+        case .fsync: .fsync
+        }
+    }
+
+    private func performPOSIX(_ ops: UnsafeMutableBufferPointer<IOOp>, path: (Int) -> String) {
+        var cancelNext = false
+        for i in ops.indices {
+            if cancelNext {
+                ops[i].result = -ECANCELED
+                cancelNext = ops[i].linkedToNext
+                continue
+            }
+            if ops[i].result < 0 { cancelNext = ops[i].linkedToNext; continue }
+            let op = ops[i]
+            var total = 0
+            var failure: Int32 = 0
+            switch op.kind {
+            case .read:
+                while total < op.length {
+                    if let faults, case .fail(let code)? = faults.check(.read, path: path(i)) { failure = code; break }
+                    let n = pread(op.fd, op.address! + total, op.length - total, off_t(op.offset) + off_t(total))
+                    if n < 0 { if errno == EINTR { continue }; failure = errno; break }
+                    if n == 0 { break }
+                    total += n
+                }
+            case .write:
+                var zeroWrites = 0
+                while total < op.length {
+                    var length = op.length - total
+                    if let faults {
+                        switch faults.check(.write, path: path(i)) {
+                        case .fail(let code)?: failure = code
+                        case .shortWrite(let maxBytes)?: length = min(length, maxBytes)
+                        case nil: break
+                        }
+                        if failure != 0 { break }
+                    }
+                    let n = pwrite(op.fd, op.address! + total, length, off_t(op.offset) + off_t(total))
+                    if n < 0 { if errno == EINTR { continue }; failure = errno; break }
+                    if n == 0 {
+                        // A write that makes no progress twice is a device that takes nothing.
+                        zeroWrites += 1
+                        if zeroWrites > 1 { failure = EIO; break }
+                    }
+                    total += n
+                }
+            case .fdatasync, .fsync:
+                if let faults, case .fail(let code)? = faults.check(Self.operation(op.kind), path: path(i)) {
+                    failure = code
+                } else {
+                    var rc: Int32
+                    repeat { rc = op.kind == .fsync ? fsync(op.fd) : fdatasync(op.fd) } while rc != 0 && errno == EINTR
+                    if rc != 0 { failure = errno }
+                }
+            }
+            ops[i].result = failure != 0 ? -failure : Int32(clamping: total)
+            cancelNext = failure != 0 && op.linkedToNext
+        }
+    }
+}

@@ -1,0 +1,554 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The durable event log: the spine of the engine.
+///
+/// Every write command is appended here and acknowledged under the sync policy before any
+/// structure applies it; every structure is a consumer that reads the log from its own
+/// checkpoint. See `LogFormat` for the bytes on disk.
+///
+/// Group commit (policy `.always`): an appender encodes its record into the shared pending
+/// buffer under the lock and then waits until the durable LSN reaches its own. If no write is in
+/// flight, it becomes the leader: it takes the whole pending buffer (its record and every record
+/// appended since the last write), releases the lock, writes the buffer and fdatasyncs it (one
+/// linked io_uring submission), then publishes the new durable LSN and wakes the followers.
+/// Appenders that arrive during a write buffer their records for the next leader. So N
+/// concurrent appenders share about one fdatasync per round instead of N.
+///
+/// Thread safety and invariants (all fields below `lock` are read and written with it held):
+/// - at most one write is in flight (`writing`), so file ranges are written in LSN order;
+/// - `durableLSN <= writtenLSN <= nextLSN - 1`;
+/// - the pending buffer holds exactly the records `pendingFirstLSN...nextLSN - 1` and starts at
+///   file offset `pendingOffset` of the current segment;
+/// - after an I/O error while writing, `failure` is set for good: nothing later is acknowledged
+///   (a failed fdatasync may have lost dirty pages, so a retry could acknowledge lost data);
+/// - a segment is rolled (sealed with an fdatasync, next one created and synced, directory
+///   synced) with the lock held and no write in flight, so no record straddles two segments.
+public final class Log: @unchecked Sendable {
+    // @unchecked: mutable state is only touched with `lock` held, as documented above.
+    public let directory: String
+    public let options: LogOptions
+    public let fileSystem: FileSystem
+
+    private let lock = ConditionLock()
+
+    private struct SegmentInfo {
+        var firstLSN: UInt64
+        var path: String
+    }
+
+    private var segments: [SegmentInfo] = []
+    private var current: File
+    private var pendingOffset: UInt64
+    private var pending: WriteBuffer
+    private var spare: WriteBuffer
+    private var nextLSN: UInt64
+    private var writtenLSN: UInt64
+    private var durableLSN: UInt64
+    private var writing = false
+    private var failure: IOError?
+    private var isClosed = false
+    private var checkpoints: [String: UInt64]
+    private var syncThread: BackgroundThread?
+    private var fdatasyncCount: UInt64 = 0
+    private var writeCount: UInt64 = 0
+
+    // MARK: Opening and recovery
+
+    /// Opens (creating if needed) the log in `directory` and recovers it: every segment is
+    /// scanned and verified; at the first torn or corrupt record the log is cut there, later
+    /// segments are set aside, and the report says what was dropped. A corrupted record is never
+    /// handed out.
+    public static func open(directory: String, fileSystem: FileSystem, options: LogOptions = LogOptions()) throws(LogError) -> (Log, LogRecoveryReport) {
+        do throws(IOError) {
+            try fileSystem.makeDirectory(directory)
+        } catch {
+            throw .io(error)
+        }
+        let checkpoints = try CheckpointFile.load(directory: directory, fileSystem: fileSystem)
+        var report = LogRecoveryReport()
+        let recovered: Recovered
+        do throws(IOError) {
+            recovered = try recover(directory: directory, fileSystem: fileSystem, options: options, report: &report)
+        } catch {
+            throw .io(error)
+        }
+        report.lastLSN = recovered.nextLSN - 1
+        report.firstLSN = recovered.segments.first?.firstLSN ?? recovered.nextLSN
+        for (name, lsn) in checkpoints where lsn > report.lastLSN { report.checkpointsAhead.append(name) }
+        let log = Log(directory: directory, fileSystem: fileSystem, options: options, recovered: recovered, checkpoints: checkpoints)
+        return (log, report)
+    }
+
+    private struct Recovered {
+        var segments: [SegmentInfo]
+        var current: File
+        var endOffset: UInt64
+        var nextLSN: UInt64
+    }
+
+    private init(directory: String, fileSystem: FileSystem, options: LogOptions, recovered: Recovered, checkpoints: [String: UInt64]) {
+        self.directory = directory
+        self.fileSystem = fileSystem
+        self.options = options
+        self.segments = recovered.segments
+        self.current = recovered.current
+        self.pendingOffset = recovered.endOffset
+        self.nextLSN = recovered.nextLSN
+        self.writtenLSN = recovered.nextLSN - 1
+        self.durableLSN = recovered.nextLSN - 1
+        self.checkpoints = checkpoints
+        let capacity = max(options.writeBufferBytes * 2, 64 << 10)
+        self.pending = WriteBuffer(capacity: capacity)
+        self.spare = WriteBuffer(capacity: capacity)
+        if case .interval(let ms) = options.sync {
+            // The thread holds the log until `close()` stops it: closing is required.
+            syncThread = BackgroundThread { [self] in
+                self.runIntervalSync(nanoseconds: UInt64(ms) * 1_000_000)
+            }
+        }
+    }
+
+    deinit {
+        pending.free()
+        spare.free()
+    }
+
+    private static func recover(directory: String, fileSystem: FileSystem, options: LogOptions, report: inout LogRecoveryReport) throws(IOError) -> Recovered {
+        let names = try fileSystem.listDirectory(directory)
+        let found = names.compactMap { name in LogFormat.firstLSN(ofSegmentNamed: name).map { SegmentInfo(firstLSN: $0, path: directory + "/" + name) } }
+            .sorted { $0.firstLSN < $1.firstLSN }
+        var valid: [SegmentInfo] = []
+        var expected = found.first?.firstLSN ?? 1
+        var last: (file: File, end: UInt64, dirty: Bool)? = nil
+        var index = 0
+        scan: while index < found.count {
+            let segment = found[index]
+            if segment.firstLSN != expected {
+                report.problem = "segment \(segment.path) starts at LSN \(segment.firstLSN), expected \(expected)"
+                break
+            }
+            let file = try fileSystem.open(segment.path)
+            let size = try file.size()
+            report.segmentsScanned += 1
+            var header = [UInt8](repeating: 0, count: LogFormat.segmentHeaderBytes)
+            let got = try readHeader(file, into: &header)
+            let headerProblem = got < LogFormat.segmentHeaderBytes ? .badChecksum
+                : header.withUnsafeBytes { LogFormat.checkSegmentHeader($0, expectedFirstLSN: segment.firstLSN) }
+            if let headerProblem {
+                if case .unknownVersion(let v) = headerProblem {
+                    file.close()
+                    // Not damage: a newer socialdb wrote it. Refuse rather than cut.
+                    throw IOError(errno: EPROTO, operation: .read, path: segment.path + " (log format version \(v) unknown)")
+                }
+                report.problem = "segment \(segment.path) has a bad header (\(headerProblem))"
+                file.close()
+                break
+            }
+            var scanner = SegmentScanner(file: file, fileSize: size, firstLSN: segment.firstLSN)
+            while true {
+                switch try scanner.next() {
+                case .record:
+                    report.recordsScanned += 1
+                case .end:
+                    let extent = try scanner.nonZeroExtent(from: scanner.offset)
+                    if extent > 0 && index + 1 < found.count {
+                        report.problem = "non-zero bytes after the end of records in \(segment.path) at offset \(scanner.offset)"
+                    }
+                    report.droppedBytes += extent
+                    valid.append(segment)
+                    last?.file.close()
+                    last = (file, scanner.offset, extent > 0)
+                    expected = scanner.expectedLSN
+                    if report.problem != nil { index += 1; break scan }
+                    index += 1
+                    continue scan
+                case .problem(let what):
+                    report.problem = "\(segment.path): \(what)"
+                    report.droppedBytes += try scanner.nonZeroExtent(from: scanner.offset)
+                    valid.append(segment)
+                    last?.file.close()
+                    last = (file, scanner.offset, true)
+                    expected = scanner.expectedLSN
+                    index += 1
+                    break scan
+                }
+            }
+        }
+        // Everything from `index` on follows the problem: set it aside, never delete it.
+        while index < found.count {
+            let path = found[index].path
+            var n = 1
+            while fileSystem.exists("\(path).corrupt-\(n)") { n += 1 }
+            try fileSystem.rename(path, to: "\(path).corrupt-\(n)")
+            report.quarantinedSegments.append("\(path).corrupt-\(n)")
+            index += 1
+        }
+        if !report.quarantinedSegments.isEmpty { try fileSystem.syncDirectory(directory) }
+
+        guard let last else {
+            let (file, info) = try createSegment(directory: directory, firstLSN: expected, fileSystem: fileSystem, options: options)
+            return Recovered(segments: [info], current: file, endOffset: UInt64(LogFormat.firstRecordOffset), nextLSN: expected)
+        }
+        if last.dirty {
+            // Cut the torn or corrupt tail, zero the space again, and make the cut durable before
+            // anything new is written after it.
+            try last.file.truncate(to: last.end)
+            if options.preallocate, last.end < UInt64(options.segmentSizeBytes) {
+                try last.file.preallocate(at: last.end, count: UInt64(options.segmentSizeBytes) - last.end)
+            }
+            try last.file.sync()
+        }
+        return Recovered(segments: valid, current: last.file, endOffset: last.end, nextLSN: expected)
+    }
+
+    private static func readHeader(_ file: File, into header: inout [UInt8]) throws(IOError) -> Int {
+        var failure: IOError?
+        var got = 0
+        header.withUnsafeMutableBytes { raw in
+            do throws(IOError) { got = try file.read(into: raw, at: 0) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return got
+    }
+
+    private static func createSegment(directory: String, firstLSN: UInt64, fileSystem: FileSystem, options: LogOptions) throws(IOError) -> (File, SegmentInfo) {
+        let path = directory + "/" + LogFormat.segmentName(firstLSN: firstLSN)
+        if fileSystem.exists(path) {
+            // Left by a crash during a previous creation, before any record went in.
+            try fileSystem.remove(path)
+        }
+        let file = try fileSystem.open(path, FileSystem.OpenOptions(create: true, exclusive: true))
+        do {
+            if options.preallocate { try file.preallocate(at: 0, count: UInt64(options.segmentSizeBytes)) }
+            let page = AlignedBuffer(count: LogFormat.firstRecordOffset)
+            LogFormat.encodeSegmentHeader(firstLSN: firstLSN, into: page.bytes)
+            try file.write(UnsafeRawBufferPointer(page.bytes), at: 0)
+            try file.sync()
+            try fileSystem.syncDirectory(directory)
+        } catch {
+            file.close()
+            throw error
+        }
+        return (file, SegmentInfo(firstLSN: firstLSN, path: path))
+    }
+
+    // MARK: Appending
+
+    /// Appends one record and returns its LSN once it is acknowledged under the sync policy.
+    /// Blocks the calling thread while waiting (for `.always`, about one fdatasync).
+    @discardableResult
+    public func append(type: UInt16, payload: UnsafeRawBufferPointer) throws(LogError) -> UInt64 {
+        guard type != 0 else { throw .invalidArgument("record type 0 is reserved") }
+        guard payload.count <= options.maxPayloadBytes else {
+            throw .invalidArgument("payload of \(payload.count) bytes exceeds \(options.maxPayloadBytes)")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        try checkUsableLocked()
+        let size = LogFormat.recordHeaderBytes + payload.count
+        // Roll when the record does not fit. Re-check after every wait: another appender may
+        // have rolled already. maxPayloadBytes guarantees a record fits an empty segment.
+        while pendingOffset + UInt64(pending.count + size) > UInt64(options.segmentSizeBytes) {
+            if writing {
+                lock.wait()
+                try checkUsableLocked()
+            } else {
+                try rollLocked()
+            }
+        }
+        pending.reserve(size)
+        let lsn = nextLSN
+        nextLSN += 1
+        pending.count += LogFormat.encodeRecord(lsn: lsn, type: type, payload: payload, into: pending.end)
+        switch options.sync {
+        case .always:
+            try waitLocked(for: lsn, durable: true)
+        case .interval:
+            try waitLocked(for: lsn, durable: false)
+        case .off:
+            if pending.count >= options.writeBufferBytes && !writing {
+                try leadLocked(sync: false)
+            }
+        }
+        return lsn
+    }
+
+    @discardableResult
+    public func append(type: UInt16, payload: [UInt8]) throws(LogError) -> UInt64 {
+        var result: Result<UInt64, LogError> = .failure(.closed)
+        payload.withUnsafeBytes { raw in
+            result = Result { () throws(LogError) -> UInt64 in try append(type: type, payload: raw) }
+        }
+        return try result.get()
+    }
+
+    /// Writes every buffered record to the operating system (no fdatasync).
+    public func flush() throws(LogError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try checkUsableLocked()
+        try waitLocked(for: nextLSN - 1, durable: false)
+    }
+
+    /// Makes every record appended so far durable.
+    public func sync() throws(LogError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try checkUsableLocked()
+        try waitLocked(for: nextLSN - 1, durable: true)
+    }
+
+    private func checkUsableLocked() throws(LogError) {
+        if isClosed { throw .closed }
+        if let failure { throw .io(failure) }
+    }
+
+    /// Waits (leading a write when none is in flight) until `lsn` is written, or durable.
+    private func waitLocked(for lsn: UInt64, durable: Bool) throws(LogError) {
+        while (durable ? durableLSN : writtenLSN) < lsn {
+            if let failure { throw .io(failure) }
+            if writing {
+                lock.wait()
+            } else {
+                try leadLocked(sync: durable)
+            }
+        }
+    }
+
+    /// Writes the pending buffer (and fdatasyncs, with `sync`) with the lock released during
+    /// the I/O. Called with the lock held and no write in flight; returns with the lock held.
+    private func leadLocked(sync: Bool) throws(LogError) {
+        precondition(!writing, "two writers at once")
+        writing = true
+        swap(&pending, &spare)
+        let batch = spare
+        let offset = pendingOffset
+        let lastInBatch = nextLSN - 1
+        let writtenBefore = writtenLSN
+        pendingOffset += UInt64(batch.count)
+        let file = current
+        lock.unlock()
+        var error: IOError?
+        do throws(IOError) {
+            if batch.count > 0 {
+                let bytes = UnsafeRawBufferPointer(start: batch.base, count: batch.count)
+                if sync { try file.writeAndSync(bytes, at: offset) } else { try file.write(bytes, at: offset) }
+            } else if sync {
+                try file.dataSync()
+            }
+        } catch let e {
+            error = e
+        }
+        lock.lock()
+        writing = false
+        spare.count = 0
+        if batch.count > 0 { writeCount += 1 }
+        if sync { fdatasyncCount += 1 }
+        defer { lock.broadcast() }
+        if let error {
+            failure = error
+            throw .io(error)
+        }
+        if batch.count > 0 { writtenLSN = lastInBatch }
+        if sync { durableLSN = max(durableLSN, batch.count > 0 ? lastInBatch : writtenBefore) }
+    }
+
+    /// Seals the current segment and starts the next. Lock held throughout (rare: once per
+    /// segment) and no write in flight.
+    private func rollLocked() throws(LogError) {
+        precondition(!writing, "roll during a write")
+        let firstLSN = nextLSN
+        do throws(IOError) {
+            if pending.count > 0 {
+                try current.writeAndSync(UnsafeRawBufferPointer(start: pending.base, count: pending.count), at: pendingOffset)
+                writeCount += 1
+            } else {
+                try current.dataSync()
+            }
+            fdatasyncCount += 1
+            writtenLSN = nextLSN - 1
+            durableLSN = nextLSN - 1
+            pending.count = 0
+            let (file, info) = try Self.createSegment(directory: directory, firstLSN: firstLSN, fileSystem: fileSystem, options: options)
+            current.close()
+            current = file
+            segments.append(info)
+            pendingOffset = UInt64(LogFormat.firstRecordOffset)
+        } catch {
+            failure = error
+            lock.broadcast()
+            throw .io(error)
+        }
+        lock.broadcast()
+    }
+
+    private func runIntervalSync(nanoseconds: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        while !isClosed {
+            lock.wait(nanoseconds: nanoseconds)
+            if isClosed || failure != nil { break }
+            if !writing && durableLSN < nextLSN - 1 {
+                try? leadLocked(sync: true)
+            }
+        }
+    }
+
+    // MARK: State
+
+    /// The LSN the next record will get.
+    public var nextSequenceNumber: UInt64 { lock.withLock { nextLSN } }
+    /// The last LSN written to the operating system (what readers can see).
+    public var writtenSequenceNumber: UInt64 { lock.withLock { writtenLSN } }
+    /// The last LSN made durable by fdatasync.
+    public var durableSequenceNumber: UInt64 { lock.withLock { durableLSN } }
+    /// The first LSN still on disk.
+    public var firstSequenceNumber: UInt64 { lock.withLock { segments.first?.firstLSN ?? nextLSN } }
+    /// The error that stopped writing, if one did.
+    public var writeFailure: IOError? { lock.withLock { failure } }
+
+    public struct Statistics: Sendable {
+        public var segments: Int
+        public var nextLSN: UInt64
+        public var durableLSN: UInt64
+        public var writes: UInt64
+        public var fdatasyncs: UInt64
+        public var syncPolicy: LogSyncPolicy
+    }
+
+    public var statistics: Statistics {
+        lock.withLock {
+            Statistics(segments: segments.count, nextLSN: nextLSN, durableLSN: durableLSN, writes: writeCount,
+                       fdatasyncs: fdatasyncCount, syncPolicy: options.sync)
+        }
+    }
+
+    // MARK: Consumers and checkpoints
+
+    /// The checkpoint of a consumer: the last LSN it has made durable in its own files.
+    public func checkpoint(of consumer: String) -> UInt64? { lock.withLock { checkpoints[consumer] } }
+
+    public var consumerCheckpoints: [String: UInt64] { lock.withLock { checkpoints } }
+
+    /// Records that `consumer` has made every record up to `lsn` durable in its own files, then
+    /// removes the segments that every consumer has passed. `lsn` must be durable in the log.
+    public func setCheckpoint(consumer: String, lsn: UInt64) throws(LogError) {
+        guard !consumer.isEmpty, consumer.utf8.count <= 255 else { throw .invalidArgument("consumer name must be 1 to 255 bytes") }
+        lock.lock()
+        defer { lock.unlock() }
+        try checkUsableLocked()
+        guard lsn < nextLSN else { throw .invalidArgument("checkpoint \(lsn) is past the last LSN \(nextLSN - 1)") }
+        try waitLocked(for: lsn, durable: true)
+        var updated = checkpoints
+        updated[consumer] = lsn
+        do throws(IOError) {
+            try CheckpointFile.store(updated, directory: directory, fileSystem: fileSystem)
+        } catch {
+            throw .io(error)
+        }
+        checkpoints = updated
+        try removeObsoleteSegmentsLocked()
+    }
+
+    /// Forgets a consumer, so its checkpoint no longer holds segments back.
+    public func removeConsumer(_ consumer: String) throws(LogError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try checkUsableLocked()
+        var updated = checkpoints
+        guard updated.removeValue(forKey: consumer) != nil else { return }
+        do throws(IOError) {
+            try CheckpointFile.store(updated, directory: directory, fileSystem: fileSystem)
+        } catch {
+            throw .io(error)
+        }
+        checkpoints = updated
+        try removeObsoleteSegmentsLocked()
+    }
+
+    private func removeObsoleteSegmentsLocked() throws(LogError) {
+        guard let floor = checkpoints.values.min() else { return }
+        var removed = false
+        // A segment goes when the next one starts at or below floor + 1: all its records are at
+        // or below every checkpoint. The current segment always stays.
+        while segments.count > 1 && segments[1].firstLSN <= floor + 1 {
+            do throws(IOError) {
+                try fileSystem.remove(segments[0].path)
+            } catch {
+                throw .io(error)
+            }
+            segments.removeFirst()
+            removed = true
+        }
+        if removed {
+            do throws(IOError) { try fileSystem.syncDirectory(directory) } catch { throw .io(error) }
+        }
+    }
+
+    // MARK: Reading
+
+    /// A reader of the records from `lsn` on, up to what has been written when it reads.
+    public func reader(from lsn: UInt64) throws(LogError) -> LogReader {
+        let first = firstSequenceNumber
+        guard lsn >= first else { throw .invalidArgument("LSN \(lsn) is no longer in the log (first is \(first))") }
+        return LogReader(log: self, from: lsn)
+    }
+
+    /// Where the segment holding `lsn` is, for readers: its path and first LSN.
+    func segmentLocation(for lsn: UInt64) -> (path: String, firstLSN: UInt64, nextFirstLSN: UInt64?)? {
+        lock.withLock {
+            guard let i = segments.lastIndex(where: { $0.firstLSN <= lsn }) else { return nil }
+            return (segments[i].path, segments[i].firstLSN, i + 1 < segments.count ? segments[i + 1].firstLSN : nil)
+        }
+    }
+
+    // MARK: Closing
+
+    /// Writes and fdatasyncs whatever is buffered (under every policy), stops the background
+    /// thread and closes the files. Later calls throw `.closed`.
+    public func close() throws(LogError) {
+        lock.lock()
+        if isClosed { lock.unlock(); return }
+        var result: LogError?
+        if failure == nil {
+            do throws(LogError) { try waitLocked(for: nextLSN - 1, durable: true) } catch { result = error }
+        }
+        while writing { lock.wait() }
+        isClosed = true
+        lock.broadcast()
+        let thread = syncThread
+        syncThread = nil
+        lock.unlock()
+        thread?.join()
+        current.close()
+        if let result { throw result }
+    }
+}
+
+/// A growable byte buffer the log encodes records into. Owned by the log; freed explicitly.
+struct WriteBuffer {
+    var base: UnsafeMutableRawPointer
+    var capacity: Int
+    var count = 0
+
+    init(capacity: Int) {
+        base = .allocate(byteCount: capacity, alignment: 4096)
+        self.capacity = capacity
+    }
+
+    var end: UnsafeMutableRawPointer { base + count }
+
+    mutating func reserve(_ extra: Int) {
+        if count + extra <= capacity { return }
+        let newCapacity = max(capacity * 2, count + extra)
+        let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 4096)
+        newBase.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    func free() { base.deallocate() }
+}

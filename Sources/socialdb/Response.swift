@@ -1,0 +1,87 @@
+/// A value in a JSON response. Tweet ids and other 64-bit ids are strings, as the brief says.
+enum JSONValue {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    case null
+    case object([(String, JSONValue)])
+    case array([JSONValue])
+
+    func render(into out: inout String) {
+        switch self {
+        case .string(let s): JSONValue.quote(s, into: &out)
+        case .int(let i): out += String(i)
+        case .bool(let b): out += b ? "true" : "false"
+        case .null: out += "null"
+        case .object(let fields):
+            out += "{"
+            for (i, (key, value)) in fields.enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.quote(key, into: &out)
+                out += ":"
+                value.render(into: &out)
+            }
+            out += "}"
+        case .array(let values):
+            out += "["
+            for (i, value) in values.enumerated() {
+                if i > 0 { out += "," }
+                value.render(into: &out)
+            }
+            out += "]"
+        }
+    }
+
+    static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+/// The stable error codes of the shell language.
+enum ErrorCode: String {
+    case notFound = "not_found", exists, invalid, forbidden, tooLong = "too_long"
+    case rateLimited = "rate_limited", syntax, io
+}
+
+/// What one command answers: a success with fields (and its human rendering), or an error.
+enum Response {
+    case ok(fields: [(String, JSONValue)], human: String)
+    case error(ErrorCode, String)
+
+    var isError: Bool { if case .error = self { true } else { false } }
+
+    func render(json: Bool) -> String {
+        switch self {
+        case .ok(let fields, let human):
+            if !json { return human }
+            var out = ""
+            JSONValue.object([("ok", .bool(true))] + fields).render(into: &out)
+            return out
+        case .error(let code, let message):
+            if !json { return "error (\(code.rawValue)): \(message)" }
+            var out = ""
+            JSONValue.object([
+                ("ok", .bool(false)),
+                ("error", .object([("code", .string(code.rawValue)), ("message", .string(message))])),
+            ]).render(into: &out)
+            return out
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Social
+import StorageEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs commands against one open database and renders their responses.
+final class Shell {
+    let db: SocialDB
+    let json: Bool
+    private(set) var quitRequested = false
+
+    init(db: SocialDB, json: Bool) {
+        self.db = db
+        self.json = json
+    }
+
+    /// Executes one input line. Returns nil for lines the language ignores (blank, `--` comments).
+    func execute(_ line: String) -> Response? {
+        let trimmed = line.drop { $0 == " " || $0 == "\t" }
+        if trimmed.isEmpty || trimmed.hasPrefix("--") { return nil }
+        let words: [Tokenizer.Word]
+        switch Tokenizer.split(line) {
+        case .success(let w): words = w
+        case .failure(.unterminatedQuote): return .error(.syntax, "unterminated quote: a \" opens a string that does not close on this line")
+        case .failure(.badEscape(let c)): return .error(.syntax, "unknown escape \\\(c) in a quoted string (use \\\", \\\\ or \\n)")
+        }
+        guard let first = words.first else { return nil }
+        guard let info = commandInfo(first.text), !first.quoted else {
+            if let near = nearestVerb(to: first.text) {
+                return .error(.syntax, "unknown command \(first.text); did you mean \(near)? (HELP lists the commands)")
+            }
+            return .error(.syntax, "unknown command \(first.text) (HELP lists the commands)")
+        }
+        let arguments = Array(words.dropFirst())
+        switch info.verb {
+        case "HELP": return help(arguments)
+        case "QUIT":
+            guard arguments.isEmpty else { return .error(.syntax, "QUIT takes no arguments") }
+            quitRequested = true
+            return .ok(fields: [], human: "bye")
+        case "STATS":
+            guard arguments.isEmpty else { return .error(.syntax, "STATS takes no arguments") }
+            return stats()
+        default:
+            return .error(.invalid, "\(info.verb) is not available in this version of socialdb yet (usage: \(info.usage))")
+        }
+    }
+
+    private func help(_ arguments: [Tokenizer.Word]) -> Response {
+        if let word = arguments.first {
+            guard arguments.count == 1 else { return .error(.syntax, "HELP takes at most one command name") }
+            guard let info = commandInfo(word.text) else {
+                return .error(.notFound, "no command named \(word.text) (HELP lists the commands)")
+            }
+            let note = info.implemented ? "" : "\n  (not available in this version yet)"
+            return .ok(fields: [("command", .string(info.verb)), ("usage", .string(info.usage)), ("summary", .string(info.summary)),
+                                ("available", .bool(info.implemented))],
+                       human: "\(info.usage)\n  \(info.summary)\(note)")
+        }
+        var lines = ["Commands (verbs are case-insensitive; \"...\" quotes a string):"]
+        let width = commandTable.map(\.verb.count).max() ?? 0
+        for info in commandTable {
+            let pad = String(repeating: " ", count: width - info.verb.count)
+            lines.append("  \(info.verb)\(pad)  \(info.summary)\(info.implemented ? "" : " (not yet)")")
+        }
+        lines.append("HELP <command> shows its usage.")
+        let entries = commandTable.map { JSONValue.object([("command", .string($0.verb)), ("summary", .string($0.summary)), ("available", .bool($0.implemented))]) }
+        return .ok(fields: [("commands", .array(entries))], human: lines.joined(separator: "\n"))
+    }
+
+    private func stats() -> Response {
+        let engine = db.engine
+        let log = engine.log.statistics
+        let io = engine.fileSystem.backend.rawValue
+        let fields: [(String, JSONValue)] = [
+            ("data_directory", .string(engine.directory)),
+            ("io_backend", .string(io)),
+            ("sync", .string(log.syncPolicy.description)),
+            ("log", .object([
+                ("segments", .int(log.segments)),
+                ("next_lsn", .string(String(log.nextLSN))),
+                ("durable_lsn", .string(String(log.durableLSN))),
+                ("writes", .int(Int(log.writes))),
+                ("fdatasyncs", .int(Int(log.fdatasyncs))),
+            ])),
+            ("recovery", .string(engine.logRecovery.description)),
+        ]
+        var human = """
+        data directory  \(engine.directory)
+        I/O backend     \(io)\(engine.fileSystem.fallbackReason.map { " (\($0))" } ?? "")
+        sync            \(log.syncPolicy)
+        log             \(log.segments) segments, next LSN \(log.nextLSN), durable LSN \(log.durableLSN)
+        log I/O         \(log.writes) writes, \(log.fdatasyncs) fdatasyncs
+        """
+        human += "\nrecovery        \(engine.logRecovery)"
+        return .ok(fields: fields, human: human)
+    }
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Social
+import StorageEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct SocialDBCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "socialdb",
+        abstract: "The socialdb shell: a line-based query language over an embedded social-network database.",
+        discussion: """
+        Without FILE, reads commands from standard input: interactively with a prompt on a terminal, \
+        otherwise one command per line with one response each. Without --data, uses \
+        $SOCIALDB_HOME, else $XDG_DATA_HOME/socialdb, else ~/.local/share/socialdb.
+        """,
+        version: "socialdb 0.1.0"
+    )
+
+    @Option(name: .long, help: "The data directory (created if missing).")
+    var data: String?
+
+    @Flag(name: .long, help: "Print every response as one line of JSON.")
+    var json = false
+
+    @Flag(name: .long, help: "In script mode, stop at the first failed command.")
+    var bail = false
+
+    @Option(name: .long, help: "When a write is acknowledged: always (fdatasync), interval[:ms], or off.")
+    var sync = "always"
+
+    @Option(name: .customLong("timeline-capacity"), help: "Entries kept per home timeline.")
+    var timelineCapacity = 800
+
+    @Option(name: .customLong("celebrity-threshold"), help: "Followers above which an author's posts are merged at read time instead of fanned out.")
+    var celebrityThreshold = 10_000
+
+    @Option(name: .customLong("cache-size"), help: "Block cache budget in bytes.")
+    var cacheSize = 64 << 20
+
+    @Argument(help: "A file of commands to run (script mode).")
+    var file: String?
+
+    func validate() throws {
+        guard LogSyncPolicy(parsing: sync) != nil else {
+            throw ValidationError("--sync must be always, off, interval or interval:<milliseconds>, not '\(sync)'")
+        }
+        guard timelineCapacity >= 1 && timelineCapacity <= 100_000 else { throw ValidationError("--timeline-capacity must be 1 to 100000") }
+        guard celebrityThreshold >= 0 else { throw ValidationError("--celebrity-threshold must not be negative") }
+        guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
+    }
+
+    static func defaultDataDirectory() -> String {
+        if let home = getenv("SOCIALDB_HOME") { return String(cString: home) }
+        if let xdg = getenv("XDG_DATA_HOME"), xdg.pointee != 0 { return String(cString: xdg) + "/socialdb" }
+        let home = getenv("HOME").map { String(cString: $0) } ?? "."
+        return home + "/.local/share/socialdb"
+    }
+
+    func run() throws {
+        var options = SocialDB.Options()
+        options.sync = LogSyncPolicy(parsing: sync)!
+        options.timelineCapacity = timelineCapacity
+        options.celebrityThreshold = celebrityThreshold
+        options.cacheSizeBytes = cacheSize
+        let directory = data ?? Self.defaultDataDirectory()
+
+        let db: SocialDB
+        do {
+            db = try SocialDB.open(at: directory, options: options)
+        } catch {
+            printError("socialdb: cannot open \(directory): \(error)")
+            throw ExitCode(2)
+        }
+        if !db.engine.logRecovery.isClean {
+            printError("socialdb: \(db.engine.logRecovery)")
+        }
+
+        guard var input = fdopen(0, "r") else { throw ExitCode(2) }
+        if let file {
+            guard let opened = fopen(file, "r") else {
+                printError("socialdb: cannot read \(file): \(String(cString: strerror(errno)))")
+                try? db.close()
+                throw ExitCode(2)
+            }
+            input = opened
+        }
+        let interactive = file == nil && isatty(0) != 0
+        let shell = Shell(db: db, json: json)
+        if interactive && !json {
+            writeOut("socialdb 0.1.0, data in \(directory) (\(db.engine.fileSystem.backend.rawValue)). HELP lists the commands, QUIT leaves.\n")
+        }
+        var failures = 0
+        while !shell.quitRequested {
+            if interactive {
+                writeOut("socialdb> ")
+            }
+            guard let line = readLine(from: input) else { break }
+            guard let response = shell.execute(line) else { continue }
+            // Written and flushed before the next command is read: a program can drive the shell.
+            writeOut(response.render(json: json) + "\n")
+            if response.isError {
+                failures += 1
+                if bail && !interactive { break }
+            }
+        }
+        if file != nil { fclose(input) }
+        do {
+            try db.close()
+        } catch {
+            printError("socialdb: closing \(directory): \(error)")
+            throw ExitCode(2)
+        }
+        if failures > 0 && !interactive { throw ExitCode(1) }
+    }
+}
+
+func printError(_ message: String) {
+    writeAll(2, message + "\n")
+}
+
+func writeOut(_ text: String) {
+    writeAll(1, text)
+}
+
+/// Writes all of `text` to a descriptor, unbuffered, so each response is out before the next read.
+func writeAll(_ fd: Int32, _ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 { if errno == EINTR { continue }; return }
+            done += n
+        }
+    }
+}
+
+/// Reads one line (without its newline) from a C stream; nil at end of input.
+func readLine(from stream: UnsafeMutablePointer<FILE>) -> String? {
+    var buffer: UnsafeMutablePointer<CChar>? = nil
+    var capacity = 0
+    defer { free(buffer) }
+    let n = getline(&buffer, &capacity, stream)
+    guard n >= 0, let buffer else { return nil }
+    var length = n
+    while length > 0 && (buffer[length - 1] == 10 || buffer[length - 1] == 13) { length -= 1 }
+    return String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
+}
