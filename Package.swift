@@ -42,13 +42,14 @@ let package = Package(
         ),
         // A child process for crash tests: appends to a log and prints what was acknowledged,
         // so a test can kill it with SIGKILL at a random moment and check what survived.
+        .target(name: "TortureSupport"),
         .executableTarget(
             name: "socialdb-torture",
-            dependencies: ["StorageEngine"]
+            dependencies: ["StorageEngine", "TortureSupport"]
         ),
         .testTarget(
             name: "StorageEngineTests",
-            dependencies: ["StorageEngine", "socialdb-torture"]
+            dependencies: ["StorageEngine", "TortureSupport", "socialdb-torture"]
         ),
         .testTarget(
             name: "SocialTests",

@@ -8,23 +8,13 @@
 //                        [--threads N] [--count N] [--segment-bytes N]
 //
 // Payloads are a pure function of a tag (thread << 32 | counter), so the parent can rebuild and
-// compare them: `payload(tag)` here and in the tests must agree.
+// compare them (`torturePayload` in TortureSupport).
 import StorageEngine
+import TortureSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-func payload(tag: UInt64) -> [UInt8] {
-    var state = tag &* 0x9E37_79B9_7F4A_7C15 &+ 1
-    let length = Int(tag % 509) + 1
-    var bytes = [UInt8](repeating: 0, count: length)
-    for i in 0..<length {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        bytes[i] = UInt8(truncatingIfNeeded: state)
-    }
-    return bytes
-}
 
 func fail(_ message: String) -> Never {
     let line = "socialdb-torture: \(message)\n"
@@ -65,7 +55,7 @@ let workers = (0..<threads).map { thread in
             let tag = UInt64(thread) << 32 | UInt64(counter)
             let lsn: UInt64
             do {
-                lsn = try log.append(type: 7, payload: payload(tag: tag))
+                lsn = try log.append(type: 7, payload: torturePayload(tag: tag))
             } catch {
                 fail("append: \(error)")
             }

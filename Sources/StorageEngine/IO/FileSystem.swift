@@ -230,11 +230,11 @@ public final class FileSystem: Sendable {
         var ops = requests.map {
             IOOp(kind: .read, fd: $0.file.fd, address: $0.buffer.baseAddress, length: $0.buffer.count, offset: $0.offset)
         }
-        let paths = requests.map(\.file.path)
+        let files = requests // paths are looked up only for faults and errors, not copied per call
         try ops.withUnsafeMutableBufferPointer { (buffer) throws(IOError) in
-            perform(buffer) { paths[$0] }
+            perform(buffer) { files[$0].file.path }
             for i in buffer.indices {
-                if buffer[i].result < 0 { throw IOError(errno: -buffer[i].result, operation: .read, path: paths[i]) }
+                if buffer[i].result < 0 { throw IOError(errno: -buffer[i].result, operation: .read, path: files[i].file.path) }
                 requests[i].bytesRead = Int(buffer[i].result)
             }
         }
@@ -246,11 +246,10 @@ public final class FileSystem: Sendable {
         var ops = requests.map {
             IOOp(kind: .write, fd: $0.file.fd, address: UnsafeMutableRawPointer(mutating: $0.bytes.baseAddress), length: $0.bytes.count, offset: $0.offset)
         }
-        let paths = requests.map(\.file.path)
         try ops.withUnsafeMutableBufferPointer { (buffer) throws(IOError) in
-            perform(buffer) { paths[$0] }
+            perform(buffer) { requests[$0].file.path }
             for i in buffer.indices where buffer[i].result < 0 {
-                throw IOError(errno: -buffer[i].result, operation: .write, path: paths[i])
+                throw IOError(errno: -buffer[i].result, operation: .write, path: requests[i].file.path)
             }
         }
     }

@@ -10,6 +10,9 @@ public final class LogReader {
     private var nextLSN: UInt64
     private var scanner: SegmentScanner?
     private var scannerNextSegmentLSN: UInt64?
+    /// The written LSN last asked of the log: records up to it exist, so the log's lock is taken
+    /// only when the reader reaches it, not once per record.
+    private var knownWrittenLSN: UInt64 = 0
 
     init(log: Log, from lsn: UInt64) {
         self.log = log
@@ -34,7 +37,8 @@ public final class LogReader {
     }
 
     private func advance() throws(LogError) -> (UInt64, UInt16, UnsafeRawBufferPointer)? {
-        guard nextLSN <= log.writtenSequenceNumber else { return nil }
+        if nextLSN > knownWrittenLSN { knownWrittenLSN = log.writtenSequenceNumber }
+        guard nextLSN <= knownWrittenLSN else { return nil }
         var refreshed = false
         while true {
             if scanner == nil || (scannerNextSegmentLSN.map { nextLSN >= $0 } ?? false) {
