@@ -19,9 +19,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
+        // The peers, through their C APIs (Debian libsqlite3-dev, librocksdb-dev, libleveldb-dev;
+        // scripts/install-bench-deps installs them). Only this package links them.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
+        .systemLibrary(name: "CLevelDB", providers: [.apt(["libleveldb-dev"])]),
         .executableTarget(
             name: "socialdb-bench",
             dependencies: [
+                "CSQLite", "CRocksDB", "CLevelDB",
                 .product(name: "StorageEngine", package: rootIdentity),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
