@@ -11,6 +11,9 @@ public enum Checksum {
         case logRecord = 0x534442_4C4F_4752
         case logSegmentHeader = 0x534442_5345_4748
         case checkpointFile = 0x534442_434B_5054
+        case tableBlock = 0x534442_5442_4C4B
+        case tableFooter = 0x534442_5446_4F54
+        case manifest = 0x534442_4D4E_4654
         case generic = 0
     }
 

@@ -1,0 +1,309 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A table block: prefix-compressed entries with restart points.
+///
+/// Entry: varint shared-prefix length, varint unshared length, varint value length, the
+/// unshared key bytes, the value bytes. Every `restartInterval`-th entry stores its whole key
+/// (shared = 0) and its offset goes into the restart array at the end: u32 offsets, then a u32
+/// count. On disk each block is followed by a u64 xxh3 (seed `tableBlock`) of its bytes.
+struct BlockBuilder {
+    private(set) var buffer: [UInt8] = []
+    private var restarts: [UInt32] = []
+    private var lastKey: [UInt8] = []
+    private var sinceRestart = 0
+    let restartInterval: Int
+    private(set) var count = 0
+
+    init(restartInterval: Int, reserve: Int = 8192) {
+        self.restartInterval = max(1, restartInterval)
+        buffer.reserveCapacity(reserve)
+        lastKey.reserveCapacity(64)
+    }
+
+    var isEmpty: Bool { count == 0 }
+    /// The size of the block if finished now.
+    var estimatedBytes: Int { buffer.count + restarts.count * 4 + 4 }
+    var lastKeyBytes: [UInt8] { lastKey }
+
+    mutating func add(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        var shared = 0
+        if sinceRestart < restartInterval && count > 0 {
+            let n = min(lastKey.count, key.count)
+            lastKey.withUnsafeBufferPointer { last in
+                while shared < n && last[shared] == key[shared] { shared += 1 }
+            }
+        } else {
+            restarts.append(UInt32(buffer.count))
+            sinceRestart = 0
+        }
+        Varint.append(UInt64(shared), to: &buffer)
+        Varint.append(UInt64(key.count - shared), to: &buffer)
+        Varint.append(UInt64(value.count), to: &buffer)
+        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: key[shared...]))
+        buffer.append(contentsOf: value)
+        lastKey.removeAll(keepingCapacity: true)
+        lastKey.append(contentsOf: key)
+        sinceRestart += 1
+        count += 1
+    }
+
+    /// Appends the restart array and returns the finished block bytes; the builder is reset.
+    mutating func finish() -> [UInt8] {
+        if restarts.isEmpty { restarts.append(0) }
+        for r in restarts { buffer.appendLE(r) }
+        buffer.appendLE(UInt32(restarts.count))
+        let out = buffer
+        buffer.removeAll(keepingCapacity: true)
+        restarts.removeAll(keepingCapacity: true)
+        lastKey.removeAll(keepingCapacity: true)
+        sinceRestart = 0
+        count = 0
+        return out
+    }
+}
+
+/// A verified, immutable block in memory (owned bytes), shared between readers via the cache.
+final class Block: @unchecked Sendable {
+    // @unchecked: immutable after init.
+    let bytes: UnsafeMutableRawBufferPointer
+    let restartCount: Int
+    let restartsOffset: Int
+
+    /// Takes ownership of `bytes` (allocated with `UnsafeMutableRawBufferPointer.allocate`),
+    /// which must already be checksum-verified. Throws on a malformed restart array.
+    init(taking bytes: UnsafeMutableRawBufferPointer, file: String) throws(LSMError) {
+        self.bytes = bytes
+        guard bytes.count >= 4 else {
+            bytes.deallocate()
+            throw .corrupt(file: file, detail: "block of \(bytes.count) bytes is too short")
+        }
+        let n = Int(UnsafeRawBufferPointer(bytes).loadLE(UInt32.self, at: bytes.count - 4))
+        guard n >= 1, n * 4 + 4 <= bytes.count else {
+            bytes.deallocate()
+            throw .corrupt(file: file, detail: "block restart count \(n) does not fit its \(bytes.count) bytes")
+        }
+        restartCount = n
+        restartsOffset = bytes.count - 4 - n * 4
+    }
+
+    deinit { bytes.deallocate() }
+
+    var raw: UnsafeRawBufferPointer { UnsafeRawBufferPointer(bytes) }
+
+    @inline(__always)
+    func restart(_ i: Int) -> Int { Int(raw.loadLE(UInt32.self, at: restartsOffset + i * 4)) }
+
+    var memoryBytes: Int { bytes.count + 64 }
+}
+
+/// A growable byte buffer owned by a cursor: the current full key, reused from entry to entry.
+final class KeyBuffer {
+    private(set) var base: UnsafeMutableRawPointer
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int = 128) {
+        self.capacity = capacity
+        base = .allocate(byteCount: capacity, alignment: 8)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always) var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    @inline(__always) func truncate(_ n: Int) { count = n }
+
+    @inline(__always)
+    func append(_ src: UnsafeRawBufferPointer) {
+        if count + src.count > capacity {
+            var c = capacity * 2
+            while c < count + src.count { c *= 2 }
+            let nb = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 8)
+            nb.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+            base = nb
+            capacity = c
+        }
+        if src.count > 0 { (base + count).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+        count += src.count
+    }
+
+    func set(_ src: UnsafeRawBufferPointer) {
+        count = 0
+        append(src)
+    }
+}
+
+@inline(__always)
+func readBlockVarint(_ raw: UnsafeRawBufferPointer, _ i: inout Int, _ limit: Int) -> Int? {
+    var result: UInt64 = 0
+    var shift: UInt64 = 0
+    while i < limit && shift < 64 {
+        let b = raw[i]
+        i += 1
+        result |= UInt64(b & 0x7F) << shift
+        if b < 0x80 { return result <= UInt64(Int32.max) ? Int(result) : nil }
+        shift += 7
+    }
+    return nil
+}
+
+extension Block {
+    /// Point lookup without a cursor: finds the first entry whose internal key is >= `target`
+    /// and, when its user key equals `user`, calls `body` with its trailer and value. Returns
+    /// nil when no version of the key is in this block, or throws on a malformed entry.
+    @inline(__always)
+    func find<R>(target: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer, file: String,
+                 _ body: (UInt64, UnsafeRawBufferPointer) -> R) throws(LSMError) -> R? {
+        let raw = self.raw
+        let limit = restartsOffset
+        // Binary search restarts: keys there are whole (shared = 0).
+        var lo = 0
+        var hi = restartCount - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            var i = restart(mid)
+            guard let shared = readBlockVarint(raw, &i, limit), shared == 0,
+                  let unshared = readBlockVarint(raw, &i, limit), readBlockVarint(raw, &i, limit) != nil,
+                  unshared >= 8, i + unshared <= limit
+            else { throw .corrupt(file: file, detail: "malformed restart entry") }
+            let k = UnsafeRawBufferPointer(rebasing: raw[i..<(i + unshared)])
+            if InternalKey.compare(k, target) < 0 { lo = mid } else { hi = mid - 1 }
+        }
+        if limit == 0 { return nil }
+        return try withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { (scratch) throws(LSMError) -> R? in
+            var keyLength = 0
+            var i = restart(lo)
+            while i < limit {
+                guard let shared = readBlockVarint(raw, &i, limit),
+                      let unshared = readBlockVarint(raw, &i, limit),
+                      let valueLength = readBlockVarint(raw, &i, limit),
+                      shared <= keyLength, shared + unshared <= scratch.count, i + unshared + valueLength <= limit
+                else { throw .corrupt(file: file, detail: "malformed block entry") }
+                if unshared > 0 {
+                    (scratch.baseAddress! + shared).copyMemory(from: raw.baseAddress! + i, byteCount: unshared)
+                }
+                keyLength = shared + unshared
+                guard keyLength >= 8 else { throw .corrupt(file: file, detail: "block key shorter than its trailer") }
+                let key = UnsafeRawBufferPointer(start: scratch.baseAddress!, count: keyLength)
+                let valueStart = i + unshared
+                if InternalKey.compare(key, target) >= 0 {
+                    let u = UnsafeRawBufferPointer(rebasing: key[..<(keyLength - 8)])
+                    guard InternalKey.compareUser(u, user) == 0 else { return nil }
+                    return body(key.loadLE(UInt64.self, at: keyLength - 8),
+                                UnsafeRawBufferPointer(rebasing: raw[valueStart..<(valueStart + valueLength)]))
+                }
+                i = valueStart + valueLength
+            }
+            return nil
+        }
+    }
+}
+
+/// A cursor over one block. Keeps the current full key in a reusable buffer.
+struct BlockCursor {
+    let block: Block
+    /// Offset of the current entry; `block.restartsOffset` when past the end, -1 before start.
+    private(set) var offset: Int = -1
+    private var nextOffset = 0
+    let keyBuffer: KeyBuffer
+    private(set) var valueStart = 0
+    private(set) var valueCount = 0
+    private(set) var corrupt = false
+
+    init(_ block: Block, keyBuffer: KeyBuffer = KeyBuffer()) {
+        self.block = block
+        self.keyBuffer = keyBuffer
+    }
+
+    var isValid: Bool { offset >= 0 && offset < block.restartsOffset && !corrupt }
+
+    /// The current internal key.
+    @inline(__always) var key: UnsafeRawBufferPointer { keyBuffer.bytes }
+
+    @inline(__always) var value: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: block.raw[valueStart..<(valueStart + valueCount)])
+    }
+
+    /// Decodes the entry at `at` (whose predecessor's key is in the key buffer) and makes it current.
+    @inline(__always)
+    private mutating func decode(at: Int) -> Bool {
+        let raw = block.raw
+        let limit = block.restartsOffset
+        var i = at
+        guard let shared = readBlockVarint(raw, &i, limit),
+              let unshared = readBlockVarint(raw, &i, limit),
+              let valueLength = readBlockVarint(raw, &i, limit),
+              shared <= keyBuffer.count, i + unshared + valueLength <= limit, shared + unshared >= 8
+        else {
+            corrupt = true
+            offset = limit
+            return false
+        }
+        keyBuffer.truncate(shared)
+        keyBuffer.append(UnsafeRawBufferPointer(rebasing: raw[i..<(i + unshared)]))
+        offset = at
+        valueStart = i + unshared
+        valueCount = valueLength
+        nextOffset = valueStart + valueLength
+        return true
+    }
+
+    mutating func seekToFirst() {
+        keyBuffer.truncate(0)
+        if block.restartsOffset == 0 { offset = 0; return }
+        _ = decode(at: 0)
+    }
+
+    mutating func next() {
+        if nextOffset >= block.restartsOffset { offset = block.restartsOffset; return }
+        _ = decode(at: nextOffset)
+    }
+
+    /// Positions at the first entry whose internal key is >= `target`.
+    mutating func seek(_ target: UnsafeRawBufferPointer) {
+        var lo = 0
+        var hi = block.restartCount - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            keyBuffer.truncate(0)
+            guard decode(at: block.restart(mid)) else { return }
+            if InternalKey.compare(key, target) < 0 { lo = mid } else { hi = mid - 1 }
+        }
+        keyBuffer.truncate(0)
+        if block.restartsOffset == 0 { offset = 0; return }
+        guard decode(at: block.restart(lo)) else { return }
+        while isValid {
+            if InternalKey.compare(key, target) >= 0 { return }
+            next()
+        }
+    }
+
+    mutating func seekToLast() {
+        keyBuffer.truncate(0)
+        if block.restartsOffset == 0 { offset = -1; return }
+        guard decode(at: block.restart(block.restartCount - 1)) else { return }
+        while nextOffset < block.restartsOffset {
+            guard decode(at: nextOffset) else { return }
+        }
+    }
+
+    /// Moves to the entry before the current one (or before-the-start).
+    mutating func previous() {
+        let current = offset
+        guard current > 0 else { offset = -1; return }
+        var lo = 0
+        var hi = block.restartCount - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if block.restart(mid) < current { lo = mid } else { hi = mid - 1 }
+        }
+        keyBuffer.truncate(0)
+        guard decode(at: block.restart(lo)) else { return }
+        while nextOffset < current {
+            guard decode(at: nextOffset) else { return }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+/// Cursors over the tree's sources, all speaking internal keys, merged for scans and compactions.
+/// Sources are an enum, not protocol existentials, so a merge step is a switch, not a dynamic call.
+
+/// A cursor over one table: the current block's cursor, loaded through the block cache.
+struct TableCursor {
+    let table: Table
+    private(set) var blockIndex = 0
+    private var cursor: BlockCursor?
+    let keyBuffer = KeyBuffer()
+    private(set) var error: LSMError?
+
+    init(_ table: Table) { self.table = table }
+
+    var isValid: Bool { error == nil && (cursor?.isValid ?? false) }
+    @inline(__always) var key: UnsafeRawBufferPointer { cursor!.key }
+    @inline(__always) var value: UnsafeRawBufferPointer { cursor!.value }
+
+    private mutating func load(_ i: Int) -> Bool {
+        blockIndex = i
+        guard i >= 0 && i < table.blockCount else { cursor = nil; return false }
+        do {
+            let b = try table.block(i)
+            cursor = BlockCursor(b, keyBuffer: keyBuffer)
+            return true
+        } catch {
+            self.error = error
+            cursor = nil
+            return false
+        }
+    }
+
+    private mutating func checkCorrupt() {
+        if let c = cursor, c.corrupt {
+            error = .corrupt(file: table.path, detail: "malformed entry in block \(blockIndex)")
+        }
+    }
+
+    mutating func seekToFirst() {
+        guard load(0) else { return }
+        cursor!.seekToFirst()
+        skipEmptyForward()
+    }
+
+    mutating func seek(_ target: UnsafeRawBufferPointer) {
+        let i = table.blockIndex(for: target)
+        guard load(i) else { return }
+        cursor!.seek(target)
+        skipEmptyForward()
+    }
+
+    mutating func next() {
+        cursor!.next()
+        skipEmptyForward()
+    }
+
+    private mutating func skipEmptyForward() {
+        checkCorrupt()
+        while error == nil, let c = cursor, !c.isValid {
+            guard load(blockIndex + 1) else { return }
+            cursor!.seekToFirst()
+            checkCorrupt()
+        }
+    }
+
+    mutating func seekToLast() {
+        guard load(table.blockCount - 1) else { return }
+        cursor!.seekToLast()
+        skipEmptyBackward()
+    }
+
+    /// The last entry whose internal key is < `target`.
+    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+        let i = table.blockIndex(for: target)
+        if i >= table.blockCount { seekToLast(); return }
+        guard load(i) else { return }
+        cursor!.seek(target)
+        checkCorrupt()
+        if error != nil { return }
+        if cursor!.isValid { cursor!.previous() } else { cursor!.seekToLast() }
+        skipEmptyBackward()
+    }
+
+    mutating func previous() {
+        cursor!.previous()
+        skipEmptyBackward()
+    }
+
+    private mutating func skipEmptyBackward() {
+        checkCorrupt()
+        while error == nil, let c = cursor, !c.isValid {
+            guard blockIndex > 0, load(blockIndex - 1) else { cursor = nil; return }
+            cursor!.seekToLast()
+            checkCorrupt()
+        }
+    }
+}
+
+/// A cursor over a sorted run of non-overlapping tables (a level below 0).
+struct LevelCursor {
+    let tables: [Table]
+    private(set) var index = 0
+    private var cursor: TableCursor?
+    private(set) var error: LSMError?
+
+    init(_ tables: [Table]) { self.tables = tables }
+
+    var isValid: Bool { error == nil && (cursor?.isValid ?? false) }
+    @inline(__always) var key: UnsafeRawBufferPointer { cursor!.key }
+    @inline(__always) var value: UnsafeRawBufferPointer { cursor!.value }
+
+    /// The first table whose largest key is >= target.
+    private func tableIndex(_ target: UnsafeRawBufferPointer) -> Int {
+        var lo = 0
+        var hi = tables.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            let c = tables[mid].meta.largest.withUnsafeBytes { InternalKey.compare($0, target) }
+            if c < 0 { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    private mutating func open(_ i: Int) -> Bool {
+        index = i
+        guard i >= 0 && i < tables.count else { cursor = nil; return false }
+        cursor = TableCursor(tables[i])
+        return true
+    }
+
+    private mutating func settleForward() {
+        while true {
+            if let e = cursor?.error { error = e; return }
+            if cursor?.isValid ?? true { return }
+            guard open(index + 1) else { return }
+            cursor!.seekToFirst()
+        }
+    }
+
+    private mutating func settleBackward() {
+        while true {
+            if let e = cursor?.error { error = e; return }
+            if cursor?.isValid ?? true { return }
+            guard index > 0, open(index - 1) else { cursor = nil; return }
+            cursor!.seekToLast()
+        }
+    }
+
+    mutating func seekToFirst() {
+        guard open(0) else { return }
+        cursor!.seekToFirst()
+        settleForward()
+    }
+
+    mutating func seek(_ target: UnsafeRawBufferPointer) {
+        guard open(tableIndex(target)) else { return }
+        cursor!.seek(target)
+        settleForward()
+    }
+
+    mutating func next() {
+        cursor!.next()
+        settleForward()
+    }
+
+    mutating func seekToLast() {
+        guard open(tables.count - 1) else { return }
+        cursor!.seekToLast()
+        settleBackward()
+    }
+
+    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+        let i = tableIndex(target)
+        if i >= tables.count { seekToLast(); return }
+        guard open(i) else { return }
+        cursor!.seekBefore(target)
+        settleBackward()
+    }
+
+    mutating func previous() {
+        cursor!.previous()
+        settleBackward()
+    }
+}
+
+/// A cursor over a memtable (its nodes are stable, so the cursor is a node pointer).
+struct MemtableCursor {
+    let memtable: Memtable
+    private(set) var node: Memtable.Node?
+    let keyBuffer = KeyBuffer()
+
+    init(_ memtable: Memtable) { self.memtable = memtable }
+
+    var isValid: Bool { node != nil }
+
+    /// Internal key (user key + trailer), assembled in the cursor's buffer.
+    var key: UnsafeRawBufferPointer { keyBuffer.bytes }
+    var value: UnsafeRawBufferPointer { Memtable.value(node!) }
+
+    private mutating func set(_ n: Memtable.Node?) {
+        node = n
+        guard let n else { return }
+        keyBuffer.set(Memtable.userKey(n))
+        var t = Memtable.trailer(n).littleEndian
+        withUnsafeBytes(of: &t) { keyBuffer.append($0) }
+    }
+
+    mutating func seekToFirst() { set(memtable.first()) }
+    mutating func seek(_ target: UnsafeRawBufferPointer) {
+        let user = UnsafeRawBufferPointer(rebasing: target[..<(target.count - 8)])
+        var n = memtable.seek(user)
+        // Skip versions of the target's user key newer than the target trailer.
+        let t = target.loadLE(UInt64.self, at: target.count - 8)
+        while let x = n, InternalKey.compareUser(Memtable.userKey(x), user) == 0, Memtable.trailer(x) > t {
+            n = memtable.successor(x)
+        }
+        set(n)
+    }
+    mutating func next() { set(memtable.successor(node!)) }
+    mutating func seekToLast() { set(memtable.last()) }
+    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+        let user = UnsafeRawBufferPointer(rebasing: target[..<(target.count - 8)])
+        // Last node < target: the last node with user key < user, unless versions of `user`
+        // older... (targets used for reverse scans carry the largest trailer, so every version of
+        // `user` is >= target and the answer is the last node before `user`).
+        let t = target.loadLE(UInt64.self, at: target.count - 8)
+        if t == UInt64.max {
+            set(memtable.seekBefore(user))
+        } else {
+            // General case: walk back from the first node >= target.
+            var probe = MemtableCursor(memtable)
+            probe.seek(target)
+            if let n = probe.node { set(memtable.previous(n)) } else { set(memtable.last()) }
+        }
+    }
+    mutating func previous() { set(memtable.previous(node!)) }
+}
+
+/// One source of a merge.
+enum SourceCursor {
+    case memtable(MemtableCursor)
+    case table(TableCursor)
+    case level(LevelCursor)
+
+    var isValid: Bool {
+        switch self {
+        case .memtable(let c): c.isValid
+        case .table(let c): c.isValid
+        case .level(let c): c.isValid
+        }
+    }
+
+    var error: LSMError? {
+        switch self {
+        case .memtable: nil
+        case .table(let c): c.error
+        case .level(let c): c.error
+        }
+    }
+
+    var key: UnsafeRawBufferPointer {
+        switch self {
+        case .memtable(let c): c.key
+        case .table(let c): c.key
+        case .level(let c): c.key
+        }
+    }
+
+    var value: UnsafeRawBufferPointer {
+        switch self {
+        case .memtable(let c): c.value
+        case .table(let c): c.value
+        case .level(let c): c.value
+        }
+    }
+
+    mutating func seekToFirst() {
+        switch self {
+        case .memtable(var c): c.seekToFirst(); self = .memtable(c)
+        case .table(var c): c.seekToFirst(); self = .table(c)
+        case .level(var c): c.seekToFirst(); self = .level(c)
+        }
+    }
+
+    mutating func seek(_ target: UnsafeRawBufferPointer) {
+        switch self {
+        case .memtable(var c): c.seek(target); self = .memtable(c)
+        case .table(var c): c.seek(target); self = .table(c)
+        case .level(var c): c.seek(target); self = .level(c)
+        }
+    }
+
+    mutating func next() {
+        switch self {
+        case .memtable(var c): c.next(); self = .memtable(c)
+        case .table(var c): c.next(); self = .table(c)
+        case .level(var c): c.next(); self = .level(c)
+        }
+    }
+
+    mutating func seekToLast() {
+        switch self {
+        case .memtable(var c): c.seekToLast(); self = .memtable(c)
+        case .table(var c): c.seekToLast(); self = .table(c)
+        case .level(var c): c.seekToLast(); self = .level(c)
+        }
+    }
+
+    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+        switch self {
+        case .memtable(var c): c.seekBefore(target); self = .memtable(c)
+        case .table(var c): c.seekBefore(target); self = .table(c)
+        case .level(var c): c.seekBefore(target); self = .level(c)
+        }
+    }
+
+    mutating func previous() {
+        switch self {
+        case .memtable(var c): c.previous(); self = .memtable(c)
+        case .table(var c): c.previous(); self = .table(c)
+        case .level(var c): c.previous(); self = .level(c)
+        }
+    }
+}

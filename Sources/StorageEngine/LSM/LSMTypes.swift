@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Errors of the LSM tree. Every corruption names the file and what failed to verify, so an
+/// operator can tell a torn write from a flipped bit; corrupt data is never returned as a value.
+public enum LSMError: Error, Equatable, CustomStringConvertible {
+    case io(IOError)
+    case log(LogError)
+    /// A checksum, magic number or structural check failed in `file`.
+    case corrupt(file: String, detail: String)
+    case invalidArgument(String)
+    /// A background flush or compaction failed; the tree accepts no more writes until reopened.
+    case failed(String)
+    case closed
+
+    public var description: String {
+        switch self {
+        case .io(let e): "LSM I/O error: \(e)"
+        case .log(let e): "LSM write-ahead log: \(e)"
+        case .corrupt(let file, let detail): "LSM corrupt: \(file): \(detail)"
+        case .invalidArgument(let m): "invalid LSM argument: \(m)"
+        case .failed(let m): "LSM failed: \(m)"
+        case .closed: "LSM tree is closed"
+        }
+    }
+}
+
+/// Tuning of the tree. The defaults suit tweets (about 200-byte values) on one node.
+public struct LSMOptions: Sendable {
+    /// Bytes of keys and values a memtable takes before it is frozen and flushed.
+    public var memtableBytes: Int = 32 << 20
+    /// Target uncompressed size of a data block.
+    public var blockBytes: Int = 4096
+    /// Keys between restart points inside a block.
+    public var restartInterval: Int = 16
+    /// Bloom filter bits per key (10 gives about 1% false positives).
+    public var bloomBitsPerKey: Int = 10
+    /// Table files are cut at about this size by compaction.
+    public var tableBytes: Int = 64 << 20
+    /// Compaction of level 0 starts when it holds this many tables.
+    public var level0CompactionTrigger: Int = 4
+    /// Level 0 writes wait (back-pressure) when it holds this many tables.
+    public var level0StopWrites: Int = 12
+    /// Level 1's byte budget; each deeper level gets `levelSizeMultiplier` times more.
+    public var level1Bytes: Int = 256 << 20
+    public var levelSizeMultiplier: Int = 10
+    public var levels: Int = 7
+    /// The block cache's byte budget (shared by all tables).
+    public var blockCacheBytes: Int = 64 << 20
+    /// Run flushes and compactions on a background thread. Off, they run inline in `write`.
+    public var backgroundWork: Bool = true
+    /// Log record type the tree uses for its write batches.
+    public var logRecordType: UInt16 = 0x0020
+
+    public init() {}
+}
+
+/// What a table entry is: a value, or a tombstone that hides older values of the key.
+public enum ValueKind: UInt8, Sendable {
+    case deletion = 0
+    case value = 1
+}
+
+/// Internal keys: the user key followed by an 8-byte trailer `(sequence << 8) | kind`, stored
+/// little-endian. Ordered by user key ascending, then by sequence descending, so the newest
+/// version of a key comes first.
+@usableFromInline
+enum InternalKey {
+    @usableFromInline static let trailerBytes = 8
+    @usableFromInline static let maxSequence: UInt64 = (1 << 56) - 1
+
+    @inlinable @inline(__always)
+    static func trailer(sequence: UInt64, kind: ValueKind) -> UInt64 { (sequence << 8) | UInt64(kind.rawValue) }
+
+    /// Compares two user keys bytewise (memcmp order, shorter prefix first).
+    @inlinable @inline(__always)
+    static func compareUser(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        if n > 0 {
+            let c = memcmp(a.baseAddress!, b.baseAddress!, n)
+            if c != 0 { return Int(c) }
+        }
+        return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
+    }
+
+    /// Compares two internal keys (each user key + trailer).
+    @inlinable @inline(__always)
+    static func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let ua = UnsafeRawBufferPointer(rebasing: a[..<(a.count - 8)])
+        let ub = UnsafeRawBufferPointer(rebasing: b[..<(b.count - 8)])
+        let c = compareUser(ua, ub)
+        if c != 0 { return c }
+        let ta = a.loadLE(UInt64.self, at: a.count - 8)
+        let tb = b.loadLE(UInt64.self, at: b.count - 8)
+        return ta == tb ? 0 : (ta > tb ? -1 : 1)
+    }
+}
+
+/// Copies raw bytes into a fresh array (for the convenience APIs that return values).
+@inlinable
+func makeArray(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+        if bytes.count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes) }
+        count = bytes.count
+    }
+}

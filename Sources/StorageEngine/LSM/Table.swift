@@ -1,0 +1,358 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Table file (SSTable) layout, all integers little-endian:
+///
+///     data block 0 | u64 xxh3 | data block 1 | u64 xxh3 | ...
+///     filter block | u64 xxh3          (bloom filter over user keys)
+///     index block  | u64 xxh3          (block format; key = last internal key of a data block,
+///                                       value = varint offset, varint size of that block)
+///     footer (56 bytes): magic u64 "SDBTABL1", version u32, flags u32, index offset u64,
+///         filter offset u64, index size u32, filter size u32, entry count u64, xxh3 u64 of the
+///         preceding 48 footer bytes (seed `tableFooter`)
+///
+/// Block checksums use seed `tableBlock`. Sizes exclude the 8-byte checksum.
+enum TableFormat {
+    static let magic: UInt64 = 0x3143_4241_5442_4453 // "SDBTABL1" little-endian
+    static let version: UInt32 = 1
+    static let footerBytes = 56
+    static let checksumBytes = 8
+
+    static func fileName(_ number: UInt64) -> String {
+        var digits = String(number)
+        while digits.count < 12 { digits = "0" + digits }
+        return digits + ".sst"
+    }
+
+    static func parseFileName(_ name: String) -> UInt64? {
+        guard name.hasSuffix(".sst"), name.count == 16 else { return nil }
+        return UInt64(name.dropLast(4))
+    }
+}
+
+/// What the manifest records about a table.
+struct TableMeta: Sendable, Equatable {
+    var number: UInt64
+    var fileBytes: UInt64
+    var entries: UInt64
+    /// Smallest and largest internal keys.
+    var smallest: [UInt8]
+    var largest: [UInt8]
+
+    var smallestUser: ArraySlice<UInt8> { smallest[..<(smallest.count - 8)] }
+    var largestUser: ArraySlice<UInt8> { largest[..<(largest.count - 8)] }
+}
+
+/// Writes one table file from entries given in internal-key order.
+struct TableBuilder {
+    let file: File
+    let path: String
+    let number: UInt64
+    let options: LSMOptions
+    private var data = BlockBuilder(restartInterval: 16)
+    private var index = BlockBuilder(restartInterval: 1, reserve: 4096)
+    private var hashes: [UInt64] = []
+    private var lastUserHash: (key: [UInt8], set: Bool) = ([], false)
+    private var pending: [UInt8] = []
+    private var offset: UInt64 = 0
+    private var smallest: [UInt8] = []
+    private var largest: [UInt8] = []
+    private(set) var entries: UInt64 = 0
+    private var handleScratch: [UInt8] = []
+
+    init(fileSystem: FileSystem, directory: String, number: UInt64, options: LSMOptions) throws(LSMError) {
+        path = directory + "/" + TableFormat.fileName(number)
+        do { file = try fileSystem.open(path, .init(create: true, truncate: true)) } catch { throw .io(error) }
+        self.number = number
+        self.options = options
+        data = BlockBuilder(restartInterval: options.restartInterval, reserve: options.blockBytes + 512)
+        pending.reserveCapacity(1 << 20)
+    }
+
+    /// Bytes written or buffered so far (the cut point for compaction outputs).
+    var estimatedFileBytes: UInt64 { offset + UInt64(pending.count + data.estimatedBytes) }
+
+    mutating func add(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(LSMError) {
+        if entries == 0 { smallest = makeArray(key) }
+        let user = UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)])
+        // One hash per distinct user key (versions of a key are adjacent).
+        let same = lastUserHash.set && lastUserHash.key.withUnsafeBytes { InternalKey.compareUser($0, user) == 0 }
+        if !same {
+            hashes.append(BloomFilter.hash(user))
+            lastUserHash.key.removeAll(keepingCapacity: true)
+            lastUserHash.key.append(contentsOf: user)
+            lastUserHash.set = true
+        }
+        data.add(key: key, value: value)
+        entries += 1
+        if data.estimatedBytes >= options.blockBytes { try flushDataBlock() }
+        if pending.count >= 1 << 20 { try writePending() }
+        lastKeyStorage.removeAll(keepingCapacity: true)
+        lastKeyStorage.append(contentsOf: key)
+    }
+
+    private var lastKeyStorage: [UInt8] = []
+
+    private mutating func flushDataBlock() throws(LSMError) {
+        guard !data.isEmpty else { return }
+        let lastKey = data.lastKeyBytes
+        let block = data.finish()
+        let blockOffset = offset + UInt64(pending.count)
+        appendBlock(block)
+        handleScratch.removeAll(keepingCapacity: true)
+        Varint.append(blockOffset, to: &handleScratch)
+        Varint.append(UInt64(block.count), to: &handleScratch)
+        lastKey.withUnsafeBytes { k in handleScratch.withUnsafeBytes { v in index.add(key: k, value: v) } }
+    }
+
+    private mutating func appendBlock(_ block: [UInt8]) {
+        pending.append(contentsOf: block)
+        let sum = block.withUnsafeBytes { Checksum.xxh3($0, seed: .tableBlock) }
+        pending.appendLE(sum)
+    }
+
+    private mutating func writePending() throws(LSMError) {
+        guard !pending.isEmpty else { return }
+        do {
+            try file.write(pending, at: offset)
+        } catch { throw .io(error) }
+        offset += UInt64(pending.count)
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the filter, index and footer, fdatasyncs and closes the file.
+    mutating func finish() throws(LSMError) -> TableMeta {
+        try flushDataBlock()
+        largest = lastKeyStorage
+        let filter = BloomFilter.build(hashes: hashes, bitsPerKey: options.bloomBitsPerKey)
+        let filterOffset = offset + UInt64(pending.count)
+        appendBlock(filter)
+        let indexBlock = index.finish()
+        let indexOffset = offset + UInt64(pending.count)
+        appendBlock(indexBlock)
+        var footer: [UInt8] = []
+        footer.reserveCapacity(TableFormat.footerBytes)
+        footer.appendLE(TableFormat.magic)
+        footer.appendLE(TableFormat.version)
+        footer.appendLE(UInt32(0))
+        footer.appendLE(indexOffset)
+        footer.appendLE(filterOffset)
+        footer.appendLE(UInt32(indexBlock.count))
+        footer.appendLE(UInt32(filter.count))
+        footer.appendLE(entries)
+        footer.appendLE(footer.withUnsafeBytes { Checksum.xxh3($0, seed: .tableFooter) })
+        pending.append(contentsOf: footer)
+        try writePending()
+        do {
+            try file.dataSync()
+        } catch { throw .io(error) }
+        file.close()
+        return TableMeta(number: number, fileBytes: offset, entries: entries, smallest: smallest, largest: largest)
+    }
+
+    /// Closes and deletes a table that will not be finished.
+    func abandon(fileSystem: FileSystem) {
+        file.close()
+        try? fileSystem.remove(path)
+    }
+}
+
+/// An open table: its file, its index and filter in memory, and reads of its blocks through the
+/// shared block cache. Immutable after open; safe to use from any thread.
+final class Table: @unchecked Sendable {
+    // @unchecked: immutable after init; File and BlockCache are thread-safe.
+    let meta: TableMeta
+    let path: String
+    let file: File
+    let cache: BlockCache
+    /// Index: last internal key of each block (concatenated) and the block handles.
+    private let indexKeys: [UInt8]
+    private let indexKeyEnds: [Int]
+    let blockOffsets: [UInt64]
+    let blockSizes: [UInt32]
+    private let filter: [UInt8]
+
+    var blockCount: Int { blockOffsets.count }
+
+    private struct Loaded {
+        var indexKeys: [UInt8]
+        var indexKeyEnds: [Int]
+        var blockOffsets: [UInt64]
+        var blockSizes: [UInt32]
+        var filter: [UInt8]
+    }
+
+    init(meta: TableMeta, directory: String, fileSystem: FileSystem, cache: BlockCache) throws(LSMError) {
+        let path = directory + "/" + TableFormat.fileName(meta.number)
+        let f: File
+        do { f = try fileSystem.open(path, .readOnlyAccess) } catch { throw .io(error) }
+        let loaded: Loaded
+        do throws(LSMError) { loaded = try Table.load(file: f, path: path, meta: meta) } catch {
+            f.close()
+            throw error
+        }
+        self.meta = meta
+        self.cache = cache
+        self.path = path
+        self.file = f
+        indexKeys = loaded.indexKeys
+        indexKeyEnds = loaded.indexKeyEnds
+        blockOffsets = loaded.blockOffsets
+        blockSizes = loaded.blockSizes
+        filter = loaded.filter
+    }
+
+    private static func load(file: File, path: String, meta: TableMeta) throws(LSMError) -> Loaded {
+        let size: UInt64
+        do { size = try file.size() } catch { throw .io(error) }
+        guard size == meta.fileBytes, size >= UInt64(TableFormat.footerBytes) else {
+            throw .corrupt(file: path, detail: "size \(size) bytes, the manifest says \(meta.fileBytes)")
+        }
+        var footer = [UInt8](repeating: 0, count: TableFormat.footerBytes)
+        let f = file
+        let readResult: Result<Void, IOError> = footer.withUnsafeMutableBytes { buf in
+            do throws(IOError) {
+                try f.readExactly(into: buf, at: size - UInt64(TableFormat.footerBytes))
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        if case .failure(let e) = readResult { throw .io(e) }
+        let parsed: Result<(UInt64, UInt64, UInt32, UInt32, UInt64), LSMError> = footer.withUnsafeBytes { raw in
+            guard raw.loadLE(UInt64.self, at: 0) == TableFormat.magic else { return .failure(.corrupt(file: path, detail: "bad footer magic")) }
+            let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<48]), seed: .tableFooter)
+            guard sum == raw.loadLE(UInt64.self, at: 48) else { return .failure(.corrupt(file: path, detail: "footer checksum mismatch")) }
+            let version = raw.loadLE(UInt32.self, at: 8)
+            guard version == TableFormat.version else { return .failure(.corrupt(file: path, detail: "unknown table format version \(version)")) }
+            return .success((raw.loadLE(UInt64.self, at: 16), raw.loadLE(UInt64.self, at: 24), raw.loadLE(UInt32.self, at: 32), raw.loadLE(UInt32.self, at: 36), raw.loadLE(UInt64.self, at: 40)))
+        }
+        let (indexOffset, filterOffset, indexSize, filterSize, entries) = try parsed.get()
+        guard entries == meta.entries,
+              filterOffset + UInt64(filterSize) + 8 <= indexOffset,
+              indexOffset + UInt64(indexSize) + 8 + UInt64(TableFormat.footerBytes) == size
+        else { throw .corrupt(file: path, detail: "footer handles do not fit the file") }
+        let filterBytes = try Table.readRaw(file: file, path: path, offset: filterOffset, size: Int(filterSize))
+        let filter = makeArray(UnsafeRawBufferPointer(filterBytes))
+        filterBytes.deallocate()
+        let indexBlock = try Block(taking: try Table.readRaw(file: file, path: path, offset: indexOffset, size: Int(indexSize)), file: path)
+        var keys: [UInt8] = []
+        var ends: [Int] = []
+        var offsets: [UInt64] = []
+        var sizes: [UInt32] = []
+        var cursor = BlockCursor(indexBlock)
+        cursor.seekToFirst()
+        while cursor.isValid {
+            keys.append(contentsOf: cursor.key)
+            ends.append(keys.count)
+            var i = 0
+            let v = cursor.value
+            var off: UInt64 = 0
+            var sz: UInt64 = 0
+            guard Table.varint(v, &i, &off), Table.varint(v, &i, &sz), off + sz + 8 <= filterOffset else {
+                throw .corrupt(file: path, detail: "bad block handle in the index")
+            }
+            offsets.append(off)
+            sizes.append(UInt32(sz))
+            cursor.next()
+        }
+        if cursor.corrupt { throw .corrupt(file: path, detail: "malformed index block") }
+        return Loaded(indexKeys: keys, indexKeyEnds: ends, blockOffsets: offsets, blockSizes: sizes, filter: filter)
+    }
+
+
+    deinit { file.close() }
+
+    private static func varint(_ v: UnsafeRawBufferPointer, _ i: inout Int, _ out: inout UInt64) -> Bool {
+        var shift: UInt64 = 0
+        out = 0
+        while i < v.count && shift < 64 {
+            let b = v[i]
+            i += 1
+            out |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return true }
+            shift += 7
+        }
+        return false
+    }
+
+    /// Reads `size` bytes plus the checksum at `offset` and verifies them.
+    static func readRaw(file: File, path: String, offset: UInt64, size: Int) throws(LSMError) -> UnsafeMutableRawBufferPointer {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size + 8, alignment: 8)
+        do {
+            try file.readExactly(into: buffer, at: offset)
+        } catch {
+            buffer.deallocate()
+            throw .io(error)
+        }
+        return try verify(buffer, size: size, path: path, offset: offset)
+    }
+
+    /// Verifies a block read with its checksum; returns the block bytes (without the checksum)
+    /// in a fresh buffer of exactly `size` bytes, freeing `buffer`.
+    static func verify(_ buffer: UnsafeMutableRawBufferPointer, size: Int, path: String, offset: UInt64) throws(LSMError) -> UnsafeMutableRawBufferPointer {
+        let raw = UnsafeRawBufferPointer(buffer)
+        let body = UnsafeRawBufferPointer(rebasing: raw[0..<size])
+        let expected = raw.loadLE(UInt64.self, at: size)
+        guard Checksum.xxh3(body, seed: .tableBlock) == expected else {
+            buffer.deallocate()
+            throw .corrupt(file: path, detail: "block at offset \(offset) fails its checksum")
+        }
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
+        out.copyMemory(from: body)
+        buffer.deallocate()
+        return out
+    }
+
+    private static func readVerified(file: File, path: String, offset: UInt64, size: Int) throws(LSMError) -> Block {
+        try Block(taking: try readRaw(file: file, path: path, offset: offset, size: size), file: path)
+    }
+
+    // MARK: lookups
+
+    @inline(__always)
+    func indexKey(_ i: Int) -> UnsafeRawBufferPointer {
+        let start = i == 0 ? 0 : indexKeyEnds[i - 1]
+        return indexKeys.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[start..<indexKeyEnds[i]]) }
+    }
+
+    /// The first block whose last key is >= `target`, or `blockCount` when none is.
+    func blockIndex(for target: UnsafeRawBufferPointer) -> Int {
+        var lo = 0
+        var hi = blockOffsets.count
+        indexKeys.withUnsafeBytes { keys in
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                let start = mid == 0 ? 0 : indexKeyEnds[mid - 1]
+                let k = UnsafeRawBufferPointer(rebasing: keys[start..<indexKeyEnds[mid]])
+                if InternalKey.compare(k, target) < 0 { lo = mid + 1 } else { hi = mid }
+            }
+        }
+        return lo
+    }
+
+    @inline(__always)
+    func mayContain(hash: UInt64) -> Bool {
+        filter.withUnsafeBytes { BloomFilter.mayContain($0, hash: hash) }
+    }
+
+    /// Block `i`, from the cache or read and verified from the file.
+    func block(_ i: Int) throws(LSMError) -> Block {
+        let key = BlockCache.Key(file: meta.number, offset: blockOffsets[i])
+        if let b = cache.lookup(key) { return b }
+        let b = try Table.readVerified(file: file, path: path, offset: blockOffsets[i], size: Int(blockSizes[i]))
+        cache.insert(key, b)
+        return b
+    }
+
+    func cachedBlock(_ i: Int) -> Block? {
+        cache.lookup(BlockCache.Key(file: meta.number, offset: blockOffsets[i]))
+    }
+
+    /// Verifies a block read by a batch and caches it.
+    func adopt(_ buffer: UnsafeMutableRawBufferPointer, block i: Int) throws(LSMError) -> Block {
+        let bytes = try Table.verify(buffer, size: Int(blockSizes[i]), path: path, offset: blockOffsets[i])
+        let b = try Block(taking: bytes, file: path)
+        cache.insert(BlockCache.Key(file: meta.number, offset: blockOffsets[i]), b)
+        return b
+    }
+}
