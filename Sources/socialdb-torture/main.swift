@@ -6,6 +6,11 @@
 //
 //   socialdb-torture log --dir DIR --acks FILE [--sync always|interval:MS|off]
 //                        [--threads N] [--count N] [--segment-bytes N]
+//   socialdb-torture lsm --dir DIR --acks FILE [--sync ...] [--threads N] [--count N] [--base N]
+//
+// `lsm` writes puts and deletes to an LSM tree with tiny memtables and tables, so that flushes,
+// compactions and manifest switches happen all the time; an ack line is `P tag` or `D tag`, and
+// `d tag` is written before a delete is issued (so an unacknowledged delete is known).
 //
 // Payloads are a pure function of a tag (thread << 32 | counter), so the parent can rebuild and
 // compare them (`torturePayload` in TortureSupport).
@@ -23,7 +28,9 @@ func fail(_ message: String) -> Never {
 }
 
 var arguments = Array(CommandLine.arguments.dropFirst())
-guard arguments.first == "log" else { fail("usage: socialdb-torture log --dir DIR --acks FILE [options]") }
+guard let mode = arguments.first, mode == "log" || mode == "lsm" else {
+    fail("usage: socialdb-torture log|lsm --dir DIR --acks FILE [options]")
+}
 arguments.removeFirst()
 var options: [String: String] = [:]
 while arguments.count >= 2 {
@@ -44,9 +51,55 @@ let fileSystem: FileSystem
 let log: Log
 do {
     fileSystem = try FileSystem()
-    (log, _) = try Log.open(directory: dir, fileSystem: fileSystem, options: logOptions)
+    (log, _) = try Log.open(directory: mode == "lsm" ? dir + "/log" : dir, fileSystem: fileSystem, options: logOptions)
 } catch {
     fail("open: \(error)")
+}
+
+@Sendable func ack(_ line: String) {
+    _ = line.withCString { write(acks, $0, strlen($0)) }
+}
+
+if mode == "lsm" {
+    var lsmOptions = LSMOptions()
+    lsmOptions.memtableBytes = 32 << 10
+    lsmOptions.blockBytes = 1024
+    lsmOptions.tableBytes = 64 << 10
+    lsmOptions.level0CompactionTrigger = 2
+    lsmOptions.level1Bytes = 256 << 10
+    lsmOptions.levelSizeMultiplier = 4
+    lsmOptions.levels = 4
+    let base = UInt64(options["--base"] ?? "0") ?? 0
+    let tree: LSMTree
+    do {
+        tree = try LSMTree.open(directory: dir + "/lsm", fileSystem: fileSystem, log: log, options: lsmOptions)
+    } catch {
+        fail("open tree: \(error)")
+    }
+    let workers = (0..<threads).map { thread in
+        BackgroundThread {
+            for counter in 0..<count {
+                let tag = base + (UInt64(thread) << 24 | UInt64(counter))
+                do {
+                    if counter % 5 == 4 {
+                        let victim = tag - 3
+                        // Intent first: a delete in flight when the kill comes may or may not apply.
+                        ack("d \(victim)\n")
+                        try tree.delete(Keys.one(.likes, victim))
+                        ack("D \(victim)\n")
+                    } else {
+                        try tree.put(Keys.one(.likes, tag), torturePayload(tag: tag))
+                        ack("P \(tag)\n")
+                    }
+                } catch {
+                    fail("write: \(error)")
+                }
+            }
+        }
+    }
+    for worker in workers { worker.join() }
+    do { try tree.close(); try log.close() } catch { fail("close: \(error)") }
+    exit(0)
 }
 
 let workers = (0..<threads).map { thread in
@@ -60,8 +113,7 @@ let workers = (0..<threads).map { thread in
                 fail("append: \(error)")
             }
             // Only now is the record acknowledged: say so.
-            let line = "\(lsn) \(tag)\n"
-            _ = line.withCString { write(acks, $0, strlen($0)) }
+            ack("\(lsn) \(tag)\n")
         }
     }
 }
