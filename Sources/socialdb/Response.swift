@@ -2,6 +2,8 @@
 enum JSONValue {
     case string(String)
     case int(Int)
+    /// A finite number, rendered with up to 4 decimals (non-finite values render as null).
+    case double(Double)
     case bool(Bool)
     case null
     case object([(String, JSONValue)])
@@ -11,6 +13,17 @@ enum JSONValue {
         switch self {
         case .string(let s): JSONValue.quote(s, into: &out)
         case .int(let i): out += String(i)
+        case .double(let d):
+            if d.isFinite {
+                let scaled = Int((d * 10_000).rounded())
+                let sign = scaled < 0 ? "-" : ""
+                let magnitude = scaled.magnitude
+                var fraction = String(magnitude % 10_000)
+                while fraction.count < 4 { fraction = "0" + fraction }
+                out += "\(sign)\(magnitude / 10_000).\(fraction)"
+            } else {
+                out += "null"
+            }
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"
         case .object(let fields):

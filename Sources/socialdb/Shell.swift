@@ -73,6 +73,7 @@ final class Shell {
     private func stats() -> Response {
         let engine = db.engine
         let log = engine.log.statistics
+        let tree = engine.tree.statistics
         let io = engine.fileSystem.backend.rawValue
         let fields: [(String, JSONValue)] = [
             ("data_directory", .string(engine.directory)),
@@ -86,6 +87,20 @@ final class Shell {
                 ("fdatasyncs", .int(Int(log.fdatasyncs))),
             ])),
             ("recovery", .string(engine.logRecovery.description)),
+            ("lsm", .object([
+                ("tables_per_level", .array(tree.tablesPerLevel.map { .int($0) })),
+                ("table_bytes", .int(Int(tree.tableBytes))),
+                ("memtable_bytes", .int(tree.memtableBytes)),
+                ("flushes", .int(tree.flushes)),
+                ("compactions", .int(tree.compactions)),
+                ("trivial_moves", .int(tree.trivialMoves)),
+                ("write_amplification", .double(tree.writeAmplification)),
+                ("space_amplification", .double(tree.spaceAmplification)),
+                ("cache_bytes", .int(tree.cacheBytes)),
+                ("cache_hits", .int(Int(tree.cacheHits))),
+                ("cache_misses", .int(Int(tree.cacheMisses))),
+                ("cache_hit_rate", .double(tree.cacheHitRate)),
+            ])),
         ]
         var human = """
         data directory  \(engine.directory)
@@ -95,6 +110,16 @@ final class Shell {
         log I/O         \(log.writes) writes, \(log.fdatasyncs) fdatasyncs
         """
         human += "\nrecovery        \(engine.logRecovery)"
+        human += "\nLSM tables      \(tree.tablesPerLevel) per level, \(tree.tableBytes) bytes; memtable \(tree.memtableBytes) bytes"
+        human += "\nLSM work        \(tree.flushes) flushes, \(tree.compactions) compactions, \(tree.trivialMoves) moves"
+        human += "\nLSM amplification  write \(formatRatio(tree.writeAmplification)), space \(formatRatio(tree.spaceAmplification))"
+        human += "\nblock cache     \(tree.cacheBytes) bytes, \(tree.cacheHits) hits, \(tree.cacheMisses) misses (\(formatRatio(tree.cacheHitRate * 100))%)"
         return .ok(fields: fields, human: human)
     }
+}
+
+private func formatRatio(_ x: Double) -> String {
+    let hundredths = Int((x * 100).rounded())
+    let fraction = hundredths % 100
+    return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
 }

@@ -20,12 +20,14 @@ public enum EngineError: Error, CustomStringConvertible {
     case locked(String)
     case log(LogError)
     case io(IOError)
+    case lsm(LSMError)
 
     public var description: String {
         switch self {
         case .locked(let path): "database \(path) is open in another process"
         case .log(let e): e.description
         case .io(let e): e.description
+        case .lsm(let e): e.description
         }
     }
 }
@@ -36,6 +38,7 @@ public enum EngineError: Error, CustomStringConvertible {
 ///
 ///     LOCK        held with flock while open, so two processes never share a directory
 ///     log/        the durable event log (segments and CHECKPOINTS)
+///     lsm/        the LSM tree: tweets, users and the other keyed records
 ///
 /// Thread safety: every member may be used from any thread.
 public final class Engine: Sendable {
@@ -44,6 +47,8 @@ public final class Engine: Sendable {
     public let fileSystem: FileSystem
     public let log: Log
     public let logRecovery: LogRecoveryReport
+    /// The tweet store (and the other keyed records).
+    public let tree: LSMTree
     private let lockFile: File
 
     public static func open(at directory: String, options: EngineOptions = EngineOptions()) throws(EngineError) -> Engine {
@@ -62,27 +67,44 @@ public final class Engine: Sendable {
         }
         var logOptions = LogOptions(sync: options.sync)
         logOptions.segmentSizeBytes = options.logSegmentSizeBytes
+        let log: Log
+        let report: LogRecoveryReport
         do {
-            let (log, report) = try Log.open(directory: directory + "/log", fileSystem: fileSystem, options: logOptions)
-            return Engine(directory: directory, options: options, fileSystem: fileSystem, log: log, logRecovery: report, lockFile: lockFile)
+            (log, report) = try Log.open(directory: directory + "/log", fileSystem: fileSystem, options: logOptions)
         } catch {
             lockFile.close()
             throw .log(error)
         }
+        var treeOptions = LSMOptions()
+        treeOptions.blockCacheBytes = options.cacheSizeBytes
+        let tree: LSMTree
+        do {
+            tree = try LSMTree.open(directory: directory + "/lsm", fileSystem: fileSystem, log: log, options: treeOptions)
+        } catch {
+            try? log.close()
+            lockFile.close()
+            throw .lsm(error)
+        }
+        return Engine(directory: directory, options: options, fileSystem: fileSystem, log: log, logRecovery: report, tree: tree, lockFile: lockFile)
     }
 
-    private init(directory: String, options: EngineOptions, fileSystem: FileSystem, log: Log, logRecovery: LogRecoveryReport, lockFile: File) {
+    private init(directory: String, options: EngineOptions, fileSystem: FileSystem, log: Log, logRecovery: LogRecoveryReport,
+                 tree: LSMTree, lockFile: File) {
         self.directory = directory
         self.options = options
         self.fileSystem = fileSystem
         self.log = log
         self.logRecovery = logRecovery
+        self.tree = tree
         self.lockFile = lockFile
     }
 
     /// Makes everything durable and releases the directory.
     public func close() throws(EngineError) {
         defer { lockFile.close() }
-        do { try log.close() } catch { throw .log(error) }
+        var first: EngineError?
+        do { try tree.close() } catch { first = .lsm(error) }
+        do { try log.close() } catch { if first == nil { first = .log(error) } }
+        if let first { throw first }
     }
 }
