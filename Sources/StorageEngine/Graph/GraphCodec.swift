@@ -249,14 +249,20 @@ public enum GraphCodec {
         let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value) : 0
         let (first, blockBody, size) = block(list, count: count, b)
         if value <= first { return value == first }
-        var found = false
-        _ = scanBlock(first: first, body: blockBody, size: size, from: 1) { v in
-            if v >= value {
-                found = v == value
-                return false
-            }
-            return true
+        // A plain loop rather than scanBlock: this is the hot path of every membership test.
+        let width = Int(blockBody.load(as: UInt8.self))
+        let packed = blockBody + 1
+        let mask: UInt64 = (1 << UInt64(width)) &- 1
+        var current = first
+        var bit = 0
+        var i = 1
+        while i < size {
+            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
+            current = current &+ UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask) &+ 1
+            if current >= value { return current == value }
+            bit &+= width
+            i &+= 1
         }
-        return found
+        return false
     }
 }

@@ -34,7 +34,13 @@ public final class GraphStore: @unchecked Sendable {
     public let openReport: GraphOpenReport
 
     @usableFromInline let lock = ConditionLock()
-    @usableFromInline var base: GraphBase
+    @usableFromInline var base: GraphBase {
+        didSet { following = base.following; followers = base.followers }
+    }
+    /// The current base's two directions, kept beside it so point queries under the lock do not
+    /// retain and release the base (it lives as long as `base` holds it).
+    @usableFromInline var following: Adjacency
+    @usableFromInline var followers: Adjacency
     @usableFromInline var followingDelta: [UInt32: DeltaList] = [:]
     @usableFromInline var followersDelta: [UInt32: DeltaList] = [:]
     /// The covered LSN of the older base kept on disk (the fallback), or of the current one.
@@ -53,6 +59,8 @@ public final class GraphStore: @unchecked Sendable {
         self.fileSystem = fileSystem
         self.log = log
         self.base = base
+        following = base.following
+        followers = base.followers
         self.fallbackCoveredLSN = fallbackCoveredLSN
         self.openReport = report
         localSequence = base.coveredLSN
@@ -320,9 +328,7 @@ public final class GraphStore: @unchecked Sendable {
     @usableFromInline
     func followsLocked(_ a: UInt32, _ b: UInt32) -> Bool {
         if !followingDelta.isEmpty, let list = followingDelta[a], let state = list.state(of: b) { return state }
-        let base = self.base
-        return base.following.degree(a) <= base.followers.degree(b)
-            ? base.following.contains(a, b) : base.followers.contains(b, a)
+        return following.degree(a) <= followers.degree(b) ? following.contains(a, b) : followers.contains(b, a)
     }
 
     /// Whether `a` follows `b`: decodes at most one block of the shorter of a's following list
@@ -337,14 +343,14 @@ public final class GraphStore: @unchecked Sendable {
     public func followingCount(_ user: UInt32) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        return base.following.degree(user) + (followingDelta.isEmpty ? 0 : followingDelta[user]?.degreeChange ?? 0)
+        return following.degree(user) + (followingDelta.isEmpty ? 0 : followingDelta[user]?.degreeChange ?? 0)
     }
 
     /// How many users follow `user`, in O(1).
     public func followerCount(_ user: UInt32) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        return base.followers.degree(user) + (followersDelta.isEmpty ? 0 : followersDelta[user]?.degreeChange ?? 0)
+        return followers.degree(user) + (followersDelta.isEmpty ? 0 : followersDelta[user]?.degreeChange ?? 0)
     }
 
     // MARK: Scans
@@ -477,16 +483,21 @@ public final class GraphStore: @unchecked Sendable {
     }
 
     private func copy(_ view: ListView, into buffer: inout ContiguousArray<UInt32>) {
-        buffer.removeAll(keepingCapacity: true)
         if view.delta == nil || view.delta!.entries.isEmpty {
             withExtendedLifetime(view.base) {
                 let (list, count) = view.adjacency.list(view.user)
+                // Size the buffer to `count` without zeroing what it holds (overwritten below):
+                // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
+                if buffer.count > count {
+                    buffer.removeLast(buffer.count - count)
+                } else if buffer.count < count {
+                    buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+                }
                 guard let list else { return }
-                buffer.reserveCapacity(count)
-                buffer.append(contentsOf: repeatElement(0, count: count))
                 buffer.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
             }
         } else {
+            buffer.removeAll(keepingCapacity: true)
             view.scan(after: nil) { buffer.append($0); return true }
         }
     }
