@@ -1,0 +1,532 @@
+// `socialdb-bench graph`: the follow graph store against SQLite (issue 5).
+//
+// Two graphs, each loaded into both systems in the same run:
+// - `reed98`: the real socfb-Reed98 graph (../shared/data), both directions of every friendship
+//   as DeathStarBench registers them (37,624 follows);
+// - `synthetic`: a seeded power-law follow graph shaped like twitter-2010 (mean 35 followees,
+//   log-normal out-degree, in-degree heavy-tailed up to about 2% of users), 100,000 users at
+//   `small`, 1,000,000 at `medium`, 10,000,000 at `large`. User numbers are in signup order and
+//   popularity falls with the number (early accounts are the popular ones); a row also reports
+//   bits per edge with the numbers shuffled, to show what that order is worth.
+//
+// SQLite: `follows(src, dst)` WITHOUT ROWID with primary key (src, dst) and an index (dst, src),
+// WAL, bulk load in one transaction, durable writes with synchronous=FULL, one connection.
+// Rows (socialdb and SQLite side by side, ratio = socialdb/SQLite): bulk load edges/s, durable
+// follow/unfollow ops/s, membership tests/s, follower-list decode edges/s, intersection and
+// two-hop queries/s with p50/p99 latency.
+import CSQLite
+import StorageEngine
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct GraphSuite {
+    static let name = "graph"
+    static let reedPath = "/work/shared/data/socfb-Reed98/socfb-Reed98.edges"
+
+    struct Sizes {
+        var syntheticUsers: Int
+        var membershipProbes: Int
+        var sqliteMembershipProbes: Int
+        var decodeUsers: Int
+        var setQueries: Int
+        var sqliteSetQueries: Int
+        var writeSeconds: Double
+        var writeThreads = 4
+
+        init(_ scale: Scale) {
+            switch scale {
+            case .small: syntheticUsers = 100_000
+            case .medium: syntheticUsers = 1_000_000
+            case .large: syntheticUsers = 10_000_000
+            }
+            membershipProbes = 2_000_000
+            sqliteMembershipProbes = 200_000
+            decodeUsers = 20_000
+            setQueries = 20_000
+            sqliteSetQueries = 1_000
+            writeSeconds = 3
+        }
+    }
+
+    let fileSystem: FileSystem
+    let scratch: ScratchSpace
+    let sizes: Sizes
+
+    func run() throws -> SuiteResult {
+        var result = SuiteResult()
+        if fileSystem.exists(Self.reedPath) {
+            let parsed = try EdgeListParser(symmetric: true).parse(path: Self.reedPath, fileSystem: fileSystem)
+            try measure(graph: "reed98", edges: parsed.edges, users: 962, into: &result, judged: false)
+        } else {
+            result.notes.append("reed98 skipped: \(Self.reedPath) is missing")
+        }
+        let edges = Self.synthetic(users: sizes.syntheticUsers, seed: 2010)
+        try measure(graph: "synthetic \(sizes.syntheticUsers / 1000)k", edges: edges, users: sizes.syntheticUsers, into: &result, judged: true)
+        result.notes += [
+            "ratio vs peer = socialdb / SQLite on the same row; bits/edge include the per-user index (lists alone in brackets).",
+            "membership: half existing edges, half random pairs; decode: whole follower lists of random and of the 100 most",
+            "  followed users; intersection: people u follows who follow a popular x; two-hop: top 10 suggestions, budget 100,000 edges.",
+            "durable writes: socialdb \(sizes.writeThreads) threads sharing group commit; SQLite one connection, a transaction per write.",
+        ]
+        return result
+    }
+
+    // MARK: The synthetic graph
+
+    /// A follow graph shaped like twitter-2010: out-degree log-normal with mean 35; followees drawn
+    /// from a power law over popularity rank (P(rank r) ~ 1/(r + r0), r0 = N/5000, which puts the top
+    /// account near 2% of users as followers), rank = user number. Seeded, so every run is the same.
+    static func synthetic(users: Int, seed: UInt64) -> ContiguousArray<UInt64> {
+        var random = seed | 1
+        func next() -> UInt64 {
+            random ^= random >> 12; random ^= random << 25; random ^= random >> 27
+            return random &* 0x2545_F491_4F6C_DD1D
+        }
+        func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+        let sigma = 1.0
+        let mu = log(35.0) - sigma * sigma / 2
+        let r0 = max(1.0, Double(users) / 5000)
+        let ratio = (Double(users) + r0) / r0
+        var edges = ContiguousArray<UInt64>()
+        edges.reserveCapacity(users * 36)
+        for u in 0..<users {
+            // Box-Muller for the log-normal degree.
+            let z = (-2 * log(max(uniform(), 1e-300))).squareRoot() * cos(2 * Double.pi * uniform())
+            let degree = min(users - 1, Int(exp(mu + sigma * z)))
+            for _ in 0..<degree {
+                let rank = Int(r0 * pow(ratio, uniform()) - r0)
+                let v = min(users - 1, rank)
+                if v != u { edges.append(UInt64(u) << 32 | UInt64(v)) }
+            }
+        }
+        return edges
+    }
+
+    // MARK: One graph, both systems
+
+    private func measure(graph: String, edges source: ContiguousArray<UInt64>, users: Int, into result: inout SuiteResult, judged: Bool) throws {
+        let directory = try scratch.freshDirectory("graph-\(graph.filter { $0.isLetter || $0.isNumber })")
+        // socialdb: bulk load (sort, build, write, fdatasync, rename) timed as a whole.
+        let (log, _) = try Log.open(directory: directory + "/log", fileSystem: fileSystem, options: LogOptions(sync: .always))
+        let store = try GraphStore.open(directory: directory + "/graph", fileSystem: fileSystem, log: log)
+        var edges = source
+        let progress = ProgressBar("\(graph): socialdb bulk load", total: 100)
+        let loadStart = monotonicNanoseconds()
+        try store.bulkLoad(&edges) { p in if p.total > 0 { progress.update(done: p.done * 100 / p.total) } }
+        let loadSeconds = seconds(from: loadStart, to: monotonicNanoseconds())
+        progress.finish()
+        edges = []
+        let stats = store.statistics()
+        let edgeCount = stats.edges
+
+        // SQLite: the same edges, one transaction.
+        let sqlite = try GraphSQLite(path: directory + "/sqlite.db")
+        let sqliteLoadStart = monotonicNanoseconds()
+        try sqlite.bulkLoad(source)
+        let sqliteLoadSeconds = seconds(from: sqliteLoadStart, to: monotonicNanoseconds())
+        let sqliteBytes = sqlite.bytesOnDisk()
+        let sqliteEdges = try sqlite.count()
+
+        var socialLoad = row(graph, "bulk load", "socialdb", ops: Double(edgeCount) / loadSeconds, metrics: [
+            Metric(key: "edges", label: "edges", value: Double(edgeCount)),
+            Metric(key: "users", label: "users", value: Double(stats.users)),
+            Metric(key: "bytes", label: "bytes", value: Double(stats.baseFileBytes)),
+            Metric(key: "bits_per_edge_following", label: "bits/edge following", value: stats.following.bitsPerEdge, decimals: 2),
+            Metric(key: "list_bits_per_edge_following", label: "[lists]", value: stats.following.listBitsPerEdge, decimals: 2),
+            Metric(key: "bits_per_edge_followers", label: "bits/edge followers", value: stats.followers.bitsPerEdge, decimals: 2),
+            Metric(key: "list_bits_per_edge_followers", label: "[lists]", value: stats.followers.listBitsPerEdge, decimals: 2),
+            Metric(key: "seconds", label: "s", value: loadSeconds, decimals: 2),
+        ])
+        let sqliteLoad = row(graph, "bulk load", "sqlite", ops: Double(sqliteEdges) / sqliteLoadSeconds, metrics: [
+            Metric(key: "edges", label: "edges", value: Double(sqliteEdges)),
+            Metric(key: "bytes", label: "bytes", value: Double(sqliteBytes)),
+            Metric(key: "bytes_per_edge", label: "bytes/edge", value: Double(sqliteBytes) / Double(max(1, sqliteEdges)), decimals: 1),
+            Metric(key: "seconds", label: "s", value: sqliteLoadSeconds, decimals: 2),
+        ])
+        socialLoad.ratioVersusPeer = socialLoad.operationsPerSecond / sqliteLoad.operationsPerSecond
+        result.rows += [socialLoad, sqliteLoad]
+        if judged {
+            result.targets.append(TargetCheck(description: "\(graph): bits per edge, following (index included) <= 14 (as 14/x)",
+                                              measured: 14 / stats.following.bitsPerEdge, threshold: 1, isRatio: true))
+            result.targets.append(TargetCheck(description: "\(graph): bits per edge, followers (index included) <= 14 (as 14/x)",
+                                              measured: 14 / stats.followers.bitsPerEdge, threshold: 1, isRatio: true))
+            // What the signup order is worth: the same graph with user numbers shuffled.
+            var shuffled = source
+            let permutation = Self.permutation(users, seed: 99)
+            for i in 0..<shuffled.count {
+                let e = shuffled[i]
+                shuffled[i] = UInt64(permutation[Int(e >> 32)]) << 32 | UInt64(permutation[Int(e & 0xFFFF_FFFF)])
+            }
+            let shuffledDirectory = try scratch.freshDirectory("graph-shuffled")
+            let shuffledStore = try GraphStore.open(directory: shuffledDirectory, fileSystem: fileSystem, log: nil)
+            try shuffledStore.bulkLoad(&shuffled)
+            let s = shuffledStore.statistics()
+            result.rows.append(row(graph, "bits, numbers shuffled", "socialdb", ops: .nan, metrics: [
+                Metric(key: "bits_per_edge_following", label: "bits/edge following", value: s.following.bitsPerEdge, decimals: 2),
+                Metric(key: "list_bits_per_edge_following", label: "[lists]", value: s.following.listBitsPerEdge, decimals: 2),
+                Metric(key: "bits_per_edge_followers", label: "bits/edge followers", value: s.followers.bitsPerEdge, decimals: 2),
+                Metric(key: "list_bits_per_edge_followers", label: "[lists]", value: s.followers.listBitsPerEdge, decimals: 2),
+            ]))
+            try scratch.discard(shuffledDirectory)
+        }
+
+        // Queries. Probes: half existing edges (from the source list), half random pairs.
+        var random = SplitMix(seed: 5)
+        let probeCount = sizes.membershipProbes
+        var probes = ContiguousArray<UInt64>()
+        probes.reserveCapacity(probeCount)
+        for i in 0..<probeCount {
+            if i & 1 == 0 {
+                probes.append(source[Int(random.next() % UInt64(source.count))])
+            } else {
+                probes.append((random.next() % UInt64(users)) << 32 | random.next() % UInt64(users))
+            }
+        }
+        var hits = 0
+        let membershipStart = monotonicNanoseconds()
+        for p in probes where store.follows(UInt32(p >> 32), UInt32(truncatingIfNeeded: p)) { hits += 1 }
+        let membershipSeconds = seconds(from: membershipStart, to: monotonicNanoseconds())
+        let sqliteProbes = min(sizes.sqliteMembershipProbes, probes.count)
+        var sqliteHits = 0
+        let sqliteMembershipStart = monotonicNanoseconds()
+        for p in probes.prefix(sqliteProbes) where try sqlite.follows(Int64(p >> 32), Int64(p & 0xFFFF_FFFF)) { sqliteHits += 1 }
+        let sqliteMembershipSeconds = seconds(from: sqliteMembershipStart, to: monotonicNanoseconds())
+        result.rows += paired(graph, "membership test", socialOps: Double(probeCount) / membershipSeconds,
+                              peerOps: Double(sqliteProbes) / sqliteMembershipSeconds,
+                              social: [Metric(key: "hit_rate", label: "hit rate", value: Double(hits) / Double(probeCount), decimals: 3)],
+                              peer: [Metric(key: "hit_rate", label: "hit rate", value: Double(sqliteHits) / Double(sqliteProbes), decimals: 3)])
+        if judged {
+            result.targets.append(TargetCheck(description: "\(graph): membership tests/s", measured: result.rows[result.rows.count - 2].operationsPerSecond,
+                                              threshold: 10_000_000, isRatio: false))
+        }
+
+        // Follower lists: random users plus the 100 most followed (user numbers 0..<100 here
+        // hold the most followed for the synthetic graph; for reed98 they are just users).
+        var listUsers = (0..<sizes.decodeUsers).map { _ in UInt32(random.next() % UInt64(users)) }
+        listUsers += (0..<min(100, users)).map { UInt32($0) }
+        var buffer = ContiguousArray<UInt32>()
+        var decoded = 0
+        let copyStart = monotonicNanoseconds()
+        for u in listUsers {
+            store.copyFollowers(of: u, into: &buffer)
+            decoded += buffer.count
+        }
+        let copySeconds = seconds(from: copyStart, to: monotonicNanoseconds())
+        var visited = 0
+        var checksum: UInt64 = 0
+        let forEachStart = monotonicNanoseconds()
+        for u in listUsers {
+            store.forEachFollower(of: u) { checksum &+= UInt64($0); visited &+= 1 }
+        }
+        let forEachSeconds = seconds(from: forEachStart, to: monotonicNanoseconds())
+        let sqliteListUsers = Array(listUsers.suffix(min(listUsers.count, 2_100)))
+        var sqliteVisited = 0
+        let sqliteListStart = monotonicNanoseconds()
+        for u in sqliteListUsers { sqliteVisited += try sqlite.followers(Int64(u)) }
+        let sqliteListSeconds = seconds(from: sqliteListStart, to: monotonicNanoseconds())
+        var copyRows = paired(graph, "follower list decode", socialOps: Double(decoded) / copySeconds,
+                              peerOps: Double(sqliteVisited) / sqliteListSeconds,
+                              social: [Metric(key: "edges", label: "edges", value: Double(decoded))],
+                              peer: [Metric(key: "edges", label: "edges", value: Double(sqliteVisited))])
+        copyRows[0].workload = "\(graph): follower list decode (copy), edges/s"
+        copyRows[1].workload = "\(graph): follower list scan, edges/s"
+        var forEachRow = row(graph, "follower list forEach, edges/s", "socialdb", ops: Double(visited) / forEachSeconds,
+                             metrics: [Metric(key: "edges", label: "edges", value: Double(visited)),
+                                       Metric(key: "checksum", label: "checksum mod 1000", value: Double(checksum % 1000))])
+        forEachRow.ratioVersusPeer = forEachRow.operationsPerSecond / copyRows[1].operationsPerSecond
+        result.rows += copyRows + [forEachRow]
+        if judged {
+            result.targets.append(TargetCheck(description: "\(graph): follower-list decode edges/s (copy)", measured: copyRows[0].operationsPerSecond,
+                                              threshold: 300_000_000, isRatio: false))
+        }
+
+        // Intersection: people u follows who follow x, x among the popular users.
+        let pairs = (0..<sizes.setQueries).map { _ in (UInt32(random.next() % UInt64(users)), UInt32(random.next() % UInt64(min(users, 1000)))) }
+        let intersection = try latencyPair(graph, "intersection (following of u who follow x)", count: pairs.count, peerCount: sizes.sqliteSetQueries,
+                                           social: { i in _ = store.followingWhoFollow(pairs[i].0, pairs[i].1) },
+                                           peer: { i in _ = try sqlite.intersection(Int64(pairs[i].0), Int64(pairs[i].1)) })
+        let twoHop = try latencyPair(graph, "two-hop suggestions (top 10)", count: pairs.count / 4, peerCount: sizes.sqliteSetQueries / 4,
+                                     social: { i in _ = store.suggestions(for: pairs[i].0, limit: 10, edgesScannedMax: 100_000) },
+                                     peer: { i in _ = try sqlite.suggestions(Int64(pairs[i].0)) })
+        result.rows += intersection + twoHop
+
+        // Durable writes: follow then unfollow of random new pairs, group-committed.
+        let durable = try durableWrites(graph: graph, store: store, sqlite: sqlite, users: users)
+        result.rows += durable
+        let mergeStart = monotonicNanoseconds()
+        let merged = try store.merge()
+        let mergeSeconds = seconds(from: mergeStart, to: monotonicNanoseconds())
+        result.rows.append(row(graph, "merge overlay into base", "socialdb", ops: Double(merged?.edges ?? 0) / mergeSeconds, metrics: [
+            Metric(key: "seconds", label: "s", value: mergeSeconds, decimals: 2),
+            Metric(key: "overlay_entries", label: "overlay entries", value: Double(stats.overlayEntries)),
+        ]))
+        if judged {
+            for r in result.rows where r.suite == Self.name && r.workload.hasPrefix(graph + ":") && r.system == "socialdb" && r.ratioVersusPeer != nil
+                && (r.workload.contains("membership") || r.workload.contains("decode") || r.workload.contains("forEach") || r.workload.contains("intersection") || r.workload.contains("two-hop")) {
+                result.targets.append(TargetCheck(description: "\(r.workload) vs SQLite", measured: r.ratioVersusPeer!, threshold: 20, isRatio: true))
+            }
+        }
+        store.close()
+        try log.close()
+        sqlite.close()
+        try scratch.discard(directory)
+    }
+
+    private func durableWrites(graph: String, store: GraphStore, sqlite: GraphSQLite, users: Int) throws -> [ResultRow] {
+        let threads = sizes.writeThreads
+        let samples = (0..<threads).map { _ in LatencySamples(capacity: 200_000) }
+        let gate = StartGate()
+        let failure = FirstFailure()
+        let deadline = DeadlineBox()
+        let workers = (0..<threads).map { t in
+            BackgroundThread {
+                var random = SplitMix(seed: UInt64(100 + t))
+                gate.arriveAndWait()
+                let stop = deadline.nanoseconds
+                while true {
+                    let a = UInt32(random.next() % UInt64(users)), b = UInt32(random.next() % UInt64(users))
+                    if a == b { continue }
+                    let before = monotonicNanoseconds()
+                    do {
+                        if random.next() & 1 == 0 { try store.follow(a, b) } else { try store.unfollow(a, b) }
+                    } catch {
+                        failure.record("\(error)")
+                        return
+                    }
+                    let after = monotonicNanoseconds()
+                    samples[t].record(nanoseconds: after - before)
+                    if after >= stop { return }
+                }
+            }
+        }
+        gate.waitForArrivals(threads)
+        let start = monotonicNanoseconds()
+        deadline.set(start + UInt64(sizes.writeSeconds * 1e9))
+        gate.open()
+        for w in workers { w.join() }
+        let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        if let text = failure.text { throw BenchmarkFailure(description: "graph durable writes: \(text)") }
+        let done = samples.reduce(0) { $0 + $1.count }
+        let latency = percentiles(of: samples)
+
+        let sqliteSamples = LatencySamples(capacity: 200_000)
+        var random = SplitMix(seed: 7)
+        let sqliteStart = monotonicNanoseconds()
+        let sqliteStop = sqliteStart + UInt64(sizes.writeSeconds * 1e9)
+        while true {
+            let a = Int64(random.next() % UInt64(users)), b = Int64(random.next() % UInt64(users))
+            if a == b { continue }
+            let before = monotonicNanoseconds()
+            if random.next() & 1 == 0 { try sqlite.follow(a, b) } else { try sqlite.unfollow(a, b) }
+            let after = monotonicNanoseconds()
+            sqliteSamples.record(nanoseconds: after - before)
+            if after >= sqliteStop { break }
+        }
+        let sqliteElapsed = seconds(from: sqliteStart, to: monotonicNanoseconds())
+        let sqliteLatency = percentiles(of: [sqliteSamples])
+        var social = row(graph, "follow/unfollow durable, \(threads) threads", "socialdb", ops: Double(done) / elapsed,
+                         metrics: [Metric(key: "ops", label: "ops", value: Double(done))])
+        social.p50Microseconds = latency?.p50Microseconds
+        social.p99Microseconds = latency?.p99Microseconds
+        var peer = row(graph, "follow/unfollow durable, \(threads) threads", "sqlite", ops: Double(sqliteSamples.count) / sqliteElapsed,
+                       metrics: [Metric(key: "ops", label: "ops", value: Double(sqliteSamples.count))])
+        peer.workload = "\(graph): follow/unfollow durable, 1 connection"
+        peer.p50Microseconds = sqliteLatency?.p50Microseconds
+        peer.p99Microseconds = sqliteLatency?.p99Microseconds
+        social.ratioVersusPeer = social.operationsPerSecond / peer.operationsPerSecond
+        return [social, peer]
+    }
+
+    // MARK: Helpers
+
+    static func permutation(_ count: Int, seed: UInt64) -> [UInt32] {
+        var p = (0..<count).map { UInt32($0) }
+        var random = SplitMix(seed: seed)
+        for i in stride(from: count - 1, to: 0, by: -1) { p.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+        return p
+    }
+
+    private func row(_ graph: String, _ workload: String, _ system: String, ops: Double, metrics: [Metric] = []) -> ResultRow {
+        ResultRow(suite: Self.name, workload: "\(graph): \(workload)", system: system, operationsPerSecond: ops,
+                  p50Microseconds: nil, p99Microseconds: nil, ratioVersusPeer: nil, metrics: metrics)
+    }
+
+    private func paired(_ graph: String, _ workload: String, socialOps: Double, peerOps: Double, social: [Metric], peer: [Metric]) -> [ResultRow] {
+        var a = row(graph, workload, "socialdb", ops: socialOps, metrics: social)
+        let b = row(graph, workload, "sqlite", ops: peerOps, metrics: peer)
+        a.ratioVersusPeer = socialOps / peerOps
+        return [a, b]
+    }
+
+    /// Times `count` calls of `social` and `peerCount` of `peer`, each call separately.
+    private func latencyPair(_ graph: String, _ workload: String, count: Int, peerCount: Int,
+                             social: (Int) throws -> Void, peer: (Int) throws -> Void) throws -> [ResultRow] {
+        let socialSamples = LatencySamples(capacity: count)
+        let socialStart = monotonicNanoseconds()
+        for i in 0..<count {
+            let before = monotonicNanoseconds()
+            try social(i)
+            socialSamples.record(nanoseconds: monotonicNanoseconds() - before)
+        }
+        let socialSeconds = seconds(from: socialStart, to: monotonicNanoseconds())
+        let peerSamples = LatencySamples(capacity: peerCount)
+        let peerStart = monotonicNanoseconds()
+        for i in 0..<peerCount {
+            let before = monotonicNanoseconds()
+            try peer(i)
+            peerSamples.record(nanoseconds: monotonicNanoseconds() - before)
+        }
+        let peerSeconds = seconds(from: peerStart, to: monotonicNanoseconds())
+        var a = row(graph, workload, "socialdb", ops: Double(count) / socialSeconds)
+        var b = row(graph, workload, "sqlite", ops: Double(peerCount) / peerSeconds)
+        let sa = percentiles(of: [socialSamples]), sb = percentiles(of: [peerSamples])
+        a.p50Microseconds = sa?.p50Microseconds; a.p99Microseconds = sa?.p99Microseconds
+        b.p50Microseconds = sb?.p50Microseconds; b.p99Microseconds = sb?.p99Microseconds
+        a.ratioVersusPeer = a.operationsPerSecond / b.operationsPerSecond
+        return [a, b]
+    }
+}
+
+/// splitmix64, for the suite's seeded choices.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The SQLite peer of the graph suite: one connection, prepared statements.
+final class GraphSQLite {
+    private var db: OpaquePointer?
+    let path: String
+    private var statements: [String: OpaquePointer] = [:]
+
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    init(path: String) throws {
+        self.path = path
+        guard sqlite3_open(path, &db) == SQLITE_OK else { throw Failure(description: "sqlite open \(path)") }
+        try exec("PRAGMA journal_mode=WAL")
+        try exec("PRAGMA synchronous=FULL")
+        try exec("PRAGMA cache_size=-262144")
+        try exec("CREATE TABLE follows(src INTEGER NOT NULL, dst INTEGER NOT NULL, PRIMARY KEY(src, dst)) WITHOUT ROWID")
+        try exec("CREATE INDEX follows_by_dst ON follows(dst, src)")
+    }
+
+    func close() {
+        for (_, s) in statements { sqlite3_finalize(s) }
+        statements = [:]
+        sqlite3_close(db)
+        db = nil
+    }
+
+    func exec(_ sql: String) throws {
+        var message: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(db, sql, nil, nil, &message) != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? "?"
+            sqlite3_free(message)
+            throw Failure(description: "sqlite: \(text) in \(sql)")
+        }
+    }
+
+    private func statement(_ sql: String) throws -> OpaquePointer {
+        if let s = statements[sql] {
+            sqlite3_reset(s)
+            return s
+        }
+        var s: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &s, nil) == SQLITE_OK, let s else {
+            throw Failure(description: "sqlite prepare: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        statements[sql] = s
+        return s
+    }
+
+    func bulkLoad(_ edges: ContiguousArray<UInt64>) throws {
+        try exec("BEGIN")
+        let s = try statement("INSERT OR IGNORE INTO follows(src, dst) VALUES (?1, ?2)")
+        for e in edges {
+            sqlite3_reset(s)
+            sqlite3_bind_int64(s, 1, Int64(e >> 32))
+            sqlite3_bind_int64(s, 2, Int64(e & 0xFFFF_FFFF))
+            guard sqlite3_step(s) == SQLITE_DONE else { throw Failure(description: "sqlite insert failed") }
+        }
+        try exec("COMMIT")
+        try exec("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    func count() throws -> Int {
+        let s = try statement("SELECT COUNT(*) FROM follows")
+        guard sqlite3_step(s) == SQLITE_ROW else { throw Failure(description: "count") }
+        return Int(sqlite3_column_int64(s, 0))
+    }
+
+    func bytesOnDisk() -> Int {
+        var total = 0
+        for suffix in ["", "-wal", "-shm"] {
+            var info = stat()
+            if stat(path + suffix, &info) == 0 { total += Int(info.st_size) }
+        }
+        return total
+    }
+
+    func follows(_ a: Int64, _ b: Int64) throws -> Bool {
+        let s = try statement("SELECT 1 FROM follows WHERE src = ?1 AND dst = ?2")
+        sqlite3_bind_int64(s, 1, a)
+        sqlite3_bind_int64(s, 2, b)
+        return sqlite3_step(s) == SQLITE_ROW
+    }
+
+    /// Steps through every follower of `u`; returns how many.
+    func followers(_ u: Int64) throws -> Int {
+        let s = try statement("SELECT src FROM follows WHERE dst = ?1 ORDER BY src")
+        sqlite3_bind_int64(s, 1, u)
+        var n = 0
+        var sum: Int64 = 0
+        while sqlite3_step(s) == SQLITE_ROW { sum &+= sqlite3_column_int64(s, 0); n += 1 }
+        return n + Int(sum & 0)
+    }
+
+    func intersection(_ u: Int64, _ x: Int64) throws -> [Int64] {
+        let s = try statement("SELECT f.dst FROM follows f JOIN follows g ON g.src = f.dst AND g.dst = ?2 WHERE f.src = ?1 ORDER BY f.dst")
+        sqlite3_bind_int64(s, 1, u)
+        sqlite3_bind_int64(s, 2, x)
+        var result: [Int64] = []
+        while sqlite3_step(s) == SQLITE_ROW { result.append(sqlite3_column_int64(s, 0)) }
+        return result
+    }
+
+    func suggestions(_ u: Int64) throws -> [Int64] {
+        let s = try statement("""
+            SELECT b.dst, COUNT(*) AS c FROM follows a JOIN follows b ON b.src = a.dst
+            WHERE a.src = ?1 AND b.dst != ?1 AND b.dst NOT IN (SELECT dst FROM follows WHERE src = ?1)
+            GROUP BY b.dst ORDER BY c DESC, b.dst LIMIT 10
+            """)
+        sqlite3_bind_int64(s, 1, u)
+        var result: [Int64] = []
+        while sqlite3_step(s) == SQLITE_ROW { result.append(sqlite3_column_int64(s, 0)) }
+        return result
+    }
+
+    func follow(_ a: Int64, _ b: Int64) throws {
+        let s = try statement("INSERT OR IGNORE INTO follows(src, dst) VALUES (?1, ?2)")
+        sqlite3_bind_int64(s, 1, a)
+        sqlite3_bind_int64(s, 2, b)
+        guard sqlite3_step(s) == SQLITE_DONE else { throw Failure(description: "sqlite follow failed") }
+    }
+
+    func unfollow(_ a: Int64, _ b: Int64) throws {
+        let s = try statement("DELETE FROM follows WHERE src = ?1 AND dst = ?2")
+        sqlite3_bind_int64(s, 1, a)
+        sqlite3_bind_int64(s, 2, b)
+        guard sqlite3_step(s) == SQLITE_DONE else { throw Failure(description: "sqlite unfollow failed") }
+    }
+}

@@ -1,0 +1,268 @@
+/// The neighbour-list codec of the graph store: sorted, strictly increasing lists of dense user
+/// numbers (UInt32) coded as gaps, bit-packed in blocks of 128.
+///
+/// A list of `count` >= 1 values, as bytes (little-endian), position-independent so a list can be
+/// copied verbatim from one base file to the next:
+///
+///     count <= 128 (one block, most lists):
+///         varint   first value
+///         u8       bit width w (0...32)
+///         packed   count-1 gaps at w bits each, LSB first, ceil((count-1)*w / 8) bytes
+///
+///     count > 128 (B = ceil(count / 128) blocks):
+///         B x 8    block directory: u32 first value of the block, u32 byte offset of the block's
+///                  body from the start of the list
+///         B bodies u8 bit width w, then the block's (size-1) gaps packed at w bits
+///
+/// A gap is `value[i] - value[i-1] - 1` (values are distinct), so consecutive users cost 0 bits
+/// and the largest gap, 0 then 2^32-1, is 2^32-2 at width 32. Block b holds values
+/// b*128 ..< min(count, (b+1)*128); its first value sits in the directory, so a membership test
+/// binary-searches the directory and decodes one block.
+///
+/// Decoding loads 8 bytes at the bit position's byte (an unaligned 64-bit load), so whoever holds
+/// coded lists keeps at least `paddingBytes` readable bytes after the last list.
+///
+/// These constants are part of the base file format and must not change.
+public enum GraphCodec {
+    public static let blockSize = 128
+    public static let blockShift = 7
+    public static let directoryEntryBytes = 8
+    public static let paddingBytes = 8
+
+    // MARK: Sizes and encoding
+
+    @inlinable
+    static func bitWidth(_ value: UInt32) -> Int { 32 - value.leadingZeroBitCount }
+
+    /// The bytes `values` (sorted, strictly increasing, non-empty) take when coded.
+    public static func encodedSize(_ values: UnsafeBufferPointer<UInt32>) -> Int {
+        let count = values.count
+        precondition(count > 0, "an empty list is not coded")
+        if count <= blockSize {
+            return Varint.size(UInt64(values[0])) + 1 + packedBytes(values, from: 0, to: count)
+        }
+        var total = ((count + blockSize - 1) >> blockShift) * directoryEntryBytes
+        var start = 0
+        while start < count {
+            let end = min(count, start + blockSize)
+            total += 1 + packedBytes(values, from: start, to: end)
+            start = end
+        }
+        return total
+    }
+
+    static func blockWidth(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> Int {
+        var maximum: UInt32 = 0
+        var i = start + 1
+        while i < end {
+            precondition(values[i] > values[i - 1], "neighbour lists must be strictly increasing")
+            maximum |= values[i] &- values[i - 1] &- 1
+            i += 1
+        }
+        return bitWidth(maximum)
+    }
+
+    static func packedBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> Int {
+        ((end - start - 1) * blockWidth(values, from: start, to: end) + 7) >> 3
+    }
+
+    /// Codes `values` (sorted, strictly increasing, non-empty) at `destination`, which must have
+    /// room for `encodedSize(values)` bytes; returns the bytes written.
+    @discardableResult
+    public static func encode(_ values: UnsafeBufferPointer<UInt32>, into destination: UnsafeMutableRawPointer) -> Int {
+        let count = values.count
+        precondition(count > 0, "an empty list is not coded")
+        if count <= blockSize {
+            var at = 0
+            var v = UInt64(values[0])
+            while v >= 0x80 {
+                destination.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
+                v >>= 7
+                at += 1
+            }
+            destination.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: at, as: UInt8.self)
+            at += 1
+            return at + encodeBody(values, from: 0, to: count, into: destination + at)
+        }
+        let blocks = (count + blockSize - 1) >> blockShift
+        var at = blocks * directoryEntryBytes
+        for block in 0..<blocks {
+            let start = block << blockShift
+            let end = min(count, start + blockSize)
+            destination.storeBytes(of: values[start].littleEndian, toByteOffset: block * 8, as: UInt32.self)
+            destination.storeBytes(of: UInt32(at).littleEndian, toByteOffset: block * 8 + 4, as: UInt32.self)
+            at += encodeBody(values, from: start, to: end, into: destination + at)
+        }
+        return at
+    }
+
+    /// Width byte then the packed gaps of `values[start+1..<end]`.
+    static func encodeBody(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int,
+                           into destination: UnsafeMutableRawPointer) -> Int {
+        let width = blockWidth(values, from: start, to: end)
+        destination.storeBytes(of: UInt8(width), as: UInt8.self)
+        let bytes = ((end - start - 1) * width + 7) >> 3
+        guard width > 0 else { return 1 }
+        var accumulator: UInt64 = 0
+        var bits = 0
+        var out = destination + 1
+        var i = start + 1
+        while i < end {
+            let gap = UInt64(values[i] &- values[i - 1] &- 1)
+            accumulator |= gap << UInt64(bits)
+            bits += width
+            while bits >= 8 {
+                out.storeBytes(of: UInt8(truncatingIfNeeded: accumulator), as: UInt8.self)
+                out += 1
+                accumulator >>= 8
+                bits -= 8
+            }
+            i += 1
+        }
+        if bits > 0 {
+            out.storeBytes(of: UInt8(truncatingIfNeeded: accumulator), as: UInt8.self)
+            out += 1
+        }
+        precondition(out - (destination + 1) == bytes, "packed size mismatch")
+        return 1 + bytes
+    }
+
+    // MARK: Decoding
+
+    /// Where block `block` of a coded list of `count` values starts: its first value, the address
+    /// of its width byte, and how many values it holds.
+    @inlinable
+    static func block(_ list: UnsafeRawPointer, count: Int, _ block: Int) -> (first: UInt32, body: UnsafeRawPointer, size: Int) {
+        if count <= blockSize {
+            var value: UInt32 = 0
+            var shift: UInt32 = 0
+            var at = 0
+            while true {
+                let byte = list.load(fromByteOffset: at, as: UInt8.self)
+                at += 1
+                value |= UInt32(byte & 0x7F) &<< shift
+                if byte < 0x80 { break }
+                shift &+= 7
+            }
+            return (value, list + at, count)
+        }
+        let entry = list + block * directoryEntryBytes
+        let first = UInt32(littleEndian: entry.loadUnaligned(as: UInt32.self))
+        let offset = Int(UInt32(littleEndian: entry.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        return (first, list + offset, min(blockSize, count - (block << blockShift)))
+    }
+
+    /// Calls `body` with the values of one block from index `from` on, in order, until it returns
+    /// false; returns false when `body` stopped it.
+    @inlinable
+    static func scanBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, from: Int,
+                          _ body: (UInt32) throws -> Bool) rethrows -> Bool {
+        let width = Int(blockBody.load(as: UInt8.self))
+        let packed = blockBody + 1
+        let mask: UInt64 = (1 << UInt64(width)) &- 1
+        var value = first
+        if from == 0 { if try !body(value) { return false } }
+        var bit = 0
+        var i = 1
+        while i < size {
+            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
+            value = value &+ UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask) &+ 1
+            bit &+= width
+            if i >= from { if try !body(value) { return false } }
+            i &+= 1
+        }
+        return true
+    }
+
+    /// Decodes a whole block into `out` (room for 128 values); returns the number written.
+    @inlinable
+    static func decodeBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let width = Int(blockBody.load(as: UInt8.self))
+        let packed = blockBody + 1
+        let mask: UInt64 = (1 << UInt64(width)) &- 1
+        var value = first
+        out[0] = value
+        var bit = 0
+        var i = 1
+        while i < size {
+            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
+            value = value &+ UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask) &+ 1
+            out[i] = value
+            bit &+= width
+            i &+= 1
+        }
+        return size
+    }
+
+    /// Decodes a whole coded list of `count` values into `out` (room for `count` values).
+    @inlinable
+    public static func decode(_ list: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<UInt32>) {
+        let blocks = (count + blockSize - 1) >> blockShift
+        var written = 0
+        for b in 0..<blocks {
+            let (first, body, size) = block(list, count: count, b)
+            written += decodeBlock(first: first, body: body, size: size, into: out + written)
+        }
+    }
+
+    /// Calls `body` with every value greater than `after` (all values when nil), in order, until
+    /// it returns false. Enters the list at the block holding `after` (binary search).
+    @inlinable
+    public static func scan(_ list: UnsafeRawPointer, count: Int, after: UInt32?,
+                            _ body: (UInt32) throws -> Bool) rethrows {
+        let blocks = (count + blockSize - 1) >> blockShift
+        var b = 0
+        if let after, blocks > 1 {
+            b = lastBlock(list, blocks: blocks, atOrBelow: after)
+        }
+        while b < blocks {
+            let (first, blockBody, size) = block(list, count: count, b)
+            if let after, first <= after {
+                let keepGoing = try scanBlock(first: first, body: blockBody, size: size, from: 0) { v in
+                    v > after ? try body(v) : true
+                }
+                if !keepGoing { return }
+            } else {
+                if try !scanBlock(first: first, body: blockBody, size: size, from: 0, body) { return }
+            }
+            b += 1
+        }
+    }
+
+    /// The last block whose first value is <= `value` (0 when none is).
+    @inlinable
+    static func lastBlock(_ list: UnsafeRawPointer, blocks: Int, atOrBelow value: UInt32) -> Int {
+        var low = 0
+        var high = blocks - 1
+        while low < high {
+            let middle = (low + high + 1) >> 1
+            let head = UInt32(littleEndian: list.loadUnaligned(fromByteOffset: middle * directoryEntryBytes, as: UInt32.self))
+            if head <= value { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+
+    /// Whether the coded list of `count` values holds `value`, decoding at most one block.
+    @inlinable
+    public static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool {
+        let blocks = (count + blockSize - 1) >> blockShift
+        let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value) : 0
+        let (first, blockBody, size) = block(list, count: count, b)
+        if value <= first { return value == first }
+        // A plain loop rather than scanBlock: this is the hot path of every membership test.
+        let width = Int(blockBody.load(as: UInt8.self))
+        let packed = blockBody + 1
+        let mask: UInt64 = (1 << UInt64(width)) &- 1
+        var current = first
+        var bit = 0
+        var i = 1
+        while i < size {
+            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
+            current = current &+ UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask) &+ 1
+            if current >= value { return current == value }
+            bit &+= width
+            i &+= 1
+        }
+        return false
+    }
+}

@@ -1,0 +1,858 @@
+/// The follow graph: who follows whom, in both directions, compressed.
+///
+/// Users are dense numbers (UInt32) the caller assigns; the store maps nothing. The state is an
+/// immutable compressed base (`GraphBase`, one file, see `GraphFormat`) plus a mutable overlay of
+/// the changes since (`DeltaList` per user and direction). `merge()` folds the overlay into a new
+/// base; `bulkLoad` sorts an edge list into one.
+///
+/// Durability: with a log, `follow` and `unfollow` append a `GraphRecord` and apply it only once
+/// the log has acknowledged it (group commit: concurrent callers share an fdatasync), so a change
+/// that returned is durable under the log's policy and visible to every read at once. A base
+/// records the LSN it covers; `open` replays the graph's records after it. The store keeps the
+/// log's checkpoint for consumer "graph" at the older of the two bases it keeps, so the log still
+/// covers the fallback should the newest base be found corrupt. Without a log (tests, benchmarks
+/// of the structure alone) changes are durable only once merged.
+///
+/// Thread safety and invariants (every field below `lock` is read and written with it held):
+/// - a mutation checks, then appends to the log without the lock, then applies with it; a
+///   mutation in that window is counted in `inflight`;
+/// - `merge` and `bulkLoad` take their snapshot with `draining` set and `inflight == 0`, so every
+///   graph record up to the snapshot's LSN is in it and every later one is not; they build the
+///   new base without the lock while mutations go on, then switch under the lock and drop the
+///   overlay entries the new base includes (LSN <= the snapshot's);
+/// - one merge or bulk load at a time (`merging`);
+/// - readers copy what they need (a base reference, a user's overlay list) under the lock and
+///   decode without it, so a scan's closure may call back into the store.
+public final class GraphStore: @unchecked Sendable {
+    // @unchecked: mutable state is only touched with `lock` held, as documented above.
+    public static let consumerName = "graph"
+
+    public let directory: String
+    public let fileSystem: FileSystem
+    public let log: Log?
+    /// What `open` found and did.
+    public let openReport: GraphOpenReport
+
+    @usableFromInline let lock = ConditionLock()
+    @usableFromInline var base: GraphBase {
+        didSet { following = base.following; followers = base.followers }
+    }
+    /// The current base's two directions, kept beside it so point queries under the lock do not
+    /// retain and release the base (it lives as long as `base` holds it).
+    @usableFromInline var following: Adjacency
+    @usableFromInline var followers: Adjacency
+    @usableFromInline var followingDelta: [UInt32: DeltaList] = [:]
+    @usableFromInline var followersDelta: [UInt32: DeltaList] = [:]
+    /// The covered LSN of the older base kept on disk (the fallback), or of the current one.
+    private var fallbackCoveredLSN: UInt64
+    private var edgeChange = 0
+    private var deltaUserLimit = 0
+    private var inflight = 0
+    private var draining = false
+    private var merging = false
+    private var isClosed = false
+    /// Orders changes when there is no log (stands in for the LSN).
+    private var localSequence: UInt64 = 0
+
+    private init(directory: String, fileSystem: FileSystem, log: Log?, base: GraphBase, fallbackCoveredLSN: UInt64, report: GraphOpenReport) {
+        self.directory = directory
+        self.fileSystem = fileSystem
+        self.log = log
+        self.base = base
+        following = base.following
+        followers = base.followers
+        self.fallbackCoveredLSN = fallbackCoveredLSN
+        self.openReport = report
+        localSequence = base.coveredLSN
+    }
+
+    // MARK: Opening
+
+    /// Opens (creating if needed) the graph store in `directory`: loads the newest valid base,
+    /// removes leftover temporary files, and replays the graph's log records after the base.
+    ///
+    /// When the newest base is corrupt, it is renamed `*.corrupt` and the older base is used if
+    /// the log still covers every record since it (the report says so); otherwise `open` throws
+    /// `.corrupt` naming the file, and nothing is returned from it.
+    public static func open(directory: String, fileSystem: FileSystem, log: Log?) throws(GraphError) -> GraphStore {
+        var report = GraphOpenReport()
+        var names: [String]
+        do {
+            try fileSystem.makeDirectory(directory)
+            names = try fileSystem.listDirectory(directory)
+        } catch { throw .io(error) }
+        var removedTemporary = false
+        for name in names where name.hasSuffix(GraphFormat.temporarySuffix) {
+            do { try fileSystem.remove(directory + "/" + name) } catch { throw .io(error) }
+            report.removedTemporaryFiles.append(name)
+            removedTemporary = true
+        }
+        if removedTemporary {
+            do { try fileSystem.syncDirectory(directory) } catch { throw .io(error) }
+        }
+        let generations = names.compactMap(GraphFormat.generation(ofFileNamed:)).sorted(by: >)
+        var base: GraphBase?
+        var fallbackCovered: UInt64 = 0
+        var firstProblem: GraphError?
+        var corruptPaths: [(String, String)] = []
+        for generation in generations {
+            let path = directory + "/" + GraphFormat.fileName(generation: generation)
+            do throws(GraphError) {
+                base = try readBase(path: path, fileSystem: fileSystem)
+                break
+            } catch {
+                guard case .corrupt = error else { throw error }
+                if firstProblem == nil { firstProblem = error }
+                corruptPaths.append((path, error.description))
+            }
+        }
+        if let firstProblem {
+            // An older base stands in only if the log still holds every record after it; until
+            // that is certain nothing is renamed, so a failed open leaves the files as they were.
+            guard let candidate = base, let log, candidate.coveredLSN + 1 >= log.firstSequenceNumber else { throw firstProblem }
+            for (path, reason) in corruptPaths {
+                let aside = path + ".corrupt"
+                do { try fileSystem.rename(path, to: aside) } catch { throw .io(error) }
+                report.corruptBasesSetAside.append((aside, reason))
+            }
+            do { try fileSystem.syncDirectory(directory) } catch { throw .io(error) }
+        }
+        let loaded: GraphBase
+        if let base {
+            loaded = base
+            report.baseGeneration = loaded.generation
+            // The next older base on disk is the fallback: the log must keep covering it.
+            fallbackCovered = loaded.coveredLSN
+            if report.corruptBasesSetAside.isEmpty, let older = generations.first(where: { $0 < loaded.generation }) {
+                let path = directory + "/" + GraphFormat.fileName(generation: older)
+                if let header = try? readBaseHeader(path: path, fileSystem: fileSystem) { fallbackCovered = min(fallbackCovered, header) }
+            }
+        } else {
+            // A new store: generation 0, empty, covering nothing, written so the fallback chain
+            // always has a start.
+            loaded = GraphBase.empty(generation: 0, coveredLSN: 0)
+            try writeBase(loaded, directory: directory, fileSystem: fileSystem)
+            report.created = true
+        }
+        let store = GraphStore(directory: directory, fileSystem: fileSystem, log: log, base: loaded,
+                               fallbackCoveredLSN: fallbackCovered, report: report)
+        if let log {
+            try store.replay(log: log)
+            do { try log.setCheckpoint(consumer: consumerName, lsn: fallbackCovered) } catch { throw .log(error) }
+        }
+        return store
+    }
+
+    static func readBase(path: String, fileSystem: FileSystem) throws(GraphError) -> GraphBase {
+        let file: File
+        do { file = try fileSystem.open(path, .readOnlyAccess) } catch { throw .io(error) }
+        defer { file.close() }
+        let size: Int
+        do { size = Int(try file.size()) } catch { throw .io(error) }
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
+        var offset = 0
+        while offset < size {
+            let chunk = min(size - offset, 1 << 30)
+            do {
+                try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: image[offset..<(offset + chunk)]), at: UInt64(offset))
+            } catch {
+                image.deallocate()
+                throw .io(error)
+            }
+            offset += chunk
+        }
+        let exact = UnsafeMutableRawBufferPointer(rebasing: image[0..<size])
+        if let problem = GraphBase.verify(UnsafeRawBufferPointer(exact)) {
+            image.deallocate()
+            throw .corrupt(path: path, reason: problem)
+        }
+        return GraphBase(image: exact)
+    }
+
+    /// The covered LSN of a base file, read from its verified header only.
+    static func readBaseHeader(path: String, fileSystem: FileSystem) throws -> UInt64 {
+        let file = try fileSystem.open(path, .readOnlyAccess)
+        defer { file.close() }
+        var header = [UInt8](repeating: 0, count: GraphFormat.headerBytes)
+        try header.withUnsafeMutableBytes { raw in try file.readExactly(into: raw, at: 0) }
+        return try header.withUnsafeBytes { raw in
+            guard GraphFormat.magic.elementsEqual(raw[0..<8]),
+                  Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<56]), seed: GraphFormat.headerSeed) == raw.loadLE(UInt64.self, at: 56)
+            else { throw GraphError.corrupt(path: path, reason: "bad header") }
+            return raw.loadLE(UInt64.self, at: 24)
+        }
+    }
+
+    /// Writes a base atomically: temporary name, fdatasync, rename, directory fsync.
+    static func writeBase(_ base: GraphBase, directory: String, fileSystem: FileSystem) throws(GraphError) {
+        let path = directory + "/" + GraphFormat.fileName(generation: base.generation)
+        let temporary = path + GraphFormat.temporarySuffix
+        do throws(IOError) {
+            let file = try fileSystem.open(temporary, FileSystem.OpenOptions(create: true, truncate: true))
+            do throws(IOError) {
+                var offset = 0
+                while offset < base.image.count {
+                    let chunk = min(base.image.count - offset, 1 << 30)
+                    try file.write(UnsafeRawBufferPointer(rebasing: base.image[offset..<(offset + chunk)]), at: UInt64(offset))
+                    offset += chunk
+                }
+                try file.dataSync()
+                file.close()
+            } catch {
+                file.close()
+                try? fileSystem.remove(temporary)
+                throw error
+            }
+            try fileSystem.rename(temporary, to: path)
+            try fileSystem.syncDirectory(directory)
+        } catch {
+            throw .io(error)
+        }
+    }
+
+    private func replay(log: Log) throws(GraphError) {
+        let start = base.coveredLSN + 1
+        let first = log.firstSequenceNumber
+        let next = log.nextSequenceNumber
+        guard start <= next else {
+            throw .logGap("the base covers LSN \(start - 1) but the log ends at \(next - 1)")
+        }
+        guard start >= first || start == next else {
+            throw .logGap("the base covers LSN \(start - 1) but the log starts at \(first)")
+        }
+        guard start < next else { return }
+        let reader: LogReader
+        do { reader = try log.reader(from: start) } catch { throw .log(error) }
+        var replayed = 0
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            var problem: GraphError?
+            let more: Bool
+            do {
+                more = try reader.withNext { lsn, type, payload in
+                    do throws(GraphError) {
+                        guard let record = try GraphRecord.decode(type: type, payload: payload) else { return }
+                        switch record {
+                        case .follow(let a, let b): _ = applyLocked(a, b, present: true, lsn: lsn)
+                        case .unfollow(let a, let b): _ = applyLocked(a, b, present: false, lsn: lsn)
+                        }
+                        replayed += 1
+                    } catch { problem = error }
+                }
+            } catch let error as LogError {
+                throw .log(error)
+            } catch {
+                preconditionFailure("unexpected error \(error)")
+            }
+            if let problem { throw problem }
+            if !more { break }
+        }
+        localSequence = max(localSequence, next - 1)
+        replayedCount = replayed
+    }
+
+    /// How many graph records `open` replayed from the log.
+    public var replayedRecords: Int { lock.withLock { replayedCount } }
+    private var replayedCount = 0
+
+    // MARK: Mutations
+
+    /// Makes `follower` follow `followee`. Returns whether anything changed (false when it
+    /// already did). Durable under the log's policy and visible to every read when it returns.
+    @discardableResult
+    public func follow(_ follower: UInt32, _ followee: UInt32) throws(GraphError) -> Bool {
+        try mutate(follower, followee, present: true)
+    }
+
+    /// Makes `follower` stop following `followee`. Returns whether anything changed.
+    @discardableResult
+    public func unfollow(_ follower: UInt32, _ followee: UInt32) throws(GraphError) -> Bool {
+        try mutate(follower, followee, present: false)
+    }
+
+    private func mutate(_ a: UInt32, _ b: UInt32, present: Bool) throws(GraphError) -> Bool {
+        guard a != b else { throw .invalidArgument("user \(a) cannot follow themselves") }
+        lock.lock()
+        while draining { lock.wait() }
+        guard !isClosed else { lock.unlock(); throw .closed }
+        if followsLocked(a, b) == present {
+            lock.unlock()
+            return false
+        }
+        guard let log else {
+            localSequence += 1
+            let changed = applyLocked(a, b, present: present, lsn: localSequence) ?? false
+            lock.unlock()
+            return changed
+        }
+        inflight += 1
+        lock.unlock()
+        var payload = (present ? GraphRecord.follow(follower: a, followee: b) : .unfollow(follower: a, followee: b)).payload.littleEndian
+        let type = present ? GraphRecord.followType : GraphRecord.unfollowType
+        let lsn: UInt64
+        do {
+            lsn = try withUnsafeBytes(of: &payload) { (raw) throws(LogError) in try log.append(type: type, payload: raw) }
+        } catch {
+            lock.lock()
+            inflight -= 1
+            lock.broadcast()
+            lock.unlock()
+            throw .log(error)
+        }
+        lock.lock()
+        let changed = applyLocked(a, b, present: present, lsn: lsn) ?? false
+        inflight -= 1
+        if inflight == 0 && draining { lock.broadcast() }
+        lock.unlock()
+        return changed
+    }
+
+    /// Applies one change to both directions' overlays. Nil when a newer change of the edge is
+    /// already applied (see `DeltaList`).
+    @discardableResult
+    private func applyLocked(_ a: UInt32, _ b: UInt32, present: Bool, lsn: UInt64) -> Bool? {
+        let inBase = base.following.degree(a) <= base.followers.degree(b)
+            ? base.following.contains(a, b) : base.followers.contains(b, a)
+        guard let changed = followingDelta[a, default: DeltaList()].apply(b, present: present, lsn: lsn, inBase: inBase) else {
+            return nil
+        }
+        _ = followersDelta[b, default: DeltaList()].apply(a, present: present, lsn: lsn, inBase: inBase)
+        if changed { edgeChange += present ? 1 : -1 }
+        deltaUserLimit = max(deltaUserLimit, Int(max(a, b)) + 1)
+        return changed
+    }
+
+    // MARK: Point queries
+
+    @usableFromInline
+    func followsLocked(_ a: UInt32, _ b: UInt32) -> Bool {
+        if !followingDelta.isEmpty, let list = followingDelta[a], let state = list.state(of: b) { return state }
+        return following.degree(a) <= followers.degree(b) ? following.contains(a, b) : followers.contains(b, a)
+    }
+
+    /// Whether `a` follows `b`: decodes at most one block of the shorter of a's following list
+    /// and b's follower list.
+    public func follows(_ a: UInt32, _ b: UInt32) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return followsLocked(a, b)
+    }
+
+    /// How many users `user` follows, in O(1).
+    public func followingCount(_ user: UInt32) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return following.degree(user) + (followingDelta.isEmpty ? 0 : followingDelta[user]?.degreeChange ?? 0)
+    }
+
+    /// How many users follow `user`, in O(1).
+    public func followerCount(_ user: UInt32) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return followers.degree(user) + (followersDelta.isEmpty ? 0 : followersDelta[user]?.degreeChange ?? 0)
+    }
+
+    // MARK: Scans
+
+    /// A base and one user's overlay list in one direction, taken under the lock: what a scan
+    /// needs to run without it.
+    @usableFromInline
+    struct ListView {
+        @usableFromInline let base: GraphBase
+        @usableFromInline let adjacency: Adjacency
+        @usableFromInline let user: UInt32
+        @usableFromInline let delta: DeltaList?
+
+        @usableFromInline
+        init(base: GraphBase, adjacency: Adjacency, user: UInt32, delta: DeltaList?) {
+            self.base = base
+            self.adjacency = adjacency
+            self.user = user
+            self.delta = delta
+        }
+
+        @inlinable
+        var count: Int { adjacency.degree(user) + (delta?.degreeChange ?? 0) }
+
+        /// Whether `neighbour` is in the list.
+        @inlinable
+        func contains(_ neighbour: UInt32) -> Bool {
+            if let delta, let state = delta.state(of: neighbour) { return state }
+            return withExtendedLifetime(base) { adjacency.contains(user, neighbour) }
+        }
+
+        /// Calls `body` with every neighbour greater than `after`, in order, until it returns
+        /// false: the base list merged with the overlay, no allocation.
+        @inlinable
+        func scan(after: UInt32?, _ body: (UInt32) throws -> Bool) rethrows {
+            try withExtendedLifetime(base) {
+                let (list, count) = adjacency.list(user)
+                guard let delta, !delta.entries.isEmpty else {
+                    if let list { try GraphCodec.scan(list, count: count, after: after, body) }
+                    return
+                }
+                try delta.entries.withUnsafeBufferPointer { entries in
+                    var j = after.map { delta.search($0 &+ 1).index } ?? 0
+                    if let after, after == UInt32.max { return }
+                    var stopped = false
+                    if let list {
+                        try GraphCodec.scan(list, count: count, after: after) { value in
+                            while j < entries.count && entries[j].neighbour < value {
+                                if entries[j].present { if try !body(entries[j].neighbour) { stopped = true; return false } }
+                                j += 1
+                            }
+                            if j < entries.count && entries[j].neighbour == value {
+                                let present = entries[j].present
+                                j += 1
+                                if !present { return true }
+                            }
+                            if try !body(value) { stopped = true; return false }
+                            return true
+                        }
+                    }
+                    if stopped { return }
+                    while j < entries.count {
+                        if entries[j].present { if try !body(entries[j].neighbour) { return } }
+                        j += 1
+                    }
+                }
+            }
+        }
+    }
+
+    @usableFromInline
+    func followersView(_ user: UInt32) -> ListView {
+        lock.lock()
+        defer { lock.unlock() }
+        return ListView(base: base, adjacency: base.followers, user: user,
+                        delta: followersDelta.isEmpty ? nil : followersDelta[user])
+    }
+
+    @usableFromInline
+    func followingView(_ user: UInt32) -> ListView {
+        lock.lock()
+        defer { lock.unlock() }
+        return ListView(base: base, adjacency: base.following, user: user,
+                        delta: followingDelta.isEmpty ? nil : followingDelta[user])
+    }
+
+    /// Calls `body` with every follower of `user` in increasing order, without allocating (the
+    /// fan-out's loop). Sees the graph as of the call; `body` may call back into the store.
+    @inlinable
+    public func forEachFollower(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
+        try followersView(user).scan(after: nil) { try body($0); return true }
+    }
+
+    /// Calls `body` with every user `user` follows, in increasing order, without allocating.
+    @inlinable
+    public func forEachFollowing(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
+        try followingView(user).scan(after: nil) { try body($0); return true }
+    }
+
+    /// Up to `limit` followers of `user` greater than `after` (the cursor: the last one of the
+    /// previous page), in increasing order.
+    public func followers(of user: UInt32, after: UInt32? = nil, limit: Int) -> [UInt32] {
+        page(followersView(user), after: after, limit: limit)
+    }
+
+    /// Up to `limit` users `user` follows greater than `after`, in increasing order.
+    public func following(of user: UInt32, after: UInt32? = nil, limit: Int) -> [UInt32] {
+        page(followingView(user), after: after, limit: limit)
+    }
+
+    private func page(_ view: ListView, after: UInt32?, limit: Int) -> [UInt32] {
+        guard limit > 0 else { return [] }
+        var result: [UInt32] = []
+        result.reserveCapacity(min(limit, max(0, view.count)))
+        view.scan(after: after) { value in
+            result.append(value)
+            return result.count < limit
+        }
+        return result
+    }
+
+    /// Replaces `buffer`'s contents with all followers of `user` (reusing its storage, so a
+    /// caller that keeps one buffer decodes without allocating). Decodes whole blocks.
+    public func copyFollowers(of user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        copy(followersView(user), into: &buffer)
+    }
+
+    public func copyFollowing(of user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        copy(followingView(user), into: &buffer)
+    }
+
+    private func copy(_ view: ListView, into buffer: inout ContiguousArray<UInt32>) {
+        if view.delta == nil || view.delta!.entries.isEmpty {
+            withExtendedLifetime(view.base) {
+                let (list, count) = view.adjacency.list(view.user)
+                // Size the buffer to `count` without zeroing what it holds (overwritten below):
+                // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
+                if buffer.count > count {
+                    buffer.removeLast(buffer.count - count)
+                } else if buffer.count < count {
+                    buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+                }
+                guard let list else { return }
+                buffer.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
+            }
+        } else {
+            buffer.removeAll(keepingCapacity: true)
+            view.scan(after: nil) { buffer.append($0); return true }
+        }
+    }
+
+    // MARK: Set queries
+
+    /// Users that `user` follows who follow `target` ("people you follow who follow X"), in
+    /// increasing order, up to `limit`. Walks the shorter list and probes the longer when their
+    /// sizes differ a lot; merges both otherwise.
+    public func followingWhoFollow(_ user: UInt32, _ target: UInt32, limit: Int = Int.max) -> [UInt32] {
+        let mine = followingView(user)
+        let theirs = followersView(target)
+        var result: [UInt32] = []
+        guard limit > 0 else { return result }
+        let a = mine.count, b = theirs.count
+        if a == 0 || b == 0 { return result }
+        if a * 32 < b || b * 32 < a {
+            let (short, long) = a <= b ? (mine, theirs) : (theirs, mine)
+            short.scan(after: nil) { value in
+                if long.contains(value) { result.append(value) }
+                return result.count < limit
+            }
+            return result
+        }
+        var left = ContiguousArray<UInt32>(), right = ContiguousArray<UInt32>()
+        copy(mine, into: &left)
+        copy(theirs, into: &right)
+        var i = 0, j = 0
+        while i < left.count && j < right.count && result.count < limit {
+            let x = left[i], y = right[j]
+            if x < y { i += 1 } else if y < x { j += 1 } else { result.append(x); i += 1; j += 1 }
+        }
+        return result
+    }
+
+    /// "Who to follow" for `user`: accounts followed by many of the people `user` follows, that
+    /// `user` does not follow yet, most shared first (ties: smaller user number first).
+    /// Bounded in work: reads at most `edgesScannedMax` edges of second-hop lists in total
+    /// (followees are visited in order, so a bounded run sees the first of them).
+    public func suggestions(for user: UInt32, limit: Int = 10, edgesScannedMax: Int = 100_000) -> [GraphSuggestion] {
+        guard limit > 0 else { return [] }
+        let mine = followingView(user)
+        var counts: [UInt32: Int] = [:]
+        var budget = edgesScannedMax
+        mine.scan(after: nil) { followee in
+            let theirs = followingView(followee)
+            theirs.scan(after: nil) { candidate in
+                budget -= 1
+                if candidate != user { counts[candidate, default: 0] += 1 }
+                return budget > 0
+            }
+            return budget > 0
+        }
+        var ranked = counts.map { GraphSuggestion(user: $0.key, followedBy: $0.value) }
+        ranked.sort { $0.followedBy != $1.followedBy ? $0.followedBy > $1.followedBy : $0.user < $1.user }
+        var result: [GraphSuggestion] = []
+        for candidate in ranked where !mine.contains(candidate.user) {
+            result.append(candidate)
+            if result.count == limit { break }
+        }
+        return result
+    }
+
+    // MARK: Statistics
+
+    public func statistics() -> GraphStatistics {
+        lock.lock()
+        defer { lock.unlock() }
+        var s = GraphStatistics()
+        s.users = max(base.userCount, deltaUserLimit)
+        s.edges = base.edgeCount + edgeChange
+        s.baseEdges = base.edgeCount
+        s.baseGeneration = base.generation
+        s.baseCoveredLSN = base.coveredLSN
+        s.baseFileBytes = base.fileBytes
+        s.following = GraphStatistics.Direction(indexBytes: base.followingIndexBytes, listsBytes: base.followingListsBytes - GraphCodec.paddingBytes, edges: base.edgeCount)
+        s.followers = GraphStatistics.Direction(indexBytes: base.followersIndexBytes, listsBytes: base.followersListsBytes - GraphCodec.paddingBytes, edges: base.edgeCount)
+        s.overlayUsers = followingDelta.count
+        s.overlayEntries = followingDelta.values.reduce(0) { $0 + $1.entries.count }
+        s.overlayBytes = (followingDelta.count + followersDelta.count) * 48 + s.overlayEntries * 2 * MemoryLayout<DeltaEntry>.stride
+        return s
+    }
+
+    // MARK: Merging
+
+    /// Folds the overlay into a new base file (switched atomically) and moves the log's
+    /// checkpoint on. Mutations and reads go on while it builds; call it from a background thread
+    /// to keep it off the request path. Returns nil when there was nothing to fold.
+    @discardableResult
+    public func merge() throws(GraphError) -> GraphMergeReport? {
+        let snapshot = try beginRebuild()
+        if snapshot.following.isEmpty && snapshot.followers.isEmpty {
+            finishRebuild()
+            return nil
+        }
+        let newBase = buildMerged(snapshot)
+        return try install(newBase, snapshot: snapshot, dropOlderBases: false)
+    }
+
+    struct Snapshot {
+        var base: GraphBase
+        var following: [UInt32: DeltaList]
+        var followers: [UInt32: DeltaList]
+        var coveredLSN: UInt64
+        var userCount: Int
+    }
+
+    private func beginRebuild() throws(GraphError) -> Snapshot {
+        lock.lock()
+        defer { lock.unlock() }
+        while merging || draining { lock.wait() }
+        guard !isClosed else { throw .closed }
+        draining = true
+        while inflight > 0 { lock.wait() }
+        let covered = log.map { $0.nextSequenceNumber - 1 } ?? localSequence
+        draining = false
+        merging = true
+        lock.broadcast()
+        return Snapshot(base: base, following: followingDelta, followers: followersDelta, coveredLSN: covered,
+                        userCount: max(base.userCount, deltaUserLimit))
+    }
+
+    private func finishRebuild() {
+        lock.lock()
+        defer { lock.unlock() }
+        merging = false
+        lock.broadcast()
+    }
+
+    private func buildMerged(_ snapshot: Snapshot) -> GraphBase {
+        var builder = GraphBaseBuilder(userCount: snapshot.userCount, generation: snapshot.base.generation + 1,
+                                       coveredLSN: snapshot.coveredLSN, expectedBytes: snapshot.base.fileBytes + 4096)
+        var scratch = ContiguousArray<UInt32>()
+        for (adjacency, delta) in [(snapshot.base.following, snapshot.following), (snapshot.base.followers, snapshot.followers)] {
+            let changed = delta.keys.sorted()
+            var next = 0
+            for u in 0..<snapshot.userCount {
+                let user = UInt32(u)
+                if next < changed.count && changed[next] == user {
+                    next += 1
+                    let view = ListView(base: snapshot.base, adjacency: adjacency, user: user, delta: delta[user])
+                    copy(view, into: &scratch)
+                    scratch.withUnsafeBufferPointer { builder.append(user: u, $0) }
+                } else {
+                    builder.appendCoded(user: u, adjacency.rawEntry(user), degree: adjacency.degree(user))
+                }
+            }
+            builder.finishDirection()
+        }
+        return builder.finish()
+    }
+
+    private func install(_ newBase: GraphBase, snapshot: Snapshot, dropOlderBases: Bool) throws(GraphError) -> GraphMergeReport {
+        do throws(GraphError) {
+            try Self.writeBase(newBase, directory: directory, fileSystem: fileSystem)
+        } catch {
+            finishRebuild()
+            throw error
+        }
+        let fallback = dropOlderBases ? newBase.coveredLSN : snapshot.base.coveredLSN
+        lock.lock()
+        base = newBase
+        fallbackCoveredLSN = fallback
+        // Drop what the new base includes; re-derive degree changes of the rest against it.
+        for direction in 0..<2 {
+            let delta = direction == 0 ? followingDelta : followersDelta
+            if direction == 0 { followingDelta = [:] } else { followersDelta = [:] }
+            let adjacency = direction == 0 ? newBase.following : newBase.followers
+            var kept: [UInt32: DeltaList] = [:]
+            for (user, list) in delta {
+                var fresh = DeltaList()
+                for entry in list.entries where entry.lsn > snapshot.coveredLSN {
+                    fresh.entries.append(entry)
+                    fresh.degreeChange += (entry.present ? 1 : 0) - (adjacency.contains(user, entry.neighbour) ? 1 : 0)
+                }
+                if !fresh.entries.isEmpty { kept[user] = fresh }
+            }
+            if direction == 0 { followingDelta = kept } else { followersDelta = kept }
+        }
+        edgeChange = followingDelta.values.reduce(0) { $0 + $1.degreeChange }
+        merging = false
+        lock.broadcast()
+        lock.unlock()
+
+        var report = GraphMergeReport(generation: newBase.generation, coveredLSN: newBase.coveredLSN, edges: newBase.edgeCount,
+                                      fileBytes: newBase.fileBytes)
+        if let log {
+            do { try log.setCheckpoint(consumer: Self.consumerName, lsn: fallback) } catch { throw .log(error) }
+        }
+        // Keep the new base and (after a merge) the one before it; remove the rest.
+        do {
+            var removed = false
+            for name in try fileSystem.listDirectory(directory) {
+                guard let generation = GraphFormat.generation(ofFileNamed: name) else { continue }
+                let keepFrom = dropOlderBases ? newBase.generation : snapshot.base.generation
+                if generation < keepFrom {
+                    try fileSystem.remove(directory + "/" + name)
+                    report.removedBases += 1
+                    removed = true
+                }
+            }
+            if removed { try fileSystem.syncDirectory(directory) }
+        } catch { throw .io(error) }
+        return report
+    }
+
+    // MARK: Bulk load
+
+    /// Adds the edges of `edges` (packed `follower << 32 | followee`, any order, duplicates and
+    /// self-follows allowed and dropped) to the graph through a sort, building a new base directly
+    /// rather than applying them one at a time. The edges are not written to the log: the new
+    /// base is their durable copy, and older bases (which lack them) are removed.
+    /// `edges` is used as sort space and left in an unspecified order.
+    @discardableResult
+    public func bulkLoad(_ edges: inout ContiguousArray<UInt64>, progress: ((GraphLoadProgress) -> Void)? = nil) throws(GraphError) -> GraphMergeReport {
+        let snapshot = try beginRebuild()
+        // The current graph joins the load: the new base replaces it.
+        var userCount = snapshot.userCount
+        let current = snapshot.base.edgeCount + snapshot.following.values.reduce(0) { $0 + $1.degreeChange }
+        edges.reserveCapacity(edges.count + current)
+        var buffer = ContiguousArray<UInt32>()
+        for u in 0..<snapshot.userCount {
+            let user = UInt32(u)
+            copy(ListView(base: snapshot.base, adjacency: snapshot.base.following, user: user, delta: snapshot.following[user]), into: &buffer)
+            for v in buffer { edges.append(UInt64(user) << 32 | UInt64(v)) }
+        }
+        var maximum: UInt64 = 0
+        for e in edges { maximum |= (e >> 32) | (e & 0xFFFF_FFFF) }
+        if !edges.isEmpty {
+            var highest: UInt32 = 0
+            for e in edges { highest = max(highest, UInt32(truncatingIfNeeded: e >> 32), UInt32(truncatingIfNeeded: e)) }
+            userCount = max(userCount, Int(highest) + 1)
+        }
+        let bits = 64 - UInt64(maximum).leadingZeroBitCount
+        var builder = GraphBaseBuilder(userCount: userCount, generation: snapshot.base.generation + 1, coveredLSN: snapshot.coveredLSN,
+                                       expectedBytes: edges.count * 4 + userCount * 16 + 4096)
+        progress?(GraphLoadProgress(phase: .sorting, done: 0, total: edges.count))
+        for direction in 0..<2 {
+            // Key: source << bits | target, so the sort only spends passes on bits in use.
+            edges.withUnsafeMutableBufferPointer { keys in
+                for i in 0..<keys.count {
+                    let e = keys[i]
+                    let (source, target) = direction == 0 ? (e >> 32, e & 0xFFFF_FFFF) : (e & 0xFFFF_FFFF, e >> 32)
+                    keys[i] = source << UInt64(bits) | target
+                }
+                RadixSort.sort(keys, keyBits: 2 * bits)
+            }
+            progress?(GraphLoadProgress(phase: direction == 0 ? .buildingFollowing : .buildingFollowers, done: 0, total: edges.count))
+            let mask: UInt64 = (1 << UInt64(bits)) &- 1
+            var list = ContiguousArray<UInt32>()
+            var lists = 0
+            edges.withUnsafeBufferPointer { keys in
+                var i = 0
+                while i < keys.count {
+                    let source = keys[i] >> UInt64(bits)
+                    list.removeAll(keepingCapacity: true)
+                    while i < keys.count && keys[i] >> UInt64(bits) == source {
+                        let target = UInt32(truncatingIfNeeded: keys[i] & mask)
+                        if UInt64(target) != source && (list.isEmpty || list[list.count - 1] != target) { list.append(target) }
+                        i += 1
+                    }
+                    list.withUnsafeBufferPointer { builder.append(user: Int(source), $0) }
+                    lists += 1
+                    if lists & 0xFFFF == 0 {
+                        progress?(GraphLoadProgress(phase: direction == 0 ? .buildingFollowing : .buildingFollowers, done: i, total: keys.count))
+                    }
+                }
+            }
+            // Back to the packed form for the other direction.
+            edges.withUnsafeMutableBufferPointer { keys in
+                for i in 0..<keys.count {
+                    let source = keys[i] >> UInt64(bits), target = keys[i] & mask
+                    keys[i] = direction == 0 ? (source << 32 | target) : (target << 32 | source)
+                }
+            }
+            builder.finishDirection()
+        }
+        let newBase = builder.finish()
+        progress?(GraphLoadProgress(phase: .writing, done: 0, total: newBase.fileBytes))
+        let report = try install(newBase, snapshot: snapshot, dropOlderBases: true)
+        progress?(GraphLoadProgress(phase: .done, done: newBase.edgeCount, total: newBase.edgeCount))
+        return report
+    }
+
+    // MARK: Closing
+
+    /// Stops the store: later mutations throw `.closed`. The overlay is not merged (the log has
+    /// it); the caller closes the log.
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        while merging || inflight > 0 { lock.wait() }
+        isClosed = true
+    }
+}
+
+/// One suggestion of `GraphStore.suggestions`.
+public struct GraphSuggestion: Equatable, Sendable {
+    public var user: UInt32
+    /// How many of the people the asking user follows follow this user (among those scanned).
+    public var followedBy: Int
+}
+
+public struct GraphOpenReport: Sendable, CustomStringConvertible {
+    public var created = false
+    public var baseGeneration: UInt64 = 0
+    public var removedTemporaryFiles: [String] = []
+    /// Bases found corrupt and renamed aside, with the reason; the store then used an older base
+    /// and replayed the log from it.
+    public var corruptBasesSetAside: [(path: String, reason: String)] = []
+
+    public var description: String {
+        var s = created ? "graph created" : "graph opened at base generation \(baseGeneration)"
+        if !removedTemporaryFiles.isEmpty { s += "; removed \(removedTemporaryFiles.joined(separator: ", "))" }
+        for (path, reason) in corruptBasesSetAside { s += "; set aside \(path) (\(reason)), rebuilt from the log" }
+        return s
+    }
+}
+
+public struct GraphMergeReport: Sendable {
+    public var generation: UInt64
+    public var coveredLSN: UInt64
+    public var edges: Int
+    public var fileBytes: Int
+    public var removedBases = 0
+}
+
+public struct GraphLoadProgress: Sendable {
+    public enum Phase: Sendable { case parsing, sorting, buildingFollowing, buildingFollowers, writing, done }
+    public var phase: Phase
+    public var done: Int
+    public var total: Int
+}
+
+/// Sizes and counts for `STATS`.
+public struct GraphStatistics: Sendable {
+    public struct Direction: Sendable {
+        public var indexBytes = 0
+        public var listsBytes = 0
+        public var edges = 0
+        /// Bits per edge of the coded lists alone (what WebGraph quotes).
+        public var listBitsPerEdge: Double { edges == 0 ? 0 : Double(listsBytes * 8) / Double(edges) }
+        /// Bits per edge with the index (degree and offset per user) included.
+        public var bitsPerEdge: Double { edges == 0 ? 0 : Double((listsBytes + indexBytes) * 8) / Double(edges) }
+    }
+
+    public var users = 0
+    public var edges = 0
+    public var baseEdges = 0
+    public var baseGeneration: UInt64 = 0
+    public var baseCoveredLSN: UInt64 = 0
+    public var baseFileBytes = 0
+    public var following = Direction()
+    public var followers = Direction()
+    public var overlayUsers = 0
+    public var overlayEntries = 0
+    public var overlayBytes = 0
+}

@@ -1,0 +1,360 @@
+import StorageEngine
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The model of the follow graph the store is checked against: a set of (follower, followee).
+struct GraphModel {
+    var edges = Set<UInt64>()
+    var followingOf: [UInt32: Set<UInt32>] = [:]
+    var followersOf: [UInt32: Set<UInt32>] = [:]
+
+    func key(_ a: UInt32, _ b: UInt32) -> UInt64 { UInt64(a) << 32 | UInt64(b) }
+    func follows(_ a: UInt32, _ b: UInt32) -> Bool { edges.contains(key(a, b)) }
+    mutating func set(_ a: UInt32, _ b: UInt32, _ present: Bool) -> Bool {
+        if present {
+            guard edges.insert(key(a, b)).inserted else { return false }
+            followingOf[a, default: []].insert(b)
+            followersOf[b, default: []].insert(a)
+        } else {
+            guard edges.remove(key(a, b)) != nil else { return false }
+            followingOf[a]?.remove(b)
+            followersOf[b]?.remove(a)
+        }
+        return true
+    }
+    func following(_ u: UInt32) -> [UInt32] { (followingOf[u] ?? []).sorted() }
+    func followers(_ u: UInt32) -> [UInt32] { (followersOf[u] ?? []).sorted() }
+    func followerCount(_ u: UInt32) -> Int { followersOf[u]?.count ?? 0 }
+
+    /// Lists per user in both directions, in one pass.
+    func lists(users: Int) -> (following: [[UInt32]], followers: [[UInt32]]) {
+        var following = Array(repeating: [UInt32](), count: users)
+        var followers = Array(repeating: [UInt32](), count: users)
+        for e in edges.sorted() {
+            let a = Int(e >> 32), b = Int(UInt32(truncatingIfNeeded: e))
+            following[a].append(UInt32(b))
+            followers[b].append(UInt32(a))
+        }
+        for i in 0..<users { followers[i].sort() }
+        return (following, followers)
+    }
+}
+
+func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: String) {
+    let (following, followers) = model.lists(users: users)
+    var buffer = ContiguousArray<UInt32>()
+    for u in 0..<users {
+        let user = UInt32(u)
+        #expect(store.followingCount(user) == following[u].count, "\(context): following count of \(u)")
+        #expect(store.followerCount(user) == followers[u].count, "\(context): follower count of \(u)")
+        #expect(store.following(of: user, limit: Int.max) == following[u], "\(context): following of \(u)")
+        var seen: [UInt32] = []
+        store.forEachFollower(of: user) { seen.append($0) }
+        #expect(seen == followers[u], "\(context): followers of \(u)")
+        store.copyFollowers(of: user, into: &buffer)
+        #expect(Array(buffer) == followers[u], "\(context): copied followers of \(u)")
+    }
+    #expect(store.statistics().edges == model.edges.count, "\(context): edge count")
+}
+
+@Suite struct GraphCodecTests {
+    func roundTrip(_ values: [UInt32], _ random: inout SeededRandom, context: String) {
+        let size = values.withUnsafeBufferPointer { GraphCodec.encodedSize($0) }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size + GraphCodec.paddingBytes, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xAB, count: size + GraphCodec.paddingBytes)
+        let written = values.withUnsafeBufferPointer { GraphCodec.encode($0, into: buffer) }
+        #expect(written == size, "\(context): size")
+        var decoded = [UInt32](repeating: 0, count: values.count)
+        decoded.withUnsafeMutableBufferPointer { GraphCodec.decode(buffer, count: values.count, into: $0.baseAddress!) }
+        #expect(decoded == values, "\(context): decode")
+        var scanned: [UInt32] = []
+        GraphCodec.scan(buffer, count: values.count, after: nil) { scanned.append($0); return true }
+        #expect(scanned == values, "\(context): scan")
+        for v in values.prefix(40) + values.suffix(40) {
+            #expect(GraphCodec.contains(buffer, count: values.count, v), "\(context): contains \(v)")
+        }
+        for _ in 0..<20 {
+            let probe = UInt32.random(in: 0...UInt32.max, using: &random)
+            let cursor = values.isEmpty ? probe : (Bool.random(using: &random) ? values.randomElement(using: &random)! : probe)
+            #expect(GraphCodec.contains(buffer, count: values.count, probe) == values.contains(probe), "\(context): probe \(probe)")
+            var after: [UInt32] = []
+            GraphCodec.scan(buffer, count: values.count, after: cursor) { after.append($0); return after.count < 200 }
+            #expect(after == Array(values.filter { $0 > cursor }.prefix(200)), "\(context): after \(cursor)")
+        }
+    }
+
+    @Test func everySmallLengthAndGapShape() {
+        let seed = testSeed()
+        print("GraphCodecTests seed \(seed) (SOCIALDB_SEED to replay)")
+        var random = SeededRandom(seed: seed)
+        for count in 1...300 {
+            for shape in 0..<4 {
+                var values = Set<UInt32>()
+                let span: UInt32 = [UInt32(count), UInt32(count) * 50, 1 << 20, UInt32.max][shape]
+                while values.count < count { values.insert(UInt32.random(in: 0...max(span, UInt32(count)), using: &random)) }
+                roundTrip(values.sorted(), &random, context: "count \(count) shape \(shape) seed \(seed)")
+            }
+        }
+    }
+
+    @Test func extremeGaps() {
+        var random = SeededRandom(seed: 7)
+        roundTrip([0], &random, context: "zero")
+        roundTrip([UInt32.max], &random, context: "max")
+        roundTrip([0, UInt32.max], &random, context: "largest gap")
+        roundTrip(Array(0..<1000), &random, context: "consecutive (gap 0)")
+        roundTrip(Array((UInt32.max - 999)...UInt32.max), &random, context: "consecutive at the top")
+        var mixed: [UInt32] = [0]
+        for i in 1..<400 { mixed.append(i % 128 == 5 ? UInt32.max - UInt32(400 - i) * 2 : mixed[i - 1] + 1) }
+        roundTrip(mixed.sorted().reduce(into: [UInt32]()) { if $0.last != $1 { $0.append($1) } }, &random, context: "mixed")
+        roundTrip([0, 1 << 31, UInt32.max - 1, UInt32.max], &random, context: "sparse")
+    }
+
+    @Test func radixSortMatchesSort() {
+        var random = SeededRandom(seed: testSeed())
+        for (count, bits) in [(10, 8), (1000, 20), (50_000, 40), (20_000, 64)] {
+            let mask: UInt64 = bits == 64 ? .max : (1 << UInt64(bits)) - 1
+            var keys = (0..<count).map { _ in random.next() & mask }
+            let expected = keys.sorted()
+            keys.withUnsafeMutableBufferPointer { RadixSort.sort($0, keyBits: bits) }
+            #expect(keys == expected, "\(count) keys of \(bits) bits")
+        }
+    }
+}
+
+@Suite struct GraphStoreTests {
+    static let reedPath = "/work/shared/data/socfb-Reed98/socfb-Reed98.edges"
+
+    @Test func followUnfollowIdempotentAndVisible() throws {
+        let dir = TemporaryDirectory("graph")
+        let fs = try FileSystem(backend: .posix)
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .always))
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        #expect(try store.follow(1, 2))
+        #expect(try !store.follow(1, 2))
+        #expect(store.follows(1, 2) && !store.follows(2, 1))
+        #expect(store.followerCount(2) == 1 && store.followingCount(1) == 1)
+        #expect(throws: GraphError.self) { try store.follow(3, 3) }
+        #expect(try store.unfollow(1, 2))
+        #expect(try !store.unfollow(1, 2))
+        #expect(!store.follows(1, 2) && store.followerCount(2) == 0)
+        try store.follow(5, 9)
+        store.close()
+        try log.close()
+        let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2)
+        #expect(reopened.follows(5, 9) && !reopened.follows(1, 2))
+        #expect(reopened.replayedRecords == 3)
+        try log2.close()
+    }
+
+    /// Random follows, unfollows, queries, merges and reopenings against a set of pairs.
+    @Test func modelRandomOperations() throws {
+        let seed = testSeed()
+        print("GraphStoreTests.modelRandomOperations seed \(seed) (SOCIALDB_SEED to replay)")
+        var random = SeededRandom(seed: seed)
+        let operations = environmentInt("SOCIALDB_GRAPH_OPS", default: 200_000)
+        let users = 300
+        let dir = TemporaryDirectory("graph-model")
+        let fs = try FileSystem(backend: .posix)
+        let logOptions = LogOptions(sync: .off, segmentSizeBytes: 1 << 20)
+        var (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: logOptions)
+        var store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        var model = GraphModel()
+        // Popular users get more followers, so lists of every size (and multi-block lists) occur.
+        func pick() -> UInt32 {
+            let r = Double(random.next() % 1_000_000) / 1_000_000
+            return UInt32(Double(users) * r * r * r)
+        }
+        for i in 0..<operations {
+            let a = UInt32(random.next() % UInt64(users))
+            var b = pick()
+            if a == b { b = (b + 1) % UInt32(users) }
+            switch random.next() % 100 {
+            case 0..<45:
+                #expect(try store.follow(a, b) == model.set(a, b, true), "follow \(a) \(b) at \(i), seed \(seed)")
+            case 45..<70:
+                #expect(try store.unfollow(a, b) == model.set(a, b, false), "unfollow \(a) \(b) at \(i), seed \(seed)")
+            case 70..<90:
+                #expect(store.follows(a, b) == model.follows(a, b), "follows \(a) \(b) at \(i), seed \(seed)")
+            case 90..<95:
+                #expect(store.followerCount(b) == model.followerCount(b), "follower count \(b) at \(i), seed \(seed)")
+            default:
+                let all = model.followers(b)
+                let cursor = all.isEmpty || random.next() % 3 == 0 ? nil : all.randomElement(using: &random)
+                let page = store.followers(of: b, after: cursor, limit: 7)
+                #expect(page == Array(all.filter { cursor == nil || $0 > cursor! }.prefix(7)), "page \(b) at \(i), seed \(seed)")
+            }
+            if i % 40_000 == 39_999 {
+                try store.merge()
+                verifyAll(store, model, users: users, context: "after merge at \(i), seed \(seed)")
+            }
+            if i % 70_000 == 69_999 {
+                store.close()
+                try log.close()
+                (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: logOptions)
+                store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+                verifyAll(store, model, users: users, context: "after reopen at \(i), seed \(seed)")
+            }
+        }
+        verifyAll(store, model, users: users, context: "at the end, seed \(seed)")
+        // Set queries against the model.
+        for _ in 0..<200 {
+            let u = UInt32(random.next() % UInt64(users)), x = pick()
+            let expected = model.following(u).filter { model.follows($0, x) }
+            #expect(store.followingWhoFollow(u, x) == expected, "intersection \(u) \(x), seed \(seed)")
+        }
+        for u in UInt32(0)..<20 {
+            var counts: [UInt32: Int] = [:]
+            for f in model.following(u) { for g in model.following(f) where g != u { counts[g, default: 0] += 1 } }
+            let expected = counts.filter { !model.follows(u, $0.key) }
+                .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(5)
+            let got = store.suggestions(for: u, limit: 5, edgesScannedMax: Int.max)
+            #expect(got.map(\.user) == expected.map(\.key) && got.map(\.followedBy) == expected.map(\.value), "suggestions \(u), seed \(seed)")
+        }
+        let bounded = store.suggestions(for: 0, limit: 5, edgesScannedMax: 10)
+        #expect(bounded.reduce(0) { $0 + $1.followedBy } <= 10, "bounded work")
+        try log.close()
+    }
+
+    @Test func concurrentWritersConverge() throws {
+        let dir = TemporaryDirectory("graph-threads")
+        let fs = try FileSystem(backend: .posix)
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .always))
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        let threads = (0..<4).map { t in
+            BackgroundThread {
+                var random = SeededRandom(seed: UInt64(t + 1))
+                for _ in 0..<150 {
+                    let a = UInt32(random.next() % 20), b = UInt32(20 + random.next() % 20)
+                    if random.next() % 3 == 0 { _ = try? store.unfollow(a, b) } else { _ = try? store.follow(a, b) }
+                }
+            }
+        }
+        let merger = BackgroundThread { for _ in 0..<3 { _ = try? store.merge() } }
+        for t in threads { t.join() }
+        merger.join()
+        var live = Set<UInt64>()
+        for a in UInt32(0)..<20 { for b in UInt32(20)..<40 where store.follows(a, b) { live.insert(UInt64(a) << 32 | UInt64(b)) } }
+        store.close()
+        try log.close()
+        // Replay gives the same graph as the live store had: the log's order decides.
+        let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2)
+        var replayed = Set<UInt64>()
+        for a in UInt32(0)..<20 { for b in UInt32(20)..<40 where reopened.follows(a, b) { replayed.insert(UInt64(a) << 32 | UInt64(b)) } }
+        #expect(live == replayed)
+        #expect(reopened.statistics().edges == live.count)
+        try log2.close()
+    }
+
+    @Test func corruptBaseIsReportedOrRebuiltFromTheLog() throws {
+        let dir = TemporaryDirectory("graph-corrupt")
+        let fs = try FileSystem(backend: .posix)
+        var model = GraphModel()
+        do {
+            let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .off))
+            let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+            for i in UInt32(0)..<500 { try store.follow(i % 50, 50 + i % 37); _ = model.set(i % 50, 50 + i % 37, true) }
+            try store.merge()
+            try log.close()
+        }
+        let newest = dir.path + "/graph/" + GraphFormat.fileName(generation: 1)
+        var bytes = readWholeFile(newest)
+        bytes[bytes.count / 2] ^= 0x40
+        writeWholeFile(newest, bytes)
+        // Without the log the corrupt newest base cannot be replaced: a clear error, no data.
+        #expect {
+            _ = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: nil)
+        } throws: { error in
+            guard case GraphError.corrupt(let path, let reason) = error else { return false }
+            return path == newest && reason.contains("checksum")
+        }
+        #expect(fs.exists(newest), "a failed open renames nothing")
+        // With the log (which still covers the older base), it is set aside and rebuilt.
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        #expect(store.openReport.corruptBasesSetAside.count == 1, "\(store.openReport)")
+        #expect(fs.exists(newest + ".corrupt"))
+        verifyAll(store, model, users: 87, context: "rebuilt")
+        try log.close()
+    }
+
+    @Test func crashAroundBaseSwitch() throws {
+        let dir = TemporaryDirectory("graph-crash")
+        let faults = FaultInjector()
+        let fs = try FileSystem(backend: .posix, faults: faults)
+        var model = GraphModel()
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .off))
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        for i in UInt32(0)..<300 { try store.follow(i % 30, 30 + i % 41); _ = model.set(i % 30, 30 + i % 41, true) }
+        // The switch fails at the rename, then at the fdatasync of the new file: the store keeps
+        // serving the same graph, and nothing half-written is ever loaded.
+        faults.add(FaultInjector.Rule(operation: .rename, pathContains: ".graph.tmp", action: .fail(errno: EIO)))
+        #expect(throws: GraphError.self) { try store.merge() }
+        faults.removeAll()
+        faults.add(FaultInjector.Rule(operation: .fdatasync, pathContains: ".graph.tmp", action: .fail(errno: EIO)))
+        #expect(throws: GraphError.self) { try store.merge() }
+        faults.removeAll()
+        verifyAll(store, model, users: 71, context: "after failed switches")
+        try store.unfollow(0, 30); _ = model.set(0, 30, false)
+        try log.close()
+        // A crash mid-write leaves a temporary file: removed at open, the graph rebuilt from
+        // the base before plus the log.
+        writeWholeFile(dir.path + "/graph/" + GraphFormat.fileName(generation: 1) + ".tmp", [1, 2, 3])
+        let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2)
+        #expect(reopened.openReport.removedTemporaryFiles.count == 1)
+        verifyAll(reopened, model, users: 71, context: "after crash")
+        try reopened.merge()
+        verifyAll(reopened, model, users: 71, context: "after merge")
+        try log2.close()
+    }
+
+    @Test func bulkLoadReed98() throws {
+        let fs = try FileSystem(backend: .posix)
+        guard fs.exists(Self.reedPath) else {
+            print("note: \(Self.reedPath) is missing; skipped")
+            return
+        }
+        let parsed = try EdgeListParser(symmetric: true).parse(path: Self.reedPath, fileSystem: fs)
+        #expect(parsed.lines == 18_812 && parsed.badLines == 0)
+        #expect(parsed.edges.count == 2 * 18_812)
+        var model = GraphModel()
+        for e in parsed.edges { _ = model.set(UInt32(e >> 32), UInt32(truncatingIfNeeded: e), true) }
+        let dir = TemporaryDirectory("graph-reed")
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .off))
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        try store.follow(0, 961)
+        _ = model.set(0, 961, true)
+        var edges = parsed.edges
+        var phases = 0
+        let report = try store.bulkLoad(&edges) { _ in phases += 1 }
+        #expect(phases > 0)
+        #expect(report.edges == model.edges.count)
+        let stats = store.statistics()
+        #expect(stats.users == 962 && stats.edges == model.edges.count)
+        #expect(Set(parsed.edges).count == 37_624, "18,812 friendships, both directions, no duplicates")
+        #expect(model.edges.count == 37_624 + (Set(parsed.edges).contains(961) ? 0 : 1))
+        verifyAll(store, model, users: 962, context: "Reed98")
+        print("Reed98: \(stats.edges) edges; bits/edge following \(stats.following.listBitsPerEdge) lists, \(stats.following.bitsPerEdge) with index")
+        try log.close()
+        let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2)
+        verifyAll(reopened, model, users: 962, context: "Reed98 reopened")
+        try log2.close()
+    }
+
+    @Test func edgeListForms() {
+        let snap = EdgeListParser().parse(text: "# Directed graph\n# FromNodeId\tToNodeId\n0\t1\n1\t2\n\n2 0 1287000\nbad line\n3,4\n99999999999 1\n")
+        #expect(Array(snap.edges) == [0 << 32 | 1, 1 << 32 | 2, 2 << 32 | 0, 3 << 32 | 4])
+        #expect(snap.badLines == 2 && snap.badLineSamples.map(\.line) == [7, 9] && snap.commentLines == 2)
+        let mtx = EdgeListParser(symmetric: true).parse(text: "%%MatrixMarket matrix coordinate pattern symmetric\n% comment\n3 3 2\n1 2\n3 1\n")
+        #expect(mtx.matrixMarket)
+        #expect(Array(mtx.edges) == [0 << 32 | 1, 1 << 32 | 0, 2 << 32 | 0, 0 << 32 | 2])
+    }
+}
