@@ -53,6 +53,14 @@ public final class Log: @unchecked Sendable {
     private var syncThread: BackgroundThread?
     private var fdatasyncCount: UInt64 = 0
     private var writeCount: UInt64 = 0
+    /// Group commit: how many records the next sync may expect (the last synced batch, whose
+    /// appenders were just released, plus what was appended while it ran), a moving average of
+    /// how long a write plus fdatasync takes, and whether a would-be leader is waiting.
+    private var expectedBatchRecords: UInt64 = 0
+    private var syncNanosAverage: UInt64 = 0
+    private var gathering = false
+    /// Histogram of records per fdatasync: buckets 1, 2-3, 4-7, ... 2^k..2^(k+1)-1.
+    private var batchHistogram = [UInt64](repeating: 0, count: 16)
 
     // MARK: Opening and recovery
 
@@ -262,6 +270,7 @@ public final class Log: @unchecked Sendable {
         let lsn = nextLSN
         nextLSN += 1
         pending.count += LogFormat.encodeRecord(lsn: lsn, type: type, payload: payload, into: pending.end)
+        if gathering { lock.signalSecond() }
         switch options.sync {
         case .always:
             try waitLocked(for: lsn, durable: true)
@@ -306,15 +315,37 @@ public final class Log: @unchecked Sendable {
     }
 
     /// Waits (leading a write when none is in flight) until `lsn` is written, or durable.
+    ///
+    /// Group commit: when a thread is about to lead an fdatasync with fewer records pending than
+    /// the last sync released plus what arrived while it ran, the released appenders are
+    /// probably about to append again; it waits for them (each append wakes it) up to a quarter
+    /// of the average sync time (at most 300 µs) before it leads. One appender alone never waits.
     private func waitLocked(for lsn: UInt64, durable: Bool) throws(LogError) {
+        var gatherDeadline: UInt64 = 0
         while (durable ? durableLSN : writtenLSN) < lsn {
             if let failure { throw .io(failure) }
             if writing {
                 lock.wait()
-            } else {
-                try leadLocked(sync: durable)
+                continue
             }
+            if durable && syncNanosAverage > 0 && nextLSN - 1 - writtenLSN < expectedBatchRecords {
+                let now = Self.monotonicNanos()
+                if gatherDeadline == 0 { gatherDeadline = now + min(syncNanosAverage / 4, 300_000) }
+                if now < gatherDeadline {
+                    gathering = true
+                    lock.waitSecond(nanoseconds: gatherDeadline - now)
+                    gathering = false
+                    continue
+                }
+            }
+            try leadLocked(sync: durable)
         }
+    }
+
+    static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
     /// Writes the pending buffer (and fdatasyncs, with `sync`) with the lock released during
@@ -330,6 +361,7 @@ public final class Log: @unchecked Sendable {
         pendingOffset += UInt64(batch.count)
         let file = current
         lock.unlock()
+        let started = sync ? Self.monotonicNanos() : 0
         var error: IOError?
         do throws(IOError) {
             if batch.count > 0 {
@@ -341,11 +373,19 @@ public final class Log: @unchecked Sendable {
         } catch let e {
             error = e
         }
+        let elapsed = sync ? Self.monotonicNanos() - started : 0
         lock.lock()
         writing = false
         spare.count = 0
         if batch.count > 0 { writeCount += 1 }
         if sync { fdatasyncCount += 1 }
+        if sync && batch.count > 0 && error == nil {
+            let records = lastInBatch - writtenBefore
+            expectedBatchRecords = records + (nextLSN - 1 - lastInBatch)
+            syncNanosAverage = syncNanosAverage == 0 ? elapsed : (syncNanosAverage * 7 + elapsed) / 8
+            let bucket = min(15, 63 - Int(records.leadingZeroBitCount))
+            batchHistogram[bucket] += 1
+        }
         defer { lock.broadcast() }
         if let error {
             failure = error
@@ -415,13 +455,15 @@ public final class Log: @unchecked Sendable {
         public var durableLSN: UInt64
         public var writes: UInt64
         public var fdatasyncs: UInt64
+        /// Synced batches by size: index k counts batches of 2^k to 2^(k+1)-1 records.
+        public var batchSizeHistogram: [UInt64]
         public var syncPolicy: LogSyncPolicy
     }
 
     public var statistics: Statistics {
         lock.withLock {
             Statistics(segments: segments.count, nextLSN: nextLSN, durableLSN: durableLSN, writes: writeCount,
-                       fdatasyncs: fdatasyncCount, syncPolicy: options.sync)
+                       fdatasyncs: fdatasyncCount, batchSizeHistogram: batchHistogram, syncPolicy: options.sync)
         }
     }
 

@@ -11,22 +11,29 @@ public final class ConditionLock: @unchecked Sendable {
     // @unchecked: the pthread objects are themselves the synchronisation.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
+    /// A second condition on the same mutex, for one kind of waiter that must not be woken by
+    /// (or wake) everyone else: the log's group-commit leader waiting for followers.
+    private let second: UnsafeMutablePointer<pthread_cond_t>
 
     public init() {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
+        second = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(condition, &attributes)
+        pthread_cond_init(second, &attributes)
         pthread_condattr_destroy(&attributes)
     }
 
     deinit {
         pthread_cond_destroy(condition)
+        pthread_cond_destroy(second)
         pthread_mutex_destroy(mutex)
         condition.deallocate()
+        second.deallocate()
         mutex.deallocate()
     }
 
@@ -46,6 +53,19 @@ public final class ConditionLock: @unchecked Sendable {
     /// Waits for a broadcast or until `nanoseconds` pass; returns false on timeout.
     @discardableResult
     public func wait(nanoseconds: UInt64) -> Bool {
+        wait(on: condition, nanoseconds: nanoseconds)
+    }
+
+    /// Waits on the second condition for `signalSecond()` or until `nanoseconds` pass.
+    @discardableResult
+    public func waitSecond(nanoseconds: UInt64) -> Bool {
+        wait(on: second, nanoseconds: nanoseconds)
+    }
+
+    /// Wakes one waiter of the second condition; the lock must be held.
+    @inline(__always) public func signalSecond() { pthread_cond_signal(second) }
+
+    private func wait(on condition: UnsafeMutablePointer<pthread_cond_t>, nanoseconds: UInt64) -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let total = UInt64(now.tv_nsec) + nanoseconds % 1_000_000_000
