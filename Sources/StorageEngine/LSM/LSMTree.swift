@@ -268,6 +268,7 @@ public final class LSMTree: @unchecked Sendable {
         frozen.append(Frozen(memtable: active, boundary: boundary, epoch: activeEpoch))
         active = Memtable()
         activeEpoch += 1
+        invalidateSnapshotLocked()
         state.broadcast()
     }
 
@@ -475,6 +476,7 @@ public final class LSMTree: @unchecked Sendable {
             levels[0] += tables
             version = Version(levels: levels)
             frozen.removeFirst()
+            invalidateSnapshotLocked()
             counters.flushes += 1
             state.broadcast()
         }
@@ -586,6 +588,7 @@ public final class LSMTree: @unchecked Sendable {
                 levels[out] += tables
                 levels[out].sort { x, y in x.meta.smallest.withUnsafeBytes { a in y.meta.smallest.withUnsafeBytes { b in InternalKey.compare(a, b) < 0 } } }
                 version = Version(levels: levels)
+                invalidateSnapshotLocked()
                 counters.trivialMoves += job.moves.count
                 state.broadcast()
             }
@@ -658,6 +661,7 @@ public final class LSMTree: @unchecked Sendable {
             levels[out] += tables
             levels[out].sort { x, y in x.meta.smallest.withUnsafeBytes { a in y.meta.smallest.withUnsafeBytes { b in InternalKey.compare(a, b) < 0 } } }
             version = Version(levels: levels)
+            invalidateSnapshotLocked()
             counters.compactions += 1
             state.broadcast()
         }
@@ -671,18 +675,32 @@ public final class LSMTree: @unchecked Sendable {
 
     // MARK: reading
 
-    private struct Snapshot {
-        var memtables: [Memtable]
-        var version: Version
+    /// What a reader needs: the memtables newest first and the version. Rebuilt (under the
+    /// state lock) whenever either changes, so a read takes a reference, not an allocation.
+    private final class Snapshot: Sendable {
+        let memtables: [Memtable]
+        let version: Version
+        init(memtables: [Memtable], version: Version) {
+            self.memtables = memtables
+            self.version = version
+        }
     }
+
+    private var currentSnapshot: Snapshot?
+
+    /// Call with the state lock held after changing `active`, `frozen` or `version`.
+    private func invalidateSnapshotLocked() { currentSnapshot = nil }
 
     private func snapshot() throws(LSMError) -> Snapshot {
         state.lock()
         defer { state.unlock() }
         if closed { throw .closed }
+        if let s = currentSnapshot { return s }
         var m = [active]
         for f in frozen.reversed() { m.append(f.memtable) }
-        return Snapshot(memtables: m, version: version)
+        let s = Snapshot(memtables: m, version: version)
+        currentSnapshot = s
+        return s
     }
 
     /// Calls `body` with the value of `key` and returns its result, or nil when the key is absent
@@ -906,8 +924,32 @@ public final class LSMTree: @unchecked Sendable {
         let snap = try snapshot()
         var sources: [SourceCursor] = []
         for m in snap.memtables where m.entries > 0 { sources.append(.memtable(MemtableCursor(m))) }
-        for t in snap.version.levels[0].reversed() { sources.append(.table(TableCursor(t))) }
-        for level in snap.version.levels.dropFirst() where !level.isEmpty { sources.append(.level(LevelCursor(level))) }
+        for t in snap.version.levels[0].reversed() {
+            // Only tables whose range meets [lower, upper).
+            let below = upper.map { !t.meta.smallestUser.lexicographicallyPrecedes($0[...]) } ?? false
+            let above = t.meta.largestUser.lexicographicallyPrecedes(lower[...])
+            if !below && !above { sources.append(.table(TableCursor(t))) }
+        }
+        for level in snap.version.levels.dropFirst() where !level.isEmpty {
+            // The tables meeting [lower, upper) are a contiguous run of the sorted level.
+            var lo = 0
+            var hi = level.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if level[mid].meta.largestUser.lexicographicallyPrecedes(lower[...]) { lo = mid + 1 } else { hi = mid }
+            }
+            var end = lo
+            if let upper {
+                var h = level.count
+                while end < h {
+                    let mid = (end + h) / 2
+                    if level[mid].meta.smallestUser.lexicographicallyPrecedes(upper[...]) { end = mid + 1 } else { h = mid }
+                }
+            } else {
+                end = level.count
+            }
+            if lo < end { sources.append(.level(LevelCursor(lo == 0 && end == level.count ? level : Array(level[lo..<end])))) }
+        }
         var given = 0
         let previous = KeyBuffer()
         if !reverse {
