@@ -80,7 +80,7 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
         let seed = testSeed()
         print("LSM model test seed \(seed) (SOCIALDB_SEED=\(seed) to replay), background \(background)")
         var rng = SeededRandom(seed: seed)
-        let ops = environmentInt("SOCIALDB_LSM_OPS", default: 30_000)
+        let ops = environmentInt("SOCIALDB_LSM_OPS", default: 100_000)
         let tmp = TemporaryDirectory("lsm-model")
         let h = try TreeHarness(dir: tmp.path, options: smallLSMOptions(background: background))
         var model: [[UInt8]: [UInt8]] = [:]
@@ -198,10 +198,18 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
                     Issue.record("scan \(lower)..<\(upper) reverse=\(reverse) limit \(limit) at step \(step): got \(got.count) keys \(got.prefix(5)), want \(want.count) \(want.prefix(5)), seed \(seed)")
                     return
                 }
-            case 960..<985:
+            case 960..<994:
+                // More reads and writes (flushes happen on their own as memtables fill).
+                let k = pickExisting() ?? modelKey(space: 2, rng.next() % 5000)
+                if try h.tree.get(k) != model[k] {
+                    Issue.record("get \(k) at step \(step), seed \(seed)")
+                    return
+                }
+            case 994..<998:
                 try h.tree.flush()
-            case 985..<987:
-                try h.tree.compactAll()
+            case 998:
+                // Full compactions rewrite everything: rare.
+                if rng.next() % 5 == 0 { try h.tree.compactAll() }
             default:
                 try h.reopen(clean: rng.next() % 2 == 0)
             }
