@@ -126,7 +126,9 @@ struct LSMSuite {
             "  compaction; space amp = du / logical bytes (keys + values written); table space amp = table files only;",
             "  write amp = bytes of table files written (flushes + compactions, before the forced full compaction) /",
             "  logical bytes (socialdb statistics; peers: their info logs' table-creation sizes); io write amp = the",
-            "  process's storage writes (/proc/self/io, WAL included) over the same span / logical bytes.",
+            "  process's storage writes (/proc/self/io write_bytes - cancelled_write_bytes, WAL included) over the same",
+            "  span / logical bytes (a peer's WAL deleted before writeback counts as cancelled, never written).",
+            "The machine may be shared: compare ratios within one run, and rerun before quoting a figure.",
             "ratio vs peer = socialdb ops/s / the better of RocksDB and LevelDB in the same run.",
         ]
         if problems.isEmpty {
