@@ -36,8 +36,10 @@ struct TargetCheck: Sendable {
     var threshold: Double
     /// How to print `measured` and `threshold`: a ratio (`0.62x`) or a rate (`2,100,000/s`).
     var isRatio: Bool
+    /// The target is a ceiling (`measured <= threshold`), not a floor.
+    var atMost: Bool = false
 
-    var passed: Bool { measured >= threshold }
+    var passed: Bool { atMost ? measured <= threshold : measured >= threshold }
 }
 
 /// What one suite produced: its rows, its target checks and notes to print below the table.
@@ -115,7 +117,7 @@ enum Report {
         for target in targets {
             let measured = target.isRatio ? Format.ratio(target.measured) : Format.rate(target.measured) + "/s"
             let threshold = target.isRatio ? Format.ratio(target.threshold) : Format.rate(target.threshold) + "/s"
-            print("  \(target.passed ? "PASS" : "MISS")  \(target.description): \(measured) (target >= \(threshold))")
+            print("  \(target.passed ? "PASS" : "MISS")  \(target.description): \(measured) (target \(target.atMost ? "<=" : ">=") \(threshold))")
         }
     }
 
