@@ -22,6 +22,8 @@ func smallLSMOptions(background: Bool) -> LSMOptions {
     o.levels = 5
     o.blockCacheBytes = 256 << 10
     o.backgroundWork = background
+    // Both read paths: the mapping with background work, the block cache without.
+    o.mmapReads = background
     return o
 }
 
@@ -313,26 +315,29 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
         var bytes = readWholeFile(path)
         bytes[20] ^= 0x40
         writeWholeFile(path, bytes)
-        let h2 = try TreeHarness(dir: tmp.path, backend: backend, options: options)
-        var corrupt = 0
-        var good = 0
-        for (k, v) in written {
-            do {
-                let got = try h2.tree.get(k)
-                #expect(got == v, "a damaged block returned data")
-                good += 1
-            } catch {
-                let description = String(describing: error)
-                #expect(description.contains("corrupt") && description.contains(tables[0]), "\(description)")
-                corrupt += 1
+        for mapped in [false, true] {
+            options.mmapReads = mapped
+            let h2 = try TreeHarness(dir: tmp.path, backend: backend, options: options)
+            var corrupt = 0
+            var good = 0
+            for (k, v) in written {
+                do {
+                    let got = try h2.tree.get(k)
+                    #expect(got == v, "a damaged block returned data")
+                    good += 1
+                } catch {
+                    let description = String(describing: error)
+                    #expect(description.contains("corrupt") && description.contains(tables[0]), "\(description)")
+                    corrupt += 1
+                }
             }
+            #expect(corrupt > 0, "the flipped block was detected")
+            #expect(good > 0, "other blocks stay readable")
+            #expect(throws: LSMError.self) { try h2.tree.scan(from: [0], to: nil) { _, _ in true } }
+            let keys = Array(written.keys)
+            #expect(throws: LSMError.self) { _ = try h2.tree.multiGet(keys) }
+            try h2.tree.close(flush: false)
         }
-        #expect(corrupt > 0, "the flipped block was detected")
-        #expect(good > 0, "other blocks stay readable")
-        #expect(throws: LSMError.self) { try h2.tree.scan(from: [0], to: nil) { _, _ in true } }
-        let keys = Array(written.keys)
-        #expect(throws: LSMError.self) { _ = try h2.tree.multiGet(keys) }
-        try h2.tree.close(flush: false)
         // A damaged footer fails the open with the file's name.
         bytes = readWholeFile(path)
         bytes[bytes.count - 3] ^= 1

@@ -64,38 +64,59 @@ struct BlockBuilder {
     }
 }
 
-/// A verified, immutable block in memory (owned bytes), shared between readers via the cache.
+/// A verified, immutable block: either bytes it owns (read from the file, shared through the
+/// block cache) or a view into a table's read-only mapping (kept alive by `owner`).
 final class Block: @unchecked Sendable {
     // @unchecked: immutable after init.
-    let bytes: UnsafeMutableRawBufferPointer
+    let raw: UnsafeRawBufferPointer
+    private let owned: UnsafeMutableRawPointer?
+    private let owner: AnyObject?
     let restartCount: Int
     let restartsOffset: Int
 
     /// Takes ownership of `bytes` (allocated with `UnsafeMutableRawBufferPointer.allocate`),
-    /// which must already be checksum-verified. Throws on a malformed restart array.
-    init(taking bytes: UnsafeMutableRawBufferPointer, file: String) throws(LSMError) {
-        self.bytes = bytes
-        guard bytes.count >= 4 else {
+    /// whose first `count` bytes (all of them by default) are the checksum-verified block.
+    /// Throws on a malformed restart array.
+    init(taking bytes: UnsafeMutableRawBufferPointer, count: Int? = nil, file: String) throws(LSMError) {
+        let n = count ?? bytes.count
+        owned = bytes.baseAddress
+        owner = nil
+        raw = UnsafeRawBufferPointer(start: bytes.baseAddress, count: n)
+        guard let (c, o) = Block.restarts(raw) else {
             bytes.deallocate()
-            throw .corrupt(file: file, detail: "block of \(bytes.count) bytes is too short")
+            throw .corrupt(file: file, detail: "block restart array does not fit its \(n) bytes")
         }
-        let n = Int(UnsafeRawBufferPointer(bytes).loadLE(UInt32.self, at: bytes.count - 4))
-        guard n >= 1, n * 4 + 4 <= bytes.count else {
-            bytes.deallocate()
-            throw .corrupt(file: file, detail: "block restart count \(n) does not fit its \(bytes.count) bytes")
-        }
-        restartCount = n
-        restartsOffset = bytes.count - 4 - n * 4
+        restartCount = c
+        restartsOffset = o
     }
 
-    deinit { bytes.deallocate() }
+    /// A view of verified bytes inside a mapping that `owner` keeps alive.
+    init(viewing bytes: UnsafeRawBufferPointer, owner: AnyObject, file: String) throws(LSMError) {
+        owned = nil
+        self.owner = owner
+        raw = bytes
+        guard let (c, o) = Block.restarts(raw) else {
+            throw .corrupt(file: file, detail: "block restart array does not fit its \(bytes.count) bytes")
+        }
+        restartCount = c
+        restartsOffset = o
+    }
 
-    var raw: UnsafeRawBufferPointer { UnsafeRawBufferPointer(bytes) }
+    private static func restarts(_ raw: UnsafeRawBufferPointer) -> (Int, Int)? {
+        guard raw.count >= 4 else { return nil }
+        let n = Int(raw.loadLE(UInt32.self, at: raw.count - 4))
+        guard n >= 1, n * 4 + 4 <= raw.count else { return nil }
+        return (n, raw.count - 4 - n * 4)
+    }
+
+    deinit { owned?.deallocate() }
+
+
 
     @inline(__always)
     func restart(_ i: Int) -> Int { Int(raw.loadLE(UInt32.self, at: restartsOffset + i * 4)) }
 
-    var memoryBytes: Int { bytes.count + 64 }
+    var memoryBytes: Int { raw.count + 64 }
 }
 
 /// A growable byte buffer owned by a cursor: the current full key, reused from entry to entry.

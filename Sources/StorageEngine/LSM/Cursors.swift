@@ -1,8 +1,9 @@
 /// Cursors over the tree's sources, all speaking internal keys, merged for scans and compactions.
-/// Sources are an enum, not protocol existentials, so a merge step is a switch, not a dynamic call.
+/// Sources are an enum of final classes, not protocol existentials: a merge step is a switch, and
+/// moving a cursor mutates it in place instead of copying it out of the enum and back.
 
 /// A cursor over one table: the current block's cursor, loaded through the block cache.
-struct TableCursor {
+final class TableCursor {
     let table: Table
     private(set) var blockIndex = 0
     private var cursor: BlockCursor?
@@ -15,7 +16,7 @@ struct TableCursor {
     @inline(__always) var key: UnsafeRawBufferPointer { cursor!.key }
     @inline(__always) var value: UnsafeRawBufferPointer { cursor!.value }
 
-    private mutating func load(_ i: Int) -> Bool {
+    private func load(_ i: Int) -> Bool {
         blockIndex = i
         guard i >= 0 && i < table.blockCount else { cursor = nil; return false }
         do {
@@ -29,31 +30,31 @@ struct TableCursor {
         }
     }
 
-    private mutating func checkCorrupt() {
+    private func checkCorrupt() {
         if let c = cursor, c.corrupt {
             error = .corrupt(file: table.path, detail: "malformed entry in block \(blockIndex)")
         }
     }
 
-    mutating func seekToFirst() {
+    func seekToFirst() {
         guard load(0) else { return }
         cursor!.seekToFirst()
         skipEmptyForward()
     }
 
-    mutating func seek(_ target: UnsafeRawBufferPointer) {
+    func seek(_ target: UnsafeRawBufferPointer) {
         let i = table.blockIndex(for: target)
         guard load(i) else { return }
         cursor!.seek(target)
         skipEmptyForward()
     }
 
-    mutating func next() {
+    func next() {
         cursor!.next()
         skipEmptyForward()
     }
 
-    private mutating func skipEmptyForward() {
+    private func skipEmptyForward() {
         checkCorrupt()
         while error == nil, let c = cursor, !c.isValid {
             guard load(blockIndex + 1) else { return }
@@ -62,14 +63,14 @@ struct TableCursor {
         }
     }
 
-    mutating func seekToLast() {
+    func seekToLast() {
         guard load(table.blockCount - 1) else { return }
         cursor!.seekToLast()
         skipEmptyBackward()
     }
 
     /// The last entry whose internal key is < `target`.
-    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+    func seekBefore(_ target: UnsafeRawBufferPointer) {
         let i = table.blockIndex(for: target)
         if i >= table.blockCount { seekToLast(); return }
         guard load(i) else { return }
@@ -80,12 +81,12 @@ struct TableCursor {
         skipEmptyBackward()
     }
 
-    mutating func previous() {
+    func previous() {
         cursor!.previous()
         skipEmptyBackward()
     }
 
-    private mutating func skipEmptyBackward() {
+    private func skipEmptyBackward() {
         checkCorrupt()
         while error == nil, let c = cursor, !c.isValid {
             guard blockIndex > 0, load(blockIndex - 1) else { cursor = nil; return }
@@ -96,7 +97,7 @@ struct TableCursor {
 }
 
 /// A cursor over a sorted run of non-overlapping tables (a level below 0).
-struct LevelCursor {
+final class LevelCursor {
     let tables: [Table]
     private(set) var index = 0
     private var cursor: TableCursor?
@@ -120,14 +121,14 @@ struct LevelCursor {
         return lo
     }
 
-    private mutating func open(_ i: Int) -> Bool {
+    private func open(_ i: Int) -> Bool {
         index = i
         guard i >= 0 && i < tables.count else { cursor = nil; return false }
         cursor = TableCursor(tables[i])
         return true
     }
 
-    private mutating func settleForward() {
+    private func settleForward() {
         while true {
             if let e = cursor?.error { error = e; return }
             if cursor?.isValid ?? true { return }
@@ -136,7 +137,7 @@ struct LevelCursor {
         }
     }
 
-    private mutating func settleBackward() {
+    private func settleBackward() {
         while true {
             if let e = cursor?.error { error = e; return }
             if cursor?.isValid ?? true { return }
@@ -145,30 +146,30 @@ struct LevelCursor {
         }
     }
 
-    mutating func seekToFirst() {
+    func seekToFirst() {
         guard open(0) else { return }
         cursor!.seekToFirst()
         settleForward()
     }
 
-    mutating func seek(_ target: UnsafeRawBufferPointer) {
+    func seek(_ target: UnsafeRawBufferPointer) {
         guard open(tableIndex(target)) else { return }
         cursor!.seek(target)
         settleForward()
     }
 
-    mutating func next() {
+    func next() {
         cursor!.next()
         settleForward()
     }
 
-    mutating func seekToLast() {
+    func seekToLast() {
         guard open(tables.count - 1) else { return }
         cursor!.seekToLast()
         settleBackward()
     }
 
-    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+    func seekBefore(_ target: UnsafeRawBufferPointer) {
         let i = tableIndex(target)
         if i >= tables.count { seekToLast(); return }
         guard open(i) else { return }
@@ -176,14 +177,14 @@ struct LevelCursor {
         settleBackward()
     }
 
-    mutating func previous() {
+    func previous() {
         cursor!.previous()
         settleBackward()
     }
 }
 
 /// A cursor over a memtable (its nodes are stable, so the cursor is a node pointer).
-struct MemtableCursor {
+final class MemtableCursor {
     let memtable: Memtable
     private(set) var node: Memtable.Node?
     let keyBuffer = KeyBuffer()
@@ -196,7 +197,7 @@ struct MemtableCursor {
     var key: UnsafeRawBufferPointer { keyBuffer.bytes }
     var value: UnsafeRawBufferPointer { Memtable.value(node!) }
 
-    private mutating func set(_ n: Memtable.Node?) {
+    private func set(_ n: Memtable.Node?) {
         node = n
         guard let n else { return }
         keyBuffer.set(Memtable.userKey(n))
@@ -204,8 +205,8 @@ struct MemtableCursor {
         withUnsafeBytes(of: &t) { keyBuffer.append($0) }
     }
 
-    mutating func seekToFirst() { set(memtable.first()) }
-    mutating func seek(_ target: UnsafeRawBufferPointer) {
+    func seekToFirst() { set(memtable.first()) }
+    func seek(_ target: UnsafeRawBufferPointer) {
         let user = UnsafeRawBufferPointer(rebasing: target[..<(target.count - 8)])
         var n = memtable.seek(user)
         // Skip versions of the target's user key newer than the target trailer.
@@ -215,9 +216,9 @@ struct MemtableCursor {
         }
         set(n)
     }
-    mutating func next() { set(memtable.successor(node!)) }
-    mutating func seekToLast() { set(memtable.last()) }
-    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+    func next() { set(memtable.successor(node!)) }
+    func seekToLast() { set(memtable.last()) }
+    func seekBefore(_ target: UnsafeRawBufferPointer) {
         let user = UnsafeRawBufferPointer(rebasing: target[..<(target.count - 8)])
         // Last node < target: the last node with user key < user, unless versions of `user`
         // older... (targets used for reverse scans carry the largest trailer, so every version of
@@ -227,12 +228,12 @@ struct MemtableCursor {
             set(memtable.seekBefore(user))
         } else {
             // General case: walk back from the first node >= target.
-            var probe = MemtableCursor(memtable)
+            let probe = MemtableCursor(memtable)
             probe.seek(target)
             if let n = probe.node { set(memtable.previous(n)) } else { set(memtable.last()) }
         }
     }
-    mutating func previous() { set(memtable.previous(node!)) }
+    func previous() { set(memtable.previous(node!)) }
 }
 
 /// One source of a merge.
@@ -273,51 +274,51 @@ enum SourceCursor {
         }
     }
 
-    mutating func seekToFirst() {
+    func seekToFirst() {
         switch self {
-        case .memtable(var c): c.seekToFirst(); self = .memtable(c)
-        case .table(var c): c.seekToFirst(); self = .table(c)
-        case .level(var c): c.seekToFirst(); self = .level(c)
+        case .memtable(let c): c.seekToFirst()
+        case .table(let c): c.seekToFirst()
+        case .level(let c): c.seekToFirst()
         }
     }
 
-    mutating func seek(_ target: UnsafeRawBufferPointer) {
+    func seek(_ target: UnsafeRawBufferPointer) {
         switch self {
-        case .memtable(var c): c.seek(target); self = .memtable(c)
-        case .table(var c): c.seek(target); self = .table(c)
-        case .level(var c): c.seek(target); self = .level(c)
+        case .memtable(let c): c.seek(target)
+        case .table(let c): c.seek(target)
+        case .level(let c): c.seek(target)
         }
     }
 
-    mutating func next() {
+    func next() {
         switch self {
-        case .memtable(var c): c.next(); self = .memtable(c)
-        case .table(var c): c.next(); self = .table(c)
-        case .level(var c): c.next(); self = .level(c)
+        case .memtable(let c): c.next()
+        case .table(let c): c.next()
+        case .level(let c): c.next()
         }
     }
 
-    mutating func seekToLast() {
+    func seekToLast() {
         switch self {
-        case .memtable(var c): c.seekToLast(); self = .memtable(c)
-        case .table(var c): c.seekToLast(); self = .table(c)
-        case .level(var c): c.seekToLast(); self = .level(c)
+        case .memtable(let c): c.seekToLast()
+        case .table(let c): c.seekToLast()
+        case .level(let c): c.seekToLast()
         }
     }
 
-    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+    func seekBefore(_ target: UnsafeRawBufferPointer) {
         switch self {
-        case .memtable(var c): c.seekBefore(target); self = .memtable(c)
-        case .table(var c): c.seekBefore(target); self = .table(c)
-        case .level(var c): c.seekBefore(target); self = .level(c)
+        case .memtable(let c): c.seekBefore(target)
+        case .table(let c): c.seekBefore(target)
+        case .level(let c): c.seekBefore(target)
         }
     }
 
-    mutating func previous() {
+    func previous() {
         switch self {
-        case .memtable(var c): c.previous(); self = .memtable(c)
-        case .table(var c): c.previous(); self = .table(c)
-        case .level(var c): c.previous(); self = .level(c)
+        case .memtable(let c): c.previous()
+        case .table(let c): c.previous()
+        case .level(let c): c.previous()
         }
     }
 }

@@ -109,7 +109,7 @@ public final class LSMTree: @unchecked Sendable {
         for level in m.levels {
             var tables: [Table] = []
             for meta in level {
-                tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache))
+                tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads))
             }
             levels.append(tables)
         }
@@ -461,7 +461,7 @@ public final class LSMTree: @unchecked Sendable {
         }
         var tables: [Table] = []
         for meta in outputs {
-            tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache))
+            tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads))
         }
         var m = state.withLock { manifest }
         m.levels[0] += outputs
@@ -642,7 +642,7 @@ public final class LSMTree: @unchecked Sendable {
         }
         var tables: [Table] = []
         for meta in outputs {
-            tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache))
+            tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads))
         }
         var m = state.withLock { manifest }
         m.levels[job.level].removeAll { inputNumbers.contains($0.number) }
@@ -847,6 +847,12 @@ public final class LSMTree: @unchecked Sendable {
             var seen = Set<BlockCache.Key>()
             for p in pending {
                 let t = p.table!
+                if t.isMapped {
+                    // Mapped tables: ask the kernel to start reading every block's pages now,
+                    // so the page faults of the searches below overlap instead of queueing.
+                    if pending.count > 1 { t.prefetch(p.block) }
+                    continue
+                }
                 if t.cachedBlock(p.block) != nil { continue }
                 let k = BlockCache.Key(file: t.meta.number, offset: t.blockOffsets[p.block])
                 guard seen.insert(k).inserted else { continue }
@@ -1087,7 +1093,7 @@ public final class LSMTree: @unchecked Sendable {
     public func dropCaches() {
         cache.clear()
         let v = state.withLock { version }
-        for level in v.levels { for t in level { t.file.dropCache() } }
+        for level in v.levels { for t in level { t.dropPages() } }
     }
 
     /// The first error of background work, if any.

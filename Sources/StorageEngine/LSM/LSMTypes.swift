@@ -46,8 +46,12 @@ public struct LSMOptions: Sendable {
     public var level1Bytes: Int = 256 << 20
     public var levelSizeMultiplier: Int = 10
     public var levels: Int = 7
-    /// The block cache's byte budget (shared by all tables).
+    /// The block cache's byte budget (shared by all tables; used when `mmapReads` is off).
     public var blockCacheBytes: Int = 64 << 20
+    /// Read tables through a read-only mapping: a block read is a checksum check over the page
+    /// cache, with no system call, copy or cache insertion (tables never change once written).
+    /// Off, blocks are read with the file layer (io_uring or pread) into the block cache.
+    public var mmapReads: Bool = true
     /// Run flushes and compactions on a background thread. Off, they run inline in `write`.
     public var backgroundWork: Bool = true
     /// Log record type the tree uses for its write batches.

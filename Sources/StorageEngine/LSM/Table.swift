@@ -183,7 +183,11 @@ final class Table: @unchecked Sendable {
         var filter: [UInt8]
     }
 
-    init(meta: TableMeta, directory: String, fileSystem: FileSystem, cache: BlockCache) throws(LSMError) {
+    /// The whole file mapped read-only, when reads go through the page cache (tables never
+    /// change after they are written, so the mapping never sees a partial update).
+    private let mapping: UnsafeRawBufferPointer?
+
+    init(meta: TableMeta, directory: String, fileSystem: FileSystem, cache: BlockCache, mapped: Bool = false) throws(LSMError) {
         let path = directory + "/" + TableFormat.fileName(meta.number)
         let f: File
         do { f = try fileSystem.open(path, .readOnlyAccess) } catch { throw .io(error) }
@@ -192,6 +196,14 @@ final class Table: @unchecked Sendable {
             f.close()
             throw error
         }
+        var map: UnsafeRawBufferPointer? = nil
+        if mapped && meta.fileBytes > 0 {
+            let p = mmap(nil, Int(meta.fileBytes), PROT_READ, MAP_SHARED, f.fd, 0)
+            if let p, p != MAP_FAILED {
+                map = UnsafeRawBufferPointer(start: p, count: Int(meta.fileBytes))
+            }
+        }
+        mapping = map
         self.meta = meta
         self.cache = cache
         self.path = path
@@ -232,9 +244,9 @@ final class Table: @unchecked Sendable {
               indexOffset + UInt64(indexSize) + 8 + UInt64(TableFormat.footerBytes) == size
         else { throw .corrupt(file: path, detail: "footer handles do not fit the file") }
         let filterBytes = try Table.readRaw(file: file, path: path, offset: filterOffset, size: Int(filterSize))
-        let filter = makeArray(UnsafeRawBufferPointer(filterBytes))
+        let filter = makeArray(UnsafeRawBufferPointer(rebasing: filterBytes[0..<Int(filterSize)]))
         filterBytes.deallocate()
-        let indexBlock = try Block(taking: try Table.readRaw(file: file, path: path, offset: indexOffset, size: Int(indexSize)), file: path)
+        let indexBlock = try Block(taking: try Table.readRaw(file: file, path: path, offset: indexOffset, size: Int(indexSize)), count: Int(indexSize), file: path)
         var keys: [UInt8] = []
         var ends: [Int] = []
         var offsets: [UInt64] = []
@@ -260,7 +272,41 @@ final class Table: @unchecked Sendable {
     }
 
 
-    deinit { file.close() }
+    deinit {
+        if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping.baseAddress), mapping.count) }
+        file.close()
+    }
+
+    var isMapped: Bool { mapping != nil }
+
+    /// Drops this table's pages from the process and asks the kernel to drop them from the
+    /// page cache (cold-read benchmarks).
+    func dropPages() {
+        if let mapping { madvise(UnsafeMutableRawPointer(mutating: mapping.baseAddress), mapping.count, MADV_DONTNEED) }
+        file.dropCache()
+    }
+
+    /// Starts reading block `i`'s pages in the background (a batch of lookups issues these for
+    /// all its blocks first, so the disk reads overlap).
+    func prefetch(_ i: Int) {
+        guard let mapping else { return }
+        let page = 4096
+        let start = Int(blockOffsets[i]) & ~(page - 1)
+        let end = Int(blockOffsets[i]) + Int(blockSizes[i]) + 8
+        madvise(UnsafeMutableRawPointer(mutating: mapping.baseAddress! + start), end - start, MADV_WILLNEED)
+    }
+
+    /// Block `i` as a verified view into the mapping.
+    @inline(__always)
+    private func mappedBlock(_ i: Int, _ mapping: UnsafeRawBufferPointer) throws(LSMError) -> Block {
+        let offset = Int(blockOffsets[i])
+        let size = Int(blockSizes[i])
+        let body = UnsafeRawBufferPointer(rebasing: mapping[offset..<(offset + size)])
+        guard Checksum.xxh3(body, seed: .tableBlock) == mapping.loadLE(UInt64.self, at: offset + size) else {
+            throw .corrupt(file: path, detail: "block at offset \(offset) fails its checksum")
+        }
+        return try Block(viewing: body, owner: self, file: path)
+    }
 
     private static func varint(_ v: UnsafeRawBufferPointer, _ i: inout Int, _ out: inout UInt64) -> Bool {
         var shift: UInt64 = 0
@@ -287,8 +333,8 @@ final class Table: @unchecked Sendable {
         return try verify(buffer, size: size, path: path, offset: offset)
     }
 
-    /// Verifies a block read with its checksum; returns the block bytes (without the checksum)
-    /// in a fresh buffer of exactly `size` bytes, freeing `buffer`.
+    /// Verifies a block read with its checksum (`buffer` holds the block and then its 8-byte
+    /// checksum); returns `buffer`, or frees it and throws.
     static func verify(_ buffer: UnsafeMutableRawBufferPointer, size: Int, path: String, offset: UInt64) throws(LSMError) -> UnsafeMutableRawBufferPointer {
         let raw = UnsafeRawBufferPointer(buffer)
         let body = UnsafeRawBufferPointer(rebasing: raw[0..<size])
@@ -297,14 +343,11 @@ final class Table: @unchecked Sendable {
             buffer.deallocate()
             throw .corrupt(file: path, detail: "block at offset \(offset) fails its checksum")
         }
-        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
-        out.copyMemory(from: body)
-        buffer.deallocate()
-        return out
+        return buffer
     }
 
     private static func readVerified(file: File, path: String, offset: UInt64, size: Int) throws(LSMError) -> Block {
-        try Block(taking: try readRaw(file: file, path: path, offset: offset, size: size), file: path)
+        try Block(taking: try readRaw(file: file, path: path, offset: offset, size: size), count: size, file: path)
     }
 
     // MARK: lookups
@@ -335,8 +378,9 @@ final class Table: @unchecked Sendable {
         filter.withUnsafeBytes { BloomFilter.mayContain($0, hash: hash) }
     }
 
-    /// Block `i`, from the cache or read and verified from the file.
+    /// Block `i`: a verified view of the mapping, or from the cache, or read and verified.
     func block(_ i: Int) throws(LSMError) -> Block {
+        if let mapping { return try mappedBlock(i, mapping) }
         let key = BlockCache.Key(file: meta.number, offset: blockOffsets[i])
         if let b = cache.lookup(key) { return b }
         let b = try Table.readVerified(file: file, path: path, offset: blockOffsets[i], size: Int(blockSizes[i]))
@@ -344,14 +388,16 @@ final class Table: @unchecked Sendable {
         return b
     }
 
+    /// Block `i` when it needs no read of its own (mapped tables always qualify).
     func cachedBlock(_ i: Int) -> Block? {
-        cache.lookup(BlockCache.Key(file: meta.number, offset: blockOffsets[i]))
+        if isMapped { return nil }
+        return cache.lookup(BlockCache.Key(file: meta.number, offset: blockOffsets[i]))
     }
 
     /// Verifies a block read by a batch and caches it.
     func adopt(_ buffer: UnsafeMutableRawBufferPointer, block i: Int) throws(LSMError) -> Block {
         let bytes = try Table.verify(buffer, size: Int(blockSizes[i]), path: path, offset: blockOffsets[i])
-        let b = try Block(taking: bytes, file: path)
+        let b = try Block(taking: bytes, count: Int(blockSizes[i]), file: path)
         cache.insert(BlockCache.Key(file: meta.number, offset: blockOffsets[i]), b)
         return b
     }
