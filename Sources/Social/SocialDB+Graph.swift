@@ -49,16 +49,19 @@ extension SocialDB {
             guard let cursor = try userRecord(id: after) else { throw .invalid("the cursor \(after) is not a user id from a previous page") }
             afterNumber = cursor.number
         }
-        let numbers = followers
-            ? graph.followers(of: user.number, after: afterNumber, limit: limit)
-            : graph.following(of: user.number, after: afterNumber, limit: limit)
+        // One more than asked tells whether there is a next page, so the last page has no cursor.
+        var numbers = followers
+            ? graph.followers(of: user.number, after: afterNumber, limit: limit + 1)
+            : graph.following(of: user.number, after: afterNumber, limit: limit + 1)
+        let more = numbers.count > limit
+        if more { numbers.removeLast() }
         var users: [User] = []
         users.reserveCapacity(numbers.count)
         for number in numbers {
             guard let record = try userRecord(number: number) else { continue }
             users.append(try makeUser(record))
         }
-        let last = numbers.count == limit ? try numbers.last.flatMap { (n) throws(SocialError) in try userRecord(number: n)?.id } : nil
+        let last = more ? try numbers.last.flatMap { (n) throws(SocialError) in try userRecord(number: n)?.id } : nil
         return Page(items: users, nextCursor: last)
     }
 

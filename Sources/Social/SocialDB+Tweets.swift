@@ -233,9 +233,12 @@ extension SocialDB {
     public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
         try Self.checkLimit(limit)
         let user = try userRecord(handle: handle)
-        let ids: [UInt64]
-        do { ids = try tree.authorTweets(author: user.id, before: before ?? UInt64.max, limit: limit) } catch { throw SocialError(error) }
-        return Page(items: try tweets(ids: ids), nextCursor: ids.count == limit ? ids.last : nil)
+        // One more than asked tells whether there is a next page, so the last page has no cursor.
+        var ids: [UInt64]
+        do { ids = try tree.authorTweets(author: user.id, before: before ?? UInt64.max, limit: limit + 1) } catch { throw SocialError(error) }
+        let more = ids.count > limit
+        if more { ids.removeLast() }
+        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 
     /// The tweets of `ids` that exist, in that order (one batched read for the records).

@@ -106,7 +106,7 @@ extension Shell {
             var human = "imported \(report.edgesRead) edges from \(report.lines) lines: \(report.usersCreated) users created, "
                 + "\(report.usersReused) found; the graph has \(report.graphEdges) edges"
             if report.badLines > 0 {
-                human += "\nskipped \(report.badLines) bad lines"
+                human += "\nskipped bad lines: \(report.badLines)"
                 for sample in report.badLineSamples { human += "\n  line \(sample.line): \(sample.reason)" }
             }
             return .ok(fields: [

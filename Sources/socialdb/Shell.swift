@@ -30,7 +30,10 @@ final class Shell {
         case .failure(.badEscape(let c)): return .error(.syntax, "unknown escape \\\(c) in a quoted string (use \\\", \\\\ or \\n)")
         }
         guard let first = words.first else { return nil }
-        guard let info = commandInfo(first.text), !first.quoted else {
+        if first.quoted {
+            return .error(.syntax, "the command word must not be quoted (\"\(first.text)\"); quotes are for arguments")
+        }
+        guard let info = commandInfo(first.text) else {
             if let near = nearestVerb(to: first.text) {
                 return .error(.syntax, "unknown command \(first.text); did you mean \(near)? (HELP lists the commands)")
             }
