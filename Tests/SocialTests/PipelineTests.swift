@@ -51,6 +51,36 @@ import Testing
         #expect(deletes.filter { $0 == KeySpace.tweetsByAuthor.rawValue }.count == 2)
     }
 
+    @Test func eventsDecodeTheLog() throws {
+        let t = try TestDatabase()
+        let start = t.nextLSN
+        let alice = try t.db.createUser(handle: "alice")
+        let bob = try t.db.createUser(handle: "bob")
+        let tweet = try t.db.post(handle: "alice", text: "hi @bob #news")
+        try t.db.follow("bob", "alice")
+        try t.db.like(handle: "bob", tweet: tweet.id)
+        let retweet = try t.db.retweet(handle: "bob", tweet: tweet.id)
+        try t.db.delete(handle: "alice", tweet: tweet.id)
+        try t.db.unfollow("bob", "alice")
+
+        var events: [SocialEvent] = []
+        let reader = try t.db.engine.log.reader(from: start)
+        while try reader.withNext({ _, type, payload in events += try SocialEvent.decode(type: type, payload: payload) }) {}
+        let posted = TweetRecord(id: tweet.id, author: alice.id, time: tweet.createdAtMilliseconds, text: "hi @bob #news",
+                                 mentions: [bob.id], hashtags: ["news"])
+        let retweeted = TweetRecord(id: retweet.id, author: bob.id, time: retweet.createdAtMilliseconds, text: "", retweetOf: tweet.id)
+        #expect(events == [
+            .userChanged(id: alice.id), .userChanged(id: bob.id),
+            .tweetCreated(posted),
+            .followed(follower: 1, followee: 0),
+            .liked(tweet: tweet.id, user: bob.id),
+            .tweetCreated(retweeted),
+            .tweetDeleted(id: tweet.id, author: alice.id), .tweetDeleted(id: retweet.id, author: bob.id),
+            .unliked(tweet: tweet.id, user: bob.id),
+            .unfollowed(follower: 1, followee: 0),
+        ])
+    }
+
     @Test func concurrentWritersKeepCountsExact() async throws {
         let t = try TestDatabase()
         try t.db.createUser(handle: "star")
