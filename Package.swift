@@ -53,7 +53,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SocialTests",
-            dependencies: ["Social", "socialdb"]
+            dependencies: ["Social", "socialdb"],
+            // Read by the transcript tests through #filePath, not bundled.
+            exclude: ["Transcripts"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,21 +1,222 @@
 import StorageEngine
 
-/// The embedded database: the one object an app opens.
+/// The embedded database: the one object an app opens, with the whole social network's
+/// operations as typed calls.
 ///
-/// Today it owns the engine (the durable log and the file layer); the social operations (users,
-/// tweets, timelines, follows, search, notifications, trends) arrive with their structures.
+/// ```swift
+/// let db = try SocialDB.open(at: "/var/lib/socialdb")
+/// let alice = try db.createUser(handle: "alice", name: "Alice")
+/// let tweet = try db.post(handle: "alice", text: "hello #swift")
+/// try db.close()
+/// ```
+///
+/// Pipeline: every write is validated completely first (a call that throws changed nothing),
+/// then goes to the engine as one durable log record: an LSM write batch (type 0x0020) holding
+/// all of the command's keys and counters, or a graph record (0x0100 follow, 0x0101 unfollow).
+/// It returns once that record is durable under the sync policy and applied, so every read
+/// afterwards, from any thread, sees it. Docs/ARCHITECTURE.md ("The Social layer") states the
+/// contract a log consumer (the timeline fan-out, search) relies on.
+///
+/// Thread safety: every method may be called from any thread. Writes that read before they
+/// write (handle uniqueness, like idempotence, counters) are serialized by `writer`; reads take
+/// no lock of this class, and follows and unfollows only the graph's.
 public final class SocialDB: Sendable {
     public let engine: Engine
+    public let options: SocialOptions
+    let ids: SnowflakeGenerator
+    /// Serializes the read-validate-write sequence of LSM writes (not the graph's).
+    let writer = ConditionLock()
 
-    public typealias Options = EngineOptions
+    public typealias Options = SocialOptions
+
+    /// Limits of list reads (`limit` is 1 to this).
+    public static let pageLimitMax = 1000
+    public static let pageLimitDefault = 20
 
     /// Opens (creating if needed) the database in `path`.
-    public static func open(at path: String, options: Options = Options()) throws(EngineError) -> SocialDB {
-        SocialDB(engine: try Engine.open(at: path, options: options))
+    public static func open(at path: String, options: Options = Options()) throws(SocialError) -> SocialDB {
+        let engine: Engine
+        do { engine = try Engine.open(at: path, options: options.engine) } catch { throw SocialError(error) }
+        // New ids must exceed every stored one even if the clock stepped back since they were made.
+        var largest: UInt64 = 0
+        do {
+            for space in [KeySpace.users, .tweets] {
+                try engine.tree.scan(from: Keys.one(space, 0), to: Keys.one(space, UInt64.max), reverse: true, limit: 1) { key, _ in
+                    largest = max(largest, Keys.number(key, at: 1))
+                    return false
+                }
+            }
+        } catch {
+            try? engine.close()
+            throw SocialError(error)
+        }
+        let ids = SnowflakeGenerator(node: options.node, floor: largest > 0 ? Snowflake(rawValue: largest) : nil,
+                                     wallClockMilliseconds: options.wallClockMilliseconds)
+        return SocialDB(engine: engine, options: options, ids: ids)
     }
 
-    private init(engine: Engine) { self.engine = engine }
+    private init(engine: Engine, options: Options, ids: SnowflakeGenerator) {
+        self.engine = engine
+        self.options = options
+        self.ids = ids
+    }
 
-    /// Makes every acknowledged write durable and releases the directory.
-    public func close() throws(EngineError) { try engine.close() }
+    /// Makes every acknowledged write durable, folds the graph's changes into its base, and
+    /// releases the directory.
+    public func close() throws(SocialError) {
+        do { try engine.close() } catch { throw SocialError(error) }
+    }
+
+    var tree: LSMTree { engine.tree }
+    var graph: GraphStore { engine.graph }
+
+    // MARK: Users
+
+    /// Registers a user. The handle is 1-15 of A-Z a-z 0-9 _ (a leading `@` is dropped) and
+    /// unique ignoring case (`exists`); the display name defaults to the handle, at most 50
+    /// characters.
+    @discardableResult
+    public func createUser(handle: String, name: String? = nil) throws(SocialError) -> User {
+        let handle = try Self.checkHandle(handle)
+        let name = name ?? handle
+        guard name.count <= TextRules.nameLengthMax else {
+            throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+        }
+        let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+            var changes = ChangeSet()
+            let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
+            try changes.commit(to: tree)
+            return record
+        }
+        return try makeUser(record)
+    }
+
+    /// Adds the keys of a new user to `changes`; the writer lock is held. `nextNumber`, when
+    /// given, is the number to use and is advanced (bulk creation keeps it in memory).
+    func addUser(handle: String, name: String, to changes: inout ChangeSet, nextNumber: UInt64?) throws(SocialError) -> UserRecord {
+        let folded = TextRules.folded(handle)
+        let taken: Bool
+        taken = try value(SocialKeys.handle(folded)) != nil
+        if taken { throw .exists("the handle @\(handle) is taken (handles ignore case)") }
+        let number: UInt64
+        if let nextNumber {
+            number = nextNumber
+        } else {
+            number = try value(SocialKeys.nextUserNumber)?.u64 ?? 0
+        }
+        guard number < UInt64(UInt32.max) else { throw .io("the graph's 2^32 user numbers are used up") }
+        let id = ids.next()
+        let record = UserRecord(id: id.rawValue, number: UInt32(number), createdAtMilliseconds: id.unixMilliseconds,
+                                handle: handle, name: name, bio: "")
+        changes.put(SocialKeys.user(record.id), record.encoded())
+        changes.put(SocialKeys.handle(folded), .u64(record.id))
+        changes.put(SocialKeys.number(record.number), .u64(record.id))
+        changes.put(SocialKeys.nextUserNumber, .u64(number + 1))
+        return record
+    }
+
+    /// The profile of `handle`, with its counts.
+    public func user(handle: String) throws(SocialError) -> User {
+        try makeUser(try userRecord(handle: handle))
+    }
+
+    /// The profile of the user with id `id`.
+    public func user(id: UInt64) throws(SocialError) -> User {
+        guard let record = try userRecord(id: id) else { throw .notFound("no user with id \(id)") }
+        return try makeUser(record)
+    }
+
+    /// Changes the display name (at most 50 characters) and/or the bio (at most 160).
+    @discardableResult
+    public func updateUser(handle: String, name: String? = nil, bio: String? = nil) throws(SocialError) -> User {
+        if let name {
+            guard !name.isEmpty else { throw .invalid("the display name must not be empty") }
+            guard name.count <= TextRules.nameLengthMax else {
+                throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+            }
+        }
+        if let bio, bio.count > TextRules.bioLengthMax {
+            throw .tooLong("the bio is \(bio.count) characters; at most \(TextRules.bioLengthMax)")
+        }
+        let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+            var record = try userRecord(handle: handle)
+            if let name { record.name = name }
+            if let bio { record.bio = bio }
+            var changes = ChangeSet()
+            changes.put(SocialKeys.user(record.id), record.encoded())
+            try changes.commit(to: tree)
+            return record
+        }
+        return try makeUser(record)
+    }
+
+    /// How many users exist (the next dense number).
+    public func userCount() throws(SocialError) -> Int {
+        return Int(try value(SocialKeys.nextUserNumber)?.u64 ?? 0)
+    }
+
+    public func statistics() throws(SocialError) -> SocialStatistics {
+        SocialStatistics(users: try userCount(), graph: graph.statistics())
+    }
+
+    // MARK: Reading records
+
+    static func checkHandle(_ text: String) throws(SocialError) -> String {
+        guard let handle = TextRules.validHandle(text) else {
+            throw .invalid("'\(text)' is not a handle: 1 to 15 of A-Z, a-z, 0-9 and _, with or without @")
+        }
+        return handle
+    }
+
+    func userRecord(handle text: String) throws(SocialError) -> UserRecord {
+        let handle = try Self.checkHandle(text)
+        let id: UInt64?
+        id = try value(SocialKeys.handle(TextRules.folded(handle)))?.u64
+        guard let id, let record = try userRecord(id: id) else { throw .notFound("no user @\(handle)") }
+        return record
+    }
+
+    func userRecord(id: UInt64) throws(SocialError) -> UserRecord? {
+        guard let value = try value(SocialKeys.user(id)) else { return nil }
+        guard let record = value.withUnsafeBytes({ UserRecord.decode($0) }) else {
+            throw .io("storage: the record of user \(id) does not decode")
+        }
+        return record
+    }
+
+    /// The value of `key` in the tree, or nil.
+    func value(_ key: [UInt8]) throws(SocialError) -> [UInt8]? {
+        do { return try tree.get(key) } catch { throw SocialError(error) }
+    }
+
+    func userRecord(number: UInt32) throws(SocialError) -> UserRecord? {
+        let id: UInt64?
+        id = try value(SocialKeys.number(number))?.u64
+        guard let id else { return nil }
+        return try userRecord(id: id)
+    }
+
+    func counters(of id: UInt64) throws(SocialError) -> [CounterKind: Int] {
+        var result: [CounterKind: Int] = [:]
+        do {
+            try tree.scan(from: Keys.two(.counters, id, 0), to: Keys.two(.counters, id, UInt64.max)) { key, value in
+                if let kind = CounterKind(rawValue: Keys.number(key, at: 9)), value.count == 8 {
+                    result[kind] = Int(clamping: value.loadLE(UInt64.self, at: 0))
+                }
+                return true
+            }
+        } catch { throw SocialError(error) }
+        return result
+    }
+
+    func makeUser(_ record: UserRecord) throws(SocialError) -> User {
+        User(id: record.id, handle: record.handle, name: record.name, bio: record.bio,
+             createdAtMilliseconds: record.createdAtMilliseconds,
+             followerCount: graph.followerCount(record.number), followingCount: graph.followingCount(record.number),
+             tweetCount: try counters(of: record.id)[.tweets] ?? 0)
+    }
+
+    static func checkLimit(_ limit: Int, max: Int = pageLimitMax) throws(SocialError) {
+        guard limit >= 1 && limit <= max else { throw .invalid("LIMIT must be 1 to \(max), not \(limit)") }
+    }
 }

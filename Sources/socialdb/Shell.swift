@@ -9,11 +9,14 @@ import Glibc
 final class Shell {
     let db: SocialDB
     let json: Bool
+    /// Draw progress bars (on standard error) for long commands: set on a terminal only.
+    let showsProgress: Bool
     private(set) var quitRequested = false
 
-    init(db: SocialDB, json: Bool) {
+    init(db: SocialDB, json: Bool, showsProgress: Bool = false) {
         self.db = db
         self.json = json
+        self.showsProgress = showsProgress
     }
 
     /// Executes one input line. Returns nil for lines the language ignores (blank, `--` comments).
@@ -27,7 +30,10 @@ final class Shell {
         case .failure(.badEscape(let c)): return .error(.syntax, "unknown escape \\\(c) in a quoted string (use \\\", \\\\ or \\n)")
         }
         guard let first = words.first else { return nil }
-        guard let info = commandInfo(first.text), !first.quoted else {
+        if first.quoted {
+            return .error(.syntax, "the command word must not be quoted (\"\(first.text)\"); quotes are for arguments")
+        }
+        guard let info = commandInfo(first.text) else {
             if let near = nearestVerb(to: first.text) {
                 return .error(.syntax, "unknown command \(first.text); did you mean \(near)? (HELP lists the commands)")
             }
@@ -44,8 +50,25 @@ final class Shell {
             guard arguments.isEmpty else { return .error(.syntax, "STATS takes no arguments") }
             return stats()
         default:
-            return .error(.invalid, "\(info.verb) is not available in this version of socialdb yet (usage: \(info.usage))")
+            do {
+                return try social(info.verb, arguments)
+            } catch {
+                return .error(ErrorCode(rawValue: error.code) ?? .io, error.message)
+            }
         }
+    }
+
+    /// A progress line on standard error, redrawn in place; nothing unless `showsProgress`.
+    func importProgress(_ progress: SocialDB.ImportProgress) {
+        guard showsProgress else { return }
+        let width = 30
+        let filled = progress.total > 0 ? min(width, progress.done * width / progress.total) : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        printErrorPartial("\r\(progress.phase.padding(12)) [\(bar)] \(progress.done)/\(progress.total)   ")
+    }
+
+    func finishProgress() {
+        if showsProgress { printErrorPartial("\r" + String(repeating: " ", count: 70) + "\r") }
     }
 
     private func help(_ arguments: [Tokenizer.Word]) -> Response {
@@ -72,6 +95,8 @@ final class Shell {
 
     private func stats() -> Response {
         let engine = db.engine
+        let users = (try? db.userCount()) ?? 0
+        let graph = engine.graph.statistics()
         let log = engine.log.statistics
         let tree = engine.tree.statistics
         let io = engine.fileSystem.backend.rawValue
@@ -101,6 +126,17 @@ final class Shell {
                 ("cache_misses", .int(Int(tree.cacheMisses))),
                 ("cache_hit_rate", .double(tree.cacheHitRate)),
             ])),
+            ("users", .int(users)),
+            ("graph", .object([
+                ("users", .int(graph.users)),
+                ("edges", .int(graph.edges)),
+                ("base_edges", .int(graph.baseEdges)),
+                ("base_generation", .int(Int(graph.baseGeneration))),
+                ("base_bytes", .int(graph.baseFileBytes)),
+                ("bits_per_edge", .double(graph.following.bitsPerEdge)),
+                ("overlay_entries", .int(graph.overlayEntries)),
+                ("overlay_bytes", .int(graph.overlayBytes)),
+            ])),
         ]
         var human = """
         data directory  \(engine.directory)
@@ -114,8 +150,15 @@ final class Shell {
         human += "\nLSM work        \(tree.flushes) flushes, \(tree.compactions) compactions, \(tree.trivialMoves) moves"
         human += "\nLSM amplification  write \(formatRatio(tree.writeAmplification)), space \(formatRatio(tree.spaceAmplification))"
         human += "\nblock cache     \(tree.cacheBytes) bytes, \(tree.cacheHits) hits, \(tree.cacheMisses) misses (\(formatRatio(tree.cacheHitRate * 100))%)"
+        human += "\nusers           \(users)"
+        human += "\ngraph           \(graph.edges) edges (\(graph.baseEdges) in base generation \(graph.baseGeneration), \(graph.baseFileBytes) bytes, "
+            + "\(formatRatio(graph.following.bitsPerEdge)) bits/edge); overlay \(graph.overlayEntries) changes, \(graph.overlayBytes) bytes"
         return .ok(fields: fields, human: human)
     }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }
 
 private func formatRatio(_ x: Double) -> String {

@@ -88,7 +88,7 @@ struct SocialDBCommand: ParsableCommand {
             input = opened
         }
         let interactive = file == nil && isatty(0) != 0
-        let shell = Shell(db: db, json: json)
+        let shell = Shell(db: db, json: json, showsProgress: isatty(2) != 0)
         if interactive && !json {
             writeOut("socialdb 0.1.0, data in \(directory) (\(db.engine.fileSystem.backend.rawValue)). HELP lists the commands, QUIT leaves.\n")
         }
@@ -119,6 +119,10 @@ struct SocialDBCommand: ParsableCommand {
 
 func printError(_ message: String) {
     writeAll(2, message + "\n")
+}
+
+func printErrorPartial(_ text: String) {
+    writeAll(2, text)
 }
 
 func writeOut(_ text: String) {

@@ -21,6 +21,7 @@ public enum EngineError: Error, CustomStringConvertible {
     case log(LogError)
     case io(IOError)
     case lsm(LSMError)
+    case graph(GraphError)
 
     public var description: String {
         switch self {
@@ -28,6 +29,7 @@ public enum EngineError: Error, CustomStringConvertible {
         case .log(let e): e.description
         case .io(let e): e.description
         case .lsm(let e): e.description
+        case .graph(let e): e.description
         }
     }
 }
@@ -39,6 +41,7 @@ public enum EngineError: Error, CustomStringConvertible {
 ///     LOCK        held with flock while open, so two processes never share a directory
 ///     log/        the durable event log (segments and CHECKPOINTS)
 ///     lsm/        the LSM tree: tweets, users and the other keyed records
+///     graph/      the follow graph: compressed bases (its overlay lives in the log)
 ///
 /// Thread safety: every member may be used from any thread.
 public final class Engine: Sendable {
@@ -49,6 +52,8 @@ public final class Engine: Sendable {
     public let logRecovery: LogRecoveryReport
     /// The tweet store (and the other keyed records).
     public let tree: LSMTree
+    /// The follow graph, on dense user numbers.
+    public let graph: GraphStore
     private let lockFile: File
 
     public static func open(at directory: String, options: EngineOptions = EngineOptions()) throws(EngineError) -> Engine {
@@ -75,35 +80,53 @@ public final class Engine: Sendable {
             lockFile.close()
             throw .log(error)
         }
+        // The graph opens before the tree: its log checkpoint must be registered before the
+        // tree's open may move its own and let the log remove segments.
+        let graph: GraphStore
+        do {
+            graph = try GraphStore.open(directory: directory + "/graph", fileSystem: fileSystem, log: log)
+        } catch {
+            try? log.close()
+            lockFile.close()
+            throw .graph(error)
+        }
         var treeOptions = LSMOptions()
         treeOptions.blockCacheBytes = options.cacheSizeBytes
         let tree: LSMTree
         do {
             tree = try LSMTree.open(directory: directory + "/lsm", fileSystem: fileSystem, log: log, options: treeOptions)
         } catch {
+            graph.close()
             try? log.close()
             lockFile.close()
             throw .lsm(error)
         }
-        return Engine(directory: directory, options: options, fileSystem: fileSystem, log: log, logRecovery: report, tree: tree, lockFile: lockFile)
+        return Engine(directory: directory, options: options, fileSystem: fileSystem, log: log, logRecovery: report, tree: tree,
+                      graph: graph, lockFile: lockFile)
     }
 
     private init(directory: String, options: EngineOptions, fileSystem: FileSystem, log: Log, logRecovery: LogRecoveryReport,
-                 tree: LSMTree, lockFile: File) {
+                 tree: LSMTree, graph: GraphStore, lockFile: File) {
         self.directory = directory
         self.options = options
         self.fileSystem = fileSystem
         self.log = log
         self.logRecovery = logRecovery
         self.tree = tree
+        self.graph = graph
         self.lockFile = lockFile
     }
 
-    /// Makes everything durable and releases the directory.
+    /// Makes everything durable and releases the directory. The graph's overlay is folded into a
+    /// new base first when it holds changes, so the next open replays little of the log.
     public func close() throws(EngineError) {
         defer { lockFile.close() }
         var first: EngineError?
-        do { try tree.close() } catch { first = .lsm(error) }
+        if graph.statistics().overlayEntries > 0 {
+            do { try graph.merge() } catch { first = .graph(error) }
+        }
+        graph.close()
+        do { try tree.close() } catch { if first == nil { first = .lsm(error) } }
         do { try log.close() } catch { if first == nil { first = .log(error) } }
         if let first { throw first }
     }

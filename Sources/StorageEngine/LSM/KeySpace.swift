@@ -19,6 +19,13 @@ public enum KeySpace: UInt8, Sendable, CaseIterable {
     case replies = 7
     /// (user id, tweet id) -> empty: what a user liked
     case likesByUser = 8
+    /// dense user number (the graph's UInt32) -> user id (u64 little-endian)
+    case usersByNumber = 9
+    /// (conversation root id, reply id) -> empty: a conversation's replies in time order
+    case conversations = 10
+    /// (id, counter kind) -> u64 little-endian: per-user and per-tweet counts kept in the same
+    /// batch as the change they count (the kinds are the Social layer's, see FORMATS.md)
+    case counters = 11
     /// engine metadata (counters, id floors)
     case meta = 0x7F
 }

@@ -69,6 +69,14 @@ public struct WriteBatch: Sendable {
         key.withUnsafeBytes { delete($0) }
     }
 
+    /// Calls `body` with each entry (index, kind, key, value; the value is empty for a delete) of
+    /// a batch as a log record of type `LSMOptions.logRecordType` carries it, in batch order.
+    /// For log consumers that follow the tree's writes; throws `.corrupt` on a malformed payload.
+    public static func forEachEntry(inLogPayload payload: UnsafeRawBufferPointer,
+                                    _ body: (Int, ValueKind, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws(LSMError) {
+        try forEach(payload, body)
+    }
+
     /// Calls `body` for each entry of an encoded batch; throws on a malformed one.
     static func forEach(_ payload: UnsafeRawBufferPointer,
                         _ body: (Int, ValueKind, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws(LSMError) {

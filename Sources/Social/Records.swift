@@ -1,0 +1,145 @@
+import StorageEngine
+
+/// The Social layer's records in the LSM tree's key spaces (see Docs/FORMATS.md, "Social
+/// records"). These layouts are part of the on-disk format and must not change without a new
+/// version byte.
+///
+///     users          user id -> UserRecord (below)
+///     usersByHandle  lowercased handle (UTF-8) -> user id u64 LE
+///     usersByNumber  dense number (u64 BE in the key) -> user id u64 LE
+///     tweets         tweet id -> TweetRecord (StorageEngine/LSM/TweetRecord.swift)
+///     tweetsByAuthor (author, tweet) -> empty
+///     likes          (tweet, user) -> empty;  likesByUser (user, tweet) -> empty
+///     retweets       (original, retweeter) -> retweet id u64 LE
+///     replies        (parent, reply) -> conversation root id u64 LE
+///     conversations  (root, reply) -> empty
+///     counters       (id, CounterKind) -> u64 LE; absent means 0
+///     meta           "social.next-user-number" -> u64 LE
+struct UserRecord: Equatable {
+    static let version: UInt8 = 1
+
+    var id: UInt64
+    /// The graph's dense number for this user.
+    var number: UInt32
+    var createdAtMilliseconds: UInt64
+    var handle: String
+    var name: String
+    var bio: String
+
+    /// Layout: version u8 (1), id u64 LE, number u32 LE, created ms u64 LE, then handle, name
+    /// and bio each as varint length + UTF-8.
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(32 + handle.utf8.count + name.utf8.count + bio.utf8.count)
+        out.append(Self.version)
+        out.appendLE(id)
+        out.appendLE(number)
+        out.appendLE(createdAtMilliseconds)
+        for text in [handle, name, bio] {
+            Varint.append(UInt64(text.utf8.count), to: &out)
+            out.append(contentsOf: text.utf8)
+        }
+        return out
+    }
+
+    static func decode(_ raw: UnsafeRawBufferPointer) -> UserRecord? {
+        guard raw.count >= 21, raw[0] == version else { return nil }
+        let id = raw.loadLE(UInt64.self, at: 1)
+        let number = raw.loadLE(UInt32.self, at: 9)
+        let created = raw.loadLE(UInt64.self, at: 13)
+        var offset = 21
+        var texts: [String] = []
+        for _ in 0..<3 {
+            guard let (length, next) = Varint.read(from: raw, at: offset), length <= UInt64(raw.count - next) else { return nil }
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[next..<(next + Int(length))])
+            guard let text = String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) else { return nil }
+            texts.append(text)
+            offset = next + Int(length)
+        }
+        guard offset == raw.count else { return nil }
+        return UserRecord(id: id, number: number, createdAtMilliseconds: created, handle: texts[0], name: texts[1], bio: texts[2])
+    }
+}
+
+/// The counts kept in key space `counters`, one key per (id, kind).
+enum CounterKind: UInt64, CaseIterable {
+    /// Of a user: tweets, replies, quotes and retweets they have.
+    case tweets = 1
+    /// Of a tweet: likes, retweets, replies and quotes it has.
+    case likes = 2
+    case retweets = 3
+    case replies = 4
+    case quotes = 5
+}
+
+enum SocialKeys {
+    static let nextUserNumber = Keys.text(.meta, "social.next-user-number")
+
+    static func user(_ id: UInt64) -> [UInt8] { Keys.one(.users, id) }
+    static func handle(_ lowercased: String) -> [UInt8] { Keys.text(.usersByHandle, lowercased) }
+    static func number(_ number: UInt32) -> [UInt8] { Keys.one(.usersByNumber, UInt64(number)) }
+    static func counter(_ id: UInt64, _ kind: CounterKind) -> [UInt8] { Keys.two(.counters, id, kind.rawValue) }
+}
+
+extension Array where Element == UInt8 {
+    /// The u64 LE value of a record that holds one (user ids, retweet ids, counters).
+    var u64: UInt64? {
+        guard count == 8 else { return nil }
+        return withUnsafeBytes { $0.loadLE(UInt64.self, at: 0) }
+    }
+
+    static func u64(_ value: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(8)
+        out.appendLE(value)
+        return out
+    }
+}
+
+/// One write under construction: the entries of one command, with its counter changes summed
+/// so a counter touched twice (a user deleting a tweet they also retweeted) is written once.
+struct ChangeSet {
+    private(set) var entries: [(key: [UInt8], value: [UInt8]?)] = []
+    private var counterDeltas: [[UInt8]: Int] = [:]
+    private var counterOrder: [[UInt8]] = []
+
+    mutating func put(_ key: [UInt8], _ value: [UInt8] = []) { entries.append((key, value)) }
+    mutating func delete(_ key: [UInt8]) { entries.append((key, nil)) }
+
+    mutating func count(_ id: UInt64, _ kind: CounterKind, _ delta: Int) {
+        let key = SocialKeys.counter(id, kind)
+        if counterDeltas[key] == nil { counterOrder.append(key) }
+        counterDeltas[key, default: 0] += delta
+    }
+
+    /// Writes the changes: counters first (read now, under the caller's writer lock, and
+    /// written as their new values), then the entries in the order given, as one batch, or
+    /// as several of at most `entriesPerBatchMax` when a delete cleans up that much (the first
+    /// batch then holds the counters and the first entries, which callers make the visible part).
+    func commit(to tree: LSMTree) throws(SocialError) {
+        var all: [(key: [UInt8], value: [UInt8]?)] = []
+        all.reserveCapacity(counterOrder.count + entries.count)
+        for key in counterOrder {
+            let delta = counterDeltas[key]!
+            if delta == 0 { continue }
+            let current: UInt64
+            do { current = try tree.get(key)?.u64 ?? 0 } catch { throw SocialError(error) }
+            let updated = Int64(clamping: current) + Int64(delta)
+            all.append(updated > 0 ? (key, .u64(UInt64(updated))) : (key, nil))
+        }
+        all.append(contentsOf: entries)
+        var start = 0
+        while start < all.count {
+            let end = min(all.count, start + Self.entriesPerBatchMax)
+            var batch = WriteBatch()
+            for (key, value) in all[start..<end] {
+                if let value { batch.put(key, value) } else { batch.delete(key) }
+            }
+            do { _ = try tree.write(batch) } catch { throw SocialError(error) }
+            start = end
+        }
+    }
+
+    /// Below `WriteBatch.maxEntries`, with room to spare.
+    static let entriesPerBatchMax = 4000
+}

@@ -1,0 +1,309 @@
+import StorageEngine
+
+extension SocialDB {
+    // MARK: Writing tweets
+
+    /// Posts a tweet: 1-280 grapheme clusters (`invalid` when empty or only spaces, `too_long`
+    /// above). Mentions of existing users, hashtags and URLs are extracted (see `Entities`).
+    @discardableResult
+    public func post(handle: String, text: String) throws(SocialError) -> Tweet {
+        try createTweet(handle: handle, text: text, replyTo: nil, quoteOf: nil)
+    }
+
+    /// Replies to `tweet` (to the original when `tweet` is a retweet); the reply joins that
+    /// tweet's conversation.
+    @discardableResult
+    public func reply(handle: String, to tweet: UInt64, text: String) throws(SocialError) -> Tweet {
+        try createTweet(handle: handle, text: text, replyTo: tweet, quoteOf: nil)
+    }
+
+    /// Quotes `tweet` (the original when `tweet` is a retweet) with a text of one's own.
+    @discardableResult
+    public func quote(handle: String, tweet: UInt64, text: String) throws(SocialError) -> Tweet {
+        try createTweet(handle: handle, text: text, replyTo: nil, quoteOf: tweet)
+    }
+
+    private func createTweet(handle: String, text: String, replyTo: UInt64?, quoteOf: UInt64?) throws(SocialError) -> Tweet {
+        _ = try Self.checkHandle(handle)
+        try TextRules.checkTweet(text)
+        let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+            let author = try userRecord(handle: handle)
+            let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
+            let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
+            let entities = Entities(text)
+            var mentionIDs: [UInt64] = []
+            for mention in entities.mentions {
+                let id: UInt64?
+                id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
+                if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
+            }
+            // The id is taken under the writer lock, so tweet ids increase in log order.
+            let id = ids.next()
+            let record = TweetRecord(id: id.rawValue, author: author.id, time: id.unixMilliseconds, text: text,
+                                     replyTo: parent?.id, quoteOf: quoted?.id, mentions: mentionIDs,
+                                     hashtags: entities.hashtags, urls: entities.urls)
+            var changes = ChangeSet()
+            changes.put(Keys.tweet(record.id), record.encoded())
+            changes.put(Keys.authorTweet(author: author.id, tweet: record.id))
+            changes.count(author.id, .tweets, 1)
+            if let parent {
+                let root = try conversationRoot(of: parent)
+                changes.put(Keys.two(.replies, parent.id, record.id), .u64(root))
+                changes.put(Keys.two(.conversations, root, record.id))
+                changes.count(parent.id, .replies, 1)
+            }
+            if let quoted { changes.count(quoted.id, .quotes, 1) }
+            try changes.commit(to: tree)
+            return record
+        }
+        return try tweet(record)
+    }
+
+    /// Retweets `tweet` (the original when it is itself a retweet). The retweet is a tweet of
+    /// its own with the retweeter as author; returned with the original inside. Retweeting the
+    /// same tweet twice is `exists`.
+    @discardableResult
+    public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
+        let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+            let user = try userRecord(handle: handle)
+            let original = try target(tweet)
+            if try retweetID(of: original.id, by: user.id) != nil {
+                throw .exists("@\(user.handle) has already retweeted \(original.id)")
+            }
+            let id = ids.next()
+            let record = TweetRecord(id: id.rawValue, author: user.id, time: id.unixMilliseconds, text: "", retweetOf: original.id)
+            var changes = ChangeSet()
+            changes.put(Keys.tweet(record.id), record.encoded())
+            changes.put(Keys.authorTweet(author: user.id, tweet: record.id))
+            changes.put(Keys.two(.retweets, original.id, user.id), .u64(record.id))
+            changes.count(user.id, .tweets, 1)
+            changes.count(original.id, .retweets, 1)
+            try changes.commit(to: tree)
+            return record
+        }
+        return try self.tweet(record)
+    }
+
+    /// Undoes `handle`'s retweet of `tweet` (the original's id or the retweet's); `not_found`
+    /// when there is none. Returns the id of the retweet removed.
+    @discardableResult
+    public func unretweet(handle: String, tweet: UInt64) throws(SocialError) -> UInt64 {
+        try writer.withLock { () throws(SocialError) -> UInt64 in
+            let user = try userRecord(handle: handle)
+            let original = try target(tweet)
+            guard let retweet = try retweetID(of: original.id, by: user.id) else {
+                throw .notFound("@\(user.handle) has not retweeted \(original.id)")
+            }
+            var changes = ChangeSet()
+            removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
+            try changes.commit(to: tree)
+            return retweet
+        }
+    }
+
+    /// Likes `tweet` (the original when it is a retweet). Idempotent: liking again changes
+    /// nothing. Returns the liked tweet with its counts.
+    @discardableResult
+    public func like(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
+        try setLike(handle: handle, tweet: tweet, liked: true)
+    }
+
+    /// Takes a like back; idempotent like `like`.
+    @discardableResult
+    public func unlike(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
+        try setLike(handle: handle, tweet: tweet, liked: false)
+    }
+
+    private func setLike(handle: String, tweet: UInt64, liked: Bool) throws(SocialError) -> Tweet {
+        let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+            let user = try userRecord(handle: handle)
+            let record = try target(tweet)
+            let key = Keys.two(.likes, record.id, user.id)
+            let present: Bool
+            present = try value(key) != nil
+            guard present != liked else { return record }
+            var changes = ChangeSet()
+            if liked {
+                changes.put(key)
+                changes.put(Keys.two(.likesByUser, user.id, record.id))
+            } else {
+                changes.delete(key)
+                changes.delete(Keys.two(.likesByUser, user.id, record.id))
+            }
+            changes.count(record.id, .likes, liked ? 1 : -1)
+            try changes.commit(to: tree)
+            return record
+        }
+        return try self.tweet(record)
+    }
+
+    /// Deletes one's own tweet (anyone else: `forbidden`). The tweet goes with its likes, its
+    /// counters and every retweet of it, in one batch (several only when it has thousands of
+    /// likes and retweets: the first holds the tweet and its retweets, so it vanishes at once).
+    /// Replies and quotes of it stay, as on Twitter. Deleting a retweet is an unretweet.
+    public func delete(handle: String, tweet id: UInt64) throws(SocialError) {
+        try writer.withLock { () throws(SocialError) in
+            let user = try userRecord(handle: handle)
+            guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
+            guard record.author == user.id else {
+                let author = try userRecord(id: record.author)?.handle ?? String(record.author)
+                throw .forbidden("tweet \(id) is by @\(author); only its author may delete it")
+            }
+            var changes = ChangeSet()
+            if let original = record.retweetOf {
+                removeRetweet(id, of: original, by: user.id, originalExists: try tweetRecord(original) != nil, into: &changes)
+            } else {
+                try removeTweet(record, into: &changes)
+            }
+            try changes.commit(to: tree)
+        }
+    }
+
+    private func removeRetweet(_ retweet: UInt64, of original: UInt64, by user: UInt64, originalExists: Bool, into changes: inout ChangeSet) {
+        changes.delete(Keys.tweet(retweet))
+        changes.delete(Keys.authorTweet(author: user, tweet: retweet))
+        changes.delete(Keys.two(.retweets, original, user))
+        changes.count(user, .tweets, -1)
+        if originalExists { changes.count(original, .retweets, -1) }
+    }
+
+    private func removeTweet(_ record: TweetRecord, into changes: inout ChangeSet) throws(SocialError) {
+        let id = record.id
+        changes.delete(Keys.tweet(id))
+        changes.delete(Keys.authorTweet(author: record.author, tweet: id))
+        changes.count(record.author, .tweets, -1)
+        var retweets: [(user: UInt64, retweet: UInt64)] = []
+        var likers: [UInt64] = []
+        do {
+            try tree.scan(from: Keys.two(.retweets, id, 0), to: Keys.two(.retweets, id, UInt64.max)) { key, value in
+                if value.count == 8 { retweets.append((Keys.number(key, at: 9), value.loadLE(UInt64.self, at: 0))) }
+                return true
+            }
+            try tree.scan(from: Keys.two(.likes, id, 0), to: Keys.two(.likes, id, UInt64.max)) { key, _ in
+                likers.append(Keys.number(key, at: 9))
+                return true
+            }
+        } catch { throw SocialError(error) }
+        for (user, retweet) in retweets {
+            changes.delete(Keys.tweet(retweet))
+            changes.delete(Keys.authorTweet(author: user, tweet: retweet))
+            changes.delete(Keys.two(.retweets, id, user))
+            changes.count(user, .tweets, -1)
+        }
+        if let parent = record.replyTo {
+            let root: UInt64?
+            root = try value(Keys.two(.replies, parent, id))?.u64
+            changes.delete(Keys.two(.replies, parent, id))
+            if let root { changes.delete(Keys.two(.conversations, root, id)) }
+            if try tweetRecord(parent) != nil { changes.count(parent, .replies, -1) }
+        }
+        if let quoted = record.quoteOf, try tweetRecord(quoted) != nil { changes.count(quoted, .quotes, -1) }
+        for kind in CounterKind.allCases where kind != .tweets { changes.delete(SocialKeys.counter(id, kind)) }
+        for user in likers {
+            changes.delete(Keys.two(.likes, id, user))
+            changes.delete(Keys.two(.likesByUser, user, id))
+        }
+    }
+
+    // MARK: Reading tweets
+
+    /// One tweet with its counts; a retweet comes with its original inside.
+    public func tweet(id: UInt64) throws(SocialError) -> Tweet {
+        guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
+        return try tweet(record)
+    }
+
+    /// The conversation `id` belongs to, in order: its first tweet (while it exists), then every
+    /// reply in it, oldest first, at most `limit` replies.
+    public func thread(id: UInt64, limit: Int = SocialDB.pageLimitMax) throws(SocialError) -> [Tweet] {
+        try Self.checkLimit(limit)
+        let record = try target(id)
+        let root = try conversationRoot(of: record)
+        var ids: [UInt64] = [root]
+        do {
+            try tree.scan(from: Keys.two(.conversations, root, 0), to: Keys.two(.conversations, root, UInt64.max), limit: limit) { key, _ in
+                ids.append(Keys.number(key, at: 9))
+                return true
+            }
+        } catch { throw SocialError(error) }
+        return try tweets(ids: ids)
+    }
+
+    /// `handle`'s tweets, replies, quotes and retweets, newest first, below `before` (exclusive).
+    public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
+        try Self.checkLimit(limit)
+        let user = try userRecord(handle: handle)
+        // One more than asked tells whether there is a next page, so the last page has no cursor.
+        var ids: [UInt64]
+        do { ids = try tree.authorTweets(author: user.id, before: before ?? UInt64.max, limit: limit + 1) } catch { throw SocialError(error) }
+        let more = ids.count > limit
+        if more { ids.removeLast() }
+        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+    }
+
+    /// The tweets of `ids` that exist, in that order (one batched read for the records).
+    func tweets(ids: [UInt64]) throws(SocialError) -> [Tweet] {
+        let values: [[UInt8]?]
+        do { values = try tree.multiGet(ids.map { Keys.tweet($0) }) } catch { throw SocialError(error) }
+        var result: [Tweet] = []
+        result.reserveCapacity(ids.count)
+        for value in values {
+            guard let value else { continue }
+            let record: TweetRecord
+            do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
+            // A retweet whose original is gone is being deleted with it: not shown.
+            if let tweet = try? self.tweet(record) { result.append(tweet) }
+        }
+        return result
+    }
+
+    // MARK: Helpers
+
+    func tweetRecord(_ id: UInt64) throws(SocialError) -> TweetRecord? {
+        let value = try self.value(Keys.tweet(id))
+        guard let value else { return nil }
+        do { return try TweetRecord.decode(value) } catch { throw SocialError(error) }
+    }
+
+    /// The tweet an action on `id` is about: the tweet, or the original of a retweet.
+    func target(_ id: UInt64) throws(SocialError) -> TweetRecord {
+        guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
+        guard let original = record.retweetOf else { return record }
+        guard let originalRecord = try tweetRecord(original) else { throw .notFound("no tweet \(original) (retweeted by \(id))") }
+        return originalRecord
+    }
+
+    func retweetID(of original: UInt64, by user: UInt64) throws(SocialError) -> UInt64? {
+        return try value(Keys.two(.retweets, original, user))?.u64
+    }
+
+    func conversationRoot(of record: TweetRecord) throws(SocialError) -> UInt64 {
+        guard let parent = record.replyTo else { return record.id }
+        return try value(Keys.two(.replies, parent, record.id))?.u64 ?? parent
+    }
+
+    /// The value of a stored tweet: author handle, counts, conversation, mention handles, and
+    /// for the top level the retweeted or quoted tweet. Throws `not_found` for a retweet whose
+    /// original is gone.
+    func tweet(_ record: TweetRecord, nested: Bool = true) throws(SocialError) -> Tweet {
+        let counts = try counters(of: record.id)
+        var mentions: [String] = []
+        for id in record.mentions {
+            if let user = try userRecord(id: id) { mentions.append(user.handle) }
+        }
+        var tweet = Tweet(id: record.id, authorID: record.author, authorHandle: try userRecord(id: record.author)?.handle ?? "",
+                          createdAtMilliseconds: record.time, text: record.text, replyTo: record.replyTo,
+                          conversationID: try conversationRoot(of: record), retweetOf: record.retweetOf, quoteOf: record.quoteOf,
+                          mentions: mentions, hashtags: record.hashtags, urls: record.urls,
+                          likeCount: counts[.likes] ?? 0, retweetCount: counts[.retweets] ?? 0,
+                          replyCount: counts[.replies] ?? 0, quoteCount: counts[.quotes] ?? 0)
+        if let original = record.retweetOf {
+            guard let originalRecord = try tweetRecord(original) else { throw .notFound("no tweet \(original) (retweeted by \(record.id))") }
+            tweet.retweetedStorage = [try self.tweet(originalRecord, nested: false)]
+        }
+        if nested, let quoted = record.quoteOf, let quotedRecord = try tweetRecord(quoted) {
+            tweet.quotedStorage = [try self.tweet(quotedRecord, nested: false)]
+        }
+        return tweet
+    }
+}

@@ -1,0 +1,122 @@
+import StorageEngine
+
+/// A user's profile with its counts, as read at one moment.
+public struct User: Sendable, Equatable, Hashable {
+    /// The snowflake id.
+    public var id: UInt64
+    /// The handle as it was registered (lookups ignore case).
+    public var handle: String
+    public var name: String
+    public var bio: String
+    /// Milliseconds since the Unix epoch.
+    public var createdAtMilliseconds: UInt64
+    public var followerCount: Int
+    public var followingCount: Int
+    /// Tweets, replies, quotes and retweets the user has now (what `tweets` pages through).
+    public var tweetCount: Int
+}
+
+/// A tweet, reply, quote or retweet with its counts, as read at one moment.
+///
+/// A retweet has an id of its own and its retweeter as author; the original is `retweeted`.
+/// A quote carries the quoted tweet in `quoted` while that tweet exists.
+public struct Tweet: Sendable, Equatable, Hashable {
+    public var id: UInt64
+    public var authorID: UInt64
+    public var authorHandle: String
+    /// Milliseconds since the Unix epoch (the time inside the snowflake id).
+    public var createdAtMilliseconds: UInt64
+    /// The text (empty for a retweet).
+    public var text: String
+    /// For a reply: the tweet it answers.
+    public var replyTo: UInt64?
+    /// The id of the conversation's first tweet (its own id unless it is a reply).
+    public var conversationID: UInt64
+    /// For a retweet: the original's id.
+    public var retweetOf: UInt64?
+    /// For a quote: the quoted tweet's id (kept when that tweet is deleted).
+    public var quoteOf: UInt64?
+    /// Handles of the users mentioned who existed when it was posted, in text order.
+    public var mentions: [String]
+    /// Hashtags without `#`, as written.
+    public var hashtags: [String]
+    public var urls: [String]
+    public var likeCount: Int
+    public var retweetCount: Int
+    public var replyCount: Int
+    public var quoteCount: Int
+    // Arrays keep the nesting a value type can hold; each has at most one element.
+    var retweetedStorage: [Tweet] = []
+    var quotedStorage: [Tweet] = []
+
+    /// For a retweet: the original, with its current counts.
+    public var retweeted: Tweet? { retweetedStorage.first }
+    /// For a quote: the quoted tweet, while it exists (without its own nested tweets).
+    public var quoted: Tweet? { quotedStorage.first }
+    public var isRetweet: Bool { retweetOf != nil }
+}
+
+/// One page of a list, with the cursor that continues it (nil on the last page).
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    /// Pass back as `after` (users) or `before` (tweets) for the next page; nil when there are no
+    /// more items.
+    public var nextCursor: UInt64?
+
+    public init(items: [Item], nextCursor: UInt64?) {
+        self.items = items
+        self.nextCursor = nextCursor
+    }
+}
+
+extension Page: Equatable where Item: Equatable {}
+
+/// What `importFollows` did.
+public struct FollowImportReport: Sendable {
+    /// Lines read, comments among them, and lines skipped as malformed (with the first few).
+    public var lines = 0
+    public var commentLines = 0
+    public var badLines = 0
+    public var badLineSamples: [(line: Int, reason: String)] = []
+    /// Edges in the file (self-follows and duplicates included) and edges in the graph after.
+    public var edgesRead = 0
+    public var graphEdges = 0
+    /// Users the file named that did not exist and were created (`u<number>`).
+    public var usersCreated = 0
+    public var usersReused = 0
+}
+
+/// Figures for `STATS`.
+public struct SocialStatistics: Sendable {
+    public var users: Int
+    public var graph: GraphStatistics
+}
+
+/// The knobs of a database. The engine's knobs keep the names the shell and server use.
+public struct SocialOptions: Sendable {
+    public var engine = EngineOptions()
+    /// Unix milliseconds for new ids (tests pass a fixed clock for reproducible ids; ids stay
+    /// strictly increasing whatever it returns).
+    public var wallClockMilliseconds: SnowflakeGenerator.Clock = SnowflakeGenerator.systemWallClockMilliseconds
+    /// The snowflake node of this process (0-1023).
+    public var node: UInt16 = 0
+
+    public init() {}
+
+    public var sync: LogSyncPolicy {
+        get { engine.sync }
+        set { engine.sync = newValue }
+    }
+    public var timelineCapacity: Int {
+        get { engine.timelineCapacity }
+        set { engine.timelineCapacity = newValue }
+    }
+    public var celebrityThreshold: Int {
+        get { engine.celebrityThreshold }
+        set { engine.celebrityThreshold = newValue }
+    }
+    public var cacheSizeBytes: Int {
+        get { engine.cacheSizeBytes }
+        set { engine.cacheSizeBytes = newValue }
+    }
+}

@@ -1,0 +1,289 @@
+import Social
+
+/// The social commands of the shell: argument parsing, the call into `SocialDB`, and the two
+/// renderings of the answer (human text, and the JSON fields documented in Docs/SHELL.md).
+extension Shell {
+    func social(_ verb: String, _ arguments: [Tokenizer.Word]) throws(SocialError) -> Response {
+        var args = Arguments(words: arguments, usage: commandInfo(verb)?.usage ?? verb)
+        switch verb {
+        case "USER":
+            let sub = try args.keyword(["ADD", "SHOW", "SET"])
+            switch sub {
+            case "ADD":
+                let handle = try args.word("handle")
+                if args.words.contains(where: { !$0.quoted && $0.text.uppercased() == "PASSWORD" }) {
+                    throw .invalid("accounts with passwords are for socialdb serve, not available in this version yet")
+                }
+                let name = args.rest()
+                let user = try db.createUser(handle: handle, name: name.isEmpty ? nil : name)
+                return .ok(fields: [("user", userJSON(user))], human: "created @\(user.handle) (id \(user.id))")
+            case "SHOW":
+                let handle = try args.word("handle")
+                try args.end()
+                let user = try db.user(handle: handle)
+                return .ok(fields: [("user", userJSON(user))], human: userText(user))
+            default:
+                let handle = try args.word("handle")
+                let field = try args.keyword(["NAME", "BIO"])
+                let text = args.rest()
+                let user = field == "NAME" ? try db.updateUser(handle: handle, name: text) : try db.updateUser(handle: handle, bio: text)
+                return .ok(fields: [("user", userJSON(user))], human: userText(user))
+            }
+        case "POST":
+            let handle = try args.word("handle")
+            let tweet = try db.post(handle: handle, text: args.rest())
+            return tweetResponse(tweet)
+        case "REPLY", "QUOTE":
+            let handle = try args.word("handle")
+            let id = try args.id("tweet-id")
+            let text = args.rest()
+            let tweet = verb == "REPLY" ? try db.reply(handle: handle, to: id, text: text) : try db.quote(handle: handle, tweet: id, text: text)
+            return tweetResponse(tweet)
+        case "RETWEET":
+            let (handle, id) = try handleAndID(&args)
+            return tweetResponse(try db.retweet(handle: handle, tweet: id))
+        case "UNRETWEET":
+            let (handle, id) = try handleAndID(&args)
+            let removed = try db.unretweet(handle: handle, tweet: id)
+            return .ok(fields: [("retweet_id", .string(String(removed)))], human: "removed retweet \(removed)")
+        case "LIKE", "UNLIKE":
+            let (handle, id) = try handleAndID(&args)
+            let tweet = verb == "LIKE" ? try db.like(handle: handle, tweet: id) : try db.unlike(handle: handle, tweet: id)
+            return tweetResponse(tweet)
+        case "DELETE":
+            let (handle, id) = try handleAndID(&args)
+            try db.delete(handle: handle, tweet: id)
+            return .ok(fields: [("deleted", .string(String(id)))], human: "deleted \(id)")
+        case "TWEET":
+            let id = try args.id("tweet-id")
+            try args.end()
+            return tweetResponse(try db.tweet(id: id))
+        case "THREAD":
+            let id = try args.id("tweet-id")
+            try args.end()
+            let tweets = try db.thread(id: id)
+            let conversation = tweets.first?.conversationID ?? id
+            return .ok(fields: [("conversation_id", .string(String(conversation))), ("tweets", .array(tweets.map(tweetJSON)))],
+                       human: tweetsText(tweets, empty: "(no tweets)"))
+        case "FOLLOW", "UNFOLLOW":
+            let follower = try args.word("follower")
+            let followee = try args.word("followee")
+            try args.end()
+            let changed = verb == "FOLLOW" ? try db.follow(follower, followee) : try db.unfollow(follower, followee)
+            let a = try db.user(handle: follower), b = try db.user(handle: followee)
+            let human = verb == "FOLLOW"
+                ? (changed ? "@\(a.handle) now follows @\(b.handle)" : "@\(a.handle) already follows @\(b.handle)")
+                : (changed ? "@\(a.handle) no longer follows @\(b.handle)" : "@\(a.handle) did not follow @\(b.handle)")
+            return .ok(fields: [("follower", .string(a.handle)), ("followee", .string(b.handle)), ("changed", .bool(changed))], human: human)
+        case "FOLLOWERS", "FOLLOWING":
+            let handle = try args.word("handle")
+            let clauses = try args.clauses(["LIMIT", "AFTER"])
+            let limit = clauses.limit ?? SocialDB.pageLimitDefault
+            let page = verb == "FOLLOWERS"
+                ? try db.followers(handle: handle, limit: limit, after: clauses.cursor)
+                : try db.following(handle: handle, limit: limit, after: clauses.cursor)
+            var lines = page.items.map { "@\($0.handle)  \($0.name)  (id \($0.id))" }
+            if lines.isEmpty { lines = [verb == "FOLLOWERS" ? "(no followers)" : "(follows no one)"] }
+            if let next = page.nextCursor { lines.append("more: AFTER \(next)") }
+            return .ok(fields: [("users", .array(page.items.map(userJSON))), ("next", cursorJSON(page.nextCursor))],
+                       human: lines.joined(separator: "\n"))
+        case "TWEETS":
+            let handle = try args.word("handle")
+            let clauses = try args.clauses(["LIMIT", "BEFORE"])
+            let page = try db.tweets(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
+            var human = tweetsText(page.items, empty: "(no tweets)")
+            if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
+            return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+        case "IMPORT":
+            let kind = try args.keyword(["FOLLOWS", "TWEETS"])
+            guard kind == "FOLLOWS" else { throw .invalid("IMPORT TWEETS is not available in this version of socialdb yet") }
+            let path = try args.word("path")
+            let symmetric = args.words.first.map { !$0.quoted && $0.text.uppercased() == "SYMMETRIC" } ?? false
+            if symmetric { args.words.removeFirst() }
+            try args.end()
+            let report = try db.importFollows(path: path, symmetric: symmetric, progress: importProgress)
+            finishProgress()
+            var human = "imported \(report.edgesRead) edges from \(report.lines) lines: \(report.usersCreated) users created, "
+                + "\(report.usersReused) found; the graph has \(report.graphEdges) edges"
+            if report.badLines > 0 {
+                human += "\nskipped bad lines: \(report.badLines)"
+                for sample in report.badLineSamples { human += "\n  line \(sample.line): \(sample.reason)" }
+            }
+            return .ok(fields: [
+                ("lines", .int(report.lines)), ("edges_read", .int(report.edgesRead)), ("graph_edges", .int(report.graphEdges)),
+                ("users_created", .int(report.usersCreated)), ("users_found", .int(report.usersReused)),
+                ("bad_lines", .int(report.badLines)),
+                ("bad", .array(report.badLineSamples.map { .object([("line", .int($0.line)), ("reason", .string($0.reason))]) })),
+            ], human: human)
+        default:
+            throw .invalid("\(verb) is not available in this version of socialdb yet (usage: \(args.usage))")
+        }
+    }
+
+    private func handleAndID(_ args: inout Arguments) throws(SocialError) -> (String, UInt64) {
+        let handle = try args.word("handle")
+        let id = try args.id("tweet-id")
+        try args.end()
+        return (handle, id)
+    }
+
+    private func tweetResponse(_ tweet: Tweet) -> Response {
+        .ok(fields: [("tweet", tweetJSON(tweet))], human: tweetText(tweet).joined(separator: "\n"))
+    }
+}
+
+/// The words after a verb, consumed left to right.
+struct Arguments {
+    var words: [Tokenizer.Word]
+    let usage: String
+
+    init(words: [Tokenizer.Word], usage: String) {
+        self.words = words
+        self.usage = usage
+    }
+
+    mutating func word(_ name: String) throws(SocialError) -> String {
+        guard !words.isEmpty else { throw .syntax("missing <\(name)> (usage: \(usage))") }
+        return words.removeFirst().text
+    }
+
+    mutating func keyword(_ choices: [String]) throws(SocialError) -> String {
+        guard let first = words.first else { throw .syntax("expected \(choices.joined(separator: " or ")) (usage: \(usage))") }
+        let upper = first.text.uppercased()
+        guard !first.quoted, choices.contains(upper) else {
+            throw .syntax("expected \(choices.joined(separator: " or ")), not '\(first.text)' (usage: \(usage))")
+        }
+        words.removeFirst()
+        return upper
+    }
+
+    mutating func id(_ name: String) throws(SocialError) -> UInt64 {
+        let text = try word(name)
+        guard let id = UInt64(text) else { throw .invalid("<\(name)> must be a number (a tweet id), not '\(text)'") }
+        return id
+    }
+
+    /// Everything left, joined by single spaces (the text of POST, REPLY, QUOTE, USER SET).
+    mutating func rest() -> String {
+        defer { words = [] }
+        return words.map(\.text).joined(separator: " ")
+    }
+
+    func end() throws(SocialError) {
+        guard words.isEmpty else { throw .syntax("unexpected '\(words[0].text)' (usage: \(usage))") }
+    }
+
+    /// Trailing `LIMIT n` and one cursor clause (`AFTER` or `BEFORE`), in any order.
+    mutating func clauses(_ allowed: [String]) throws(SocialError) -> (limit: Int?, cursor: UInt64?) {
+        var limit: Int?
+        var cursor: UInt64?
+        while !words.isEmpty {
+            let keyword = try self.keyword(allowed)
+            guard let value = words.first?.text else { throw .syntax("\(keyword) needs a value (usage: \(usage))") }
+            words.removeFirst()
+            if keyword == "LIMIT" {
+                guard limit == nil else { throw .syntax("LIMIT given twice") }
+                guard let n = Int(value) else { throw .invalid("LIMIT must be a number, not '\(value)'") }
+                limit = n
+            } else {
+                guard cursor == nil else { throw .syntax("\(keyword) given twice") }
+                guard let n = UInt64(value) else { throw .invalid("\(keyword) must be an id, not '\(value)'") }
+                cursor = n
+            }
+        }
+        return (limit, cursor)
+    }
+}
+
+// MARK: Rendering
+
+func userJSON(_ user: User) -> JSONValue {
+    .object([
+        ("id", .string(String(user.id))), ("handle", .string(user.handle)), ("name", .string(user.name)), ("bio", .string(user.bio)),
+        ("created_at", .string(TimeFormat.iso8601(user.createdAtMilliseconds))),
+        ("followers", .int(user.followerCount)), ("following", .int(user.followingCount)), ("tweets", .int(user.tweetCount)),
+    ])
+}
+
+func userText(_ user: User) -> String {
+    var lines = ["@\(user.handle) (\(user.name))", "  id \(user.id), joined \(TimeFormat.human(user.createdAtMilliseconds))",
+                 "  followers \(user.followerCount) · following \(user.followingCount) · tweets \(user.tweetCount)"]
+    if !user.bio.isEmpty { lines.append("  bio: \(user.bio)") }
+    return lines.joined(separator: "\n")
+}
+
+func cursorJSON(_ cursor: UInt64?) -> JSONValue { cursor.map { .string(String($0)) } ?? .null }
+
+func tweetJSON(_ tweet: Tweet) -> JSONValue {
+    func id(_ value: UInt64?) -> JSONValue { value.map { .string(String($0)) } ?? .null }
+    return .object([
+        ("id", .string(String(tweet.id))), ("author", .string(tweet.authorHandle)), ("author_id", .string(String(tweet.authorID))),
+        ("created_at", .string(TimeFormat.iso8601(tweet.createdAtMilliseconds))), ("text", .string(tweet.text)),
+        ("reply_to", id(tweet.replyTo)), ("conversation_id", .string(String(tweet.conversationID))),
+        ("retweet_of", id(tweet.retweetOf)), ("quote_of", id(tweet.quoteOf)),
+        ("mentions", .array(tweet.mentions.map { .string($0) })), ("hashtags", .array(tweet.hashtags.map { .string($0) })),
+        ("urls", .array(tweet.urls.map { .string($0) })),
+        ("likes", .int(tweet.likeCount)), ("retweets", .int(tweet.retweetCount)), ("replies", .int(tweet.replyCount)),
+        ("quotes", .int(tweet.quoteCount)),
+        ("retweeted", tweet.retweeted.map(tweetJSON) ?? .null), ("quoted", tweet.quoted.map(tweetJSON) ?? .null),
+    ])
+}
+
+func tweetText(_ tweet: Tweet, indent: String = "") -> [String] {
+    if let original = tweet.retweeted {
+        return ["\(indent)\(tweet.id)  @\(tweet.authorHandle) retweeted  \(TimeFormat.human(tweet.createdAtMilliseconds))"]
+            + tweetText(original, indent: indent + "  ")
+    }
+    var header = "\(indent)\(tweet.id)  @\(tweet.authorHandle)  \(TimeFormat.human(tweet.createdAtMilliseconds))"
+    if let parent = tweet.replyTo { header += "  reply to \(parent)" }
+    var lines = [header]
+    for line in tweet.text.split(separator: "\n", omittingEmptySubsequences: false) { lines.append("\(indent)  \(line)") }
+    if let quoted = tweet.quoted {
+        lines += tweetText(quoted, indent: indent + "  | ")
+    } else if let quoteOf = tweet.quoteOf {
+        lines.append("\(indent)  | \(quoteOf) is no longer available")
+    }
+    lines.append("\(indent)  likes \(tweet.likeCount) · retweets \(tweet.retweetCount) · replies \(tweet.replyCount) · quotes \(tweet.quoteCount)")
+    return lines
+}
+
+func tweetsText(_ tweets: [Tweet], empty: String) -> String {
+    if tweets.isEmpty { return empty }
+    return tweets.map { tweetText($0).joined(separator: "\n") }.joined(separator: "\n\n")
+}
+
+/// UTC times without Foundation: days since 1970 to a civil date (Howard Hinnant's algorithm).
+enum TimeFormat {
+    static func parts(_ milliseconds: UInt64) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int) {
+        let ms = Int(milliseconds)
+        let days = ms / 86_400_000
+        let inDay = ms % 86_400_000
+        let z = days + 719_468
+        let era = z / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day, inDay / 3_600_000, inDay / 60_000 % 60, inDay / 1000 % 60, inDay % 1000)
+    }
+
+    static func pad(_ n: Int, _ width: Int) -> String {
+        let s = String(n)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
+
+    /// `2025-01-31T12:00:00.000Z`
+    static func iso8601(_ milliseconds: UInt64) -> String {
+        let p = parts(milliseconds)
+        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))T\(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2)).\(pad(p.millisecond, 3))Z"
+    }
+
+    /// `2025-01-31 12:00:00Z`
+    static func human(_ milliseconds: UInt64) -> String {
+        let p = parts(milliseconds)
+        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2)) \(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2))Z"
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Social
+import StorageEngine
+import Testing
+@testable import socialdb
+
+/// Transcript tests of the shell: `Transcripts/<name>.txt` holds input lines (`> ` then the
+/// line, exactly as typed) each followed by the expected output, up to the next input line.
+/// `$DIR` in a line stands for the database's directory (where the runner writes `edges.txt`).
+/// The database runs on a fixed clock, so ids and times are the same in every run.
+///
+/// To regenerate after a deliberate change: `SOCIALDB_UPDATE_TRANSCRIPTS=1 swift test --filter
+/// ShellTranscriptTests`, then read the diff before committing it.
+@Suite struct ShellTranscriptTests {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Transcripts").path
+
+    @Test(arguments: [("social.txt", false), ("social.json.txt", true), ("errors.txt", false), ("errors.json.txt", true)])
+    func transcript(_ name: String, _ json: Bool) throws {
+        let path = Self.directory + "/" + name
+        let source = try String(contentsOfFile: path, encoding: .utf8)
+        let t = try TestDatabase()
+        try "# follower followee\n10 11\n11 10\n12 10\nbad line\n".write(toFile: t.directory.path + "/edges.txt", atomically: true, encoding: .utf8)
+        let shell = Shell(db: t.db, json: json)
+
+        var steps: [(input: String, expected: [String])] = []
+        for line in source.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("> ") {
+                steps.append((String(line.dropFirst(2)), []))
+            } else if !steps.isEmpty {
+                steps[steps.count - 1].expected.append(String(line))
+            }
+        }
+        var regenerated = ""
+        for step in steps {
+            let input = step.input.replacingOccurrences(of: "$DIR", with: t.directory.path)
+            let output = shell.execute(input)?.render(json: json).replacingOccurrences(of: t.directory.path, with: "$DIR") ?? ""
+            var expected = step.expected
+            while expected.last == "" { expected.removeLast() }
+            #expect(output == expected.joined(separator: "\n"), "\(name): > \(step.input)")
+            regenerated += "> \(step.input)\n" + (output.isEmpty ? "" : output + "\n")
+        }
+        if ProcessInfo.processInfo.environment["SOCIALDB_UPDATE_TRANSCRIPTS"] != nil {
+            try regenerated.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Every shell error code comes from the matching `SocialError` case, and JSON errors keep
+    /// the brief's shape.
+    @Test func errorCodesMapOneToOne() {
+        let cases: [SocialError] = [.notFound("m"), .exists("m"), .invalid("m"), .forbidden("m"), .tooLong("m"), .rateLimited("m"),
+                                    .syntax("m"), .io("m")]
+        #expect(Set(cases.map(\.code)).count == cases.count)
+        for error in cases {
+            #expect(ErrorCode(rawValue: error.code) != nil, "\(error.code) is a shell code")
+        }
+    }
+
+    /// An I/O failure under a write is reported as `io`, and what failed is not visible.
+    @Test func ioErrorsAreReported() throws {
+        let directory = TemporaryDirectory()
+        let faults = FaultInjector()
+        var options = testOptions()
+        options.engine.faults = faults
+        let db = try SocialDB.open(at: directory.path, options: options)
+        let shell = Shell(db: db, json: true)
+        #expect(shell.execute("USER ADD alice")?.isError == false)
+        faults.add(FaultInjector.Rule(operation: .fdatasync, sticky: true, action: .fail(errno: 5)))
+        let response = shell.execute("POST alice \"lost\"")?.render(json: true) ?? ""
+        #expect(response.hasPrefix("{\"ok\":false,\"error\":{\"code\":\"io\""), "\(response)")
+        faults.removeAll()
+        #expect(try db.user(handle: "alice").tweetCount == 0)
+        try? db.close()
+    }
+
+    /// STATS reports the users and the graph (its other figures vary from run to run).
+    @Test func statsShowsUsersAndGraph() throws {
+        let t = try TestDatabase()
+        let shell = Shell(db: t.db, json: true)
+        _ = shell.execute("USER ADD a")
+        _ = shell.execute("USER ADD b")
+        _ = shell.execute("FOLLOW a b")
+        let stats = shell.execute("STATS")?.render(json: true) ?? ""
+        #expect(stats.contains("\"users\":2,\"graph\":{\"users\":2,\"edges\":1,"), "\(stats)")
+    }
+}
