@@ -41,6 +41,11 @@ public final class Log: @unchecked Sendable {
     private var segments: [SegmentInfo] = []
     private var current: File
     private var pendingOffset: UInt64
+    /// Where the current segment's preallocated space ends: space is reserved ahead of the
+    /// writes in chunks, so fdatasync rarely has a size change to persist and a small log does
+    /// not hold a whole segment's worth of disk.
+    private var preallocatedEnd: UInt64 = 0
+    static let preallocationChunk: UInt64 = 4 << 20
     private var pending: WriteBuffer
     private var spare: WriteBuffer
     private var nextLSN: UInt64
@@ -204,7 +209,7 @@ public final class Log: @unchecked Sendable {
             // anything new is written after it.
             try last.file.truncate(to: last.end)
             if options.preallocate, last.end < UInt64(options.segmentSizeBytes) {
-                try last.file.preallocate(at: last.end, count: UInt64(options.segmentSizeBytes) - last.end)
+                try last.file.preallocate(at: last.end, count: min(preallocationChunk, UInt64(options.segmentSizeBytes) - last.end))
             }
             try last.file.sync()
         }
@@ -229,7 +234,7 @@ public final class Log: @unchecked Sendable {
         }
         let file = try fileSystem.open(path, FileSystem.OpenOptions(create: true, exclusive: true))
         do {
-            if options.preallocate { try file.preallocate(at: 0, count: UInt64(options.segmentSizeBytes)) }
+            if options.preallocate { try file.preallocate(at: 0, count: min(preallocationChunk, UInt64(options.segmentSizeBytes))) }
             let page = AlignedBuffer(count: LogFormat.firstRecordOffset)
             LogFormat.encodeSegmentHeader(firstLSN: firstLSN, into: page.bytes)
             try file.write(UnsafeRawBufferPointer(page.bytes), at: 0)
@@ -360,10 +365,21 @@ public final class Log: @unchecked Sendable {
         let writtenBefore = writtenLSN
         pendingOffset += UInt64(batch.count)
         let file = current
+        // Reserve the next chunk when this write goes past the reserved space.
+        var extendTo: UInt64 = 0
+        if options.preallocate && offset + UInt64(batch.count) > preallocatedEnd {
+            let chunk = Self.preallocationChunk
+            extendTo = min(UInt64(options.segmentSizeBytes), (offset + UInt64(batch.count) + chunk - 1) / chunk * chunk + chunk)
+            preallocatedEnd = extendTo
+        }
+        let extendFrom = offset
         lock.unlock()
         let started = sync ? Self.monotonicNanos() : 0
         var error: IOError?
         do throws(IOError) {
+            if extendTo > extendFrom {
+                try file.preallocate(at: extendFrom, count: extendTo - extendFrom)
+            }
             if batch.count > 0 {
                 let bytes = UnsafeRawBufferPointer(start: batch.base, count: batch.count)
                 if sync { try file.writeAndSync(bytes, at: offset) } else { try file.write(bytes, at: offset) }
@@ -416,6 +432,7 @@ public final class Log: @unchecked Sendable {
             current = file
             segments.append(info)
             pendingOffset = UInt64(LogFormat.firstRecordOffset)
+            preallocatedEnd = options.preallocate ? min(Self.preallocationChunk, UInt64(options.segmentSizeBytes)) : 0
         } catch {
             failure = error
             lock.broadcast()
@@ -492,6 +509,14 @@ public final class Log: @unchecked Sendable {
         }
         checkpoints = updated
         try removeObsoleteSegmentsLocked()
+        // When every consumer has passed every record and the current segment has grown past a
+        // preallocation chunk, start a new segment so the old one can go: a log whose consumers
+        // keep up then holds a few MiB on disk, not a whole segment of applied records.
+        if let floor = checkpoints.values.min(), floor >= nextLSN - 1, !writing,
+           pendingOffset + UInt64(pending.count) >= Self.preallocationChunk {
+            try rollLocked()
+            try removeObsoleteSegmentsLocked()
+        }
     }
 
     /// Forgets a consumer, so its checkpoint no longer holds segments back.

@@ -7,7 +7,7 @@
 /// Segment file:
 ///
 ///     offset 0     segment header, 32 bytes, then zeros up to 4096
-///     offset 4096  record, record, ... then zeros (the file is preallocated to its size limit)
+///     offset 4096  record, record, ... then zeros (space is preallocated ahead in 4 MiB chunks)
 ///
 /// Segment header (little-endian):
 ///
