@@ -18,7 +18,7 @@ enum Suite: String, CaseIterable, ExpressibleByArgument {
     /// The suites that measure something, in the order `all` runs them.
     static let measuring: [Suite] = [.log, .lsm, .timeline, .graph, .search, .social]
 
-    var isImplemented: Bool { self == .log }
+    var isImplemented: Bool { self == .log || self == .timeline }
 }
 
 enum Scale: String, CaseIterable, ExpressibleByArgument {
@@ -36,7 +36,7 @@ struct SocialDBBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socialdb-bench",
         abstract: "Measures socialdb against its peers on this machine and prints the ratios.",
-        discussion: "Suites: log, lsm, timeline, graph, search, social, all. Only `log` is implemented so far.")
+        discussion: "Suites: log, lsm, timeline, graph, search, social, all. Implemented: log, timeline.")
 
     @Argument(help: "The suite to run (`all` runs every implemented suite).")
     var suite: Suite
@@ -90,6 +90,8 @@ struct SocialDBBench: ParsableCommand {
             switch one {
             case .log:
                 result = try LogSuite(fileSystem: fileSystem, scratch: scratch, sizes: LogSuite.Sizes(scale)).run()
+            case .timeline:
+                result = try TimelineSuite(fileSystem: fileSystem, scratch: scratch, sizes: TimelineSuite.Sizes(scale)).run()
             default:
                 preconditionFailure("suite \(one.rawValue) is marked implemented but has no runner")
             }
