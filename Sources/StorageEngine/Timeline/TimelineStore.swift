@@ -51,7 +51,11 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     /// false (and changes nothing) when `lsn` is at or below the applied position.
     @discardableResult
     public func fanOut(_ item: TimelineItem, lsn: UInt64) -> Bool {
-        lock.withWriteLock { state.pointee.apply(lsn: lsn) { $0.fanOut(item) } }
+        lock.withWriteLock {
+            guard state.pointee.accept(lsn: lsn) else { return false }
+            TimelineState.fanOut(state, item)
+            return true
+        }
     }
 
     /// `follower` now follows `followee`: the followee's newest items enter the follower's ring.
@@ -228,35 +232,52 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     // MARK: Events
 
     mutating func apply(lsn: UInt64, _ body: (inout Self) -> Void) -> Bool {
+        guard accept(lsn: lsn) else { return false }
+        body(&self)
+        return true
+    }
+
+    /// Whether an event at `lsn` is new (then it becomes the applied position).
+    mutating func accept(lsn: UInt64) -> Bool {
         guard lsn > appliedLSN else {
             replayedEventsIgnored += 1
             return false
         }
         appliedLSN = lsn
-        body(&self)
         return true
     }
 
-    mutating func fanOut(_ item: TimelineItem) {
+    /// Fan-out. Static over the state's pointer so the per-follower closure captures a pointer:
+    /// a closure capturing `inout self` would make Swift copy the state in and out, and every
+    /// push would then copy the user table and ring records (copy-on-write).
+    static func fanOut(_ state: UnsafeMutablePointer<Self>, _ item: TimelineItem) {
         precondition(item.id != 0, "id 0 is reserved (no tweet has it)")
-        if item.isRetweet { retweets[item.id] = RetweetOriginal(tweetId: item.tweetId, tweetAuthor: item.tweetAuthor) }
+        if item.isRetweet {
+            state.pointee.retweets[item.id] = RetweetOriginal(tweetId: item.tweetId, tweetAuthor: item.tweetAuthor)
+        }
         let author = item.author
-        if followers.followerCount(of: author) > options.celebrityThreshold {
-            // The author's ring must exist even though it takes nothing now: a user without a
-            // ring is one with no item in any ring (the invariant pushes rely on), and after a
-            // demotion the author's own items are backfilled into it.
-            if tableValue(author) == 0 && !lazyRebuild { _ = createRing(for: author, entries: 1) }
-            if celebrities.insert(author).inserted { celebrityEpoch &+= 1 }
-            insertIntoCelebrityCache(item)
-            celebrityPosts += 1
+        let followers = state.pointee.followers
+        if followers.followerCount(of: author) > state.pointee.options.celebrityThreshold {
+            state.pointee.markCelebrityPost(item)
             return
         }
-        if celebrities.contains(author) { demote(author) }
+        if state.pointee.celebrities.contains(author) { state.pointee.demote(author) }
         let entry = TimelineEntry(id: item.id, user: author, flags: item.flags)
-        push(entry, to: author)
+        state.pointee.push(entry, to: author)
         followers.forEachFollowerBatch(of: author) { batch in
-            for follower in batch { push(entry, to: follower) }
+            for follower in batch { state.pointee.push(entry, to: follower) }
         }
+    }
+
+    mutating func markCelebrityPost(_ item: TimelineItem) {
+        let author = item.author
+        // The author's ring must exist even though it takes nothing now: a user without a
+        // ring is one with no item in any ring (the invariant pushes rely on), and after a
+        // demotion the author's own items are backfilled into it.
+        if tableValue(author) == 0 && !lazyRebuild { _ = createRing(for: author, entries: 1) }
+        if celebrities.insert(author).inserted { celebrityEpoch &+= 1 }
+        insertIntoCelebrityCache(item)
+        celebrityPosts += 1
     }
 
     mutating func follow(follower: UInt32, followee: UInt32) {
@@ -476,13 +497,13 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// `author` is no longer above the threshold: give every follower (and the author) the items
     /// that were merged at read while it was a celebrity, then stop treating it as one.
     mutating func demote(_ author: UInt32) {
-        scratchUsers.removeAll(keepingCapacity: true)
-        scratchUsers.append(author)
-        followers.forEachFollowerBatch(of: author) { batch in scratchUsers.append(contentsOf: batch) }
+        // Into a local array: a closure capturing `self` would copy the whole state.
+        var users = ContiguousArray<UInt32>()
+        users.append(author)
+        followers.forEachFollowerBatch(of: author) { batch in users.append(contentsOf: batch) }
         scratchItems.removeAll(keepingCapacity: true)
         let truncatedBelow = fetchNewest(of: author)
         let items = scratchItems
-        let users = scratchUsers
         for user in users {
             var value = tableValue(user)
             // A follower without a ring (in a complete store) gets one now: it is about to
@@ -601,7 +622,11 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// Fills `page` for `reader`; false when the reader must be prepared under the write lock
     /// first (no ring, a stale celebrity list, or a celebrity without a cache). Never mutates
     /// the state: many readers run it at once.
-    func read(_ reader: UInt32, limit: Int, before: UInt64, into page: inout TimelinePage, merged: inout Bool) -> Bool {
+    ///
+    /// `mutating` only so that the call borrows the state in place: called on `pointee` as a
+    /// non-mutating method it may be copied, which retains every collection in it, reference
+    /// counts that two reading cores would then bounce between them. It writes nothing.
+    mutating func read(_ reader: UInt32, limit: Int, before: UInt64, into page: inout TimelinePage, merged: inout Bool) -> Bool {
         let value = tableValue(reader)
         guard value != 0 && value != Self.dropped else { return false }
         let number = Int(value &- 1)
