@@ -1,0 +1,406 @@
+// `socialdb-bench timeline`: home timelines (issue 4) against Redis and SQLite.
+//
+// Data, the same for every system: a seeded synthetic power-law follow graph (100,000 users at
+// `small`, 300,000 at `medium`, 1,000,000 at `large`, mean 35 followees, a few accounts above
+// the 10,000-follower threshold) with posts by uniformly drawn authors; and socfb-Reed98 (962
+// users, each undirected edge a follow both ways).
+//
+// Rows per graph:
+// - `fan-out`: every post through `TimelineStore.fanOut` on one thread; ops/s = ring entries
+//   written per second (pushes). Redis: LPUSH + LTRIM 0 799 for each ring reached, pipelined
+//   in batches of 512 pairs on one connection (a prefix of the same posts, for time).
+// - `home read, 20 ids, N thread(s)`: random readers, `home(of:limit: 20)`; Redis: LRANGE 0 19,
+//   pipelined 32 deep, one connection per thread. SQLite: the page as a query over follows and
+//   tweets tables (synthetic graph only).
+// - `home read, follows 3 celebrities`: p50/p99 of single reads by readers who follow at least
+//   three accounts above the threshold (their items merged at read).
+// - `checkpoint`: bytes per ring entry at rest (the checkpoint file) and in memory.
+// The row with tweets hydrated needs the tweet store (issue 3) and is left out.
+import CSQLite
+import StorageEngine
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct TimelineSuite {
+    static let name = "timeline"
+    static let capacity = 800
+    static let threshold = 10_000
+    static let pageSize = 20
+
+    struct Sizes {
+        var users: Int
+        var posts: Int
+        var reedPosts: Int
+        var reads: Int
+        var redisPushes: Int
+        var redisReads: Int
+        var sqliteSeconds: Double
+        var latencyReads: Int
+
+        init(_ scale: Scale) {
+            switch scale {
+            case .small: users = 100_000; posts = 150_000
+            case .medium: users = 300_000; posts = 450_000
+            case .large: users = 1_000_000; posts = 1_500_000
+            }
+            reedPosts = 100_000
+            reads = 2_000_000
+            redisPushes = 1_000_000
+            redisReads = 300_000
+            sqliteSeconds = 3
+            latencyReads = 200_000
+        }
+    }
+
+    let fileSystem: FileSystem
+    let scratch: ScratchSpace
+    let sizes: Sizes
+
+    typealias Store = TimelineStore<BenchGraph, BenchTweets>
+
+    func run() throws -> SuiteResult {
+        var result = SuiteResult()
+        let redis = try RedisServer()
+        defer { redis.stop() }
+
+        let progress = ProgressBar("generating the synthetic graph", total: 1)
+        let synthetic = BenchGraph.synthetic(users: sizes.users, meanFollowees: 35, seed: 0x7131_E11E)
+        progress.finish()
+        let syntheticTweets = BenchTweets(users: sizes.users, count: sizes.posts, seed: 0x7EE7)
+        let celebrities = (0..<synthetic.users).filter { synthetic.followerCount(of: UInt32($0)) > Self.threshold }
+        result.notes.append("synthetic graph: \(Format.grouped(Double(synthetic.users))) users, \(Format.grouped(Double(synthetic.edges))) follows "
+            + "(mean \(Format.grouped(Double(synthetic.edges) / Double(synthetic.users), decimals: 1)) followees), "
+            + "\(celebrities.count) accounts above \(Self.threshold) followers (largest \(Format.grouped(Double(celebrities.map { synthetic.followerCount(of: UInt32($0)) }.max() ?? 0)))), "
+            + "\(Format.grouped(Double(sizes.posts))) posts")
+        let syntheticRows = try measureGraph(label: "synthetic", graph: synthetic, tweets: syntheticTweets, redis: redis,
+                                             celebrities: Set(celebrities.map { UInt32($0) }), withSQLite: true, result: &result)
+
+        let reedPath = Self.reedPath()
+        let reed = try BenchGraph.load(edgesFile: reedPath)
+        let reedTweets = BenchTweets(users: reed.users, count: sizes.reedPosts, seed: 0x12EED)
+        result.notes.append("socfb-Reed98: \(reed.users) users, \(Format.grouped(Double(reed.edges))) follows, \(Format.grouped(Double(sizes.reedPosts))) posts (\(reedPath))")
+        _ = try measureGraph(label: "reed98", graph: reed, tweets: reedTweets, redis: redis, celebrities: [], withSQLite: false, result: &result)
+
+        result.notes += [
+            "ratio vs peer: socialdb / Redis on the same graph and posts (fan-out: ring entries/s vs LPUSH+LTRIM pairs/s;",
+            "  reads: pages/s vs LRANGE 0 19/s with the same thread count); the SQLite row's ratio is socialdb 1 thread / SQLite.",
+            "the hydrated-read row (20 tweets fetched from the tweet store) needs issue 3's tweet store: not measured here.",
+            "issue 4 targets: >= 20,000,000 pushes/s on one core; >= 4,000,000 home reads/s on 2 cores; >= 10x Redis on both;",
+            "  <= 16 bytes per entry at rest.",
+        ]
+        result.targets = [
+            TargetCheck(description: "synthetic fan-out ring pushes/s, 1 core", measured: syntheticRows.fanOut.operationsPerSecond,
+                        threshold: 20_000_000, isRatio: false),
+            TargetCheck(description: "synthetic home reads of 20 ids/s, 2 threads", measured: syntheticRows.readsTwo.operationsPerSecond,
+                        threshold: 4_000_000, isRatio: false),
+            TargetCheck(description: "synthetic fan-out vs Redis LPUSH+LTRIM", measured: syntheticRows.fanOut.ratioVersusPeer ?? 0,
+                        threshold: 10, isRatio: true),
+            TargetCheck(description: "synthetic home reads (2 threads) vs Redis LRANGE (2 clients)", measured: syntheticRows.readsTwo.ratioVersusPeer ?? 0,
+                        threshold: 10, isRatio: true),
+            // Compared as 16 / bytes, so that ">= 1" reads as "at most 16 bytes".
+            TargetCheck(description: "16 bytes / synthetic bytes per entry at rest", measured: 16 / syntheticRows.bytesPerEntryAtRest,
+                        threshold: 1, isRatio: true),
+        ]
+        return result
+    }
+
+    static func reedPath() -> String {
+        let candidates = ["/work/shared/data/socfb-Reed98/socfb-Reed98.edges", "../shared/data/socfb-Reed98/socfb-Reed98.edges",
+                          "../../shared/data/socfb-Reed98/socfb-Reed98.edges"]
+        if let env = getenv("SOCIALDB_REED98") { return String(cString: env) }
+        return candidates.first { access($0, R_OK) == 0 } ?? candidates[0]
+    }
+
+    struct GraphRows {
+        var fanOut: ResultRow
+        var readsTwo: ResultRow
+        var bytesPerEntryAtRest: Double
+    }
+
+    // MARK: One graph
+
+    private func measureGraph(label: String, graph: BenchGraph, tweets: BenchTweets, redis: RedisServer,
+                              celebrities: Set<UInt32>, withSQLite: Bool, result: inout SuiteResult) throws -> GraphRows {
+        let options = TimelineOptions(capacity: Self.capacity, celebrityThreshold: Self.threshold)
+        let store = Store(options: options, followers: graph, tweets: tweets)
+        store.reserveUsers(graph.users)
+
+        // Fan-out: every post, one thread.
+        var fanOutProgress = ProgressBar("\(label) fan-out", total: tweets.posts.count)
+        var start = monotonicNanoseconds()
+        for (i, post) in tweets.posts.enumerated() {
+            store.fanOut(post, lsn: UInt64(i + 1))
+            if i & 0x3FFF == 0 { fanOutProgress.update(done: i) }
+        }
+        var elapsed = seconds(from: start, to: monotonicNanoseconds())
+        fanOutProgress.finish()
+        let stats = store.statistics
+        var fanOut = ResultRow(suite: Self.name, workload: "\(label) fan-out", system: "socialdb",
+                               operationsPerSecond: Double(stats.pushes) / elapsed, ratioVersusPeer: nil,
+                               metrics: [Metric(key: "posts_per_sec", label: "posts/s", value: Double(tweets.posts.count) / elapsed),
+                                         Metric(key: "pushes", label: "pushes", value: Double(stats.pushes)),
+                                         Metric(key: "celebrity_posts", label: "celebrity posts", value: Double(stats.celebrityPosts)),
+                                         Metric(key: "rings", label: "rings", value: Double(stats.rings)),
+                                         Metric(key: "ram_bytes_per_entry", label: "RAM B/entry",
+                                                value: Double(stats.ringBytes) / Double(max(1, stats.entries)), decimals: 1)])
+
+        // Redis fan-out over a prefix of the same posts.
+        let connection = try RedisConnection(port: redis.port)
+        connection.queueFlushAll()
+        try connection.send(expectingReplies: 1)
+        fanOutProgress = ProgressBar("\(label) redis fan-out", total: sizes.redisPushes)
+        var redisPushes = 0
+        var queued = 0
+        start = monotonicNanoseconds()
+        for post in tweets.posts {
+            if graph.followerCount(of: post.author) > Self.threshold { continue }
+            connection.queuePushAndTrim(user: post.author, id: post.id, capacity: Self.capacity)
+            queued += 1
+            for follower in graph.followers(of: post.author) {
+                connection.queuePushAndTrim(user: follower, id: post.id, capacity: Self.capacity)
+                queued += 1
+                if queued >= 512 {
+                    try connection.send(expectingReplies: 2 * queued)
+                    redisPushes += queued
+                    queued = 0
+                }
+            }
+            if redisPushes >= sizes.redisPushes { break }
+            fanOutProgress.update(done: redisPushes)
+        }
+        try connection.send(expectingReplies: 2 * queued)
+        redisPushes += queued
+        elapsed = seconds(from: start, to: monotonicNanoseconds())
+        fanOutProgress.finish()
+        let redisFanOut = ResultRow(suite: Self.name, workload: "\(label) fan-out", system: "redis LPUSH+LTRIM",
+                                    operationsPerSecond: Double(redisPushes) / elapsed, ratioVersusPeer: nil,
+                                    metrics: [Metric(key: "pushes", label: "pushes", value: Double(redisPushes))])
+        fanOut.ratioVersusPeer = fanOut.operationsPerSecond / redisFanOut.operationsPerSecond
+
+        // Readers: users drawn uniformly, the same sequence for every system.
+        var random = BenchRandom(seed: 0x2EAD)
+        let readers = ContiguousArray((0..<sizes.reads).map { _ in UInt32(random.next() % UInt64(graph.users)) })
+        // Warm: every reader prepared once (rings of users who never got a push are built
+        // from the sources on first read, celebrity caches filled), outside the timing.
+        var page = TimelinePage()
+        for user in 0..<graph.users { store.home(of: UInt32(user), limit: Self.pageSize, into: &page) }
+
+        var readsOne = try measureReads(label: label, store: store, readers: readers, threads: 1)
+        var readsTwo = try measureReads(label: label, store: store, readers: readers, threads: 2)
+        let redisOne = try measureRedisReads(label: label, redis: redis, readers: readers, threads: 1)
+        let redisTwo = try measureRedisReads(label: label, redis: redis, readers: readers, threads: 2)
+        readsOne.ratioVersusPeer = readsOne.operationsPerSecond / redisOne.operationsPerSecond
+        readsTwo.ratioVersusPeer = readsTwo.operationsPerSecond / redisTwo.operationsPerSecond
+        connection.close()
+
+        var rows = [fanOut, redisFanOut, readsOne, readsTwo, redisOne, redisTwo]
+        if withSQLite {
+            var sqlite = try measureSQLite(label: label, graph: graph, tweets: tweets, readers: readers)
+            sqlite.ratioVersusPeer = readsOne.operationsPerSecond / sqlite.operationsPerSecond
+            rows.append(sqlite)
+        }
+        if !celebrities.isEmpty {
+            if let latency = measureCelebrityLatency(label: label, store: store, graph: graph, celebrities: celebrities) {
+                rows.append(latency)
+            } else {
+                result.notes.append("\(label): no reader follows three celebrities; the latency row is left out")
+            }
+        }
+
+        // Checkpoint: bytes at rest.
+        let directory = try scratch.freshDirectory("timeline-\(label)")
+        start = monotonicNanoseconds()
+        let bytes = try store.checkpoint(directory: directory, fileSystem: fileSystem)
+        elapsed = seconds(from: start, to: monotonicNanoseconds())
+        try scratch.discard(directory)
+        let after = store.statistics
+        let bytesPerEntry = Double(bytes) / Double(max(1, after.entries))
+        rows.append(ResultRow(suite: Self.name, workload: "\(label) checkpoint", system: "socialdb",
+                              operationsPerSecond: Double(after.entries) / elapsed, ratioVersusPeer: nil,
+                              metrics: [Metric(key: "bytes_per_entry_at_rest", label: "B/entry at rest", value: bytesPerEntry, decimals: 2),
+                                        Metric(key: "ram_bytes_per_entry", label: "RAM B/entry",
+                                               value: Double(after.ringBytes) / Double(max(1, after.entries)), decimals: 1),
+                                        Metric(key: "entries", label: "entries", value: Double(after.entries)),
+                                        Metric(key: "megabytes", label: "MB", value: Double(bytes) / 1e6, decimals: 1),
+                                        Metric(key: "seconds", label: "s", value: elapsed, decimals: 2)]))
+        result.rows += rows
+        return GraphRows(fanOut: fanOut, readsTwo: readsTwo, bytesPerEntryAtRest: bytesPerEntry)
+    }
+
+    // MARK: Reads
+
+    private func measureReads(label: String, store: Store, readers: ContiguousArray<UInt32>, threads: Int) throws -> ResultRow {
+        let gate = StartGate()
+        let itemsSeen = Atomic<Int>(0)
+        let perThread = readers.count / threads
+        let workers = (0..<threads).map { index in
+            BackgroundThread {
+                var page = TimelinePage()
+                var items = 0
+                gate.arriveAndWait()
+                let first = index * perThread
+                for i in first..<(first + perThread) {
+                    store.home(of: readers[i], limit: Self.pageSize, into: &page)
+                    items &+= page.items.count
+                }
+                itemsSeen.wrappingAdd(items, ordering: .relaxed)
+            }
+        }
+        gate.waitForArrivals(threads)
+        let start = monotonicNanoseconds()
+        gate.open()
+        for worker in workers { worker.join() }
+        let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let reads = perThread * threads
+        return ResultRow(suite: Self.name, workload: "\(label) home read, 20 ids, \(threads) thread\(threads == 1 ? "" : "s")",
+                         system: "socialdb", operationsPerSecond: Double(reads) / elapsed, ratioVersusPeer: nil,
+                         metrics: [Metric(key: "ids_per_page", label: "ids/page",
+                                          value: Double(itemsSeen.load(ordering: .relaxed)) / Double(reads), decimals: 1),
+                                   Metric(key: "reads", label: "reads", value: Double(reads))])
+    }
+
+    private func measureRedisReads(label: String, redis: RedisServer, readers: ContiguousArray<UInt32>, threads: Int) throws -> ResultRow {
+        let gate = StartGate()
+        let failure = FirstFailure()
+        let idsSeen = Atomic<Int>(0)
+        let perThread = sizes.redisReads / threads
+        let depth = 32
+        let port = redis.port
+        let workers = (0..<threads).map { index in
+            BackgroundThread {
+                do {
+                    let connection = try RedisConnection(port: port)
+                    defer { connection.close() }
+                    var ids = 0
+                    gate.arriveAndWait()
+                    var i = index * perThread
+                    let end = i + perThread
+                    while i < end {
+                        let batch = min(depth, end - i)
+                        for j in 0..<batch { connection.queueRange(user: readers[i + j], count: Self.pageSize) }
+                        ids += try connection.send(expectingReplies: batch)
+                        i += batch
+                    }
+                    idsSeen.wrappingAdd(ids, ordering: .relaxed)
+                } catch {
+                    failure.record("\(error)")
+                    gate.arriveAndWait()
+                }
+            }
+        }
+        gate.waitForArrivals(threads)
+        let start = monotonicNanoseconds()
+        gate.open()
+        for worker in workers { worker.join() }
+        let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        if let message = failure.text { throw BenchmarkFailure(description: "redis reads: \(message)") }
+        let reads = perThread * threads
+        return ResultRow(suite: Self.name, workload: "\(label) home read, 20 ids, \(threads) thread\(threads == 1 ? "" : "s")",
+                         system: "redis LRANGE 0 19", operationsPerSecond: Double(reads) / elapsed, ratioVersusPeer: nil,
+                         metrics: [Metric(key: "ids_per_page", label: "ids/page",
+                                          value: Double(idsSeen.load(ordering: .relaxed)) / Double(reads), decimals: 1),
+                                   Metric(key: "pipeline_depth", label: "pipeline", value: Double(depth))])
+    }
+
+    private func measureCelebrityLatency(label: String, store: Store, graph: BenchGraph, celebrities: Set<UInt32>) -> ResultRow? {
+        var readers: [UInt32] = []
+        for user in 0..<graph.users {
+            let followed = graph.followees(of: UInt32(user)).reduce(0) { $0 + (celebrities.contains($1) ? 1 : 0) }
+            if followed >= 3 { readers.append(UInt32(user)) }
+            if readers.count >= 1000 { break }
+        }
+        guard !readers.isEmpty else { return nil }
+        let samples = LatencySamples(capacity: sizes.latencyReads)
+        var page = TimelinePage()
+        for reader in readers { store.home(of: reader, limit: Self.pageSize, into: &page) }
+        let start = monotonicNanoseconds()
+        for i in 0..<sizes.latencyReads {
+            let before = monotonicNanoseconds()
+            store.home(of: readers[i % readers.count], limit: Self.pageSize, into: &page)
+            samples.record(nanoseconds: monotonicNanoseconds() - before)
+        }
+        let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let latency = percentiles(of: [samples])
+        return ResultRow(suite: Self.name, workload: "\(label) home read, follows 3 celebrities", system: "socialdb",
+                         operationsPerSecond: Double(sizes.latencyReads) / elapsed,
+                         p50Microseconds: latency?.p50Microseconds, p99Microseconds: latency?.p99Microseconds, ratioVersusPeer: nil,
+                         metrics: [Metric(key: "readers", label: "readers", value: Double(readers.count)),
+                                   Metric(key: "max_us", label: "max us", value: latency?.maxMicroseconds ?? 0, decimals: 1)])
+    }
+
+    // MARK: SQLite
+
+    private func measureSQLite(label: String, graph: BenchGraph, tweets: BenchTweets, readers: ContiguousArray<UInt32>) throws -> ResultRow {
+        let directory = try scratch.freshDirectory("timeline-sqlite")
+        defer { try? scratch.discard(directory) }
+        var db: OpaquePointer?
+        guard sqlite3_open(directory + "/timeline.db", &db) == SQLITE_OK, let db else {
+            throw BenchmarkFailure(description: "sqlite3_open failed")
+        }
+        defer { sqlite3_close(db) }
+        func exec(_ sql: String) throws {
+            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+                throw BenchmarkFailure(description: "sqlite: \(String(cString: sqlite3_errmsg(db))) in \(sql)")
+            }
+        }
+        func prepare(_ sql: String) throws -> OpaquePointer {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+                throw BenchmarkFailure(description: "sqlite: \(String(cString: sqlite3_errmsg(db))) in \(sql)")
+            }
+            return statement
+        }
+        try exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;")
+        try exec("CREATE TABLE follows(follower INTEGER NOT NULL, followee INTEGER NOT NULL, PRIMARY KEY(follower, followee)) WITHOUT ROWID;")
+        try exec("CREATE TABLE tweets(id INTEGER PRIMARY KEY, author INTEGER NOT NULL);")
+        try exec("BEGIN")
+        let insertFollow = try prepare("INSERT INTO follows VALUES(?1, ?2)")
+        let progress = ProgressBar("\(label) sqlite load", total: graph.users)
+        for user in 0..<graph.users {
+            for followee in graph.followees(of: UInt32(user)) {
+                sqlite3_bind_int64(insertFollow, 1, Int64(user))
+                sqlite3_bind_int64(insertFollow, 2, Int64(followee))
+                guard sqlite3_step(insertFollow) == SQLITE_DONE else { throw BenchmarkFailure(description: "sqlite insert follow") }
+                sqlite3_reset(insertFollow)
+            }
+            if user & 0xFFF == 0 { progress.update(done: user) }
+        }
+        progress.finish()
+        sqlite3_finalize(insertFollow)
+        let insertTweet = try prepare("INSERT INTO tweets VALUES(?1, ?2)")
+        for post in tweets.posts {
+            sqlite3_bind_int64(insertTweet, 1, Int64(bitPattern: post.id))
+            sqlite3_bind_int64(insertTweet, 2, Int64(post.author))
+            guard sqlite3_step(insertTweet) == SQLITE_DONE else { throw BenchmarkFailure(description: "sqlite insert tweet") }
+            sqlite3_reset(insertTweet)
+        }
+        sqlite3_finalize(insertTweet)
+        try exec("CREATE INDEX tweets_by_author ON tweets(author, id);")
+        try exec("COMMIT")
+        let query = try prepare("""
+            SELECT id FROM tweets WHERE author = ?1 OR author IN (SELECT followee FROM follows WHERE follower = ?1)
+            ORDER BY id DESC LIMIT 20
+            """)
+        defer { sqlite3_finalize(query) }
+        var reads = 0
+        var ids = 0
+        let start = monotonicNanoseconds()
+        let stopAt = start + UInt64(sizes.sqliteSeconds * 1e9)
+        var now = start
+        while now < stopAt && reads < readers.count {
+            sqlite3_bind_int64(query, 1, Int64(readers[reads]))
+            while sqlite3_step(query) == SQLITE_ROW { ids += 1 }
+            sqlite3_reset(query)
+            reads += 1
+            if reads & 15 == 0 { now = monotonicNanoseconds() }
+        }
+        let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        return ResultRow(suite: Self.name, workload: "\(label) home read, 20 ids, 1 thread", system: "sqlite query",
+                         operationsPerSecond: Double(reads) / elapsed, ratioVersusPeer: nil,
+                         metrics: [Metric(key: "ids_per_page", label: "ids/page", value: Double(ids) / Double(max(1, reads)), decimals: 1),
+                                   Metric(key: "reads", label: "reads", value: Double(reads))])
+    }
+}

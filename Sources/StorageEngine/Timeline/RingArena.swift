@@ -1,0 +1,106 @@
+/// The memory rings live in: per size class, segments of equal slots, allocated as needed and
+/// kept for the store's life.
+///
+/// A ring starts in the smallest class (8 entries) and moves up a class (x4) each time it fills,
+/// up to the store's capacity, so a user with 3 entries costs 128 bytes, not 800 x 16. Freed
+/// slots (a ring that moved up, or was dropped) go on their class's free list and are reused
+/// first. Segments are about 2 MiB, so allocation is rare and memory stays in big blocks.
+///
+/// Why memory and not mmap: a home read must never wait for a page fault to the disk, a push
+/// must not dirty file pages the kernel writes back on its own schedule, and a checkpoint must be
+/// one consistent, checksummed, atomically renamed file, which an mmap'ed arena cannot give
+/// without copying it anyway. Rings are derived data: a checkpoint plus the log rebuilds them.
+///
+/// Pointer rules: every segment is allocated once, initialized to zero entries, never moved,
+/// and deallocated in `deallocateAll()` (the store's deinit). Slot pointers handed out stay
+/// valid until then. Not thread-safe: the store's write lock covers every call.
+struct RingArena {
+    struct SizeClass {
+        let slotCapacity: Int
+        /// A power of two, so slot numbers split into segment and index with a shift and mask.
+        let slotsPerSegmentShift: Int
+        var segments: [UnsafeMutablePointer<TimelineEntry>] = []
+        var nextSlot = 0
+        var freeSlots: [UInt32] = []
+
+        var slotsPerSegment: Int { 1 << slotsPerSegmentShift }
+    }
+
+    static let segmentBytesTarget = 2 << 20
+    static let smallestClassCapacity = 8
+
+    private(set) var classes: [SizeClass]
+
+    /// Classes of 8, 32, 128, ... entries below `capacity`, then `capacity` itself.
+    init(capacity: Int) {
+        var capacities: [Int] = []
+        var size = Self.smallestClassCapacity
+        while size < capacity {
+            capacities.append(size)
+            size *= 4
+        }
+        capacities.append(capacity)
+        classes = capacities.map { slotCapacity in
+            let slotBytes = slotCapacity * MemoryLayout<TimelineEntry>.stride
+            var shift = 0
+            while (slotBytes << (shift + 1)) <= Self.segmentBytesTarget { shift += 1 }
+            return SizeClass(slotCapacity: slotCapacity, slotsPerSegmentShift: shift)
+        }
+    }
+
+    /// The smallest class whose slots hold `entries`.
+    func sizeClass(for entries: Int) -> Int {
+        for (index, sizeClass) in classes.enumerated() where sizeClass.slotCapacity >= entries { return index }
+        preconditionFailure("no size class holds \(entries) entries")
+    }
+
+    var largestClass: Int { classes.count - 1 }
+
+    func slotCapacity(ofClass index: Int) -> Int { classes[index].slotCapacity }
+
+    mutating func allocate(sizeClass index: Int) -> (slot: UInt32, base: UnsafeMutablePointer<TimelineEntry>) {
+        if let slot = classes[index].freeSlots.popLast() {
+            return (slot, pointer(sizeClass: index, slot: slot))
+        }
+        let slot = classes[index].nextSlot
+        precondition(slot < Int(UInt32.max), "ring arena slot numbers exhausted")
+        if slot >> classes[index].slotsPerSegmentShift == classes[index].segments.count {
+            let entries = classes[index].slotsPerSegment * classes[index].slotCapacity
+            let segment = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: entries)
+            segment.initialize(repeating: TimelineEntry(id: 0, user: 0), count: entries)
+            classes[index].segments.append(segment)
+        }
+        classes[index].nextSlot += 1
+        return (UInt32(slot), pointer(sizeClass: index, slot: UInt32(slot)))
+    }
+
+    mutating func free(sizeClass index: Int, slot: UInt32) {
+        classes[index].freeSlots.append(slot)
+    }
+
+    func pointer(sizeClass index: Int, slot: UInt32) -> UnsafeMutablePointer<TimelineEntry> {
+        let sizeClass = classes[index]
+        let segment = Int(slot) >> sizeClass.slotsPerSegmentShift
+        let within = Int(slot) & (sizeClass.slotsPerSegment - 1)
+        return sizeClass.segments[segment] + within * sizeClass.slotCapacity
+    }
+
+    /// Bytes of segments allocated.
+    var allocatedBytes: Int {
+        classes.reduce(0) { $0 + $1.segments.count * $1.slotsPerSegment * $1.slotCapacity * MemoryLayout<TimelineEntry>.stride }
+    }
+
+    /// Bytes of slots in use (allocated segments minus free and never-used slots).
+    var slotBytesInUse: Int {
+        classes.reduce(0) { $0 + ($1.nextSlot - $1.freeSlots.count) * $1.slotCapacity * MemoryLayout<TimelineEntry>.stride }
+    }
+
+    mutating func deallocateAll() {
+        for index in classes.indices {
+            for segment in classes[index].segments { segment.deallocate() }
+            classes[index].segments = []
+            classes[index].nextSlot = 0
+            classes[index].freeSlots = []
+        }
+    }
+}

@@ -1,0 +1,761 @@
+import Synchronization
+
+/// Home timelines: one capped ring of `TimelineEntry`s per user, filled by fan-out on write,
+/// with celebrities (authors above the follower threshold) merged at read time.
+///
+/// Data flow (see Docs/ARCHITECTURE.md, "Home timelines"):
+/// - `fanOut(_:lsn:)` stores a post or retweet in its author's ring and every follower's ring,
+///   unless the author has more followers than the threshold: then only the author's small
+///   celebrity cache takes it, and readers merge it in. Events carry their log position; one at
+///   or below `appliedLSN` is ignored, so replaying the log after a crash never duplicates.
+/// - `follow` backfills the followee's newest items into the follower's ring; `unfollow` removes
+///   the followee's entries from it; `delete` adds a tombstone that every read filters (the
+///   tweet, and retweets of it), and `compact()` later removes the dead entries for good.
+/// - `home(of:limit:before:into:)` walks the reader's ring newest first, merged with the streams
+///   of the celebrities the reader follows and, past the ring's `floor`, with every followee's
+///   own items from the source. So a page is the same whatever the threshold or the capacity.
+///
+/// Thread safety: any thread may call any member. Reads share a read lock and run in parallel;
+/// events, rebuilds and checkpoints take the write lock. A read that finds the reader's ring
+/// missing or its celebrity list stale prepares it under the write lock first.
+public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetSource>: @unchecked Sendable {
+    // @unchecked: all mutable state is behind `lock` (see above); the counters are atomics.
+    public let options: TimelineOptions
+    let lock = ReadWriteLock()
+    /// The state, at a fixed address: methods on it run without the dynamic exclusivity checks
+    /// a class's stored `var`s would cost on every access. Freed in deinit.
+    let state: UnsafeMutablePointer<TimelineState<Followers, Tweets>>
+    let readMerges = Atomic<Int>(0)
+    let checkpointBytesWritten = Atomic<Int>(0)
+
+    /// An empty store whose rings are complete: a push to a user without a ring creates one
+    /// (nothing older can be missing). For a store that saw no events before.
+    public init(options: TimelineOptions = TimelineOptions(), followers: Followers, tweets: Tweets) {
+        self.options = options
+        state = .allocate(capacity: 1)
+        state.initialize(to: TimelineState(options: options, followers: followers, tweets: tweets))
+    }
+
+    deinit {
+        state.pointee.arena.deallocateAll()
+        state.deinitialize(count: 1)
+        state.deallocate()
+    }
+
+    public var followers: Followers { state.pointee.followers }
+    public var tweets: Tweets { state.pointee.tweets }
+
+    // MARK: Events (each with its log position)
+
+    /// Fans a post, reply, quote or retweet out to its author's and followers' rings. Returns
+    /// false (and changes nothing) when `lsn` is at or below the applied position.
+    @discardableResult
+    public func fanOut(_ item: TimelineItem, lsn: UInt64) -> Bool {
+        lock.withWriteLock {
+            guard state.pointee.accept(lsn: lsn) else { return false }
+            TimelineState.fanOut(state, item)
+            return true
+        }
+    }
+
+    /// `follower` now follows `followee`: the followee's newest items enter the follower's ring.
+    @discardableResult
+    public func follow(follower: UInt32, followee: UInt32, lsn: UInt64) -> Bool {
+        lock.withWriteLock { state.pointee.apply(lsn: lsn) { $0.follow(follower: follower, followee: followee) } }
+    }
+
+    /// `follower` no longer follows `followee`: the followee's entries leave the follower's ring.
+    @discardableResult
+    public func unfollow(follower: UInt32, followee: UInt32, lsn: UInt64) -> Bool {
+        lock.withWriteLock { state.pointee.apply(lsn: lsn) { $0.unfollow(follower: follower, followee: followee) } }
+    }
+
+    /// A tweet or retweet was deleted (or unretweeted): no page shows it, or retweets of it, again.
+    @discardableResult
+    public func delete(id: UInt64, lsn: UInt64) -> Bool {
+        lock.withWriteLock { state.pointee.apply(lsn: lsn) { $0.tombstones.insert(id) } }
+    }
+
+    /// The log position of the last event applied.
+    public var appliedLSN: UInt64 { lock.withReadLock { state.pointee.appliedLSN } }
+
+    // MARK: Reads
+
+    /// The home page of `reader`: up to `limit` items with id below `before`, newest first.
+    public func home(of reader: UInt32, limit: Int = 20, before: UInt64 = .max, into page: inout TimelinePage) {
+        precondition(limit >= 1 && limit <= options.capacity, "a page lists 1...capacity (\(options.capacity)) items")
+        page.reset()
+        var merged = false
+        let ready = lock.withReadLock { state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged) }
+        if !ready {
+            lock.withWriteLock {
+                state.pointee.prepare(reader)
+                page.reset()
+                let done = state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged)
+                precondition(done, "a prepared ring must be readable")
+            }
+        }
+        if merged { readMerges.wrappingAdd(1, ordering: .relaxed) }
+    }
+
+    /// The home page as an array (allocates; `home(of:limit:before:into:)` is the fast path).
+    public func home(of reader: UInt32, limit: Int = 20, before: UInt64 = .max) -> [TimelineItem] {
+        var page = TimelinePage()
+        home(of: reader, limit: limit, before: before, into: &page)
+        return Array(page.items)
+    }
+
+    // MARK: Maintenance
+
+    /// Frees `user`'s ring (an inactive user): pushes skip the user, and the next read rebuilds
+    /// the ring from the sources.
+    public func dropRing(of user: UInt32) {
+        lock.withWriteLock { state.pointee.dropRing(of: user) }
+    }
+
+    /// Rebuilds `user`'s ring from the sources now (the next read would otherwise).
+    public func rebuildRing(of user: UInt32) {
+        lock.withWriteLock { _ = state.pointee.rebuild(user) }
+    }
+
+    /// Forgets every ring and declares the sources current up to `appliedLSN`: each ring is
+    /// rebuilt from the sources when it is next read (or followed into), and pushes skip users
+    /// without a ring. What to do when the checkpoint is lost or corrupt.
+    public func resetFromSources(appliedLSN: UInt64) {
+        lock.withWriteLock { state.pointee.reset(appliedLSN: appliedLSN, lazyRebuild: true) }
+    }
+
+    /// Removes deleted tweets (and retweets of them) from every ring, and forgets retweets no
+    /// ring refers to any more. The background cleanup; reads filter them meanwhile.
+    public func compact() {
+        lock.withWriteLock { state.pointee.compact() }
+    }
+
+    /// Sizes the user table for `count` users up front (so first pushes do not grow it).
+    public func reserveUsers(_ count: Int) {
+        lock.withWriteLock { state.pointee.ensureUser(UInt32(max(0, count - 1))) }
+    }
+
+    public var statistics: TimelineStatistics {
+        lock.withReadLock {
+            var s = state.pointee.statistics
+            s.mergesAtRead = readMerges.load(ordering: .relaxed)
+            s.checkpointBytes = checkpointBytesWritten.load(ordering: .relaxed)
+            return s
+        }
+    }
+}
+
+/// A retweet's original, one row per retweet (not per ring it reaches).
+struct RetweetOriginal {
+    var tweetId: UInt64
+    var tweetAuthor: UInt32
+}
+
+/// A celebrity's newest items, oldest first; `complete` when it holds every item the source has.
+struct CelebrityCache {
+    var items = ContiguousArray<TimelineItem>()
+    var complete = false
+}
+
+/// Where a user's ring is and what it holds.
+struct RingRecord {
+    var base: UnsafeMutablePointer<TimelineEntry>
+    var floor: UInt64
+    var user: UInt32
+    var slot: UInt32
+    var head: UInt32
+    var count: UInt32
+    var slotCapacity: UInt32
+    var sizeClass: UInt8
+    /// The `celebrityEpoch` the ring's celebrity list was computed at; 0 = never.
+    var celebrityEpoch: UInt32
+
+    var ring: Ring {
+        Ring(base: base, slotCapacity: Int(slotCapacity), head: Int(head), count: Int(count), floor: floor)
+    }
+
+    mutating func update(from ring: Ring) {
+        head = UInt32(truncatingIfNeeded: ring.head)
+        count = UInt32(truncatingIfNeeded: ring.count)
+        floor = ring.floor
+    }
+}
+
+/// Everything the store knows, guarded by its lock. Methods are the store's logic.
+struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
+    let options: TimelineOptions
+    let followers: Followers
+    let tweets: Tweets
+
+    /// user -> 0 (no ring), `dropped`, or ring number + 1.
+    var userTable = ContiguousArray<UInt32>()
+    static var dropped: UInt32 { UInt32.max }
+    var rings = ContiguousArray<RingRecord>()
+    var freeRingNumbers: [UInt32] = []
+    /// Per ring number: the celebrities among the ring owner's followees and the owner itself.
+    var ringCelebrities = ContiguousArray<ContiguousArray<UInt32>>()
+    var arena: RingArena
+
+    /// Authors currently treated as celebrities (not fanned out). Changes only when the author
+    /// posts: marked when above the threshold, unmarked (after backfilling every follower) when
+    /// no longer above it. Readers follow the marks, so crossing the threshold either way
+    /// neither loses nor duplicates an item.
+    var celebrities = Set<UInt32>()
+    /// Bumped whenever `celebrities` changes; rings recompute their celebrity lists lazily.
+    var celebrityEpoch: UInt32 = 1
+    var celebrityCaches: [UInt32: CelebrityCache] = [:]
+    var retweets: [UInt64: RetweetOriginal] = [:]
+    var tombstones = Set<UInt64>()
+    var appliedLSN: UInt64 = 0
+    /// When true, users without a ring get one only by a rebuild from the sources (after a lost
+    /// checkpoint): pushes and follows skip them.
+    var lazyRebuild = false
+
+    var pushes = 0
+    var celebrityPosts = 0
+    var rebuilds = 0
+    var replayedEventsIgnored = 0
+
+    /// Scratch for merges and rebuilds (write lock only), kept to avoid reallocating.
+    var scratchItems = ContiguousArray<TimelineItem>()
+    var scratchEntries = ContiguousArray<TimelineEntry>()
+    var scratchUsers = ContiguousArray<UInt32>()
+
+    init(options: TimelineOptions, followers: Followers, tweets: Tweets) {
+        self.options = options
+        self.followers = followers
+        self.tweets = tweets
+        arena = RingArena(capacity: options.capacity)
+    }
+
+    // MARK: Events
+
+    mutating func apply(lsn: UInt64, _ body: (inout Self) -> Void) -> Bool {
+        guard accept(lsn: lsn) else { return false }
+        body(&self)
+        return true
+    }
+
+    /// Whether an event at `lsn` is new (then it becomes the applied position).
+    mutating func accept(lsn: UInt64) -> Bool {
+        guard lsn > appliedLSN else {
+            replayedEventsIgnored += 1
+            return false
+        }
+        appliedLSN = lsn
+        return true
+    }
+
+    /// Fan-out. Static over the state's pointer so the per-follower closure captures a pointer:
+    /// a closure capturing `inout self` would make Swift copy the state in and out, and every
+    /// push would then copy the user table and ring records (copy-on-write).
+    static func fanOut(_ state: UnsafeMutablePointer<Self>, _ item: TimelineItem) {
+        precondition(item.id != 0, "id 0 is reserved (no tweet has it)")
+        if item.isRetweet {
+            state.pointee.retweets[item.id] = RetweetOriginal(tweetId: item.tweetId, tweetAuthor: item.tweetAuthor)
+        }
+        let author = item.author
+        let followers = state.pointee.followers
+        if followers.followerCount(of: author) > state.pointee.options.celebrityThreshold {
+            state.pointee.markCelebrityPost(item)
+            return
+        }
+        if state.pointee.celebrities.contains(author) { state.pointee.demote(author) }
+        let entry = TimelineEntry(id: item.id, user: author, flags: item.flags)
+        state.pointee.push(entry, to: author)
+        followers.forEachFollowerBatch(of: author) { batch in
+            for follower in batch { state.pointee.push(entry, to: follower) }
+        }
+    }
+
+    mutating func markCelebrityPost(_ item: TimelineItem) {
+        let author = item.author
+        // The author's ring must exist even though it takes nothing now: a user without a
+        // ring is one with no item in any ring (the invariant pushes rely on), and after a
+        // demotion the author's own items are backfilled into it.
+        if tableValue(author) == 0 && !lazyRebuild { _ = createRing(for: author, entries: 1) }
+        if celebrities.insert(author).inserted { celebrityEpoch &+= 1 }
+        insertIntoCelebrityCache(item)
+        celebrityPosts += 1
+    }
+
+    mutating func follow(follower: UInt32, followee: UInt32) {
+        let value = tableValue(follower)
+        if value == 0 {
+            if !lazyRebuild { _ = rebuild(follower, alsoFollowing: followee) }
+            return
+        }
+        if value == Self.dropped { return }
+        let number = Int(value - 1)
+        rings[number].celebrityEpoch = 0
+        if !celebrities.contains(followee) { backfill(ring: number, from: followee) }
+    }
+
+    mutating func unfollow(follower: UInt32, followee: UInt32) {
+        let value = tableValue(follower)
+        guard value != 0 && value != Self.dropped else { return }
+        let number = Int(value - 1)
+        var ring = rings[number].ring
+        _ = ring.removeAll { $0.user == followee }
+        rings[number].update(from: ring)
+        rings[number].celebrityEpoch = 0
+    }
+
+    // MARK: Rings
+
+    @inline(__always)
+    func tableValue(_ user: UInt32) -> UInt32 {
+        Int(user) < userTable.count ? userTable[Int(user)] : 0
+    }
+
+    mutating func ensureUser(_ user: UInt32) {
+        if Int(user) >= userTable.count {
+            userTable.append(contentsOf: repeatElement(0, count: Int(user) + 1 - userTable.count))
+        }
+    }
+
+    /// The hot path of fan-out: one table load, one record load, one store into the ring.
+    @inline(__always)
+    mutating func push(_ entry: TimelineEntry, to user: UInt32) {
+        var value = tableValue(user)
+        if value == 0 {
+            if lazyRebuild { return }
+            value = UInt32(createRing(for: user, entries: 1) + 1)
+        } else if value == Self.dropped {
+            return
+        }
+        let number = Int(value &- 1)
+        if rings[number].count == rings[number].slotCapacity && Int(rings[number].sizeClass) < arena.largestClass {
+            grow(ring: number, toHold: Int(rings[number].count) + 1)
+        }
+        var ring = rings[number].ring
+        if ring.push(entry) == .stored { pushes &+= 1 }
+        rings[number].update(from: ring)
+    }
+
+    /// A new, empty ring for `user` in the class that holds `entries`.
+    mutating func createRing(for user: UInt32, entries: Int) -> Int {
+        ensureUser(user)
+        let sizeClass = arena.sizeClass(for: max(1, entries))
+        let (slot, base) = arena.allocate(sizeClass: sizeClass)
+        let record = RingRecord(base: base, floor: 0, user: user, slot: slot, head: 0, count: 0,
+                                slotCapacity: UInt32(arena.slotCapacity(ofClass: sizeClass)), sizeClass: UInt8(sizeClass),
+                                celebrityEpoch: 0)
+        let number: Int
+        if let free = freeRingNumbers.popLast() {
+            number = Int(free)
+            rings[number] = record
+            ringCelebrities[number] = []
+        } else {
+            number = rings.count
+            precondition(number < Int(UInt32.max) - 1, "ring numbers exhausted")
+            rings.append(record)
+            ringCelebrities.append([])
+        }
+        userTable[Int(user)] = UInt32(number + 1)
+        return number
+    }
+
+    /// Moves ring `number` to the smallest class holding `entries`, oldest entry first at 0.
+    mutating func grow(ring number: Int, toHold entries: Int) {
+        let old = rings[number]
+        let sizeClass = arena.sizeClass(for: entries)
+        guard sizeClass != Int(old.sizeClass) else { return }
+        let (slot, base) = arena.allocate(sizeClass: sizeClass)
+        old.ring.copyOldestFirst(to: base)
+        arena.free(sizeClass: Int(old.sizeClass), slot: old.slot)
+        rings[number].base = base
+        rings[number].slot = slot
+        rings[number].sizeClass = UInt8(sizeClass)
+        rings[number].slotCapacity = UInt32(arena.slotCapacity(ofClass: sizeClass))
+        rings[number].head = 0
+    }
+
+    mutating func dropRing(of user: UInt32) {
+        let value = tableValue(user)
+        if value != 0 && value != Self.dropped {
+            let number = Int(value - 1)
+            arena.free(sizeClass: Int(rings[number].sizeClass), slot: rings[number].slot)
+            rings[number].count = 0
+            ringCelebrities[number] = []
+            freeRingNumbers.append(UInt32(number))
+        }
+        ensureUser(user)
+        userTable[Int(user)] = Self.dropped
+    }
+
+    /// Merges `scratchItems` (newest first, one author's or many) into ring `number`: ids kept
+    /// once, the newest `capacity` kept. `truncatedBelow` is the id of the first item a source
+    /// did not return (its batch was full), 0 if the sources returned everything: the floor
+    /// rises to it, since older items of that author are not in the ring.
+    mutating func mergeScratchItems(intoRing number: Int, truncatedBelow: UInt64) {
+        var existing = rings[number].ring
+        var floor = max(existing.floor, truncatedBelow)
+        scratchEntries.removeAll(keepingCapacity: true)
+        scratchEntries.reserveCapacity(existing.count + scratchItems.count)
+        // Both sequences ascending: the ring oldest first, the items reversed.
+        var i = 0
+        var j = scratchItems.count - 1
+        while i < existing.count || j >= 0 {
+            let fromRing: TimelineEntry? = i < existing.count ? existing[i] : nil
+            let fromItems: TimelineItem? = j >= 0 ? scratchItems[j] : nil
+            var next: TimelineEntry
+            if let a = fromRing, let b = fromItems {
+                if a.id < b.id {
+                    next = a; i += 1
+                } else if b.id < a.id {
+                    next = TimelineEntry(id: b.id, user: b.author, flags: b.flags); j -= 1
+                } else {
+                    next = a; i += 1; j -= 1
+                }
+            } else if let a = fromRing {
+                next = a; i += 1
+            } else {
+                let b = fromItems!
+                next = TimelineEntry(id: b.id, user: b.author, flags: b.flags); j -= 1
+            }
+            if let last = scratchEntries.last, last.id == next.id { continue }
+            scratchEntries.append(next)
+        }
+        for item in scratchItems where item.isRetweet {
+            retweets[item.id] = RetweetOriginal(tweetId: item.tweetId, tweetAuthor: item.tweetAuthor)
+        }
+        // Keep the newest `capacity` above the floor.
+        var start = 0
+        while start < scratchEntries.count && scratchEntries[start].id <= floor { start += 1 }
+        let kept = scratchEntries.count - start
+        if kept > options.capacity {
+            let cut = kept - options.capacity
+            floor = max(floor, scratchEntries[start + cut - 1].id)
+            start += cut
+        }
+        let count = scratchEntries.count - start
+        if count > Int(rings[number].slotCapacity) { grow(ring: number, toHold: count) }
+        existing = Ring(base: rings[number].base, slotCapacity: Int(rings[number].slotCapacity), head: 0, count: count, floor: floor)
+        scratchEntries.withUnsafeBufferPointer { buffer in
+            if count > 0 { existing.base.update(from: buffer.baseAddress! + start, count: count) }
+        }
+        rings[number].update(from: existing)
+    }
+
+    /// Fetches `author`'s newest `capacity` items into `scratchItems` (appending); returns the
+    /// id of the first item left out when there were more, else 0.
+    mutating func fetchNewest(of author: UInt32) -> UInt64 {
+        let before = scratchItems.count
+        tweets.newestItems(of: author, before: .max, limit: options.capacity + 1, into: &scratchItems)
+        if scratchItems.count - before > options.capacity {
+            return scratchItems.removeLast().id
+        }
+        return 0
+    }
+
+    mutating func backfill(ring number: Int, from author: UInt32) {
+        scratchItems.removeAll(keepingCapacity: true)
+        let truncatedBelow = fetchNewest(of: author)
+        mergeScratchItems(intoRing: number, truncatedBelow: truncatedBelow)
+    }
+
+    /// Builds `user`'s ring from the sources: the newest `capacity` items of the user and every
+    /// followee that is not a celebrity. Replaces any ring the user had.
+    mutating func rebuild(_ user: UInt32, alsoFollowing extra: UInt32? = nil) -> Int {
+        let value = tableValue(user)
+        let number: Int
+        if value == 0 || value == Self.dropped {
+            number = createRing(for: user, entries: 1)
+        } else {
+            number = Int(value - 1)
+            rings[number].count = 0
+            rings[number].head = 0
+            rings[number].floor = 0
+        }
+        rings[number].celebrityEpoch = 0
+        collectAuthors(of: user, into: &scratchUsers)
+        if let extra, !scratchUsers.contains(extra) { scratchUsers.append(extra) }
+        scratchItems.removeAll(keepingCapacity: true)
+        var truncatedBelow: UInt64 = 0
+        let authors = scratchUsers
+        for author in authors where !celebrities.contains(author) {
+            truncatedBelow = max(truncatedBelow, fetchNewest(of: author))
+        }
+        // Newest first, as `mergeScratchItems` expects; ids are unique across authors.
+        scratchItems.sort { $0.id > $1.id }
+        mergeScratchItems(intoRing: number, truncatedBelow: truncatedBelow)
+        rebuilds += 1
+        return number
+    }
+
+    /// The user and every user they follow.
+    func collectAuthors(of user: UInt32, into authors: inout ContiguousArray<UInt32>) {
+        authors.removeAll(keepingCapacity: true)
+        authors.append(user)
+        followers.forEachFolloweeBatch(of: user) { batch in
+            for followee in batch where followee != user { authors.append(followee) }
+        }
+    }
+
+    /// `author` is no longer above the threshold: give every follower (and the author) the items
+    /// that were merged at read while it was a celebrity, then stop treating it as one.
+    mutating func demote(_ author: UInt32) {
+        // Into a local array: a closure capturing `self` would copy the whole state.
+        var users = ContiguousArray<UInt32>()
+        users.append(author)
+        followers.forEachFollowerBatch(of: author) { batch in users.append(contentsOf: batch) }
+        scratchItems.removeAll(keepingCapacity: true)
+        let truncatedBelow = fetchNewest(of: author)
+        let items = scratchItems
+        for user in users {
+            var value = tableValue(user)
+            // A follower without a ring (in a complete store) gets one now: it is about to
+            // hold items, and pushes only ever create empty rings.
+            if value == 0 && !lazyRebuild { value = UInt32(createRing(for: user, entries: 1) + 1) }
+            guard value != 0 && value != Self.dropped else { continue }
+            scratchItems = items
+            mergeScratchItems(intoRing: Int(value - 1), truncatedBelow: truncatedBelow)
+        }
+        celebrities.remove(author)
+        celebrityCaches[author] = nil
+        celebrityEpoch &+= 1
+    }
+
+    mutating func insertIntoCelebrityCache(_ item: TimelineItem) {
+        guard var cache = celebrityCaches[item.author] else { return }
+        celebrityCaches[item.author] = nil // edit the cache in place, not a copy
+        let position = cache.items.partitioningIndex { $0.id >= item.id }
+        if position == cache.items.count || cache.items[position].id != item.id {
+            cache.items.insert(item, at: position)
+            if cache.items.count > options.celebrityCacheItems {
+                cache.items.removeFirst()
+                cache.complete = false
+            }
+        }
+        celebrityCaches[item.author] = cache
+    }
+
+    mutating func fillCelebrityCache(_ author: UInt32) {
+        scratchItems.removeAll(keepingCapacity: true)
+        let limit = options.celebrityCacheItems
+        tweets.newestItems(of: author, before: .max, limit: limit + 1, into: &scratchItems)
+        var cache = CelebrityCache()
+        cache.complete = scratchItems.count <= limit
+        if !cache.complete { scratchItems.removeLast() }
+        cache.items.reserveCapacity(limit + 1)
+        for item in scratchItems.reversed() { cache.items.append(item) }
+        celebrityCaches[author] = cache
+    }
+
+    /// Makes `reader` readable without the write lock: a ring, a current celebrity list, and a
+    /// cache for each celebrity on it.
+    mutating func prepare(_ reader: UInt32) {
+        var value = tableValue(reader)
+        if value == 0 || value == Self.dropped {
+            value = UInt32(rebuild(reader) + 1)
+        }
+        let number = Int(value - 1)
+        if rings[number].celebrityEpoch != celebrityEpoch {
+            var list = ContiguousArray<UInt32>()
+            if !celebrities.isEmpty {
+                collectAuthors(of: reader, into: &scratchUsers)
+                for author in scratchUsers where celebrities.contains(author) { list.append(author) }
+            }
+            ringCelebrities[number] = list
+            rings[number].celebrityEpoch = celebrityEpoch
+        }
+        for celebrity in ringCelebrities[number] where celebrityCaches[celebrity] == nil {
+            fillCelebrityCache(celebrity)
+        }
+    }
+
+    mutating func reset(appliedLSN: UInt64, lazyRebuild: Bool) {
+        arena.deallocateAll()
+        arena = RingArena(capacity: options.capacity)
+        userTable = []
+        rings = []
+        freeRingNumbers = []
+        ringCelebrities = []
+        celebrities = []
+        celebrityEpoch &+= 1
+        celebrityCaches = [:]
+        retweets = [:]
+        self.appliedLSN = appliedLSN
+        self.lazyRebuild = lazyRebuild
+    }
+
+    mutating func compact() {
+        var referenced = Set<UInt64>()
+        let tombstones = self.tombstones
+        let retweets = self.retweets
+        for number in rings.indices {
+            let value = tableValue(rings[number].user)
+            guard value == UInt32(number + 1) else { continue }
+            var ring = rings[number].ring
+            _ = ring.removeAll { entry in
+                if tombstones.contains(entry.id) { return true }
+                if entry.flags.contains(.retweet), let original = retweets[entry.id], tombstones.contains(original.tweetId) { return true }
+                return false
+            }
+            rings[number].update(from: ring)
+            for i in 0..<ring.count where ring[i].flags.contains(.retweet) { referenced.insert(ring[i].id) }
+        }
+        self.retweets = self.retweets.filter { referenced.contains($0.key) }
+    }
+
+    var statistics: TimelineStatistics {
+        var s = TimelineStatistics()
+        for number in rings.indices where tableValue(rings[number].user) == UInt32(number + 1) {
+            s.rings += 1
+            s.entries += Int(rings[number].count)
+        }
+        s.ringBytes = arena.allocatedBytes
+        s.pushes = pushes
+        s.celebrityPosts = celebrityPosts
+        s.rebuilds = rebuilds
+        s.replayedEventsIgnored = replayedEventsIgnored
+        s.retweets = retweets.count
+        s.tombstones = tombstones.count
+        s.appliedLSN = appliedLSN
+        return s
+    }
+
+    // MARK: Reads
+
+    /// Fills `page` for `reader`; false when the reader must be prepared under the write lock
+    /// first (no ring, a stale celebrity list, or a celebrity without a cache). Never mutates
+    /// the state: many readers run it at once.
+    ///
+    /// `mutating` only so that the call borrows the state in place: called on `pointee` as a
+    /// non-mutating method it may be copied, which retains every collection in it, reference
+    /// counts that two reading cores would then bounce between them. It writes nothing.
+    mutating func read(_ reader: UInt32, limit: Int, before: UInt64, into page: inout TimelinePage, merged: inout Bool) -> Bool {
+        let value = tableValue(reader)
+        guard value != 0 && value != Self.dropped else { return false }
+        let number = Int(value &- 1)
+        let record = rings[number]
+        guard record.celebrityEpoch == celebrityEpoch else { return false }
+        let ring = record.ring
+        let celebrityList = ringCelebrities[number]
+        for celebrity in celebrityList {
+            guard celebrityCaches[celebrity] != nil else { return false }
+            page.addStream(author: celebrity, before: before)
+        }
+        merged = !celebrityList.isEmpty
+        let checkTombstones = !tombstones.isEmpty
+        let floorBound = ring.floor == UInt64.max ? UInt64.max : ring.floor &+ 1
+
+        // The ring's newest entry below the cursor.
+        var ringIndex = (before == .max ? ring.count : ring.firstIndex(atLeast: before)) - 1
+        var belowFloorStarted = false
+        let batch = limit + 1
+
+        while page.items.count < limit {
+            var bestKey: UInt64 = 0
+            var bestStream = -1
+            if ringIndex >= 0 {
+                bestKey = ring[ringIndex].id
+            } else if !belowFloorStarted && ring.floor > 0 {
+                // Past the ring's oldest entry: every non-celebrity author's older items come
+                // from the source, below the floor (and the cursor).
+                belowFloorStarted = true
+                merged = true
+                collectAuthors(of: reader, into: &page.authors)
+                let start = min(before, floorBound)
+                for author in page.authors where !celebrityList.contains(author) {
+                    page.addStream(author: author, before: start)
+                }
+            }
+            for s in 0..<page.streamCount {
+                if page.streams[s].position == page.streams[s].items.count && !page.streams[s].finished {
+                    refill(&page.streams[s], batch: batch)
+                }
+                let key = page.streams[s].currentId
+                if key > bestKey {
+                    bestKey = key
+                    bestStream = s
+                }
+            }
+            if bestKey == 0 { break }
+
+            var item: TimelineItem
+            if bestStream < 0 {
+                let entry = ring[ringIndex]
+                ringIndex -= 1
+                if !celebrityList.isEmpty && celebrityList.contains(entry.user) { continue }
+                if entry.flags.contains(.retweet) {
+                    let original = retweets[entry.id]
+                    assert(original != nil, "a retweet entry without its original")
+                    item = TimelineItem(id: entry.id, author: entry.user, flags: entry.flags,
+                                        tweetId: original?.tweetId ?? entry.id, tweetAuthor: original?.tweetAuthor ?? entry.user)
+                } else {
+                    item = TimelineItem(id: entry.id, author: entry.user, flags: entry.flags, tweetId: entry.id, tweetAuthor: entry.user)
+                }
+            } else {
+                item = page.streams[bestStream].items[page.streams[bestStream].position]
+                page.streams[bestStream].position += 1
+            }
+            if checkTombstones && (tombstones.contains(item.id) || (item.isRetweet && tombstones.contains(item.tweetId))) {
+                continue
+            }
+            if item.isRetweet {
+                if page.seenOriginals.contains(item.tweetId) { continue }
+                page.seenOriginals.append(item.tweetId)
+            } else if !page.seenOriginals.isEmpty && page.seenOriginals.contains(item.id) {
+                continue
+            }
+            page.items.append(item)
+        }
+        return true
+    }
+
+    /// Refills a stream with up to `batch` items below its `nextBefore`: from the author's
+    /// celebrity cache while it covers them, then from the source.
+    func refill(_ stream: inout SourceStream, batch: Int) {
+        stream.items.removeAll(keepingCapacity: true)
+        stream.position = 0
+        var before = stream.nextBefore
+        var wanted = batch
+        if let cache = celebrityCaches[stream.author] {
+            var i = cache.items.partitioningIndex { $0.id >= before } - 1
+            while i >= 0 && wanted > 0 {
+                stream.items.append(cache.items[i])
+                i -= 1
+                wanted -= 1
+            }
+            if let last = stream.items.last { before = last.id }
+            if wanted == 0 {
+                stream.nextBefore = before
+                return
+            }
+            // The cache ran out below `before`: it holds every newer item, so the rest is
+            // either nothing (a complete cache) or older items from the source.
+            if cache.complete {
+                stream.finished = true
+                return
+            }
+            if !cache.items.isEmpty { before = min(before, cache.items[0].id) }
+        }
+        let had = stream.items.count
+        tweets.newestItems(of: stream.author, before: before, limit: wanted, into: &stream.items)
+        if stream.items.count - had < wanted { stream.finished = true }
+        if let last = stream.items.last { stream.nextBefore = last.id }
+    }
+}
+
+fileprivate extension Collection {
+    /// The first index where `belongsInSecondPartition` is true, for a collection partitioned
+    /// by it (all false, then all true): binary search.
+    func partitioningIndex(where belongsInSecondPartition: (Element) -> Bool) -> Index {
+        var low = startIndex
+        var length = count
+        while length > 0 {
+            let half = length / 2
+            let middle = index(low, offsetBy: half)
+            if belongsInSecondPartition(self[middle]) {
+                length = half
+            } else {
+                low = index(after: middle)
+                length -= half + 1
+            }
+        }
+        return low
+    }
+}

@@ -1,0 +1,495 @@
+@testable import StorageEngine
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: Model sources
+
+/// The follow graph as plain sets: the model the timeline store reads from in tests.
+final class ModelGraph: FollowerSource, @unchecked Sendable {
+    // @unchecked: a test mutates it only between store calls, from one thread.
+    var followersOf: [UInt32: Set<UInt32>] = [:]
+    var followeesOf: [UInt32: Set<UInt32>] = [:]
+
+    func follow(_ follower: UInt32, _ followee: UInt32) {
+        followersOf[followee, default: []].insert(follower)
+        followeesOf[follower, default: []].insert(followee)
+    }
+
+    func unfollow(_ follower: UInt32, _ followee: UInt32) {
+        followersOf[followee]?.remove(follower)
+        followeesOf[follower]?.remove(followee)
+    }
+
+    func follows(_ follower: UInt32, _ followee: UInt32) -> Bool { followeesOf[follower]?.contains(followee) ?? false }
+
+    func followerCount(of user: UInt32) -> Int { followersOf[user]?.count ?? 0 }
+
+    func forEachFollowerBatch(of user: UInt32, _ body: (UnsafeBufferPointer<UInt32>) -> Void) {
+        let list = ContiguousArray(followersOf[user] ?? [])
+        list.withUnsafeBufferPointer(body)
+    }
+
+    func forEachFolloweeBatch(of user: UInt32, _ body: (UnsafeBufferPointer<UInt32>) -> Void) {
+        // Two batches, to exercise callers that must handle more than one.
+        let list = ContiguousArray(followeesOf[user] ?? [])
+        let half = list.count / 2
+        list.withUnsafeBufferPointer { all in
+            body(UnsafeBufferPointer(rebasing: all[0..<half]))
+            body(UnsafeBufferPointer(rebasing: all[half...]))
+        }
+    }
+}
+
+/// Every author's items, oldest first. Like the tweet store, it leaves out deleted items and
+/// retweets of deleted tweets, unless `returnsDeleted` (then only the store's tombstones hide them).
+final class ModelTweets: AuthorTweetSource, @unchecked Sendable {
+    // @unchecked: as ModelGraph.
+    var byAuthor: [UInt32: [TimelineItem]] = [:]
+    var deleted = Set<UInt64>()
+    var all: [TimelineItem] = []
+    var returnsDeleted = false
+
+    func add(_ item: TimelineItem) {
+        byAuthor[item.author, default: []].append(item)
+        all.append(item)
+    }
+
+    func newestItems(of author: UInt32, before: UInt64, limit: Int, into items: inout ContiguousArray<TimelineItem>) {
+        var added = 0
+        for item in (byAuthor[author] ?? []).reversed() where item.id < before {
+            if added == limit { break }
+            if !returnsDeleted && (deleted.contains(item.id) || deleted.contains(item.tweetId)) { continue }
+            items.append(item)
+            added += 1
+        }
+    }
+
+    /// The home page computed from scratch: every item of the reader and their followees, not
+    /// deleted (nor a retweet of a deleted tweet), newest first, an original at most once.
+    func page(of reader: UInt32, graph: ModelGraph, limit: Int, before: UInt64) -> [TimelineItem] {
+        var authors = graph.followeesOf[reader] ?? []
+        authors.insert(reader)
+        var items: [TimelineItem] = []
+        for author in authors { items += byAuthor[author] ?? [] }
+        items.sort { $0.id > $1.id }
+        var page: [TimelineItem] = []
+        var seen = Set<UInt64>()
+        for item in items where item.id < before {
+            if page.count == limit { break }
+            if deleted.contains(item.id) || (item.isRetweet && deleted.contains(item.tweetId)) { continue }
+            if seen.contains(item.tweetId) { continue }
+            if item.isRetweet { seen.insert(item.tweetId) }
+            page.append(item)
+        }
+        return page
+    }
+}
+
+typealias ModelStore = TimelineStore<ModelGraph, ModelTweets>
+
+// MARK: Ring
+
+@Suite struct TimelineRingTests {
+    /// The ring's contract written plainly: a sorted array, the newest `capacity` kept.
+    static func modelPush(_ entries: inout [UInt64], floor: inout UInt64, capacity: Int, id: UInt64) -> Ring.PushOutcome {
+        if id <= floor { return .belowFloor }
+        if entries.contains(id) { return .duplicate }
+        entries.append(id)
+        entries.sort()
+        if entries.count > capacity {
+            let dropped = entries.removeFirst()
+            floor = max(floor, dropped)
+            if dropped == id { return .belowFloor }
+        }
+        return .stored
+    }
+
+    static func contents(_ ring: Ring) -> [UInt64] { (0..<ring.count).map { ring[$0].id } }
+
+    /// Every capacity 1...8, every start and count: pushes of every id around the entries
+    /// (newest, between, duplicate, below the oldest, below the floor), removal and copy-out,
+    /// against the model, with guard entries around the slot untouched.
+    @Test func everyCapacityStartAndCount() {
+        let guardId: UInt64 = 0xDEAD
+        for capacity in 1...8 {
+            for head in 0..<capacity {
+                for count in 0...capacity {
+                    let initial = (0..<count).map { UInt64(100 + 10 * $0) }
+                    let candidates: [UInt64] = [50, 95, 99] + initial + initial.map { $0 + 5 } + [UInt64(100 + 10 * count + 7)]
+                    for floor0 in [UInt64(0), 97] {
+                        for id in candidates {
+                            let memory = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: capacity + 2)
+                            defer { memory.deallocate() }
+                            memory.initialize(repeating: TimelineEntry(id: guardId, user: 0), count: capacity + 2)
+                            var ring = Ring(base: memory + 1, slotCapacity: capacity, head: head, count: 0, floor: 0)
+                            for (i, value) in initial.enumerated() { ring[i] = TimelineEntry(id: value, user: UInt32(value)) }
+                            ring.count = count
+                            ring.floor = floor0
+                            var model = initial
+                            var modelFloor = floor0
+                            // Entries below the floor are not a valid layout; skip those starts.
+                            if let first = initial.first, first <= floor0 { continue }
+                            let expected = Self.modelPush(&model, floor: &modelFloor, capacity: capacity, id: id)
+                            let outcome = ring.push(TimelineEntry(id: id, user: UInt32(id)))
+                            #expect(outcome == expected, "capacity \(capacity) head \(head) count \(count) floor \(floor0) push \(id)")
+                            #expect(Self.contents(ring) == model, "capacity \(capacity) head \(head) count \(count) floor \(floor0) push \(id)")
+                            #expect(ring.floor == modelFloor)
+                            #expect((0..<ring.count).allSatisfy { ring[$0].user == UInt32(ring[$0].id) })
+                            #expect(memory[0].id == guardId && memory[capacity + 1].id == guardId, "wrote outside the slot")
+                            // Removal keeps order and floor.
+                            let before = Self.contents(ring)
+                            let removed = ring.removeAll { $0.id % 20 == 0 }
+                            #expect(Self.contents(ring) == before.filter { $0 % 20 != 0 })
+                            #expect(removed == before.filter { $0 % 20 == 0 }.count)
+                            #expect(ring.floor == modelFloor)
+                            // Copy-out is oldest first.
+                            let out = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: capacity)
+                            defer { out.deallocate() }
+                            out.initialize(repeating: TimelineEntry(id: 0, user: 0), count: capacity)
+                            ring.copyOldestFirst(to: out)
+                            #expect((0..<ring.count).map { out[$0].id } == Self.contents(ring))
+                            #expect(memory[0].id == guardId && memory[capacity + 1].id == guardId, "wrote outside the slot")
+                        }
+                    }
+                    // A run of newest pushes wraps the ring many times.
+                    let memory = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: capacity)
+                    defer { memory.deallocate() }
+                    memory.initialize(repeating: TimelineEntry(id: 0, user: 0), count: capacity)
+                    var ring = Ring(base: memory, slotCapacity: capacity, head: head)
+                    var model: [UInt64] = []
+                    var modelFloor: UInt64 = 0
+                    for id in 1...UInt64(3 * capacity + count) {
+                        _ = Self.modelPush(&model, floor: &modelFloor, capacity: capacity, id: id * 3)
+                        #expect(ring.push(TimelineEntry(id: id * 3, user: 1)) == .stored)
+                        #expect(Self.contents(ring) == model && ring.floor == modelFloor)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func arenaSizeClassesGrowByFour() {
+        let arena = RingArena(capacity: 800)
+        #expect(arena.classes.map(\.slotCapacity) == [8, 32, 128, 512, 800])
+        #expect(RingArena(capacity: 5).classes.map(\.slotCapacity) == [5])
+        #expect(RingArena(capacity: 8).classes.map(\.slotCapacity) == [8])
+        #expect(MemoryLayout<TimelineEntry>.stride == 16)
+    }
+}
+
+// MARK: Store
+
+/// Random posts, retweets, deletes, follows and unfollows from a printed seed, applied to the
+/// model and to stores at several thresholds and capacities; every page of every user must
+/// equal the model's, whatever the threshold.
+struct TimelineScenario {
+    let graph = ModelGraph()
+    let tweets = ModelTweets()
+    var random: SeededRandom
+    var nextId: UInt64 = 1000
+    var lsn: UInt64 = 0
+    let users: UInt32
+
+    enum Event {
+        case post(TimelineItem), follow(UInt32, UInt32), unfollow(UInt32, UInt32), delete(UInt64)
+    }
+
+    var log: [(lsn: UInt64, event: Event)] = []
+
+    init(seed: UInt64, users: UInt32) {
+        random = SeededRandom(seed: seed)
+        self.users = users
+    }
+
+    mutating func user() -> UInt32 { UInt32.random(in: 0..<users, using: &random) }
+
+    /// Makes one random event, applies it to the model, and returns it (with its LSN) for the stores.
+    mutating func nextEvent() -> (lsn: UInt64, event: Event) {
+        lsn += 1
+        nextId += UInt64.random(in: 1...3, using: &random)
+        let roll = Int.random(in: 0..<100, using: &random)
+        let event: Event
+        if roll < 40 || tweets.all.isEmpty {
+            let flags: TimelineFlags = [[], [], .reply, .quote].randomElement(using: &random)!
+            event = .post(.post(id: nextId, author: user(), flags: flags))
+        } else if roll < 55 {
+            let originals = tweets.all.filter { !$0.isRetweet }
+            let original = originals.randomElement(using: &random)!
+            event = .post(.retweet(id: nextId, retweeter: user(), original: original.id, originalAuthor: original.author))
+        } else if roll < 62 {
+            event = .delete(tweets.all.randomElement(using: &random)!.id)
+        } else if roll < 85 {
+            let a = user(), b = user()
+            event = a == b || graph.follows(a, b) ? .post(.post(id: nextId, author: a)) : .follow(a, b)
+        } else {
+            let a = user()
+            if let b = graph.followeesOf[a]?.randomElement(using: &random) { event = .unfollow(a, b) } else { event = .post(.post(id: nextId, author: a)) }
+        }
+        switch event {
+        case .post(let item): tweets.add(item)
+        case .follow(let a, let b): graph.follow(a, b)
+        case .unfollow(let a, let b): graph.unfollow(a, b)
+        case .delete(let id): tweets.deleted.insert(id)
+        }
+        log.append((lsn, event))
+        return (lsn, event)
+    }
+
+    static func apply(_ event: Event, lsn: UInt64, to store: ModelStore) {
+        switch event {
+        case .post(let item): store.fanOut(item, lsn: lsn)
+        case .follow(let a, let b): store.follow(follower: a, followee: b, lsn: lsn)
+        case .unfollow(let a, let b): store.unfollow(follower: a, followee: b, lsn: lsn)
+        case .delete(let id): store.delete(id: id, lsn: lsn)
+        }
+    }
+
+    /// Pages through `reader`'s whole timeline with `limit` and checks every page.
+    func checkAllPages(of reader: UInt32, in store: ModelStore, limit: Int, label: String) {
+        var before = UInt64.max
+        var page = TimelinePage()
+        for _ in 0..<1000 {
+            store.home(of: reader, limit: limit, before: before, into: &page)
+            let expected = tweets.page(of: reader, graph: graph, limit: limit, before: before)
+            #expect(Array(page.items) == expected, "\(label): user \(reader) limit \(limit) before \(before)")
+            guard Array(page.items) == expected, let next = page.nextBefore else { return }
+            before = next
+        }
+    }
+}
+
+@Suite struct TimelineStoreTests {
+    static func makeStore(_ s: TimelineScenario, capacity: Int, threshold: Int) -> ModelStore {
+        ModelStore(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold, celebrityCacheItems: 3),
+                   followers: s.graph, tweets: s.tweets)
+    }
+
+    @Test func modelRandomOperationsAtEveryThreshold() {
+        let seed = testSeed()
+        print("TimelineStoreTests.modelRandomOperationsAtEveryThreshold seed \(seed) (rerun with SOCIALDB_SEED=\(seed))")
+        let rounds = environmentInt("SOCIALDB_TIMELINE_ROUNDS", default: 2)
+        for round in 0..<rounds {
+            var scenario = TimelineScenario(seed: seed &+ UInt64(round), users: 10)
+            scenario.tweets.returnsDeleted = round % 2 == 0
+            let configurations: [(capacity: Int, threshold: Int)] = [(800, 0), (800, 2), (800, Int.max), (5, 0), (5, 2), (5, Int.max), (1, 2)]
+            var stores = configurations.map { Self.makeStore(scenario, capacity: $0.capacity, threshold: $0.threshold) }
+            let events = environmentInt("SOCIALDB_TIMELINE_EVENTS", default: 300)
+            var random = SeededRandom(seed: seed &+ 77 &+ UInt64(round))
+            for step in 1...events {
+                let (lsn, event) = scenario.nextEvent()
+                for store in stores { TimelineScenario.apply(event, lsn: lsn, to: store) }
+                if step % 30 == 0 {
+                    for (index, store) in stores.enumerated() {
+                        let label = "seed \(seed) round \(round) step \(step) capacity \(configurations[index].capacity) threshold \(configurations[index].threshold)"
+                        for reader in 0..<scenario.users {
+                            scenario.checkAllPages(of: reader, in: store, limit: min([2, 3, 20][Int(reader) % 3], configurations[index].capacity), label: label)
+                        }
+                    }
+                    // Maintenance must not change any page: drop a ring, compact.
+                    let victim = UInt32.random(in: 0..<scenario.users, using: &random)
+                    stores[step / 30 % stores.count].dropRing(of: victim)
+                    if step % 90 == 0 { for store in stores { store.compact() } }
+                }
+            }
+            for (index, store) in stores.enumerated() {
+                for reader in 0..<scenario.users {
+                    scenario.checkAllPages(of: reader, in: store, limit: min(2, configurations[index].capacity), label: "final \(configurations[index])")
+                }
+                #expect(store.appliedLSN == scenario.lsn)
+            }
+            // Replaying the whole log changes nothing: every event is at or below the applied LSN.
+            for (lsn, event) in scenario.log { TimelineScenario.apply(event, lsn: lsn, to: stores[0]) }
+            #expect(stores[0].statistics.replayedEventsIgnored == scenario.log.count)
+            stores.removeAll()
+        }
+    }
+
+    @Test func celebritiesMergeAtReadAndCrossTheThresholdBothWays() {
+        var scenario = TimelineScenario(seed: 1, users: 6)
+        let store = Self.makeStore(scenario, capacity: 800, threshold: 2)
+        var lsn: UInt64 = 0
+        func post(_ author: UInt32) {
+            lsn += 1
+            scenario.nextId += 1
+            let item = TimelineItem.post(id: scenario.nextId, author: author)
+            scenario.tweets.add(item)
+            store.fanOut(item, lsn: lsn)
+        }
+        func follow(_ a: UInt32, _ b: UInt32) {
+            lsn += 1
+            scenario.graph.follow(a, b)
+            store.follow(follower: a, followee: b, lsn: lsn)
+        }
+        func unfollow(_ a: UInt32, _ b: UInt32) {
+            lsn += 1
+            scenario.graph.unfollow(a, b)
+            store.unfollow(follower: a, followee: b, lsn: lsn)
+        }
+        func check() {
+            for reader in 0..<scenario.users { scenario.checkAllPages(of: reader, in: store, limit: 4, label: "crossing") }
+        }
+        follow(1, 0); follow(2, 0)
+        post(0); check()                        // 2 followers: fanned out
+        follow(3, 0); post(0); check()          // 3 followers: a celebrity, merged at read
+        #expect(store.statistics.celebrityPosts == 1)
+        #expect(store.statistics.mergesAtRead > 0)
+        unfollow(3, 0); check()                 // still marked until it posts again
+        post(0); check()                        // back below: followers backfilled, no duplicates
+        #expect(store.statistics.celebrityPosts == 1)
+        post(5); follow(4, 5); check()
+    }
+
+    @Test func retweetsOfOneOriginalShowOncePerPageAndDeletesHideRetweets() {
+        let scenario = TimelineScenario(seed: 2, users: 4)
+        let store = Self.makeStore(scenario, capacity: 800, threshold: Int.max)
+        scenario.graph.follow(0, 1); store.follow(follower: 0, followee: 1, lsn: 1)
+        scenario.graph.follow(0, 2); store.follow(follower: 0, followee: 2, lsn: 2)
+        let original = TimelineItem.post(id: 10, author: 3)
+        scenario.tweets.add(original)
+        store.fanOut(original, lsn: 3)
+        let rt1 = TimelineItem.retweet(id: 11, retweeter: 1, original: 10, originalAuthor: 3)
+        let rt2 = TimelineItem.retweet(id: 12, retweeter: 2, original: 10, originalAuthor: 3)
+        for (i, rt) in [rt1, rt2].enumerated() { scenario.tweets.add(rt); store.fanOut(rt, lsn: 4 + UInt64(i)) }
+        #expect(store.home(of: 0) == [rt2])
+        #expect(store.home(of: 0, limit: 1, before: 12) == [rt1])
+        scenario.tweets.deleted.insert(10)
+        store.delete(id: 10, lsn: 6)
+        #expect(store.home(of: 0).isEmpty)
+        store.compact()
+        #expect(store.home(of: 0).isEmpty)
+        #expect(store.statistics.retweets == 0)
+    }
+
+    // MARK: Checkpoints
+
+    static func buildScenario(seed: UInt64, events: Int, store: ModelStore? = nil) -> (TimelineScenario, ModelStore) {
+        var scenario = TimelineScenario(seed: seed, users: 12)
+        let store = store ?? makeStore(scenario, capacity: 6, threshold: 3)
+        for _ in 0..<events {
+            let (lsn, event) = scenario.nextEvent()
+            TimelineScenario.apply(event, lsn: lsn, to: store)
+        }
+        return (scenario, store)
+    }
+
+    static func checkEveryUser(_ scenario: TimelineScenario, _ store: ModelStore, _ label: String) {
+        for reader in 0..<scenario.users { scenario.checkAllPages(of: reader, in: store, limit: min(4, store.options.capacity), label: label) }
+    }
+
+    @Test(arguments: Backends.all)
+    func checkpointRoundTrip(backend: FileSystem.BackendChoice) throws {
+        let directory = TemporaryDirectory("timeline")
+        let fs = try FileSystem(backend: backend)
+        let (scenario, store) = Self.buildScenario(seed: 11, events: 400)
+        store.dropRing(of: 3)
+        let bytes = try store.checkpoint(directory: directory.path, fileSystem: fs)
+        let options = store.options
+        let (loaded, status) = ModelStore.open(directory: directory.path, fileSystem: fs, options: options,
+                                               followers: scenario.graph, tweets: scenario.tweets)
+        #expect(status == .loaded(appliedLSN: scenario.lsn, bytes: bytes))
+        let a = store.statistics, b = loaded.statistics
+        #expect(a.rings == b.rings && a.entries == b.entries && a.tombstones == b.tombstones && b.appliedLSN == scenario.lsn)
+        Self.checkEveryUser(scenario, loaded, "after load")
+        // Bytes per entry at rest stay at or under 16 (ids delta-coded).
+        #expect(Double(bytes) / Double(max(1, b.entries)) <= 16)
+        // A checkpoint at a smaller capacity trims rings and still gives the model's pages.
+        var smaller = options
+        smaller.capacity = 2
+        let (trimmed, trimmedStatus) = ModelStore.open(directory: directory.path, fileSystem: fs, options: smaller,
+                                                       followers: scenario.graph, tweets: scenario.tweets)
+        #expect(trimmedStatus == .loaded(appliedLSN: scenario.lsn, bytes: bytes))
+        Self.checkEveryUser(scenario, trimmed, "after load at capacity 2")
+    }
+
+    @Test func missingCheckpointRebuildsFromSources() throws {
+        let directory = TemporaryDirectory("timeline")
+        let fs = try FileSystem(backend: .posix)
+        let (scenario, _) = Self.buildScenario(seed: 12, events: 200)
+        let (store, status) = ModelStore.open(directory: directory.path, fileSystem: fs,
+                                              options: TimelineOptions(capacity: 6, celebrityThreshold: 3),
+                                              followers: scenario.graph, tweets: scenario.tweets)
+        #expect(status == .missing)
+        Self.checkEveryUser(scenario, store, "rebuilt")
+        #expect(store.statistics.rebuilds == Int(scenario.users))
+    }
+
+    @Test func everyCorruptionIsDetectedAndTheStoreRebuilds() throws {
+        let directory = TemporaryDirectory("timeline")
+        let fs = try FileSystem(backend: .posix)
+        let (scenario, store) = Self.buildScenario(seed: 13, events: 60)
+        try store.checkpoint(directory: directory.path, fileSystem: fs)
+        let path = directory.path + "/TIMELINE"
+        let good = readWholeFile(path)
+        func open() -> (ModelStore, TimelineCheckpointStatus) {
+            ModelStore.open(directory: directory.path, fileSystem: fs, options: store.options,
+                            followers: scenario.graph, tweets: scenario.tweets)
+        }
+        // Every single-bit flip (one bit per byte, rotating), and every truncation.
+        for offset in 0..<good.count {
+            var bad = good
+            bad[offset] ^= UInt8(1 << (offset % 8))
+            writeWholeFile(path, bad)
+            let (_, status) = open()
+            guard case .unusable(.corrupt(let message)) = status else {
+                Issue.record("flip at \(offset) of \(good.count) not detected: \(status)")
+                continue
+            }
+            #expect(message.contains("TIMELINE"))
+        }
+        for length in 0..<good.count {
+            writeWholeFile(path, Array(good[0..<length]))
+            let (_, status) = open()
+            guard case .unusable(.corrupt) = status else {
+                Issue.record("truncation to \(length) not detected: \(status)")
+                continue
+            }
+        }
+        // After a corrupt checkpoint, the store rebuilds every ring from the sources on read.
+        var bad = good
+        bad[good.count / 2] ^= 0xFF
+        writeWholeFile(path, bad)
+        let (rebuilt, status) = open()
+        guard case .unusable = status else { Issue.record("not detected"); return }
+        #expect(rebuilt.appliedLSN == 0)
+        Self.checkEveryUser(scenario, rebuilt, "rebuilt after corruption")
+    }
+
+    /// A crash (an I/O error) at each step of writing a checkpoint leaves the previous one
+    /// loadable; replaying the log after it gives the model's pages.
+    @Test(arguments: Backends.all)
+    func crashDuringCheckpointKeepsThePreviousOne(backend: FileSystem.BackendChoice) throws {
+        let steps: [(IOOperation, String)] = [(.open, "TIMELINE.tmp"), (.write, "TIMELINE.tmp"), (.fdatasync, "TIMELINE.tmp"),
+                                              (.rename, "TIMELINE.tmp"), (.syncDirectory, "")]
+        for (operation, fragment) in steps {
+            let directory = TemporaryDirectory("timeline")
+            let faults = FaultInjector()
+            let fs = try FileSystem(backend: backend, faults: faults)
+            let built = Self.buildScenario(seed: 14, events: 150)
+            var scenario = built.0
+            let store = built.1
+            try store.checkpoint(directory: directory.path, fileSystem: fs)
+            let firstLSN = scenario.lsn
+            for _ in 0..<150 {
+                let (lsn, event) = scenario.nextEvent()
+                TimelineScenario.apply(event, lsn: lsn, to: store)
+            }
+            faults.add(FaultInjector.Rule(operation: operation, pathContains: fragment.isEmpty ? nil : fragment, action: .fail(errno: EIO)))
+            #expect(throws: TimelineError.self, "\(operation)") { try store.checkpoint(directory: directory.path, fileSystem: fs) }
+            faults.removeAll()
+            // The process dies here; a new one opens what is on disk and replays the log.
+            let (recovered, status) = ModelStore.open(directory: directory.path, fileSystem: fs, options: store.options,
+                                                      followers: scenario.graph, tweets: scenario.tweets)
+            guard case .loaded(let applied, _) = status else {
+                Issue.record("\(operation): checkpoint not loadable: \(status)")
+                continue
+            }
+            // A failed directory fsync comes after the rename: either checkpoint may be there.
+            #expect(applied == firstLSN || (operation == .syncDirectory && applied == scenario.lsn), "\(operation)")
+            for (lsn, event) in scenario.log { TimelineScenario.apply(event, lsn: lsn, to: recovered) }
+            Self.checkEveryUser(scenario, recovered, "recovered after a failed \(operation)")
+        }
+    }
+}
