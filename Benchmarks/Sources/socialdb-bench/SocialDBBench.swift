@@ -18,7 +18,7 @@ enum Suite: String, CaseIterable, ExpressibleByArgument {
     /// The suites that measure something, in the order `all` runs them.
     static let measuring: [Suite] = [.log, .lsm, .timeline, .graph, .search, .social]
 
-    var isImplemented: Bool { self == .log || self == .lsm || self == .timeline || self == .graph }
+    var isImplemented: Bool { self == .log || self == .lsm || self == .timeline || self == .graph || self == .search }
 }
 
 enum Scale: String, CaseIterable, ExpressibleByArgument {
@@ -36,7 +36,7 @@ struct SocialDBBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socialdb-bench",
         abstract: "Measures socialdb against its peers on this machine and prints the ratios.",
-        discussion: "Suites: log, lsm, timeline, graph, search, social, all. Implemented so far: log, lsm, timeline, graph.")
+        discussion: "Suites: log, lsm, timeline, graph, search, social, all. Implemented so far: log, lsm, timeline, graph, search.")
 
     @Argument(help: "The suite to run (`all` runs every implemented suite).")
     var suite: Suite
@@ -96,6 +96,8 @@ struct SocialDBBench: ParsableCommand {
                 result = try LSMSuite(fileSystem: fileSystem, scratch: scratch, sizes: LSMSuite.Sizes(scale)).run()
             case .timeline:
                 result = try TimelineSuite(fileSystem: fileSystem, scratch: scratch, sizes: TimelineSuite.Sizes(scale)).run()
+            case .search:
+                result = try SearchSuite(fileSystem: fileSystem, scratch: scratch, sizes: SearchSuite.Sizes(scale)).run()
             default:
                 preconditionFailure("suite \(one.rawValue) is marked implemented but has no runner")
             }

@@ -2,15 +2,21 @@
 import Glibc
 #endif
 
-/// A pthread reader-writer lock: many concurrent readers or one writer. The memtable uses it so
-/// that point reads and scans run side by side while the single writer inserts.
+/// A pthread reader-writer lock: many concurrent readers or one writer, writers first (a steady
+/// stream of readers must not starve the writer). The memtable uses it so point reads and scans
+/// run side by side while the single writer inserts; the timeline store so home reads run on
+/// every core while fan-out rewrites rings.
 public final class ReadWriteLock: @unchecked Sendable {
     // @unchecked: the pthread object is itself the synchronisation; it never moves.
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
     public init() {
         lock = .allocate(capacity: 1)
-        pthread_rwlock_init(lock, nil)
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(lock, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
     }
 
     deinit {

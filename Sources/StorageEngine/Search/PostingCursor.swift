@@ -1,0 +1,173 @@
+/// A cursor over one term's postings in one segment, newest (largest document) first.
+///
+/// One concrete struct for both kinds of segment (a flag, not an existential), so the query
+/// loop is monomorphic and allocation-free: a frozen cursor decodes one block of 128 documents
+/// at a time into a buffer the query owns; an active cursor walks the chunk chain.
+///
+/// `seek(atOrBelow:)` must be called with non-increasing targets; it returns the largest
+/// document at or below the target, or -1 when the list is exhausted.
+struct PostingCursor {
+    static let notStarted = Int32.max
+
+    var doc: Int32 = PostingCursor.notStarted
+    let isActive: Bool
+
+    // Active segment.
+    var chunk: UnsafePointer<UInt64>?
+    var entryIndex = 0
+
+    // Frozen segment.
+    var list: UnsafeRawPointer?
+    var count = 0
+    var blockCount = 0
+    var positionsBase: UnsafeRawPointer?
+    var buffer: UnsafeMutablePointer<UInt32>?
+    var block = -1
+    var blockLength = 0
+    var inBlock = 0
+    var blockPositions = 0
+    var positionIndex = 0
+    var positionOffset = 0
+
+    init(active view: ActiveSegment.TermView) {
+        isActive = true
+        chunk = view.head
+        entryIndex = view.headCount - 1
+    }
+
+    init(frozen info: FrozenSegment.TermInfo) {
+        isActive = false
+        list = info.postings
+        count = info.count
+        blockCount = (info.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize
+        positionsBase = info.positions
+    }
+
+    @inline(__always)
+    mutating func seek(atOrBelow target: Int32) -> Int32 {
+        if doc <= target && doc != Self.notStarted { return doc }
+        if doc < 0 { return -1 }
+        return isActive ? seekActive(target) : seekFrozen(target)
+    }
+
+    private mutating func seekActive(_ target: Int32) -> Int32 {
+        while let c = chunk {
+            var i = entryIndex
+            while i >= 0 {
+                let d = Int32(truncatingIfNeeded: c[2 + i] >> 32)
+                if d <= target {
+                    entryIndex = i
+                    doc = d
+                    return d
+                }
+                i -= 1
+            }
+            chunk = UnsafePointer(bitPattern: UInt(c[0]))
+            if let p = chunk { entryIndex = Int(p[1]) - 1 }
+        }
+        doc = -1
+        return -1
+    }
+
+    @inline(__always)
+    private func directoryFirst(_ b: Int) -> Int32 {
+        Int32(bitPattern: UInt32(littleEndian: list!.loadUnaligned(fromByteOffset: b * PostingCodec.directoryEntryBytes, as: UInt32.self)))
+    }
+
+    private mutating func loadBlock(_ b: Int) {
+        let base = list!
+        block = b
+        inBlock = 0
+        positionIndex = 0
+        if blockCount == 1 {
+            guard let (first, next) = Varint.read(from: UnsafeRawBufferPointer(start: base, count: 10), at: 0) else {
+                preconditionFailure("verified search segment has a bad varint")
+            }
+            blockLength = count
+            _ = PostingCodec.decodeBlock(base + next, first: UInt32(truncatingIfNeeded: first), size: count, into: buffer!)
+            blockPositions = 0
+        } else {
+            let entry = b * PostingCodec.directoryEntryBytes
+            let first = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry, as: UInt32.self))
+            let body = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry + 4, as: UInt32.self)))
+            blockPositions = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry + 8, as: UInt32.self)))
+            blockLength = min(PostingCodec.blockSize, count - b * PostingCodec.blockSize)
+            _ = PostingCodec.decodeBlock(base + body, first: first, size: blockLength, into: buffer!)
+        }
+        positionOffset = blockPositions
+    }
+
+    private mutating func seekFrozen(_ target: Int32) -> Int32 {
+        // Skip whole blocks whose successor still starts at or above the target.
+        var b = max(block, 0)
+        while b + 1 < blockCount && directoryFirst(b + 1) >= target { b += 1 }
+        if b != block { loadBlock(b) }
+        while true {
+            var i = inBlock
+            let docs = buffer!
+            while i < blockLength {
+                let d = Int32(bitPattern: docs[i])
+                if d <= target {
+                    inBlock = i
+                    doc = d
+                    return d
+                }
+                i += 1
+            }
+            if block + 1 >= blockCount {
+                doc = -1
+                return -1
+            }
+            loadBlock(block + 1)
+        }
+    }
+
+    /// Appends the positions of the current document (increasing for frozen segments,
+    /// decreasing for the active one) to `out`.
+    mutating func positions(into out: inout [UInt32]) {
+        precondition(doc >= 0 && doc != Self.notStarted, "positions of no document")
+        if isActive {
+            var c = chunk
+            var i = entryIndex
+            while let current = c {
+                while i >= 0 {
+                    let entry = current[2 + i]
+                    if Int32(truncatingIfNeeded: entry >> 32) != doc { return }
+                    out.append(UInt32(truncatingIfNeeded: entry))
+                    i -= 1
+                }
+                c = UnsafePointer(bitPattern: UInt(current[0]))
+                if let p = c { i = Int(p[1]) - 1 }
+            }
+            return
+        }
+        // Frozen: walk the block's positions stream forward to this posting.
+        if positionIndex > inBlock {
+            positionIndex = 0
+            positionOffset = blockPositions
+        }
+        let stream = UnsafeRawBufferPointer(start: positionsBase!, count: Int.max / 2)
+        while positionIndex < inBlock {
+            guard var (c, next) = Varint.read(from: stream, at: positionOffset) else { preconditionFailure("bad positions varint") }
+            while c > 0 {
+                guard let (_, after) = Varint.read(from: stream, at: next) else { preconditionFailure("bad positions varint") }
+                next = after
+                c -= 1
+            }
+            positionOffset = next
+            positionIndex += 1
+        }
+        guard var (c, next) = Varint.read(from: stream, at: positionOffset) else { preconditionFailure("bad positions varint") }
+        var previous: UInt32 = 0
+        var first = true
+        while c > 0 {
+            guard let (v, after) = Varint.read(from: stream, at: next) else { preconditionFailure("bad positions varint") }
+            let p = first ? UInt32(truncatingIfNeeded: v) : previous + UInt32(truncatingIfNeeded: v) + 1
+            out.append(p)
+            previous = p
+            first = false
+            next = after
+            c -= 1
+        }
+    }
+}

@@ -1,0 +1,397 @@
+/// The files of the search index.
+///
+/// A search directory holds frozen segments `seg-<20 decimal digits>.search` and one state file
+/// `search.state` that names the live segments and the log position they include. Every file is
+/// written as `<name>.tmp`, fdatasynced, renamed and the directory fsynced; a leftover `.tmp`, or
+/// a segment the state file does not name, is removed at open.
+///
+/// Segment layout (little-endian), the whole file read into memory at open:
+///
+///     0    header, 64 bytes:
+///          0   8  magic "SDBSEARC"
+///          8   4  format version (1)
+///          12  4  flags (0)
+///          16  8  segment number
+///          24  8  document count N (documents are 0 ..< N in increasing tweet id)
+///          32  8  term count T
+///          40  8  posting count P (document-term pairs)
+///          48  8  reserved (0)
+///          56  8  XXH3-64 of bytes 0..<56, seed `headerSeed`
+///     64   five sections, each starting on an 8-byte boundary, zero padding between:
+///          documents  N x (u64 tweet id, u64 time in Unix ms), tweet ids strictly increasing
+///          terms      T x 32: u32 name offset, u32 name length, u32 document count, u32 0,
+///                     u64 postings offset, u64 positions offset (into the sections below)
+///          names      the term names, UTF-8, terms sorted by these bytes, strictly increasing
+///          postings   each term's coded document list (`PostingCodec`), then 8 zero bytes
+///          positions  each term's positions stream (`PostingCodec`), then 8 zero bytes
+///     end  footer, 136 bytes:
+///          5 x (u64 offset, u64 length, u64 XXH3-64 of the section, seed `sectionSeed`)
+///          8  magic "SDBSEND\n"
+///          8  XXH3-64 of the footer's first 128 bytes, seed `footerSeed`
+///
+/// State file layout (little-endian):
+///
+///     0   8  magic "SDBSSTAT"
+///     8   4  format version (1)
+///     12  4  flags (0)
+///     16  8  applied LSN: every log record up to it is reflected in the named segments
+///     24  8  next segment number
+///     32  8  segment count S
+///     40  8  tombstone count D
+///     48  8  user count U
+///     56  8  reserved (0)
+///     64     S x u64 segment numbers; D x u64 deleted tweet ids not yet purged;
+///            U x (u64 user id, u64 follower count, varint length + UTF-8 handle,
+///                 varint length + UTF-8 display name)
+///     end 8  XXH3-64 of everything before, seed `stateSeed`
+///
+/// A reader rejects a file whose magic, version, checksums or bounds do not check out, naming
+/// the file and the reason; it never returns data from such a file.
+///
+/// These constants are part of the format and must not change.
+public enum SearchFormat {
+    public static let formatVersion: UInt32 = 1
+    public static let magic: [UInt8] = Array("SDBSEARC".utf8)
+    public static let footerMagic: [UInt8] = Array("SDBSEND\n".utf8)
+    public static let stateMagic: [UInt8] = Array("SDBSSTAT".utf8)
+    public static let headerBytes = 64
+    public static let footerBytes = 136
+    public static let sectionCount = 5
+    public static let documentBytes = 16
+    public static let termEntryBytes = 32
+    public static let headerSeed: UInt64 = 0x5344_4253_4844_5231
+    public static let sectionSeed: UInt64 = 0x5344_4253_5345_4331
+    public static let footerSeed: UInt64 = 0x5344_4253_4654_5231
+    public static let stateSeed: UInt64 = 0x5344_4253_5354_4154
+    public static let segmentSuffix = ".search"
+    public static let stateFileName = "search.state"
+    public static let temporarySuffix = ".tmp"
+
+    public static func segmentFileName(_ number: UInt64) -> String {
+        let digits = String(number)
+        return "seg-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + segmentSuffix
+    }
+
+    public static func segmentNumber(ofFileNamed name: String) -> UInt64? {
+        guard name.hasPrefix("seg-"), name.hasSuffix(segmentSuffix) else { return nil }
+        let digits = name.dropFirst(4).dropLast(segmentSuffix.count)
+        guard digits.utf8.count == 20, digits.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
+        return UInt64(digits)
+    }
+}
+
+/// What can go wrong in the search index's files.
+public enum SearchError: Error, Equatable, Sendable, CustomStringConvertible {
+    case io(IOError)
+    /// A file failed its checks; nothing was returned from it. The caller rebuilds the index
+    /// from the tweet store and the log (`SearchIndex.removeFiles(directory:)`, then re-add).
+    case corrupt(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .io(let error): "search index I/O: \(error)"
+        case .corrupt(let path, let reason): "corrupt search file \(path): \(reason)"
+        }
+    }
+}
+
+/// A frozen segment: immutable, compressed, the whole file image in memory.
+///
+/// Thread safety: immutable after init; any number of readers. The image is freed in deinit, so
+/// readers hold a reference for as long as they use pointers into it.
+final class FrozenSegment: @unchecked Sendable {
+    // @unchecked: the image is never written after init.
+    let number: UInt64
+    let image: UnsafeMutableRawBufferPointer
+    let documentCount: Int
+    let termCount: Int
+    let postingCount: Int
+    let documents: UnsafeRawPointer
+    let terms: UnsafeRawPointer
+    let names: UnsafeRawPointer
+    let postings: UnsafeRawPointer
+    let positions: UnsafeRawPointer
+    let postingsBytes: Int
+    let positionsBytes: Int
+
+    /// Takes ownership of a verified image.
+    init(image: UnsafeMutableRawBufferPointer) {
+        self.image = image
+        let raw = UnsafeRawBufferPointer(image)
+        number = raw.loadLE(UInt64.self, at: 16)
+        documentCount = Int(raw.loadLE(UInt64.self, at: 24))
+        termCount = Int(raw.loadLE(UInt64.self, at: 32))
+        postingCount = Int(raw.loadLE(UInt64.self, at: 40))
+        let footer = raw.count - SearchFormat.footerBytes
+        func section(_ i: Int) -> (UnsafeRawPointer, Int) {
+            (raw.baseAddress! + Int(raw.loadLE(UInt64.self, at: footer + i * 24)), Int(raw.loadLE(UInt64.self, at: footer + i * 24 + 8)))
+        }
+        documents = section(0).0
+        terms = section(1).0
+        names = section(2).0
+        (postings, postingsBytes) = section(3)
+        (positions, positionsBytes) = section(4)
+    }
+
+    deinit { image.deallocate() }
+
+    var fileBytes: Int { image.count }
+
+    @inline(__always) func tweetID(_ doc: Int) -> UInt64 { UInt64(littleEndian: documents.loadUnaligned(fromByteOffset: doc * 16, as: UInt64.self)) }
+    @inline(__always) func time(_ doc: Int) -> UInt64 { UInt64(littleEndian: documents.loadUnaligned(fromByteOffset: doc * 16 + 8, as: UInt64.self)) }
+
+    var minTweetID: UInt64 { documentCount == 0 ? .max : tweetID(0) }
+    var maxTweetID: UInt64 { documentCount == 0 ? 0 : tweetID(documentCount - 1) }
+
+    /// The number of documents with a tweet id below `id` (binary search).
+    func documents(below id: UInt64) -> Int {
+        var low = 0
+        var high = documentCount
+        while low < high {
+            let mid = (low + high) >> 1
+            if tweetID(mid) < id { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    func document(of id: UInt64) -> Int? {
+        let d = documents(below: id)
+        return d < documentCount && tweetID(d) == id ? d : nil
+    }
+
+    struct TermInfo {
+        var count: Int
+        var postings: UnsafeRawPointer
+        var positions: UnsafeRawPointer
+    }
+
+    @inline(__always) func termName(_ t: Int) -> UnsafeRawBufferPointer {
+        let offset = Int(UInt32(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32, as: UInt32.self)))
+        let length = Int(UInt32(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 4, as: UInt32.self)))
+        return UnsafeRawBufferPointer(start: names + offset, count: length)
+    }
+
+    func termInfo(_ t: Int) -> TermInfo {
+        let count = Int(UInt32(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 8, as: UInt32.self)))
+        let p = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 16, as: UInt64.self)))
+        let q = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 24, as: UInt64.self)))
+        return TermInfo(count: count, postings: postings + p, positions: positions + q)
+    }
+
+    /// The term's index (binary search over the sorted names), or nil.
+    func lookup(_ term: [UInt8]) -> Int? {
+        var low = 0
+        var high = termCount
+        while low < high {
+            let mid = (low + high) >> 1
+            let c = Self.compare(termName(mid), term)
+            if c == 0 { return mid }
+            if c < 0 { low = mid + 1 } else { high = mid }
+        }
+        return nil
+    }
+
+    static func compare(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Int {
+        b.withUnsafeBytes { bb in compare(a, bb) }
+    }
+
+    static func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        if n > 0 {
+            let c = memcmpBytes(a.baseAddress!, b.baseAddress!, n)
+            if c != 0 { return c }
+        }
+        return a.count - b.count
+    }
+
+    @inline(__always)
+    static func memcmpBytes(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Int {
+        var i = 0
+        while i < n {
+            let x = a.load(fromByteOffset: i, as: UInt8.self)
+            let y = b.load(fromByteOffset: i, as: UInt8.self)
+            if x != y { return Int(x) - Int(y) }
+            i += 1
+        }
+        return 0
+    }
+
+    /// Decodes a term's whole list: documents (decreasing) and, per posting, its positions.
+    func decodeAll(_ t: Int, docs: inout [UInt32], positionStarts: inout [Int], positionValues: inout [UInt32]) {
+        let info = termInfo(t)
+        var cursor = PostingCursor(frozen: info)
+        let scratch = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingCodec.blockSize)
+        defer { scratch.deallocate() }
+        cursor.buffer = scratch
+        var target = Int32.max
+        while true {
+            let d = cursor.seek(atOrBelow: target)
+            if d < 0 { break }
+            docs.append(UInt32(d))
+            positionStarts.append(positionValues.count)
+            cursor.positions(into: &positionValues)
+            target = d - 1
+            if target < 0 { break }
+        }
+    }
+
+    // MARK: Verification
+
+    /// Checks magic, version, checksums and bounds; returns what is wrong, or nil.
+    static func verify(_ raw: UnsafeRawBufferPointer) -> String? {
+        guard raw.count >= SearchFormat.headerBytes + SearchFormat.footerBytes else { return "file too short (\(raw.count) bytes)" }
+        guard SearchFormat.magic.elementsEqual(raw[0..<8]) else { return "bad magic" }
+        let version = raw.loadLE(UInt32.self, at: 8)
+        guard version == SearchFormat.formatVersion else { return "unknown format version \(version)" }
+        guard Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<56]), seed: SearchFormat.headerSeed) == raw.loadLE(UInt64.self, at: 56) else {
+            return "header checksum mismatch"
+        }
+        let footer = raw.count - SearchFormat.footerBytes
+        guard Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[footer..<(footer + 128)]), seed: SearchFormat.footerSeed)
+                == raw.loadLE(UInt64.self, at: footer + 128) else { return "footer checksum mismatch" }
+        guard SearchFormat.footerMagic.elementsEqual(raw[(footer + 120)..<(footer + 128)]) else { return "bad footer magic" }
+        let n = raw.loadLE(UInt64.self, at: 24)
+        let t = raw.loadLE(UInt64.self, at: 32)
+        guard n < (1 << 31), t < (1 << 31) else { return "implausible document or term count" }
+        var previousEnd = SearchFormat.headerBytes
+        var sections: [(Int, Int)] = []
+        for i in 0..<SearchFormat.sectionCount {
+            let offset = Int(truncatingIfNeeded: raw.loadLE(UInt64.self, at: footer + i * 24))
+            let length = Int(truncatingIfNeeded: raw.loadLE(UInt64.self, at: footer + i * 24 + 8))
+            guard offset >= previousEnd, offset % 8 == 0, length >= 0, offset <= footer, length <= footer - offset else {
+                return "section \(i) out of bounds"
+            }
+            let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]), seed: SearchFormat.sectionSeed)
+            guard sum == raw.loadLE(UInt64.self, at: footer + i * 24 + 16) else { return "section \(i) checksum mismatch" }
+            sections.append((offset, length))
+            previousEnd = offset + length
+        }
+        guard sections[0].1 == Int(n) * SearchFormat.documentBytes else { return "documents section size" }
+        guard sections[1].1 == Int(t) * SearchFormat.termEntryBytes else { return "terms section size" }
+        guard sections[3].1 >= PostingCodec.paddingBytes, sections[4].1 >= PostingCodec.paddingBytes else { return "postings without padding" }
+        var last: UInt64 = 0
+        for d in 0..<Int(n) {
+            let id = raw.loadLE(UInt64.self, at: sections[0].0 + d * 16)
+            guard d == 0 || id > last else { return "document \(d): tweet ids not increasing" }
+            last = id
+        }
+        var previousName: UnsafeRawBufferPointer?
+        for i in 0..<Int(t) {
+            let e = sections[1].0 + i * 32
+            let nameOffset = Int(raw.loadLE(UInt32.self, at: e))
+            let nameLength = Int(raw.loadLE(UInt32.self, at: e + 4))
+            let count = UInt64(raw.loadLE(UInt32.self, at: e + 8))
+            let p = raw.loadLE(UInt64.self, at: e + 16)
+            let q = raw.loadLE(UInt64.self, at: e + 24)
+            guard nameOffset + nameLength <= sections[2].1, count >= 1, count <= n,
+                  p < UInt64(sections[3].1 - PostingCodec.paddingBytes), q < UInt64(sections[4].1 - PostingCodec.paddingBytes) else {
+                return "term \(i) out of bounds"
+            }
+            let name = UnsafeRawBufferPointer(rebasing: raw[(sections[2].0 + nameOffset)..<(sections[2].0 + nameOffset + nameLength)])
+            if let previousName, compare(previousName, name) >= 0 { return "term \(i): names not increasing" }
+            previousName = name
+        }
+        return nil
+    }
+}
+
+/// Builds a segment image in memory: documents first, then terms in increasing byte order.
+/// Single owner; `finish()` hands the memory to a `FrozenSegment`.
+struct SegmentBuilder {
+    let number: UInt64
+    private var documents: [UInt8] = []
+    private var termEntries: [UInt8] = []
+    private var names: [UInt8] = []
+    private var postings: [UInt8] = []
+    private var positions: [UInt8] = []
+    private(set) var documentCount = 0
+    private(set) var termCount = 0
+    private(set) var postingCount = 0
+    private var lastName: [UInt8]?
+    private var blockOffsets: [UInt32] = []
+
+    init(number: UInt64) { self.number = number }
+
+    mutating func addDocument(tweetID: UInt64, time: UInt64) {
+        documents.appendLE(tweetID)
+        documents.appendLE(time)
+        documentCount += 1
+    }
+
+    /// Adds a term with its documents (strictly decreasing, below `documentCount`) and, per
+    /// posting i, its positions `positionValues[positionStarts[i] ..< positionStarts[i+1]]`
+    /// (increasing; the last posting's run ends at the end of `positionValues`).
+    mutating func addTerm(_ name: [UInt8], docs: [UInt32], positionStarts: [Int], positionValues: [UInt32]) {
+        precondition(!docs.isEmpty && docs.count == positionStarts.count, "a term needs postings")
+        if let lastName { precondition(lastName.lexicographicallyPrecedes(name), "terms must be added in increasing byte order") }
+        lastName = name
+        let postingsOffset = postings.count
+        let positionsOffset = positions.count
+        blockOffsets.removeAll(keepingCapacity: true)
+        for i in 0..<docs.count {
+            if i % PostingCodec.blockSize == 0 { blockOffsets.append(UInt32(positions.count - positionsOffset)) }
+            let start = positionStarts[i]
+            let end = i + 1 < docs.count ? positionStarts[i + 1] : positionValues.count
+            precondition(end > start, "a posting needs a position")
+            Varint.append(UInt64(end - start), to: &positions)
+            var previous: UInt32 = 0
+            for k in start..<end {
+                let p = positionValues[k]
+                Varint.append(UInt64(k == start ? p : p - previous - 1), to: &positions)
+                previous = p
+            }
+        }
+        docs.withUnsafeBufferPointer { PostingCodec.encode($0, blockPositionOffsets: blockOffsets, into: &postings) }
+        termEntries.appendLE(UInt32(names.count))
+        termEntries.appendLE(UInt32(name.count))
+        termEntries.appendLE(UInt32(docs.count))
+        termEntries.appendLE(UInt32(0))
+        termEntries.appendLE(UInt64(postingsOffset))
+        termEntries.appendLE(UInt64(positionsOffset))
+        names.append(contentsOf: name)
+        termCount += 1
+        postingCount += docs.count
+    }
+
+    consuming func finish() -> FrozenSegment {
+        postings.append(contentsOf: repeatElement(0, count: PostingCodec.paddingBytes))
+        positions.append(contentsOf: repeatElement(0, count: PostingCodec.paddingBytes))
+        let parts = [documents, termEntries, names, postings, positions]
+        var size = SearchFormat.headerBytes
+        var offsets: [Int] = []
+        for part in parts {
+            size = (size + 7) & ~7
+            offsets.append(size)
+            size += part.count
+        }
+        size = (size + 7) & ~7
+        let footer = size
+        size += SearchFormat.footerBytes
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
+        image.initializeMemory(as: UInt8.self, repeating: 0)
+        for (i, byte) in SearchFormat.magic.enumerated() { image[i] = byte }
+        image.storeLE(SearchFormat.formatVersion, at: 8)
+        image.storeLE(number, at: 16)
+        image.storeLE(UInt64(documentCount), at: 24)
+        image.storeLE(UInt64(termCount), at: 32)
+        image.storeLE(UInt64(postingCount), at: 40)
+        image.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: image[0..<56]), seed: SearchFormat.headerSeed), at: 56)
+        for (i, part) in parts.enumerated() {
+            part.withUnsafeBytes { src in
+                if src.count > 0 { (image.baseAddress! + offsets[i]).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+            }
+            image.storeLE(UInt64(offsets[i]), at: footer + i * 24)
+            image.storeLE(UInt64(part.count), at: footer + i * 24 + 8)
+            let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: image[offsets[i]..<(offsets[i] + part.count)]), seed: SearchFormat.sectionSeed)
+            image.storeLE(sum, at: footer + i * 24 + 16)
+        }
+        for (i, byte) in SearchFormat.footerMagic.enumerated() { image[footer + 120 + i] = byte }
+        image.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: image[footer..<(footer + 128)]), seed: SearchFormat.footerSeed),
+                      at: footer + 128)
+        // Check before it can reach the disk, as a reader will after it comes back.
+        if let problem = FrozenSegment.verify(UnsafeRawBufferPointer(image)) {
+            preconditionFailure("search segment builder produced an invalid image: \(problem)")
+        }
+        return FrozenSegment(image: image)
+    }
+}

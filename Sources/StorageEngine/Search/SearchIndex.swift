@@ -1,0 +1,690 @@
+import Synchronization
+
+/// The search index: tweets by term, newest first; users by prefix; hashtag trends.
+///
+/// Shape (Earlybird's): one active in-memory segment takes new tweets (`ActiveSegment`,
+/// append-only); a full one is sealed and frozen by a background thread into a compressed
+/// immutable segment (`FrozenSegment`, see `SearchFormat` and `PostingCodec`); frozen segments
+/// are merged in the background when there are more than `maximumSegments`. Documents are
+/// segment-local numbers in increasing tweet id order, so "newest first" is "largest document
+/// first" inside a segment, and segments are combined by tweet id. A tweet that arrives with an
+/// id below the active segment's newest seals the active segment first, so the order holds.
+///
+/// Deletes are tombstones (a set of tweet ids) applied at query time and purged when a freeze
+/// or merge drops the document.
+///
+/// Durability: the index is a consumer of the durable log. Every `add`/`delete` carries the
+/// record's LSN, and `appliedLSN` is the largest applied. `checkpoint()` freezes what is in
+/// memory, writes new segments (temporary name, fdatasync, rename, directory fsync) and then
+/// the state file naming them with the LSN they include. `open` loads that; the caller replays
+/// the log after `checkpointLSN` (an `add` or `delete` at or below `appliedLSN` is ignored, so
+/// replaying too much is harmless). A corrupt file makes `open` throw `.corrupt`; the caller
+/// then removes the files and rebuilds from the tweet store.
+///
+/// Thread safety and invariants:
+/// - `lock` (a reader-writer lock) guards the segment lists, the active segment's mutable
+///   state, tombstones and LSNs. Writers hold it for one tweet's postings; readers hold it
+///   only to take a snapshot (segment references, the active segment's document count and the
+///   query terms' chunk heads) and then evaluate without any lock, so a query never waits for
+///   freezing, merging or I/O, and an add never waits for a query to finish.
+/// - `maintenance` serializes freezes, merges and checkpoints (one at a time); they build
+///   outside `lock` and switch lists under it.
+/// - users and trends each sit behind their own mutex.
+public final class SearchIndex: @unchecked Sendable {
+    // @unchecked: mutable state is guarded as documented above.
+
+    public struct Options: Sendable {
+        /// Documents per active segment before it is sealed and frozen.
+        public var activeSegmentDocuments = 1 << 16
+        /// More frozen segments than this triggers a merge of the smallest `mergeWidth`.
+        public var maximumSegments = 8
+        public var mergeWidth = 4
+        /// Freeze and merge on a background thread (tests turn it off to step by hand).
+        public var backgroundMaintenance = true
+
+        public init() {}
+    }
+
+    public let directory: String
+    public let fileSystem: FileSystem
+    public let options: Options
+
+    private let lock = ReadWriteLock()
+    private var active: ActiveSegment
+    private var sealed: [(segment: ActiveSegment, lsn: UInt64)] = []
+    private var frozen: [FrozenSegment] = []
+    private var tombstones = Set<UInt64>()
+    private var applied: UInt64
+    private var frozenLSN: UInt64
+    private var checkpointed: UInt64
+    private var nextSegmentNumber: UInt64
+    private var persisted = Set<UInt64>()
+
+    private let maintenance = ConditionLock()
+    private let signal = ConditionLock()
+    private var workPending = false
+    private var stopping = false
+    private var worker: BackgroundThread?
+
+    private let users = Mutex(UserDirectory())
+    private let trendCounter = Mutex(TrendCounter())
+
+    private init(directory: String, fileSystem: FileSystem, options: Options, frozen: [FrozenSegment], tombstones: Set<UInt64>,
+                 lsn: UInt64, nextSegmentNumber: UInt64, users: [SearchUser]) {
+        self.directory = directory
+        self.fileSystem = fileSystem
+        self.options = options
+        self.active = ActiveSegment(capacity: options.activeSegmentDocuments)
+        self.frozen = frozen
+        self.tombstones = tombstones
+        applied = lsn
+        frozenLSN = lsn
+        checkpointed = lsn
+        self.nextSegmentNumber = nextSegmentNumber
+        persisted = Set(frozen.map(\.number))
+        self.users.withLock { directory in for user in users { directory.upsert(user) } }
+    }
+
+    deinit { stopWorker() }
+
+    // MARK: Opening
+
+    /// Opens (creating if needed) the index in `directory`. Leftover temporary files and
+    /// segments the state file does not name are removed.
+    public static func open(directory: String, fileSystem: FileSystem, options: Options = Options()) throws(SearchError) -> SearchIndex {
+        var names: [String]
+        do {
+            try fileSystem.makeDirectory(directory)
+            names = try fileSystem.listDirectory(directory)
+        } catch { throw .io(error) }
+        var segments: [FrozenSegment] = []
+        var tombstones = Set<UInt64>()
+        var lsn: UInt64 = 0
+        var next: UInt64 = 1
+        var users: [SearchUser] = []
+        if names.contains(SearchFormat.stateFileName) {
+            let path = directory + "/" + SearchFormat.stateFileName
+            let image = try readWholeFile(path, fileSystem: fileSystem)
+            defer { image.deallocate() }
+            guard let state = decodeState(UnsafeRawBufferPointer(image)) else { throw .corrupt(path: path, reason: "state file fails its checks") }
+            lsn = state.lsn
+            next = state.next
+            tombstones = Set(state.tombstones)
+            users = state.users
+            for number in state.segments {
+                let segmentPath = directory + "/" + SearchFormat.segmentFileName(number)
+                let raw = try readWholeFile(segmentPath, fileSystem: fileSystem)
+                if let problem = FrozenSegment.verify(UnsafeRawBufferPointer(raw)) {
+                    raw.deallocate()
+                    throw .corrupt(path: segmentPath, reason: problem)
+                }
+                let segment = FrozenSegment(image: raw)
+                guard segment.number == number else { throw .corrupt(path: segmentPath, reason: "segment number \(segment.number) in file") }
+                segments.append(segment)
+            }
+        }
+        let live = Set(segments.map { SearchFormat.segmentFileName($0.number) })
+        var removed = false
+        for name in names where name.hasSuffix(SearchFormat.temporarySuffix) || (SearchFormat.segmentNumber(ofFileNamed: name) != nil && !live.contains(name)) {
+            do { try fileSystem.remove(directory + "/" + name) } catch { throw .io(error) }
+            removed = true
+        }
+        if removed {
+            do { try fileSystem.syncDirectory(directory) } catch { throw .io(error) }
+        }
+        let index = SearchIndex(directory: directory, fileSystem: fileSystem, options: options, frozen: segments, tombstones: tombstones,
+                                lsn: lsn, nextSegmentNumber: next, users: users)
+        if options.backgroundMaintenance { index.startWorker() }
+        return index
+    }
+
+    /// Removes every file of the index (to rebuild it after `.corrupt`).
+    public static func removeFiles(directory: String, fileSystem: FileSystem) throws(SearchError) {
+        do { try fileSystem.removeTree(directory) } catch { throw .io(error) }
+    }
+
+    static func readWholeFile(_ path: String, fileSystem: FileSystem) throws(SearchError) -> UnsafeMutableRawBufferPointer {
+        let file: File
+        do { file = try fileSystem.open(path, .readOnlyAccess) } catch { throw .io(error) }
+        defer { file.close() }
+        let size: Int
+        do { size = Int(try file.size()) } catch { throw .io(error) }
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
+        var offset = 0
+        while offset < size {
+            let chunk = min(size - offset, 1 << 30)
+            do {
+                try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: image[offset..<(offset + chunk)]), at: UInt64(offset))
+            } catch {
+                image.deallocate()
+                throw .io(error)
+            }
+            offset += chunk
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: image[0..<size])
+    }
+
+    // MARK: Writing
+
+    /// The largest LSN applied (in memory).
+    public var appliedLSN: UInt64 { lock.withReadLock { applied } }
+    /// The LSN the files on disk include: replay the log after it.
+    public var checkpointLSN: UInt64 { lock.withReadLock { checkpointed } }
+
+    /// The terms a tweet is indexed under: its text's, then `from:`, `is:` and any hashtags or
+    /// URL hosts of the record that the text does not show.
+    public static func terms(of tweet: TweetRecord, authorHandle: String?) -> [SearchToken] {
+        var tokens = SearchTokenizer.tokenize(tweet.text)
+        var position = (tokens.last?.position ?? 0) + (tokens.isEmpty ? 0 : 1)
+        func add(_ term: String) {
+            tokens.append(SearchToken(term: term, position: position))
+            position += 1
+        }
+        if let authorHandle { add(SearchQuery.fromTerm(authorHandle)) }
+        if tweet.replyTo != nil { add(SearchQuery.replyTerm) }
+        if tweet.retweetOf != nil { add(SearchQuery.retweetTerm) }
+        if tweet.quoteOf != nil { add(SearchQuery.quoteTerm) }
+        for tag in tweet.hashtags {
+            var body = Substring(tag)
+            while body.hasPrefix("#") { body = body.dropFirst() }
+            let folded = SearchTokenizer.foldWord(body)
+            if folded.isEmpty || tokens.contains(where: { $0.term == "#" + folded }) { continue }
+            tokens.append(SearchToken(term: "#" + folded, position: position))
+            add(folded)
+        }
+        for url in tweet.urls {
+            var found: [SearchToken] = []
+            SearchTokenizer.tokenize(url, into: &found, forQuery: true)
+            for token in found where token.term.hasPrefix("url:") && !tokens.contains(where: { $0.term == token.term }) { add(token.term) }
+        }
+        return tokens
+    }
+
+    /// Indexes a tweet; searchable by the next query. Returns false when ignored (LSN already
+    /// applied, or the id already indexed or deleted).
+    @discardableResult
+    public func add(tweet: TweetRecord, authorHandle: String?, lsn: UInt64) -> Bool {
+        let tokens = Self.terms(of: tweet, authorHandle: authorHandle)
+        let (added, sealedOne) = lock.withWriteLock { () -> (Bool, Bool) in
+            if lsn != 0 && lsn <= applied { return (false, false) }
+            applied = max(applied, lsn)
+            if tombstones.contains(tweet.id) { return (false, false) }
+            var sealedOne = false
+            if let last = active.lastTweetID, tweet.id <= last {
+                if active.document(of: tweet.id) != nil { return (false, false) }
+                sealLocked()
+                sealedOne = true
+            }
+            if active.isFull {
+                sealLocked()
+                sealedOne = true
+            }
+            active.append(tweetID: tweet.id, time: tweet.time, tokens: tokens)
+            return (true, sealedOne)
+        }
+        if sealedOne { afterSeal() }
+        return added
+    }
+
+    /// Hides a tweet from every later search. Returns false when the LSN was already applied.
+    @discardableResult
+    public func delete(tweetID: UInt64, lsn: UInt64) -> Bool {
+        lock.withWriteLock {
+            if lsn != 0 && lsn <= applied { return false }
+            applied = max(applied, lsn)
+            tombstones.insert(tweetID)
+            return true
+        }
+    }
+
+    private func sealLocked() {
+        guard active.documentCount > 0 else { return }
+        sealed.append((active, applied))
+        active = ActiveSegment(capacity: options.activeSegmentDocuments)
+    }
+
+    private func afterSeal() {
+        if options.backgroundMaintenance {
+            signal.withLock {
+                workPending = true
+                signal.broadcast()
+            }
+        } else {
+            maintenance.withLock { freezeSealedLocked() }
+        }
+    }
+
+    // MARK: Searching
+
+    /// Parses `text` (Twitter search syntax) and searches; see `search(_:before:limit:)`.
+    public func search(_ text: String, before: UInt64? = nil, limit: Int = 20) throws(SearchQueryError) -> [UInt64] {
+        search(try SearchQuery.parse(text), before: before, limit: limit)
+    }
+
+    /// Tweet ids matching `query`, newest first, below `before` when given, at most `limit`.
+    public func search(_ query: SearchQuery, before: UInt64? = nil, limit: Int = 20) -> [UInt64] {
+        guard limit > 0 else { return [] }
+        var terms = Set<String>()
+        for clause in query.clauses { for phrase in clause.alternatives { for term in phrase.terms { terms.insert(term) } } }
+        // The snapshot: everything a reader needs, taken under the read lock.
+        let (activeSegment, activeCount, views, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
+            var views: [String: ActiveSegment.TermView] = [:]
+            for term in terms { if let v = active.view(term) { views[term] = v } }
+            return (active, active.documentCount, views, sealed.map(\.segment), frozen, tombstones)
+        }
+        var results: [UInt64] = []
+        results.reserveCapacity(limit * 2)
+        var scratch: [UInt64] = []
+        func merge() {
+            if scratch.isEmpty { return }
+            results.append(contentsOf: scratch)
+            scratch.removeAll(keepingCapacity: true)
+            results.sort(by: >)
+            if results.count > limit { results.removeSubrange(limit...) }
+        }
+        func floor(maxID: UInt64) -> UInt64?? {
+            guard results.count >= limit else { return .some(nil) }
+            let kth = results[limit - 1]
+            return maxID <= kth ? .none : .some(kth)
+        }
+        // The active segment (newest), then sealed ones newest first, then frozen by newest id.
+        withExtendedLifetime(activeSegment) {
+            if activeCount > 0, var evaluator = QueryEvaluator(query: query, lookup: { views[$0].map(PostingCursor.init(active:)) }) {
+                let upper = before.map { activeSegment.documents(below: $0, count: activeCount) } ?? activeCount
+                let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs), times: UnsafeRawPointer(activeSegment.times), stride: 8)
+                evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: nil, limit: limit, into: &scratch)
+                evaluator.release()
+                merge()
+            }
+        }
+        for segment in sealedSegments.reversed() {
+            guard let count = Optional(segment.documentCount), count > 0, let f = floor(maxID: segment.tweetIDs[count - 1]) else { continue }
+            guard var evaluator = QueryEvaluator(query: query, lookup: { segment.view($0).map(PostingCursor.init(active:)) }) else { continue }
+            let upper = before.map { segment.documents(below: $0, count: count) } ?? count
+            let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
+            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &scratch)
+            evaluator.release()
+            merge()
+        }
+        let ordered = frozenSegments.sorted { $0.maxTweetID > $1.maxTweetID }
+        var encoded: [String: [UInt8]] = [:]
+        for term in terms { encoded[term] = Array(term.utf8) }
+        for segment in ordered {
+            guard segment.documentCount > 0, let f = floor(maxID: segment.maxTweetID) else { continue }
+            if let before, segment.minTweetID >= before { continue }
+            guard var evaluator = QueryEvaluator(query: query, lookup: { term in
+                segment.lookup(encoded[term]!).map { PostingCursor(frozen: segment.termInfo($0)) }
+            }) else { continue }
+            let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+            let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
+            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &scratch)
+            evaluator.release()
+            merge()
+        }
+        return results
+    }
+
+    // MARK: Users and trends
+
+    /// Adds or updates a user for user search.
+    public func addUser(id: UInt64, handle: String, displayName: String, followers: UInt64) {
+        users.withLock { $0.upsert(SearchUser(id: id, handle: handle, displayName: displayName, followers: followers)) }
+    }
+
+    /// Users whose handle or a display-name word starts with `prefix` (folded; a leading `@` is
+    /// ignored), most followers first, ties by handle.
+    public func searchUsers(prefix: String, limit: Int = 20) -> [SearchUser] {
+        users.withLock { $0.search(prefix: prefix, limit: limit) }
+    }
+
+    /// Counts hashtags (with or without `#`, folded) in the minute of `timeMilliseconds`.
+    public func recordHashtags(_ tags: [String], timeMilliseconds: UInt64) {
+        trendCounter.withLock { $0.record(tags, atMilliseconds: timeMilliseconds) }
+    }
+
+    /// The top hashtags (as `#tag`) over the minute buckets in (now - window, now], by count,
+    /// ties by tag. Trends live in memory: the caller feeds them the window's tweets at open.
+    public func trends(nowMilliseconds: UInt64, windowMilliseconds: UInt64 = 3_600_000, limit: Int = 10) -> [(tag: String, count: Int)] {
+        trendCounter.withLock { $0.top(nowMilliseconds: nowMilliseconds, windowMilliseconds: windowMilliseconds, limit: limit) }
+    }
+
+    // MARK: Maintenance
+
+    /// Seals the active segment and freezes everything sealed, synchronously.
+    public func freeze() {
+        maintenance.withLock {
+            lock.withWriteLock { sealLocked() }
+            freezeSealedLocked()
+        }
+    }
+
+    /// Merges all frozen segments into one, synchronously (purging tombstoned documents).
+    public func mergeAll() {
+        maintenance.withLock {
+            let inputs = lock.withReadLock { frozen }
+            if inputs.count > 1 || (inputs.count == 1 && !tombstones.isEmpty) { mergeLocked(inputs) }
+        }
+    }
+
+    /// Runs the pending background work (freezes, merges) now, synchronously.
+    public func runMaintenance() {
+        maintenance.withLock {
+            freezeSealedLocked()
+            mergeIfNeededLocked()
+        }
+    }
+
+    private func freezeSealedLocked() {
+        while true {
+            guard let (next, lsn, number, deleted) = lock.withWriteLock({ () -> (ActiveSegment, UInt64, UInt64, Set<UInt64>)? in
+                guard let first = sealed.first else { return nil }
+                nextSegmentNumber += 1
+                return (first.segment, first.lsn, nextSegmentNumber - 1, tombstones)
+            }) else { return }
+            let (segment, purged) = next.freeze(number: number, deleted: deleted)
+            lock.withWriteLock {
+                precondition(sealed.first?.segment === next, "sealed segments are frozen in order by one thread")
+                sealed.removeFirst()
+                if segment.documentCount > 0 { frozen.append(segment) }
+                frozenLSN = lsn
+                for id in purged { tombstones.remove(id) }
+            }
+        }
+    }
+
+    private func mergeIfNeededLocked() {
+        while true {
+            let inputs = lock.withReadLock { () -> [FrozenSegment] in
+                guard frozen.count > options.maximumSegments else { return [] }
+                return Array(frozen.sorted { $0.documentCount < $1.documentCount }.prefix(max(2, options.mergeWidth)))
+            }
+            if inputs.isEmpty { return }
+            mergeLocked(inputs)
+        }
+    }
+
+    /// Merges `inputs` into one segment: documents re-numbered in tweet id order, tombstoned
+    /// ones dropped (and their tombstones purged).
+    private func mergeLocked(_ inputs: [FrozenSegment]) {
+        let (number, deleted) = lock.withWriteLock { () -> (UInt64, Set<UInt64>) in
+            nextSegmentNumber += 1
+            return (nextSegmentNumber - 1, tombstones)
+        }
+        let (merged, purged) = Self.merge(inputs, number: number, deleted: deleted)
+        lock.withWriteLock {
+            let numbers = Set(inputs.map(\.number))
+            frozen.removeAll { numbers.contains($0.number) }
+            if merged.documentCount > 0 { frozen.append(merged) }
+            for id in purged { tombstones.remove(id) }
+        }
+    }
+
+    static func merge(_ inputs: [FrozenSegment], number: UInt64, deleted: Set<UInt64>) -> (FrozenSegment, purged: [UInt64]) {
+        // New document numbers: all live documents in tweet id order.
+        var all: [(id: UInt64, segment: Int, doc: Int)] = []
+        var purged: [UInt64] = []
+        for (s, segment) in inputs.enumerated() {
+            for d in 0..<segment.documentCount {
+                let id = segment.tweetID(d)
+                if !deleted.isEmpty && deleted.contains(id) { purged.append(id) } else { all.append((id, s, d)) }
+            }
+        }
+        all.sort { $0.id < $1.id }
+        var mapping = inputs.map { [Int32](repeating: -1, count: $0.documentCount) }
+        var builder = SegmentBuilder(number: number)
+        for (n, entry) in all.enumerated() {
+            mapping[entry.segment][entry.doc] = Int32(n)
+            builder.addDocument(tweetID: entry.id, time: inputs[entry.segment].time(entry.doc))
+        }
+        // Terms: a k-way merge of the sorted term tables.
+        var next = [Int](repeating: 0, count: inputs.count)
+        var docs: [UInt32] = []
+        var starts: [Int] = []
+        var values: [UInt32] = []
+        var partDocs: [UInt32] = []
+        var partStarts: [Int] = []
+        var partValues: [UInt32] = []
+        var holders: [Int] = []
+        while true {
+            var smallest: UnsafeRawBufferPointer?
+            holders.removeAll(keepingCapacity: true)
+            for s in inputs.indices where next[s] < inputs[s].termCount {
+                let name = inputs[s].termName(next[s])
+                if let current = smallest {
+                    let c = FrozenSegment.compare(name, current)
+                    if c < 0 {
+                        smallest = name
+                        holders.removeAll(keepingCapacity: true)
+                        holders.append(s)
+                    } else if c == 0 {
+                        holders.append(s)
+                    }
+                } else {
+                    smallest = name
+                    holders.append(s)
+                }
+            }
+            guard let name = smallest else { break }
+            let nameBytes = Array(name)
+            docs.removeAll(keepingCapacity: true)
+            starts.removeAll(keepingCapacity: true)
+            values.removeAll(keepingCapacity: true)
+            var entries: [(doc: UInt32, start: Int, end: Int)] = []
+            for s in holders {
+                partDocs.removeAll(keepingCapacity: true)
+                partStarts.removeAll(keepingCapacity: true)
+                partValues.removeAll(keepingCapacity: true)
+                inputs[s].decodeAll(next[s], docs: &partDocs, positionStarts: &partStarts, positionValues: &partValues)
+                for i in partDocs.indices {
+                    let mapped = mapping[s][Int(partDocs[i])]
+                    if mapped < 0 { continue }
+                    let start = values.count
+                    let end = i + 1 < partDocs.count ? partStarts[i + 1] : partValues.count
+                    values.append(contentsOf: partValues[partStarts[i]..<end])
+                    entries.append((UInt32(mapped), start, values.count))
+                }
+                next[s] += 1
+            }
+            if entries.isEmpty { continue }
+            if holders.count > 1 { entries.sort { $0.doc > $1.doc } }
+            var ordered: [UInt32] = []
+            ordered.reserveCapacity(values.count)
+            for e in entries {
+                docs.append(e.doc)
+                starts.append(ordered.count)
+                ordered.append(contentsOf: values[e.start..<e.end])
+            }
+            builder.addTerm(nameBytes, docs: docs, positionStarts: starts, positionValues: ordered)
+        }
+        return (builder.finish(), purged)
+    }
+
+    // MARK: Checkpoint
+
+    /// Freezes what is in memory and makes it durable with the LSN it includes; returns that
+    /// LSN. The caller may then move the log's checkpoint for this consumer to it.
+    @discardableResult
+    public func checkpoint() throws(SearchError) -> UInt64 {
+        try maintenance.withLock { () throws(SearchError) -> UInt64 in
+            lock.withWriteLock { sealLocked() }
+            freezeSealedLocked()
+            let (segments, deleted, lsn, next, alreadyOnDisk) = lock.withReadLock { (frozen, tombstones, frozenLSN, nextSegmentNumber, persisted) }
+            for segment in segments where !alreadyOnDisk.contains(segment.number) {
+                try writeAtomically(name: SearchFormat.segmentFileName(segment.number), UnsafeRawBufferPointer(segment.image))
+            }
+            let userList = users.withLock { Array($0.users.values) }
+            let state = Self.encodeState(lsn: lsn, next: next, segments: segments.map(\.number), tombstones: Array(deleted), users: userList)
+            var failure: SearchError?
+            state.withUnsafeBytes { raw in
+                do throws(SearchError) { try writeAtomically(name: SearchFormat.stateFileName, raw) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            let live = Set(segments.map(\.number))
+            for number in alreadyOnDisk where !live.contains(number) {
+                do throws(IOError) { try fileSystem.remove(directory + "/" + SearchFormat.segmentFileName(number)) } catch { throw .io(error) }
+            }
+            do throws(IOError) { try fileSystem.syncDirectory(directory) } catch { throw .io(error) }
+            lock.withWriteLock {
+                persisted = live
+                checkpointed = lsn
+            }
+            return lsn
+        }
+    }
+
+    private func writeAtomically(name: String, _ bytes: UnsafeRawBufferPointer) throws(SearchError) {
+        let path = directory + "/" + name
+        let temporary = path + SearchFormat.temporarySuffix
+        do throws(IOError) {
+            let file = try fileSystem.open(temporary, FileSystem.OpenOptions(create: true, truncate: true))
+            do throws(IOError) {
+                var offset = 0
+                while offset < bytes.count {
+                    let chunk = min(bytes.count - offset, 1 << 30)
+                    try file.write(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + chunk)]), at: UInt64(offset))
+                    offset += chunk
+                }
+                try file.dataSync()
+                file.close()
+            } catch {
+                file.close()
+                try? fileSystem.remove(temporary)
+                throw error
+            }
+            try fileSystem.rename(temporary, to: path)
+            try fileSystem.syncDirectory(directory)
+        } catch {
+            throw .io(error)
+        }
+    }
+
+    static func encodeState(lsn: UInt64, next: UInt64, segments: [UInt64], tombstones: [UInt64], users: [SearchUser]) -> [UInt8] {
+        var out = SearchFormat.stateMagic
+        out.appendLE(SearchFormat.formatVersion)
+        out.appendLE(UInt32(0))
+        out.appendLE(lsn)
+        out.appendLE(next)
+        out.appendLE(UInt64(segments.count))
+        out.appendLE(UInt64(tombstones.count))
+        out.appendLE(UInt64(users.count))
+        out.appendLE(UInt64(0))
+        for s in segments { out.appendLE(s) }
+        for t in tombstones.sorted() { out.appendLE(t) }
+        for user in users.sorted(by: { $0.id < $1.id }) {
+            out.appendLE(user.id)
+            out.appendLE(user.followers)
+            for text in [user.handle, user.displayName] {
+                Varint.append(UInt64(text.utf8.count), to: &out)
+                out.append(contentsOf: text.utf8)
+            }
+        }
+        out.appendLE(out.withUnsafeBytes { Checksum.xxh3($0, seed: SearchFormat.stateSeed) })
+        return out
+    }
+
+    static func decodeState(_ raw: UnsafeRawBufferPointer) -> (lsn: UInt64, next: UInt64, segments: [UInt64], tombstones: [UInt64], users: [SearchUser])? {
+        guard raw.count >= 72, SearchFormat.stateMagic.elementsEqual(raw[0..<8]), raw.loadLE(UInt32.self, at: 8) == SearchFormat.formatVersion,
+              Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)]), seed: SearchFormat.stateSeed) == raw.loadLE(UInt64.self, at: raw.count - 8)
+        else { return nil }
+        let end = raw.count - 8
+        let s = raw.loadLE(UInt64.self, at: 32)
+        let d = raw.loadLE(UInt64.self, at: 40)
+        let u = raw.loadLE(UInt64.self, at: 48)
+        guard s < UInt64(end), d < UInt64(end), u < UInt64(end), 64 + Int(s + d) * 8 <= end else { return nil }
+        var offset = 64
+        var segments: [UInt64] = []
+        for _ in 0..<s { segments.append(raw.loadLE(UInt64.self, at: offset)); offset += 8 }
+        var tombstones: [UInt64] = []
+        for _ in 0..<d { tombstones.append(raw.loadLE(UInt64.self, at: offset)); offset += 8 }
+        var users: [SearchUser] = []
+        let body = UnsafeRawBufferPointer(rebasing: raw[0..<end])
+        for _ in 0..<u {
+            guard offset + 16 <= end else { return nil }
+            let id = raw.loadLE(UInt64.self, at: offset)
+            let followers = raw.loadLE(UInt64.self, at: offset + 8)
+            offset += 16
+            var texts: [String] = []
+            for _ in 0..<2 {
+                guard let (n, next) = Varint.read(from: body, at: offset), n <= UInt64(end - next) else { return nil }
+                let bytes = UnsafeRawBufferPointer(rebasing: body[next..<(next + Int(n))])
+                guard let text = String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) else { return nil }
+                texts.append(text)
+                offset = next + Int(n)
+            }
+            users.append(SearchUser(id: id, handle: texts[0], displayName: texts[1], followers: followers))
+        }
+        guard offset == end else { return nil }
+        return (raw.loadLE(UInt64.self, at: 16), raw.loadLE(UInt64.self, at: 24), segments, tombstones, users)
+    }
+
+    // MARK: Background work
+
+    private func startWorker() {
+        worker = BackgroundThread { [weak self] in
+            while true {
+                guard let index = self else { return }
+                let proceed = index.signal.withLock { () -> Bool in
+                    while !index.workPending && !index.stopping { index.signal.wait() }
+                    index.workPending = false
+                    return !index.stopping
+                }
+                if !proceed { return }
+                index.runMaintenance()
+            }
+        }
+    }
+
+    private func stopWorker() {
+        guard let worker else { return }
+        signal.withLock {
+            stopping = true
+            signal.broadcast()
+        }
+        worker.join()
+        self.worker = nil
+    }
+
+    /// Stops the background thread (pending work stays in memory; `checkpoint()` first to keep it).
+    public func close() { stopWorker() }
+
+    // MARK: Statistics
+
+    public struct Statistics: Sendable {
+        public var frozenSegments = 0
+        public var sealedSegments = 0
+        public var activeDocuments = 0
+        public var frozenDocuments = 0
+        public var frozenPostings = 0
+        /// Bytes of the frozen postings sections (document lists with their block directories).
+        public var frozenPostingsBytes = 0
+        public var frozenPositionsBytes = 0
+        public var frozenFileBytes = 0
+        public var frozenTerms = 0
+        public var activePostings = 0
+        public var tombstones = 0
+        public var appliedLSN: UInt64 = 0
+        public var checkpointLSN: UInt64 = 0
+    }
+
+    public func statistics() -> Statistics {
+        lock.withReadLock {
+            var s = Statistics()
+            s.frozenSegments = frozen.count
+            s.sealedSegments = sealed.count
+            s.activeDocuments = active.documentCount + sealed.reduce(0) { $0 + $1.segment.documentCount }
+            s.activePostings = active.postingCount + sealed.reduce(0) { $0 + $1.segment.postingCount }
+            for f in frozen {
+                s.frozenDocuments += f.documentCount
+                s.frozenPostings += f.postingCount
+                s.frozenPostingsBytes += f.postingsBytes - PostingCodec.paddingBytes
+                s.frozenPositionsBytes += f.positionsBytes - PostingCodec.paddingBytes
+                s.frozenFileBytes += f.fileBytes
+                s.frozenTerms += f.termCount
+            }
+            s.tombstones = tombstones.count
+            s.appliedLSN = applied
+            s.checkpointLSN = checkpointed
+            return s
+        }
+    }
+}

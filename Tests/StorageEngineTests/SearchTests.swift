@@ -1,0 +1,461 @@
+import StorageEngine
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct SearchTokenizerTests {
+    func terms(_ text: String) -> [String] { SearchTokenizer.tokenize(text).map(\.term) }
+
+    @Test func latinFoldingAndWords() {
+        #expect(terms("Hello, WORLD! Café crème déjà-vu") == ["hello", "world", "cafe", "creme", "deja", "vu"])
+        #expect(terms("The Who") == ["the", "who"]) // no stop words
+        #expect(terms("don't STOP") == ["dont", "stop"])
+        #expect(terms("Straße ŁÓDŹ Ærø ﬁne") == ["strasse", "lodz", "aero", "fine"])
+        // Decomposed input folds like precomposed.
+        #expect(terms("Cafe\u{301}") == ["cafe"])
+        // Fullwidth ASCII (NFKC).
+        #expect(terms("ＨＥＬＬＯ ２０２４") == ["hello", "2024"])
+        #expect(terms("ΚΑΛΗΜΈΡΑ σας") == ["καλημερα", "σασ"])
+    }
+
+    @Test func numbersHashtagsMentionsURLs() {
+        #expect(terms("pi is 3.14, 1,000 people") == ["pi", "is", "3.14", "1000", "people"])
+        let tokens = SearchTokenizer.tokenize("check #Rust by @Alice_B https://www.Example.com/path?q=1 now")
+        #expect(tokens.map(\.term) == ["check", "#rust", "rust", "by", "@alice_b", "url:example.com", "now"])
+        #expect(tokens.map(\.position) == [0, 1, 1, 2, 3, 4, 5])
+        // a#b is not a hashtag; an email is not a mention.
+        #expect(terms("a#b x@y.com") == ["a", "b", "x", "y", "com"])
+    }
+
+    @Test func cjkArabicEmoji() {
+        #expect(terms("東京タワーに行った") == ["東", "京", "タ", "ワ", "ー", "に", "行", "っ", "た"])
+        #expect(terms("한국어 단어") == ["한국어", "단어"])
+        // Harakat dropped, alef forms folded.
+        #expect(terms("مَرْحَبًا بالعالم") == terms("مرحبا بالعالم"))
+        #expect(terms("أحمد") == terms("احمد"))
+        #expect(terms("I ❤️ pizza 🍕🍕") == ["i", "❤", "pizza", "🍕", "🍕"])
+        #expect(terms("👍🏽 ok") == ["👍", "ok"])
+    }
+}
+
+@Suite struct SearchQueryTests {
+    @Test func parsesOperators() throws {
+        let q = try SearchQuery.parse("hi -#rust from:Carol \"Exact Phrase\" a OR b is:reply since:2024-01-02 until:2024-02-01")
+        #expect(q.clauses.count == 6)
+        #expect(q.clauses[0] == .init(alternatives: [.init(["hi"])]))
+        #expect(q.clauses[1] == .init(alternatives: [.init(["#rust"])], negated: true))
+        #expect(q.clauses[2] == .init(alternatives: [.init(["from:carol"])]))
+        #expect(q.clauses[3] == .init(alternatives: [.init(["exact", "phrase"])]))
+        #expect(q.clauses[4] == .init(alternatives: [.init(["a"]), .init(["b"])]))
+        #expect(q.clauses[5] == .init(alternatives: [.init(["is:reply"])]))
+        #expect(q.sinceMilliseconds == 1_704_153_600_000)
+        #expect(q.untilMilliseconds == 1_706_745_600_000)
+        #expect(try SearchQuery.parse("東京").clauses == [.init(alternatives: [.init(["東", "京"])])])
+        #expect(try SearchQuery.parse("#rust OR #swift").clauses == [.init(alternatives: [.init(["#rust"]), .init(["#swift"])])])
+        #expect(try SearchQuery.parse("@Bob 10:30").clauses.count == 2)
+    }
+
+    @Test func rejectsMalformed() {
+        for bad in ["", "   ", "OR a", "a OR", "a OR OR b", "\"open", "-", "-a", "since:2024-13-01 a", "a since:yesterday",
+                    "from: x", "from:has-dash", "is:funny a", "-a OR b", "a OR -b", "!!!", "since:2024-02-01 until:2024-01-01 a", "lang:en a"] {
+            #expect(throws: SearchQueryError.self, "\(bad)") { try SearchQuery.parse(bad) }
+        }
+    }
+}
+
+/// A brute-force model of the index: every live tweet's terms, scanned for each query.
+struct SearchModel {
+    var tweets: [UInt64: (record: TweetRecord, terms: Set<String>, positions: [String: Set<UInt32>])] = [:]
+
+    mutating func add(_ tweet: TweetRecord, handle: String) {
+        guard tweets[tweet.id] == nil else { return }
+        let tokens = SearchIndex.terms(of: tweet, authorHandle: handle)
+        var positions: [String: Set<UInt32>] = [:]
+        for t in tokens { positions[t.term, default: []].insert(t.position) }
+        tweets[tweet.id] = (tweet, Set(positions.keys), positions)
+    }
+
+    func matches(_ phrase: SearchQuery.Phrase, _ positions: [String: Set<UInt32>]) -> Bool {
+        guard let first = positions[phrase.terms[0]] else { return false }
+        return first.contains { p in
+            phrase.terms.indices.allSatisfy { j in positions[phrase.terms[j]]?.contains(p + UInt32(j)) ?? false }
+        }
+    }
+
+    func search(_ query: SearchQuery, before: UInt64?, limit: Int, deleted: Set<UInt64>) -> [UInt64] {
+        var out: [UInt64] = []
+        for (id, t) in tweets {
+            if deleted.contains(id) { continue }
+            if let before, id >= before { continue }
+            if let s = query.sinceMilliseconds, t.record.time < s { continue }
+            if let u = query.untilMilliseconds, t.record.time >= u { continue }
+            let ok = query.clauses.allSatisfy { clause in
+                clause.alternatives.contains { matches($0, t.positions) } != clause.negated
+            }
+            if ok { out.append(id) }
+        }
+        return Array(out.sorted(by: >).prefix(limit))
+    }
+}
+
+@Suite struct SearchIndexTests {
+    static let words = ["the", "who", "rust", "swift", "café", "cafe", "data", "base", "fast", "slow", "東京", "東", "pizza", "🍕",
+                        "hello", "world", "3.14", "new", "old", "day", "night", "love", "hate", "code", "test"]
+    static let tags = ["rust", "swift", "news", "fun"]
+    static let handles = ["alice", "bob", "carol", "dave", "erin"]
+    static let dayMilliseconds: UInt64 = 86_400_000
+    static let epoch: UInt64 = 1_704_067_200_000 // 2024-01-01
+
+    static func randomTweet(id: UInt64, _ rng: inout SeededRandom) -> (TweetRecord, String) {
+        var parts: [String] = []
+        for _ in 0..<Int.random(in: 1...9, using: &rng) {
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0: parts.append("#" + tags.randomElement(using: &rng)!)
+            case 1: parts.append("@" + handles.randomElement(using: &rng)!)
+            case 2: parts.append(words.randomElement(using: &rng)!.uppercased())
+            default: parts.append(words.randomElement(using: &rng)!)
+            }
+        }
+        let time = epoch + UInt64.random(in: 0..<(6 * dayMilliseconds), using: &rng)
+        var t = TweetRecord(id: id, author: 1, time: time, text: parts.joined(separator: " "))
+        if Int.random(in: 0..<5, using: &rng) == 0 { t.replyTo = 1 }
+        if Int.random(in: 0..<8, using: &rng) == 0 { t.retweetOf = 1 }
+        return (t, handles.randomElement(using: &rng)!)
+    }
+
+    static func randomAtom(_ rng: inout SeededRandom, model: SearchModel) -> String {
+        switch Int.random(in: 0..<9, using: &rng) {
+        case 0: return "#" + tags.randomElement(using: &rng)!
+        case 1: return "@" + handles.randomElement(using: &rng)!
+        case 2: return "from:" + handles.randomElement(using: &rng)!.uppercased()
+        case 3: return ["is:reply", "is:retweet"].randomElement(using: &rng)!
+        case 4:
+            // A phrase taken from a real tweet (so it sometimes matches), or a random pair.
+            if let t = model.tweets.values.randomElement(using: &rng) {
+                let words = t.record.text.split(separator: " ")
+                let start = Int.random(in: 0..<words.count, using: &rng)
+                let end = min(words.count, start + Int.random(in: 1...3, using: &rng))
+                return "\"" + words[start..<end].joined(separator: " ") + "\""
+            }
+            return "\"" + words.randomElement(using: &rng)! + " " + words.randomElement(using: &rng)! + "\""
+        default: return words.randomElement(using: &rng)!
+        }
+    }
+
+    static func randomQuery(_ rng: inout SeededRandom, model: SearchModel) -> String {
+        var parts: [String] = []
+        let clauses = Int.random(in: 1...3, using: &rng)
+        for c in 0..<clauses {
+            if c > 0 && Int.random(in: 0..<4, using: &rng) == 0 {
+                parts.append("-" + randomAtom(&rng, model: model))
+                continue
+            }
+            var alternatives = [randomAtom(&rng, model: model)]
+            if Int.random(in: 0..<4, using: &rng) == 0 { alternatives.append(randomAtom(&rng, model: model)) }
+            parts.append(alternatives.joined(separator: " OR "))
+        }
+        if Int.random(in: 0..<6, using: &rng) == 0 { parts.append("since:2024-01-0\(Int.random(in: 1...4, using: &rng))") }
+        if Int.random(in: 0..<6, using: &rng) == 0 { parts.append("until:2024-01-0\(Int.random(in: 3...7, using: &rng))") }
+        return parts.joined(separator: " ")
+    }
+
+    /// Runs random queries against index and model; returns how many had a non-empty answer.
+    @discardableResult
+    static func check(_ index: SearchIndex, _ model: SearchModel, deleted: Set<UInt64>, queries: Int, _ rng: inout SeededRandom, seed: UInt64) -> Int {
+        var nonEmpty = 0
+        for _ in 0..<queries {
+            let text = randomQuery(&rng, model: model)
+            guard let query = try? SearchQuery.parse(text) else { continue }
+            let limit = [1, 5, 20, 1000].randomElement(using: &rng)!
+            var before: UInt64?
+            if Int.random(in: 0..<4, using: &rng) == 0, let any = model.tweets.keys.randomElement(using: &rng) { before = any }
+            let expected = model.search(query, before: before, limit: limit, deleted: deleted)
+            let got = index.search(query, before: before, limit: limit)
+            #expect(got == expected, "seed \(seed): query \(text) before \(before.map(String.init) ?? "-") limit \(limit)")
+            if got != expected { return nonEmpty }
+            if !expected.isEmpty { nonEmpty += 1 }
+        }
+        return nonEmpty
+    }
+
+    @Test func modelAgainstBruteForce() throws {
+        let seed = testSeed()
+        print("search model seed \(seed) (SOCIALDB_SEED=\(seed) to replay)")
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-model")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 97
+        options.maximumSegments = 4
+        options.mergeWidth = 3
+        options.backgroundMaintenance = false
+        var index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        var model = SearchModel()
+        var deleted = Set<UInt64>()
+        // The "log": every operation with its LSN, for replay after a crash.
+        var log: [(lsn: UInt64, tweet: TweetRecord?, handle: String, delete: UInt64?)] = []
+        var lsn: UInt64 = 0
+        var nextID: UInt64 = 1000
+        let rounds = environmentInt("SOCIALDB_SEARCH_ROUNDS", default: 30)
+        for _ in 0..<rounds {
+            for _ in 0..<Int.random(in: 20...120, using: &rng) {
+                lsn += 1
+                if Int.random(in: 0..<12, using: &rng) == 0, let victim = model.tweets.keys.randomElement(using: &rng) {
+                    index.delete(tweetID: victim, lsn: lsn)
+                    deleted.insert(victim)
+                    log.append((lsn, nil, "", victim))
+                } else {
+                    // Mostly increasing ids, sometimes an older one (an import).
+                    let id: UInt64
+                    if Int.random(in: 0..<15, using: &rng) == 0 {
+                        id = UInt64.random(in: 1..<1000, using: &rng) * 7919 % 999 + 1
+                    } else {
+                        nextID += UInt64.random(in: 1...3, using: &rng)
+                        id = nextID
+                    }
+                    let (tweet, handle) = Self.randomTweet(id: id, &rng)
+                    if model.tweets[id] == nil && !deleted.contains(id) {
+                        index.add(tweet: tweet, authorHandle: handle, lsn: lsn)
+                        model.add(tweet, handle: handle)
+                        log.append((lsn, tweet, handle, nil))
+                    }
+                }
+            }
+            Self.check(index, model, deleted: deleted, queries: 40, &rng, seed: seed)
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0: index.freeze()
+            case 1: index.mergeAll()
+            case 2: index.runMaintenance()
+            case 3:
+                // Checkpoint, a few more operations, then "crash" and replay the log after it.
+                let covered = try index.checkpoint()
+                index.close()
+                index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+                #expect(index.checkpointLSN == covered)
+                for entry in log where entry.lsn > covered {
+                    if let t = entry.tweet { index.add(tweet: t, authorHandle: entry.handle, lsn: entry.lsn) }
+                    if let d = entry.delete { index.delete(tweetID: d, lsn: entry.lsn) }
+                }
+            case 4:
+                // Crash without a checkpoint: replay from whatever the files cover.
+                index.close()
+                index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+                let covered = index.checkpointLSN
+                for entry in log where entry.lsn > covered {
+                    if let t = entry.tweet { index.add(tweet: t, authorHandle: entry.handle, lsn: entry.lsn) }
+                    if let d = entry.delete { index.delete(tweetID: d, lsn: entry.lsn) }
+                }
+                // Replaying twice changes nothing (LSN gate).
+                for entry in log.suffix(5) {
+                    if let t = entry.tweet { #expect(!index.add(tweet: t, authorHandle: entry.handle, lsn: entry.lsn)) }
+                }
+            default: break
+            }
+            Self.check(index, model, deleted: deleted, queries: 20, &rng, seed: seed)
+        }
+        index.mergeAll()
+        let nonEmpty = Self.check(index, model, deleted: deleted, queries: 200, &rng, seed: seed)
+        print("search model: \(model.tweets.count) tweets, \(deleted.count) deleted, \(nonEmpty) of 200 final queries non-empty")
+        #expect(nonEmpty > 20)
+        let stats = index.statistics()
+        #expect(stats.frozenSegments <= 1)
+        index.close()
+    }
+
+    @Test func postingCodecRoundTripsThroughSegments() throws {
+        // Lists of every size around the block boundaries and every gap width, through freeze
+        // and merge, read back in full and by seeking.
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-codec")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 5000
+        options.backgroundMaintenance = false
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        var expected: [String: [UInt64]] = [:]
+        var id: UInt64 = 1
+        let sizes = [1, 2, 127, 128, 129, 255, 256, 257, 1000]
+        let stride: [UInt64] = [1, 3, 1 << 10, 1 << 20]
+        var docs: [(UInt64, [String])] = []
+        for (k, size) in sizes.enumerated() {
+            for i in 0..<size { docs.append((UInt64(k * 100_000 + i), ["t\(k)"])) }
+        }
+        for _ in 0..<3000 {
+            id += stride.randomElement(using: &rng)!
+            docs.append((id + 10_000_000, ["g"]))
+        }
+        docs.sort { $0.0 < $1.0 }
+        var lsn: UInt64 = 0
+        for (tid, terms) in docs {
+            lsn += 1
+            index.add(tweet: TweetRecord(id: tid, author: 1, time: 0, text: terms.joined(separator: " ")), authorHandle: nil, lsn: lsn)
+            for t in terms { expected[t, default: []].append(tid) }
+        }
+        for phase in 0..<3 {
+            if phase == 1 { index.freeze() }
+            if phase == 2 { index.mergeAll() }
+            for (term, ids) in expected {
+                let all = try index.search(term, limit: 100_000)
+                #expect(all == ids.reversed(), "seed \(seed) phase \(phase) term \(term)")
+                // Seek from a random point (skips over blocks).
+                let cut = ids[Int.random(in: 0..<ids.count, using: &rng)]
+                let page = try index.search(term, before: cut, limit: 50)
+                #expect(page == Array(ids.filter { $0 < cut }.reversed().prefix(50)), "seed \(seed) phase \(phase) term \(term) before \(cut)")
+            }
+        }
+        let stats = index.statistics()
+        #expect(stats.frozenSegments == 1 && stats.frozenPostings == docs.count)
+        index.close()
+    }
+
+    @Test func corruptSegmentIsReported() throws {
+        let dir = TemporaryDirectory("search-corrupt")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.backgroundMaintenance = false
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        for i in 1...300 {
+            index.add(tweet: TweetRecord(id: UInt64(i), author: 1, time: 0, text: "word\(i % 7) common"), authorHandle: "a", lsn: UInt64(i))
+        }
+        try index.checkpoint()
+        index.close()
+        let name = try fs.listDirectory(dir.path).first { $0.hasSuffix(".search") }!
+        let path = dir.path + "/" + name
+        let original = readWholeFile(path)
+        for offset in [3, 70, original.count / 2, original.count - 20] {
+            var bytes = original
+            bytes[offset] ^= 0x40
+            writeWholeFile(path, bytes)
+            #expect(throws: SearchError.self) { try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options) }
+        }
+        writeWholeFile(path, Array(original.prefix(original.count - 1)))
+        #expect(throws: SearchError.self) { try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options) }
+        writeWholeFile(path, original)
+        let reopened = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        #expect(try reopened.search("common", limit: 1000).count == 300)
+        reopened.close()
+        // The state file too.
+        let statePath = dir.path + "/search.state"
+        var state = readWholeFile(statePath)
+        state[20] ^= 1
+        writeWholeFile(statePath, state)
+        #expect(throws: SearchError.self) { try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options) }
+        try SearchIndex.removeFiles(directory: dir.path, fileSystem: fs)
+        let rebuilt = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        #expect(rebuilt.appliedLSN == 0)
+        rebuilt.close()
+    }
+
+    @Test func concurrentReadersSeeConsistentPrefixes() throws {
+        // One writer adds tweets "n<i> all" in id order with a background freezer and merger;
+        // readers check that results are always a newest-first run of added ids: every id
+        // below the newest seen that the query should match is present (no torn reads).
+        let dir = TemporaryDirectory("search-stress")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 500
+        options.maximumSegments = 3
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        let total = environmentInt("SOCIALDB_SEARCH_STRESS", default: 20_000)
+        let done = Atomic<Bool>(false)
+        let failures = Atomic<Int>(0)
+        let readers = (0..<2).map { r in
+            BackgroundThread {
+                var rounds = 0
+                while !done.load(ordering: .acquiring) || rounds < 10 {
+                    rounds += 1
+                    let ids = (try? index.search(r == 0 ? "all" : "even OR all", limit: 50)) ?? []
+                    // Ids are 1...n, all match: the newest 50 must be consecutive.
+                    for k in ids.indices.dropFirst() where ids[k] != ids[k - 1] - 1 { failures.add(1, ordering: .relaxed) }
+                    let evens = (try? index.search("even -odd", limit: 20)) ?? []
+                    for k in evens.indices.dropFirst() where evens[k] != evens[k - 1] - 2 { failures.add(1, ordering: .relaxed) }
+                    for e in evens where e % 2 != 0 { failures.add(1, ordering: .relaxed) }
+                }
+            }
+        }
+        for i in 1...total {
+            index.add(tweet: TweetRecord(id: UInt64(i), author: 1, time: 0, text: "all \(i % 2 == 0 ? "even" : "odd") w\(i % 97)"),
+                      authorHandle: nil, lsn: UInt64(i))
+            // Searchable at once: the very next query sees it.
+            if i % 997 == 0 { #expect(try index.search("all", limit: 1) == [UInt64(i)]) }
+        }
+        done.store(true, ordering: .releasing)
+        for reader in readers { reader.join() }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        index.runMaintenance()
+        #expect(try index.search("all", limit: 100_000).count == total)
+        index.close()
+    }
+
+    @Test func usersAndTrends() throws {
+        let dir = TemporaryDirectory("search-users")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.backgroundMaintenance = false
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        index.addUser(id: 1, handle: "alice", displayName: "Alice Liddell", followers: 10)
+        index.addUser(id: 2, handle: "alicia", displayName: "Alicia Keys", followers: 500)
+        index.addUser(id: 3, handle: "bob", displayName: "Bob Álvarez", followers: 50)
+        index.addUser(id: 4, handle: "zed", displayName: "Zed Alvarado", followers: 5)
+        #expect(index.searchUsers(prefix: "ali").map(\.id) == [2, 1])
+        #expect(index.searchUsers(prefix: "@AL").map(\.id) == [2, 3, 1, 4])
+        #expect(index.searchUsers(prefix: "alva", limit: 1).map(\.id) == [3])
+        index.addUser(id: 1, handle: "alice", displayName: "Alice", followers: 1000)
+        #expect(index.searchUsers(prefix: "ali").map(\.id) == [1, 2])
+        #expect(index.searchUsers(prefix: "lid").isEmpty)
+        for i in 0..<2000 { index.addUser(id: UInt64(100 + i), handle: "user\(i)", displayName: "", followers: UInt64(i)) }
+        let expectedTop: [UInt64] = [2099, 2098, 2097]
+        #expect(index.searchUsers(prefix: "user19", limit: 3).map(\.id) == expectedTop)
+        try index.checkpoint()
+        index.close()
+        let reopened = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        #expect(reopened.searchUsers(prefix: "ali").map(\.id) == [1, 2])
+
+        let minute: UInt64 = 60_000
+        let t0: UInt64 = 1_704_067_200_000
+        reopened.recordHashtags(["#Rust", "swift"], timeMilliseconds: t0)
+        reopened.recordHashtags(["rust"], timeMilliseconds: t0 + minute)
+        reopened.recordHashtags(["news", "swift"], timeMilliseconds: t0 + 2 * minute)
+        reopened.recordHashtags(["news", "news", "news"], timeMilliseconds: t0 - 90 * minute)
+        let top = reopened.trends(nowMilliseconds: t0 + 2 * minute, windowMilliseconds: 60 * minute, limit: 10)
+        #expect(top.map(\.tag) == ["#rust", "#swift", "#news"])
+        #expect(top.map(\.count) == [2, 2, 1])
+        #expect(reopened.trends(nowMilliseconds: t0 + 2 * minute, windowMilliseconds: minute, limit: 10).map(\.tag) == ["#news", "#swift"])
+        reopened.close()
+    }
+
+    @Test func searchSyntaxEndToEnd() throws {
+        let dir = TemporaryDirectory("search-e2e")
+        let fs = try FileSystem(backend: .posix)
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs)
+        let day: UInt64 = 86_400_000
+        let t0: UInt64 = 1_704_067_200_000
+        index.add(tweet: TweetRecord(id: 1, author: 1, time: t0, text: "check #rust today"), authorHandle: "carol", lsn: 1)
+        index.add(tweet: TweetRecord(id: 2, author: 2, time: t0 + day, text: "hi from swift land #swift"), authorHandle: "dave", lsn: 2)
+        index.add(tweet: TweetRecord(id: 3, author: 1, time: t0 + 2 * day, text: "hi again, Café time 東京タワー", replyTo: 2), authorHandle: "carol", lsn: 3)
+        index.add(tweet: TweetRecord(id: 4, author: 3, time: t0 + 3 * day, text: "the who played", retweetOf: 1), authorHandle: "erin", lsn: 4)
+        #expect(try index.search("\"check #rust\"") == [1])
+        #expect(try index.search("#rust OR #swift") == [2, 1])
+        #expect(try index.search("hi -#rust from:carol") == [3])
+        #expect(try index.search("cafe") == [3])
+        #expect(try index.search("京タ") == [3])
+        #expect(try index.search("タ京") == [])
+        #expect(try index.search("the who") == [4])
+        #expect(try index.search("is:reply") == [3])
+        #expect(try index.search("is:retweet OR is:reply") == [4, 3])
+        #expect(try index.search("hi since:2024-01-03") == [3])
+        #expect(try index.search("hi until:2024-01-03") == [2])
+        #expect(try index.search("hi", before: 3) == [2])
+        #expect(try index.search("rust") == [1])
+        index.delete(tweetID: 3, lsn: 5)
+        #expect(try index.search("hi") == [2])
+        index.freeze()
+        #expect(try index.search("hi") == [2])
+        #expect(try index.search("\"check #rust\"") == [1])
+        index.close()
+    }
+}
