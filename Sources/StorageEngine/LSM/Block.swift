@@ -172,12 +172,17 @@ func readBlockVarint(_ raw: UnsafeRawBufferPointer, _ i: inout Int, _ limit: Int
 }
 
 extension Block {
+    /// Where `find` found a key: its trailer and where its value lies in the block.
+    struct Found {
+        var trailer: UInt64
+        var valueStart: Int
+        var valueCount: Int
+    }
+
     /// Point lookup without a cursor: finds the first entry whose internal key is >= `target`
-    /// and, when its user key equals `user`, calls `body` with its trailer and value. Returns
-    /// nil when no version of the key is in this block, or throws on a malformed entry.
-    @inline(__always)
-    func find<R>(target: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer, file: String,
-                 _ body: (UInt64, UnsafeRawBufferPointer) -> R) throws(LSMError) -> R? {
+    /// and returns it when its user key equals `user`; nil when no version of the key is in
+    /// this block. Throws on a malformed entry. Not generic, so it is compiled once, specialized.
+    func locate(target: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer, file: String) throws(LSMError) -> Found? {
         let raw = self.raw
         let limit = restartsOffset
         // Binary search restarts: keys there are whole (shared = 0).
@@ -194,7 +199,7 @@ extension Block {
             if InternalKey.compare(k, target) < 0 { lo = mid } else { hi = mid - 1 }
         }
         if limit == 0 { return nil }
-        return try withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { (scratch) throws(LSMError) -> R? in
+        let result: Result<Found?, LSMError> = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { scratch in
             var keyLength = 0
             var i = restart(lo)
             while i < limit {
@@ -202,24 +207,29 @@ extension Block {
                       let unshared = readBlockVarint(raw, &i, limit),
                       let valueLength = readBlockVarint(raw, &i, limit),
                       shared <= keyLength, shared + unshared <= scratch.count, i + unshared + valueLength <= limit
-                else { throw .corrupt(file: file, detail: "malformed block entry") }
+                else { return .failure(.corrupt(file: file, detail: "malformed block entry")) }
                 if unshared > 0 {
                     (scratch.baseAddress! + shared).copyMemory(from: raw.baseAddress! + i, byteCount: unshared)
                 }
                 keyLength = shared + unshared
-                guard keyLength >= 8 else { throw .corrupt(file: file, detail: "block key shorter than its trailer") }
+                guard keyLength >= 8 else { return .failure(.corrupt(file: file, detail: "block key shorter than its trailer")) }
                 let key = UnsafeRawBufferPointer(start: scratch.baseAddress!, count: keyLength)
                 let valueStart = i + unshared
                 if InternalKey.compare(key, target) >= 0 {
                     let u = UnsafeRawBufferPointer(rebasing: key[..<(keyLength - 8)])
-                    guard InternalKey.compareUser(u, user) == 0 else { return nil }
-                    return body(key.loadLE(UInt64.self, at: keyLength - 8),
-                                UnsafeRawBufferPointer(rebasing: raw[valueStart..<(valueStart + valueLength)]))
+                    guard InternalKey.compareUser(u, user) == 0 else { return .success(nil) }
+                    return .success(Found(trailer: key.loadLE(UInt64.self, at: keyLength - 8), valueStart: valueStart, valueCount: valueLength))
                 }
                 i = valueStart + valueLength
             }
-            return nil
+            return .success(nil)
         }
+        return try result.get()
+    }
+
+    @inline(__always)
+    func value(_ f: Found) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: raw[f.valueStart..<(f.valueStart + f.valueCount)])
     }
 }
 

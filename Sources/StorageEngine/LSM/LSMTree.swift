@@ -712,19 +712,30 @@ public final class LSMTree: @unchecked Sendable {
                 return Memtable.kind(n) == .value ? body(Memtable.value(n)) : nil
             }
         }
+        guard let (b, f) = try locateInTables(snap.version, key) else { return nil }
+        return UInt8(truncatingIfNeeded: f.trailer) == ValueKind.value.rawValue ? body(b.value(f)) : nil
+    }
+
+    /// The newest version of `key` in the tables: its block and place. Not generic, so the whole
+    /// point-lookup path is compiled specialized.
+    private func locateInTables(_ version: Version, _ key: UnsafeRawBufferPointer) throws(LSMError) -> (Block, Block.Found)? {
         let hash = BloomFilter.hash(key)
-        return try withTarget(key) { (target) throws(LSMError) -> R? in
+        let r: Result<(Block, Block.Found)?, LSMError> = withUnsafeTemporaryAllocation(byteCount: key.count + 8, alignment: 8) { buffer in
+            if key.count > 0 { buffer.baseAddress!.copyMemory(from: key.baseAddress!, byteCount: key.count) }
+            buffer.storeLE(UInt64.max, at: key.count)
+            let target = UnsafeRawBufferPointer(buffer)
             var location = SearchLocation()
-            while let (table, block) = nextCandidate(snap.version, user: key, target: target, hash: hash, &location) {
-                let b = try table.block(block)
-                if let r = try b.find(target: target, user: key, file: table.path, { trailer, value in
-                    UInt8(truncatingIfNeeded: trailer) == ValueKind.value.rawValue ? body(value) : nil
-                }) {
-                    return r
+            while let (table, block) = nextCandidate(version, user: key, target: target, hash: hash, &location) {
+                do throws(LSMError) {
+                    let b = try table.block(block)
+                    if let f = try b.locate(target: target, user: key, file: table.path) { return .success((b, f)) }
+                } catch {
+                    return .failure(error)
                 }
             }
-            return nil
+            return .success(nil)
         }
+        return try r.get()
     }
 
     /// The value of `key`, or nil.
@@ -733,16 +744,6 @@ public final class LSMTree: @unchecked Sendable {
             do throws(LSMError) { return .success(try withValue(k) { makeArray($0) }) } catch { return .failure(error) }
         }
         return try r.get()
-    }
-
-    /// `key` with the largest trailer appended, in a stack buffer.
-    @inline(__always)
-    private func withTarget<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws(LSMError) -> R) throws(LSMError) -> R {
-        try withUnsafeTemporaryAllocation(byteCount: key.count + 8, alignment: 8) { (buffer) throws(LSMError) -> R in
-            if key.count > 0 { buffer.baseAddress!.copyMemory(from: key.baseAddress!, byteCount: key.count) }
-            buffer.storeLE(UInt64.max, at: key.count)
-            return try body(UnsafeRawBufferPointer(buffer))
-        }
     }
 
     /// Where a point lookup is in its walk over the tables: level, and index within level 0.
@@ -895,12 +896,11 @@ public final class LSMTree: @unchecked Sendable {
                 let found: Result<Bool?, LSMError> = keys[p.key].withUnsafeBytes { user in
                     withTargetNoThrow(user) { target in
                         do throws(LSMError) {
-                            return .success(try block.find(target: target, user: user, file: t.path) { trailer, value in
-                                if UInt8(truncatingIfNeeded: trailer) == ValueKind.value.rawValue {
-                                    results[p.key] = makeArray(value)
-                                }
-                                return true
-                            })
+                            guard let f = try block.locate(target: target, user: user, file: t.path) else { return .success(nil) }
+                            if UInt8(truncatingIfNeeded: f.trailer) == ValueKind.value.rawValue {
+                                results[p.key] = makeArray(block.value(f))
+                            }
+                            return .success(true)
                         } catch { return .failure(error) }
                     }
                 }
@@ -1008,28 +1008,23 @@ public final class LSMTree: @unchecked Sendable {
             let user = UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)])
             if lower.withUnsafeBytes({ InternalKey.compareUser(user, $0) < 0 }) { break }
             previous.set(user)
-            // Gather every version of this user key; keep the newest (largest trailer).
+            // Every source positioned on this user key holds its versions contiguously, oldest
+            // first when walking backwards: walk each past them, keeping the newest version.
             var bestTrailer: UInt64 = 0
             var haveValue = false
-            while true {
-                var top = -1
-                for i in sources.indices {
-                    if let e = sources[i].error { throw e }
-                    guard sources[i].isValid else { continue }
+            for i in sources.indices {
+                while sources[i].isValid {
                     let k = sources[i].key
-                    guard InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: k[..<(k.count - 8)]), previous.bytes) == 0 else { continue }
-                    top = i
-                    break
+                    guard InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: k[..<(k.count - 8)]), previous.bytes) == 0 else { break }
+                    let trailer = k.loadLE(UInt64.self, at: k.count - 8)
+                    if !haveValue || trailer > bestTrailer {
+                        bestTrailer = trailer
+                        haveValue = true
+                        value.set(sources[i].value)
+                    }
+                    sources[i].previous()
                 }
-                if top < 0 { break }
-                let k = sources[top].key
-                let trailer = k.loadLE(UInt64.self, at: k.count - 8)
-                if !haveValue || trailer > bestTrailer {
-                    bestTrailer = trailer
-                    haveValue = true
-                    value.set(sources[top].value)
-                }
-                sources[top].previous()
+                if let e = sources[i].error { throw e }
             }
             if UInt8(truncatingIfNeeded: bestTrailer) == ValueKind.value.rawValue {
                 given += 1
