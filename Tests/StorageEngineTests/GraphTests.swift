@@ -1,4 +1,5 @@
 import StorageEngine
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -250,6 +251,68 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         #expect(live == replayed)
         #expect(reopened.statistics().edges == live.count)
         try log2.close()
+    }
+
+    @Test func emptyMergeMovesTheCheckpoint() throws {
+        let dir = TemporaryDirectory("graph-empty-merge")
+        let fs = try FileSystem(backend: .posix)
+        var model = GraphModel()
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .off))
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        for i in UInt32(0)..<40 { try store.follow(i % 7, 7 + i % 11); _ = model.set(i % 7, 7 + i % 11, true) }
+        try store.merge()
+        // Records of other consumers only: the overlay stays empty, the log moves on.
+        for _ in 0..<5 { _ = try log.append(type: 0x7777, payload: [1, 2, 3]) }
+        let last = log.nextSequenceNumber - 1
+        let first = try #require(try store.merge(), "an empty overlay behind the log still gives a new base")
+        #expect(first.coveredLSN == last)
+        let second = try #require(try store.merge())
+        #expect(second.coveredLSN == last)
+        // The fallback (the base before) now covers the whole log, and so does the checkpoint.
+        #expect(log.checkpoint(of: GraphStore.consumerName) == last)
+        #expect(try store.merge() == nil, "nothing left to do")
+        verifyAll(store, model, users: 18, context: "after empty merges")
+        store.close()
+        try log.close()
+        let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2)
+        #expect(reopened.replayedRecords == 0)
+        verifyAll(reopened, model, users: 18, context: "reopened")
+        try log2.close()
+    }
+
+    /// Lock-free readers (no overlay for the users they ask about) racing merges that free the
+    /// base they read, and mutations that make users dirty: every answer is one the graph had.
+    @Test func lockFreeReadersAcrossMerges() throws {
+        let store = try GraphStore.open(directory: TemporaryDirectory("graph-rcu").path, fileSystem: try FileSystem(backend: .posix), log: nil)
+        // Users 0..<50 follow 100..<150 (stable); users 50..<100 are changed while readers run.
+        var edges = ContiguousArray<UInt64>()
+        for a in UInt64(0)..<100 { for b in UInt64(100)..<150 where (a + b) % 3 == 0 { edges.append(a << 32 | b) } }
+        try store.bulkLoad(&edges)
+        let stop = Atomic<Bool>(false)
+        let failures = Atomic<Int>(0)
+        let readers = (0..<3).map { t in
+            BackgroundThread {
+                var random = SeededRandom(seed: UInt64(t + 10))
+                var buffer = ContiguousArray<UInt32>()
+                while !stop.load(ordering: .relaxed) {
+                    let a = UInt32(random.next() % 50), b = UInt32(100 + random.next() % 50)
+                    if store.follows(a, b) != ((a + b) % 3 == 0) { failures.add(1, ordering: .relaxed) }
+                    store.copyFollowing(of: a, into: &buffer)
+                    let expected = (UInt32(100)..<150).filter { ($0 + a) % 3 == 0 }
+                    if Array(buffer) != expected || store.followingCount(a) != expected.count { failures.add(1, ordering: .relaxed) }
+                }
+            }
+        }
+        for round in 0..<20 {
+            for a in UInt32(50)..<100 { try store.follow(a, UInt32(150 + round)) }
+            try store.merge()
+        }
+        stop.store(true, ordering: .relaxed)
+        for r in readers { r.join() }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(store.followerCount(150) == 50 && store.followerCount(169) == 50)
+        #expect(store.follows(77, 160))
     }
 
     @Test func corruptBaseIsReportedOrRebuiltFromTheLog() throws {

@@ -172,6 +172,20 @@ public final class GraphBase: @unchecked Sendable {
 
     public var fileBytes: Int { image.count }
 
+    /// The same sections under a new header: another generation and covered LSN. The sections
+    /// and footer (whose checksums do not cover the header) are copied verbatim.
+    func relabeled(generation: UInt64, coveredLSN: UInt64) -> GraphBase {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: image.count, alignment: 8)
+        copy.copyMemory(from: UnsafeRawBufferPointer(image))
+        copy.storeLE(generation, at: 16)
+        copy.storeLE(coveredLSN, at: 24)
+        copy.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: copy[0..<56]), seed: GraphFormat.headerSeed), at: 56)
+        if let problem = GraphBase.verify(UnsafeRawBufferPointer(copy)) {
+            preconditionFailure("relabeled graph base is invalid: \(problem)")
+        }
+        return GraphBase(image: copy)
+    }
+
     /// An empty base (no users) covering nothing.
     static func empty(generation: UInt64, coveredLSN: UInt64) -> GraphBase {
         var builder = GraphBaseBuilder(userCount: 0, generation: generation, coveredLSN: coveredLSN)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The follow graph: who follows whom, in both directions, compressed.
 ///
 /// Users are dense numbers (UInt32) the caller assigns; the store maps nothing. The state is an
@@ -21,8 +23,12 @@
 ///   new base without the lock while mutations go on, then switch under the lock and drop the
 ///   overlay entries the new base includes (LSN <= the snapshot's);
 /// - one merge or bulk load at a time (`merging`);
-/// - readers copy what they need (a base reference, a user's overlay list) under the lock and
-///   decode without it, so a scan's closure may call back into the store.
+/// - scans copy what they need (a base reference, a user's overlay list) under the lock and
+///   decode without it, so a scan's closure may call back into the store;
+/// - point reads (`follows`, counts) and list copies of a user without overlay entries take no
+///   lock: they read the base inside a `ReadSections` section through `published`, whose
+///   per-user dirty bits are set under the lock before a change returns; a base switch publishes
+///   the new view, then waits (`ReadSections.synchronize`) before the old base is freed.
 public final class GraphStore: @unchecked Sendable {
     // @unchecked: mutable state is only touched with `lock` held, as documented above.
     public static let consumerName = "graph"
@@ -34,6 +40,9 @@ public final class GraphStore: @unchecked Sendable {
     public let openReport: GraphOpenReport
 
     @usableFromInline let lock = ConditionLock()
+    /// What lock-free readers use (see `PublishedView`); replaced under `lock` with a
+    /// sequentially consistent store, the old one freed after `ReadSections.synchronize()`.
+    @usableFromInline let published: Atomic<UnsafeMutablePointer<PublishedView>>
     @usableFromInline var base: GraphBase {
         didSet { following = base.following; followers = base.followers }
     }
@@ -64,6 +73,12 @@ public final class GraphStore: @unchecked Sendable {
         self.fallbackCoveredLSN = fallbackCoveredLSN
         self.openReport = report
         localSequence = base.coveredLSN
+        published = Atomic(PublishedView.make(base))
+    }
+
+    deinit {
+        // No reader can be inside a section of this store: each holds a reference to it.
+        PublishedView.free(published.load(ordering: .acquiring))
     }
 
     // MARK: Opening
@@ -318,6 +333,10 @@ public final class GraphStore: @unchecked Sendable {
             return nil
         }
         _ = followersDelta[b, default: DeltaList()].apply(a, present: present, lsn: lsn, inBase: inBase)
+        // Lock-free readers of a and b must take the lock from now on (before this returns).
+        let view = published.load(ordering: .relaxed)
+        view.pointee.markDirty(following: a)
+        view.pointee.markDirty(followers: b)
         if changed { edgeChange += present ? 1 : -1 }
         deltaUserLimit = max(deltaUserLimit, Int(max(a, b)) + 1)
         return changed
@@ -332,8 +351,19 @@ public final class GraphStore: @unchecked Sendable {
     }
 
     /// Whether `a` follows `b`: decodes at most one block of the shorter of a's following list
-    /// and b's follower list.
+    /// and b's follower list. Takes no lock unless `a` has overlay entries.
     public func follows(_ a: UInt32, _ b: UInt32) -> Bool {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: a) {
+            // a has no overlay entries, so the base decides (b's overlay holds a's changes too).
+            let following = view.pointee.following, followers = view.pointee.followers
+            let answer = following.degree(a) <= followers.degree(b) ? following.contains(a, b) : followers.contains(b, a)
+            slot.exit()
+            return answer
+        }
+        slot.exit()
         lock.lock()
         defer { lock.unlock() }
         return followsLocked(a, b)
@@ -341,6 +371,15 @@ public final class GraphStore: @unchecked Sendable {
 
     /// How many users `user` follows, in O(1).
     public func followingCount(_ user: UInt32) -> Int {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: user) {
+            let degree = view.pointee.following.degree(user)
+            slot.exit()
+            return degree
+        }
+        slot.exit()
         lock.lock()
         defer { lock.unlock() }
         return following.degree(user) + (followingDelta.isEmpty ? 0 : followingDelta[user]?.degreeChange ?? 0)
@@ -348,6 +387,15 @@ public final class GraphStore: @unchecked Sendable {
 
     /// How many users follow `user`, in O(1).
     public func followerCount(_ user: UInt32) -> Int {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(followers: user) {
+            let degree = view.pointee.followers.degree(user)
+            slot.exit()
+            return degree
+        }
+        slot.exit()
         lock.lock()
         defer { lock.unlock() }
         return followers.degree(user) + (followersDelta.isEmpty ? 0 : followersDelta[user]?.degreeChange ?? 0)
@@ -474,28 +522,51 @@ public final class GraphStore: @unchecked Sendable {
 
     /// Replaces `buffer`'s contents with all followers of `user` (reusing its storage, so a
     /// caller that keeps one buffer decodes without allocating). Decodes whole blocks.
+    /// Takes no lock unless `user` has overlay entries.
     public func copyFollowers(of user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(followers: user) {
+            Self.decode(view.pointee.followers, user, into: &buffer)
+            slot.exit()
+            return
+        }
+        slot.exit()
         copy(followersView(user), into: &buffer)
     }
 
+    /// Takes no lock unless `user` has overlay entries.
     public func copyFollowing(of user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: user) {
+            Self.decode(view.pointee.following, user, into: &buffer)
+            slot.exit()
+            return
+        }
+        slot.exit()
         copy(followingView(user), into: &buffer)
+    }
+
+    /// Replaces `buffer`'s contents with the base list of `user` (the caller keeps the base alive).
+    private static func decode(_ adjacency: Adjacency, _ user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        let (list, count) = adjacency.list(user)
+        // Size the buffer to `count` without zeroing what it holds (overwritten below):
+        // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
+        if buffer.count > count {
+            buffer.removeLast(buffer.count - count)
+        } else if buffer.count < count {
+            buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+        }
+        guard let list else { return }
+        buffer.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
     }
 
     private func copy(_ view: ListView, into buffer: inout ContiguousArray<UInt32>) {
         if view.delta == nil || view.delta!.entries.isEmpty {
-            withExtendedLifetime(view.base) {
-                let (list, count) = view.adjacency.list(view.user)
-                // Size the buffer to `count` without zeroing what it holds (overwritten below):
-                // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
-                if buffer.count > count {
-                    buffer.removeLast(buffer.count - count)
-                } else if buffer.count < count {
-                    buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
-                }
-                guard let list else { return }
-                buffer.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
-            }
+            withExtendedLifetime(view.base) { Self.decode(view.adjacency, view.user, into: &buffer) }
         } else {
             buffer.removeAll(keepingCapacity: true)
             view.scan(after: nil) { buffer.append($0); return true }
@@ -585,13 +656,21 @@ public final class GraphStore: @unchecked Sendable {
 
     /// Folds the overlay into a new base file (switched atomically) and moves the log's
     /// checkpoint on. Mutations and reads go on while it builds; call it from a background thread
-    /// to keep it off the request path. Returns nil when there was nothing to fold.
+    /// to keep it off the request path. With an empty overlay but a log that has moved past the
+    /// base or the fallback, the new base is the same lists under a new header (covered LSN moved
+    /// on), so the log can be trimmed behind the graph even when no graph record came (two such
+    /// merges move the checkpoint, which stays at the fallback, to the end of the log). Returns
+    /// nil when there was nothing to do (no overlay, the fallback covers the whole log).
     @discardableResult
     public func merge() throws(GraphError) -> GraphMergeReport? {
         let snapshot = try beginRebuild()
         if snapshot.following.isEmpty && snapshot.followers.isEmpty {
-            finishRebuild()
-            return nil
+            guard snapshot.coveredLSN > snapshot.fallbackCoveredLSN else {
+                finishRebuild()
+                return nil
+            }
+            let relabeled = snapshot.base.relabeled(generation: snapshot.base.generation + 1, coveredLSN: snapshot.coveredLSN)
+            return try install(relabeled, snapshot: snapshot, dropOlderBases: false)
         }
         let newBase = buildMerged(snapshot)
         return try install(newBase, snapshot: snapshot, dropOlderBases: false)
@@ -603,6 +682,7 @@ public final class GraphStore: @unchecked Sendable {
         var followers: [UInt32: DeltaList]
         var coveredLSN: UInt64
         var userCount: Int
+        var fallbackCoveredLSN: UInt64
     }
 
     private func beginRebuild() throws(GraphError) -> Snapshot {
@@ -617,7 +697,7 @@ public final class GraphStore: @unchecked Sendable {
         merging = true
         lock.broadcast()
         return Snapshot(base: base, following: followingDelta, followers: followersDelta, coveredLSN: covered,
-                        userCount: max(base.userCount, deltaUserLimit))
+                        userCount: max(base.userCount, deltaUserLimit), fallbackCoveredLSN: fallbackCoveredLSN)
     }
 
     private func finishRebuild() {
@@ -659,6 +739,8 @@ public final class GraphStore: @unchecked Sendable {
         }
         let fallback = dropOlderBases ? newBase.coveredLSN : snapshot.base.coveredLSN
         lock.lock()
+        let oldBase = base
+        let oldView = published.load(ordering: .relaxed)
         base = newBase
         fallbackCoveredLSN = fallback
         // Drop what the new base includes; re-derive degree changes of the rest against it.
@@ -678,9 +760,17 @@ public final class GraphStore: @unchecked Sendable {
             if direction == 0 { followingDelta = kept } else { followersDelta = kept }
         }
         edgeChange = followingDelta.values.reduce(0) { $0 + $1.degreeChange }
+        let newView = PublishedView.make(newBase)
+        for user in followingDelta.keys { newView.pointee.markDirty(following: user) }
+        for user in followersDelta.keys { newView.pointee.markDirty(followers: user) }
+        published.store(newView, ordering: .sequentiallyConsistent)
         merging = false
         lock.broadcast()
         lock.unlock()
+        // Lock-free readers may still be in the old base: wait for them before it is freed.
+        ReadSections.synchronize()
+        PublishedView.free(oldView)
+        withExtendedLifetime(oldBase) {}
 
         var report = GraphMergeReport(generation: newBase.generation, coveredLSN: newBase.coveredLSN, edges: newBase.edgeCount,
                                       fileBytes: newBase.fileBytes)
@@ -791,6 +881,61 @@ public final class GraphStore: @unchecked Sendable {
         defer { lock.unlock() }
         while merging || inflight > 0 { lock.wait() }
         isClosed = true
+    }
+}
+
+/// What lock-free readers of a `GraphStore` use: the base's two directions and, per direction,
+/// one bit per base user, set (under the store's lock, before the change returns) once the user
+/// has overlay entries in that direction. A reader inside a `ReadSections` section whose user's
+/// bit is clear answers from the base alone; otherwise it takes the lock. Users at or past the
+/// base's user count always take the lock.
+@usableFromInline
+struct PublishedView {
+    @usableFromInline let following: Adjacency
+    @usableFromInline let followers: Adjacency
+    @usableFromInline let userCount: Int
+    @usableFromInline let followingDirty: UnsafeMutablePointer<Atomic<UInt64>>
+    @usableFromInline let followersDirty: UnsafeMutablePointer<Atomic<UInt64>>
+
+    static func make(_ base: GraphBase) -> UnsafeMutablePointer<PublishedView> {
+        let words = max(1, (base.userCount + 63) >> 6)
+        func bitmap() -> UnsafeMutablePointer<Atomic<UInt64>> {
+            let p = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: words)
+            for i in 0..<words { (p + i).initialize(to: Atomic(0)) }
+            return p
+        }
+        let view = UnsafeMutablePointer<PublishedView>.allocate(capacity: 1)
+        view.initialize(to: PublishedView(following: base.following, followers: base.followers, userCount: base.userCount,
+                                          followingDirty: bitmap(), followersDirty: bitmap()))
+        return view
+    }
+
+    static func free(_ view: UnsafeMutablePointer<PublishedView>) {
+        let words = max(1, (view.pointee.userCount + 63) >> 6)
+        view.pointee.followingDirty.deinitialize(count: words).deallocate()
+        view.pointee.followersDirty.deinitialize(count: words).deallocate()
+        view.deinitialize(count: 1).deallocate()
+    }
+
+    @inlinable @inline(__always)
+    static func isClear(_ bits: UnsafeMutablePointer<Atomic<UInt64>>, _ userCount: Int, _ user: UInt32) -> Bool {
+        Int(user) < userCount && bits[Int(user >> 6)].load(ordering: .acquiring) & (1 &<< UInt64(user & 63)) == 0
+    }
+
+    @inlinable @inline(__always)
+    func isClean(following user: UInt32) -> Bool { Self.isClear(followingDirty, userCount, user) }
+
+    @inlinable @inline(__always)
+    func isClean(followers user: UInt32) -> Bool { Self.isClear(followersDirty, userCount, user) }
+
+    func markDirty(following user: UInt32) {
+        guard Int(user) < userCount else { return }
+        followingDirty[Int(user >> 6)].bitwiseOr(1 &<< UInt64(user & 63), ordering: .sequentiallyConsistent)
+    }
+
+    func markDirty(followers user: UInt32) {
+        guard Int(user) < userCount else { return }
+        followersDirty[Int(user >> 6)].bitwiseOr(1 &<< UInt64(user & 63), ordering: .sequentiallyConsistent)
     }
 }
 
