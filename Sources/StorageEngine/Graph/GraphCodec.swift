@@ -131,7 +131,7 @@ public enum GraphCodec {
 
     /// Where block `block` of a coded list of `count` values starts: its first value, the address
     /// of its width byte, and how many values it holds.
-    @inlinable
+    @inlinable @inline(__always)
     static func block(_ list: UnsafeRawPointer, count: Int, _ block: Int) -> (first: UInt32, body: UnsafeRawPointer, size: Int) {
         if count <= blockSize {
             var value: UInt32 = 0

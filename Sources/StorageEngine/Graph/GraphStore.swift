@@ -608,28 +608,25 @@ public final class GraphStore: @unchecked Sendable {
     /// `user` does not follow yet, most shared first (ties: smaller user number first).
     /// Bounded in work: reads at most `edgesScannedMax` edges of second-hop lists in total
     /// (followees are visited in order, so a bounded run sees the first of them).
+    /// Counts in an open-addressing table sized to the edges it can see (not to the user count),
+    /// so a query costs memory in proportion to its work.
     public func suggestions(for user: UInt32, limit: Int = 10, edgesScannedMax: Int = 100_000) -> [GraphSuggestion] {
-        guard limit > 0 else { return [] }
-        let mine = followingView(user)
-        var counts: [UInt32: Int] = [:]
+        guard limit > 0, edgesScannedMax > 0 else { return [] }
+        var mine = ContiguousArray<UInt32>()
+        copyFollowing(of: user, into: &mine)
+        var reachable = 0
+        for followee in mine { reachable += max(0, followingCount(followee)) }
+        var table = CountTable(expected: min(reachable, edgesScannedMax))
+        var theirs = ContiguousArray<UInt32>()
         var budget = edgesScannedMax
-        mine.scan(after: nil) { followee in
-            let theirs = followingView(followee)
-            theirs.scan(after: nil) { candidate in
-                budget -= 1
-                if candidate != user { counts[candidate, default: 0] += 1 }
-                return budget > 0
-            }
-            return budget > 0
+        for followee in mine where budget > 0 {
+            copyFollowing(of: followee, into: &theirs)
+            let take = min(theirs.count, budget)
+            budget -= take
+            for i in 0..<take where theirs[i] != user { table.add(theirs[i]) }
         }
-        var ranked = counts.map { GraphSuggestion(user: $0.key, followedBy: $0.value) }
-        ranked.sort { $0.followedBy != $1.followedBy ? $0.followedBy > $1.followedBy : $0.user < $1.user }
-        var result: [GraphSuggestion] = []
-        for candidate in ranked where !mine.contains(candidate.user) {
-            result.append(candidate)
-            if result.count == limit { break }
-        }
-        return result
+        for followee in mine { table.remove(followee) }
+        return table.top(limit)
     }
 
     // MARK: Statistics
@@ -936,6 +933,81 @@ struct PublishedView {
     func markDirty(followers user: UInt32) {
         guard Int(user) < userCount else { return }
         followersDirty[Int(user >> 6)].bitwiseOr(1 &<< UInt64(user & 63), ordering: .sequentiallyConsistent)
+    }
+}
+
+/// Counts per user for `GraphStore.suggestions`: linear probing over a power-of-two table of
+/// `key << 32 | count` words (key + 1 stored, so 0 marks an empty slot).
+struct CountTable {
+    private var slots: [UInt64]
+    private var mask: Int
+
+    init(expected: Int) {
+        var size = 16
+        while size < expected * 2 { size <<= 1 }
+        slots = [UInt64](repeating: 0, count: size)
+        mask = size - 1
+    }
+
+    @inline(__always)
+    private static func home(_ key: UInt32, _ mask: Int) -> Int { Int(truncatingIfNeeded: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask }
+
+    mutating func add(_ key: UInt32) {
+        let tag = UInt64(key) &+ 1
+        let mask = self.mask
+        slots.withUnsafeMutableBufferPointer { s in
+            var i = Self.home(key, mask)
+            while true {
+                let word = s[i]
+                if word >> 32 == tag { s[i] = word &+ 1; return }
+                if word == 0 { s[i] = tag << 32 | 1; return }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// Zeroes the count of `key` if present (the slot stays taken, so probing is unchanged).
+    mutating func remove(_ key: UInt32) {
+        let tag = UInt64(key) &+ 1
+        let mask = self.mask
+        slots.withUnsafeMutableBufferPointer { s in
+            var i = Self.home(key, mask)
+            while true {
+                let word = s[i]
+                if word == 0 { return }
+                if word >> 32 == tag { s[i] = tag << 32; return }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// The `limit` largest counts (ties: smaller key first), counts of zero left out.
+    func top(_ limit: Int) -> [GraphSuggestion] {
+        // Rank key: count high, then the complement of the user, so larger is better.
+        var ranked: [UInt64] = []
+        for word in slots where word & 0xFFFF_FFFF != 0 {
+            let user = UInt32(truncatingIfNeeded: (word >> 32) &- 1)
+            ranked.append(UInt64(word & 0xFFFF_FFFF) << 32 | UInt64(~user))
+        }
+        var result: [GraphSuggestion] = []
+        if ranked.count > limit * 8 {
+            // Keep a small sorted window instead of sorting every candidate.
+            var best: [UInt64] = []
+            best.reserveCapacity(limit + 1)
+            for r in ranked where best.count < limit || r > best[best.count - 1] {
+                var at = best.count
+                while at > 0 && best[at - 1] < r { at -= 1 }
+                best.insert(r, at: at)
+                if best.count > limit { best.removeLast() }
+            }
+            ranked = best
+        } else {
+            ranked.sort(by: >)
+        }
+        for r in ranked.prefix(limit) {
+            result.append(GraphSuggestion(user: ~UInt32(truncatingIfNeeded: r), followedBy: Int(r >> 32)))
+        }
+        return result
     }
 }
 

@@ -1,3 +1,4 @@
+import CLibURing
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,12 +12,19 @@ import Glibc
 /// Every thread that reads gets one slot (a cache line of its own) the first time, kept in a
 /// process-wide registry and handed to a later thread when its thread exits. A slot holds a
 /// sequence number, odd while its thread is inside a section:
-/// - `enter()` stores sequence+1 with sequentially consistent ordering (so the loads of the
-///   section cannot be performed before the store is visible), `exit()` stores sequence+2 with
-///   release ordering (the loads of the section are done before it);
+/// - `enter()` stores sequence+1, `exit()` stores sequence+2 with release ordering (the loads of
+///   the section are done before it);
 /// - a writer first makes the old memory unreachable (a sequentially consistent store of the new
 ///   pointer), then calls `synchronize()`, which waits until every slot that was odd has moved
 ///   on. After that no reader can hold the old pointer, and it may be freed.
+///
+/// The loads of a section must not be performed before its `enter()` store is visible to the
+/// writer. Where Linux's membarrier(2) with PRIVATE_EXPEDITED is available (registered once per
+/// process), the reader pays only a compiler barrier: `synchronize()` runs membarrier first,
+/// which puts a full memory barrier on every running thread of the process, so any reader
+/// whose odd store the writer cannot see yet will load the new pointer (the asymmetric-fence
+/// scheme of liburcu's "memb" flavour). Elsewhere `enter()` stores with sequentially consistent
+/// ordering, one fence per section. Either way a reader never writes a shared cache line.
 ///
 /// Sections do not nest, and a thread inside one must not call `synchronize()` (it would wait
 /// for itself). Readers keep sections short: no callbacks into caller code inside one.
@@ -32,7 +40,12 @@ enum ReadSections {
         @inlinable @inline(__always)
         func enter() {
             let s = sequence.pointee.load(ordering: .relaxed)
-            sequence.pointee.store(s &+ 1, ordering: .sequentiallyConsistent)
+            if registry.asymmetric {
+                sequence.pointee.store(s &+ 1, ordering: .relaxed)
+                socialdb_compiler_barrier()
+            } else {
+                sequence.pointee.store(s &+ 1, ordering: .sequentiallyConsistent)
+            }
         }
 
         @inlinable @inline(__always)
@@ -53,6 +66,10 @@ enum ReadSections {
 
     /// Waits until every reader that was inside a section when called has left it.
     static func synchronize() {
+        if registry.asymmetric {
+            let status = socialdb_membarrier(socialdb_MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+            precondition(status == 0, "membarrier failed after registering: errno \(errno)")
+        }
         let slots = registry.snapshot()
         for slot in slots {
             let seen = slot.pointee.load(ordering: .sequentiallyConsistent)
@@ -72,6 +89,8 @@ enum ReadSections {
     final class Registry: @unchecked Sendable {
         // @unchecked: `slots` and `free` are touched only with `mutex` held; `key` is set once.
         @usableFromInline let key: pthread_key_t
+        /// Whether membarrier(2) stands in for the readers' fences (see above).
+        @usableFromInline let asymmetric: Bool
         private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         private var slots: [UnsafeMutablePointer<Atomic<UInt64>>] = []
         private var free: [UnsafeMutablePointer<Atomic<UInt64>>] = []
@@ -88,6 +107,7 @@ enum ReadSections {
             }
             precondition(status == 0, "pthread_key_create failed: \(status)")
             self.key = key
+            asymmetric = socialdb_membarrier(socialdb_MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
         }
 
         @usableFromInline
