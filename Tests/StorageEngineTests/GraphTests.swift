@@ -115,6 +115,49 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         roundTrip([0, 1 << 31, UInt32.max - 1, UInt32.max], &random, context: "sparse")
     }
 
+    @Test func varintBlocksWhenSmaller() {
+        var random = SeededRandom(seed: 11)
+        // One far gap among consecutive values: packed at 30 bits each, or 48 one-byte varints
+        // and one of five bytes.
+        let skewed = Array(UInt32(0)..<49) + [1 << 30]
+        let size = skewed.withUnsafeBufferPointer { GraphCodec.encodedSize($0) }
+        #expect(size == 1 + 1 + 48 + 5)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size + GraphCodec.paddingBytes, alignment: 8)
+        defer { buffer.deallocate() }
+        _ = skewed.withUnsafeBufferPointer { GraphCodec.encode($0, into: buffer) }
+        #expect(buffer.load(fromByteOffset: 1, as: UInt8.self) == GraphCodec.varintMode)
+        roundTrip(skewed, &random, context: "skewed small")
+        // Long lists: varint and packed blocks side by side, each block choosing.
+        var long: [UInt32] = []
+        var v: UInt32 = 3
+        for i in 0..<1000 {
+            long.append(v)
+            v += (i / 128) % 2 == 0 ? (i % 40 == 0 ? 1 << 24 : 1) : UInt32(50 + i % 7)
+        }
+        roundTrip(long, &random, context: "mixed blocks")
+    }
+
+    @Test func oldFormatVersionIsRejected() throws {
+        let dir = TemporaryDirectory("graph-version")
+        let fs = try FileSystem(backend: .posix)
+        do {
+            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+            var edges: ContiguousArray<UInt64> = [1 << 32 | 2, 2 << 32 | 1]
+            try store.bulkLoad(&edges)
+            store.close()
+        }
+        let path = dir.path + "/" + GraphFormat.fileName(generation: 1)
+        var bytes = readWholeFile(path)
+        bytes[8] = 1
+        writeWholeFile(path, bytes)
+        do {
+            _ = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+            Issue.record("a version 1 base was opened")
+        } catch {
+            #expect("\(error)".contains("unknown format version 1"), "\(error)")
+        }
+    }
+
     @Test func radixSortMatchesSort() {
         var random = SeededRandom(seed: testSeed())
         for (count, bits) in [(10, 8), (1000, 20), (50_000, 40), (20_000, 64)] {

@@ -10,7 +10,7 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBGRAPH"
-///          8   4  format version (1)
+///          8   4  format version (2)
 ///          12  4  flags (0)
 ///          16  8  generation
 ///          24  8  covered LSN: every graph record of the log up to it is in this base
@@ -38,7 +38,9 @@
 ///
 /// These constants are part of the format and must not change.
 public enum GraphFormat {
-    public static let formatVersion: UInt32 = 1
+    /// 2: a block's gaps may be varints (mode byte 0xFF, see `GraphCodec`). Version 1 files are
+    /// rejected ("unknown format version 1"); rebuild them from an edge list or the log.
+    public static let formatVersion: UInt32 = 2
     public static let magic: [UInt8] = Array("SDBGRAPH".utf8)
     public static let footerMagic: [UInt8] = Array("SDBGEND\n".utf8)
     public static let headerBytes = 64
