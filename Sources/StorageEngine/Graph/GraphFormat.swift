@@ -112,6 +112,25 @@ struct Adjacency: @unchecked Sendable {
         return Int(UInt32(littleEndian: lists.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
     }
 
+    /// The degree as the index holds it: exact below `degreeEscape`, else `degreeEscape`
+    /// (the true degree sits at the list's head: one more cache line to reach).
+    @inlinable @inline(__always)
+    func cappedDegree(_ user: UInt32) -> UInt64 {
+        let u = Int(user)
+        guard u < userCount else { return 0 }
+        return entry(u) >> GraphFormat.offsetBits
+    }
+
+    /// Whether the base holds a -> b: searches the shorter of a's following list and b's
+    /// follower list. Compares the degrees from the index alone unless both are escaped, so a
+    /// popular b costs no extra load.
+    @inlinable @inline(__always)
+    static func edge(_ a: UInt32, _ b: UInt32, following: Adjacency, followers: Adjacency) -> Bool {
+        let da = following.cappedDegree(a), db = followers.cappedDegree(b)
+        let aShorter = da < GraphFormat.degreeEscape || db < GraphFormat.degreeEscape ? da <= db : following.degree(a) <= followers.degree(b)
+        return aShorter ? following.contains(a, b) : followers.contains(b, a)
+    }
+
     /// The user's coded list and its length (a nil list when the degree is 0).
     @inlinable
     func list(_ user: UInt32) -> (UnsafeRawPointer?, Int) {

@@ -327,8 +327,7 @@ public final class GraphStore: @unchecked Sendable {
     /// already applied (see `DeltaList`).
     @discardableResult
     private func applyLocked(_ a: UInt32, _ b: UInt32, present: Bool, lsn: UInt64) -> Bool? {
-        let inBase = base.following.degree(a) <= base.followers.degree(b)
-            ? base.following.contains(a, b) : base.followers.contains(b, a)
+        let inBase = Adjacency.edge(a, b, following: base.following, followers: base.followers)
         guard let changed = followingDelta[a, default: DeltaList()].apply(b, present: present, lsn: lsn, inBase: inBase) else {
             return nil
         }
@@ -347,7 +346,7 @@ public final class GraphStore: @unchecked Sendable {
     @usableFromInline
     func followsLocked(_ a: UInt32, _ b: UInt32) -> Bool {
         if !followingDelta.isEmpty, let list = followingDelta[a], let state = list.state(of: b) { return state }
-        return following.degree(a) <= followers.degree(b) ? following.contains(a, b) : followers.contains(b, a)
+        return Adjacency.edge(a, b, following: following, followers: followers)
     }
 
     /// Whether `a` follows `b`: decodes at most one block of the shorter of a's following list
@@ -358,8 +357,7 @@ public final class GraphStore: @unchecked Sendable {
         let view = published.load(ordering: .acquiring)
         if view.pointee.isClean(following: a) {
             // a has no overlay entries, so the base decides (b's overlay holds a's changes too).
-            let following = view.pointee.following, followers = view.pointee.followers
-            let answer = following.degree(a) <= followers.degree(b) ? following.contains(a, b) : followers.contains(b, a)
+            let answer = Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers)
             slot.exit()
             return answer
         }
