@@ -78,6 +78,16 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         for v in values.prefix(40) + values.suffix(40) {
             #expect(GraphCodec.contains(buffer, count: values.count, v), "\(context): contains \(v)")
         }
+        // Intersection with sorted probes: some values of the list, some anything.
+        var probeSet = Set<UInt32>()
+        for v in values where Bool.random(using: &random) && probeSet.count < 300 { probeSet.insert(v) }
+        let span = (values.last ?? 0) &+ 2
+        for _ in 0..<50 { probeSet.insert(UInt32.random(in: 0...max(span, 1), using: &random)) }
+        let probes = probeSet.sorted()
+        var met: [UInt32] = []
+        probes.withUnsafeBufferPointer { p in GraphCodec.intersect(p, buffer, count: values.count) { met.append($0); return true } }
+        let valueSet = Set(values)
+        #expect(met == probes.filter { valueSet.contains($0) }, "\(context): intersect")
         for _ in 0..<20 {
             let probe = UInt32.random(in: 0...UInt32.max, using: &random)
             let cursor = values.isEmpty ? probe : (Bool.random(using: &random) ? values.randomElement(using: &random)! : probe)

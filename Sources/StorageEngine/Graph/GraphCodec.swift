@@ -307,10 +307,37 @@ public enum GraphCodec {
         }
     }
 
-    /// The last block whose first value is <= `value` (0 when none is).
+    /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
+    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
+    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
+    /// are skipped through the directory.
     @inlinable
-    static func lastBlock(_ list: UnsafeRawPointer, blocks: Int, atOrBelow value: UInt32) -> Int {
-        var low = 0
+    public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
+                                 _ body: (UInt32) -> Bool) {
+        let blocks = (count + blockSize - 1) >> blockShift
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var current = -1
+            var size = 0
+            var j = 0
+            for p in probes {
+                let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: p, from: max(current, 0)) : 0
+                if b != current {
+                    let (first, blockBody, values) = block(list, count: count, b)
+                    size = decodeBlock(first: first, body: blockBody, size: values, into: out)
+                    current = b
+                    j = 0
+                }
+                while j < size && out[j] < p { j &+= 1 }
+                if j < size && out[j] == p { if !body(p) { return } }
+            }
+        }
+    }
+
+    /// The last block at or after `from` whose first value is <= `value` (`from` when none is).
+    @inlinable
+    static func lastBlock(_ list: UnsafeRawPointer, blocks: Int, atOrBelow value: UInt32, from: Int = 0) -> Int {
+        var low = from
         var high = blocks - 1
         while low < high {
             let middle = (low + high + 1) >> 1

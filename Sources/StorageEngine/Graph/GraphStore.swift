@@ -577,6 +577,16 @@ public final class GraphStore: @unchecked Sendable {
     /// increasing order, up to `limit`. Walks the shorter list and probes the longer when their
     /// sizes differ a lot; merges both otherwise.
     public func followingWhoFollow(_ user: UInt32, _ target: UInt32, limit: Int = Int.max) -> [UInt32] {
+        guard limit > 0 else { return [] }
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: user) && view.pointee.isClean(followers: target) {
+            let result = Self.intersectBase(view.pointee.following, user, view.pointee.followers, target, limit: limit)
+            slot.exit()
+            return result
+        }
+        slot.exit()
         let mine = followingView(user)
         let theirs = followersView(target)
         var result: [UInt32] = []
@@ -598,6 +608,26 @@ public final class GraphStore: @unchecked Sendable {
         while i < left.count && j < right.count && result.count < limit {
             let x = left[i], y = right[j]
             if x < y { i += 1 } else if y < x { j += 1 } else { result.append(x); i += 1; j += 1 }
+        }
+        return result
+    }
+
+    /// Base-only intersection of a's following list and x's follower list: the shorter decoded,
+    /// the longer walked block by block (each block decoded at most once, others skipped).
+    private static func intersectBase(_ following: Adjacency, _ user: UInt32, _ followers: Adjacency, _ target: UInt32,
+                                      limit: Int) -> [UInt32] {
+        let (mineList, mineCount) = following.list(user)
+        let (theirList, theirCount) = followers.list(target)
+        guard let mineList, let theirList else { return [] }
+        let (short, shortCount, long, longCount) = mineCount <= theirCount
+            ? (mineList, mineCount, theirList, theirCount) : (theirList, theirCount, mineList, mineCount)
+        var result: [UInt32] = []
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: shortCount) { probes in
+            GraphCodec.decode(short, count: shortCount, into: probes.baseAddress!)
+            GraphCodec.intersect(UnsafeBufferPointer(probes), long, count: longCount) { value in
+                result.append(value)
+                return result.count < limit
+            }
         }
         return result
     }
