@@ -60,6 +60,11 @@ static inline int socialdb_membarrier(int command) {
     return (int)syscall(__NR_membarrier, command, 0, 0);
 }
 
+/// Asks the CPU to start loading the cache line at `address` (no fault if it is unmapped).
+static inline void socialdb_prefetch(const void *address) {
+    __builtin_prefetch(address, 0, 3);
+}
+
 /// Keeps the compiler from moving memory accesses across it; emits no instruction.
 static inline void socialdb_compiler_barrier(void) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

@@ -233,8 +233,14 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 #expect(try store.follow(a, b) == model.set(a, b, true), "follow \(a) \(b) at \(i), seed \(seed)")
             case 45..<70:
                 #expect(try store.unfollow(a, b) == model.set(a, b, false), "unfollow \(a) \(b) at \(i), seed \(seed)")
-            case 70..<90:
+            case 70..<89:
                 #expect(store.follows(a, b) == model.follows(a, b), "follows \(a) \(b) at \(i), seed \(seed)")
+            case 89:
+                // Batched membership agrees with single tests (overlay and base users mixed).
+                let pairs = (0..<40).map { _ in UInt64(random.next() % UInt64(users)) << 32 | random.next() % UInt64(users) }
+                var answers = [Bool](repeating: false, count: pairs.count)
+                pairs.withUnsafeBufferPointer { p in answers.withUnsafeMutableBufferPointer { store.follows(p, into: $0) } }
+                #expect(answers == pairs.map { model.follows(UInt32($0 >> 32), UInt32(truncatingIfNeeded: $0)) }, "batched at \(i), seed \(seed)")
             case 90..<95:
                 #expect(store.followerCount(b) == model.followerCount(b), "follower count \(b) at \(i), seed \(seed)")
             default:

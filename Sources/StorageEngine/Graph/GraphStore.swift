@@ -1,3 +1,4 @@
+import CLibURing
 import Synchronization
 
 /// The follow graph: who follows whom, in both directions, compressed.
@@ -365,6 +366,49 @@ public final class GraphStore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return followsLocked(a, b)
+    }
+
+    /// Membership for many pairs at once (`follower << 32 | followee` each): `results[i]` is
+    /// whether pair i is an edge. Same answers as `follows` one by one, but pairs whose follower
+    /// has no overlay entries go through a software pipeline: the index entries of pair i+16 and
+    /// the list head of pair i+8 are prefetched while pair i is decided, so the cache misses of
+    /// different pairs overlap instead of following one another.
+    public func follows(_ pairs: UnsafeBufferPointer<UInt64>, into results: UnsafeMutableBufferPointer<Bool>) {
+        precondition(results.count >= pairs.count, "results must have room for every pair")
+        let n = pairs.count
+        guard n > 0 else { return }
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        let following = view.pointee.following, followers = view.pointee.followers
+        let users = view.pointee.userCount
+        var pending: [Int] = []
+        func entryAddress(_ adjacency: Adjacency, _ u: UInt32) -> UnsafeRawPointer? {
+            Int(u) < users ? adjacency.index + Int(u) &* GraphFormat.indexEntryBytes : nil
+        }
+        func listHead(_ a: UInt32, _ b: UInt32) -> UnsafeRawPointer? {
+            let da = following.cappedDegree(a), db = followers.cappedDegree(b)
+            return da <= db ? following.list(a).0 : followers.list(b).0
+        }
+        for i in 0..<n {
+            if i + 16 < n {
+                let p = pairs[i + 16]
+                if let e = entryAddress(following, UInt32(p >> 32)) { socialdb_prefetch(e) }
+                if let e = entryAddress(followers, UInt32(truncatingIfNeeded: p)) { socialdb_prefetch(e) }
+            }
+            if i + 8 < n {
+                let p = pairs[i + 8]
+                if let head = listHead(UInt32(p >> 32), UInt32(truncatingIfNeeded: p)) { socialdb_prefetch(head) }
+            }
+            let a = UInt32(pairs[i] >> 32), b = UInt32(truncatingIfNeeded: pairs[i])
+            if view.pointee.isClean(following: a) {
+                results[i] = Adjacency.edge(a, b, following: following, followers: followers)
+            } else {
+                pending.append(i)
+            }
+        }
+        slot.exit()
+        for i in pending { results[i] = follows(UInt32(pairs[i] >> 32), UInt32(truncatingIfNeeded: pairs[i])) }
     }
 
     /// How many users `user` follows, in O(1).
