@@ -45,4 +45,29 @@ static inline void socialdb_cqe_seen(struct io_uring *ring, struct io_uring_cqe 
     io_uring_cqe_seen(ring, cqe);
 }
 
+
+// Read sections (StorageEngine/Support/ReadSections.swift): Swift cannot call the variadic
+// syscall(2), and has no compiler-only fence.
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/membarrier.h>
+
+static const int socialdb_MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED;
+static const int socialdb_MEMBARRIER_CMD_PRIVATE_EXPEDITED = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+
+/// membarrier(2): 0 on success, -1 with errno when the kernel lacks the command.
+static inline int socialdb_membarrier(int command) {
+    return (int)syscall(__NR_membarrier, command, 0, 0);
+}
+
+/// Asks the CPU to start loading the cache line at `address` (no fault if it is unmapped).
+static inline void socialdb_prefetch(const void *address) {
+    __builtin_prefetch(address, 0, 3);
+}
+
+/// Keeps the compiler from moving memory accesses across it; emits no instruction.
+static inline void socialdb_compiler_barrier(void) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
 #endif

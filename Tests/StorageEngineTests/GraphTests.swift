@@ -1,4 +1,5 @@
 import StorageEngine
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -77,6 +78,16 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         for v in values.prefix(40) + values.suffix(40) {
             #expect(GraphCodec.contains(buffer, count: values.count, v), "\(context): contains \(v)")
         }
+        // Intersection with sorted probes: some values of the list, some anything.
+        var probeSet = Set<UInt32>()
+        for v in values where Bool.random(using: &random) && probeSet.count < 300 { probeSet.insert(v) }
+        let span = (values.last ?? 0) &+ 2
+        for _ in 0..<50 { probeSet.insert(UInt32.random(in: 0...max(span, 1), using: &random)) }
+        let probes = probeSet.sorted()
+        var met: [UInt32] = []
+        probes.withUnsafeBufferPointer { p in GraphCodec.intersect(p, buffer, count: values.count) { met.append($0); return true } }
+        let valueSet = Set(values)
+        #expect(met == probes.filter { valueSet.contains($0) }, "\(context): intersect")
         for _ in 0..<20 {
             let probe = UInt32.random(in: 0...UInt32.max, using: &random)
             let cursor = values.isEmpty ? probe : (Bool.random(using: &random) ? values.randomElement(using: &random)! : probe)
@@ -112,6 +123,49 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         for i in 1..<400 { mixed.append(i % 128 == 5 ? UInt32.max - UInt32(400 - i) * 2 : mixed[i - 1] + 1) }
         roundTrip(mixed.sorted().reduce(into: [UInt32]()) { if $0.last != $1 { $0.append($1) } }, &random, context: "mixed")
         roundTrip([0, 1 << 31, UInt32.max - 1, UInt32.max], &random, context: "sparse")
+    }
+
+    @Test func varintBlocksWhenSmaller() {
+        var random = SeededRandom(seed: 11)
+        // One far gap among consecutive values: packed at 30 bits each, or 48 one-byte varints
+        // and one of five bytes.
+        let skewed = Array(UInt32(0)..<49) + [1 << 30]
+        let size = skewed.withUnsafeBufferPointer { GraphCodec.encodedSize($0) }
+        #expect(size == 1 + 1 + 48 + 5)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size + GraphCodec.paddingBytes, alignment: 8)
+        defer { buffer.deallocate() }
+        _ = skewed.withUnsafeBufferPointer { GraphCodec.encode($0, into: buffer) }
+        #expect(buffer.load(fromByteOffset: 1, as: UInt8.self) == GraphCodec.varintMode)
+        roundTrip(skewed, &random, context: "skewed small")
+        // Long lists: varint and packed blocks side by side, each block choosing.
+        var long: [UInt32] = []
+        var v: UInt32 = 3
+        for i in 0..<1000 {
+            long.append(v)
+            v += (i / 128) % 2 == 0 ? (i % 40 == 0 ? 1 << 24 : 1) : UInt32(50 + i % 7)
+        }
+        roundTrip(long, &random, context: "mixed blocks")
+    }
+
+    @Test func oldFormatVersionIsRejected() throws {
+        let dir = TemporaryDirectory("graph-version")
+        let fs = try FileSystem(backend: .posix)
+        do {
+            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+            var edges: ContiguousArray<UInt64> = [1 << 32 | 2, 2 << 32 | 1]
+            try store.bulkLoad(&edges)
+            store.close()
+        }
+        let path = dir.path + "/" + GraphFormat.fileName(generation: 1)
+        var bytes = readWholeFile(path)
+        bytes[8] = 1
+        writeWholeFile(path, bytes)
+        do {
+            _ = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+            Issue.record("a version 1 base was opened")
+        } catch {
+            #expect("\(error)".contains("unknown format version 1"), "\(error)")
+        }
     }
 
     @Test func radixSortMatchesSort() {
@@ -179,8 +233,14 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 #expect(try store.follow(a, b) == model.set(a, b, true), "follow \(a) \(b) at \(i), seed \(seed)")
             case 45..<70:
                 #expect(try store.unfollow(a, b) == model.set(a, b, false), "unfollow \(a) \(b) at \(i), seed \(seed)")
-            case 70..<90:
+            case 70..<89:
                 #expect(store.follows(a, b) == model.follows(a, b), "follows \(a) \(b) at \(i), seed \(seed)")
+            case 89:
+                // Batched membership agrees with single tests (overlay and base users mixed).
+                let pairs = (0..<40).map { _ in UInt64(random.next() % UInt64(users)) << 32 | random.next() % UInt64(users) }
+                var answers = [Bool](repeating: false, count: pairs.count)
+                pairs.withUnsafeBufferPointer { p in answers.withUnsafeMutableBufferPointer { store.follows(p, into: $0) } }
+                #expect(answers == pairs.map { model.follows(UInt32($0 >> 32), UInt32(truncatingIfNeeded: $0)) }, "batched at \(i), seed \(seed)")
             case 90..<95:
                 #expect(store.followerCount(b) == model.followerCount(b), "follower count \(b) at \(i), seed \(seed)")
             default:
@@ -250,6 +310,68 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         #expect(live == replayed)
         #expect(reopened.statistics().edges == live.count)
         try log2.close()
+    }
+
+    @Test func emptyMergeMovesTheCheckpoint() throws {
+        let dir = TemporaryDirectory("graph-empty-merge")
+        let fs = try FileSystem(backend: .posix)
+        var model = GraphModel()
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .off))
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        for i in UInt32(0)..<40 { try store.follow(i % 7, 7 + i % 11); _ = model.set(i % 7, 7 + i % 11, true) }
+        try store.merge()
+        // Records of other consumers only: the overlay stays empty, the log moves on.
+        for _ in 0..<5 { _ = try log.append(type: 0x7777, payload: [1, 2, 3]) }
+        let last = log.nextSequenceNumber - 1
+        let first = try #require(try store.merge(), "an empty overlay behind the log still gives a new base")
+        #expect(first.coveredLSN == last)
+        let second = try #require(try store.merge())
+        #expect(second.coveredLSN == last)
+        // The fallback (the base before) now covers the whole log, and so does the checkpoint.
+        #expect(log.checkpoint(of: GraphStore.consumerName) == last)
+        #expect(try store.merge() == nil, "nothing left to do")
+        verifyAll(store, model, users: 18, context: "after empty merges")
+        store.close()
+        try log.close()
+        let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2)
+        #expect(reopened.replayedRecords == 0)
+        verifyAll(reopened, model, users: 18, context: "reopened")
+        try log2.close()
+    }
+
+    /// Lock-free readers (no overlay for the users they ask about) racing merges that free the
+    /// base they read, and mutations that make users dirty: every answer is one the graph had.
+    @Test func lockFreeReadersAcrossMerges() throws {
+        let store = try GraphStore.open(directory: TemporaryDirectory("graph-rcu").path, fileSystem: try FileSystem(backend: .posix), log: nil)
+        // Users 0..<50 follow 100..<150 (stable); users 50..<100 are changed while readers run.
+        var edges = ContiguousArray<UInt64>()
+        for a in UInt64(0)..<100 { for b in UInt64(100)..<150 where (a + b) % 3 == 0 { edges.append(a << 32 | b) } }
+        try store.bulkLoad(&edges)
+        let stop = Atomic<Bool>(false)
+        let failures = Atomic<Int>(0)
+        let readers = (0..<3).map { t in
+            BackgroundThread {
+                var random = SeededRandom(seed: UInt64(t + 10))
+                var buffer = ContiguousArray<UInt32>()
+                while !stop.load(ordering: .relaxed) {
+                    let a = UInt32(random.next() % 50), b = UInt32(100 + random.next() % 50)
+                    if store.follows(a, b) != ((a + b) % 3 == 0) { failures.add(1, ordering: .relaxed) }
+                    store.copyFollowing(of: a, into: &buffer)
+                    let expected = (UInt32(100)..<150).filter { ($0 + a) % 3 == 0 }
+                    if Array(buffer) != expected || store.followingCount(a) != expected.count { failures.add(1, ordering: .relaxed) }
+                }
+            }
+        }
+        for round in 0..<20 {
+            for a in UInt32(50)..<100 { try store.follow(a, UInt32(150 + round)) }
+            try store.merge()
+        }
+        stop.store(true, ordering: .relaxed)
+        for r in readers { r.join() }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(store.followerCount(150) == 50 && store.followerCount(169) == 50)
+        #expect(store.follows(77, 160))
     }
 
     @Test func corruptBaseIsReportedOrRebuiltFromTheLog() throws {

@@ -17,6 +17,15 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }
 
+/// CPU time of the calling thread in nanoseconds (CLOCK_THREAD_CPUTIME_ID): what a loop costs on
+/// one core even when other processes share the machine and stretch the wall clock.
+@inline(__always)
+func threadCPUNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+}
+
 /// Seconds between two `monotonicNanoseconds()` readings.
 func seconds(from start: UInt64, to end: UInt64) -> Double {
     Double(end - start) / 1e9

@@ -1,18 +1,25 @@
 /// The neighbour-list codec of the graph store: sorted, strictly increasing lists of dense user
-/// numbers (UInt32) coded as gaps, bit-packed in blocks of 128.
+/// numbers (UInt32) coded as gaps in blocks of 128, each block bit-packed or, when smaller, in
+/// byte varints.
 ///
 /// A list of `count` >= 1 values, as bytes (little-endian), position-independent so a list can be
 /// copied verbatim from one base file to the next:
 ///
 ///     count <= 128 (one block, most lists):
 ///         varint   first value
-///         u8       bit width w (0...32)
-///         packed   count-1 gaps at w bits each, LSB first, ceil((count-1)*w / 8) bytes
+///         body     the block's count-1 gaps (below)
 ///
 ///     count > 128 (B = ceil(count / 128) blocks):
 ///         B x 8    block directory: u32 first value of the block, u32 byte offset of the block's
 ///                  body from the start of the list
-///         B bodies u8 bit width w, then the block's (size-1) gaps packed at w bits
+///         B bodies the block's (size-1) gaps each
+///
+///     body:  u8 mode w, then
+///            w in 0...32: the gaps packed at w bits each, LSB first, ceil((size-1)*w / 8) bytes
+///            w = 0xFF:    the gaps as LEB128 varints (7 bits a byte, low first)
+///            The encoder takes the varint form when it is strictly smaller: a block with a few
+///            large gaps among small ones (the skew of a following list: many popular, low
+///            user numbers, then a few far apart) costs the width of its largest gap when packed.
 ///
 /// A gap is `value[i] - value[i-1] - 1` (values are distinct), so consecutive users cost 0 bits
 /// and the largest gap, 0 then 2^32-1, is 2^32-2 at width 32. Block b holds values
@@ -28,6 +35,8 @@ public enum GraphCodec {
     public static let blockShift = 7
     public static let directoryEntryBytes = 8
     public static let paddingBytes = 8
+    /// The mode byte of a block whose gaps are varints.
+    public static let varintMode: UInt8 = 0xFF
 
     // MARK: Sizes and encoding
 
@@ -63,7 +72,35 @@ public enum GraphCodec {
     }
 
     static func packedBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> Int {
-        ((end - start - 1) * blockWidth(values, from: start, to: end) + 7) >> 3
+        let packed = ((end - start - 1) * blockWidth(values, from: start, to: end) + 7) >> 3
+        return min(packed, varintBytes(values, from: start, to: end))
+    }
+
+    static func varintBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> Int {
+        var total = 0
+        var i = start + 1
+        while i < end {
+            total += Varint.size(UInt64(values[i] &- values[i - 1] &- 1))
+            i += 1
+        }
+        return total
+    }
+
+    /// Reads the varint at `at` (moved past it). Coded lists are verified, so it is well formed.
+    @inlinable @inline(__always)
+    static func readVarint(_ p: UnsafeRawPointer, _ at: inout Int) -> UInt32 {
+        var byte = p.load(fromByteOffset: at, as: UInt8.self)
+        at &+= 1
+        if byte < 0x80 { return UInt32(byte) }
+        var value = UInt32(byte & 0x7F)
+        var shift: UInt32 = 7
+        while true {
+            byte = p.load(fromByteOffset: at, as: UInt8.self)
+            at &+= 1
+            value |= UInt32(byte & 0x7F) &<< shift
+            if byte < 0x80 { return value }
+            shift &+= 7
+        }
     }
 
     /// Codes `values` (sorted, strictly increasing, non-empty) at `destination`, which must have
@@ -96,12 +133,31 @@ public enum GraphCodec {
         return at
     }
 
-    /// Width byte then the packed gaps of `values[start+1..<end]`.
+    /// Mode byte then the gaps of `values[start+1..<end]`, packed or as varints (the smaller).
     static func encodeBody(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int,
                            into destination: UnsafeMutableRawPointer) -> Int {
         let width = blockWidth(values, from: start, to: end)
-        destination.storeBytes(of: UInt8(width), as: UInt8.self)
         let bytes = ((end - start - 1) * width + 7) >> 3
+        let varints = varintBytes(values, from: start, to: end)
+        if varints < bytes {
+            destination.storeBytes(of: varintMode, as: UInt8.self)
+            var at = 1
+            var i = start + 1
+            while i < end {
+                var v = UInt64(values[i] &- values[i - 1] &- 1)
+                while v >= 0x80 {
+                    destination.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
+                    v >>= 7
+                    at += 1
+                }
+                destination.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: at, as: UInt8.self)
+                at += 1
+                i += 1
+            }
+            precondition(at == 1 + varints, "varint size mismatch")
+            return at
+        }
+        destination.storeBytes(of: UInt8(width), as: UInt8.self)
         guard width > 0 else { return 1 }
         var accumulator: UInt64 = 0
         var bits = 0
@@ -131,7 +187,7 @@ public enum GraphCodec {
 
     /// Where block `block` of a coded list of `count` values starts: its first value, the address
     /// of its width byte, and how many values it holds.
-    @inlinable
+    @inlinable @inline(__always)
     static func block(_ list: UnsafeRawPointer, count: Int, _ block: Int) -> (first: UInt32, body: UnsafeRawPointer, size: Int) {
         if count <= blockSize {
             var value: UInt32 = 0
@@ -157,11 +213,22 @@ public enum GraphCodec {
     @inlinable
     static func scanBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, from: Int,
                           _ body: (UInt32) throws -> Bool) rethrows -> Bool {
-        let width = Int(blockBody.load(as: UInt8.self))
-        let packed = blockBody + 1
-        let mask: UInt64 = (1 << UInt64(width)) &- 1
+        let mode = blockBody.load(as: UInt8.self)
         var value = first
         if from == 0 { if try !body(value) { return false } }
+        if mode == varintMode {
+            var at = 1
+            var i = 1
+            while i < size {
+                value = value &+ readVarint(blockBody, &at) &+ 1
+                if i >= from { if try !body(value) { return false } }
+                i &+= 1
+            }
+            return true
+        }
+        let width = Int(mode)
+        let packed = blockBody + 1
+        let mask: UInt64 = (1 << UInt64(width)) &- 1
         var bit = 0
         var i = 1
         while i < size {
@@ -177,11 +244,22 @@ public enum GraphCodec {
     /// Decodes a whole block into `out` (room for 128 values); returns the number written.
     @inlinable
     static func decodeBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
-        let width = Int(blockBody.load(as: UInt8.self))
-        let packed = blockBody + 1
-        let mask: UInt64 = (1 << UInt64(width)) &- 1
+        let mode = blockBody.load(as: UInt8.self)
         var value = first
         out[0] = value
+        if mode == varintMode {
+            var at = 1
+            var i = 1
+            while i < size {
+                value = value &+ readVarint(blockBody, &at) &+ 1
+                out[i] = value
+                i &+= 1
+            }
+            return size
+        }
+        let width = Int(mode)
+        let packed = blockBody + 1
+        let mask: UInt64 = (1 << UInt64(width)) &- 1
         var bit = 0
         var i = 1
         while i < size {
@@ -229,10 +307,37 @@ public enum GraphCodec {
         }
     }
 
-    /// The last block whose first value is <= `value` (0 when none is).
+    /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
+    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
+    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
+    /// are skipped through the directory.
     @inlinable
-    static func lastBlock(_ list: UnsafeRawPointer, blocks: Int, atOrBelow value: UInt32) -> Int {
-        var low = 0
+    public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
+                                 _ body: (UInt32) -> Bool) {
+        let blocks = (count + blockSize - 1) >> blockShift
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var current = -1
+            var size = 0
+            var j = 0
+            for p in probes {
+                let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: p, from: max(current, 0)) : 0
+                if b != current {
+                    let (first, blockBody, values) = block(list, count: count, b)
+                    size = decodeBlock(first: first, body: blockBody, size: values, into: out)
+                    current = b
+                    j = 0
+                }
+                while j < size && out[j] < p { j &+= 1 }
+                if j < size && out[j] == p { if !body(p) { return } }
+            }
+        }
+    }
+
+    /// The last block at or after `from` whose first value is <= `value` (`from` when none is).
+    @inlinable
+    static func lastBlock(_ list: UnsafeRawPointer, blocks: Int, atOrBelow value: UInt32, from: Int = 0) -> Int {
+        var low = from
         var high = blocks - 1
         while low < high {
             let middle = (low + high + 1) >> 1
@@ -250,10 +355,21 @@ public enum GraphCodec {
         let (first, blockBody, size) = block(list, count: count, b)
         if value <= first { return value == first }
         // A plain loop rather than scanBlock: this is the hot path of every membership test.
-        let width = Int(blockBody.load(as: UInt8.self))
+        let mode = blockBody.load(as: UInt8.self)
+        var current = first
+        if mode == varintMode {
+            var at = 1
+            var i = 1
+            while i < size {
+                current = current &+ readVarint(blockBody, &at) &+ 1
+                if current >= value { return current == value }
+                i &+= 1
+            }
+            return false
+        }
+        let width = Int(mode)
         let packed = blockBody + 1
         let mask: UInt64 = (1 << UInt64(width)) &- 1
-        var current = first
         var bit = 0
         var i = 1
         while i < size {

@@ -1,3 +1,6 @@
+import CLibURing
+import Synchronization
+
 /// The follow graph: who follows whom, in both directions, compressed.
 ///
 /// Users are dense numbers (UInt32) the caller assigns; the store maps nothing. The state is an
@@ -21,8 +24,12 @@
 ///   new base without the lock while mutations go on, then switch under the lock and drop the
 ///   overlay entries the new base includes (LSN <= the snapshot's);
 /// - one merge or bulk load at a time (`merging`);
-/// - readers copy what they need (a base reference, a user's overlay list) under the lock and
-///   decode without it, so a scan's closure may call back into the store.
+/// - scans copy what they need (a base reference, a user's overlay list) under the lock and
+///   decode without it, so a scan's closure may call back into the store;
+/// - point reads (`follows`, counts) and list copies of a user without overlay entries take no
+///   lock: they read the base inside a `ReadSections` section through `published`, whose
+///   per-user dirty bits are set under the lock before a change returns; a base switch publishes
+///   the new view, then waits (`ReadSections.synchronize`) before the old base is freed.
 public final class GraphStore: @unchecked Sendable {
     // @unchecked: mutable state is only touched with `lock` held, as documented above.
     public static let consumerName = "graph"
@@ -34,6 +41,9 @@ public final class GraphStore: @unchecked Sendable {
     public let openReport: GraphOpenReport
 
     @usableFromInline let lock = ConditionLock()
+    /// What lock-free readers use (see `PublishedView`); replaced under `lock` with a
+    /// sequentially consistent store, the old one freed after `ReadSections.synchronize()`.
+    @usableFromInline let published: Atomic<UnsafeMutablePointer<PublishedView>>
     @usableFromInline var base: GraphBase {
         didSet { following = base.following; followers = base.followers }
     }
@@ -64,6 +74,12 @@ public final class GraphStore: @unchecked Sendable {
         self.fallbackCoveredLSN = fallbackCoveredLSN
         self.openReport = report
         localSequence = base.coveredLSN
+        published = Atomic(PublishedView.make(base))
+    }
+
+    deinit {
+        // No reader can be inside a section of this store: each holds a reference to it.
+        PublishedView.free(published.load(ordering: .acquiring))
     }
 
     // MARK: Opening
@@ -312,12 +328,15 @@ public final class GraphStore: @unchecked Sendable {
     /// already applied (see `DeltaList`).
     @discardableResult
     private func applyLocked(_ a: UInt32, _ b: UInt32, present: Bool, lsn: UInt64) -> Bool? {
-        let inBase = base.following.degree(a) <= base.followers.degree(b)
-            ? base.following.contains(a, b) : base.followers.contains(b, a)
+        let inBase = Adjacency.edge(a, b, following: base.following, followers: base.followers)
         guard let changed = followingDelta[a, default: DeltaList()].apply(b, present: present, lsn: lsn, inBase: inBase) else {
             return nil
         }
         _ = followersDelta[b, default: DeltaList()].apply(a, present: present, lsn: lsn, inBase: inBase)
+        // Lock-free readers of a and b must take the lock from now on (before this returns).
+        let view = published.load(ordering: .relaxed)
+        view.pointee.markDirty(following: a)
+        view.pointee.markDirty(followers: b)
         if changed { edgeChange += present ? 1 : -1 }
         deltaUserLimit = max(deltaUserLimit, Int(max(a, b)) + 1)
         return changed
@@ -328,19 +347,81 @@ public final class GraphStore: @unchecked Sendable {
     @usableFromInline
     func followsLocked(_ a: UInt32, _ b: UInt32) -> Bool {
         if !followingDelta.isEmpty, let list = followingDelta[a], let state = list.state(of: b) { return state }
-        return following.degree(a) <= followers.degree(b) ? following.contains(a, b) : followers.contains(b, a)
+        return Adjacency.edge(a, b, following: following, followers: followers)
     }
 
     /// Whether `a` follows `b`: decodes at most one block of the shorter of a's following list
-    /// and b's follower list.
+    /// and b's follower list. Takes no lock unless `a` has overlay entries.
     public func follows(_ a: UInt32, _ b: UInt32) -> Bool {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: a) {
+            // a has no overlay entries, so the base decides (b's overlay holds a's changes too).
+            let answer = Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers)
+            slot.exit()
+            return answer
+        }
+        slot.exit()
         lock.lock()
         defer { lock.unlock() }
         return followsLocked(a, b)
     }
 
+    /// Membership for many pairs at once (`follower << 32 | followee` each): `results[i]` is
+    /// whether pair i is an edge. Same answers as `follows` one by one, but pairs whose follower
+    /// has no overlay entries go through a software pipeline: the index entries of pair i+16 and
+    /// the list head of pair i+8 are prefetched while pair i is decided, so the cache misses of
+    /// different pairs overlap instead of following one another.
+    public func follows(_ pairs: UnsafeBufferPointer<UInt64>, into results: UnsafeMutableBufferPointer<Bool>) {
+        precondition(results.count >= pairs.count, "results must have room for every pair")
+        let n = pairs.count
+        guard n > 0 else { return }
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        let following = view.pointee.following, followers = view.pointee.followers
+        let users = view.pointee.userCount
+        var pending: [Int] = []
+        func entryAddress(_ adjacency: Adjacency, _ u: UInt32) -> UnsafeRawPointer? {
+            Int(u) < users ? adjacency.index + Int(u) &* GraphFormat.indexEntryBytes : nil
+        }
+        func listHead(_ a: UInt32, _ b: UInt32) -> UnsafeRawPointer? {
+            let da = following.cappedDegree(a), db = followers.cappedDegree(b)
+            return da <= db ? following.list(a).0 : followers.list(b).0
+        }
+        for i in 0..<n {
+            if i + 16 < n {
+                let p = pairs[i + 16]
+                if let e = entryAddress(following, UInt32(p >> 32)) { socialdb_prefetch(e) }
+                if let e = entryAddress(followers, UInt32(truncatingIfNeeded: p)) { socialdb_prefetch(e) }
+            }
+            if i + 8 < n {
+                let p = pairs[i + 8]
+                if let head = listHead(UInt32(p >> 32), UInt32(truncatingIfNeeded: p)) { socialdb_prefetch(head) }
+            }
+            let a = UInt32(pairs[i] >> 32), b = UInt32(truncatingIfNeeded: pairs[i])
+            if view.pointee.isClean(following: a) {
+                results[i] = Adjacency.edge(a, b, following: following, followers: followers)
+            } else {
+                pending.append(i)
+            }
+        }
+        slot.exit()
+        for i in pending { results[i] = follows(UInt32(pairs[i] >> 32), UInt32(truncatingIfNeeded: pairs[i])) }
+    }
+
     /// How many users `user` follows, in O(1).
     public func followingCount(_ user: UInt32) -> Int {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: user) {
+            let degree = view.pointee.following.degree(user)
+            slot.exit()
+            return degree
+        }
+        slot.exit()
         lock.lock()
         defer { lock.unlock() }
         return following.degree(user) + (followingDelta.isEmpty ? 0 : followingDelta[user]?.degreeChange ?? 0)
@@ -348,6 +429,15 @@ public final class GraphStore: @unchecked Sendable {
 
     /// How many users follow `user`, in O(1).
     public func followerCount(_ user: UInt32) -> Int {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(followers: user) {
+            let degree = view.pointee.followers.degree(user)
+            slot.exit()
+            return degree
+        }
+        slot.exit()
         lock.lock()
         defer { lock.unlock() }
         return followers.degree(user) + (followersDelta.isEmpty ? 0 : followersDelta[user]?.degreeChange ?? 0)
@@ -474,28 +564,51 @@ public final class GraphStore: @unchecked Sendable {
 
     /// Replaces `buffer`'s contents with all followers of `user` (reusing its storage, so a
     /// caller that keeps one buffer decodes without allocating). Decodes whole blocks.
+    /// Takes no lock unless `user` has overlay entries.
     public func copyFollowers(of user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(followers: user) {
+            Self.decode(view.pointee.followers, user, into: &buffer)
+            slot.exit()
+            return
+        }
+        slot.exit()
         copy(followersView(user), into: &buffer)
     }
 
+    /// Takes no lock unless `user` has overlay entries.
     public func copyFollowing(of user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: user) {
+            Self.decode(view.pointee.following, user, into: &buffer)
+            slot.exit()
+            return
+        }
+        slot.exit()
         copy(followingView(user), into: &buffer)
+    }
+
+    /// Replaces `buffer`'s contents with the base list of `user` (the caller keeps the base alive).
+    private static func decode(_ adjacency: Adjacency, _ user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
+        let (list, count) = adjacency.list(user)
+        // Size the buffer to `count` without zeroing what it holds (overwritten below):
+        // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
+        if buffer.count > count {
+            buffer.removeLast(buffer.count - count)
+        } else if buffer.count < count {
+            buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+        }
+        guard let list else { return }
+        buffer.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
     }
 
     private func copy(_ view: ListView, into buffer: inout ContiguousArray<UInt32>) {
         if view.delta == nil || view.delta!.entries.isEmpty {
-            withExtendedLifetime(view.base) {
-                let (list, count) = view.adjacency.list(view.user)
-                // Size the buffer to `count` without zeroing what it holds (overwritten below):
-                // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
-                if buffer.count > count {
-                    buffer.removeLast(buffer.count - count)
-                } else if buffer.count < count {
-                    buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
-                }
-                guard let list else { return }
-                buffer.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
-            }
+            withExtendedLifetime(view.base) { Self.decode(view.adjacency, view.user, into: &buffer) }
         } else {
             buffer.removeAll(keepingCapacity: true)
             view.scan(after: nil) { buffer.append($0); return true }
@@ -508,6 +621,16 @@ public final class GraphStore: @unchecked Sendable {
     /// increasing order, up to `limit`. Walks the shorter list and probes the longer when their
     /// sizes differ a lot; merges both otherwise.
     public func followingWhoFollow(_ user: UInt32, _ target: UInt32, limit: Int = Int.max) -> [UInt32] {
+        guard limit > 0 else { return [] }
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: user) && view.pointee.isClean(followers: target) {
+            let result = Self.intersectBase(view.pointee.following, user, view.pointee.followers, target, limit: limit)
+            slot.exit()
+            return result
+        }
+        slot.exit()
         let mine = followingView(user)
         let theirs = followersView(target)
         var result: [UInt32] = []
@@ -533,32 +656,49 @@ public final class GraphStore: @unchecked Sendable {
         return result
     }
 
+    /// Base-only intersection of a's following list and x's follower list: the shorter decoded,
+    /// the longer walked block by block (each block decoded at most once, others skipped).
+    private static func intersectBase(_ following: Adjacency, _ user: UInt32, _ followers: Adjacency, _ target: UInt32,
+                                      limit: Int) -> [UInt32] {
+        let (mineList, mineCount) = following.list(user)
+        let (theirList, theirCount) = followers.list(target)
+        guard let mineList, let theirList else { return [] }
+        let (short, shortCount, long, longCount) = mineCount <= theirCount
+            ? (mineList, mineCount, theirList, theirCount) : (theirList, theirCount, mineList, mineCount)
+        var result: [UInt32] = []
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: shortCount) { probes in
+            GraphCodec.decode(short, count: shortCount, into: probes.baseAddress!)
+            GraphCodec.intersect(UnsafeBufferPointer(probes), long, count: longCount) { value in
+                result.append(value)
+                return result.count < limit
+            }
+        }
+        return result
+    }
+
     /// "Who to follow" for `user`: accounts followed by many of the people `user` follows, that
     /// `user` does not follow yet, most shared first (ties: smaller user number first).
     /// Bounded in work: reads at most `edgesScannedMax` edges of second-hop lists in total
     /// (followees are visited in order, so a bounded run sees the first of them).
+    /// Counts in an open-addressing table sized to the edges it can see (not to the user count),
+    /// so a query costs memory in proportion to its work.
     public func suggestions(for user: UInt32, limit: Int = 10, edgesScannedMax: Int = 100_000) -> [GraphSuggestion] {
-        guard limit > 0 else { return [] }
-        let mine = followingView(user)
-        var counts: [UInt32: Int] = [:]
+        guard limit > 0, edgesScannedMax > 0 else { return [] }
+        var mine = ContiguousArray<UInt32>()
+        copyFollowing(of: user, into: &mine)
+        var reachable = 0
+        for followee in mine { reachable += max(0, followingCount(followee)) }
+        var table = CountTable(expected: min(reachable, edgesScannedMax))
+        var theirs = ContiguousArray<UInt32>()
         var budget = edgesScannedMax
-        mine.scan(after: nil) { followee in
-            let theirs = followingView(followee)
-            theirs.scan(after: nil) { candidate in
-                budget -= 1
-                if candidate != user { counts[candidate, default: 0] += 1 }
-                return budget > 0
-            }
-            return budget > 0
+        for followee in mine where budget > 0 {
+            copyFollowing(of: followee, into: &theirs)
+            let take = min(theirs.count, budget)
+            budget -= take
+            for i in 0..<take where theirs[i] != user { table.add(theirs[i]) }
         }
-        var ranked = counts.map { GraphSuggestion(user: $0.key, followedBy: $0.value) }
-        ranked.sort { $0.followedBy != $1.followedBy ? $0.followedBy > $1.followedBy : $0.user < $1.user }
-        var result: [GraphSuggestion] = []
-        for candidate in ranked where !mine.contains(candidate.user) {
-            result.append(candidate)
-            if result.count == limit { break }
-        }
-        return result
+        for followee in mine { table.remove(followee) }
+        return table.top(limit)
     }
 
     // MARK: Statistics
@@ -585,13 +725,21 @@ public final class GraphStore: @unchecked Sendable {
 
     /// Folds the overlay into a new base file (switched atomically) and moves the log's
     /// checkpoint on. Mutations and reads go on while it builds; call it from a background thread
-    /// to keep it off the request path. Returns nil when there was nothing to fold.
+    /// to keep it off the request path. With an empty overlay but a log that has moved past the
+    /// base or the fallback, the new base is the same lists under a new header (covered LSN moved
+    /// on), so the log can be trimmed behind the graph even when no graph record came (two such
+    /// merges move the checkpoint, which stays at the fallback, to the end of the log). Returns
+    /// nil when there was nothing to do (no overlay, the fallback covers the whole log).
     @discardableResult
     public func merge() throws(GraphError) -> GraphMergeReport? {
         let snapshot = try beginRebuild()
         if snapshot.following.isEmpty && snapshot.followers.isEmpty {
-            finishRebuild()
-            return nil
+            guard snapshot.coveredLSN > snapshot.fallbackCoveredLSN else {
+                finishRebuild()
+                return nil
+            }
+            let relabeled = snapshot.base.relabeled(generation: snapshot.base.generation + 1, coveredLSN: snapshot.coveredLSN)
+            return try install(relabeled, snapshot: snapshot, dropOlderBases: false)
         }
         let newBase = buildMerged(snapshot)
         return try install(newBase, snapshot: snapshot, dropOlderBases: false)
@@ -603,6 +751,7 @@ public final class GraphStore: @unchecked Sendable {
         var followers: [UInt32: DeltaList]
         var coveredLSN: UInt64
         var userCount: Int
+        var fallbackCoveredLSN: UInt64
     }
 
     private func beginRebuild() throws(GraphError) -> Snapshot {
@@ -617,7 +766,7 @@ public final class GraphStore: @unchecked Sendable {
         merging = true
         lock.broadcast()
         return Snapshot(base: base, following: followingDelta, followers: followersDelta, coveredLSN: covered,
-                        userCount: max(base.userCount, deltaUserLimit))
+                        userCount: max(base.userCount, deltaUserLimit), fallbackCoveredLSN: fallbackCoveredLSN)
     }
 
     private func finishRebuild() {
@@ -659,6 +808,8 @@ public final class GraphStore: @unchecked Sendable {
         }
         let fallback = dropOlderBases ? newBase.coveredLSN : snapshot.base.coveredLSN
         lock.lock()
+        let oldBase = base
+        let oldView = published.load(ordering: .relaxed)
         base = newBase
         fallbackCoveredLSN = fallback
         // Drop what the new base includes; re-derive degree changes of the rest against it.
@@ -678,9 +829,17 @@ public final class GraphStore: @unchecked Sendable {
             if direction == 0 { followingDelta = kept } else { followersDelta = kept }
         }
         edgeChange = followingDelta.values.reduce(0) { $0 + $1.degreeChange }
+        let newView = PublishedView.make(newBase)
+        for user in followingDelta.keys { newView.pointee.markDirty(following: user) }
+        for user in followersDelta.keys { newView.pointee.markDirty(followers: user) }
+        published.store(newView, ordering: .sequentiallyConsistent)
         merging = false
         lock.broadcast()
         lock.unlock()
+        // Lock-free readers may still be in the old base: wait for them before it is freed.
+        ReadSections.synchronize()
+        PublishedView.free(oldView)
+        withExtendedLifetime(oldBase) {}
 
         var report = GraphMergeReport(generation: newBase.generation, coveredLSN: newBase.coveredLSN, edges: newBase.edgeCount,
                                       fileBytes: newBase.fileBytes)
@@ -791,6 +950,136 @@ public final class GraphStore: @unchecked Sendable {
         defer { lock.unlock() }
         while merging || inflight > 0 { lock.wait() }
         isClosed = true
+    }
+}
+
+/// What lock-free readers of a `GraphStore` use: the base's two directions and, per direction,
+/// one bit per base user, set (under the store's lock, before the change returns) once the user
+/// has overlay entries in that direction. A reader inside a `ReadSections` section whose user's
+/// bit is clear answers from the base alone; otherwise it takes the lock. Users at or past the
+/// base's user count always take the lock.
+@usableFromInline
+struct PublishedView {
+    @usableFromInline let following: Adjacency
+    @usableFromInline let followers: Adjacency
+    @usableFromInline let userCount: Int
+    @usableFromInline let followingDirty: UnsafeMutablePointer<Atomic<UInt64>>
+    @usableFromInline let followersDirty: UnsafeMutablePointer<Atomic<UInt64>>
+
+    static func make(_ base: GraphBase) -> UnsafeMutablePointer<PublishedView> {
+        let words = max(1, (base.userCount + 63) >> 6)
+        func bitmap() -> UnsafeMutablePointer<Atomic<UInt64>> {
+            let p = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: words)
+            for i in 0..<words { (p + i).initialize(to: Atomic(0)) }
+            return p
+        }
+        let view = UnsafeMutablePointer<PublishedView>.allocate(capacity: 1)
+        view.initialize(to: PublishedView(following: base.following, followers: base.followers, userCount: base.userCount,
+                                          followingDirty: bitmap(), followersDirty: bitmap()))
+        return view
+    }
+
+    static func free(_ view: UnsafeMutablePointer<PublishedView>) {
+        let words = max(1, (view.pointee.userCount + 63) >> 6)
+        view.pointee.followingDirty.deinitialize(count: words).deallocate()
+        view.pointee.followersDirty.deinitialize(count: words).deallocate()
+        view.deinitialize(count: 1).deallocate()
+    }
+
+    @inlinable @inline(__always)
+    static func isClear(_ bits: UnsafeMutablePointer<Atomic<UInt64>>, _ userCount: Int, _ user: UInt32) -> Bool {
+        Int(user) < userCount && bits[Int(user >> 6)].load(ordering: .acquiring) & (1 &<< UInt64(user & 63)) == 0
+    }
+
+    @inlinable @inline(__always)
+    func isClean(following user: UInt32) -> Bool { Self.isClear(followingDirty, userCount, user) }
+
+    @inlinable @inline(__always)
+    func isClean(followers user: UInt32) -> Bool { Self.isClear(followersDirty, userCount, user) }
+
+    func markDirty(following user: UInt32) {
+        guard Int(user) < userCount else { return }
+        followingDirty[Int(user >> 6)].bitwiseOr(1 &<< UInt64(user & 63), ordering: .sequentiallyConsistent)
+    }
+
+    func markDirty(followers user: UInt32) {
+        guard Int(user) < userCount else { return }
+        followersDirty[Int(user >> 6)].bitwiseOr(1 &<< UInt64(user & 63), ordering: .sequentiallyConsistent)
+    }
+}
+
+/// Counts per user for `GraphStore.suggestions`: linear probing over a power-of-two table of
+/// `key << 32 | count` words (key + 1 stored, so 0 marks an empty slot).
+struct CountTable {
+    private var slots: [UInt64]
+    private var mask: Int
+
+    init(expected: Int) {
+        var size = 16
+        while size < expected * 2 { size <<= 1 }
+        slots = [UInt64](repeating: 0, count: size)
+        mask = size - 1
+    }
+
+    @inline(__always)
+    private static func home(_ key: UInt32, _ mask: Int) -> Int { Int(truncatingIfNeeded: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask }
+
+    mutating func add(_ key: UInt32) {
+        let tag = UInt64(key) &+ 1
+        let mask = self.mask
+        slots.withUnsafeMutableBufferPointer { s in
+            var i = Self.home(key, mask)
+            while true {
+                let word = s[i]
+                if word >> 32 == tag { s[i] = word &+ 1; return }
+                if word == 0 { s[i] = tag << 32 | 1; return }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// Zeroes the count of `key` if present (the slot stays taken, so probing is unchanged).
+    mutating func remove(_ key: UInt32) {
+        let tag = UInt64(key) &+ 1
+        let mask = self.mask
+        slots.withUnsafeMutableBufferPointer { s in
+            var i = Self.home(key, mask)
+            while true {
+                let word = s[i]
+                if word == 0 { return }
+                if word >> 32 == tag { s[i] = tag << 32; return }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// The `limit` largest counts (ties: smaller key first), counts of zero left out.
+    func top(_ limit: Int) -> [GraphSuggestion] {
+        // Rank key: count high, then the complement of the user, so larger is better.
+        var ranked: [UInt64] = []
+        for word in slots where word & 0xFFFF_FFFF != 0 {
+            let user = UInt32(truncatingIfNeeded: (word >> 32) &- 1)
+            ranked.append(UInt64(word & 0xFFFF_FFFF) << 32 | UInt64(~user))
+        }
+        var result: [GraphSuggestion] = []
+        if ranked.count > limit * 8 {
+            // Keep a small sorted window instead of sorting every candidate.
+            var best: [UInt64] = []
+            best.reserveCapacity(limit + 1)
+            for r in ranked where best.count < limit || r > best[best.count - 1] {
+                var at = best.count
+                while at > 0 && best[at - 1] < r { at -= 1 }
+                best.insert(r, at: at)
+                if best.count > limit { best.removeLast() }
+            }
+            ranked = best
+        } else {
+            ranked.sort(by: >)
+        }
+        for r in ranked.prefix(limit) {
+            result.append(GraphSuggestion(user: ~UInt32(truncatingIfNeeded: r), followedBy: Int(r >> 32)))
+        }
+        return result
     }
 }
 
