@@ -53,7 +53,7 @@ extension SocialDB {
                 changes.count(parent.id, .replies, 1)
             }
             if let quoted { changes.count(quoted.id, .quotes, 1) }
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
             return record
         }
         return try tweet(record)
@@ -78,7 +78,7 @@ extension SocialDB {
             changes.put(Keys.two(.retweets, original.id, user.id), .u64(record.id))
             changes.count(user.id, .tweets, 1)
             changes.count(original.id, .retweets, 1)
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
             return record
         }
         return try self.tweet(record)
@@ -96,7 +96,7 @@ extension SocialDB {
             }
             var changes = ChangeSet()
             removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
             return retweet
         }
     }
@@ -131,7 +131,7 @@ extension SocialDB {
                 changes.delete(Keys.two(.likesByUser, user.id, record.id))
             }
             changes.count(record.id, .likes, liked ? 1 : -1)
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
             return record
         }
         return try self.tweet(record)
@@ -155,7 +155,7 @@ extension SocialDB {
             } else {
                 try removeTweet(record, into: &changes)
             }
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
         }
     }
 
@@ -305,5 +305,29 @@ extension SocialDB {
             tweet.quotedStorage = [try self.tweet(quotedRecord, nested: false)]
         }
         return tweet
+    }
+}
+
+extension SocialDB {
+    // MARK: Home timeline
+
+    /// The largest `limit` of `home`: the timeline capacity.
+    public var homeLimitMax: Int { consumers.timeline.options.capacity }
+
+    /// `handle`'s home timeline: tweets, replies, quotes and retweets by the user and everyone
+    /// they follow, newest first (by the item's own id: a retweet sits where it was retweeted),
+    /// below `before` (exclusive). An original appears at most once in a page however many
+    /// followees retweeted it. `limit` is 1 to the timeline capacity.
+    public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
+        try Self.checkLimit(limit, max: homeLimitMax)
+        let user = try userRecord(handle: handle)
+        // One more than asked tells whether there is a next page (when the capacity allows).
+        let fetch = min(limit + 1, homeLimitMax)
+        let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
+        if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+        var ids = items.map(\.id)
+        let more = ids.count > limit || (fetch == limit && ids.count == limit)
+        if ids.count > limit { ids.removeLast(ids.count - limit) }
+        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 }

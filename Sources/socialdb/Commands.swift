@@ -24,7 +24,7 @@ let commandTable: [CommandInfo] = [
     CommandInfo(verb: "UNFOLLOW", usage: "UNFOLLOW <follower> <followee>", summary: "unfollow a user", implemented: true),
     CommandInfo(verb: "FOLLOWERS", usage: "FOLLOWERS <handle> [LIMIT n] [AFTER cursor]", summary: "a page of followers", implemented: true),
     CommandInfo(verb: "FOLLOWING", usage: "FOLLOWING <handle> [LIMIT n] [AFTER cursor]", summary: "a page of followees", implemented: true),
-    CommandInfo(verb: "HOME", usage: "HOME <handle> [LIMIT n] [BEFORE tweet-id]", summary: "home timeline page", implemented: false),
+    CommandInfo(verb: "HOME", usage: "HOME <handle> [LIMIT n] [BEFORE tweet-id]", summary: "home timeline page", implemented: true),
     CommandInfo(verb: "TWEETS", usage: "TWEETS <handle> [LIMIT n] [BEFORE tweet-id]", summary: "a user's own tweets and retweets", implemented: true),
     CommandInfo(verb: "SEARCH", usage: "SEARCH [TWEETS] <query> [LIMIT n] [BEFORE tweet-id] | SEARCH USERS <text> [LIMIT n]", summary: "search tweets or users", implemented: false),
     CommandInfo(verb: "NOTIFICATIONS", usage: "NOTIFICATIONS <handle> [LIMIT n]", summary: "notifications, newest first", implemented: false),

@@ -94,6 +94,13 @@ extension Shell {
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
             return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+        case "HOME":
+            let handle = try args.word("handle")
+            let clauses = try args.clauses(["LIMIT", "BEFORE"])
+            let page = try db.home(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
+            var human = tweetsText(page.items, empty: "(no tweets)")
+            if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
+            return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
         case "IMPORT":
             let kind = try args.keyword(["FOLLOWS", "TWEETS"])
             guard kind == "FOLLOWS" else { throw .invalid("IMPORT TWEETS is not available in this version of socialdb yet") }
