@@ -169,7 +169,7 @@ extension SocialDB {
         } catch { throw SocialError(error) }
         report.graphEdges = graph.statistics().edges
         // The bulk-loaded edges are not in the log: the timelines start over from the graph.
-        try writer.withLock { () throws(SocialError) in try consumers.resetFromSources() }
+        try writer.withLock { () throws(SocialError) in try consumers.resetTimelines() }
         return report
     }
 }

@@ -77,6 +77,7 @@ public final class SocialDB: Sendable {
     public func close() throws(SocialError) {
         var first: SocialError?
         do { try writer.withLock { () throws(SocialError) in try consumers.checkpoint() } } catch { first = error }
+        consumers.close()
         do { try engine.close() } catch { if first == nil { first = SocialError(error) } }
         if let first { throw first }
     }
@@ -85,6 +86,7 @@ public final class SocialDB: Sendable {
     /// opened again in this process), but no derived structure is checkpointed, so the next open
     /// must recover them from older checkpoints and the log. For tests.
     func closeWithoutCheckpoints() throws(SocialError) {
+        consumers.close()
         do { try engine.close() } catch { throw SocialError(error) }
     }
 
