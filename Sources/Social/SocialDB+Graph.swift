@@ -22,11 +22,20 @@ extension SocialDB {
     /// One graph record, applied to the derived structures before the writer lock is released.
     private func setEdge(_ a: UserRecord, _ b: UserRecord, present: Bool) throws(SocialError) -> Bool {
         try writer.withLock { () throws(SocialError) -> Bool in
+            // The follow notification goes first (reads skip it while the edge is absent); the
+            // unfollow's removal after the graph record. Nothing is written for a no-op.
+            guard graph.follows(a.number, b.number) != present else { return false }
+            if present { try notifyFollow(follower: a.id, followee: b.id) }
             let lsn: UInt64?
             do throws(GraphError) { lsn = try graph.setEdge(a.number, b.number, present: present) } catch { throw SocialError(error) }
             guard let lsn else { return false }
             let event: SocialEvent = present ? .followed(follower: a.number, followee: b.number) : .unfollowed(follower: a.number, followee: b.number)
             try consumers.apply([event], lsn: lsn)
+            if !present {
+                var changes = ChangeSet()
+                try unnotifyFollow(follower: a.id, followee: b.id, into: &changes)
+                try changes.commit(to: self)
+            }
             return true
         }
     }

@@ -53,6 +53,7 @@ extension SocialDB {
                 changes.count(parent.id, .replies, 1)
             }
             if let quoted { changes.count(quoted.id, .quotes, 1) }
+            notifyTweet(record, parentAuthor: parent?.author, quotedAuthor: quoted?.author, retweetedAuthor: nil, into: &changes)
             try changes.commit(to: self)
             return record
         }
@@ -78,6 +79,7 @@ extension SocialDB {
             changes.put(Keys.two(.retweets, original.id, user.id), .u64(record.id))
             changes.count(user.id, .tweets, 1)
             changes.count(original.id, .retweets, 1)
+            notifyTweet(record, parentAuthor: nil, quotedAuthor: nil, retweetedAuthor: original.author, into: &changes)
             try changes.commit(to: self)
             return record
         }
@@ -95,7 +97,7 @@ extension SocialDB {
                 throw .notFound("@\(user.handle) has not retweeted \(original.id)")
             }
             var changes = ChangeSet()
-            removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
+            try removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
             try changes.commit(to: self)
             return retweet
         }
@@ -126,9 +128,11 @@ extension SocialDB {
             if liked {
                 changes.put(key)
                 changes.put(Keys.two(.likesByUser, user.id, record.id))
+                notifyLike(tweet: record, liker: user.id, into: &changes)
             } else {
                 changes.delete(key)
                 changes.delete(Keys.two(.likesByUser, user.id, record.id))
+                try unnotifyLike(tweet: record.id, author: record.author, liker: user.id, into: &changes)
             }
             changes.count(record.id, .likes, liked ? 1 : -1)
             try changes.commit(to: self)
@@ -151,7 +155,7 @@ extension SocialDB {
             }
             var changes = ChangeSet()
             if let original = record.retweetOf {
-                removeRetweet(id, of: original, by: user.id, originalExists: try tweetRecord(original) != nil, into: &changes)
+                try removeRetweet(id, of: original, by: user.id, originalExists: try tweetRecord(original) != nil, into: &changes)
             } else {
                 try removeTweet(record, into: &changes)
             }
@@ -159,7 +163,9 @@ extension SocialDB {
         }
     }
 
-    private func removeRetweet(_ retweet: UInt64, of original: UInt64, by user: UInt64, originalExists: Bool, into changes: inout ChangeSet) {
+    private func removeRetweet(_ retweet: UInt64, of original: UInt64, by user: UInt64, originalExists: Bool,
+                               into changes: inout ChangeSet) throws(SocialError) {
+        try unnotifyTweet(retweet, into: &changes)
         changes.delete(Keys.tweet(retweet))
         changes.delete(Keys.authorTweet(author: user, tweet: retweet))
         changes.delete(Keys.two(.retweets, original, user))
@@ -184,7 +190,9 @@ extension SocialDB {
                 return true
             }
         } catch { throw SocialError(error) }
+        try unnotifyTweet(id, into: &changes)
         for (user, retweet) in retweets {
+            try unnotifyTweet(retweet, into: &changes)
             changes.delete(Keys.tweet(retweet))
             changes.delete(Keys.authorTweet(author: user, tweet: retweet))
             changes.delete(Keys.two(.retweets, id, user))
@@ -200,6 +208,7 @@ extension SocialDB {
         if let quoted = record.quoteOf, try tweetRecord(quoted) != nil { changes.count(quoted, .quotes, -1) }
         for kind in CounterKind.allCases where kind != .tweets { changes.delete(SocialKeys.counter(id, kind)) }
         for user in likers {
+            try unnotifyLike(tweet: id, author: record.author, liker: user, into: &changes)
             changes.delete(Keys.two(.likes, id, user))
             changes.delete(Keys.two(.likesByUser, user, id))
         }

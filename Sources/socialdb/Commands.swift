@@ -27,7 +27,7 @@ let commandTable: [CommandInfo] = [
     CommandInfo(verb: "HOME", usage: "HOME <handle> [LIMIT n] [BEFORE tweet-id]", summary: "home timeline page", implemented: true),
     CommandInfo(verb: "TWEETS", usage: "TWEETS <handle> [LIMIT n] [BEFORE tweet-id]", summary: "a user's own tweets and retweets", implemented: true),
     CommandInfo(verb: "SEARCH", usage: "SEARCH [TWEETS] <query> [LIMIT n] [BEFORE tweet-id] | SEARCH USERS <text> [LIMIT n]", summary: "search tweets or users", implemented: true),
-    CommandInfo(verb: "NOTIFICATIONS", usage: "NOTIFICATIONS <handle> [LIMIT n]", summary: "notifications, newest first", implemented: false),
+    CommandInfo(verb: "NOTIFICATIONS", usage: "NOTIFICATIONS <handle> [LIMIT n]", summary: "notifications, newest first", implemented: true),
     CommandInfo(verb: "TRENDS", usage: "TRENDS [LIMIT n]", summary: "top hashtags of the last 24 hours", implemented: true),
     CommandInfo(verb: "IMPORT", usage: "IMPORT FOLLOWS <path> [SYMMETRIC] | IMPORT TWEETS <path>", summary: "bulk load an edge list (IMPORT TWEETS: not yet)", implemented: true),
     CommandInfo(verb: "AUTH", usage: "AUTH <handle> <password>", summary: "authenticate (for socialdb serve)", implemented: false),

@@ -121,6 +121,28 @@ extension Shell {
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
             return .ok(fields: [("query", .string(query)), ("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))],
                        human: human)
+        case "NOTIFICATIONS":
+            let handle = try args.word("handle")
+            let clauses = try args.clauses(["LIMIT"])
+            let items = try db.notifications(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault)
+            let lines = items.map { n -> String in
+                let what: String
+                switch n.kind {
+                case .mention: what = "mentioned you"
+                case .reply: what = "replied"
+                case .quote: what = "quoted your tweet"
+                case .retweet: what = "retweeted your tweet"
+                case .like: what = "liked your tweet"
+                case .follow: what = "followed you"
+                }
+                var line = "\(TimeFormat.human(n.createdAtMilliseconds))  @\(n.actor.handle) \(what)"
+                if let tweet = n.tweet { line += "  \(tweet.id): \(tweet.text.split(separator: "\n").first.map(String.init) ?? "")" }
+                return line
+            }
+            return .ok(fields: [("notifications", .array(items.map { n in
+                .object([("id", .string(String(n.id))), ("kind", .string(n.kind.description)), ("actor", .string(n.actor.handle)),
+                         ("tweet", n.tweet.map(tweetJSON) ?? .null), ("created_at", .string(TimeFormat.iso8601(n.createdAtMilliseconds)))])
+            }))], human: lines.isEmpty ? "(no notifications)" : lines.joined(separator: "\n"))
         case "TRENDS":
             let clauses = try args.clauses(["LIMIT"])
             let trends = try db.trends(limit: clauses.limit ?? SocialDB.pageLimitDefault)
