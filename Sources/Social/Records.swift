@@ -112,11 +112,12 @@ struct ChangeSet {
         counterDeltas[key, default: 0] += delta
     }
 
-    /// Writes the changes: counters first (read now, under the caller's writer lock, and
+    /// Writes the changes (the caller holds the writer lock): counters first (read now, under the caller's writer lock, and
     /// written as their new values), then the entries in the order given, as one batch, or
     /// as several of at most `entriesPerBatchMax` when a delete cleans up that much (the first
     /// batch then holds the counters and the first entries, which callers make the visible part).
-    func commit(to tree: LSMTree) throws(SocialError) {
+    func commit(to db: SocialDB) throws(SocialError) {
+        let tree = db.tree
         var all: [(key: [UInt8], value: [UInt8]?)] = []
         all.reserveCapacity(counterOrder.count + entries.count)
         for key in counterOrder {
@@ -135,7 +136,15 @@ struct ChangeSet {
             for (key, value) in all[start..<end] {
                 if let value { batch.put(key, value) } else { batch.delete(key) }
             }
-            do { _ = try tree.write(batch) } catch { throw SocialError(error) }
+            let lsn: UInt64
+            do { lsn = try tree.write(batch) } catch { throw SocialError(error) }
+            // Durable and in the tree: now the derived structures (see `Consumers`).
+            let applied: Result<Void, SocialError> = batch.encoded.withUnsafeBytes { payload in
+                do throws(SocialError) {
+                    return .success(try db.consumers.apply(recordAt: lsn, type: tree.options.logRecordType, payload: payload))
+                } catch { return .failure(error) }
+            }
+            try applied.get()
             start = end
         }
     }

@@ -4,18 +4,40 @@ extension SocialDB {
     // MARK: Follows
 
     /// `follower` follows `followee`. Idempotent; following oneself is `invalid`. Returns whether
-    /// anything changed. One durable graph record (0x0100) when it did.
+    /// anything changed. One durable graph record (0x0100) when it did; the followee's recent
+    /// tweets are in the follower's home timeline when it returns.
     @discardableResult
     public func follow(_ follower: String, _ followee: String) throws(SocialError) -> Bool {
         let (a, b) = try pair(follower, followee, verb: "follow")
-        do { return try graph.follow(a.number, b.number) } catch { throw SocialError(error) }
+        return try setEdge(a, b, present: true)
     }
 
     /// `follower` stops following `followee`. Idempotent. One graph record (0x0101) when it changed.
     @discardableResult
     public func unfollow(_ follower: String, _ followee: String) throws(SocialError) -> Bool {
         let (a, b) = try pair(follower, followee, verb: "unfollow")
-        do { return try graph.unfollow(a.number, b.number) } catch { throw SocialError(error) }
+        return try setEdge(a, b, present: false)
+    }
+
+    /// One graph record, applied to the derived structures before the writer lock is released.
+    private func setEdge(_ a: UserRecord, _ b: UserRecord, present: Bool) throws(SocialError) -> Bool {
+        try writer.withLock { () throws(SocialError) -> Bool in
+            // The follow notification goes first (reads skip it while the edge is absent); the
+            // unfollow's removal after the graph record. Nothing is written for a no-op.
+            guard graph.follows(a.number, b.number) != present else { return false }
+            if present { try notifyFollow(follower: a.id, followee: b.id) }
+            let lsn: UInt64?
+            do throws(GraphError) { lsn = try graph.setEdge(a.number, b.number, present: present) } catch { throw SocialError(error) }
+            guard let lsn else { return false }
+            let event: SocialEvent = present ? .followed(follower: a.number, followee: b.number) : .unfollowed(follower: a.number, followee: b.number)
+            try consumers.apply([event], lsn: lsn)
+            if !present {
+                var changes = ChangeSet()
+                try unnotifyFollow(follower: a.id, followee: b.id, into: &changes)
+                try changes.commit(to: self)
+            }
+            return true
+        }
     }
 
     /// Whether `a` follows `b`.
@@ -136,13 +158,13 @@ extension SocialDB {
                 }
                 // Four entries a user: a batch of 900 users stays within one write batch.
                 if pending == 900 {
-                    try changes.commit(to: tree)
+                    try changes.commit(to: self)
                     changes = ChangeSet()
                     pending = 0
                     progress?(ImportProgress(phase: "users", done: index + 1, total: unique.count))
                 }
             }
-            if pending > 0 { try changes.commit(to: tree) }
+            if pending > 0 { try changes.commit(to: self) }
         }
         for i in edges.indices {
             let e = edges[i]
@@ -155,6 +177,8 @@ extension SocialDB {
             }
         } catch { throw SocialError(error) }
         report.graphEdges = graph.statistics().edges
+        // The bulk-loaded edges are not in the log: the timelines start over from the graph.
+        try writer.withLock { () throws(SocialError) in try consumers.resetTimelines() }
         return report
     }
 }

@@ -53,7 +53,8 @@ extension SocialDB {
                 changes.count(parent.id, .replies, 1)
             }
             if let quoted { changes.count(quoted.id, .quotes, 1) }
-            try changes.commit(to: tree)
+            notifyTweet(record, parentAuthor: parent?.author, quotedAuthor: quoted?.author, retweetedAuthor: nil, into: &changes)
+            try changes.commit(to: self)
             return record
         }
         return try tweet(record)
@@ -78,7 +79,8 @@ extension SocialDB {
             changes.put(Keys.two(.retweets, original.id, user.id), .u64(record.id))
             changes.count(user.id, .tweets, 1)
             changes.count(original.id, .retweets, 1)
-            try changes.commit(to: tree)
+            notifyTweet(record, parentAuthor: nil, quotedAuthor: nil, retweetedAuthor: original.author, into: &changes)
+            try changes.commit(to: self)
             return record
         }
         return try self.tweet(record)
@@ -95,8 +97,8 @@ extension SocialDB {
                 throw .notFound("@\(user.handle) has not retweeted \(original.id)")
             }
             var changes = ChangeSet()
-            removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
-            try changes.commit(to: tree)
+            try removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
+            try changes.commit(to: self)
             return retweet
         }
     }
@@ -126,12 +128,14 @@ extension SocialDB {
             if liked {
                 changes.put(key)
                 changes.put(Keys.two(.likesByUser, user.id, record.id))
+                notifyLike(tweet: record, liker: user.id, into: &changes)
             } else {
                 changes.delete(key)
                 changes.delete(Keys.two(.likesByUser, user.id, record.id))
+                try unnotifyLike(tweet: record.id, author: record.author, liker: user.id, into: &changes)
             }
             changes.count(record.id, .likes, liked ? 1 : -1)
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
             return record
         }
         return try self.tweet(record)
@@ -151,15 +155,17 @@ extension SocialDB {
             }
             var changes = ChangeSet()
             if let original = record.retweetOf {
-                removeRetweet(id, of: original, by: user.id, originalExists: try tweetRecord(original) != nil, into: &changes)
+                try removeRetweet(id, of: original, by: user.id, originalExists: try tweetRecord(original) != nil, into: &changes)
             } else {
                 try removeTweet(record, into: &changes)
             }
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
         }
     }
 
-    private func removeRetweet(_ retweet: UInt64, of original: UInt64, by user: UInt64, originalExists: Bool, into changes: inout ChangeSet) {
+    private func removeRetweet(_ retweet: UInt64, of original: UInt64, by user: UInt64, originalExists: Bool,
+                               into changes: inout ChangeSet) throws(SocialError) {
+        try unnotifyTweet(retweet, into: &changes)
         changes.delete(Keys.tweet(retweet))
         changes.delete(Keys.authorTweet(author: user, tweet: retweet))
         changes.delete(Keys.two(.retweets, original, user))
@@ -184,7 +190,9 @@ extension SocialDB {
                 return true
             }
         } catch { throw SocialError(error) }
+        try unnotifyTweet(id, into: &changes)
         for (user, retweet) in retweets {
+            try unnotifyTweet(retweet, into: &changes)
             changes.delete(Keys.tweet(retweet))
             changes.delete(Keys.authorTweet(author: user, tweet: retweet))
             changes.delete(Keys.two(.retweets, id, user))
@@ -200,6 +208,7 @@ extension SocialDB {
         if let quoted = record.quoteOf, try tweetRecord(quoted) != nil { changes.count(quoted, .quotes, -1) }
         for kind in CounterKind.allCases where kind != .tweets { changes.delete(SocialKeys.counter(id, kind)) }
         for user in likers {
+            try unnotifyLike(tweet: id, author: record.author, liker: user, into: &changes)
             changes.delete(Keys.two(.likes, id, user))
             changes.delete(Keys.two(.likesByUser, user, id))
         }
@@ -305,5 +314,29 @@ extension SocialDB {
             tweet.quotedStorage = [try self.tweet(quotedRecord, nested: false)]
         }
         return tweet
+    }
+}
+
+extension SocialDB {
+    // MARK: Home timeline
+
+    /// The largest `limit` of `home`: the timeline capacity.
+    public var homeLimitMax: Int { consumers.timeline.options.capacity }
+
+    /// `handle`'s home timeline: tweets, replies, quotes and retweets by the user and everyone
+    /// they follow, newest first (by the item's own id: a retweet sits where it was retweeted),
+    /// below `before` (exclusive). An original appears at most once in a page however many
+    /// followees retweeted it. `limit` is 1 to the timeline capacity.
+    public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
+        try Self.checkLimit(limit, max: homeLimitMax)
+        let user = try userRecord(handle: handle)
+        // One more than asked tells whether there is a next page (when the capacity allows).
+        let fetch = min(limit + 1, homeLimitMax)
+        let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
+        if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+        var ids = items.map(\.id)
+        let more = ids.count > limit || (fetch == limit && ids.count == limit)
+        if ids.count > limit { ids.removeLast(ids.count - limit) }
+        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 }

@@ -24,8 +24,11 @@ public final class SocialDB: Sendable {
     public let engine: Engine
     public let options: SocialOptions
     let ids: SnowflakeGenerator
-    /// Serializes the read-validate-write sequence of LSM writes (not the graph's).
+    /// Serializes every write (LSM batches and graph records) from its validation until its
+    /// record is applied to the derived structures, so they receive records in log order.
     let writer = ConditionLock()
+    /// The derived structures that follow the log (home timelines).
+    let consumers: Consumers
 
     public typealias Options = SocialOptions
 
@@ -52,18 +55,38 @@ public final class SocialDB: Sendable {
         }
         let ids = SnowflakeGenerator(node: options.node, floor: largest > 0 ? Snowflake(rawValue: largest) : nil,
                                      wallClockMilliseconds: options.wallClockMilliseconds)
-        return SocialDB(engine: engine, options: options, ids: ids)
+        let consumers: Consumers
+        do {
+            consumers = try Consumers.open(engine: engine, options: options)
+        } catch {
+            try? engine.close()
+            throw error
+        }
+        return SocialDB(engine: engine, options: options, ids: ids, consumers: consumers)
     }
 
-    private init(engine: Engine, options: Options, ids: SnowflakeGenerator) {
+    private init(engine: Engine, options: Options, ids: SnowflakeGenerator, consumers: Consumers) {
         self.engine = engine
         self.options = options
         self.ids = ids
+        self.consumers = consumers
     }
 
-    /// Makes every acknowledged write durable, folds the graph's changes into its base, and
-    /// releases the directory.
+    /// Checkpoints the derived structures (home timelines), makes every acknowledged write
+    /// durable, folds the graph's changes into its base, and releases the directory.
     public func close() throws(SocialError) {
+        var first: SocialError?
+        do { try writer.withLock { () throws(SocialError) in try consumers.checkpoint() } } catch { first = error }
+        consumers.close()
+        do { try engine.close() } catch { if first == nil { first = SocialError(error) } }
+        if let first { throw first }
+    }
+
+    /// Closes like a crash would leave things: the engine is closed (so the directory can be
+    /// opened again in this process), but no derived structure is checkpointed, so the next open
+    /// must recover them from older checkpoints and the log. For tests.
+    func closeWithoutCheckpoints() throws(SocialError) {
+        consumers.close()
         do { try engine.close() } catch { throw SocialError(error) }
     }
 
@@ -85,7 +108,7 @@ public final class SocialDB: Sendable {
         let record = try writer.withLock { () throws(SocialError) -> UserRecord in
             var changes = ChangeSet()
             let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
             return record
         }
         return try makeUser(record)
@@ -144,7 +167,7 @@ public final class SocialDB: Sendable {
             if let bio { record.bio = bio }
             var changes = ChangeSet()
             changes.put(SocialKeys.user(record.id), record.encoded())
-            try changes.commit(to: tree)
+            try changes.commit(to: self)
             return record
         }
         return try makeUser(record)

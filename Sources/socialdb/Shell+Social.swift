@@ -94,6 +94,65 @@ extension Shell {
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
             return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+        case "HOME":
+            let handle = try args.word("handle")
+            let clauses = try args.clauses(["LIMIT", "BEFORE"])
+            let page = try db.home(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
+            var human = tweetsText(page.items, empty: "(no tweets)")
+            if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
+            return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+        case "SEARCH":
+            if let first = args.words.first, !first.quoted, first.text.uppercased() == "USERS" {
+                args.words.removeFirst()
+                let (limit, cursor) = try args.trailingClauses(["LIMIT"])
+                _ = cursor
+                let text = args.rest()
+                guard !text.isEmpty else { throw .syntax("missing <text> (usage: \(args.usage))") }
+                let users = try db.searchUsers(text, limit: limit ?? SocialDB.pageLimitDefault)
+                let lines = users.map { "@\($0.handle)  \($0.name)  (id \($0.id)) · followers \($0.followerCount)" }
+                return .ok(fields: [("users", .array(users.map(userJSON)))], human: lines.isEmpty ? "(no users)" : lines.joined(separator: "\n"))
+            }
+            if let first = args.words.first, !first.quoted, first.text.uppercased() == "TWEETS" { args.words.removeFirst() }
+            let (limit, cursor) = try args.trailingClauses(["LIMIT", "BEFORE"])
+            let query = args.rawText()
+            guard !query.isEmpty else { throw .syntax("missing <query> (usage: \(args.usage))") }
+            let page = try db.search(query, limit: limit ?? SocialDB.pageLimitDefault, before: cursor)
+            var human = tweetsText(page.items, empty: "(no tweets)")
+            if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
+            return .ok(fields: [("query", .string(query)), ("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))],
+                       human: human)
+        case "NOTIFICATIONS":
+            let handle = try args.word("handle")
+            let clauses = try args.clauses(["LIMIT"])
+            let items = try db.notifications(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault)
+            let lines = items.map { n -> String in
+                let what: String
+                switch n.kind {
+                case .mention: what = "mentioned you"
+                case .reply: what = "replied"
+                case .quote: what = "quoted your tweet"
+                case .retweet: what = "retweeted your tweet"
+                case .like: what = "liked your tweet"
+                case .follow: what = "followed you"
+                }
+                var line = "\(TimeFormat.human(n.createdAtMilliseconds))  @\(n.actor.handle) \(what)"
+                if let tweet = n.tweet { line += "  \(tweet.id): \(tweet.text.split(separator: "\n").first.map(String.init) ?? "")" }
+                return line
+            }
+            return .ok(fields: [("notifications", .array(items.map { n in
+                .object([("id", .string(String(n.id))), ("kind", .string(n.kind.description)), ("actor", .string(n.actor.handle)),
+                         ("tweet", n.tweet.map(tweetJSON) ?? .null), ("created_at", .string(TimeFormat.iso8601(n.createdAtMilliseconds)))])
+            }))], human: lines.isEmpty ? "(no notifications)" : lines.joined(separator: "\n"))
+        case "TRENDS":
+            let clauses = try args.clauses(["LIMIT"])
+            let trends = try db.trends(limit: clauses.limit ?? SocialDB.pageLimitDefault)
+            let width = trends.map(\.tag.count).max() ?? 0
+            let lines = trends.enumerated().map { i, t in
+                "\(i + 1). \(t.tag)\(String(repeating: " ", count: width - t.tag.count))  \(t.count) tweet\(t.count == 1 ? "" : "s")"
+            }
+            return .ok(fields: [("window_hours", .int(Int(SocialDB.trendWindowMilliseconds / 3_600_000))),
+                                ("trends", .array(trends.map { .object([("tag", .string($0.tag)), ("count", .int($0.count))]) }))],
+                       human: lines.isEmpty ? "(no hashtags in the last 24 hours)" : lines.joined(separator: "\n"))
         case "IMPORT":
             let kind = try args.keyword(["FOLLOWS", "TWEETS"])
             guard kind == "FOLLOWS" else { throw .invalid("IMPORT TWEETS is not available in this version of socialdb yet") }
@@ -171,6 +230,40 @@ struct Arguments {
 
     func end() throws(SocialError) {
         guard words.isEmpty else { throw .syntax("unexpected '\(words[0].text)' (usage: \(usage))") }
+    }
+
+    /// The words as typed, quotes restored around quoted ones (a search query keeps its
+    /// `"exact phrase"`; a `"` inside one is dropped), joined by single spaces; consumes them.
+    mutating func rawText() -> String {
+        defer { words = [] }
+        return words.map { word in
+            guard word.quoted else { return word.text }
+            return "\"" + String(word.text.filter { $0 != "\"" }) + "\""
+        }.joined(separator: " ")
+    }
+
+    /// `LIMIT n` and/or a cursor clause at the end of free text (SEARCH): taken off the end,
+    /// in either order, each at most once.
+    mutating func trailingClauses(_ allowed: [String]) throws(SocialError) -> (limit: Int?, cursor: UInt64?) {
+        var limit: Int?
+        var cursor: UInt64?
+        while words.count >= 3 {
+            let keyword = words[words.count - 2]
+            let upper = keyword.text.uppercased()
+            guard !keyword.quoted, allowed.contains(upper) else { break }
+            let value = words[words.count - 1].text
+            if upper == "LIMIT" {
+                guard limit == nil else { throw .syntax("LIMIT given twice") }
+                guard let n = Int(value) else { throw .invalid("LIMIT must be a number, not '\(value)'") }
+                limit = n
+            } else {
+                guard cursor == nil else { throw .syntax("\(upper) given twice") }
+                guard let n = UInt64(value) else { throw .invalid("\(upper) must be an id, not '\(value)'") }
+                cursor = n
+            }
+            words.removeLast(2)
+        }
+        return (limit, cursor)
     }
 
     /// Trailing `LIMIT n` and one cursor clause (`AFTER` or `BEFORE`), in any order.

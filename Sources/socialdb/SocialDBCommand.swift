@@ -47,7 +47,7 @@ struct SocialDBCommand: ParsableCommand {
         guard LogSyncPolicy(parsing: sync) != nil else {
             throw ValidationError("--sync must be always, off, interval or interval:<milliseconds>, not '\(sync)'")
         }
-        guard timelineCapacity >= 1 && timelineCapacity <= 100_000 else { throw ValidationError("--timeline-capacity must be 1 to 100000") }
+        guard timelineCapacity >= 1 && timelineCapacity <= 65_536 else { throw ValidationError("--timeline-capacity must be 1 to 65536") }
         guard celebrityThreshold >= 0 else { throw ValidationError("--celebrity-threshold must not be negative") }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
     }

@@ -287,7 +287,20 @@ public final class GraphStore: @unchecked Sendable {
         try mutate(follower, followee, present: false)
     }
 
+    /// Makes the edge `follower -> followee` present or absent, like `follow`/`unfollow`, and
+    /// returns the LSN of the graph record written, or nil when nothing changed (no record). For
+    /// a caller that feeds the change to a log consumer (the home timelines) in log order.
+    public func setEdge(_ follower: UInt32, _ followee: UInt32, present: Bool) throws(GraphError) -> UInt64? {
+        var lsn: UInt64 = 0
+        return try mutate(follower, followee, present: present, lsn: &lsn) ? lsn : nil
+    }
+
     private func mutate(_ a: UInt32, _ b: UInt32, present: Bool) throws(GraphError) -> Bool {
+        var lsn: UInt64 = 0
+        return try mutate(a, b, present: present, lsn: &lsn)
+    }
+
+    private func mutate(_ a: UInt32, _ b: UInt32, present: Bool, lsn written: inout UInt64) throws(GraphError) -> Bool {
         guard a != b else { throw .invalidArgument("user \(a) cannot follow themselves") }
         lock.lock()
         while draining { lock.wait() }
@@ -298,6 +311,7 @@ public final class GraphStore: @unchecked Sendable {
         }
         guard let log else {
             localSequence += 1
+            written = localSequence
             let changed = applyLocked(a, b, present: present, lsn: localSequence) ?? false
             lock.unlock()
             return changed
@@ -316,6 +330,7 @@ public final class GraphStore: @unchecked Sendable {
             lock.unlock()
             throw .log(error)
         }
+        written = lsn
         lock.lock()
         let changed = applyLocked(a, b, present: present, lsn: lsn) ?? false
         inflight -= 1

@@ -26,6 +26,11 @@ public enum KeySpace: UInt8, Sendable, CaseIterable {
     /// (id, counter kind) -> u64 little-endian: per-user and per-tweet counts kept in the same
     /// batch as the change they count (the kinds are the Social layer's, see FORMATS.md)
     case counters = 11
+    /// (recipient id, sort id, kind, actor id, subject id) -> time: a user's notifications,
+    /// read newest first (the Social layer's layout, see FORMATS.md)
+    case notifications = 12
+    /// what a notification was caused by -> where it is, so undoing the cause removes it
+    case notificationCauses = 13
     /// engine metadata (counters, id floors)
     case meta = 0x7F
 }

@@ -168,6 +168,13 @@ public final class SearchIndex: @unchecked Sendable {
 
     /// The largest LSN applied (in memory).
     public var appliedLSN: UInt64 { lock.withReadLock { applied } }
+    /// Declares every operation up to `lsn` applied, so later `add`/`delete` calls at or below it
+    /// are ignored: for a caller that has just rebuilt the index from the tweet store (adding
+    /// with LSN 0) as of that log position.
+    public func advanceAppliedLSN(to lsn: UInt64) {
+        lock.withWriteLock { applied = max(applied, lsn) }
+    }
+
     /// The LSN the files on disk include: replay the log after it.
     public var checkpointLSN: UInt64 { lock.withReadLock { checkpointed } }
 

@@ -1,0 +1,326 @@
+import StorageEngine
+import Synchronization
+
+/// The derived structures that follow the log: the home timelines and the search index (tweets,
+/// users, trends). They are
+/// fed in two ways with the same code (`apply`):
+///
+/// - live: every write of `SocialDB` holds the writer lock from before its log record is appended
+///   until the record's events are applied here, so events arrive in log order and a call returns
+///   only when every structure reflects it (reads see every acknowledged write);
+/// - at open: each structure loads its checkpoint, and the log records after the oldest
+///   checkpoint are decoded with `SocialEvent.decode` and applied again (a structure ignores
+///   what its checkpoint already includes).
+///
+/// Positions. One log record can hold several events (a DELETE takes the tweet and its retweets,
+/// an import many tweets), while a structure accepts one event per position and ignores a
+/// position at or below the one it has applied. So event `i` of the record at LSN `n` is applied
+/// at position `n << 12 | i` (a record has at most 4,096 entries): the structures' "applied LSN"
+/// is in those units, and their log checkpoint is `position >> 12` (the records of one LSN are
+/// applied together, under the writer lock, and checkpoints are taken under it too).
+final class Consumers: Sendable {
+    static let eventBits = 12
+    static let timelineConsumer = "timeline"
+    static let searchConsumer = "search"
+    /// Trends count the hashtags of this window before now.
+    static let trendWindowMilliseconds: UInt64 = 24 * 3_600_000
+
+    let timeline: HomeTimelines
+    let timelineDirectory: String
+    let search: SearchIndex
+    /// What open found: nil when the search files were loaded, else why the index was rebuilt.
+    let searchRebuildReason: String?
+    let users: UserNumbers
+    let sourceFailure: FailureNote
+    let engine: Engine
+    /// What open found, for STATS and tests.
+    let timelineStatus: TimelineCheckpointStatus
+
+    static func position(_ lsn: UInt64, _ index: Int) -> UInt64 {
+        precondition(index < 1 << eventBits, "a record holds at most 4,096 entries")
+        return lsn << UInt64(eventBits) | UInt64(index)
+    }
+
+    /// Opens every consumer from its checkpoint and replays the log after it.
+    static func open(engine: Engine, options: SocialOptions) throws(SocialError) -> Consumers {
+        let users = UserNumbers(tree: engine.tree)
+        let failure = FailureNote()
+        let log = engine.log
+        let lastLSN = log.nextSequenceNumber - 1
+        let directory = engine.directory + "/timeline"
+        do { try engine.fileSystem.makeDirectory(directory) } catch { throw .io("creating \(directory): \(error)") }
+        let timelineOptions = TimelineOptions(capacity: options.timelineCapacity, celebrityThreshold: options.celebrityThreshold)
+        let (timeline, status) = HomeTimelines.open(
+            directory: directory, fileSystem: engine.fileSystem, options: timelineOptions,
+            followers: GraphFollowerSource(graph: engine.graph),
+            tweets: TweetStoreSource(tree: engine.tree, users: users, failure: failure),
+            missingMeansEmpty: lastLSN == 0)
+        // Where the timeline's replay starts; nil: the store was rebuilt from the sources instead.
+        var replayFrom: UInt64?
+        var rebuilt = false
+        switch status {
+        case .loaded(let applied, _):
+            let covered = applied >> UInt64(eventBits)
+            // The log must still hold every record after the checkpoint (and must not end before
+            // it: a checkpoint ahead of the log describes writes the log lost).
+            if covered + 1 >= log.firstSequenceNumber && covered <= lastLSN {
+                replayFrom = covered + 1
+            } else {
+                timeline.resetFromSources(appliedLSN: position(lastLSN, (1 << eventBits) - 1))
+                rebuilt = true
+            }
+        case .missing where lastLSN == 0:
+            replayFrom = 1
+        case .missing, .unusable:
+            // The sources (graph and tweet store, both recovered already) are current up to the
+            // last record: rings are rebuilt from them when read.
+            timeline.resetFromSources(appliedLSN: position(lastLSN, (1 << eventBits) - 1))
+            rebuilt = true
+        }
+        // The search index: its files, or a rebuild from the tweet store and users when they
+        // are missing on a database that has data, corrupt, or older than the log still holds.
+        let searchDirectory = engine.directory + "/search"
+        let (search, searchReplayFrom, searchRebuildReason) = try openSearch(directory: searchDirectory, engine: engine, lastLSN: lastLSN)
+        if let searchReplayFrom { replayFrom = min(replayFrom ?? searchReplayFrom, searchReplayFrom) }
+
+        let consumers = Consumers(timeline: timeline, timelineDirectory: directory, search: search,
+                                  searchRebuildReason: searchRebuildReason, users: users, sourceFailure: failure,
+                                  engine: engine, timelineStatus: status)
+        do {
+            if let start = replayFrom, start <= lastLSN {
+                let reader = try log.reader(from: start)
+                while try reader.withNext({ lsn, type, payload in
+                    let events = try SocialEvent.decode(type: type, payload: payload)
+                    try consumers.apply(events, lsn: lsn, live: false)
+                    consumers.replayedRecords.add(1, ordering: .relaxed)
+                }) {}
+            }
+            try consumers.feedTrends(nowMilliseconds: options.wallClockMilliseconds())
+            // A rebuilt structure is checkpointed at once, so the log's checkpoint for it is
+            // where the sources were and the log may let older segments go.
+            if rebuilt || status == .missing || searchRebuildReason != nil { try consumers.checkpoint() }
+        } catch {
+            search.close()
+            if let error = error as? SocialError { throw error }
+            throw .io("replaying the log into the derived structures: \(error)")
+        }
+        return consumers
+    }
+
+    private static func openSearch(directory: String, engine: Engine, lastLSN: UInt64) throws(SocialError)
+        -> (SearchIndex, UInt64?, String?) {
+        let fileSystem = engine.fileSystem
+        let existed = fileSystem.exists(directory + "/" + SearchFormat.stateFileName)
+        var reason: String?
+        do throws(SearchError) {
+            let index = try SearchIndex.open(directory: directory, fileSystem: fileSystem)
+            let covered = index.checkpointLSN >> UInt64(eventBits)
+            if !existed && lastLSN > 0 {
+                reason = "no search files"
+            } else if covered + 1 < engine.log.firstSequenceNumber || covered > lastLSN {
+                reason = "the search files are at LSN \(covered), the log holds \(engine.log.firstSequenceNumber)...\(lastLSN)"
+            } else {
+                return (index, covered + 1, nil)
+            }
+            index.close()
+        } catch {
+            reason = "\(error)"
+        }
+        let index: SearchIndex
+        do throws(SearchError) {
+            try SearchIndex.removeFiles(directory: directory, fileSystem: fileSystem)
+            index = try SearchIndex.open(directory: directory, fileSystem: fileSystem)
+        } catch {
+            throw .io("\(error)")
+        }
+        do {
+            try rebuildSearch(index, engine: engine)
+        } catch {
+            index.close()
+            throw error
+        }
+        index.advanceAppliedLSN(to: position(lastLSN, (1 << eventBits) - 1))
+        return (index, nil, reason)
+    }
+
+    /// Adds every user and every stored tweet (deleted ones are gone from the store).
+    private static func rebuildSearch(_ index: SearchIndex, engine: Engine) throws(SocialError) {
+        var handles: [UInt64: String] = [:]
+        do throws(LSMError) {
+            try engine.tree.scan(from: Keys.one(.users, 0), to: Keys.one(.users, UInt64.max)) { _, value in
+                if let record = UserRecord.decode(value) {
+                    handles[record.id] = record.handle
+                    index.addUser(id: record.id, handle: record.handle, displayName: record.name,
+                                  followers: UInt64(engine.graph.followerCount(record.number)))
+                }
+                return true
+            }
+            var failure: LSMError?
+            try engine.tree.scan(from: Keys.one(.tweets, 0), to: Keys.one(.tweets, UInt64.max)) { _, value in
+                do throws(LSMError) {
+                    let record = try TweetRecord.decode(value)
+                    index.add(tweet: record, authorHandle: handles[record.author], lsn: 0)
+                    return true
+                } catch {
+                    failure = error
+                    return false
+                }
+            }
+            if let failure { throw failure }
+        } catch {
+            throw SocialError(error)
+        }
+    }
+
+    /// Trends live in memory: count the hashtags of the window's tweets from the tweet store
+    /// (newest ids first, down to the first id older than the window).
+    private func feedTrends(nowMilliseconds now: UInt64) throws(SocialError) {
+        let start = now > Self.trendWindowMilliseconds ? now - Self.trendWindowMilliseconds : 0
+        let oldest = start > Snowflake.epochMilliseconds ? (start - Snowflake.epochMilliseconds) << 22 : 0
+        do throws(LSMError) {
+            var failure: LSMError?
+            try engine.tree.scan(from: Keys.one(.tweets, oldest), to: Keys.one(.tweets, UInt64.max), reverse: true) { _, value in
+                do throws(LSMError) {
+                    let record = try TweetRecord.decode(value)
+                    if !record.hashtags.isEmpty && record.time >= start && record.time <= now {
+                        search.recordHashtags(record.hashtags, timeMilliseconds: record.time)
+                    }
+                    return true
+                } catch {
+                    failure = error
+                    return false
+                }
+            }
+            if let failure { throw failure }
+        } catch {
+            throw SocialError(error)
+        }
+    }
+
+    private init(timeline: HomeTimelines, timelineDirectory: String, search: SearchIndex, searchRebuildReason: String?,
+                 users: UserNumbers, sourceFailure: FailureNote, engine: Engine, timelineStatus: TimelineCheckpointStatus) {
+        self.timeline = timeline
+        self.timelineDirectory = timelineDirectory
+        self.search = search
+        self.searchRebuildReason = searchRebuildReason
+        self.users = users
+        self.sourceFailure = sourceFailure
+        self.engine = engine
+        self.timelineStatus = timelineStatus
+    }
+
+    /// Records replayed from the log at open.
+    let replayedRecords = Atomic<Int>(0)
+
+    /// Applies the events of the record at `lsn` (the writer lock is held).
+    func apply(_ events: [SocialEvent], lsn: UInt64) throws(SocialError) {
+        try apply(events, lsn: lsn, live: true)
+    }
+
+    /// Decodes the record a write just made durable and applies its events.
+    func apply(recordAt lsn: UInt64, type: UInt16, payload: UnsafeRawBufferPointer) throws(SocialError) {
+        try apply(try SocialEvent.decode(type: type, payload: payload), lsn: lsn)
+    }
+
+    /// `live`: a write of this process (trends count it; at replay they were fed from the store).
+    private func apply(_ events: [SocialEvent], lsn: UInt64, live: Bool) throws(SocialError) {
+        let tree = engine.tree
+        do {
+            for (index, event) in events.enumerated() {
+                let at = Self.position(lsn, index)
+                switch event {
+                case .tweetCreated(let record):
+                    let author: UInt32?
+                    do { author = try users.number(ofUser: record.author) } catch { throw SocialError(error) }
+                    guard let author else { continue }
+                    if search.appliedLSN < at {
+                        search.add(tweet: record, authorHandle: try handle(of: record.author), lsn: at)
+                        if live && !record.hashtags.isEmpty { search.recordHashtags(record.hashtags, timeMilliseconds: record.time) }
+                    }
+                    if let original = record.retweetOf {
+                        // The original is gone only when a later record deleted it, and this
+                        // retweet with it: nothing to show (at replay).
+                        let originalNumber: UInt32?
+                        do throws(LSMError) {
+                            guard let value = try tree.get(Keys.tweet(original)) else { continue }
+                            originalNumber = try users.number(ofUser: try TweetRecord.decode(value).author)
+                        } catch { throw SocialError(error) }
+                        guard let originalNumber else { continue }
+                        timeline.fanOut(.retweet(id: record.id, retweeter: author, original: original, originalAuthor: originalNumber), lsn: at)
+                    } else {
+                        var flags: TimelineFlags = []
+                        if record.replyTo != nil { flags.insert(.reply) }
+                        if record.quoteOf != nil { flags.insert(.quote) }
+                        timeline.fanOut(.post(id: record.id, author: author, flags: flags), lsn: at)
+                    }
+                case .tweetDeleted(let id, _):
+                    timeline.delete(id: id, lsn: at)
+                    search.delete(tweetID: id, lsn: at)
+                case .followed(let follower, let followee):
+                    timeline.follow(follower: follower, followee: followee, lsn: at)
+                    try refreshUser(number: followee)
+                case .unfollowed(let follower, let followee):
+                    timeline.unfollow(follower: follower, followee: followee, lsn: at)
+                    try refreshUser(number: followee)
+                case .userChanged(let id):
+                    try refreshUser(id: id)
+                case .liked, .unliked:
+                    break
+                }
+            }
+        }
+    }
+
+    private func userRecord(id: UInt64) throws(SocialError) -> UserRecord? {
+        let value: [UInt8]?
+        do { value = try engine.tree.get(SocialKeys.user(id)) } catch { throw SocialError(error) }
+        guard let value else { return nil }
+        guard let record = value.withUnsafeBytes({ UserRecord.decode($0) }) else { throw .io("storage: the record of user \(id) does not decode") }
+        return record
+    }
+
+    private func handle(of id: UInt64) throws(SocialError) -> String? { try userRecord(id: id)?.handle }
+
+    /// User search keeps handle, name and follower count (its ranking) per user: rewritten when
+    /// the profile or the follower count changes. Idempotent, so replays need no position.
+    private func refreshUser(id: UInt64) throws(SocialError) {
+        guard let record = try userRecord(id: id) else { return }
+        search.addUser(id: record.id, handle: record.handle, displayName: record.name,
+                       followers: UInt64(engine.graph.followerCount(record.number)))
+    }
+
+    private func refreshUser(number: UInt32) throws(SocialError) {
+        let id: UInt64?
+        do { id = try users.id(ofNumber: number) } catch { throw SocialError(error) }
+        if let id { try refreshUser(id: id) }
+    }
+
+    /// After a change that bypassed the log (IMPORT FOLLOWS' bulk load): the timelines start
+    /// over from the sources, and that is checkpointed at once so no replay can undo it.
+    func resetTimelines() throws(SocialError) {
+        let last = engine.log.nextSequenceNumber - 1
+        timeline.resetFromSources(appliedLSN: Self.position(last, (1 << Self.eventBits) - 1))
+        try checkpoint()
+    }
+
+    /// Checkpoints every consumer and moves its log checkpoint (the writer lock is held, so no
+    /// record is half applied).
+    func checkpoint() throws(SocialError) {
+        do { try engine.log.sync() } catch { throw .io("log: \(error)") }
+        let applied = timeline.appliedLSN
+        do { try timeline.checkpoint(directory: timelineDirectory, fileSystem: engine.fileSystem) } catch { throw .io("\(error)") }
+        let searched: UInt64
+        do { searched = try search.checkpoint() } catch { throw .io("\(error)") }
+        do {
+            try engine.log.setCheckpoint(consumer: Self.timelineConsumer, lsn: applied >> UInt64(Self.eventBits))
+            try engine.log.setCheckpoint(consumer: Self.searchConsumer, lsn: searched >> UInt64(Self.eventBits))
+        } catch {
+            throw .io("log: \(error)")
+        }
+    }
+
+    /// Stops the search index's background thread (after `checkpoint`, or without one).
+    func close() {
+        search.close()
+    }
+}
