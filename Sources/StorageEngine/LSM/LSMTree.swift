@@ -218,8 +218,11 @@ public final class LSMTree: @unchecked Sendable {
         state.unlock()
         insertLock.withLock { _ in
             batch.encoded.withUnsafeBytes { payload in
-                try? WriteBatch.forEach(payload) { index, kind, key, value in
-                    target.insert(key: key, sequence: WriteBatch.sequence(lsn: lsn, index: index), kind: kind, value: value)
+                // One hold of the memtable's write lock per batch: readers see all of it or none.
+                target.insertBatch { insert in
+                    try? WriteBatch.forEach(payload) { index, kind, key, value in
+                        insert(key, WriteBatch.sequence(lsn: lsn, index: index), kind, value)
+                    }
                 }
             }
         }

@@ -111,12 +111,23 @@ final class Memtable: @unchecked Sendable {
         return h
     }
 
+    /// Inserts every entry `body` gives under one hold of the write lock, so that no reader sees
+    /// part of a write batch: a lookup sees all of it or none of it.
+    func insertBatch(_ body: (_ insert: (UnsafeRawBufferPointer, UInt64, ValueKind, UnsafeRawBufferPointer) -> Void) -> Void) {
+        lock.withWriteLock {
+            body { key, sequence, kind, value in
+                insert(key: key, sequence: sequence, kind: kind, value: value, locked: true)
+            }
+        }
+    }
+
     /// Inserts one version. The caller is the only writer. A version with the same key and
-    /// sequence as an existing one (a replayed log record) is ignored.
-    func insert(key: UnsafeRawBufferPointer, sequence: UInt64, kind: ValueKind, value: UnsafeRawBufferPointer) {
+    /// sequence as an existing one (a replayed log record) is ignored. `locked`: the caller
+    /// already holds the write lock (see `insertBatch`).
+    func insert(key: UnsafeRawBufferPointer, sequence: UInt64, kind: ValueKind, value: UnsafeRawBufferPointer, locked: Bool = false) {
         let trailer = InternalKey.trailer(sequence: sequence, kind: kind)
         let h = randomHeight()
-        var preds = (head, head, head, head, head, head, head, head, head, head, head, head)
+        var preds: Predecessors = (head, head, head, head, head, head, head, head, head, head, head, head)
         let fast: Bool
         // Fast path: after the last node (increasing keys).
         let last = tails[0]
@@ -157,21 +168,31 @@ final class Memtable: @unchecked Sendable {
         let keyStart = node + Self.headerBytes + h * 8
         if key.count > 0 { keyStart.copyMemory(from: key.baseAddress!, byteCount: key.count) }
         if value.count > 0 { (keyStart + key.count).copyMemory(from: value.baseAddress!, byteCount: value.count) }
-        lock.withWriteLock {
-            withUnsafeBytes(of: &preds) { raw in
-                let p = raw.bindMemory(to: Node.self)
-                for level in 0..<h {
-                    Self.setNext(node, level, Self.next(p[level], level))
-                    Self.setNext(p[level], level, node)
-                    if Self.next(node, level) == nil { tails[level] = node }
-                }
-            }
-            if h > height { height = h }
+        if locked {
+            link(node, height: h, preds: &preds)
+        } else {
+            lock.withWriteLock { link(node, height: h, preds: &preds) }
         }
         approximateBytes += size
         entries += 1
         if sequence < minSequence { minSequence = sequence }
         if sequence > maxSequence { maxSequence = sequence }
+    }
+
+    typealias Predecessors = (Node, Node, Node, Node, Node, Node, Node, Node, Node, Node, Node, Node)
+
+    /// Links `node` after its predecessors at each of its levels; the write lock is held.
+    @inline(__always)
+    private func link(_ node: Node, height h: Int, preds: inout Predecessors) {
+        withUnsafeBytes(of: &preds) { raw in
+            let p = raw.bindMemory(to: Node.self)
+            for level in 0..<h {
+                Self.setNext(node, level, Self.next(p[level], level))
+                Self.setNext(p[level], level, node)
+                if Self.next(node, level) == nil { tails[level] = node }
+            }
+        }
+        if h > height { height = h }
     }
 
     // MARK: reading (any thread)
