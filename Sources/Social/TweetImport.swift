@@ -332,7 +332,10 @@ extension SocialDB {
             let user = try author(of: tweet)
             let record: TweetRecord
             if let originalID = tweet.retweetOf {
-                guard let original = try stored(originalID), original.retweetOf == nil else {
+                // A retweet of a retweet is a retweet of its original, as with RETWEET.
+                var original = try stored(originalID)
+                if let inner = original?.retweetOf { original = try stored(inner) }
+                guard let original else {
                     report.bad(tweet.line, "the retweeted tweet \(originalID) is not stored")
                     continue
                 }

@@ -103,6 +103,23 @@ import Glibc
         #expect(again.usersCreated == 0 && again.badLines == 5)
     }
 
+    @Test func retweetOfARetweetIsARetweetOfTheOriginal() throws {
+        let t = try TestDatabase()
+        let files = TemporaryDirectory("fixture")
+        let path = files.path + "/rt.jsonl"
+        let original = #"{"id_str":"100","created_at":"Wed Oct 10 20:19:24 +0000 2018","text":"first","user":{"id_str":"1","screen_name":"x"}}"#
+        let retweet = #"{"id_str":"200","created_at":"Wed Oct 10 20:19:25 +0000 2018","text":"RT","user":{"id_str":"2","screen_name":"y"},"retweeted_status":\#(original)}"#
+        let again = #"{"id_str":"300","created_at":"Wed Oct 10 20:19:26 +0000 2018","text":"RT","user":{"id_str":"3","screen_name":"z"},"retweeted_status":\#(retweet)}"#
+        let file = fopen(path, "w")!
+        fputs(again + "\n" + retweet + "\n", file)
+        fclose(file)
+        let report = try t.db.importTweets(path: path)
+        #expect(report.badLines == 0 && report.retweetsImported == 2 && report.nestedImported == 1)
+        #expect(try t.db.tweet(id: 300).retweetOf == 100)
+        #expect(try t.db.tweet(id: 100).retweetCount == 2)
+        #expect(try t.db.tweet(id: 100).createdAtMilliseconds == 1_539_202_764_000)
+    }
+
     @Test func missingFileIsNotFound() throws {
         let t = try TestDatabase()
         t.expectRejected("not_found") { _ = try t.db.importTweets(path: t.directory.path + "/nope.jsonl") }
