@@ -85,7 +85,7 @@ final class Consumers: Sendable {
 
         let consumers = Consumers(timeline: timeline, timelineDirectory: directory, search: search,
                                   searchRebuildReason: searchRebuildReason, users: users, sourceFailure: failure,
-                                  engine: engine, timelineStatus: status)
+                                  engine: engine, timelineStatus: status, options: options)
         do {
             if let start = replayFrom, start <= lastLSN {
                 let reader = try log.reader(from: start)
@@ -198,7 +198,10 @@ final class Consumers: Sendable {
     }
 
     private init(timeline: HomeTimelines, timelineDirectory: String, search: SearchIndex, searchRebuildReason: String?,
-                 users: UserNumbers, sourceFailure: FailureNote, engine: Engine, timelineStatus: TimelineCheckpointStatus) {
+                 users: UserNumbers, sourceFailure: FailureNote, engine: Engine, timelineStatus: TimelineCheckpointStatus,
+                 options: SocialOptions) {
+        checkpointEveryRecords = max(0, options.checkpointEveryRecords)
+        checkpointEveryNanoseconds = UInt64(max(0, options.checkpointEverySeconds)) * 1_000_000_000
         self.timeline = timeline
         self.timelineDirectory = timelineDirectory
         self.search = search
@@ -212,9 +215,43 @@ final class Consumers: Sendable {
     /// Records replayed from the log at open.
     let replayedRecords = Atomic<Int>(0)
 
-    /// Applies the events of the record at `lsn` (the writer lock is held).
+    /// Applies the events of the record at `lsn` (the writer lock is held), then checkpoints
+    /// when one is due (see `SocialOptions.checkpointEveryRecords`).
     func apply(_ events: [SocialEvent], lsn: UInt64) throws(SocialError) {
         try apply(events, lsn: lsn, live: true)
+        checkpointIfDue()
+    }
+
+    /// Records applied by writes since the last checkpoint, and when that was (monotonic ns).
+    private struct Periodic {
+        var records = 0
+        var lastNanoseconds: UInt64
+    }
+    private let periodic = Mutex(Periodic(lastNanoseconds: SnowflakeGenerator.systemMonotonicNanoseconds()))
+    private let checkpointEveryRecords: Int
+    private let checkpointEveryNanoseconds: UInt64
+    /// Periodic checkpoints taken, and why the last one failed (nil: it did not). A failure
+    /// does not fail the write that triggered it (that write is durable and applied); the next
+    /// write tries again.
+    let periodicCheckpoints = Atomic<Int>(0)
+    let periodicCheckpointFailure = Mutex<String?>(nil)
+
+    private func checkpointIfDue() {
+        let due = periodic.withLock { p -> Bool in
+            p.records += 1
+            if checkpointEveryRecords > 0 && p.records >= checkpointEveryRecords { return true }
+            return checkpointEveryNanoseconds > 0
+                && SnowflakeGenerator.systemMonotonicNanoseconds() &- p.lastNanoseconds >= checkpointEveryNanoseconds
+        }
+        guard due else { return }
+        do {
+            try checkpoint()
+            periodicCheckpoints.add(1, ordering: .relaxed)
+            periodicCheckpointFailure.withLock { $0 = nil }
+        } catch {
+            periodicCheckpointFailure.withLock { $0 = "\(error)" }
+            periodic.withLock { $0.records = 0; $0.lastNanoseconds = SnowflakeGenerator.systemMonotonicNanoseconds() }
+        }
     }
 
     /// Decodes the record a write just made durable and applies its events.
@@ -306,6 +343,7 @@ final class Consumers: Sendable {
     /// Checkpoints every consumer and moves its log checkpoint (the writer lock is held, so no
     /// record is half applied).
     func checkpoint() throws(SocialError) {
+        periodic.withLock { $0.records = 0; $0.lastNanoseconds = SnowflakeGenerator.systemMonotonicNanoseconds() }
         do { try engine.log.sync() } catch { throw .io("log: \(error)") }
         let applied = timeline.appliedLSN
         do { try timeline.checkpoint(directory: timelineDirectory, fileSystem: engine.fileSystem) } catch { throw .io("\(error)") }

@@ -119,7 +119,7 @@ extension SocialDB {
         guard tweet.author != liker else { return }
         let sortID = ids.next()
         changes.put(NotificationKeys.notification(recipient: tweet.author, sortID: sortID.rawValue, kind: .like, actor: liker, subject: tweet.id),
-                    .u64(sortID.unixMilliseconds))
+                    .u64(creationTime(of: sortID)))
         changes.put(NotificationKeys.cause(NotificationKeys.likeCause, tweet.id, liker), .u64(sortID.rawValue))
     }
 
@@ -137,7 +137,7 @@ extension SocialDB {
         try unnotifyFollow(follower: follower, followee: followee, into: &changes)
         let sortID = ids.next()
         changes.put(NotificationKeys.notification(recipient: followee, sortID: sortID.rawValue, kind: .follow, actor: follower, subject: 0),
-                    .u64(sortID.unixMilliseconds))
+                    .u64(creationTime(of: sortID)))
         changes.put(NotificationKeys.cause(NotificationKeys.followCause, followee, follower), .u64(sortID.rawValue))
         try changes.commit(to: self)
     }

@@ -39,21 +39,12 @@ extension SocialDB {
             }
             // The id is taken under the writer lock, so tweet ids increase in log order.
             let id = ids.next()
-            let record = TweetRecord(id: id.rawValue, author: author.id, time: id.unixMilliseconds, text: text,
+            let record = TweetRecord(id: id.rawValue, author: author.id, time: creationTime(of: id), text: text,
                                      replyTo: parent?.id, quoteOf: quoted?.id, mentions: mentionIDs,
                                      hashtags: entities.hashtags, urls: entities.urls)
             var changes = ChangeSet()
-            changes.put(Keys.tweet(record.id), record.encoded())
-            changes.put(Keys.authorTweet(author: author.id, tweet: record.id))
-            changes.count(author.id, .tweets, 1)
-            if let parent {
-                let root = try conversationRoot(of: parent)
-                changes.put(Keys.two(.replies, parent.id, record.id), .u64(root))
-                changes.put(Keys.two(.conversations, root, record.id))
-                changes.count(parent.id, .replies, 1)
-            }
-            if let quoted { changes.count(quoted.id, .quotes, 1) }
-            notifyTweet(record, parentAuthor: parent?.author, quotedAuthor: quoted?.author, retweetedAuthor: nil, into: &changes)
+            addTweet(record, parent: parent, root: try parent.map { (p) throws(SocialError) in try conversationRoot(of: p) },
+                     quoted: quoted, into: &changes)
             try changes.commit(to: self)
             return record
         }
@@ -72,18 +63,42 @@ extension SocialDB {
                 throw .exists("@\(user.handle) has already retweeted \(original.id)")
             }
             let id = ids.next()
-            let record = TweetRecord(id: id.rawValue, author: user.id, time: id.unixMilliseconds, text: "", retweetOf: original.id)
+            let record = TweetRecord(id: id.rawValue, author: user.id, time: creationTime(of: id), text: "", retweetOf: original.id)
             var changes = ChangeSet()
-            changes.put(Keys.tweet(record.id), record.encoded())
-            changes.put(Keys.authorTweet(author: user.id, tweet: record.id))
-            changes.put(Keys.two(.retweets, original.id, user.id), .u64(record.id))
-            changes.count(user.id, .tweets, 1)
-            changes.count(original.id, .retweets, 1)
-            notifyTweet(record, parentAuthor: nil, quotedAuthor: nil, retweetedAuthor: original.author, into: &changes)
+            addRetweet(record, original: original, into: &changes)
             try changes.commit(to: self)
             return record
         }
         return try self.tweet(record)
+    }
+
+    /// The keys of a new tweet, reply or quote (the writer lock is held). `parent` and `quoted`
+    /// are the stored records `record.replyTo` and `record.quoteOf` name, nil when absent: an
+    /// import keeps a reply to a tweet it does not have, like a reply whose parent was deleted
+    /// (keys `replies` and `conversations` are written, no counter or notification). `root`:
+    /// the conversation root when `record.replyTo` is set.
+    func addTweet(_ record: TweetRecord, parent: TweetRecord?, root: UInt64?, quoted: TweetRecord?, into changes: inout ChangeSet) {
+        changes.put(Keys.tweet(record.id), record.encoded())
+        changes.put(Keys.authorTweet(author: record.author, tweet: record.id))
+        changes.count(record.author, .tweets, 1)
+        if let replyTo = record.replyTo {
+            let root = root ?? replyTo
+            changes.put(Keys.two(.replies, replyTo, record.id), .u64(root))
+            changes.put(Keys.two(.conversations, root, record.id))
+            if parent != nil { changes.count(replyTo, .replies, 1) }
+        }
+        if let quoted { changes.count(quoted.id, .quotes, 1) }
+        notifyTweet(record, parentAuthor: parent?.author, quotedAuthor: quoted?.author, retweetedAuthor: nil, into: &changes)
+    }
+
+    /// The keys of a new retweet of `original` (the writer lock is held).
+    func addRetweet(_ record: TweetRecord, original: TweetRecord, into changes: inout ChangeSet) {
+        changes.put(Keys.tweet(record.id), record.encoded())
+        changes.put(Keys.authorTweet(author: record.author, tweet: record.id))
+        changes.put(Keys.two(.retweets, original.id, record.author), .u64(record.id))
+        changes.count(record.author, .tweets, 1)
+        changes.count(original.id, .retweets, 1)
+        notifyTweet(record, parentAuthor: nil, quotedAuthor: nil, retweetedAuthor: original.author, into: &changes)
     }
 
     /// Undoes `handle`'s retweet of `tweet` (the original's id or the retweet's); `not_found`

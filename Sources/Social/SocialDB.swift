@@ -90,6 +90,14 @@ public final class SocialDB: Sendable {
         do { try engine.close() } catch { throw SocialError(error) }
     }
 
+    /// The time of a new record whose id is `id`: the wall clock. The id's own time is the
+    /// same except when the generator runs ahead of the clock: after a clock step back, or
+    /// after IMPORT TWEETS raised it past Twitter's ids (Twitter's epoch is 2010, so its ids
+    /// read as years ahead in ours), where the wall clock is the truth.
+    func creationTime(of id: Snowflake) -> UInt64 {
+        min(id.unixMilliseconds, options.wallClockMilliseconds())
+    }
+
     var tree: LSMTree { engine.tree }
     var graph: GraphStore { engine.graph }
 
@@ -129,7 +137,7 @@ public final class SocialDB: Sendable {
         }
         guard number < UInt64(UInt32.max) else { throw .io("the graph's 2^32 user numbers are used up") }
         let id = ids.next()
-        let record = UserRecord(id: id.rawValue, number: UInt32(number), createdAtMilliseconds: id.unixMilliseconds,
+        let record = UserRecord(id: id.rawValue, number: UInt32(number), createdAtMilliseconds: creationTime(of: id),
                                 handle: handle, name: name, bio: "")
         changes.put(SocialKeys.user(record.id), record.encoded())
         changes.put(SocialKeys.handle(folded), .u64(record.id))

@@ -100,6 +100,15 @@ public struct SocialOptions: Sendable {
     public var wallClockMilliseconds: SnowflakeGenerator.Clock = SnowflakeGenerator.systemWallClockMilliseconds
     /// The snowflake node of this process (0-1023).
     public var node: UInt16 = 0
+    /// Periodic checkpoints of the derived structures (home timelines, search index): after
+    /// this many log records applied by writes since the last checkpoint (0: never by count),
+    /// or at the first write this many seconds after it (0: never by time). Each moves the log
+    /// consumer checkpoints `timeline` and `search` on, so the log can remove older segments
+    /// while running (it also needs the LSM tree and the graph past them, which move on as they
+    /// flush and merge), and bounds what the next open replays. A checkpoint runs under the
+    /// writer lock, so the write that triggers it waits for it.
+    public var checkpointEveryRecords: Int = 250_000
+    public var checkpointEverySeconds: Int = 600
 
     public init() {}
 

@@ -29,7 +29,7 @@ let commandTable: [CommandInfo] = [
     CommandInfo(verb: "SEARCH", usage: "SEARCH [TWEETS] <query> [LIMIT n] [BEFORE tweet-id] | SEARCH USERS <text> [LIMIT n]", summary: "search tweets or users", implemented: true),
     CommandInfo(verb: "NOTIFICATIONS", usage: "NOTIFICATIONS <handle> [LIMIT n]", summary: "notifications, newest first", implemented: true),
     CommandInfo(verb: "TRENDS", usage: "TRENDS [LIMIT n]", summary: "top hashtags of the last 24 hours", implemented: true),
-    CommandInfo(verb: "IMPORT", usage: "IMPORT FOLLOWS <path> [SYMMETRIC] | IMPORT TWEETS <path>", summary: "bulk load an edge list (IMPORT TWEETS: not yet)", implemented: true),
+    CommandInfo(verb: "IMPORT", usage: "IMPORT FOLLOWS <path> [SYMMETRIC] | IMPORT TWEETS <path>", summary: "bulk load an edge list or tweets (JSON lines)", implemented: true),
     CommandInfo(verb: "AUTH", usage: "AUTH <handle> <password>", summary: "authenticate (for socialdb serve)", implemented: false),
     CommandInfo(verb: "STATS", usage: "STATS", summary: "sizes, counts, log position, I/O backend", implemented: true),
     CommandInfo(verb: "HELP", usage: "HELP [command]", summary: "this help, or one command's", implemented: true),

@@ -155,7 +155,7 @@ extension Shell {
                        human: lines.isEmpty ? "(no hashtags in the last 24 hours)" : lines.joined(separator: "\n"))
         case "IMPORT":
             let kind = try args.keyword(["FOLLOWS", "TWEETS"])
-            guard kind == "FOLLOWS" else { throw .invalid("IMPORT TWEETS is not available in this version of socialdb yet") }
+            if kind == "TWEETS" { return try importTweets(&args) }
             let path = try args.word("path")
             let symmetric = args.words.first.map { !$0.quoted && $0.text.uppercased() == "SYMMETRIC" } ?? false
             if symmetric { args.words.removeFirst() }
@@ -177,6 +177,29 @@ extension Shell {
         default:
             throw .invalid("\(verb) is not available in this version of socialdb yet (usage: \(args.usage))")
         }
+    }
+
+    private func importTweets(_ args: inout Arguments) throws(SocialError) -> Response {
+        let path = try args.word("path")
+        try args.end()
+        let report = try db.importTweets(path: path, progress: importProgress)
+        finishProgress()
+        let written = report.tweetsImported + report.retweetsImported + report.nestedImported
+        var human = "imported \(written) tweets from \(report.lines) lines: \(report.tweetsImported) tweets, "
+            + "\(report.retweetsImported) retweets, \(report.nestedImported) nested; \(report.alreadyPresent) already there; "
+            + "\(report.usersCreated) users created, \(report.usersFound) found"
+        if report.badLines > 0 {
+            human += "\nskipped bad lines: \(report.badLines)"
+            for sample in report.badLineSamples.prefix(10) { human += "\n  line \(sample.line): \(sample.reason)" }
+            if report.badLines > 10 { human += "\n  ..." }
+        }
+        return .ok(fields: [
+            ("lines", .int(report.lines)), ("tweets", .int(report.tweetsImported)), ("retweets", .int(report.retweetsImported)),
+            ("nested", .int(report.nestedImported)), ("already_present", .int(report.alreadyPresent)),
+            ("users_created", .int(report.usersCreated)), ("users_found", .int(report.usersFound)),
+            ("bad_lines", .int(report.badLines)),
+            ("bad", .array(report.badLineSamples.map { .object([("line", .int($0.line)), ("reason", .string($0.reason))]) })),
+        ], human: human)
     }
 
     private func handleAndID(_ args: inout Arguments) throws(SocialError) -> (String, UInt64) {

@@ -40,6 +40,12 @@ struct SocialDBCommand: ParsableCommand {
     @Option(name: .customLong("cache-size"), help: "Block cache budget in bytes.")
     var cacheSize = 64 << 20
 
+    @Option(name: .customLong("checkpoint-records"), help: "Checkpoint timelines and search after this many written log records (0: not by count).")
+    var checkpointRecords = 250_000
+
+    @Option(name: .customLong("checkpoint-seconds"), help: "Checkpoint timelines and search at the first write this many seconds after the last checkpoint (0: not by time).")
+    var checkpointSeconds = 600
+
     @Argument(help: "A file of commands to run (script mode).")
     var file: String?
 
@@ -50,6 +56,8 @@ struct SocialDBCommand: ParsableCommand {
         guard timelineCapacity >= 1 && timelineCapacity <= 65_536 else { throw ValidationError("--timeline-capacity must be 1 to 65536") }
         guard celebrityThreshold >= 0 else { throw ValidationError("--celebrity-threshold must not be negative") }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
+        guard checkpointRecords >= 0 else { throw ValidationError("--checkpoint-records must not be negative") }
+        guard checkpointSeconds >= 0 else { throw ValidationError("--checkpoint-seconds must not be negative") }
     }
 
     static func defaultDataDirectory() -> String {
@@ -65,6 +73,8 @@ struct SocialDBCommand: ParsableCommand {
         options.timelineCapacity = timelineCapacity
         options.celebrityThreshold = celebrityThreshold
         options.cacheSizeBytes = cacheSize
+        options.checkpointEveryRecords = checkpointRecords
+        options.checkpointEverySeconds = checkpointSeconds
         let directory = data ?? Self.defaultDataDirectory()
 
         let db: SocialDB

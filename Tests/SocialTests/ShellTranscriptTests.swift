@@ -6,7 +6,8 @@ import Testing
 
 /// Transcript tests of the shell: `Transcripts/<name>.txt` holds input lines (`> ` then the
 /// line, exactly as typed) each followed by the expected output, up to the next input line.
-/// `$DIR` in a line stands for the database's directory (where the runner writes `edges.txt`).
+/// `$DIR` in a line stands for the database's directory (where the runner writes `edges.txt`
+/// and `tweets.jsonl`).
 /// The database runs on a fixed clock, so ids and times are the same in every run.
 ///
 /// To regenerate after a deliberate change: `SOCIALDB_UPDATE_TRANSCRIPTS=1 swift test --filter
@@ -14,12 +15,21 @@ import Testing
 @Suite struct ShellTranscriptTests {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Transcripts").path
 
+    /// A reply, a retweet with its original nested, and a bad line, for `IMPORT TWEETS`.
+    static let tweetLines = [
+        #"{"id_str":"1050118621198921728","created_at":"Wed Oct 10 20:19:24 +0000 2018","full_text":"archived #swift tweet","user":{"id_str":"783214","screen_name":"archivist","name":"The Archivist"}}"#,
+        #"{"id_str":"1050118621198921800","created_at":"Wed Oct 10 20:20:00 +0000 2018","text":"@archivist a reply","in_reply_to_status_id_str":"1050118621198921728","user":{"id_str":"7","screen_name":"u11"}}"#,
+        #"{"id_str":"1050118621198922000","created_at":"Wed Oct 10 21:00:00 +0000 2018","text":"RT @archivist: archived #swift tweet","user":{"id_str":"8","screen_name":"fan"},"retweeted_status":{"id_str":"1050118621198921728","created_at":"Wed Oct 10 20:19:24 +0000 2018","full_text":"archived #swift tweet","user":{"id_str":"783214","screen_name":"archivist"}}}"#,
+        #"{"id_str":"1050118621198923000","user":{"screen_name":"fan"}}"#,
+    ]
+
     @Test(arguments: [("social.txt", false), ("social.json.txt", true), ("errors.txt", false), ("errors.json.txt", true)])
     func transcript(_ name: String, _ json: Bool) throws {
         let path = Self.directory + "/" + name
         let source = try String(contentsOfFile: path, encoding: .utf8)
         let t = try TestDatabase()
         try "# follower followee\n10 11\n11 10\n12 10\nbad line\n".write(toFile: t.directory.path + "/edges.txt", atomically: true, encoding: .utf8)
+        try Self.tweetLines.joined(separator: "\n").write(toFile: t.directory.path + "/tweets.jsonl", atomically: true, encoding: .utf8)
         let shell = Shell(db: t.db, json: json)
 
         var steps: [(input: String, expected: [String])] = []

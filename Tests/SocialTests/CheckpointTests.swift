@@ -1,0 +1,47 @@
+import Social
+import StorageEngine
+import Testing
+
+@Suite struct CheckpointTests {
+    /// Small log segments, many posts: with periodic checkpoints the timeline and search
+    /// checkpoints follow the log, so once the tree has flushed and the graph merged, the log
+    /// removes old segments while the database runs; without them it keeps every segment.
+    func run(everyRecords: Int) throws -> (first: UInt64, last: UInt64, timeline: UInt64, search: UInt64) {
+        let directory = TemporaryDirectory("checkpoint")
+        var options = testOptions()
+        options.engine.logSegmentSizeBytes = 64 << 10
+        options.checkpointEveryRecords = everyRecords
+        options.checkpointEverySeconds = 0
+        let db = try SocialDB.open(at: directory.path, options: options)
+        try db.createUser(handle: "alice")
+        try db.createUser(handle: "bob")
+        try db.follow("bob", "alice")
+        let padding = String(repeating: "x", count: 200)
+        var newest: UInt64 = 0
+        for i in 0..<1500 { newest = try db.post(handle: "alice", text: "post \(i) #run \(padding)").id }
+        try db.engine.tree.flush()
+        try db.engine.graph.merge()
+        try db.engine.graph.merge()
+        let log = db.engine.log
+        let result = (log.firstSequenceNumber, log.nextSequenceNumber - 1,
+                      log.checkpoint(of: "timeline") ?? 0, log.checkpoint(of: "search") ?? 0)
+        #expect(try db.home(handle: "bob", limit: 1).items.map(\.id) == [newest])
+        #expect(try db.search("#run", limit: 1).items.map(\.id) == [newest])
+        try db.close()
+        // Reopening replays only what the last checkpoint left, and reads are unchanged.
+        let again = try SocialDB.open(at: directory.path, options: options)
+        #expect(try again.home(handle: "bob", limit: 1).items.map(\.id) == [newest])
+        #expect(try again.search("#run", limit: 1).items.map(\.id) == [newest])
+        try again.close()
+        return result
+    }
+
+    @Test func periodicCheckpointsLetTheLogRemoveSegments() throws {
+        let on = try run(everyRecords: 100)
+        #expect(on.timeline + 100 > on.last && on.search + 100 > on.last, "checkpoints within 100 records of the end")
+        #expect(on.first > on.last - 200, "segments before the last checkpoints are gone: \(on)")
+        let off = try run(everyRecords: 0)
+        #expect(off.first == 1, "without periodic checkpoints every segment stays: \(off)")
+        #expect(off.timeline < 10)
+    }
+}
