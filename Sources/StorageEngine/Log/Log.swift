@@ -120,6 +120,9 @@ public final class Log: @unchecked Sendable {
             syncThread = BackgroundThread { [self] in
                 self.runIntervalSync(nanoseconds: UInt64(ms) * 1_000_000)
             }
+        } else if options.sync == .off {
+            // Writes full buffers to the kernel so appenders only encode (closing is required).
+            syncThread = BackgroundThread { [self] in self.runBackgroundWriter() }
         }
     }
 
@@ -282,8 +285,14 @@ public final class Log: @unchecked Sendable {
         case .interval:
             try waitLocked(for: lsn, durable: false)
         case .off:
-            if pending.count >= options.writeBufferBytes && !writing {
-                try leadLocked(sync: false)
+            // A full buffer goes to the background writer; an appender writes only when the
+            // writer has fallen a whole buffer behind (back-pressure).
+            if pending.count >= options.writeBufferBytes {
+                if !writing && pending.count >= 2 * options.writeBufferBytes {
+                    try leadLocked(sync: false)
+                } else {
+                    lock.signalSecond()
+                }
             }
         }
         return lsn
@@ -333,7 +342,7 @@ public final class Log: @unchecked Sendable {
                 lock.wait()
                 continue
             }
-            if durable && syncNanosAverage > 0 && nextLSN - 1 - writtenLSN < expectedBatchRecords {
+            if durable && options.sync == .always && syncNanosAverage > 0 && nextLSN - 1 - writtenLSN < expectedBatchRecords {
                 let now = Self.monotonicNanos()
                 if gatherDeadline == 0 { gatherDeadline = now + min(syncNanosAverage / 4, 300_000) }
                 if now < gatherDeadline {
@@ -439,6 +448,20 @@ public final class Log: @unchecked Sendable {
             throw .io(error)
         }
         lock.broadcast()
+    }
+
+    /// Sync `off`: writes the pending buffer whenever it is full (appenders signal the second
+    /// condition), swapping buffers so appenders keep encoding into the other one.
+    private func runBackgroundWriter() {
+        lock.lock()
+        defer { lock.unlock() }
+        while !isClosed && failure == nil {
+            if !writing && pending.count >= options.writeBufferBytes {
+                try? leadLocked(sync: false)
+                continue
+            }
+            lock.waitSecond(nanoseconds: 50_000_000)
+        }
     }
 
     private func runIntervalSync(nanoseconds: UInt64) {
@@ -585,6 +608,7 @@ public final class Log: @unchecked Sendable {
         while writing { lock.wait() }
         isClosed = true
         lock.broadcast()
+        lock.signalSecond()
         let thread = syncThread
         syncThread = nil
         lock.unlock()
