@@ -29,6 +29,12 @@ struct PostingCursor {
     var positionIndex = 0
     var positionOffset = 0
 
+    /// An exhausted cursor (a term the segment lacks).
+    init() {
+        isActive = true
+        doc = -1
+    }
+
     init(active view: ActiveSegment.TermView) {
         isActive = true
         chunk = view.head
