@@ -296,19 +296,6 @@ public final class SearchIndex: @unchecked Sendable {
         var results: [UInt64] = []
         results.reserveCapacity(limit * 2)
         var segmentsWithHits = 0
-        /// Keeps the newest `limit` after a segment appended its hits (already newest first).
-        func merge(from start: Int) {
-            if results.count == start { return }
-            segmentsWithHits += 1
-            if segmentsWithHits == 1 { return }
-            results.sort(by: >)
-            if results.count > limit { results.removeSubrange(limit...) }
-        }
-        func floor(maxID: UInt64) -> UInt64?? {
-            guard results.count >= limit else { return .some(nil) }
-            let kth = results[limit - 1]
-            return maxID <= kth ? .none : .some(kth)
-        }
         // The active segment (newest), then sealed ones newest first, then frozen by newest id.
         withExtendedLifetime(activeSegment) {
             if activeCount > 0, evaluator.prepare({ views[$0].map(PostingCursor.init(active:)) }) {
@@ -316,29 +303,49 @@ public final class SearchIndex: @unchecked Sendable {
                 let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs), times: UnsafeRawPointer(activeSegment.times), stride: 8)
                 let start = results.count
                 evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: nil, limit: limit, into: &results)
-                merge(from: start)
+                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
             }
         }
         for segment in sealedSegments.reversed() {
-            guard let count = Optional(segment.documentCount), count > 0, let f = floor(maxID: segment.tweetIDs[count - 1]) else { continue }
+            guard let count = Optional(segment.documentCount), count > 0, let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]) else { continue }
             guard evaluator.prepare({ segment.view(terms[$0]).map(PostingCursor.init(active:)) }) else { continue }
             let upper = before.map { segment.documents(below: $0, count: count) } ?? count
             let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
             let start = results.count
             evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
-            merge(from: start)
+            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
         }
         for segment in frozenSegments {
-            guard segment.documentCount > 0, let f = floor(maxID: segment.maxTweetID) else { continue }
+            guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
             if let before, segment.minTweetID >= before { continue }
             guard evaluator.prepare({ segment.lookup(termBytes[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
             let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
             let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
             let start = results.count
             evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
-            merge(from: start)
+            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
         }
         return results
+    }
+
+    /// Keeps the newest `limit` after a segment appended its hits from `start` (already newest
+    /// first, so the first segment with hits needs no sort).
+    @inline(__always)
+    private static func keepNewest(_ results: inout [UInt64], from start: Int, segmentsWithHits: inout Int, limit: Int) {
+        if results.count == start { return }
+        segmentsWithHits += 1
+        if segmentsWithHits == 1 { return }
+        results.sort(by: >)
+        if results.count > limit { results.removeSubrange(limit...) }
+    }
+
+    /// For a segment whose newest id is `maxID`: nil to skip it (it cannot beat the k-th best
+    /// so far), else the floor id to stop at (none while fewer than `limit` results).
+    @inline(__always)
+    private static func floor(_ results: [UInt64], limit: Int, maxID: UInt64) -> UInt64?? {
+        guard results.count >= limit else { return .some(nil) }
+        let kth = results[limit - 1]
+        return maxID <= kth ? .none : .some(kth)
     }
 
     // MARK: Users and trends
