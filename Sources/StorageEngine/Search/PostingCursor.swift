@@ -29,6 +29,12 @@ struct PostingCursor {
     var positionIndex = 0
     var positionOffset = 0
 
+    /// An exhausted cursor (a term the segment lacks).
+    init() {
+        isActive = true
+        doc = -1
+    }
+
     init(active view: ActiveSegment.TermView) {
         isActive = true
         chunk = view.head
@@ -141,33 +147,48 @@ struct PostingCursor {
             }
             return
         }
-        // Frozen: walk the block's positions stream forward to this posting.
+        // Frozen: walk the block's positions stream forward to this posting. The stream is
+        // covered by the segment's verified checksum, so varints are read without bounds checks
+        // (as before, through a buffer of unbounded length).
         if positionIndex > inBlock {
             positionIndex = 0
             positionOffset = blockPositions
         }
-        let stream = UnsafeRawBufferPointer(start: positionsBase!, count: Int.max / 2)
+        let stream = positionsBase!
+        var offset = positionOffset
         while positionIndex < inBlock {
-            guard var (c, next) = Varint.read(from: stream, at: positionOffset) else { preconditionFailure("bad positions varint") }
+            // Skip a posting: its count, then that many varints (count their last bytes).
+            var c = Self.readVarint(stream, &offset)
             while c > 0 {
-                guard let (_, after) = Varint.read(from: stream, at: next) else { preconditionFailure("bad positions varint") }
-                next = after
-                c -= 1
+                if stream.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { c -= 1 }
+                offset += 1
             }
-            positionOffset = next
             positionIndex += 1
         }
-        guard var (c, next) = Varint.read(from: stream, at: positionOffset) else { preconditionFailure("bad positions varint") }
+        positionOffset = offset
+        var c = Self.readVarint(stream, &offset)
         var previous: UInt32 = 0
         var first = true
         while c > 0 {
-            guard let (v, after) = Varint.read(from: stream, at: next) else { preconditionFailure("bad positions varint") }
-            let p = first ? UInt32(truncatingIfNeeded: v) : previous + UInt32(truncatingIfNeeded: v) + 1
+            let v = UInt32(truncatingIfNeeded: Self.readVarint(stream, &offset))
+            let p = first ? v : previous &+ v &+ 1
             out.append(p)
             previous = p
             first = false
-            next = after
             c -= 1
+        }
+    }
+
+    @inline(__always)
+    private static func readVarint(_ p: UnsafeRawPointer, _ offset: inout Int) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = p.load(fromByteOffset: offset, as: UInt8.self)
+            offset += 1
+            result |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { return result }
+            shift += 7
         }
     }
 }

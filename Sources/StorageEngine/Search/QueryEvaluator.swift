@@ -11,10 +11,6 @@ struct QueryEvaluator {
         var cursors: Range<Int>
     }
 
-    struct Clause {
-        var phrases: [Phrase]
-    }
-
     /// Where a segment's tweet ids and times live (frozen: interleaved, stride 16; active:
     /// two arrays, stride 8).
     struct DocumentTable {
@@ -25,52 +21,82 @@ struct QueryEvaluator {
         @inline(__always) func time(_ d: Int32) -> UInt64 { times.load(fromByteOffset: Int(d) * stride, as: UInt64.self) }
     }
 
-    var cursors: [PostingCursor] = []
-    var positive: [Clause] = []
-    var negative: [Clause] = []
-    let blockBuffers: UnsafeMutablePointer<UInt32>?
+    /// The query's distinct terms (each looked up once per segment), and their UTF-8 bytes.
+    let terms: [String]
+    let termBytes: [[UInt8]]
+    /// The distinct term of each cursor.
+    let termOfCursor: [Int]
+    var cursors: [PostingCursor]
+    /// All phrases, flat; a clause is a range of them.
+    let phrases: [Phrase]
+    let positive: [Range<Int>]
+    let negative: [Range<Int>]
+    /// Per phrase: whether all its terms occur in the current segment.
+    var phraseLive: [Bool]
+    let blockBuffers: UnsafeMutablePointer<UInt32>
     /// Scratch for phrase checks, reused for every candidate.
     var positionsA: [UInt32] = []
     var positionsB: [UInt32] = []
 
-    /// Builds the plan for a segment; nil when some positive clause cannot match in it.
-    init?(query: SearchQuery, lookup: (String) -> PostingCursor?) {
-        var cursors: [PostingCursor] = []
-        var positive: [Clause] = []
-        var negative: [Clause] = []
+    /// Builds the plan once per query; `prepare` points it at each segment in turn.
+    init(query: SearchQuery) {
+        var terms: [String] = []
+        var termOfCursor: [Int] = []
+        var phrases: [Phrase] = []
+        var positive: [Range<Int>] = []
+        var negative: [Range<Int>] = []
         for clause in query.clauses {
-            var phrases: [Phrase] = []
-            alternatives: for phrase in clause.alternatives {
-                let start = cursors.count
+            let first = phrases.count
+            for phrase in clause.alternatives {
+                let start = termOfCursor.count
                 for term in phrase.terms {
-                    guard let cursor = lookup(term) else {
-                        cursors.removeSubrange(start...)
-                        continue alternatives
+                    if let t = terms.firstIndex(of: term) {
+                        termOfCursor.append(t)
+                    } else {
+                        termOfCursor.append(terms.count)
+                        terms.append(term)
                     }
-                    cursors.append(cursor)
                 }
-                phrases.append(Phrase(cursors: start..<cursors.count))
+                phrases.append(Phrase(cursors: start..<termOfCursor.count))
             }
-            if clause.negated {
-                if !phrases.isEmpty { negative.append(Clause(phrases: phrases)) }
-            } else {
-                if phrases.isEmpty { return nil }
-                positive.append(Clause(phrases: phrases))
-            }
+            if clause.negated { negative.append(first..<phrases.count) } else { positive.append(first..<phrases.count) }
         }
-        let frozenCount = cursors.reduce(0) { $0 + ($1.isActive ? 0 : 1) }
-        blockBuffers = frozenCount > 0 ? .allocate(capacity: frozenCount * PostingCodec.blockSize) : nil
-        var k = 0
-        for i in cursors.indices where !cursors[i].isActive {
-            cursors[i].buffer = blockBuffers! + k * PostingCodec.blockSize
-            k += 1
-        }
-        self.cursors = cursors
+        self.terms = terms
+        termBytes = terms.map { Array($0.utf8) }
+        self.termOfCursor = termOfCursor
+        cursors = [PostingCursor](repeating: PostingCursor(), count: termOfCursor.count)
+        self.phrases = phrases
         self.positive = positive
         self.negative = negative
+        phraseLive = [Bool](repeating: false, count: phrases.count)
+        blockBuffers = .allocate(capacity: max(1, termOfCursor.count) * PostingCodec.blockSize)
     }
 
-    func release() { blockBuffers?.deallocate() }
+    func release() { blockBuffers.deallocate() }
+
+    /// Points the cursors at a segment (`lookup` maps a distinct term to its cursor there);
+    /// false when some positive clause cannot match in it.
+    mutating func prepare(_ lookup: (Int) -> PostingCursor?) -> Bool {
+        for i in cursors.indices {
+            if var cursor = lookup(termOfCursor[i]) {
+                if !cursor.isActive { cursor.buffer = blockBuffers + i * PostingCodec.blockSize }
+                cursors[i] = cursor
+            } else {
+                cursors[i] = PostingCursor()
+            }
+        }
+        for p in phrases.indices {
+            var live = true
+            for i in phrases[p].cursors where cursors[i].doc < 0 { live = false }
+            phraseLive[p] = live
+        }
+        for clause in positive {
+            var any = false
+            for p in clause where phraseLive[p] { any = true }
+            if !any { return false }
+        }
+        return true
+    }
 
     // MARK: Matching
 
@@ -97,11 +123,10 @@ struct QueryEvaluator {
     }
 
     @inline(__always)
-    private mutating func seekClause(_ c: Int, negated: Bool, _ t: Int32) -> Int32 {
+    private mutating func seekClause(_ clause: Range<Int>, _ t: Int32) -> Int32 {
         var best: Int32 = -1
-        let clause = negated ? negative[c] : positive[c]
-        for phrase in clause.phrases {
-            let d = seekPhrase(phrase, t)
+        for p in clause where phraseLive[p] {
+            let d = seekPhrase(phrases[p], t)
             if d > best { best = d }
         }
         return best
@@ -109,9 +134,9 @@ struct QueryEvaluator {
 
     /// Whether some phrase of the clause, all of whose cursors sit on `d`, has its terms at
     /// consecutive positions.
-    private mutating func clauseMatches(_ c: Int, negated: Bool, at d: Int32) -> Bool {
-        let clause = negated ? negative[c] : positive[c]
-        for phrase in clause.phrases {
+    private mutating func clauseMatches(_ clause: Range<Int>, at d: Int32) -> Bool {
+        for p in clause where phraseLive[p] {
+            let phrase = phrases[p]
             if seekPhrase(phrase, d) != d { continue }
             if phrase.cursors.count == 1 || phraseMatches(phrase) { return true }
         }
@@ -153,7 +178,7 @@ struct QueryEvaluator {
             var agreed = 0
             var c = 0
             while agreed < positive.count {
-                let d = seekClause(c, negated: false, candidate)
+                let d = seekClause(positive[c], candidate)
                 if d < 0 { break outer }
                 if d == candidate {
                     agreed += 1
@@ -168,14 +193,14 @@ struct QueryEvaluator {
             let id = documents.id(candidate)
             if let floorID, id <= floorID { break }
             var ok = true
-            for k in positive.indices where !clauseMatches(k, negated: false, at: candidate) {
+            for k in positive.indices where !clauseMatches(positive[k], at: candidate) {
                 ok = false
                 break
             }
             if ok {
                 for k in negative.indices {
-                    let d = seekClause(k, negated: true, candidate)
-                    if d == candidate && clauseMatches(k, negated: true, at: candidate) {
+                    let d = seekClause(negative[k], candidate)
+                    if d == candidate && clauseMatches(negative[k], at: candidate) {
                         ok = false
                         break
                     }

@@ -180,15 +180,42 @@ final class FrozenSegment: @unchecked Sendable {
 
     /// The term's index (binary search over the sorted names), or nil.
     func lookup(_ term: [UInt8]) -> Int? {
-        var low = 0
-        var high = termCount
-        while low < high {
-            let mid = (low + high) >> 1
-            let c = Self.compare(termName(mid), term)
-            if c == 0 { return mid }
-            if c < 0 { low = mid + 1 } else { high = mid }
+        term.withUnsafeBytes { key -> Int? in
+            var low = 0
+            var high = termCount
+            while low < high {
+                let mid = (low + high) >> 1
+                let c = Self.compareWords(termName(mid), key)
+                if c == 0 { return mid }
+                if c < 0 { low = mid + 1 } else { high = mid }
+            }
+            return nil
         }
-        return nil
+    }
+
+    /// `compare`, eight bytes at a time (big-endian words order like bytes); never reads past
+    /// the shorter of the two.
+    @inline(__always)
+    static func compareWords(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        var i = 0
+        if n > 0 {
+            let pa = a.baseAddress!
+            let pb = b.baseAddress!
+            while i + 8 <= n {
+                let x = UInt64(bigEndian: pa.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                let y = UInt64(bigEndian: pb.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                if x != y { return x < y ? -1 : 1 }
+                i += 8
+            }
+            while i < n {
+                let x = pa.load(fromByteOffset: i, as: UInt8.self)
+                let y = pb.load(fromByteOffset: i, as: UInt8.self)
+                if x != y { return Int(x) - Int(y) }
+                i += 1
+            }
+        }
+        return a.count - b.count
     }
 
     static func compare(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Int {

@@ -52,7 +52,11 @@ public final class SearchIndex: @unchecked Sendable {
     private let lock = ReadWriteLock()
     private var active: ActiveSegment
     private var sealed: [(segment: ActiveSegment, lsn: UInt64)] = []
-    private var frozen: [FrozenSegment] = []
+    private var frozen: [FrozenSegment] = [] {
+        didSet { frozenNewestFirst = Self.newestFirst(frozen) }
+    }
+    /// `frozen` ordered by newest tweet id, kept for queries (which would otherwise sort).
+    private var frozenNewestFirst: [FrozenSegment] = []
     private var tombstones = Set<UInt64>()
     private var applied: UInt64
     private var frozenLSN: UInt64
@@ -76,6 +80,7 @@ public final class SearchIndex: @unchecked Sendable {
         self.options = options
         self.active = ActiveSegment(capacity: options.activeSegmentDocuments)
         self.frozen = frozen
+        frozenNewestFirst = Self.newestFirst(frozen)
         self.tombstones = tombstones
         applied = lsn
         frozenLSN = lsn
@@ -86,6 +91,10 @@ public final class SearchIndex: @unchecked Sendable {
     }
 
     deinit { stopWorker() }
+
+    private static func newestFirst(_ segments: [FrozenSegment]) -> [FrozenSegment] {
+        segments.sorted { $0.maxTweetID > $1.maxTweetID }
+    }
 
     // MARK: Opening
 
@@ -271,64 +280,72 @@ public final class SearchIndex: @unchecked Sendable {
     /// Tweet ids matching `query`, newest first, below `before` when given, at most `limit`.
     public func search(_ query: SearchQuery, before: UInt64? = nil, limit: Int = 20) -> [UInt64] {
         guard limit > 0 else { return [] }
-        var terms = Set<String>()
-        for clause in query.clauses { for phrase in clause.alternatives { for term in phrase.terms { terms.insert(term) } } }
+        // The plan (distinct terms, cursors, block buffers) is built once and re-pointed at
+        // each segment, so a query's fixed cost does not grow with the number of segments.
+        var evaluator = QueryEvaluator(query: query)
+        defer { evaluator.release() }
+        let terms = evaluator.terms
+        let termBytes = evaluator.termBytes
         // The snapshot: everything a reader needs, taken under the read lock.
         let (activeSegment, activeCount, views, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
-            var views: [String: ActiveSegment.TermView] = [:]
-            for term in terms { if let v = active.view(term) { views[term] = v } }
-            return (active, active.documentCount, views, sealed.map(\.segment), frozen, tombstones)
+            var views: [ActiveSegment.TermView?] = []
+            views.reserveCapacity(terms.count)
+            for term in terms { views.append(active.view(term)) }
+            return (active, active.documentCount, views, sealed.isEmpty ? [] : sealed.map(\.segment), frozenNewestFirst, tombstones)
         }
         var results: [UInt64] = []
         results.reserveCapacity(limit * 2)
-        var scratch: [UInt64] = []
-        func merge() {
-            if scratch.isEmpty { return }
-            results.append(contentsOf: scratch)
-            scratch.removeAll(keepingCapacity: true)
-            results.sort(by: >)
-            if results.count > limit { results.removeSubrange(limit...) }
-        }
-        func floor(maxID: UInt64) -> UInt64?? {
-            guard results.count >= limit else { return .some(nil) }
-            let kth = results[limit - 1]
-            return maxID <= kth ? .none : .some(kth)
-        }
+        var segmentsWithHits = 0
         // The active segment (newest), then sealed ones newest first, then frozen by newest id.
         withExtendedLifetime(activeSegment) {
-            if activeCount > 0, var evaluator = QueryEvaluator(query: query, lookup: { views[$0].map(PostingCursor.init(active:)) }) {
+            if activeCount > 0, evaluator.prepare({ views[$0].map(PostingCursor.init(active:)) }) {
                 let upper = before.map { activeSegment.documents(below: $0, count: activeCount) } ?? activeCount
                 let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs), times: UnsafeRawPointer(activeSegment.times), stride: 8)
-                evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: nil, limit: limit, into: &scratch)
-                evaluator.release()
-                merge()
+                let start = results.count
+                evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: nil, limit: limit, into: &results)
+                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
             }
         }
         for segment in sealedSegments.reversed() {
-            guard let count = Optional(segment.documentCount), count > 0, let f = floor(maxID: segment.tweetIDs[count - 1]) else { continue }
-            guard var evaluator = QueryEvaluator(query: query, lookup: { segment.view($0).map(PostingCursor.init(active:)) }) else { continue }
+            guard let count = Optional(segment.documentCount), count > 0, let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]) else { continue }
+            guard evaluator.prepare({ segment.view(terms[$0]).map(PostingCursor.init(active:)) }) else { continue }
             let upper = before.map { segment.documents(below: $0, count: count) } ?? count
             let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
-            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &scratch)
-            evaluator.release()
-            merge()
+            let start = results.count
+            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
+            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
         }
-        let ordered = frozenSegments.sorted { $0.maxTweetID > $1.maxTweetID }
-        var encoded: [String: [UInt8]] = [:]
-        for term in terms { encoded[term] = Array(term.utf8) }
-        for segment in ordered {
-            guard segment.documentCount > 0, let f = floor(maxID: segment.maxTweetID) else { continue }
+        for segment in frozenSegments {
+            guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
             if let before, segment.minTweetID >= before { continue }
-            guard var evaluator = QueryEvaluator(query: query, lookup: { term in
-                segment.lookup(encoded[term]!).map { PostingCursor(frozen: segment.termInfo($0)) }
-            }) else { continue }
+            guard evaluator.prepare({ segment.lookup(termBytes[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
             let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
             let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
-            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &scratch)
-            evaluator.release()
-            merge()
+            let start = results.count
+            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
+            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
         }
         return results
+    }
+
+    /// Keeps the newest `limit` after a segment appended its hits from `start` (already newest
+    /// first, so the first segment with hits needs no sort).
+    @inline(__always)
+    private static func keepNewest(_ results: inout [UInt64], from start: Int, segmentsWithHits: inout Int, limit: Int) {
+        if results.count == start { return }
+        segmentsWithHits += 1
+        if segmentsWithHits == 1 { return }
+        results.sort(by: >)
+        if results.count > limit { results.removeSubrange(limit...) }
+    }
+
+    /// For a segment whose newest id is `maxID`: nil to skip it (it cannot beat the k-th best
+    /// so far), else the floor id to stop at (none while fewer than `limit` results).
+    @inline(__always)
+    private static func floor(_ results: [UInt64], limit: Int, maxID: UInt64) -> UInt64?? {
+        guard results.count >= limit else { return .some(nil) }
+        let kth = results[limit - 1]
+        return maxID <= kth ? .none : .some(kth)
     }
 
     // MARK: Users and trends
