@@ -121,9 +121,10 @@ final class Block: @unchecked Sendable {
 
 /// A growable byte buffer owned by a cursor: the current full key, reused from entry to entry.
 final class KeyBuffer {
-    private(set) var base: UnsafeMutableRawPointer
-    private var capacity: Int
-    private(set) var count = 0
+    // Owned by one cursor on one thread: no runtime exclusivity checks on these hot fields.
+    @exclusivity(unchecked) private(set) var base: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var capacity: Int
+    @exclusivity(unchecked) private(set) var count = 0
 
     init(capacity: Int = 128) {
         self.capacity = capacity
