@@ -10,7 +10,7 @@ final class TableCursor {
     let table: Table
     @exclusivity(unchecked) private(set) var blockIndex = 0
     @exclusivity(unchecked) private var cursor: BlockCursor?
-    let keyBuffer = KeyBuffer()
+    let keyBuffer = KeyBuffer(backSlots: true)
     @exclusivity(unchecked) private(set) var error: LSMError?
 
     init(_ table: Table) { self.table = table }
