@@ -303,8 +303,10 @@ final class Table: @unchecked Sendable {
 
     /// Starts reading block `i`'s pages in the background (a batch of lookups issues these for
     /// all its blocks first, so the disk reads overlap).
+    /// Blocks read (and verified) since the last `dropPages` are skipped: their pages were just
+    /// touched, and a warm multi-get would otherwise pay a system call per block for nothing.
     func prefetch(_ i: Int) {
-        guard let mapping else { return }
+        guard let mapping, let verified, (verified + i).pointee.load(ordering: .relaxed) == 0 else { return }
         let page = 4096
         let start = Int(blockOffsets[i]) & ~(page - 1)
         let end = Int(blockOffsets[i]) + Int(blockSizes[i]) + 8
