@@ -120,17 +120,38 @@ final class Block: @unchecked Sendable {
 }
 
 /// A growable byte buffer owned by a cursor: the current full key, reused from entry to entry.
+/// A table cursor's buffer also carries `backSlots` slots in the same allocation, where a block
+/// cursor keeps the entries before the current one in its restart run (so stepping backwards
+/// pops a slot instead of decoding the run again from its restart point).
 final class KeyBuffer {
-    private(set) var base: UnsafeMutableRawPointer
-    private var capacity: Int
-    private(set) var count = 0
+    static let backSlots = 16
+    static let slotBytes = 64
+    /// Slot layout: i32 offset, i32 value start, i32 value count, i32 next offset, u32 key
+    /// length, then the key (at most `slotKeyBytes`).
+    static let slotKeyOffset = 20
+    static let slotKeyBytes = slotBytes - slotKeyOffset
 
-    init(capacity: Int = 128) {
+    // Owned by one cursor on one thread: no runtime exclusivity checks on these hot fields.
+    @exclusivity(unchecked) private(set) var base: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var capacity: Int
+    @exclusivity(unchecked) private(set) var count = 0
+    /// The one allocation made at init: the back slots (if any), then the first key bytes.
+    private let first: UnsafeMutableRawPointer
+    /// The back slots, or nil.
+    let back: UnsafeMutableRawPointer?
+
+    init(capacity: Int = 128, backSlots: Bool = false) {
+        let backBytes = backSlots ? KeyBuffer.backSlots * KeyBuffer.slotBytes : 0
         self.capacity = capacity
-        base = .allocate(byteCount: capacity, alignment: 8)
+        first = .allocate(byteCount: backBytes + capacity, alignment: 8)
+        back = backSlots ? first : nil
+        base = first + backBytes
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        if base != first + (back == nil ? 0 : KeyBuffer.backSlots * KeyBuffer.slotBytes) { base.deallocate() }
+        first.deallocate()
+    }
 
     @inline(__always) var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
@@ -143,7 +164,7 @@ final class KeyBuffer {
             while c < count + src.count { c *= 2 }
             let nb = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 8)
             nb.copyMemory(from: base, byteCount: count)
-            base.deallocate()
+            if base != first + (back == nil ? 0 : KeyBuffer.backSlots * KeyBuffer.slotBytes) { base.deallocate() }
             base = nb
             capacity = c
         }
@@ -243,6 +264,9 @@ struct BlockCursor {
     private(set) var valueStart = 0
     private(set) var valueCount = 0
     private(set) var corrupt = false
+    /// How many of the key buffer's back slots hold the entries before the current one (the
+    /// current restart run, in order); 0 after any move but `previous` and `seekToLast`.
+    private var backCount = 0
 
     init(_ block: Block, keyBuffer: KeyBuffer = KeyBuffer()) {
         self.block = block
@@ -282,19 +306,53 @@ struct BlockCursor {
         return true
     }
 
+    /// Saves the current entry in back slot `slot`; false when there is no such slot or the key
+    /// does not fit one.
+    @inline(__always)
+    private func save(slot: Int) -> Bool {
+        guard let back = keyBuffer.back, slot < KeyBuffer.backSlots, keyBuffer.count <= KeyBuffer.slotKeyBytes else { return false }
+        let p = back + slot * KeyBuffer.slotBytes
+        p.storeBytes(of: Int32(truncatingIfNeeded: offset), toByteOffset: 0, as: Int32.self)
+        p.storeBytes(of: Int32(truncatingIfNeeded: valueStart), toByteOffset: 4, as: Int32.self)
+        p.storeBytes(of: Int32(truncatingIfNeeded: valueCount), toByteOffset: 8, as: Int32.self)
+        p.storeBytes(of: Int32(truncatingIfNeeded: nextOffset), toByteOffset: 12, as: Int32.self)
+        p.storeBytes(of: UInt32(truncatingIfNeeded: keyBuffer.count), toByteOffset: 16, as: UInt32.self)
+        (p + KeyBuffer.slotKeyOffset).copyMemory(from: keyBuffer.base, byteCount: keyBuffer.count)
+        return true
+    }
+
+    /// Decodes forward from the current entry up to the last entry starting before `end`,
+    /// saving each entry passed over in the back slots when they all fit.
+    @inline(__always)
+    private mutating func decodeRun(until end: Int) {
+        var n = 0
+        var saving = true
+        while nextOffset < end {
+            if saving {
+                saving = save(slot: n)
+                n += 1
+            }
+            guard decode(at: nextOffset) else { backCount = 0; return }
+        }
+        backCount = saving ? n : 0
+    }
+
     mutating func seekToFirst() {
+        backCount = 0
         keyBuffer.truncate(0)
         if block.restartsOffset == 0 { offset = 0; return }
         _ = decode(at: 0)
     }
 
     mutating func next() {
+        backCount = 0
         if nextOffset >= block.restartsOffset { offset = block.restartsOffset; return }
         _ = decode(at: nextOffset)
     }
 
     /// Positions at the first entry whose internal key is >= `target`.
     mutating func seek(_ target: UnsafeRawBufferPointer) {
+        backCount = 0
         var lo = 0
         var hi = block.restartCount - 1
         while lo < hi {
@@ -313,16 +371,26 @@ struct BlockCursor {
     }
 
     mutating func seekToLast() {
+        backCount = 0
         keyBuffer.truncate(0)
         if block.restartsOffset == 0 { offset = -1; return }
         guard decode(at: block.restart(block.restartCount - 1)) else { return }
-        while nextOffset < block.restartsOffset {
-            guard decode(at: nextOffset) else { return }
-        }
+        decodeRun(until: block.restartsOffset)
     }
 
-    /// Moves to the entry before the current one (or before-the-start).
+    /// Moves to the entry before the current one (or before-the-start): pops a back slot when
+    /// one is saved, else decodes the run from its restart point (saving it for the next steps).
     mutating func previous() {
+        if backCount > 0 {
+            backCount -= 1
+            let p = keyBuffer.back! + backCount * KeyBuffer.slotBytes
+            offset = Int(p.load(fromByteOffset: 0, as: Int32.self))
+            valueStart = Int(p.load(fromByteOffset: 4, as: Int32.self))
+            valueCount = Int(p.load(fromByteOffset: 8, as: Int32.self))
+            nextOffset = Int(p.load(fromByteOffset: 12, as: Int32.self))
+            keyBuffer.set(UnsafeRawBufferPointer(start: p + KeyBuffer.slotKeyOffset, count: Int(p.load(fromByteOffset: 16, as: UInt32.self))))
+            return
+        }
         let current = offset
         guard current > 0 else { offset = -1; return }
         var lo = 0
@@ -333,8 +401,6 @@ struct BlockCursor {
         }
         keyBuffer.truncate(0)
         guard decode(at: block.restart(lo)) else { return }
-        while nextOffset < current {
-            guard decode(at: nextOffset) else { return }
-        }
+        decodeRun(until: current)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Table file (SSTable) layout, all integers little-endian:
 ///
@@ -186,6 +187,10 @@ final class Table: @unchecked Sendable {
     /// The whole file mapped read-only, when reads go through the page cache (tables never
     /// change after they are written, so the mapping never sees a partial update).
     private let mapping: UnsafeRawBufferPointer?
+    /// Mapped tables: one flag per data block, set once its mapped bytes passed their checksum
+    /// (the mapping never changes, so later reads skip the XXH3 pass, as the block cache's
+    /// blocks do); cleared by `dropPages`, so pages read again from disk are checked again.
+    private let verified: UnsafeMutablePointer<Atomic<UInt8>>?
 
     init(meta: TableMeta, directory: String, fileSystem: FileSystem, cache: BlockCache, mapped: Bool = false) throws(LSMError) {
         let path = directory + "/" + TableFormat.fileName(meta.number)
@@ -204,6 +209,14 @@ final class Table: @unchecked Sendable {
             }
         }
         mapping = map
+        if map != nil {
+            let n = max(1, loaded.blockOffsets.count)
+            let v = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: n)
+            for i in 0..<n { (v + i).initialize(to: Atomic(0)) }
+            verified = v
+        } else {
+            verified = nil
+        }
         self.meta = meta
         self.cache = cache
         self.path = path
@@ -274,6 +287,7 @@ final class Table: @unchecked Sendable {
 
     deinit {
         if let mapping { munmap(UnsafeMutableRawPointer(mutating: mapping.baseAddress), mapping.count) }
+        verified?.deinitialize(count: max(1, blockOffsets.count)).deallocate()
         file.close()
     }
 
@@ -283,13 +297,16 @@ final class Table: @unchecked Sendable {
     /// page cache (cold-read benchmarks).
     func dropPages() {
         if let mapping { madvise(UnsafeMutableRawPointer(mutating: mapping.baseAddress), mapping.count, MADV_DONTNEED) }
+        if let verified { for i in 0..<blockOffsets.count { (verified + i).pointee.store(0, ordering: .relaxed) } }
         file.dropCache()
     }
 
     /// Starts reading block `i`'s pages in the background (a batch of lookups issues these for
     /// all its blocks first, so the disk reads overlap).
+    /// Blocks read (and verified) since the last `dropPages` are skipped: their pages were just
+    /// touched, and a warm multi-get would otherwise pay a system call per block for nothing.
     func prefetch(_ i: Int) {
-        guard let mapping else { return }
+        guard let mapping, let verified, (verified + i).pointee.load(ordering: .relaxed) == 0 else { return }
         let page = 4096
         let start = Int(blockOffsets[i]) & ~(page - 1)
         let end = Int(blockOffsets[i]) + Int(blockSizes[i]) + 8
@@ -302,8 +319,12 @@ final class Table: @unchecked Sendable {
         let offset = Int(blockOffsets[i])
         let size = Int(blockSizes[i])
         let body = UnsafeRawBufferPointer(rebasing: mapping[offset..<(offset + size)])
-        guard Checksum.xxh3(body, seed: .tableBlock) == mapping.loadLE(UInt64.self, at: offset + size) else {
-            throw .corrupt(file: path, detail: "block at offset \(offset) fails its checksum")
+        let flag = verified! + i
+        if flag.pointee.load(ordering: .relaxed) == 0 {
+            guard Checksum.xxh3(body, seed: .tableBlock) == mapping.loadLE(UInt64.self, at: offset + size) else {
+                throw .corrupt(file: path, detail: "block at offset \(offset) fails its checksum")
+            }
+            flag.pointee.store(1, ordering: .relaxed)
         }
         return try Block(viewing: body, owner: self, file: path)
     }
