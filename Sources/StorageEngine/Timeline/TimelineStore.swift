@@ -1,6 +1,10 @@
 import CLibURing
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Home timelines: one capped ring of `TimelineEntry`s per user, filled by fan-out on write,
 /// with celebrities (authors above the follower threshold) merged at read time.
 ///
@@ -26,7 +30,10 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     /// The state, at a fixed address: methods on it run without the dynamic exclusivity checks
     /// a class's stored `var`s would cost on every access. Freed in deinit.
     let state: UnsafeMutablePointer<TimelineState<Followers, Tweets>>
-    let readMerges = Atomic<Int>(0)
+    /// Merges at read, counted on `StripedCounter.stripes` cache lines picked by thread: one
+    /// shared atomic here was written by every merged read, and it shared its line with
+    /// `state` and `lock`, which every read loads.
+    let readMerges = StripedCounter()
     let checkpointBytesWritten = Atomic<Int>(0)
 
     /// An empty store whose rings are complete: a push to a user without a ring creates one
@@ -96,7 +103,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
                 precondition(done, "a prepared ring must be readable")
             }
         }
-        if merged { readMerges.wrappingAdd(1, ordering: .relaxed) }
+        if merged { readMerges.increment() }
     }
 
     /// The home page as an array (allocates; `home(of:limit:before:into:)` is the fast path).
@@ -140,10 +147,44 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     public var statistics: TimelineStatistics {
         lock.withReadLock {
             var s = state.pointee.statistics
-            s.mergesAtRead = readMerges.load(ordering: .relaxed)
+            s.mergesAtRead = readMerges.total
             s.checkpointBytes = checkpointBytesWritten.load(ordering: .relaxed)
             return s
         }
+    }
+}
+
+/// A counter many threads add to without sharing a cache line: one line per stripe, the stripe
+/// picked from the thread's id; `total` sums them (exact once the adders are done).
+final class StripedCounter: @unchecked Sendable {
+    // @unchecked: the stripes are atomics, allocated once and freed in deinit.
+    static let stripes = 16
+    static let intsPerLine = 64 / MemoryLayout<Int>.stride
+    private let base: UnsafeMutablePointer<Atomic<Int>>
+
+    init() {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: Self.stripes * 64, alignment: 64)
+        base = raw.bindMemory(to: Atomic<Int>.self, capacity: Self.stripes * Self.intsPerLine)
+        for i in 0..<(Self.stripes * Self.intsPerLine) { (base + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        base.deinitialize(count: Self.stripes * Self.intsPerLine)
+        UnsafeMutableRawPointer(base).deallocate()
+    }
+
+    @inline(__always)
+    func increment() {
+        // pthread_self is the thread's control block: a multiplicative hash spreads them.
+        let id = UInt(pthread_self())
+        let stripe = Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 60) & (Self.stripes - 1)
+        base[stripe * Self.intsPerLine].wrappingAdd(1, ordering: .relaxed)
+    }
+
+    var total: Int {
+        var sum = 0
+        for i in 0..<Self.stripes { sum &+= base[i * Self.intsPerLine].load(ordering: .relaxed) }
+        return sum
     }
 }
 
@@ -675,6 +716,17 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let record = rings[number]
         guard record.celebrityEpoch == celebrityEpoch else { return false }
         let ring = record.ring
+        // The page's entries are the ring's newest (below the cursor): start loading their
+        // lines now, together, rather than one miss after another as the walk reaches them.
+        if before == .max && ring.count > 0 {
+            let stop = max(0, ring.count &- limit)
+            var k = ring.count &- 1
+            while k > stop {
+                socialdb_prefetch(ring.base + ring.physical(k))
+                k &-= 4
+            }
+            socialdb_prefetch(ring.base + ring.physical(stop))
+        }
         let celebrityList = ringCelebrities[number]
         for celebrity in celebrityList {
             guard celebrityCaches[celebrity] != nil else { return false }
