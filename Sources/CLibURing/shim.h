@@ -65,6 +65,11 @@ static inline void socialdb_prefetch(const void *address) {
     __builtin_prefetch(address, 0, 3);
 }
 
+/// The same for a line about to be written.
+static inline void socialdb_prefetch_write(const void *address) {
+    __builtin_prefetch(address, 1, 3);
+}
+
 /// Keeps the compiler from moving memory accesses across it; emits no instruction.
 static inline void socialdb_compiler_barrier(void) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

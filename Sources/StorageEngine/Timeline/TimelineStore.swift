@@ -1,4 +1,9 @@
+import CLibURing
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Home timelines: one capped ring of `TimelineEntry`s per user, filled by fan-out on write,
 /// with celebrities (authors above the follower threshold) merged at read time.
@@ -25,7 +30,10 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     /// The state, at a fixed address: methods on it run without the dynamic exclusivity checks
     /// a class's stored `var`s would cost on every access. Freed in deinit.
     let state: UnsafeMutablePointer<TimelineState<Followers, Tweets>>
-    let readMerges = Atomic<Int>(0)
+    /// Merges at read, counted on `StripedCounter.stripes` cache lines picked by thread: one
+    /// shared atomic here was written by every merged read, and it shared its line with
+    /// `state` and `lock`, which every read loads.
+    let readMerges = StripedCounter()
     let checkpointBytesWritten = Atomic<Int>(0)
 
     /// An empty store whose rings are complete: a push to a user without a ring creates one
@@ -95,7 +103,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
                 precondition(done, "a prepared ring must be readable")
             }
         }
-        if merged { readMerges.wrappingAdd(1, ordering: .relaxed) }
+        if merged { readMerges.increment() }
     }
 
     /// The home page as an array (allocates; `home(of:limit:before:into:)` is the fast path).
@@ -139,10 +147,44 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     public var statistics: TimelineStatistics {
         lock.withReadLock {
             var s = state.pointee.statistics
-            s.mergesAtRead = readMerges.load(ordering: .relaxed)
+            s.mergesAtRead = readMerges.total
             s.checkpointBytes = checkpointBytesWritten.load(ordering: .relaxed)
             return s
         }
+    }
+}
+
+/// A counter many threads add to without sharing a cache line: one line per stripe, the stripe
+/// picked from the thread's id; `total` sums them (exact once the adders are done).
+final class StripedCounter: @unchecked Sendable {
+    // @unchecked: the stripes are atomics, allocated once and freed in deinit.
+    static let stripes = 16
+    static let intsPerLine = 64 / MemoryLayout<Int>.stride
+    private let base: UnsafeMutablePointer<Atomic<Int>>
+
+    init() {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: Self.stripes * 64, alignment: 64)
+        base = raw.bindMemory(to: Atomic<Int>.self, capacity: Self.stripes * Self.intsPerLine)
+        for i in 0..<(Self.stripes * Self.intsPerLine) { (base + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        base.deinitialize(count: Self.stripes * Self.intsPerLine)
+        UnsafeMutableRawPointer(base).deallocate()
+    }
+
+    @inline(__always)
+    func increment() {
+        // pthread_self is the thread's control block: a multiplicative hash spreads them.
+        let id = UInt(pthread_self())
+        let stripe = Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 60) & (Self.stripes - 1)
+        base[stripe * Self.intsPerLine].wrappingAdd(1, ordering: .relaxed)
+    }
+
+    var total: Int {
+        var sum = 0
+        for i in 0..<Self.stripes { sum &+= base[i * Self.intsPerLine].load(ordering: .relaxed) }
+        return sum
     }
 }
 
@@ -264,9 +306,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         if state.pointee.celebrities.contains(author) { state.pointee.demote(author) }
         let entry = TimelineEntry(id: item.id, user: author, flags: item.flags)
         state.pointee.push(entry, to: author)
-        followers.forEachFollowerBatch(of: author) { batch in
-            for follower in batch { state.pointee.push(entry, to: follower) }
-        }
+        followers.forEachFollowerBatch(of: author) { batch in state.pointee.push(entry, toEach: batch) }
     }
 
     mutating func markCelebrityPost(_ item: TimelineItem) {
@@ -332,6 +372,49 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         var ring = rings[number].ring
         if ring.push(entry) == .stored { pushes &+= 1 }
         rings[number].update(from: ring)
+    }
+
+    /// Pushes `entry` to every user of `batch`, software-pipelined: each push's three dependent
+    /// loads (user table, ring record, ring slot) would otherwise be three cache misses in a
+    /// row. While pushing to `batch[i]` it prefetches the slot of `batch[i + 4]` (whose record
+    /// was prefetched 4 pushes ago), the record of `batch[i + 8]` and the table entry of
+    /// `batch[i + 12]`. Prefetches never fault; a stale one (a ring created or grown meanwhile)
+    /// only costs a wasted load.
+    @inline(__always)
+    mutating func push(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>) {
+        let n = batch.count
+        var i = 0
+        while i < n {
+            if i &+ 12 < n {
+                let u = Int(batch[i &+ 12])
+                if u < userTable.count { userTable.withUnsafeBufferPointer { socialdb_prefetch($0.baseAddress! + u) } }
+            }
+            if i &+ 8 < n {
+                let value = tableValue(batch[i &+ 8])
+                if value != 0 && value != Self.dropped {
+                    rings.withUnsafeBufferPointer { socialdb_prefetch($0.baseAddress! + Int(value &- 1)) }
+                }
+            }
+            if i &+ 4 < n {
+                let value = tableValue(batch[i &+ 4])
+                if value != 0 && value != Self.dropped {
+                    rings.withUnsafeBufferPointer { records in
+                        let r = records.baseAddress! + Int(value &- 1)
+                        let c = Int(r.pointee.count)
+                        let capacity = Int(r.pointee.slotCapacity)
+                        // The newest entry (compared) and the next one (stored): one or two lines.
+                        var p = Int(r.pointee.head) &+ c &- 1
+                        if p < 0 { p = 0 } else if p >= capacity { p &-= capacity }
+                        socialdb_prefetch_write(r.pointee.base + p)
+                        p &+= 1
+                        if p >= capacity { p = 0 }
+                        socialdb_prefetch_write(r.pointee.base + p)
+                    }
+                }
+            }
+            push(entry, to: batch[i])
+            i &+= 1
+        }
     }
 
     /// A new, empty ring for `user` in the class that holds `entries`.
@@ -633,6 +716,17 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let record = rings[number]
         guard record.celebrityEpoch == celebrityEpoch else { return false }
         let ring = record.ring
+        // The page's entries are the ring's newest (below the cursor): start loading their
+        // lines now, together, rather than one miss after another as the walk reaches them.
+        if before == .max && ring.count > 0 {
+            let stop = max(0, ring.count &- limit)
+            var k = ring.count &- 1
+            while k > stop {
+                socialdb_prefetch(ring.base + ring.physical(k))
+                k &-= 4
+            }
+            socialdb_prefetch(ring.base + ring.physical(stop))
+        }
         let celebrityList = ringCelebrities[number]
         for celebrity in celebrityList {
             guard celebrityCaches[celebrity] != nil else { return false }
