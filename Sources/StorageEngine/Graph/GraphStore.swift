@@ -160,26 +160,10 @@ public final class GraphStore: @unchecked Sendable {
     }
 
     static func readBase(path: String, fileSystem: FileSystem) throws(GraphError) -> GraphBase {
-        let file: File
-        do { file = try fileSystem.open(path, .readOnlyAccess) } catch { throw .io(error) }
-        defer { file.close() }
-        let size: Int
-        do { size = Int(try file.size()) } catch { throw .io(error) }
-        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
-        var offset = 0
-        while offset < size {
-            let chunk = min(size - offset, 1 << 30)
-            do {
-                try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: image[offset..<(offset + chunk)]), at: UInt64(offset))
-            } catch {
-                image.deallocate()
-                throw .io(error)
-            }
-            offset += chunk
-        }
-        let exact = UnsafeMutableRawBufferPointer(rebasing: image[0..<size])
+        let exact: UnsafeMutableRawBufferPointer
+        do { exact = try fileSystem.readWholeFile(path) } catch { throw .io(error) }
         if let problem = GraphBase.verify(UnsafeRawBufferPointer(exact)) {
-            image.deallocate()
+            exact.deallocate()
             throw .corrupt(path: path, reason: problem)
         }
         return GraphBase(image: exact)

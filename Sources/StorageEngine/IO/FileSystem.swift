@@ -183,6 +183,27 @@ public final class FileSystem: Sendable {
         return names.sorted()
     }
 
+    /// Reads a whole file into a fresh 8-aligned buffer of exactly its size (the caller frees
+    /// it with `deallocate()`), in reads of at most 1 GiB.
+    public func readWholeFile(_ path: String) throws(IOError) -> UnsafeMutableRawBufferPointer {
+        let file = try open(path, .readOnlyAccess)
+        defer { file.close() }
+        let size = Int(try file.size())
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
+        var offset = 0
+        while offset < size {
+            let chunk = min(size - offset, 1 << 30)
+            do {
+                try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: image[offset..<(offset + chunk)]), at: UInt64(offset))
+            } catch {
+                image.deallocate()
+                throw error
+            }
+            offset += chunk
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: image[0..<size])
+    }
+
     public func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0

@@ -153,24 +153,7 @@ public final class SearchIndex: @unchecked Sendable {
     }
 
     static func readWholeFile(_ path: String, fileSystem: FileSystem) throws(SearchError) -> UnsafeMutableRawBufferPointer {
-        let file: File
-        do { file = try fileSystem.open(path, .readOnlyAccess) } catch { throw .io(error) }
-        defer { file.close() }
-        let size: Int
-        do { size = Int(try file.size()) } catch { throw .io(error) }
-        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
-        var offset = 0
-        while offset < size {
-            let chunk = min(size - offset, 1 << 30)
-            do {
-                try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: image[offset..<(offset + chunk)]), at: UInt64(offset))
-            } catch {
-                image.deallocate()
-                throw .io(error)
-            }
-            offset += chunk
-        }
-        return UnsafeMutableRawBufferPointer(rebasing: image[0..<size])
+        do { return try fileSystem.readWholeFile(path) } catch { throw .io(error) }
     }
 
     // MARK: Writing
