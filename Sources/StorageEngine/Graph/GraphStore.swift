@@ -188,23 +188,7 @@ public final class GraphStore: @unchecked Sendable {
         let path = directory + "/" + GraphFormat.fileName(generation: base.generation)
         let temporary = path + GraphFormat.temporarySuffix
         do throws(IOError) {
-            let file = try fileSystem.open(temporary, FileSystem.OpenOptions(create: true, truncate: true))
-            do throws(IOError) {
-                var offset = 0
-                while offset < base.image.count {
-                    let chunk = min(base.image.count - offset, 1 << 30)
-                    try file.write(UnsafeRawBufferPointer(rebasing: base.image[offset..<(offset + chunk)]), at: UInt64(offset))
-                    offset += chunk
-                }
-                try file.dataSync()
-                file.close()
-            } catch {
-                file.close()
-                try? fileSystem.remove(temporary)
-                throw error
-            }
-            try fileSystem.rename(temporary, to: path)
-            try fileSystem.syncDirectory(directory)
+            try fileSystem.replaceAtomically(path, with: UnsafeRawBufferPointer(base.image), temporary: temporary, directory: directory)
         } catch {
             throw .io(error)
         }

@@ -183,6 +183,39 @@ public final class FileSystem: Sendable {
         return names.sorted()
     }
 
+    /// Replaces `path` with `bytes` so that a crash leaves either the old file or the new one:
+    /// written under `temporary` (in writes of at most 1 GiB), fdatasynced, renamed over
+    /// `path`, then `directory` fsynced. On failure the temporary file is removed.
+    public func replaceAtomically(_ path: String, with bytes: UnsafeRawBufferPointer, temporary: String, directory: String) throws(IOError) {
+        let file = try open(temporary, OpenOptions(create: true, truncate: true))
+        do throws(IOError) {
+            var offset = 0
+            while offset < bytes.count {
+                let chunk = min(bytes.count - offset, 1 << 30)
+                try file.write(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + chunk)]), at: UInt64(offset))
+                offset += chunk
+            }
+            try file.dataSync()
+            file.close()
+        } catch {
+            file.close()
+            try? remove(temporary)
+            throw error
+        }
+        try rename(temporary, to: path)
+        try syncDirectory(directory)
+    }
+
+    public func replaceAtomically(_ path: String, with bytes: [UInt8], temporary: String, directory: String) throws(IOError) {
+        let result: Result<Void, IOError> = bytes.withUnsafeBytes { raw in
+            do throws(IOError) {
+                try replaceAtomically(path, with: raw, temporary: temporary, directory: directory)
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
     /// Reads a whole file into a fresh 8-aligned buffer of exactly its size (the caller frees
     /// it with `deallocate()`), in reads of at most 1 GiB.
     public func readWholeFile(_ path: String) throws(IOError) -> UnsafeMutableRawBufferPointer {

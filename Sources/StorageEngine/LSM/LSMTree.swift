@@ -622,12 +622,7 @@ public final class LSMTree: @unchecked Sendable {
             let previous = KeyBuffer()
             var havePrevious = false
             while true {
-                var best = -1
-                for i in sources.indices {
-                    if let e = sources[i].error { throw e }
-                    guard sources[i].isValid else { continue }
-                    if best < 0 || InternalKey.compare(sources[i].key, sources[best].key) < 0 { best = i }
-                }
+                let best = try Self.pick(sources, largest: false)
                 if best < 0 { break }
                 let key = sources[best].key
                 let user = UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)])
@@ -674,6 +669,21 @@ public final class LSMTree: @unchecked Sendable {
             cache.evict(file: n)
             try? fileSystem.remove(directory + "/" + TableFormat.fileName(n))
         }
+    }
+
+    /// The source whose current entry is the smallest (or largest) internal key, or -1 when
+    /// every source is exhausted; a source's read error is thrown. One step of every merge.
+    @inline(__always)
+    private static func pick(_ sources: [SourceCursor], largest: Bool) throws(LSMError) -> Int {
+        var best = -1
+        for i in sources.indices {
+            if let e = sources[i].error { throw e }
+            guard sources[i].isValid else { continue }
+            if best < 0 { best = i; continue }
+            let c = InternalKey.compare(sources[i].key, sources[best].key)
+            if largest ? c > 0 : c < 0 { best = i }
+        }
+        return best
     }
 
     // MARK: reading
@@ -774,7 +784,6 @@ public final class LSMTree: @unchecked Sendable {
                 loc.index = -1
                 continue
             }
-            let level = loc.level
             loc.level += 1
             // The one table whose range may hold the key.
             var lo = 0
@@ -784,7 +793,6 @@ public final class LSMTree: @unchecked Sendable {
                 let c = tables[mid].meta.largest.withUnsafeBytes { InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: $0[..<($0.count - 8)]), user) }
                 if c < 0 { lo = mid + 1 } else { hi = mid }
             }
-            _ = level
             if lo < tables.count {
                 let t = tables[lo]
                 if inRange(t.meta, user), t.mayContain(hash: hash) {
@@ -967,12 +975,7 @@ public final class LSMTree: @unchecked Sendable {
             }
             var havePrevious = false
             while true {
-                var best = -1
-                for i in sources.indices {
-                    if let e = sources[i].error { throw e }
-                    guard sources[i].isValid else { continue }
-                    if best < 0 || InternalKey.compare(sources[i].key, sources[best].key) < 0 { best = i }
-                }
+                let best = try Self.pick(sources, largest: false)
                 if best < 0 { break }
                 let key = sources[best].key
                 let user = UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)])
@@ -1000,12 +1003,7 @@ public final class LSMTree: @unchecked Sendable {
         }
         let value = KeyBuffer()
         while true {
-            var best = -1
-            for i in sources.indices {
-                if let e = sources[i].error { throw e }
-                guard sources[i].isValid else { continue }
-                if best < 0 || InternalKey.compare(sources[i].key, sources[best].key) > 0 { best = i }
-            }
+            let best = try Self.pick(sources, largest: true)
             if best < 0 { break }
             let key = sources[best].key
             let user = UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)])

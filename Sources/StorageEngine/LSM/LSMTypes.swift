@@ -72,7 +72,6 @@ public enum ValueKind: UInt8, Sendable {
 @usableFromInline
 enum InternalKey {
     @usableFromInline static let trailerBytes = 8
-    @usableFromInline static let maxSequence: UInt64 = (1 << 56) - 1
 
     @inlinable @inline(__always)
     static func trailer(sequence: UInt64, kind: ValueKind) -> UInt64 { (sequence << 8) | UInt64(kind.rawValue) }

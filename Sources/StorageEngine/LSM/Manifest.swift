@@ -110,12 +110,7 @@ enum Manifest {
         let bytes = encode(state)
         let tmp = directory + "/" + fileName + ".tmp"
         do throws(IOError) {
-            let file = try fileSystem.open(tmp, .init(create: true, truncate: true))
-            defer { file.close() }
-            try file.write(bytes, at: 0)
-            try file.dataSync()
-            try fileSystem.rename(tmp, to: directory + "/" + fileName)
-            try fileSystem.syncDirectory(directory)
+            try fileSystem.replaceAtomically(directory + "/" + fileName, with: bytes, temporary: tmp, directory: directory)
         } catch {
             throw .io(error)
         }

@@ -33,9 +33,6 @@ final class Memtable: @unchecked Sendable {
     /// Bytes of keys and values inserted plus node overhead: the flush trigger.
     private(set) var approximateBytes = 0
     private(set) var entries = 0
-    /// The smallest and largest sequence numbers inserted.
-    private(set) var minSequence = UInt64.max
-    private(set) var maxSequence: UInt64 = 0
 
     init() {
         let size = Self.headerBytes + Self.maxHeight * 8
@@ -175,8 +172,6 @@ final class Memtable: @unchecked Sendable {
         }
         approximateBytes += size
         entries += 1
-        if sequence < minSequence { minSequence = sequence }
-        if sequence > maxSequence { maxSequence = sequence }
     }
 
     typealias Predecessors = (Node, Node, Node, Node, Node, Node, Node, Node, Node, Node, Node, Node)
@@ -197,9 +192,9 @@ final class Memtable: @unchecked Sendable {
 
     // MARK: reading (any thread)
 
-    /// The first node at or after (key, trailer) in internal-key order; the lock must be held.
+    /// The last node strictly before (key, trailer), or the head. Lock held.
     @inline(__always)
-    private func seekLocked(_ key: UnsafeRawBufferPointer, _ trailer: UInt64) -> Node? {
+    private func predecessorLocked(_ key: UnsafeRawBufferPointer, _ trailer: UInt64) -> Node {
         var x = head
         var level = height - 1
         while true {
@@ -207,24 +202,22 @@ final class Memtable: @unchecked Sendable {
                 x = n
                 continue
             }
-            if level == 0 { return Self.next(x, 0) }
+            if level == 0 { return x }
             level -= 1
         }
+    }
+
+    /// The first node at or after (key, trailer) in internal-key order; the lock must be held.
+    @inline(__always)
+    private func seekLocked(_ key: UnsafeRawBufferPointer, _ trailer: UInt64) -> Node? {
+        Self.next(predecessorLocked(key, trailer), 0)
     }
 
     /// The last node strictly before (key, trailer); nil when there is none. Lock held.
     @inline(__always)
     private func seekBeforeLocked(_ key: UnsafeRawBufferPointer, _ trailer: UInt64) -> Node? {
-        var x = head
-        var level = height - 1
-        while true {
-            if let n = Self.next(x, level), Self.compare(n, key, trailer) < 0 {
-                x = n
-                continue
-            }
-            if level == 0 { return x == head ? nil : x }
-            level -= 1
-        }
+        let x = predecessorLocked(key, trailer)
+        return x == head ? nil : x
     }
 
     /// The newest version of `key`: its node, or nil when the memtable has none.

@@ -373,12 +373,6 @@ final class Table: @unchecked Sendable {
 
     // MARK: lookups
 
-    @inline(__always)
-    func indexKey(_ i: Int) -> UnsafeRawBufferPointer {
-        let start = i == 0 ? 0 : indexKeyEnds[i - 1]
-        return indexKeys.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[start..<indexKeyEnds[i]]) }
-    }
-
     /// The first block whose last key is >= `target`, or `blockCount` when none is.
     func blockIndex(for target: UnsafeRawBufferPointer) -> Int {
         var lo = 0

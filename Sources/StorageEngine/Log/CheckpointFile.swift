@@ -84,16 +84,6 @@ enum CheckpointFile {
     static func store(_ checkpoints: [String: UInt64], directory: String, fileSystem: FileSystem) throws(IOError) {
         let path = directory + "/" + name
         let temporary = path + ".tmp"
-        let file = try fileSystem.open(temporary, FileSystem.OpenOptions(create: true, truncate: true))
-        do {
-            try file.write(encode(checkpoints), at: 0)
-            try file.sync()
-            file.close()
-        } catch {
-            file.close()
-            throw error
-        }
-        try fileSystem.rename(temporary, to: path)
-        try fileSystem.syncDirectory(directory)
+        try fileSystem.replaceAtomically(path, with: encode(checkpoints), temporary: temporary, directory: directory)
     }
 }

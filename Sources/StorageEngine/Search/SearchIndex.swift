@@ -543,23 +543,7 @@ public final class SearchIndex: @unchecked Sendable {
         let path = directory + "/" + name
         let temporary = path + SearchFormat.temporarySuffix
         do throws(IOError) {
-            let file = try fileSystem.open(temporary, FileSystem.OpenOptions(create: true, truncate: true))
-            do throws(IOError) {
-                var offset = 0
-                while offset < bytes.count {
-                    let chunk = min(bytes.count - offset, 1 << 30)
-                    try file.write(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + chunk)]), at: UInt64(offset))
-                    offset += chunk
-                }
-                try file.dataSync()
-                file.close()
-            } catch {
-                file.close()
-                try? fileSystem.remove(temporary)
-                throw error
-            }
-            try fileSystem.rename(temporary, to: path)
-            try fileSystem.syncDirectory(directory)
+            try fileSystem.replaceAtomically(path, with: bytes, temporary: temporary, directory: directory)
         } catch {
             throw .io(error)
         }
