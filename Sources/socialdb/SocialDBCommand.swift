@@ -10,23 +10,23 @@ import Glibc
 struct SocialDBCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socialdb",
-        abstract: "The socialdb shell: a line-based query language over an embedded social-network database.",
+        abstract: "socialdb: an embedded social-network database and its line-based query shell.",
         discussion: """
-        Without FILE, reads commands from standard input: interactively with a prompt on a terminal, \
-        otherwise one command per line with one response each. Without --data, uses \
+        Without a subcommand, runs the shell (`socialdb shell`). Without --data, every subcommand uses \
         $SOCIALDB_HOME, else $XDG_DATA_HOME/socialdb, else ~/.local/share/socialdb.
         """,
-        version: "socialdb 0.1.0"
+        version: "socialdb 0.1.0",
+        // Further subcommands (serve, check) add themselves here; the shell stays the default so
+        // `socialdb --data DIR [FILE]` keeps meaning what it always meant.
+        subcommands: [ShellCommand.self],
+        defaultSubcommand: ShellCommand.self
     )
+}
 
+/// The options every subcommand that opens a database shares: where it is and the engine's knobs.
+struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "The data directory (created if missing).")
     var data: String?
-
-    @Flag(name: .long, help: "Print every response as one line of JSON.")
-    var json = false
-
-    @Flag(name: .long, help: "In script mode, stop at the first failed command.")
-    var bail = false
 
     @Option(name: .long, help: "When a write is acknowledged: always (fdatasync), interval[:ms], or off.")
     var sync = "always"
@@ -46,9 +46,6 @@ struct SocialDBCommand: ParsableCommand {
     @Option(name: .customLong("checkpoint-seconds"), help: "Checkpoint timelines and search at the first write this many seconds after the last checkpoint (0: not by time).")
     var checkpointSeconds = 600
 
-    @Argument(help: "A file of commands to run (script mode).")
-    var file: String?
-
     func validate() throws {
         guard LogSyncPolicy(parsing: sync) != nil else {
             throw ValidationError("--sync must be always, off, interval or interval:<milliseconds>, not '\(sync)'")
@@ -67,7 +64,9 @@ struct SocialDBCommand: ParsableCommand {
         return home + "/.local/share/socialdb"
     }
 
-    func run() throws {
+    var directory: String { data ?? Self.defaultDataDirectory() }
+
+    var socialOptions: SocialDB.Options {
         var options = SocialDB.Options()
         options.sync = LogSyncPolicy(parsing: sync)!
         options.timelineCapacity = timelineCapacity
@@ -75,11 +74,15 @@ struct SocialDBCommand: ParsableCommand {
         options.cacheSizeBytes = cacheSize
         options.checkpointEveryRecords = checkpointRecords
         options.checkpointEverySeconds = checkpointSeconds
-        let directory = data ?? Self.defaultDataDirectory()
+        return options
+    }
 
+    /// Opens the database, or prints why not and exits with status 2.
+    func open() throws -> SocialDB {
+        let directory = self.directory
         let db: SocialDB
         do {
-            db = try SocialDB.open(at: directory, options: options)
+            db = try SocialDB.open(at: directory, options: socialOptions)
         } catch {
             printError("socialdb: cannot open \(directory): \(error)")
             throw ExitCode(2)
@@ -87,6 +90,34 @@ struct SocialDBCommand: ParsableCommand {
         if !db.engine.logRecovery.isClean {
             printError("socialdb: \(db.engine.logRecovery)")
         }
+        return db
+    }
+}
+
+struct ShellCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shell",
+        abstract: "The socialdb shell: a line-based query language over an embedded social-network database.",
+        discussion: """
+        Without FILE, reads commands from standard input: interactively with a prompt on a terminal, \
+        otherwise one command per line with one response each.
+        """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(name: .long, help: "Print every response as one line of JSON.")
+    var json = false
+
+    @Flag(name: .long, help: "In script mode, stop at the first failed command.")
+    var bail = false
+
+    @Argument(help: "A file of commands to run (script mode).")
+    var file: String?
+
+    func run() throws {
+        let directory = database.directory
+        let db = try database.open()
 
         guard var input = fdopen(0, "r") else { throw ExitCode(2) }
         if let file {
