@@ -58,6 +58,7 @@ struct LogSuite {
     let sizes: Sizes
 
     func run() throws -> SuiteResult {
+        if getenv("SOCIALDB_BENCH_LOG_DURABLE_ONLY") != nil { return try runDurableOnly() }
         // The disk's limits first: every log row below is compared with them.
         let sequential = try DiskLimits.sequentialWrite(suite: Self.name, fileSystem: fileSystem, scratch: scratch,
                                                         totalBytes: sizes.sequentialBytes)
@@ -95,6 +96,23 @@ struct LogSuite {
             TargetCheck(description: "durable, 64 appenders records/s vs durable, 1 appender",
                         measured: durableSixtyFour.ratioVersusPeer ?? 0, threshold: 40, isRatio: true),
         ]
+        return result
+    }
+
+    /// With SOCIALDB_BENCH_LOG_DURABLE_ONLY set: only the fdatasync rate and the durable rows,
+    /// for quick before/after comparisons of group commit.
+    private func runDurableOnly() throws -> SuiteResult {
+        let fdatasync = try DiskLimits.syncedAppends(suite: Self.name, fileSystem: fileSystem, scratch: scratch,
+                                                     count: sizes.fdatasyncs)
+        var durableOne = try appendDurable(appenders: 1, recordsPerAppender: sizes.durableOneAppenderRecords)
+        var durableEight = try appendDurable(appenders: 8, recordsPerAppender: sizes.durableEightRecordsPerAppender)
+        var durableSixtyFour = try appendDurable(appenders: 64, recordsPerAppender: sizes.durableSixtyFourRecordsPerAppender)
+        durableOne.ratioVersusPeer = durableOne.operationsPerSecond / fdatasync.operationsPerSecond
+        durableEight.ratioVersusPeer = durableEight.operationsPerSecond / durableOne.operationsPerSecond
+        durableSixtyFour.ratioVersusPeer = durableSixtyFour.operationsPerSecond / durableOne.operationsPerSecond
+        var result = SuiteResult()
+        result.rows = [durableOne, durableEight, durableSixtyFour, fdatasync]
+        result.notes = ["durable rows only (SOCIALDB_BENCH_LOG_DURABLE_ONLY); ratios as in the full suite."]
         return result
     }
 

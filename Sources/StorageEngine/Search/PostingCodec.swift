@@ -1,23 +1,34 @@
 /// The posting-list codec of frozen search segments: a term's documents (segment-local numbers,
-/// strictly decreasing, newest first) coded as gaps bit-packed in blocks of 128, with a block
-/// directory that intersections use to jump over blocks.
+/// strictly decreasing, newest first) coded as gaps in blocks of 128, each block bit-packed or
+/// Rice-coded (whichever is smaller), with a block directory that intersections use to jump
+/// over blocks.
 ///
 /// A list of `count` >= 1 documents, as bytes (little-endian):
 ///
 ///     count <= 128 (one block):
 ///         varint   first (largest) document
-///         u8       bit width w (0...32)
-///         packed   count-1 gaps at w bits each, LSB first, ceil((count-1)*w / 8) bytes
+///         body     the block's count-1 gaps (nothing at all when count is 1)
 ///
 ///     count > 128 (B = ceil(count / 128) blocks):
 ///         B x 12   directory: u32 first (largest) document of the block, u32 byte offset of the
 ///                  block's body from the start of the list, u32 byte offset of the block's first
 ///                  posting in the term's positions (from the term's positions start)
-///         bodies   u8 bit width w, then the block's (size-1) gaps packed at w bits
+///         bodies   one body per block of (size-1) gaps (nothing when size is 1)
 ///
-/// A gap is `doc[i-1] - doc[i] - 1`, so consecutive documents cost 0 bits. Positions are a
-/// separate stream per term: for each posting in list order, varint count c >= 1, then c varints
-/// (the first position, then each later one minus the one before it minus 1).
+/// A gap is `doc[i-1] - doc[i] - 1`, so consecutive documents cost 0 bits. A body starts with
+/// one byte:
+///   - 0...32: bit-packed: that many bits per gap, LSB first, ceil((size-1)*w / 8) bytes;
+///   - 0x80 | k (k 0...31): Rice-coded with parameter k, in two runs: the k low bits of every
+///     gap, LSB first, padded to a whole byte (absent when k is 0); then per gap q = gap >> k
+///     zero bits and a one bit, LSB first, padded to a whole byte. (The split lets a decoder
+///     take the low bits like packed gaps and the high parts one set bit at a time.)
+/// The encoder takes Rice only when it is at least 1/20 smaller than bit-packing (it decodes a
+/// little slower), so blocks of evenly spread gaps stay bit-packed and blocks with a few large
+/// gaps among small ones (rare terms, `from:` lists) shrink.
+///
+/// Positions are a separate stream per term: for each posting in list order, varint count
+/// c >= 1, then c varints (the first position, then each later one minus the one before it
+/// minus 1).
 ///
 /// Decoding loads 8 bytes at a time (unaligned), so a postings section ends with
 /// `paddingBytes` zero bytes. These constants are part of the segment format and must not change.
@@ -25,6 +36,8 @@ public enum PostingCodec {
     public static let blockSize = 128
     public static let directoryEntryBytes = 12
     public static let paddingBytes = 8
+    /// The first byte of a Rice-coded body: this flag plus k.
+    static let riceFlag: UInt8 = 0x80
 
     @inline(__always)
     static func bitWidth(_ value: UInt32) -> Int { 32 - value.leadingZeroBitCount }
@@ -36,7 +49,7 @@ public enum PostingCodec {
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
             Varint.append(UInt64(docs[0]), to: &out)
-            packBlock(docs, from: 0, to: count, into: &out)
+            encodeBlock(docs, from: 0, to: count, into: &out)
             return
         }
         let blocks = (count + blockSize - 1) / blockSize
@@ -45,7 +58,7 @@ public enum PostingCodec {
         for b in 0..<blocks {
             let from = b * blockSize
             let bodyOffset = UInt32(out.count - start)
-            packBlock(docs, from: from, to: min(count, from + blockSize), into: &out)
+            encodeBlock(docs, from: from, to: min(count, from + blockSize), into: &out)
             out.withUnsafeMutableBytes { raw in
                 raw.storeLE(docs[from], at: start + b * directoryEntryBytes)
                 raw.storeLE(bodyOffset, at: start + b * directoryEntryBytes + 4)
@@ -54,39 +67,134 @@ public enum PostingCodec {
         }
     }
 
-    private static func packBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, into out: inout [UInt8]) {
+    /// Codes one list on its own (no positions), for tests and fuzzers of the codec.
+    public static func encodeList(_ docs: [UInt32]) -> [UInt8] {
+        let blocks = (docs.count + blockSize - 1) / blockSize
+        var out: [UInt8] = []
+        docs.withUnsafeBufferPointer { encode($0, blockPositionOffsets: [UInt32](repeating: 0, count: blocks), into: &out) }
+        return out
+    }
+
+    /// Decodes a list of `count` documents coded by `encodeList` from `bytes` (which must end
+    /// with at least `paddingBytes` bytes after the list, as in a segment). The bytes are trusted:
+    /// segments reach the decoder only after their checksums check out.
+    public static func decodeList(_ bytes: UnsafeRawBufferPointer, count: Int) -> [UInt32] {
+        var docs = [UInt32](repeating: 0, count: count)
+        guard count > 0, let base = bytes.baseAddress else { return [] }
+        docs.withUnsafeMutableBufferPointer { out in
+            if count <= blockSize {
+                let (first, next) = Varint.read(from: bytes, at: 0)!
+                _ = decodeBlock(base + next, first: UInt32(truncatingIfNeeded: first), size: count, into: out.baseAddress!)
+                return
+            }
+            let blocks = (count + blockSize - 1) / blockSize
+            for b in 0..<blocks {
+                let first = bytes.loadLE(UInt32.self, at: b * directoryEntryBytes)
+                let body = Int(bytes.loadLE(UInt32.self, at: b * directoryEntryBytes + 4))
+                _ = decodeBlock(base + body, first: first, size: min(blockSize, count - b * blockSize),
+                                into: out.baseAddress! + b * blockSize)
+            }
+        }
+        return docs
+    }
+
+    /// Appends the body of the block `docs[from..<to]`: nothing for one document, else the
+    /// smaller of bit-packed and Rice-coded gaps.
+    private static func encodeBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, into out: inout [UInt8]) {
+        let gaps = to - from - 1
+        guard gaps > 0 else { return }
         var maximum: UInt32 = 0
+        var sum: UInt64 = 0
         var i = from + 1
         while i < to {
             precondition(docs[i] < docs[i - 1], "posting documents must strictly decrease")
-            maximum |= docs[i - 1] &- docs[i] &- 1
+            let gap = docs[i - 1] &- docs[i] &- 1
+            maximum |= gap
+            sum += UInt64(gap)
             i += 1
         }
         let width = bitWidth(maximum)
-        out.append(UInt8(width))
-        guard width > 0 else { return }
+        let packedBits = gaps * width
+        // The best Rice parameter is near log2 of the mean gap; try the neighbours.
+        let guess = max(0, bitWidth(UInt32(truncatingIfNeeded: sum / UInt64(gaps))) - 1)
+        var bestK = -1
+        var bestBits = packedBits - packedBits / 20
+        for k in max(0, guess - 2)...min(31, guess + 2) {
+            var bits = gaps * (k + 1)
+            i = from + 1
+            while i < to && bits < bestBits {
+                bits += Int((docs[i - 1] &- docs[i] &- 1) >> UInt32(k))
+                i += 1
+            }
+            if bits < bestBits { bestBits = bits; bestK = k }
+        }
+        var writer = BitWriter()
+        if bestK < 0 {
+            out.append(UInt8(width))
+            guard width > 0 else { return }
+            i = from + 1
+            while i < to {
+                writer.put(UInt64(docs[i - 1] &- docs[i] &- 1), bits: width, into: &out)
+                i += 1
+            }
+        } else {
+            out.append(riceFlag | UInt8(bestK))
+            let low = (UInt64(1) << UInt64(bestK)) &- 1
+            if bestK > 0 {
+                i = from + 1
+                while i < to {
+                    writer.put(UInt64(docs[i - 1] &- docs[i] &- 1) & low, bits: bestK, into: &out)
+                    i += 1
+                }
+                writer.finish(into: &out)
+            }
+            i = from + 1
+            while i < to {
+                var quotient = Int(UInt64(docs[i - 1] &- docs[i] &- 1) >> UInt64(bestK))
+                while quotient >= 32 {
+                    writer.put(0, bits: 32, into: &out)
+                    quotient -= 32
+                }
+                writer.put(UInt64(1) << UInt64(quotient), bits: quotient + 1, into: &out)
+                i += 1
+            }
+        }
+        writer.finish(into: &out)
+    }
+
+    /// Appends bits LSB first, whole bytes as they fill.
+    private struct BitWriter {
         var accumulator: UInt64 = 0
         var bits = 0
-        i = from + 1
-        while i < to {
-            accumulator |= UInt64(docs[i - 1] &- docs[i] &- 1) << UInt64(bits)
-            bits += width
+
+        /// `count` <= 32 bits of `value` (higher bits zero).
+        @inline(__always)
+        mutating func put(_ value: UInt64, bits count: Int, into out: inout [UInt8]) {
+            accumulator |= value << UInt64(bits)
+            bits += count
             while bits >= 8 {
                 out.append(UInt8(truncatingIfNeeded: accumulator))
                 accumulator >>= 8
                 bits -= 8
             }
-            i += 1
         }
-        if bits > 0 { out.append(UInt8(truncatingIfNeeded: accumulator)) }
+
+        mutating func finish(into out: inout [UInt8]) {
+            if bits > 0 { out.append(UInt8(truncatingIfNeeded: accumulator)) }
+            accumulator = 0
+            bits = 0
+        }
     }
 
-    /// Decodes one block body at `body` (width byte, then gaps) whose first document is `first`,
-    /// `size` documents, into `docs`. Returns the bytes the body takes.
+    /// Decodes one block body at `body` whose first document is `first`, `size` documents, into
+    /// `docs`. Returns the bytes the body takes.
     @inlinable @inline(__always)
     static func decodeBlock(_ body: UnsafeRawPointer, first: UInt32, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
-        let width = Int(body.load(as: UInt8.self))
         docs[0] = first
+        guard size > 1 else { return 0 }
+        let header = body.load(as: UInt8.self)
+        if header & 0x80 != 0 { return decodeRice(body, k: Int(header & 0x1F), size: size, into: docs) }
+        let width = Int(header)
         if width == 0 {
             var i = 1
             while i < size {
@@ -107,5 +215,48 @@ public enum PostingCodec {
             i += 1
         }
         return 1 + ((size - 1) * width + 7) >> 3
+    }
+
+    /// The Rice-coded body: the k low bits of every gap first (decoded like bit-packed gaps,
+    /// into `docs` as scratch), then the high parts from the unary bitmap one set bit at a time,
+    /// so no load waits on the length of the run before it.
+    @inlinable
+    static func decodeRice(_ body: UnsafeRawPointer, k: Int, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
+        var unary = body + 1
+        if k > 0 {
+            let low = (UInt64(1) << UInt64(k)) &- 1
+            var bit = 0
+            var i = 1
+            while i < size {
+                let word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
+                docs[i] = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & low)
+                bit += k
+                i += 1
+            }
+            unary += ((size - 1) * k + 7) >> 3
+        } else {
+            var i = 1
+            while i < size {
+                docs[i] = 0
+                i += 1
+            }
+        }
+        var wordStart = 0
+        var word = UInt64(littleEndian: unary.loadUnaligned(as: UInt64.self))
+        var previous = -1
+        var i = 1
+        while i < size {
+            while word == 0 {
+                wordStart += 64
+                word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: wordStart >> 3, as: UInt64.self))
+            }
+            let position = wordStart + word.trailingZeroBitCount
+            word &= word &- 1
+            let quotient = UInt32(truncatingIfNeeded: position - previous - 1)
+            previous = position
+            docs[i] = docs[i - 1] &- (quotient << UInt32(k) | docs[i]) &- 1
+            i += 1
+        }
+        return 1 + (((size - 1) * k + 7) >> 3) + ((previous + 1 + 7) >> 3)
     }
 }

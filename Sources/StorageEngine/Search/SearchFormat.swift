@@ -9,7 +9,7 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBSEARC"
-///          8   4  format version (1)
+///          8   4  format version (2; 1 had no Rice blocks and is rebuilt)
 ///          12  4  flags (0)
 ///          16  8  segment number
 ///          24  8  document count N (documents are 0 ..< N in increasing tweet id)
@@ -32,7 +32,7 @@
 /// State file layout (little-endian):
 ///
 ///     0   8  magic "SDBSSTAT"
-///     8   4  format version (1)
+///     8   4  format version (2)
 ///     12  4  flags (0)
 ///     16  8  applied LSN: every log record up to it is reflected in the named segments
 ///     24  8  next segment number
@@ -50,7 +50,7 @@
 ///
 /// These constants are part of the format and must not change.
 public enum SearchFormat {
-    public static let formatVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 2
     public static let magic: [UInt8] = Array("SDBSEARC".utf8)
     public static let footerMagic: [UInt8] = Array("SDBSEND\n".utf8)
     public static let stateMagic: [UInt8] = Array("SDBSSTAT".utf8)
