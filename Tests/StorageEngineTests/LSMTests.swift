@@ -77,14 +77,16 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
 @Suite struct LSMModelTests {
     /// Random puts, deletes, gets, multi-gets, scans both ways, flushes, full compactions and
     /// reopenings, checked against a dictionary. SOCIALDB_LSM_OPS sets the number of operations.
-    @Test(arguments: [true, false])
-    func randomOperationsMatchADictionary(background: Bool) throws {
+    /// Run on both file-layer backends: the POSIX one is what hosts without io_uring get.
+    @Test(arguments: [true, false], Backends.all)
+    func randomOperationsMatchADictionary(background: Bool, backend: FileSystem.BackendChoice) throws {
         let seed = testSeed()
-        print("LSM model test seed \(seed) (SOCIALDB_SEED=\(seed) to replay), background \(background)")
+        print("LSM model test seed \(seed) (SOCIALDB_SEED=\(seed) to replay), background \(background), backend \(backend)")
         var rng = SeededRandom(seed: seed)
-        let ops = environmentInt("SOCIALDB_LSM_OPS", default: 100_000)
+        // The POSIX run is the second opinion on the same code above the file layer: fewer ops.
+        let ops = environmentInt("SOCIALDB_LSM_OPS", default: backend == .posix ? 40_000 : 100_000)
         let tmp = TemporaryDirectory("lsm-model")
-        let h = try TreeHarness(dir: tmp.path, options: smallLSMOptions(background: background))
+        let h = try TreeHarness(dir: tmp.path, backend: backend, options: smallLSMOptions(background: background))
         var model: [[UInt8]: [UInt8]] = [:]
         var nextIncreasing: UInt64 = 1
         var version = 0
