@@ -60,7 +60,8 @@ struct SegmentScanner {
         let headerBytes = LogFormat.recordHeaderBytes
         guard try ensure(offset, headerBytes) else {
             // Fewer bytes than a frame header remain: the end if they are all zero.
-            let rest = Int(fileSize - offset)
+            // A segment cut inside its header page ends before the first record's offset.
+            let rest = fileSize > offset ? Int(fileSize - offset) : 0
             if rest == 0 { return .end }
             guard try ensure(offset, rest) else { return .problem("short read at offset \(offset)") }
             let start = Int(offset - bufferStart)
