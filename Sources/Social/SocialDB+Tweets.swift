@@ -275,10 +275,21 @@ extension SocialDB {
             guard let value else { continue }
             let record: TweetRecord
             do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
-            // A retweet whose original is gone is being deleted with it: not shown.
-            if let tweet = try? self.tweet(record) { result.append(tweet) }
+            if let tweet = try shownTweet(record) { result.append(tweet) }
         }
         return result
+    }
+
+    /// `record` as shown in a list, or nil for a retweet whose original is gone (it is being
+    /// deleted with it). Any other failure (a storage error) is thrown, not taken for absence:
+    /// a damaged block must never make a tweet silently vanish from a page.
+    func shownTweet(_ record: TweetRecord) throws(SocialError) -> Tweet? {
+        do {
+            return try tweet(record)
+        } catch {
+            if case .notFound = error, record.retweetOf != nil { return nil }
+            throw error
+        }
     }
 
     // MARK: Helpers

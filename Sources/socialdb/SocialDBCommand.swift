@@ -18,7 +18,7 @@ struct SocialDBCommand: ParsableCommand {
         version: "socialdb 0.1.0",
         // Further subcommands (serve, check) add themselves here; the shell stays the default so
         // `socialdb --data DIR [FILE]` keeps meaning what it always meant.
-        subcommands: [ShellCommand.self],
+        subcommands: [ShellCommand.self, CheckCommand.self],
         defaultSubcommand: ShellCommand.self
     )
 }

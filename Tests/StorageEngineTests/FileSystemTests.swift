@@ -221,3 +221,61 @@ import Glibc
         #expect(readWholeFile(dir.path + "/f") == data)
     }
 }
+
+@Suite struct CrashSimulatorTests {
+    /// What a power cut leaves: synced data and names stay, everything after the last sync goes
+    /// (unsynced writes, growth, a created file, a rename over an old file, a removal).
+    @Test(arguments: Backends.all)
+    func powerCutKeepsExactlyWhatWasSynced(_ backend: FileSystem.BackendChoice) throws {
+        let dir = TemporaryDirectory("crashsim")
+        let simulator = CrashSimulator(stashDirectory: dir.path + "/stash")
+        let fs = try FileSystem(backend: backend, faults: FaultInjector(crash: simulator))
+        try fs.makeDirectory(dir.path + "/d")
+        let a = try fs.open(dir.path + "/d/a", .createOrOpen)
+        try a.write([1, 2, 3, 4], at: 0)
+        try a.dataSync()
+        try fs.syncDirectory(dir.path + "/d")
+        try a.write([9, 9], at: 2)          // unsynced overwrite
+        try a.write([7, 7, 7], at: 4)       // unsynced growth
+        writeWholeFile(dir.path + "/d/old", [5])
+        try fs.syncDirectory(dir.path + "/d")
+        let b = try fs.open(dir.path + "/d/new", .createOrOpen)
+        try b.write([6], at: 0)
+        try b.dataSync()                    // data synced, but its name is not
+        try fs.rename(dir.path + "/d/new", to: dir.path + "/d/old")
+        let c = try fs.open(dir.path + "/d/c", .createOrOpen)
+        try fs.syncDirectory(dir.path + "/d")
+        try fs.remove(dir.path + "/d/c")    // unsynced removal
+        #expect(simulator.pending.writes == 2)
+        simulator.arm(afterMutations: 1)
+        #expect(throws: IOError.self) { try a.write([0], at: 0) }
+        #expect(simulator.crashed)
+        a.close(); b.close(); c.close()
+        var random = SeededRandom(seed: 1)
+        let undone = simulator.powerCut(keepPrefixes: false, using: &random)
+        #expect(undone.writes == 2)
+        #expect(readWholeFile(dir.path + "/d/a") == [1, 2, 3, 4])
+        // The rename was made durable by the directory fsync after it; the removal came after
+        // the last one, so `c` is back.
+        #expect(readWholeFile(dir.path + "/d/old") == [6])
+        #expect(fs.exists(dir.path + "/d/c"))
+    }
+
+    @Test func unsyncedNamesAreUndoneNewestFirst() throws {
+        let dir = TemporaryDirectory("crashsim")
+        let simulator = CrashSimulator(stashDirectory: dir.path + "/stash")
+        let fs = try FileSystem(backend: .posix, faults: FaultInjector(crash: simulator))
+        try fs.makeDirectory(dir.path + "/sub/deeper")             // durable: parents are synced
+        writeWholeFile(dir.path + "/old", [5])
+        let t = try fs.open(dir.path + "/x.tmp", .createOrOpen)
+        try t.write([6], at: 0)
+        try t.dataSync()
+        t.close()
+        try fs.rename(dir.path + "/x.tmp", to: dir.path + "/old") // no directory fsync
+        var random = SeededRandom(seed: 2)
+        simulator.powerCut(keepPrefixes: false, using: &random)
+        #expect(readWholeFile(dir.path + "/old") == [5], "the old file is back")
+        #expect(!fs.exists(dir.path + "/x.tmp"), "the unsynced temporary file is gone")
+        #expect(fs.isDirectory(dir.path + "/sub/deeper"))
+    }
+}

@@ -336,6 +336,9 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
             #expect(corrupt > 0, "the flipped block was detected")
             #expect(good > 0, "other blocks stay readable")
             #expect(throws: LSMError.self) { try h2.tree.scan(from: [0], to: nil) { _, _ in true } }
+            // Backwards too (a user's tweets are read newest first), with and without a limit.
+            #expect(throws: LSMError.self) { try h2.tree.scan(from: [0], to: [0xFF], reverse: true) { _, _ in true } }
+            #expect(throws: LSMError.self) { try h2.tree.scan(from: [0], to: [0xFF], reverse: true, limit: 1000) { _, _ in true } }
             let keys = Array(written.keys)
             #expect(throws: LSMError.self) { _ = try h2.tree.multiGet(keys) }
             try h2.tree.close(flush: false)

@@ -149,6 +149,22 @@ func smallLogOptions(_ sync: LogSyncPolicy = .always) -> LogOptions {
         }
     }
 
+    /// A segment cut inside its header page (found by the corruption torture: recovery trapped
+    /// on an arithmetic overflow) opens as a segment without records, and the log goes on.
+    @Test func segmentCutInsideItsHeaderPageOpens() throws {
+        let dir = TemporaryDirectory("corrupt")
+        let (_, segment) = try writeLog(dir.path, count: 5)
+        let original = readWholeFile(segment)
+        for cut in [LogFormat.segmentHeaderBytes, 100, LogFormat.firstRecordOffset - 1] {
+            let work = TemporaryDirectory("cut")
+            writeWholeFile(work.path + "/" + LogFormat.segmentName(firstLSN: 1), Array(original[0..<cut]))
+            let (log, _) = try Log.open(directory: work.path, fileSystem: try FileSystem(), options: LogOptions(sync: .off, segmentSizeBytes: 1 << 20))
+            #expect(try readAll(log).isEmpty, "cut at \(cut)")
+            #expect(try log.append(type: 1, payload: [42]) == 1)
+            try log.close()
+        }
+    }
+
     @Test func bitFlipsAreDetectedAndNeverReturned() throws {
         let seed = testSeed()
         print("LogCorruptionTests.bitFlips seed \(seed) (SOCIALDB_SEED to replay)")

@@ -252,15 +252,18 @@ public final class GraphBase: @unchecked Sendable {
             guard offset >= previousEnd, offset % 8 == 0, length >= 0, offset <= footer, length <= footer - offset else {
                 return "section \(i) out of bounds"
             }
+            // Alignment padding is zeros: no byte of the file is outside every check.
+            if let pad = raw[previousEnd..<offset].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
             if i % 2 == 0 {
                 guard length == GraphFormat.indexBytes(userCount: Int(userCount)) else { return "section \(i): index size \(length) for \(userCount) users" }
             } else {
                 guard length >= GraphCodec.paddingBytes else { return "section \(i): lists without padding" }
             }
             let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]), seed: GraphFormat.sectionSeed)
-            guard sum == raw.loadLE(UInt64.self, at: footer + i * 24 + 16) else { return "section \(i) checksum mismatch" }
+            guard sum == raw.loadLE(UInt64.self, at: footer + i * 24 + 16) else { return "section \(i) (offset \(offset), \(length) bytes) checksum mismatch" }
             previousEnd = offset + length
         }
+        if let pad = raw[previousEnd..<footer].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
         // Index entries: offsets increase, every list lies inside its section, degrees add up.
         for direction in 0..<2 {
             let indexOffset = Int(raw.loadLE(UInt64.self, at: footer + direction * 48))

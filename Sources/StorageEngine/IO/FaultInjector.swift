@@ -45,8 +45,11 @@ public final class FaultInjector: Sendable {
     }
 
     private let state = Mutex(State())
+    /// A simulated power cut under the file layer, if the test wants one (see `CrashSimulator`).
+    public let crash: CrashSimulator?
 
-    public init(_ rules: [Rule] = []) {
+    public init(_ rules: [Rule] = [], crash: CrashSimulator? = nil) {
+        self.crash = crash
         state.withLock { $0.rules = rules.map { ($0, 0) } }
     }
 
@@ -63,7 +66,8 @@ public final class FaultInjector: Sendable {
 
     /// The action for this call, if a rule hits it. Counts the call against every matching rule.
     public func check(_ operation: IOOperation, path: String) -> Action? {
-        state.withLock { s in
+        if let crash, crash.shouldFail(operation) { return .fail(errno: EIO) }
+        return state.withLock { s in
             var result: Action?
             for i in s.rules.indices where s.rules[i].rule.operation == operation {
                 let rule = s.rules[i].rule

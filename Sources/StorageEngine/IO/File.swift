@@ -145,6 +145,8 @@ public final class File: Sendable {
     public func preallocate(at offset: UInt64, count: UInt64) throws(IOError) {
         checkOpen()
         try fileSystem.inject(.fallocate, path)
+        // Growth only: undone by cutting back to the size before.
+        fileSystem.faults?.crash?.willChange(fd: fd, path: path, offset: offset + count, length: 0)
         var rc: Int32
         repeat { rc = posix_fallocate(fd, off_t(offset), off_t(count)) } while rc == EINTR
         if rc != 0 { throw IOError(errno: rc, operation: .fallocate, path: path) }
@@ -154,6 +156,7 @@ public final class File: Sendable {
     public func truncate(to size: UInt64) throws(IOError) {
         checkOpen()
         try fileSystem.inject(.truncate, path)
+        fileSystem.faults?.crash?.willChange(fd: fd, path: path, offset: 0, length: 0, newSize: size)
         var rc: Int32
         repeat { rc = ftruncate(fd, off_t(size)) } while rc != 0 && errno == EINTR
         if rc != 0 { throw IOError(errno: errno, operation: .truncate, path: path) }

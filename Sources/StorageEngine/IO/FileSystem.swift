@@ -107,6 +107,8 @@ public final class FileSystem: Sendable {
 
     public func open(_ path: String, _ options: OpenOptions = .readWrite) throws(IOError) -> File {
         try inject(.open, path)
+        let crash = faults?.crash
+        let existed = crash != nil && options.create && exists(path)
         var flags: Int32 = O_CLOEXEC | (options.readOnly ? O_RDONLY : O_RDWR)
         if options.create { flags |= O_CREAT }
         if options.truncate { flags |= O_TRUNC }
@@ -115,6 +117,7 @@ public final class FileSystem: Sendable {
         var fd: Int32
         repeat { fd = Glibc.open(path, flags, options.permissions) } while fd < 0 && errno == EINTR
         if fd < 0 { throw IOError(errno: errno, operation: .open, path: path) }
+        if let crash, options.create && !existed { crash.created(path) }
         let file = File(fd: fd, path: path, fileSystem: self)
         do {
             file.setAppendOffset(try file.size())
@@ -127,11 +130,13 @@ public final class FileSystem: Sendable {
 
     public func rename(_ from: String, to: String) throws(IOError) {
         try inject(.rename, from)
+        faults?.crash?.willRename(from, to: to)
         if Glibc.rename(from, to) != 0 { throw IOError(errno: errno, operation: .rename, path: from) }
     }
 
     public func remove(_ path: String) throws(IOError) {
         try inject(.remove, path)
+        faults?.crash?.willRemove(path)
         if unlink(path) != 0 { throw IOError(errno: errno, operation: .remove, path: path) }
     }
 
@@ -141,6 +146,7 @@ public final class FileSystem: Sendable {
         if isDirectory(path) {
             for name in try listDirectory(path) { try removeTree(path + "/" + name) }
             try inject(.remove, path)
+            faults?.crash?.willRemoveDirectory(path)
             if rmdir(path) != 0 { throw IOError(errno: errno, operation: .remove, path: path) }
         } else {
             try remove(path)
@@ -154,18 +160,26 @@ public final class FileSystem: Sendable {
         if fd < 0 { throw IOError(errno: errno, operation: .syncDirectory, path: path) }
         defer { Glibc.close(fd) }
         if fsync(fd) != 0 { throw IOError(errno: errno, operation: .syncDirectory, path: path) }
+        faults?.crash?.syncedDirectory(path)
     }
 
     /// Creates a directory (and its parents, with `intermediates`). Existing is not an error.
+    /// A directory it creates is durable when it returns: the parent is fsynced, so a power cut
+    /// cannot take the new directory (and every file later synced in it) away.
     public func makeDirectory(_ path: String, intermediates: Bool = true) throws(IOError) {
         if isDirectory(path) { return }
-        if intermediates, let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+        let slash = path.lastIndex(of: "/")
+        if intermediates, let slash, slash != path.startIndex {
             try makeDirectory(String(path[..<slash]), intermediates: true)
         }
         try inject(.makeDirectory, path)
-        if mkdir(path, 0o755) != 0 && errno != EEXIST {
-            throw IOError(errno: errno, operation: .makeDirectory, path: path)
+        if mkdir(path, 0o755) != 0 {
+            if errno != EEXIST { throw IOError(errno: errno, operation: .makeDirectory, path: path) }
+            return
         }
+        faults?.crash?.madeDirectory(path)
+        let parent = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        try syncDirectory(parent)
     }
 
     /// The names in a directory, without "." and "..", sorted.
@@ -337,12 +351,20 @@ public final class FileSystem: Sendable {
                 case .shortWrite(let maxBytes)? where ops[i].kind == .write: ops[i].length = min(ops[i].length, maxBytes)
                 default: break
                 }
+                if let crash = faults.crash, ops[i].kind == .write, ops[i].result >= 0 {
+                    crash.willChange(fd: ops[i].fd, path: path(i), offset: ops[i].offset, length: ops[i].length)
+                }
             }
             for i in ops.indices where ops[i].result < 0 && ops[i].linkedToNext && i + 1 < ops.count {
                 ops[i + 1].result = -ECANCELED
             }
         }
         ring.run(ops)
+        if let crash = faults?.crash {
+            for i in ops.indices where (ops[i].kind == .fdatasync || ops[i].kind == .fsync) && ops[i].result == 0 {
+                crash.synced(fd: ops[i].fd)
+            }
+        }
         // Finish short transfers with the POSIX path (rare on regular files), then any sync the
         // kernel cancelled because the write before it was short.
         for i in ops.indices {
@@ -406,6 +428,7 @@ public final class FileSystem: Sendable {
                         case nil: break
                         }
                         if failure != 0 { break }
+                        faults.crash?.willChange(fd: op.fd, path: path(i), offset: op.offset + UInt64(total), length: length)
                     }
                     let n = pwrite(op.fd, op.address! + total, length, off_t(op.offset) + off_t(total))
                     if n < 0 { if errno == EINTR { continue }; failure = errno; break }
@@ -422,7 +445,7 @@ public final class FileSystem: Sendable {
                 } else {
                     var rc: Int32
                     repeat { rc = op.kind == .fsync ? fsync(op.fd) : fdatasync(op.fd) } while rc != 0 && errno == EINTR
-                    if rc != 0 { failure = errno }
+                    if rc != 0 { failure = errno } else { faults?.crash?.synced(fd: op.fd) }
                 }
             }
             ops[i].result = failure != 0 ? -failure : Int32(clamping: total)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads the records of one segment file in order, verifying each, for recovery and readers.
 ///
 /// It reads the file in large chunks into a buffer it owns; a payload it returns points into
@@ -56,7 +60,8 @@ struct SegmentScanner {
         let headerBytes = LogFormat.recordHeaderBytes
         guard try ensure(offset, headerBytes) else {
             // Fewer bytes than a frame header remain: the end if they are all zero.
-            let rest = Int(fileSize - offset)
+            // A segment cut inside its header page ends before the first record's offset.
+            let rest = fileSize > offset ? Int(fileSize - offset) : 0
             if rest == 0 { return .end }
             guard try ensure(offset, rest) else { return .problem("short read at offset \(offset)") }
             let start = Int(offset - bufferStart)
@@ -92,6 +97,24 @@ struct SegmentScanner {
         return .record(lsn: lsn, type: type, payload: payload)
     }
 
+    /// The index of the last non-zero byte among the first `count`, or nil. A preallocated tail is
+    /// megabytes of zeros: whole chunks are compared with `memcmp` against zeros, and a chunk
+    /// with data is walked back eight bytes at a time, not byte by byte through a closure.
+    static func lastNonZeroByte(_ chunk: [UInt8], count: Int) -> Int? {
+        chunk.withUnsafeBytes { raw -> Int? in
+            let base = raw.baseAddress!
+            if zeroChunk.withUnsafeBytes({ memcmp(base, $0.baseAddress!, min(count, $0.count)) }) == 0 && count <= zeroChunk.count {
+                return nil
+            }
+            var i = count
+            while i >= 8 && raw.loadUnaligned(fromByteOffset: i - 8, as: UInt64.self) == 0 { i -= 8 }
+            while i > 0 && raw[i - 1] == 0 { i -= 1 }
+            return i > 0 ? i - 1 : nil
+        }
+    }
+
+    private static let zeroChunk = [UInt8](repeating: 0, count: chunkBytes)
+
     /// Counts the non-zero bytes from `offset` to the end of the file: what lies past the valid
     /// end (a torn tail, or records after a corrupt one).
     func nonZeroExtent(from start: UInt64) throws(IOError) -> UInt64 {
@@ -107,7 +130,7 @@ struct SegmentScanner {
             }
             if let failure { throw failure }
             if got == 0 { break }
-            if let i = chunk[0..<got].lastIndex(where: { $0 != 0 }) { lastNonZero = at + UInt64(i) }
+            if let i = Self.lastNonZeroByte(chunk, count: got) { lastNonZero = at + UInt64(i) }
             at += UInt64(got)
         }
         guard let lastNonZero else { return 0 }

@@ -288,11 +288,14 @@ final class FrozenSegment: @unchecked Sendable {
             guard offset >= previousEnd, offset % 8 == 0, length >= 0, offset <= footer, length <= footer - offset else {
                 return "section \(i) out of bounds"
             }
+            // Alignment padding is zeros: no byte of the file is outside every check.
+            if let pad = raw[previousEnd..<offset].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
             let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]), seed: SearchFormat.sectionSeed)
-            guard sum == raw.loadLE(UInt64.self, at: footer + i * 24 + 16) else { return "section \(i) checksum mismatch" }
+            guard sum == raw.loadLE(UInt64.self, at: footer + i * 24 + 16) else { return "section \(i) (offset \(offset), \(length) bytes) checksum mismatch" }
             sections.append((offset, length))
             previousEnd = offset + length
         }
+        if let pad = raw[previousEnd..<footer].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
         guard sections[0].1 == Int(n) * SearchFormat.documentBytes else { return "documents section size" }
         guard sections[1].1 == Int(t) * SearchFormat.termEntryBytes else { return "terms section size" }
         guard sections[3].1 >= PostingCodec.paddingBytes, sections[4].1 >= PostingCodec.paddingBytes else { return "postings without padding" }
