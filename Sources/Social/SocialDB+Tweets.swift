@@ -175,6 +175,7 @@ extension SocialDB {
                 try removeTweet(record, into: &changes)
             }
             try changes.commit(to: self)
+            if record.retweetOf == nil { consumers.forgetTrends(of: record) }
         }
     }
 
