@@ -1,0 +1,29 @@
+@testable import Social
+import StorageEngine
+import Testing
+
+/// HOME with LIMIT at the timeline capacity (the most the store reads at once) still has no
+/// cursor on its last page, and a cursor when older items exist.
+@Suite struct HomeCapacityPageTests {
+    @Test func lastPageAtCapacityHasNoCursor() throws {
+        let directory = TemporaryDirectory()
+        var options = testOptions()
+        options.timelineCapacity = 4
+        let db = try SocialDB.open(at: directory.path, options: options)
+        defer { try? db.close() }
+        try db.createUser(handle: "alice")
+        var ids: [UInt64] = []
+        for i in 0..<6 { ids.append(try db.post(handle: "alice", text: "post \(i)").id) }
+        let first = try db.home(handle: "alice", limit: 4)
+        #expect(first.items.map(\.id) == Array(ids.reversed().prefix(4)))
+        #expect(first.nextCursor == ids[2])
+        let second = try db.home(handle: "alice", limit: 4, before: first.nextCursor)
+        #expect(second.items.map(\.id) == [ids[1], ids[0]])
+        #expect(second.nextCursor == nil)
+        try db.delete(handle: "alice", tweet: ids[0])
+        try db.delete(handle: "alice", tweet: ids[1])
+        let only = try db.home(handle: "alice", limit: 4)
+        #expect(only.items.count == 4)
+        #expect(only.nextCursor == nil, "four items, no more: no cursor")
+    }
+}
