@@ -339,7 +339,7 @@ final class Consumers: Sendable {
                        followers: UInt64(engine.graph.followerCount(record.number)))
     }
 
-    private func refreshUser(number: UInt32) throws(SocialError) {
+    func refreshUser(number: UInt32) throws(SocialError) {
         let id: UInt64?
         do { id = try users.id(ofNumber: number) } catch { throw SocialError(error) }
         if let id { try refreshUser(id: id) }

@@ -2,6 +2,10 @@
 import StorageEngine
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The model test of the Social layer: random operations of every kind (users, profiles, posts,
 /// replies, quotes, retweets and their undoing, likes and unlikes, deletes, follows and
 /// unfollows, and bad calls) from a printed seed, against a naive in-memory model of the whole
@@ -313,12 +317,42 @@ import Testing
             }
         }
 
+        /// IMPORT FOLLOWS of a few edges among users u0...u11 (created when missing, in
+        /// number order), sometimes SYMMETRIC: edges without notifications, through the bulk path.
+        mutating func importFollows() {
+            let symmetric = random.chance(0.3)
+            var edges: [(Int, Int)] = []
+            for _ in 0..<Int.random(in: 1...6, using: &random) {
+                edges.append((Int.random(in: 0..<12, using: &random), Int.random(in: 0..<12, using: &random)))
+            }
+            let path = directory.path + "/edges.txt"
+            let text = "# follower followee\n" + edges.map { "\($0.0) \($0.1)\n" }.joined()
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            _ = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress!, $0.count - 1) }
+            close(fd)
+            guard let report = read("IMPORT FOLLOWS", { () throws(SocialError) in try db.importFollows(path: path, symmetric: symmetric) }) else { return }
+            var created = 0
+            for n in Set(edges.flatMap { [$0.0, $0.1] }).sorted() where model.user("u\(n)") == nil {
+                guard let u = read("USER SHOW u\(n)", { () throws(SocialError) in try db.user(handle: "u\(n)") }) else { return }
+                model.users.append(MUser(id: u.id, handle: "u\(n)", name: "u\(n)"))
+                model.byHandle["u\(n)"] = model.users.count - 1
+                created += 1
+            }
+            for (a, b) in edges + (symmetric ? edges.map { ($0.1, $0.0) } : []) where a != b {
+                model.follows.insert(Pair(a: UInt64(model.user("u\(a)")!), b: UInt64(model.user("u\(b)")!)))
+            }
+            #expect(report.usersCreated == created, "\(where_): IMPORT FOLLOWS created \(report.usersCreated) users, the model \(created)")
+            #expect(report.graphEdges == model.follows.count, "\(where_): IMPORT FOLLOWS: \(report.graphEdges) edges, the model \(model.follows.count)")
+        }
+
         /// One random operation, applied to the database and the model.
         mutating func step() {
             model.order += 1
             let roll = Int.random(in: 0..<100, using: &random)
             let u = anyUser(), h = model.users[u].handle
             switch roll {
+            case 0 where random.chance(0.5):
+                importFollows()
             case 0..<3:
                 createUser(random.chance(0.3) ? random.pick(Self.handles).uppercased() : "user\(Int.random(in: 0..<1000, using: &random))")
             case 3..<5:
@@ -525,7 +559,27 @@ import Testing
             var matches: (MTweet) -> Bool
             let word = random.pick(Self.words), other = random.pick(Self.words)
             func words(_ t: MTweet) -> [Substring] { t.retweetOf == nil ? t.text.split(separator: " ") : [] }
-            switch Int.random(in: 0..<7, using: &random) {
+            switch Int.random(in: 0..<11, using: &random) {
+            case 7:
+                query = "\"\(word) \(other)\""
+                matches = { t in
+                    let w = words(t)
+                    return w.indices.dropLast().contains { w[$0] == Substring(word) && w[$0 + 1] == Substring(other) }
+                }
+            case 8:
+                let kind = random.pick(["reply", "quote", "retweet"])
+                query = "is:\(kind)"
+                matches = { kind == "reply" ? $0.replyTo != nil : kind == "quote" ? $0.quoteOf != nil : $0.retweetOf != nil }
+            case 9:
+                let u = random.pick(m.users)
+                query = "from:\(u.handle) -\(word)"
+                matches = { m.users[$0.author].handle == u.handle && !words($0).contains(Substring(word)) }
+            case 10:
+                let tag = random.pick(Self.tags)
+                query = "\(tag) OR \(word) is:reply"
+                matches = { t in
+                    (words(t).contains { $0.lowercased() == tag.lowercased() } || words(t).contains(Substring(word))) && t.replyTo != nil
+                }
             case 0:
                 query = word
                 matches = { words($0).contains(Substring(word)) }

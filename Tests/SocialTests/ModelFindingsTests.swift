@@ -1,6 +1,9 @@
+import Foundation
 @testable import Social
 import StorageEngine
 import Testing
+
+// Focused tests for what the model test (SocialModelTests) found.
 
 /// HOME with LIMIT at the timeline capacity (the most the store reads at once) still has no
 /// cursor on its last page, and a cursor when older items exist.
@@ -25,5 +28,22 @@ import Testing
         let only = try db.home(handle: "alice", limit: 4)
         #expect(only.items.count == 4)
         #expect(only.nextCursor == nil, "four items, no more: no cursor")
+    }
+}
+
+/// SEARCH USERS ranks by follower count, ties by handle ignoring case, and counts the follows
+/// of IMPORT FOLLOWS (which bypass the log) at once and after a reopen.
+@Suite struct UserSearchRankingTests {
+    @Test func tiesIgnoreCaseAndImportedFollowsCount() throws {
+        let t = try TestDatabase()
+        try t.db.createUser(handle: "JUDY", name: "Judy Apple")
+        try t.db.createUser(handle: "alice", name: "Alice Apple")
+        #expect(try t.db.searchUsers("apple").map(\.handle) == ["alice", "JUDY"])
+        try t.db.createUser(handle: "u1", name: "Apple Pie")
+        try "2 1\n3 1\n".write(toFile: t.directory.path + "/edges.txt", atomically: true, encoding: .utf8)
+        _ = try t.db.importFollows(path: t.directory.path + "/edges.txt")
+        #expect(try t.db.searchUsers("apple").map(\.handle) == ["u1", "alice", "JUDY"])
+        try t.reopen()
+        #expect(try t.db.searchUsers("apple").map(\.handle) == ["u1", "alice", "JUDY"])
     }
 }
