@@ -29,22 +29,23 @@ final class StreamCommandSource: CommandSource {
 /// unterminated quote continues on the next (prompt `   ...> `), the lines joined by a newline
 /// inside the quoted string; Ctrl-C drops the command being typed; Ctrl-D on an empty line ends.
 final class TerminalCommandSource: CommandSource {
-    static let prompt = "socialdb> "
-    static let continuationPrompt = "   ...> "
-
     let editor: LineEditor
+    let prompt: String
+    let continuationPrompt: String
 
     /// Nil when standard input and output are not both a terminal the editor can drive.
-    init?(historyPath: String?) {
+    init?(historyPath: String?, prompt: String = "socialdb> ", continuationPrompt: String = "   ...> ") {
         guard let editor = LineEditor(history: History(path: historyPath)) else { return nil }
         editor.completer = completeShellWord
         self.editor = editor
+        self.prompt = prompt
+        self.continuationPrompt = continuationPrompt
     }
 
     func nextCommand() -> String? {
         var pending: String?
         while true {
-            switch editor.readLine(prompt: pending == nil ? Self.prompt : Self.continuationPrompt) {
+            switch editor.readLine(prompt: pending == nil ? prompt : continuationPrompt) {
             case .end:
                 return nil
             case .interrupted:

@@ -9,8 +9,8 @@ import Glibc
 /// Backspace, Delete, Ctrl-K (to the end), Ctrl-U (to the start), Ctrl-W (the word before the
 /// cursor), up/down (Ctrl-P/N) through the history, Tab (completion), Ctrl-L (clear the screen),
 /// Ctrl-C (cancel the line), Ctrl-D (end of input on an empty line, else delete), Ctrl-Z
-/// (suspend). Characters count one column each; a line wider than the terminal scrolls
-/// horizontally.
+/// (suspend). East Asian wide characters and emoji take two columns; a line wider than the
+/// terminal scrolls horizontally. Pasted text is drawn once, when all of it has been read.
 final class LineEditor {
     enum Outcome: Equatable {
         /// Enter: the line as edited.
@@ -130,7 +130,11 @@ final class LineEditor {
             case 26: suspend() // Ctrl-Z
             case 27: escape(&state)
             default:
-                if byte >= 32 { insert(decodeCharacter(first: byte), into: &state) }
+                if byte >= 32 {
+                    insert(decodeCharacter(first: byte), into: &state)
+                    // Pasted text: draw once when the rest has been read, not per character.
+                    if inputPending() { continue }
+                }
             }
             refresh(state)
         }
@@ -249,17 +253,41 @@ final class LineEditor {
         return i
     }
 
-    /// Redraws the line: prompt, the visible part of the buffer, clear to the end, cursor.
+    /// Redraws the line: prompt, the visible part of the buffer (scrolled so the cursor is in
+    /// view), clear to the end, cursor.
     private func refresh(_ state: State) {
         let promptWidth = state.prompt.count
-        let room = max(1, columns() - promptWidth - 1)
-        var first = 0
-        if state.cursor >= room { first = state.cursor - room + 1 }
-        let last = min(state.buffer.count, first + room)
+        let room = max(2, columns() - promptWidth - 1)
+        // The first character shown: as far left as keeps the cursor within `room` columns.
+        var first = state.cursor
+        var used = 0
+        while first > 0 && used + Self.width(state.buffer[first - 1]) < room {
+            first -= 1
+            used += Self.width(state.buffer[first])
+        }
+        var last = first
+        var shown = 0
+        while last < state.buffer.count && shown + Self.width(state.buffer[last]) <= room {
+            shown += Self.width(state.buffer[last])
+            last += 1
+        }
         var out = "\r" + state.prompt + String(state.buffer[first..<last]) + "\u{1B}[0K\r"
-        let column = promptWidth + state.cursor - first
+        let column = promptWidth + used
         if column > 0 { out += "\u{1B}[\(column)C" }
         write(out)
+    }
+
+    /// Terminal columns of a character: 2 for East Asian wide and emoji, else 1.
+    static func width(_ c: Character) -> Int {
+        guard let v = c.unicodeScalars.first?.value, v >= 0x1100 else { return 1 }
+        switch v {
+        case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
+             0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6,
+             0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x1FA70...0x1FAFF, 0x20000...0x3FFFD:
+            return 2
+        default:
+            return 1
+        }
     }
 
     private func columns() -> Int {
@@ -280,6 +308,11 @@ final class LineEditor {
     private func write(_ text: String) { writeAll(output, text) }
 
     // MARK: Bytes
+
+    private func inputPending() -> Bool {
+        var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) > 0
+    }
 
     private func readByte() -> UInt8? {
         var byte: UInt8 = 0

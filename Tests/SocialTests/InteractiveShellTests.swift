@@ -166,13 +166,18 @@ import Glibc
         t.type("alice\u{01}TWEETS \u{05}X\u{1B}[D\u{1B}[3~Q\u{7F} LIMIT 1\r")
         #expect(t.expect("  two"), "\(t.text)")
         #expect(t.expect("socialdb> "))
+        // A pasted line wider than the terminal (scrolled while typed), with wide characters.
+        let long = String(repeating: "wide 寬 ", count: 30) + "end"
+        t.type("POST alice \(long)\r")
+        #expect(t.expect("  \(long)\r\n"), "the long line arrives whole: \(t.text)")
+        #expect(t.expect("socialdb> "))
         // Tab completes a verb in the case it was typed.
         t.type("sta\t")
         #expect(t.expect("socialdb> stats "), "\(t.text)")
         t.type(Self.ctrlU + "\\timing on\r")
         #expect(t.expect("Timing is on."))
         t.type("USER SHOW alice\r")
-        #expect(t.expect("tweets 1"))
+        #expect(t.expect("tweets 2"))
         #expect(t.expect("Time: "), "\\timing prints the time: \(t.text)")
         #expect(t.expect(" ms"))
         // Ctrl-D on an empty line quits with status 0 and closes the database.
@@ -190,7 +195,7 @@ import Glibc
         again.type(Self.up)
         #expect(again.expect("socialdb> USER SHOW alice"), "history after a restart: \(again.text)")
         again.type("\r")
-        #expect(again.expect("tweets 1"), "the data after a restart: \(again.text)")
+        #expect(again.expect("tweets 2"), "the data after a restart: \(again.text)")
         #expect(again.expect("socialdb> "))
         again.type("QUIT\r")
         #expect(again.expect("bye"))
