@@ -47,3 +47,37 @@ import Testing
         #expect(try t.db.searchUsers("apple").map(\.handle) == ["u1", "alice", "JUDY"])
     }
 }
+
+/// The ids of likes' and follows' notifications are part of the id floor at open: after a
+/// restart with the clock stepped back (to before the last like, after the last post), a new
+/// mention must still be newer than that like in NOTIFICATIONS.
+@Suite struct NotificationOrderAcrossRestartTests {
+    final class Clock: @unchecked Sendable {
+        // @unchecked: set by the test between calls, on its one thread.
+        var now = fixedClockMilliseconds
+    }
+
+    @Test func newerNotificationStaysFirstAfterClockStepsBack() throws {
+        let directory = TemporaryDirectory()
+        let clock = Clock()
+        var options = testOptions()
+        options.wallClockMilliseconds = { clock.now }
+        var db = try SocialDB.open(at: directory.path, options: options)
+        try db.createUser(handle: "alice")
+        try db.createUser(handle: "bob")
+        let a = try db.post(handle: "alice", text: "hello")
+        clock.now += 10
+        try db.like(handle: "bob", tweet: a.id)
+        clock.now += 10
+        try db.follow("bob", "alice")
+        try db.close()
+        clock.now -= 19
+        db = try SocialDB.open(at: directory.path, options: options)
+        defer { try? db.close() }
+        let mention = try db.post(handle: "bob", text: "hi @alice")
+        let got = try db.notifications(handle: "alice")
+        #expect(got.map(\.kind) == [.mention, .follow, .like], "newest first")
+        #expect(got.first?.id == mention.id)
+        #expect(got.map(\.id) == got.map(\.id).sorted(by: >), "ids newest first: \(got.map(\.id))")
+    }
+}
