@@ -1,3 +1,4 @@
+import Foundation
 @testable import Social
 import StorageEngine
 import Testing
@@ -14,6 +15,10 @@ import Glibc
 /// counts, threads, likes, notifications, tweet and user searches, trends. The same run with
 /// the celebrity threshold at 0, 2 and "infinity", across a close and reopen, and across a
 /// reopen after a close that skipped the derived structures' checkpoints (what a crash leaves).
+///
+/// One configuration runs its last phase through the real `socialdb` binary (script mode,
+/// `--json`, `--sync always`) and kills it with SIGKILL when it has answered its last command,
+/// then opens the directory in-process and compares every read again.
 ///
 /// `SOCIALDB_SEED=<seed>` replays a run; `SOCIALDB_MODEL_OPS` sets the operations per phase.
 @Suite struct SocialModelTests {
@@ -242,6 +247,9 @@ import Glibc
         var options: SocialOptions
         var db: SocialDB
         let label: String
+        /// While set, writes go to the real binary (and nothing is read).
+        var shell: ShellPipe?
+        let configuration: Configuration
 
         static let words = ["apple", "river", "stone", "cloud", "swift", "green", "night", "music"]
         static let tags = ["#tag1", "#Tag2", "#tag3", "#tagé"]
@@ -250,8 +258,11 @@ import Glibc
         init(seed: UInt64, configuration: Configuration) throws {
             self.seed = seed
             self.label = configuration.label
+            self.configuration = configuration
             random = TestRandom(seed: seed)
             options = testOptions()
+            // The binary runs on the real clock: so does the database around it (trends' window).
+            if configuration.killNine { options.wallClockMilliseconds = SnowflakeGenerator.systemWallClockMilliseconds }
             options.sync = .off
             options.celebrityThreshold = configuration.threshold
             options.timelineCapacity = configuration.capacity
@@ -296,23 +307,39 @@ import Glibc
         /// Runs a call that the model says fails with `code`, or succeeds; on failure the log
         /// must not have moved.
         func expect<T>(_ code: String?, _ what: String, _ body: () throws(SocialError) -> T) -> T? {
-            let before = db.engine.log.nextSequenceNumber
+            let before = shell == nil ? db.engine.log.nextSequenceNumber : 0
             do {
                 let value = try body()
                 if let code { Issue.record("\(where_): \(what): expected \(code), succeeded") }
                 return value
             } catch {
                 if code != error.code { Issue.record("\(where_): \(what): expected \(code ?? "success"), got \(error)") }
-                #expect(db.engine.log.nextSequenceNumber == before, "\(where_): \(what) failed and wrote to the log")
+                if shell == nil { #expect(db.engine.log.nextSequenceNumber == before, "\(where_): \(what) failed and wrote to the log") }
                 return nil
             }
         }
 
+        /// A write: through the binary when it runs (`command`, the answer's JSON read with
+        /// `field`), else through the API.
+        func write<T>(_ command: String, _ field: ([String: Any]) -> T?, _ embedded: () throws(SocialError) -> T) throws(SocialError) -> T {
+            guard let shell else { return try embedded() }
+            let answer = try shell.run(command)
+            guard let value = field(answer) else { throw .io("\(command): unexpected answer \(answer)") }
+            return value
+        }
+
+        static func id(_ object: String) -> ([String: Any]) -> UInt64? {
+            { (($0[object] as? [String: Any])?["id"] as? String).flatMap { UInt64($0) } }
+        }
+        static func changed(_ answer: [String: Any]) -> Bool? { answer["changed"] as? Bool }
+        static func done(_ answer: [String: Any]) -> Void? { () }
+
         mutating func createUser(_ handle: String) {
             let taken = model.user(handle) != nil
             let name = handle.prefix(1).uppercased() + handle.dropFirst() + " " + random.pick(Self.words)
-            if let u = expect(taken ? "exists" : nil, "USER ADD \(handle)", { () throws(SocialError) in try db.createUser(handle: handle, name: name) }) {
-                model.users.append(MUser(id: u.id, handle: handle, name: name))
+            if let u = expect(taken ? "exists" : nil, "USER ADD \(handle)", { () throws(SocialError) in
+                try write("USER ADD \(handle) \(name)", Self.id("user")) { () throws(SocialError) in try db.createUser(handle: handle, name: name).id } }) {
+                model.users.append(MUser(id: u, handle: handle, name: name))
                 model.byHandle[handle.lowercased()] = model.users.count - 1
             }
         }
@@ -328,7 +355,7 @@ import Glibc
             let path = directory.path + "/edges.txt"
             let text = "# follower followee\n" + edges.map { "\($0.0) \($0.1)\n" }.joined()
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            _ = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress!, $0.count - 1) }
+            _ = text.utf8CString.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress!, $0.count - 1) }
             close(fd)
             guard let report = read("IMPORT FOLLOWS", { () throws(SocialError) in try db.importFollows(path: path, symmetric: symmetric) }) else { return }
             var created = 0
@@ -351,7 +378,7 @@ import Glibc
             let roll = Int.random(in: 0..<100, using: &random)
             let u = anyUser(), h = model.users[u].handle
             switch roll {
-            case 0 where random.chance(0.5):
+            case 0 where shell == nil && random.chance(0.5):
                 importFollows()
             case 0..<3:
                 createUser(random.chance(0.3) ? random.pick(Self.handles).uppercased() : "user\(Int.random(in: 0..<1000, using: &random))")
@@ -359,14 +386,16 @@ import Glibc
                 let bio = random.chance(0.5)
                 let value = bio ? text() : (0..<Int.random(in: 1...8, using: &random)).map { _ in random.pick(Self.words) }.joined(separator: " ")
                 if expect(!bio && value.count > 50 ? "too_long" : nil, "USER SET \(h)", { () throws(SocialError) in
-                    bio ? try db.updateUser(handle: h, bio: value) : try db.updateUser(handle: h, name: value) }) != nil {
+                    try write("USER SET \(h) \(bio ? "bio" : "name") \(value)", Self.done) { () throws(SocialError) in
+                        _ = bio ? try db.updateUser(handle: h, bio: value) : try db.updateUser(handle: h, name: value) } }) != nil {
                     if bio { model.users[u].bio = value } else { model.users[u].name = value }
                 }
             case 5..<30:
                 let value = text()
                 let e = entities(value)
-                if let t = expect(nil, "POST \(h)", { () throws(SocialError) in try db.post(handle: h, text: value) }) {
-                    model.addTweet(MTweet(id: t.id, author: u, text: value, conversation: t.id, mentions: e.mentions, hashtags: e.hashtags))
+                if let t = expect(nil, "POST \(h)", { () throws(SocialError) in
+                    try write("POST \(h) \(value)", Self.id("tweet")) { () throws(SocialError) in try db.post(handle: h, text: value).id } }) {
+                    model.addTweet(MTweet(id: t, author: u, text: value, conversation: t, mentions: e.mentions, hashtags: e.hashtags))
                 }
             case 30..<40, 40..<45:
                 let quote = roll >= 40
@@ -375,17 +404,19 @@ import Glibc
                 let target = model.target(id)
                 let verb = quote ? "QUOTE" : "REPLY"
                 if let t = expect(target == nil ? "not_found" : nil, "\(verb) \(h) \(id)", { () throws(SocialError) in
-                    quote ? try db.quote(handle: h, tweet: id, text: value) : try db.reply(handle: h, to: id, text: value) }), let target {
-                    model.addTweet(MTweet(id: t.id, author: u, text: value, replyTo: quote ? nil : target.id, quoteOf: quote ? target.id : nil,
-                                          conversation: quote ? t.id : target.conversation, mentions: e.mentions, hashtags: e.hashtags))
+                    try write("\(verb) \(h) \(id) \(value)", Self.id("tweet")) { () throws(SocialError) in
+                        quote ? try db.quote(handle: h, tweet: id, text: value).id : try db.reply(handle: h, to: id, text: value).id } }), let target {
+                    model.addTweet(MTweet(id: t, author: u, text: value, replyTo: quote ? nil : target.id, quoteOf: quote ? target.id : nil,
+                                          conversation: quote ? t : target.conversation, mentions: e.mentions, hashtags: e.hashtags))
                 }
             case 45..<54:
                 let id = anyTweet()
                 let target = model.target(id)
                 let code = target == nil ? "not_found" : model.retweets[Pair(a: target!.id, b: UInt64(u))] != nil ? "exists" : nil
-                if let t = expect(code, "RETWEET \(h) \(id)", { () throws(SocialError) in try db.retweet(handle: h, tweet: id) }), let target {
-                    model.retweets[Pair(a: target.id, b: UInt64(u))] = t.id
-                    model.addTweet(MTweet(id: t.id, author: u, text: "", retweetOf: target.id, conversation: t.id, mentions: [], hashtags: []))
+                if let t = expect(code, "RETWEET \(h) \(id)", { () throws(SocialError) in
+                    try write("RETWEET \(h) \(id)", Self.id("tweet")) { () throws(SocialError) in try db.retweet(handle: h, tweet: id).id } }), let target {
+                    model.retweets[Pair(a: target.id, b: UInt64(u))] = t
+                    model.addTweet(MTweet(id: t, author: u, text: "", retweetOf: target.id, conversation: t, mentions: [], hashtags: []))
                 }
             case 54..<58:
                 // Mostly a retweet the user has, by its original's id or its own.
@@ -395,7 +426,8 @@ import Glibc
                 let target = model.target(id)
                 let retweet = target.flatMap { model.retweets[Pair(a: $0.id, b: UInt64(u))] }
                 if let removed = expect(retweet == nil ? "not_found" : nil, "UNRETWEET \(h) \(id)", { () throws(SocialError) in
-                    try db.unretweet(handle: h, tweet: id) }) {
+                    try write("UNRETWEET \(h) \(id)", { ($0["retweet_id"] as? String).flatMap { UInt64($0) } }) { () throws(SocialError) in
+                        try db.unretweet(handle: h, tweet: id) } }) {
                     #expect(removed == retweet, "\(where_): UNRETWEET removed \(removed), the model's is \(String(describing: retweet))")
                     model.removeRetweet(retweet!)
                 }
@@ -407,7 +439,8 @@ import Glibc
                 }
                 let target = model.target(id)
                 if let t = expect(target == nil ? "not_found" : nil, "\(like ? "LIKE" : "UNLIKE") \(h) \(id)", { () throws(SocialError) in
-                    like ? try db.like(handle: h, tweet: id) : try db.unlike(handle: h, tweet: id) }), let target {
+                    try write("\(like ? "LIKE" : "UNLIKE") \(h) \(id)", Self.id("tweet")) { () throws(SocialError) in
+                        like ? try db.like(handle: h, tweet: id).id : try db.unlike(handle: h, tweet: id).id } }), let target {
                     let key = Pair(a: target.id, b: UInt64(u))
                     if like, !model.likes.contains(key) {
                         model.likes.insert(key)
@@ -416,7 +449,7 @@ import Glibc
                         model.likes.remove(key)
                         model.unnotify(.like(target.id, liker: u))
                     }
-                    #expect(t.id == target.id, "\(where_): LIKE answers the liked tweet")
+                    #expect(t == target.id, "\(where_): LIKE answers the liked tweet")
                 }
             case 73..<80:
                 // Mostly one's own tweet; sometimes someone else's (forbidden).
@@ -425,14 +458,15 @@ import Glibc
                 if random.chance(0.7), let pick = own.randomElement(using: &random) { id = pick }
                 let t = model.tweets[id]
                 let code = t == nil ? "not_found" : t!.author != u ? "forbidden" : nil
-                if expect(code, "DELETE \(h) \(id)", { () throws(SocialError) in try db.delete(handle: h, tweet: id) }) != nil, let t {
+                if expect(code, "DELETE \(h) \(id)", { () throws(SocialError) in
+                    try write("DELETE \(h) \(id)", Self.done) { () throws(SocialError) in try db.delete(handle: h, tweet: id) } }) != nil, let t {
                     if t.retweetOf != nil { model.removeRetweet(id) } else { model.removeTweet(id) }
                 }
             case 80..<93:
                 let v = anyUser()
                 let code = u == v ? "invalid" : nil
                 if let changed = expect(code, "FOLLOW \(h) \(model.users[v].handle)", { () throws(SocialError) in
-                    try db.follow(h, model.users[v].handle) }) {
+                    try write("FOLLOW \(h) \(model.users[v].handle)", Self.changed) { () throws(SocialError) in try db.follow(h, model.users[v].handle) } }) {
                     #expect(changed == !model.follows(u, v), "\(where_): FOLLOW changed")
                     if changed {
                         model.follows.insert(Pair(a: UInt64(u), b: UInt64(v)))
@@ -444,7 +478,7 @@ import Glibc
                 if random.chance(0.7), let pick = model.following(u).randomElement(using: &random) { v = pick }
                 let code = u == v ? "invalid" : nil
                 if let changed = expect(code, "UNFOLLOW \(h) \(model.users[v].handle)", { () throws(SocialError) in
-                    try db.unfollow(h, model.users[v].handle) }) {
+                    try write("UNFOLLOW \(h) \(model.users[v].handle)", Self.changed) { () throws(SocialError) in try db.unfollow(h, model.users[v].handle) } }) {
                     #expect(changed == model.follows(u, v), "\(where_): UNFOLLOW changed")
                     if changed {
                         model.follows.remove(Pair(a: UInt64(u), b: UInt64(v)))
@@ -654,6 +688,23 @@ import Glibc
             checkTrends()
         }
 
+        /// Closes the database and starts the binary on its directory, with the same knobs.
+        mutating func startShell() throws {
+            try db.close()
+            shell = try ShellPipe(arguments: ["--data", directory.path, "--json", "--sync", "always",
+                                              "--celebrity-threshold", String(options.celebrityThreshold),
+                                              "--timeline-capacity", String(options.timelineCapacity),
+                                              "--checkpoint-records", String(options.checkpointEveryRecords)])
+        }
+
+        /// SIGKILL, then the directory opened in-process again.
+        mutating func killShell() throws {
+            #expect((shell?.acknowledged ?? 0) > 100, "\(where_): the binary acknowledged \(shell?.acknowledged ?? 0) writes")
+            shell?.kill()
+            shell = nil
+            db = try SocialDB.open(at: directory.path, options: options)
+        }
+
         mutating func reopen(crash: Bool) throws {
             if crash { try db.closeWithoutCheckpoints() } else { try db.close() }
             db = try SocialDB.open(at: directory.path, options: options)
@@ -668,6 +719,8 @@ import Glibc
         var threshold: Int
         var capacity = 800
         var checkpointRecords = 250_000
+        /// The last phase runs in the real binary and ends with kill -9.
+        var killNine = false
         var description: String { label }
     }
 
@@ -678,6 +731,7 @@ import Glibc
         // Small rings (pages past a ring's oldest entry read the sources) and a periodic
         // checkpoint every 50 records.
         Configuration(label: "threshold 2, capacity 8, checkpoints every 50 records", threshold: 2, capacity: 8, checkpointRecords: 50),
+        Configuration(label: "threshold 2, last phase in the binary, then kill -9", threshold: 2, killNine: true),
     ])
     func randomOperationsMatchTheModel(_ configuration: Configuration) throws {
         let label = configuration.label
@@ -687,10 +741,13 @@ import Glibc
         var run = try Run(seed: seed, configuration: configuration)
         for handle in Run.handles.prefix(8) { run.createUser(handle) }
         for phase in 0..<3 {
+            let inBinary = phase == 2 && configuration.killNine
+            if inBinary { try run.startShell() }
             for _ in 0..<operations {
                 run.step()
-                if run.random.chance(0.3) { run.spotCheck() }
+                if !inBinary && run.random.chance(0.3) { run.spotCheck() }
             }
+            if inBinary { try run.killShell() }
             run.fullCheck()
             // Phase 0 ends with a clean close, phase 1 with a close that skips the checkpoints.
             if phase < 2 {
@@ -699,5 +756,82 @@ import Glibc
             }
         }
         try run.db.close()
+    }
+}
+
+/// The real `socialdb` binary in script mode with `--json`: one command in, one line of JSON out.
+final class ShellPipe {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+    private var pending: [UInt8] = []
+    /// Commands the binary acknowledged with `"ok":true`.
+    private(set) var acknowledged = 0
+
+    init(arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: InteractiveShellTests.binary())
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill() }
+    }
+
+    /// Sends one command; the answer's JSON object, or the error it reports as a `SocialError`.
+    func run(_ command: String) throws(SocialError) -> [String: Any] {
+        var bytes = Array((command + "\n").utf8)
+        let fd = input.fileHandleForWriting.fileDescriptor
+        let written = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+        guard written == bytes.count else { throw .io("writing to socialdb failed") }
+        guard let line = readLine(timeoutSeconds: 60) else { throw .io("socialdb did not answer \(command)") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+            throw .io("not JSON: \(line)")
+        }
+        if object["ok"] as? Bool == true {
+            acknowledged += 1
+            return object
+        }
+        let error = object["error"] as? [String: Any]
+        let message = error?["message"] as? String ?? line
+        switch error?["code"] as? String {
+        case "not_found": throw .notFound(message)
+        case "exists": throw .exists(message)
+        case "invalid": throw .invalid(message)
+        case "forbidden": throw .forbidden(message)
+        case "too_long": throw .tooLong(message)
+        case "rate_limited": throw .rateLimited(message)
+        case "syntax": throw .syntax(message)
+        default: throw .io(message)
+        }
+    }
+
+    private func readLine(timeoutSeconds: Int32) -> String? {
+        let fd = output.fileHandleForReading.fileDescriptor
+        while true {
+            if let newline = pending.firstIndex(of: 10) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                return line
+            }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, timeoutSeconds * 1000)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return nil }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            pending.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }
