@@ -176,6 +176,7 @@ final class Consumers: Sendable {
     /// (newest ids first, down to the first id older than the window).
     private func feedTrends(nowMilliseconds now: UInt64) throws(SocialError) {
         let start = now > Self.trendWindowMilliseconds ? now - Self.trendWindowMilliseconds : 0
+        trendsFedFrom.store(start, ordering: .relaxed)
         let oldest = start > Snowflake.epochMilliseconds ? (start - Snowflake.epochMilliseconds) << 22 : 0
         do throws(LSMError) {
             var failure: LSMError?
@@ -210,6 +211,18 @@ final class Consumers: Sendable {
         self.sourceFailure = sourceFailure
         self.engine = engine
         self.timelineStatus = timelineStatus
+    }
+
+    /// Tweets at or after this time (Unix ms) were counted by trends when the database opened;
+    /// older ones only if written since.
+    private let trendsFedFrom = Atomic<UInt64>(0)
+
+    /// A deleted tweet's hashtags stop counting in trends (the writer lock is held). Only for
+    /// a tweet trends counted: fed at open (its time is in the window then) or written since
+    /// (at a time at or after that window's start, as every live post is).
+    func forgetTrends(of record: TweetRecord) {
+        guard !record.hashtags.isEmpty, record.time >= trendsFedFrom.load(ordering: .relaxed) else { return }
+        search.forgetHashtags(record.hashtags, timeMilliseconds: record.time)
     }
 
     /// Records replayed from the log at open.
@@ -326,7 +339,7 @@ final class Consumers: Sendable {
                        followers: UInt64(engine.graph.followerCount(record.number)))
     }
 
-    private func refreshUser(number: UInt32) throws(SocialError) {
+    func refreshUser(number: UInt32) throws(SocialError) {
         let id: UInt64?
         do { id = try users.id(ofNumber: number) } catch { throw SocialError(error) }
         if let id { try refreshUser(id: id) }

@@ -121,6 +121,7 @@ extension SocialDB {
         changes.put(NotificationKeys.notification(recipient: tweet.author, sortID: sortID.rawValue, kind: .like, actor: liker, subject: tweet.id),
                     .u64(creationTime(of: sortID)))
         changes.put(NotificationKeys.cause(NotificationKeys.likeCause, tweet.id, liker), .u64(sortID.rawValue))
+        changes.put(SocialKeys.lastNotificationID, .u64(sortID.rawValue))
     }
 
     func unnotifyLike(tweet: UInt64, author: UInt64, liker: UInt64, into changes: inout ChangeSet) throws(SocialError) {
@@ -139,6 +140,7 @@ extension SocialDB {
         changes.put(NotificationKeys.notification(recipient: followee, sortID: sortID.rawValue, kind: .follow, actor: follower, subject: 0),
                     .u64(creationTime(of: sortID)))
         changes.put(NotificationKeys.cause(NotificationKeys.followCause, followee, follower), .u64(sortID.rawValue))
+        changes.put(SocialKeys.lastNotificationID, .u64(sortID.rawValue))
         try changes.commit(to: self)
     }
 

@@ -74,6 +74,9 @@ enum CounterKind: UInt64, CaseIterable {
 
 enum SocialKeys {
     static let nextUserNumber = Keys.text(.meta, "social.next-user-number")
+    /// The last id given to a like's or follow's notification: ids are not stored elsewhere,
+    /// and the id floor at open must exceed them too.
+    static let lastNotificationID = Keys.text(.meta, "social.last-notification-id")
 
     static func user(_ id: UInt64) -> [UInt8] { Keys.one(.users, id) }
     static func handle(_ lowercased: String) -> [UInt8] { Keys.text(.usersByHandle, lowercased) }

@@ -171,14 +171,21 @@ extension SocialDB {
             edges[i] = UInt64(numberOf[UInt32(truncatingIfNeeded: e >> 32)]!) << 32 | UInt64(numberOf[UInt32(truncatingIfNeeded: e)]!)
         }
         numberOf = [:]
+        // Whose follower count may change: user search ranks by it.
+        var followees = [Bool](repeating: false, count: Int(try userCount()))
+        for e in edges { followees[Int(UInt32(truncatingIfNeeded: e))] = true }
         do {
             try graph.bulkLoad(&edges) { p in
                 progress?(ImportProgress(phase: "\(p.phase)", done: p.done, total: p.total))
             }
         } catch { throw SocialError(error) }
         report.graphEdges = graph.statistics().edges
-        // The bulk-loaded edges are not in the log: the timelines start over from the graph.
-        try writer.withLock { () throws(SocialError) in try consumers.resetTimelines() }
+        // The bulk-loaded edges are not in the log: user search takes the new follower counts,
+        // and the timelines start over from the graph (checkpointing both).
+        try writer.withLock { () throws(SocialError) in
+            for (number, changed) in followees.enumerated() where changed { try consumers.refreshUser(number: UInt32(number)) }
+            try consumers.resetTimelines()
+        }
         return report
     }
 }

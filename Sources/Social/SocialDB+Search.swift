@@ -27,7 +27,7 @@ extension SocialDB {
     }
 
     /// Users whose handle or a word of whose display name starts with `prefix` (folded; a
-    /// leading `@` ignored), most followers first, ties by handle.
+    /// leading `@` ignored), most followers first, ties by handle ignoring case.
     public func searchUsers(_ prefix: String, limit: Int = SocialDB.pageLimitDefault) throws(SocialError) -> [User] {
         try Self.checkLimit(limit)
         guard !prefix.allSatisfy({ $0.isWhitespace || $0 == "@" }) else { throw .invalid("the user search text is empty") }
@@ -43,7 +43,8 @@ extension SocialDB {
     public static var trendWindowMilliseconds: UInt64 { Consumers.trendWindowMilliseconds }
 
     /// The top hashtags of the tweets posted in the last 24 hours (by their time), most used
-    /// first, ties by tag. Deleted tweets stop counting at the next open.
+    /// first, ties by tag; a tweet counts once for each tag it has. A deleted tweet stops counting
+    /// at once.
     public func trends(limit: Int = SocialDB.pageLimitDefault) throws(SocialError) -> [Trend] {
         try Self.checkLimit(limit)
         return consumers.search.trends(nowMilliseconds: options.wallClockMilliseconds(),

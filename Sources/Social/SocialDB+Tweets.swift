@@ -175,6 +175,7 @@ extension SocialDB {
                 try removeTweet(record, into: &changes)
             }
             try changes.commit(to: self)
+            if record.retweetOf == nil { consumers.forgetTrends(of: record) }
         }
     }
 
@@ -361,8 +362,16 @@ extension SocialDB {
         let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
         if let failure = consumers.sourceFailure.take() { throw .io(failure) }
         var ids = items.map(\.id)
-        let more = ids.count > limit || (fetch == limit && ids.count == limit)
+        var more = ids.count > limit
         if ids.count > limit { ids.removeLast(ids.count - limit) }
+        if fetch == limit && ids.count == limit, let last = ids.last {
+            // LIMIT is the capacity, the most the store reads at once: look past the page for an
+            // item the page would not have hidden (an original it already showed).
+            let shown = Set(items.map(\.tweetId))
+            let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
+            if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+            more = after.contains { !shown.contains($0.tweetId) }
+        }
         return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 }

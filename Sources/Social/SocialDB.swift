@@ -49,6 +49,8 @@ public final class SocialDB: Sendable {
                     return false
                 }
             }
+            // Likes' and follows' notifications take ids too (kept only in their keys).
+            if let last = try engine.tree.get(SocialKeys.lastNotificationID)?.u64 { largest = max(largest, last) }
         } catch {
             try? engine.close()
             throw SocialError(error)

@@ -80,6 +80,21 @@ enum Response {
 
     var isError: Bool { if case .error = self { true } else { false } }
 
+    /// With `elapsedNanoseconds` (`\\timing on`): human text gets a line `Time: 0.412 ms` after
+    /// the response, as psql prints it; JSON gets a last field `"time_ms":0.412`.
+    func render(json: Bool, elapsedNanoseconds: UInt64?) -> String {
+        var text = render(json: json)
+        guard let elapsedNanoseconds else { return text }
+        let microseconds = (elapsedNanoseconds + 500) / 1000
+        let fraction = String(microseconds % 1000)
+        let milliseconds = "\(microseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+        if json {
+            text.removeLast() // the object's closing brace
+            return text + ",\"time_ms\":" + milliseconds + "}"
+        }
+        return text + "\nTime: " + milliseconds + " ms"
+    }
+
     func render(json: Bool) -> String {
         switch self {
         case .ok(let fields, let human):

@@ -12,6 +12,8 @@ final class Shell {
     /// Draw progress bars (on standard error) for long commands: set on a terminal only.
     let showsProgress: Bool
     private(set) var quitRequested = false
+    /// `\timing on`: the caller prints each command's elapsed time after its response.
+    var timing = false
 
     init(db: SocialDB, json: Bool, showsProgress: Bool = false) {
         self.db = db
@@ -23,6 +25,7 @@ final class Shell {
     func execute(_ line: String) -> Response? {
         let trimmed = line.drop { $0 == " " || $0 == "\t" }
         if trimmed.isEmpty || trimmed.hasPrefix("--") { return nil }
+        if trimmed.hasPrefix("\\") { return metaCommand(String(trimmed)) }
         let words: [Tokenizer.Word]
         switch Tokenizer.split(line) {
         case .success(let w): words = w
@@ -56,6 +59,26 @@ final class Shell {
                 return .error(ErrorCode(rawValue: error.code) ?? .io, error.message)
             }
         }
+    }
+
+    /// Whether `line` is a backslash command of the shell itself (not timed, not sent anywhere).
+    static func isMetaCommand(_ line: String) -> Bool {
+        line.drop { $0 == " " || $0 == "\t" }.hasPrefix("\\")
+    }
+
+    /// `\timing [on|off]` (alone it toggles, as in psql).
+    private func metaCommand(_ line: String) -> Response {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard words[0].lowercased() == "\\timing" else {
+            return .error(.syntax, "unknown shell command \(words[0]) (the one there is: \\timing [on|off])")
+        }
+        switch words.dropFirst().map({ $0.lowercased() }) {
+        case []: timing.toggle()
+        case ["on"]: timing = true
+        case ["off"]: timing = false
+        default: return .error(.syntax, "\\timing takes on or off, not '\(words.dropFirst().joined(separator: " "))'")
+        }
+        return .ok(fields: [("timing", .bool(timing))], human: timing ? "Timing is on." : "Timing is off.")
     }
 
     /// A progress line on standard error, redrawn in place; nothing unless `showsProgress`.

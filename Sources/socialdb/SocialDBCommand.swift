@@ -112,6 +112,9 @@ struct ShellCommand: ParsableCommand {
     @Flag(name: .long, help: "In script mode, stop at the first failed command.")
     var bail = false
 
+    @Flag(name: .long, help: "Print each command's elapsed time after its response (as \\timing on does).")
+    var timing = false
+
     @Argument(help: "A file of commands to run (script mode).")
     var file: String?
 
@@ -129,19 +132,26 @@ struct ShellCommand: ParsableCommand {
             input = opened
         }
         let interactive = file == nil && isatty(0) != 0
+        // The line editor when a person is at a terminal (both ends); else getline, with a
+        // plain prompt when standard input alone is a terminal.
+        let terminal = interactive ? TerminalCommandSource(historyPath: History.defaultPath()) : nil
+        let source: CommandSource = terminal ?? StreamCommandSource(stream: input, prompt: interactive ? "socialdb> " : nil)
         let shell = Shell(db: db, json: json, showsProgress: isatty(2) != 0)
+        shell.timing = timing
         if interactive && !json {
             writeOut("socialdb 0.1.0, data in \(directory) (\(db.engine.fileSystem.backend.rawValue)). HELP lists the commands, QUIT leaves.\n")
         }
+        // At the prompt Ctrl-C is a key of the editor; while a command runs it is ignored, so
+        // the database is always closed by QUIT or Ctrl-D.
+        if terminal != nil { signal(SIGINT, SIG_IGN) }
         var failures = 0
         while !shell.quitRequested {
-            if interactive {
-                writeOut("socialdb> ")
-            }
-            guard let line = readLine(from: input) else { break }
+            guard let line = source.nextCommand() else { break }
+            let started = monotonicNanoseconds()
             guard let response = shell.execute(line) else { continue }
+            let elapsed = shell.timing && !Shell.isMetaCommand(line) ? monotonicNanoseconds() - started : nil
             // Written and flushed before the next command is read: a program can drive the shell.
-            writeOut(response.render(json: json) + "\n")
+            writeOut(response.render(json: json, elapsedNanoseconds: elapsed) + "\n")
             if response.isError {
                 failures += 1
                 if bail && !interactive { break }
@@ -156,6 +166,12 @@ struct ShellCommand: ParsableCommand {
         }
         if failures > 0 && !interactive { throw ExitCode(1) }
     }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 func printError(_ message: String) {

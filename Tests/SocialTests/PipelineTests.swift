@@ -41,7 +41,8 @@ import Testing
         log = try records(t, from: start)
         // The follow notification's batch first (reads skip it until the edge exists), then the graph record.
         #expect(log.count == 2 && log[0].type == 0x0020 && log[1].type == GraphRecord.followType)
-        #expect(log[0].entries.map(\.space) == [KeySpace.notifications.rawValue, KeySpace.notificationCauses.rawValue])
+        // With the id floor of the notification's id (meta social.last-notification-id).
+        #expect(log[0].entries.map(\.space) == [KeySpace.notifications.rawValue, KeySpace.notificationCauses.rawValue, KeySpace.meta.rawValue])
 
         start = t.nextLSN
         try t.db.retweet(handle: "bob", tweet: tweet.id)

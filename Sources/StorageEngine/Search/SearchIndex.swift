@@ -349,6 +349,11 @@ public final class SearchIndex: @unchecked Sendable {
         trendCounter.withLock { $0.record(tags, atMilliseconds: timeMilliseconds) }
     }
 
+    /// Takes back what `recordHashtags` counted for a tweet that has been deleted.
+    public func forgetHashtags(_ tags: [String], timeMilliseconds: UInt64) {
+        trendCounter.withLock { $0.forget(tags, atMilliseconds: timeMilliseconds) }
+    }
+
     /// The top hashtags (as `#tag`) over the minute buckets in (now - window, now], by count,
     /// ties by tag. Trends live in memory: the caller feeds them the window's tweets at open.
     public func trends(nowMilliseconds: UInt64, windowMilliseconds: UInt64 = 3_600_000, limit: Int = 10) -> [(tag: String, count: Int)] {

@@ -79,7 +79,11 @@ struct UserDirectory {
             guard let user = users[id], Self.keys(handle: user.handle, displayName: user.displayName).contains(where: { $0.utf8.starts(with: p) }) else { continue }
             matches.append(user)
         }
-        matches.sort { $0.followers != $1.followers ? $0.followers > $1.followers : $0.handle.utf8.lexicographicallyPrecedes($1.handle.utf8) }
+        // Ties by handle ignoring case (handles are unique that way): `alice` before `JUDY`.
+        matches.sort {
+            $0.followers != $1.followers ? $0.followers > $1.followers
+                : $0.handle.lowercased().utf8.lexicographicallyPrecedes($1.handle.lowercased().utf8)
+        }
         return Array(matches.prefix(limit))
     }
 }
@@ -92,13 +96,21 @@ struct TrendCounter {
     private var buckets: [UInt64: [String: Int]] = [:]
     private var newestMinute: UInt64 = 0
 
-    mutating func record(_ tags: [String], atMilliseconds time: UInt64) {
-        let minute = time / 60_000
+    /// The distinct folded tags of one tweet: a tweet counts once for a tag it repeats.
+    static func folded(_ tags: [String]) -> [String] {
+        var result: [String] = []
         for tag in tags {
             var body = Substring(tag)
             while body.hasPrefix("#") { body = body.dropFirst() }
             let folded = SearchTokenizer.foldWord(body)
-            if folded.isEmpty { continue }
+            if !folded.isEmpty && !result.contains(folded) { result.append(folded) }
+        }
+        return result
+    }
+
+    mutating func record(_ tags: [String], atMilliseconds time: UInt64) {
+        let minute = time / 60_000
+        for folded in Self.folded(tags) {
             buckets[minute, default: [:]][folded, default: 0] += 1
         }
         if minute > newestMinute {
@@ -108,6 +120,19 @@ struct TrendCounter {
                 for key in buckets.keys where key < oldest { buckets[key] = nil }
             }
         }
+    }
+
+    /// Takes back what `record` counted for a tweet with these tags at this time (a deleted
+    /// tweet); a count that is not there (the minute was never fed, or has been dropped) stays
+    /// as it is.
+    mutating func forget(_ tags: [String], atMilliseconds time: UInt64) {
+        let minute = time / 60_000
+        guard var counts = buckets[minute] else { return }
+        for folded in Self.folded(tags) {
+            guard let n = counts[folded] else { continue }
+            counts[folded] = n > 1 ? n - 1 : nil
+        }
+        buckets[minute] = counts.isEmpty ? nil : counts
     }
 
     /// Top `limit` tags over the minutes in (now - window, now], by count, ties by tag.
