@@ -118,7 +118,8 @@ final class Shell {
 
     private func stats() -> Response {
         let engine = db.engine
-        let users = (try? db.userCount()) ?? 0
+        let social = try? db.statistics()
+        let users = social?.users ?? 0
         let graph = engine.graph.statistics()
         let log = engine.log.statistics
         let tree = engine.tree.statistics
@@ -161,6 +162,44 @@ final class Shell {
                 ("overlay_bytes", .int(graph.overlayBytes)),
             ])),
         ]
+        var extra: [(String, JSONValue)] = []
+        var extraHuman = ""
+        if let social {
+            let t = social.timelines
+            let q = social.search
+            extra = [
+                ("timelines", .object([
+                    ("rings", .int(t.rings)),
+                    ("entries", .int(t.entries)),
+                    ("ring_bytes", .int(t.ringBytes)),
+                    ("pushes", .int(t.pushes)),
+                    ("celebrity_posts", .int(t.celebrityPosts)),
+                    ("merges_at_read", .int(t.mergesAtRead)),
+                    ("rebuilds", .int(t.rebuilds)),
+                    ("tombstones", .int(t.tombstones)),
+                    ("compacted_entries", .int(t.compactedEntries)),
+                    ("checkpoint_bytes", .int(t.checkpointBytes)),
+                ])),
+                ("search", .object([
+                    ("documents", .int(q.activeDocuments + q.frozenDocuments)),
+                    ("frozen_segments", .int(q.frozenSegments)),
+                    ("frozen_terms", .int(q.frozenTerms)),
+                    ("postings", .int(q.activePostings + q.frozenPostings)),
+                    ("frozen_bytes", .int(q.frozenFileBytes)),
+                    ("bytes_per_posting", .double(q.frozenPostings > 0 ? Double(q.frozenPostingsBytes) / Double(q.frozenPostings) : 0)),
+                    ("tombstones", .int(q.tombstones)),
+                    ("applied_lsn", .string(String(q.appliedLSN >> 12))),
+                ])),
+                ("periodic_checkpoints", .int(social.periodicCheckpoints)),
+            ]
+            extraHuman += "\ntimelines       \(t.rings) rings, \(t.entries) entries, \(t.ringBytes) bytes; \(t.pushes) pushes, "
+                + "\(t.celebrityPosts) celebrity posts, \(t.mergesAtRead) merges at read, \(t.rebuilds) rebuilds"
+            extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted"
+            extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "
+                + "\(q.frozenSegments) frozen segments (\(q.frozenFileBytes) bytes), \(q.tombstones) tombstones"
+            extraHuman += "\ncheckpoints     \(social.periodicCheckpoints) periodic since open"
+        }
+        let allFields = fields + extra
         var human = """
         data directory  \(engine.directory)
         I/O backend     \(io)\(engine.fileSystem.fallbackReason.map { " (\($0))" } ?? "")
@@ -176,7 +215,8 @@ final class Shell {
         human += "\nusers           \(users)"
         human += "\ngraph           \(graph.edges) edges (\(graph.baseEdges) in base generation \(graph.baseGeneration), \(graph.baseFileBytes) bytes, "
             + "\(formatRatio(graph.following.bitsPerEdge)) bits/edge); overlay \(graph.overlayEntries) changes, \(graph.overlayBytes) bytes"
-        return .ok(fields: fields, human: human)
+        human += extraHuman
+        return .ok(fields: allFields, human: human)
     }
 }
 
