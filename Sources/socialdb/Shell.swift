@@ -149,6 +149,10 @@ final class Shell {
                 ("cache_hits", .int(Int(tree.cacheHits))),
                 ("cache_misses", .int(Int(tree.cacheMisses))),
                 ("cache_hit_rate", .double(tree.cacheHitRate)),
+                ("record_cache_bytes", .int(tree.recordCacheBytes)),
+                ("record_cache_entries", .int(tree.recordCacheEntries)),
+                ("record_cache_hits", .int(Int(tree.recordCacheHits))),
+                ("record_cache_misses", .int(Int(tree.recordCacheMisses))),
             ])),
             ("users", .int(users)),
             ("graph", .object([
@@ -212,6 +216,9 @@ final class Shell {
         human += "\nLSM work        \(tree.flushes) flushes, \(tree.compactions) compactions, \(tree.trivialMoves) moves"
         human += "\nLSM amplification  write \(formatRatio(tree.writeAmplification)), space \(formatRatio(tree.spaceAmplification))"
         human += "\nblock cache     \(tree.cacheBytes) bytes, \(tree.cacheHits) hits, \(tree.cacheMisses) misses (\(formatRatio(tree.cacheHitRate * 100))%)"
+        let recordLookups = tree.recordCacheHits + tree.recordCacheMisses
+        human += "\nrecord cache    \(tree.recordCacheBytes) bytes, \(tree.recordCacheEntries) records, \(tree.recordCacheHits) hits, "
+            + "\(tree.recordCacheMisses) misses (\(formatRatio(recordLookups == 0 ? 0 : Double(tree.recordCacheHits) * 100 / Double(recordLookups)))%)"
         human += "\nusers           \(users)"
         human += "\ngraph           \(graph.edges) edges (\(graph.baseEdges) in base generation \(graph.baseGeneration), \(graph.baseFileBytes) bytes, "
             + "\(formatRatio(graph.following.bitsPerEdge)) bits/edge); overlay \(graph.overlayEntries) changes, \(graph.overlayBytes) bytes"
