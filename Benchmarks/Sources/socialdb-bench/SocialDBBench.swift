@@ -66,6 +66,17 @@ struct SocialDBBench: ParsableCommand {
         if arguments.count > 1 && arguments[1] == SocialChild.command {
             Glibc.exit(SocialChild.main(Array(arguments.dropFirst(2))))
         }
+        // `social-generate <dir> <scale>`: the social suite's data alone, for profiling a child.
+        if arguments.count == 4 && arguments[1] == "social-generate", let scale = Scale(rawValue: arguments[3]) {
+            do {
+                let world = try SocialWorld.generate(sizes: SocialSizes(scale), into: arguments[2])
+                print("\(world.users) users, \(world.follows) follows, \(world.tweets) tweets in \(arguments[2])")
+                Glibc.exit(0)
+            } catch {
+                printError("socialdb-bench social-generate: \(error)")
+                Glibc.exit(1)
+            }
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
