@@ -291,7 +291,7 @@ enum SocialChild {
         for h in histograms { merged.add(h) }
         let t = totals.withLock { $0 }
         var cdf: [[Double]] = []
-        for q in [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0] {
+        for q in stride(from: 0.0, to: 0.95, by: 0.025).map({ $0 }) + [0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0] {
             cdf.append([q, merged.quantileMicroseconds(q)])
         }
         return ChildRow(mix: mix.rawValue, clients: threads, operations: t.ops, seconds: elapsed,
