@@ -446,6 +446,21 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
             #expect(throws: LSMError.self) { _ = try TweetRecord.decode(Array(bytes[..<cut])) }
         }
         #expect(throws: LSMError.self) { _ = try TweetRecord.decode(bytes + [0]) }
+        // The header alone: the fixed fields and references, for every kind of record.
+        let retweet = TweetRecord(id: 10, author: 11, time: 12, text: "", retweetOf: 1 << 60)
+        for record in [t, plain, retweet] {
+            let header = try TweetRecord.decodeHeader(record.encoded())
+            #expect(header == TweetRecord.Header(id: record.id, author: record.author, time: record.time,
+                                                 replyTo: record.replyTo, retweetOf: record.retweetOf, quoteOf: record.quoteOf))
+        }
+        // A header cut short, or of an unknown version, is damage.
+        let fixed = 2 + 24 + 16 // version, flags, id, author, time, reply-to, quote-of
+        for cut in 0..<fixed {
+            #expect(throws: LSMError.self) { _ = try TweetRecord.decodeHeader(Array(bytes[..<cut])) }
+        }
+        var other = bytes
+        other[0] = 2
+        #expect(throws: LSMError.self) { _ = try TweetRecord.decodeHeader(other) }
     }
 
     @Test func authorTweetsComeNewestFirstWithACursor() throws {

@@ -279,6 +279,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     var scratchItems = ContiguousArray<TimelineItem>()
     var scratchEntries = ContiguousArray<TimelineEntry>()
     var scratchUsers = ContiguousArray<UInt32>()
+    var scratchCursors = ContiguousArray<AuthorCursor>()
 
     init(options: TimelineOptions, followers: Followers, tweets: Tweets) {
         self.options = options
@@ -555,6 +556,54 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         mergeScratchItems(intoRing: number, truncatedBelow: truncatedBelow)
     }
 
+    /// Fetches into `scratchItems` (newest first) the newest `capacity` items of `authors`
+    /// (celebrities skipped) and returns the floor: the largest id a source holds that was not
+    /// fetched (0 when every source was read to its end). Every item above the floor is fetched.
+    ///
+    /// The result (ring contents and floor after `mergeScratchItems`) is that of fetching
+    /// `capacity + 1` items of every author, without reading them: authors are read in growing
+    /// batches, starting at about 4 x `capacity / authors` (at least 16, at most `capacity`;
+    /// fewer, larger reads: each costs an index scan), and an author is read further only while
+    /// its next unread item could be among the newest `capacity` fetched so far. On the social
+    /// benchmark's graph (35 followees, prolific accounts followed most) that is a quarter fewer
+    /// records for about as many index scans; with many prolific followees, far fewer.
+    mutating func fetchNewestMerged(of authors: ContiguousArray<UInt32>) -> UInt64 {
+        scratchCursors.removeAll(keepingCapacity: true)
+        for author in authors where !celebrities.contains(author) {
+            scratchCursors.append(AuthorCursor(author: author, next: .max, batch: 0))
+        }
+        guard !scratchCursors.isEmpty else { return 0 }
+        let capacity = options.capacity
+        let first = min(capacity, max(16, 4 * capacity / scratchCursors.count + 1))
+        // The capacity-th newest id fetched so far: an author whose next unread item is at or
+        // below it cannot add to the newest `capacity`.
+        var threshold: UInt64 = 0
+        while true {
+            var fetched = false
+            for i in scratchCursors.indices {
+                let cursor = scratchCursors[i]
+                guard cursor.next != 0 && cursor.next > threshold else { continue }
+                let batch = cursor.batch == 0 ? first : min(capacity, cursor.batch * 2)
+                let before = scratchItems.count
+                // `next` is the first unread item (read one too many last time): include it.
+                let from = cursor.next == .max ? UInt64.max : cursor.next + 1
+                tweets.newestItems(of: cursor.author, before: from, limit: batch + 1, into: &scratchItems)
+                var next: UInt64 = 0
+                if scratchItems.count - before > batch { next = scratchItems.removeLast().id }
+                scratchCursors[i].next = next
+                scratchCursors[i].batch = batch
+                fetched = true
+            }
+            guard fetched else { break }
+            // Newest first, as `mergeScratchItems` expects; ids are unique across authors.
+            scratchItems.sort { $0.id > $1.id }
+            threshold = scratchItems.count >= capacity ? scratchItems[capacity - 1].id : 0
+        }
+        var floor: UInt64 = 0
+        for cursor in scratchCursors { floor = max(floor, cursor.next) }
+        return floor
+    }
+
     /// Builds `user`'s ring from the sources: the newest `capacity` items of the user and every
     /// followee that is not a celebrity. Replaces any ring the user had.
     mutating func rebuild(_ user: UInt32, alsoFollowing extra: UInt32? = nil) -> Int {
@@ -572,13 +621,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         collectAuthors(of: user, into: &scratchUsers)
         if let extra, !scratchUsers.contains(extra) { scratchUsers.append(extra) }
         scratchItems.removeAll(keepingCapacity: true)
-        var truncatedBelow: UInt64 = 0
-        let authors = scratchUsers
-        for author in authors where !celebrities.contains(author) {
-            truncatedBelow = max(truncatedBelow, fetchNewest(of: author))
-        }
-        // Newest first, as `mergeScratchItems` expects; ids are unique across authors.
-        scratchItems.sort { $0.id > $1.id }
+        let truncatedBelow = fetchNewestMerged(of: scratchUsers)
         mergeScratchItems(intoRing: number, truncatedBelow: truncatedBelow)
         rebuilds += 1
         return number
@@ -884,4 +927,12 @@ fileprivate extension Collection {
         }
         return low
     }
+}
+
+/// Where a ring rebuild is in one author's items: `next` is the id of the first item not read
+/// yet (`.max` before the first read, 0 once the source has no more), `batch` the last batch.
+struct AuthorCursor {
+    var author: UInt32
+    var next: UInt64
+    var batch: Int
 }
