@@ -1,0 +1,114 @@
+import ArgumentParser
+import Logging
+import Social
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the shell's language over TCP to many clients (one response line per command line).",
+        discussion: """
+        Each connection sends command lines and gets one response per command, in order; pipelining is \
+        allowed. Responses are the shell's --json lines until the connection sends FORMAT text. \
+        SIGTERM or SIGINT: stop accepting, answer the commands running, checkpoint, close. \
+        Prints `listening HOST:PORT` on standard output once it accepts (port 0 picks a free one).
+        """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(name: .long, help: "HOST:PORT to listen on.")
+    var listen = "127.0.0.1:7420"
+
+    @Option(name: .customLong("max-connections"), help: "Connections open at once; more are refused with rate_limited.")
+    var maxConnections = 1024
+
+    @Option(name: .customLong("max-line-bytes"), help: "Longest command line; longer ones are answered too_long and dropped.")
+    var maxLineBytes = 64 * 1024
+
+    @Option(name: .customLong("max-pending"), help: "Command lines of one connection waiting for their answer before the server stops reading it.")
+    var maxPending = 256
+
+    @Option(name: .customLong("idle-seconds"), help: "Close a connection that sends nothing for this long (0: never).")
+    var idleSeconds = 300
+
+    @Option(name: .customLong("worker-threads"), help: "Threads that run commands (default: twice the cores, at least 4).")
+    var workerThreads: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard Self.parseHostPort(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, not '\(listen)'") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard maxLineBytes >= 64 else { throw ValidationError("--max-line-bytes must be at least 64") }
+        guard maxPending >= 1 else { throw ValidationError("--max-pending must be at least 1") }
+        guard idleSeconds >= 0 else { throw ValidationError("--idle-seconds must not be negative") }
+        if let workerThreads, workerThreads < 1 { throw ValidationError("--worker-threads must be at least 1") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+    }
+
+    static func parseHostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), port >= 0, port <= 65535 else { return nil }
+        return (host, port)
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = LogfmtLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "socialdb.serve")
+        // Signals go to the thread that waits for them below: block them before any thread
+        // starts, so every thread inherits the mask and none is interrupted by them.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        let db = try database.open()
+        logger.info("opened", metadata: ["data": "\(database.directory)", "sync": "\(database.sync)",
+                                         "io": "\(db.engine.fileSystem.backend.rawValue)"])
+        let (host, port) = Self.parseHostPort(listen)!
+        var configuration = Server.Configuration()
+        configuration.host = host
+        configuration.port = port
+        configuration.connectionsMax = maxConnections
+        configuration.limits.lineBytesMax = maxLineBytes
+        configuration.limits.pendingLinesMax = maxPending
+        configuration.limits.idleSeconds = Int64(idleSeconds)
+        if let workerThreads { configuration.workerThreads = workerThreads }
+        let server = Server(db: db, configuration: configuration, logger: logger, metrics: ServerMetrics())
+        let address: String
+        do {
+            let bound = try server.start()
+            address = "\(bound.ipAddress ?? host):\(bound.port ?? port)"
+        } catch {
+            printError("socialdb serve: cannot listen on \(listen): \(error)")
+            try? db.close()
+            throw ExitCode(2)
+        }
+        writeOut("listening \(address)\n")
+
+        var received: Int32 = 0
+        sigwait(&signals, &received)
+        logger.info("signal received", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        server.shutdown()
+        do {
+            try db.close()
+        } catch {
+            logger.error("closing the database failed", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+        logger.info("closed", metadata: ["data": "\(database.directory)"])
+    }
+}
