@@ -77,12 +77,15 @@ struct DatabaseOptions: ParsableArguments {
         return options
     }
 
-    /// Opens the database, or prints why not and exits with status 2.
-    func open() throws -> SocialDB {
+    /// Opens the database, or prints why not and exits with status 2. `adjust` changes options
+    /// a subcommand sets beyond these (the server's rate limits).
+    func open(_ adjust: (inout SocialDB.Options) -> Void = { _ in }) throws -> SocialDB {
         let directory = self.directory
         let db: SocialDB
+        var options = socialOptions
+        adjust(&options)
         do {
-            db = try SocialDB.open(at: directory, options: socialOptions)
+            db = try SocialDB.open(at: directory, options: options)
         } catch {
             printError("socialdb: cannot open \(directory): \(error)")
             throw ExitCode(2)

@@ -90,8 +90,9 @@ final class TestServer: @unchecked Sendable {
     let server: Server
     let port: Int
 
-    init(configure: (inout Server.Configuration) -> Void = { _ in }) throws {
-        database = try TestDatabase()
+    init(options: SocialOptions = ServerAuthTests.options(), configure: (inout Server.Configuration) -> Void = { _ in }) throws {
+        database = try TestDatabase(options: options)
+        try database.db.ensureAdmin(password: Self.adminPassword)
         var configuration = Server.Configuration()
         configuration.port = 0
         configuration.eventLoopThreads = 2
@@ -105,7 +106,18 @@ final class TestServer: @unchecked Sendable {
 
     var db: SocialDB { database.db }
 
-    func client() throws -> TestClient { try TestClient(port: port) }
+    static let adminPassword = "admin-password"
+
+    /// A connection logged in as the admin (who may write as anyone).
+    func client() throws -> TestClient {
+        let client = try TestClient(port: port)
+        let login = client.command("AUTH admin \(Self.adminPassword)")
+        precondition(isOK(login), login)
+        return client
+    }
+
+    /// A connection that has not logged in.
+    func anonymousClient() throws -> TestClient { try TestClient(port: port) }
 
     deinit { server.shutdown() }
 }
@@ -278,7 +290,7 @@ func errorCode(_ line: String) -> String? {
         let t = try TestServer { $0.connectionsMax = 2 }
         let a = try t.client(), b = try t.client()
         #expect(isOK(a.command("USER ADD one")) && isOK(b.command("USER SHOW one")))
-        let c = try t.client()
+        let c = try t.anonymousClient()
         let refused = c.readToEnd()
         #expect(refused.count == 1 && errorCode(refused[0]) == "rate_limited")
         #expect(isOK(a.command("USER SHOW one")))

@@ -41,6 +41,18 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(name: .customLong("admin-password"), help: "At the first start: make the admin account (user admin) with this password. $SOCIALDB_ADMIN_PASSWORD does the same without showing it in the process list.")
+    var adminPassword: String?
+
+    @Option(name: .customLong("rate-window-seconds"), help: "The fixed window of the per-user rate limits.")
+    var rateWindowSeconds = RateLimits.server.windowSeconds
+
+    @Option(name: .customLong("rate-writes"), help: "Writes per user per window (0: no limit).")
+    var rateWrites = RateLimits.server.writesPerWindow
+
+    @Option(name: .customLong("rate-auth-failures"), help: "Failed logins per handle per window (0: no limit).")
+    var rateAuthFailures = RateLimits.server.authFailuresPerWindow
+
     func validate() throws {
         guard Self.parseHostPort(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, not '\(listen)'") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
@@ -48,6 +60,8 @@ struct ServeCommand: ParsableCommand {
         guard maxPending >= 1 else { throw ValidationError("--max-pending must be at least 1") }
         guard idleSeconds >= 0 else { throw ValidationError("--idle-seconds must not be negative") }
         if let workerThreads, workerThreads < 1 { throw ValidationError("--worker-threads must be at least 1") }
+        guard rateWindowSeconds >= 1 else { throw ValidationError("--rate-window-seconds must be at least 1") }
+        guard rateWrites >= 0 && rateAuthFailures >= 0 else { throw ValidationError("rate limits must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }
 
@@ -75,7 +89,24 @@ struct ServeCommand: ParsableCommand {
         sigaddset(&signals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        let db = try database.open()
+        let limits = RateLimits(windowSeconds: rateWindowSeconds, writesPerWindow: rateWrites, authFailuresPerWindow: rateAuthFailures)
+        let db = try database.open { $0.rateLimits = limits }
+        let password = adminPassword ?? getenv("SOCIALDB_ADMIN_PASSWORD").map { String(cString: $0) }
+        do {
+            if let password {
+                if try db.ensureAdmin(password: password) {
+                    logger.notice("made the admin account", metadata: ["user": "\(SocialDB.adminHandle)"])
+                } else {
+                    logger.info("the admin account exists; the admin password given is not used", metadata: ["user": "\(SocialDB.adminHandle)"])
+                }
+            } else if try !db.hasAdmin() {
+                logger.warning("no admin account: give --admin-password (or $SOCIALDB_ADMIN_PASSWORD) once to make one")
+            }
+        } catch {
+            printError("socialdb serve: cannot make the admin account: \(error)")
+            try? db.close()
+            throw ExitCode(2)
+        }
         logger.info("opened", metadata: ["data": "\(database.directory)", "sync": "\(database.sync)",
                                          "io": "\(db.engine.fileSystem.backend.rawValue)"])
         let (host, port) = Self.parseHostPort(listen)!

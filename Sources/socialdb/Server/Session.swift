@@ -13,9 +13,14 @@ final class Session: @unchecked Sendable {
     /// human form, each response ended by a line holding one `.`).
     private(set) var json = true
     let metrics: ServerMetrics?
+    /// Failed AUTHs on this connection; at `failedLoginsMax` the connection is closed (on top
+    /// of the per-handle limit of the Social layer, which a guesser cycling handles avoids).
+    private var failedLogins = 0
+    static let failedLoginsMax = 20
 
     init(db: SocialDB, metrics: ServerMetrics?) {
         shell = Shell(db: db, json: true)
+        shell.enforcesAccounts = true
         self.metrics = metrics
     }
 
@@ -65,6 +70,10 @@ final class Session: @unchecked Sendable {
             response = .error(.syntax, "\(verb.lowercased()) is a command of the shell client, not of the server")
         } else {
             response = shell.execute(line)
+            if verb == "AUTH", case .error(let code, _) = response, code == .forbidden || code == .rateLimited {
+                failedLogins += 1
+                if failedLogins >= Self.failedLoginsMax { shell.quitRequested = true }
+            }
         }
         if let metrics {
             metrics.count(verb: verb, nanoseconds: monotonicNanoseconds() - started, failed: response?.isError ?? false)
