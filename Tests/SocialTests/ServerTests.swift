@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Social
 import StorageEngine
@@ -89,8 +90,11 @@ final class TestServer: @unchecked Sendable {
     let database: TestDatabase
     let server: Server
     let port: Int
+    /// The admin port's, when made `withMetrics`.
+    private(set) var metricsPort: Int?
 
-    init(options: SocialOptions = ServerAuthTests.options(), configure: (inout Server.Configuration) -> Void = { _ in }) throws {
+    init(options: SocialOptions = ServerAuthTests.options(), withMetrics: Bool = false,
+         configure: (inout Server.Configuration) -> Void = { _ in }) throws {
         database = try TestDatabase(options: options)
         try database.db.ensureAdmin(password: Self.adminPassword)
         var configuration = Server.Configuration()
@@ -100,8 +104,10 @@ final class TestServer: @unchecked Sendable {
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        server = Server(db: database.db, configuration: configuration, logger: logger, metrics: nil)
+        let exporter = withMetrics ? PrometheusExporter.forServer(db: database.db) : nil
+        server = Server(db: database.db, configuration: configuration, logger: logger, metrics: exporter.map { ServerMetrics(factory: $0) })
         port = try server.start().port!
+        if let exporter { metricsPort = try server.startMetrics(host: "127.0.0.1", port: 0, exporter: exporter).port! }
     }
 
     var db: SocialDB { database.db }
@@ -302,6 +308,60 @@ func errorCode(_ line: String) -> String? {
         #expect(isOK(c.command("USER ADD idle")))
         let rest = c.readToEnd()
         #expect(rest.count == 1 && rest[0].contains("idle"))
+    }
+
+    @Test func metricsAreServedInPrometheusTextFormat() throws {
+        let t = try TestServer(withMetrics: true)
+        let c = try t.client()
+        c.send("USER ADD m\nPOST m one\nPOST m two\nHOME m\nFROB\n")
+        #expect(c.lines(5).count == 5)
+        let scrape = try TestClient(port: t.metricsPort!)
+        scrape.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let response = scrape.readToEnd()
+        #expect(response.first == "HTTP/1.1 200 OK\r")
+        #expect(response.contains("socialdb_commands_total{verb=\"POST\"} 2"))
+        #expect(response.contains("socialdb_command_errors_total{verb=\"OTHER\"} 1"))
+        #expect(response.contains("socialdb_command_duration_seconds_count{verb=\"HOME\"} 1"))
+        #expect(response.contains("socialdb_command_duration_seconds_bucket{verb=\"POST\",le=\"+Inf\"} 2"))
+        #expect(response.contains("# TYPE socialdb_command_duration_seconds histogram"))
+        #expect(response.contains("socialdb_log_next_lsn \(t.db.engine.log.statistics.nextLSN)"))
+        #expect(response.contains { $0.hasPrefix("socialdb_cache_hit_ratio ") })
+        #expect(response.contains("socialdb_connections_open 2") || response.contains("socialdb_connections_open 1"))
+        let other = try TestClient(port: t.metricsPort!)
+        other.send("GET /secret HTTP/1.1\r\n\r\n")
+        #expect(other.readToEnd().first == "HTTP/1.1 404 Not Found\r")
+    }
+
+    @Test func theConnectClientRunsAScript() throws {
+        let directory = TemporaryDirectory("connect")
+        let (server, port) = try ServerShutdownTests.startServer(directory: directory.path)
+        defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
+        let script = directory.path + "/script.txt"
+        try "AUTH admin admin-password\n-- a comment\n\nUSER ADD carol \"Carol C.\"\nPOST carol \"line one\\nline two\"\nUSER SHOW nobody\nQUIT\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        for json in [false, true] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: socialdbBinary())
+            process.arguments = ["--connect", "127.0.0.1:\(port)", script] + (json ? ["--json"] : [])
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            // One command failed (USER SHOW nobody): exit status 1, as the embedded shell.
+            #expect(process.terminationStatus == 1)
+            if json {
+                let lines = text.split(separator: "\n")
+                // The second run: carol exists already.
+                #expect(lines.count == 5)
+                #expect(lines.count == 5 && errorCode(String(lines[1])) == "exists" && errorCode(String(lines[3])) == "not_found")
+            } else {
+                #expect(text.contains("logged in as @admin (admin)\n"))
+                #expect(text.contains("created @carol"))
+                #expect(text.contains("  line one\n  line two\n"))
+                #expect(text.contains("error (not_found): no user @nobody\nbye\n"))
+            }
+        }
     }
 
     @Test func quitAnswersByeAndCloses() throws {

@@ -41,6 +41,9 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(name: .customLong("metrics-listen"), help: "HOST:PORT of the admin port that serves Prometheus metrics on GET /metrics (off unless given).")
+    var metricsListen: String?
+
     @Option(name: .customLong("admin-password"), help: "At the first start: make the admin account (user admin) with this password. $SOCIALDB_ADMIN_PASSWORD does the same without showing it in the process list.")
     var adminPassword: String?
 
@@ -55,6 +58,9 @@ struct ServeCommand: ParsableCommand {
 
     func validate() throws {
         guard Self.parseHostPort(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, not '\(listen)'") }
+        if let metricsListen, Self.parseHostPort(metricsListen) == nil {
+            throw ValidationError("--metrics-listen must be HOST:PORT, not '\(metricsListen)'")
+        }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard maxLineBytes >= 64 else { throw ValidationError("--max-line-bytes must be at least 64") }
         guard maxPending >= 1 else { throw ValidationError("--max-pending must be at least 1") }
@@ -118,7 +124,11 @@ struct ServeCommand: ParsableCommand {
         configuration.limits.pendingLinesMax = maxPending
         configuration.limits.idleSeconds = Int64(idleSeconds)
         if let workerThreads { configuration.workerThreads = workerThreads }
-        let server = Server(db: db, configuration: configuration, logger: logger, metrics: ServerMetrics())
+        var exporter: PrometheusExporter?
+        if metricsListen != nil {
+            exporter = PrometheusExporter.forServer(db: db)
+        }
+        let server = Server(db: db, configuration: configuration, logger: logger, metrics: exporter.map { ServerMetrics(factory: $0) })
         let address: String
         do {
             let bound = try server.start()
@@ -127,6 +137,16 @@ struct ServeCommand: ParsableCommand {
             printError("socialdb serve: cannot listen on \(listen): \(error)")
             try? db.close()
             throw ExitCode(2)
+        }
+        if let exporter, let metricsListen, let (metricsHost, metricsPort) = Self.parseHostPort(metricsListen) {
+            do {
+                _ = try server.startMetrics(host: metricsHost, port: metricsPort, exporter: exporter)
+            } catch {
+                printError("socialdb serve: cannot listen on \(metricsListen) for metrics: \(error)")
+                server.shutdown()
+                try? db.close()
+                throw ExitCode(2)
+            }
         }
         writeOut("listening \(address)\n")
 
@@ -143,3 +163,4 @@ struct ServeCommand: ParsableCommand {
         logger.info("closed", metadata: ["data": "\(database.directory)"])
     }
 }
+

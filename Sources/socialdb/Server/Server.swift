@@ -34,6 +34,7 @@ final class Server: Sendable {
 
     private struct State {
         var listener: Channel?
+        var metricsListener: Channel?
         var connections: [ObjectIdentifier: Channel] = [:]
         var accepted = 0
         var refused = 0
@@ -112,6 +113,23 @@ final class Server: Sendable {
         }
     }
 
+    /// Serves `exporter`'s text on `GET /metrics` at host:port (the admin port), on the same
+    /// event loops; closed by `shutdown`.
+    func startMetrics(host: String, port: Int, exporter: PrometheusExporter) throws -> SocketAddress {
+        let listener = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(exporter: exporter))
+                }
+            }
+            .bind(host: host, port: port).wait()
+        state.withLock { $0.metricsListener = listener }
+        let address = listener.localAddress!
+        logger.info("metrics listening", metadata: ["address": "\(address.ipAddress ?? host):\(address.port ?? port)", "path": "/metrics"])
+        return address
+    }
+
     /// Connections open now.
     var connectionCount: Int { state.withLock { $0.connections.count } }
 
@@ -119,12 +137,15 @@ final class Server: Sendable {
     /// are written) and close, then stops the workers and the event loops. Commands a client
     /// sent that had not started get no answer: they did not happen.
     func shutdown() {
-        let (listener, connections) = state.withLock { state -> (Channel?, [Channel]) in
+        let (listener, metricsListener, connections) = state.withLock { state -> (Channel?, Channel?, [Channel]) in
             state.shuttingDown = true
             let listener = state.listener
+            let metricsListener = state.metricsListener
             state.listener = nil
-            return (listener, Array(state.connections.values))
+            state.metricsListener = nil
+            return (listener, metricsListener, Array(state.connections.values))
         }
+        try? metricsListener?.close().wait()
         guard let listener else { return }
         logger.info("shutting down", metadata: ["connections": "\(connections.count)"])
         try? listener.close().wait()
