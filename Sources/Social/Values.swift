@@ -115,6 +115,10 @@ public struct SocialOptions: Sendable {
     /// writer lock, so the write that triggers it waits for it.
     public var checkpointEveryRecords: Int = 250_000
     public var checkpointEverySeconds: Int = 600
+    /// Per-user rate limits (off by default; `socialdb serve` uses `RateLimits.server`).
+    public var rateLimits = RateLimits.off
+    /// The cost of new password hashes (accounts).
+    public var passwordHashing = PasswordHashing()
 
     public init() {}
 

@@ -11,9 +11,15 @@ final class Shell {
     let json: Bool
     /// Draw progress bars (on standard error) for long commands: set on a terminal only.
     let showsProgress: Bool
-    private(set) var quitRequested = false
+    /// QUIT was answered (or the server ends the session): the caller stops reading commands.
+    var quitRequested = false
     /// `\timing on`: the caller prints each command's elapsed time after its response.
     var timing = false
+    /// In `socialdb serve`: writes must act as the account that AUTH opened (see
+    /// `authorize`). The embedded shell leaves it off: whoever has the directory may do anything.
+    var enforcesAccounts = false
+    /// The account AUTH opened on this shell (a connection of the server), if any.
+    var account: Account?
 
     init(db: SocialDB, json: Bool, showsProgress: Bool = false) {
         self.db = db
@@ -54,6 +60,7 @@ final class Shell {
             return stats()
         default:
             do {
+                try authorize(info.verb, arguments)
                 return try social(info.verb, arguments)
             } catch {
                 return .error(ErrorCode(rawValue: error.code) ?? .io, error.message)
