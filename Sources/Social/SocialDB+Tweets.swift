@@ -26,7 +26,7 @@ extension SocialDB {
     private func createTweet(handle: String, text: String, replyTo: UInt64?, quoteOf: UInt64?) throws(SocialError) -> Tweet {
         _ = try Self.checkHandle(handle)
         try TextRules.checkTweet(text)
-        try admitWrite(handle)
+        try admitWrite(handle, .post)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let author = try userRecord(handle: handle)
             let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
@@ -57,7 +57,7 @@ extension SocialDB {
     /// same tweet twice is `exists`.
     @discardableResult
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
-        try admitWrite(handle)
+        try admitWrite(handle, .post)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let user = try userRecord(handle: handle)
             let original = try target(tweet)
@@ -135,7 +135,7 @@ extension SocialDB {
     }
 
     private func setLike(handle: String, tweet: UInt64, liked: Bool) throws(SocialError) -> Tweet {
-        try admitWrite(handle)
+        try admitWrite(handle, liked ? .like : .other)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let user = try userRecord(handle: handle)
             let record = try target(tweet)

@@ -95,7 +95,9 @@ struct ServeCommand: ParsableCommand {
         sigaddset(&signals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        let limits = RateLimits(windowSeconds: rateWindowSeconds, writesPerWindow: rateWrites, authFailuresPerWindow: rateAuthFailures)
+        let limits = RateLimits(windowSeconds: rateWindowSeconds, writesPerWindow: rateWrites, authFailuresPerWindow: rateAuthFailures,
+                                postsPerDay: RateLimits.server.postsPerDay, followsPerDay: RateLimits.server.followsPerDay,
+                                likesPerDay: RateLimits.server.likesPerDay)
         let db = try database.open { $0.rateLimits = limits }
         let password = adminPassword ?? getenv("SOCIALDB_ADMIN_PASSWORD").map { String(cString: $0) }
         do {
