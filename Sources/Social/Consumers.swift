@@ -203,6 +203,9 @@ final class Consumers: Sendable {
                  options: SocialOptions) {
         checkpointEveryRecords = max(0, options.checkpointEveryRecords)
         checkpointEveryNanoseconds = UInt64(max(0, options.checkpointEverySeconds)) * 1_000_000_000
+        inactiveDays = max(0, options.dropInactiveTimelinesAfterDays)
+        wallClockMilliseconds = options.wallClockMilliseconds
+        timeline.setActivityDay(UInt32(truncatingIfNeeded: options.wallClockMilliseconds() / 86_400_000))
         self.timeline = timeline
         self.timelineDirectory = timelineDirectory
         self.search = search
@@ -247,7 +250,17 @@ final class Consumers: Sendable {
     /// does not fail the write that triggered it (that write is durable and applied); the next
     /// write tries again.
     let periodicCheckpoints = Atomic<Int>(0)
+    let inactiveDays: Int
+    let wallClockMilliseconds: SnowflakeGenerator.Clock
     let periodicCheckpointFailure = Mutex<String?>(nil)
+
+    /// Keeps the timelines' activity day current (days since the Unix epoch by the wall clock),
+    /// so home reads and posts are dated right for `dropInactiveTimelinesAfterDays`.
+    @inline(__always)
+    func noteActivityDay() {
+        let day = UInt32(truncatingIfNeeded: wallClockMilliseconds() / 86_400_000)
+        timeline.setActivityDay(day)
+    }
 
     private func checkpointIfDue() {
         let due = periodic.withLock { p -> Bool in
@@ -274,6 +287,7 @@ final class Consumers: Sendable {
 
     /// `live`: a write of this process (trends count it; at replay they were fed from the store).
     private func apply(_ events: [SocialEvent], lsn: UInt64, live: Bool) throws(SocialError) {
+        if live { noteActivityDay() }
         let tree = engine.tree
         do {
             for (index, event) in events.enumerated() {
@@ -364,6 +378,9 @@ final class Consumers: Sendable {
         // keyspace (the source) in the batch before it reaches the timelines, and a deleted
         // tweet can be neither posted nor retweeted again.
         if timeline.pendingTombstones > 0 { timeline.compact(forgettingTombstones: true) }
+        // Inactive users' rings go (rebuilt from the sources on their next read).
+        timeline.setActivityDay(UInt32(truncatingIfNeeded: wallClockMilliseconds() / 86_400_000))
+        if inactiveDays > 0 { timeline.dropInactiveRings(inactiveDays: UInt32(inactiveDays)) }
         let applied = timeline.appliedLSN
         do { try timeline.checkpoint(directory: timelineDirectory, fileSystem: engine.fileSystem) } catch { throw .io("\(error)") }
         let searched: UInt64

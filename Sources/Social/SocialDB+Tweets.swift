@@ -384,6 +384,7 @@ extension SocialDB {
         let user = try userRecord(handle: handle)
         // One more than asked tells whether there is a next page (when the capacity allows).
         let fetch = min(limit + 1, homeLimitMax)
+        consumers.noteActivityDay()
         let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
         if let failure = consumers.sourceFailure.take() { throw .io(failure) }
         var ids = items.map(\.id)
@@ -413,6 +414,7 @@ extension SocialDB {
         let user = try userRecord(handle: handle)
         let wanted = offset + limit
         let fetch = min(wanted + 1, homeLimitMax)
+        consumers.noteActivityDay()
         let items = consumers.timeline.home(of: user.number, limit: fetch, before: .max)
         if let failure = consumers.sourceFailure.take() { throw .io(failure) }
         guard items.count > offset else { return Page(items: [], nextCursor: nil) }

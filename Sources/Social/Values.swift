@@ -115,6 +115,11 @@ public struct SocialOptions: Sendable {
     /// writer lock, so the write that triggers it waits for it.
     public var checkpointEveryRecords: Int = 250_000
     public var checkpointEverySeconds: Int = 600
+    /// Home timelines of users who neither read their home timeline nor posted for this many
+    /// days are dropped at the next checkpoint (Twitter skipped users inactive for 30 days):
+    /// their memory is freed, fan-out skips them, and their next read rebuilds the ring from the
+    /// graph and the tweet store (the same pages). 0: never.
+    public var dropInactiveTimelinesAfterDays: Int = 30
     /// Per-user rate limits (off by default; `socialdb serve` uses `RateLimits.server`).
     public var rateLimits = RateLimits.off
     /// The cost of new password hashes (accounts).

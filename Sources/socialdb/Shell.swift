@@ -189,6 +189,7 @@ final class Shell {
                     ("rebuilds", .int(t.rebuilds)),
                     ("tombstones", .int(t.tombstones)),
                     ("compacted_entries", .int(t.compactedEntries)),
+                    ("inactive_rings_dropped", .int(t.inactiveRingsDropped)),
                     ("checkpoint_bytes", .int(t.checkpointBytes)),
                 ])),
                 ("search", .object([
@@ -205,7 +206,8 @@ final class Shell {
             ]
             extraHuman += "\ntimelines       \(t.rings) rings, \(t.entries) entries, \(t.ringBytes) bytes; \(t.pushes) pushes, "
                 + "\(t.celebrityPosts) celebrity posts, \(t.mergesAtRead) merges at read, \(t.rebuilds) rebuilds"
-            extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted"
+            extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted; "
+                + "\(t.inactiveRingsDropped) inactive users' rings dropped"
             extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "
                 + "\(q.frozenSegments) frozen segments (\(q.frozenFileBytes) bytes), \(q.tombstones) tombstones"
             extraHuman += "\ncheckpoints     \(social.periodicCheckpoints) periodic since open"

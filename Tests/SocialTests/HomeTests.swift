@@ -92,6 +92,36 @@ import Testing
         #expect(Self.ids(try db.home(handle: "dave", limit: 50)) == daves)
     }
 
+    /// A user who neither reads nor posts for more than `dropInactiveTimelinesAfterDays` loses
+    /// the ring at the next checkpoint, and the next read rebuilds the same page.
+    @Test func inactiveUsersTimelinesAreDroppedAtCheckpoint() throws {
+        let clock = RateLimitTests.Clock()
+        var options = testOptions()
+        options.wallClockMilliseconds = { clock.now.load(ordering: .relaxed) }
+        let directory = TemporaryDirectory()
+        var db = try SocialDB.open(at: directory.path, options: options)
+        for h in ["alice", "bob", "carol"] { try db.createUser(handle: h) }
+        try db.follow("bob", "alice")
+        try db.follow("carol", "alice")
+        let first = try db.post(handle: "alice", text: "first")
+        #expect(Self.ids(try db.home(handle: "bob")) == [first.id])
+        #expect(Self.ids(try db.home(handle: "carol")) == [first.id])
+        clock.advance(seconds: 20 * 86_400)
+        _ = try db.home(handle: "carol")
+        clock.advance(seconds: 11 * 86_400)
+        let second = try db.post(handle: "alice", text: "second")
+        let rings = try db.statistics().timelines.rings
+        try db.close()
+        db = try SocialDB.open(at: directory.path, options: options)
+        defer { try? db.close() }
+        // bob was last seen 31 days ago: his ring went at close; carol (11 days) and alice kept theirs.
+        let after = try db.statistics().timelines
+        #expect(after.rings == rings - 1, "\(rings) rings before, after: \(after)")
+        #expect(Self.ids(try db.home(handle: "bob")) == [second.id, first.id])
+        #expect(Self.ids(try db.home(handle: "carol")) == [second.id, first.id])
+        #expect(try db.statistics().timelines.rings == rings)
+    }
+
     @Test func unretweetLeavesHome() throws {
         let t = try TestDatabase()
         for h in ["alice", "bob", "carol"] { try t.db.createUser(handle: h) }

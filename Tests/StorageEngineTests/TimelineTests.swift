@@ -378,6 +378,47 @@ struct TimelineScenario {
         #expect(store.compact() == 0)
     }
 
+    /// Rings of users who neither read nor posted for more than the given days are dropped;
+    /// everyone else keeps theirs, and every page stays what the model computes (a dropped ring
+    /// is rebuilt from the sources on the next read), at every threshold.
+    @Test(arguments: [0, 2, Int.max])
+    func inactiveUsersRingsAreDroppedAndRebuiltOnRead(threshold: Int) {
+        var scenario = TimelineScenario(seed: 11, users: 12)
+        let store = Self.makeStore(scenario, capacity: 6, threshold: threshold)
+        store.setActivityDay(100)
+        for _ in 0..<200 {
+            let (lsn, event) = scenario.nextEvent()
+            TimelineScenario.apply(event, lsn: lsn, to: store)
+        }
+        for reader in 0..<scenario.users { _ = store.home(of: reader, limit: 3) }
+        store.setActivityDay(120)
+        for reader: UInt32 in 0..<4 { _ = store.home(of: reader, limit: 3) }
+        store.setActivityDay(130)
+        #expect(store.dropInactiveRings(inactiveDays: 30) == 0, "30 days after day 100 is not more than 30 days")
+        // Posts until user 7 posted: every author on the way is active on day 130.
+        var active: Set<UInt32> = [0, 1, 2, 3]
+        while !active.contains(7) {
+            let (lsn, event) = scenario.nextEvent()
+            if case .post(let item) = event { active.insert(item.author) }
+            TimelineScenario.apply(event, lsn: lsn, to: store)
+        }
+        store.setActivityDay(131)
+        let ringsBefore = store.statistics.rings
+        let dropped = store.dropInactiveRings(inactiveDays: 30)
+        // Every user read on day 100, so each had a ring; the inactive ones go.
+        let expected = Int(scenario.users) - active.count
+        #expect(expected > 0)
+        #expect(dropped == expected)
+        #expect(store.statistics.rings == ringsBefore - expected)
+        #expect(store.statistics.inactiveRingsDropped == expected)
+        for _ in 0..<60 {
+            let (lsn, event) = scenario.nextEvent()
+            TimelineScenario.apply(event, lsn: lsn, to: store)
+        }
+        Self.checkEveryUser(scenario, store, "after dropping inactive rings, threshold \(threshold)")
+        #expect(store.statistics.rings == Int(scenario.users), "each read rebuilt its ring")
+    }
+
     // MARK: Checkpoints
 
     static func buildScenario(seed: UInt64, events: Int, store: ModelStore? = nil) -> (TimelineScenario, ModelStore) {

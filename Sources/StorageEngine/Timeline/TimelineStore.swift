@@ -35,6 +35,14 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     /// `state` and `lock`, which every read loads.
     let readMerges = StripedCounter()
     let checkpointBytesWritten = Atomic<Int>(0)
+    /// Activity, for dropping the rings of inactive users (Twitter skipped users inactive for 30
+    /// days): the caller's day number (`setActivityDay`), and per user the day of their last home
+    /// read or post. Entries are created under the write lock (at the current day: a user first
+    /// seen counts as just active) and stored into under the read lock, with relaxed atomics.
+    let activityDay = Atomic<UInt32>(0)
+    private var activity: UnsafeMutablePointer<Atomic<UInt32>>?
+    private var activityCapacity = 0
+    let inactiveRingsDropped = Atomic<Int>(0)
 
     /// An empty store whose rings are complete: a push to a user without a ring creates one
     /// (nothing older can be missing). For a store that saw no events before.
@@ -45,6 +53,10 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     }
 
     deinit {
+        if let activity {
+            activity.deinitialize(count: activityCapacity)
+            activity.deallocate()
+        }
         state.pointee.arena.deallocateAll()
         state.deinitialize(count: 1)
         state.deallocate()
@@ -62,6 +74,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         lock.withWriteLock {
             guard state.pointee.accept(lsn: lsn) else { return false }
             TimelineState.fanOut(state, item)
+            noteActiveLocked(item.author)
             return true
         }
     }
@@ -94,9 +107,14 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         precondition(limit >= 1 && limit <= options.capacity, "a page lists 1...capacity (\(options.capacity)) items")
         page.reset()
         var merged = false
-        let ready = lock.withReadLock { state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged) }
+        let ready = lock.withReadLock { () -> Bool in
+            let ready = state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged)
+            if ready && Int(reader) < activityCapacity { noteActive(reader) }
+            return ready && Int(reader) < activityCapacity
+        }
         if !ready {
             lock.withWriteLock {
+                noteActiveLocked(reader)
                 state.pointee.prepare(reader)
                 page.reset()
                 let done = state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged)
@@ -114,6 +132,67 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     }
 
     // MARK: Maintenance
+
+    /// Sets the day number activity is recorded with (the caller's clock: Social passes days
+    /// since the Unix epoch). Users first seen from now on count as active on this day.
+    @inline(__always)
+    public func setActivityDay(_ day: UInt32) {
+        // Called on every read by Social: store only when the day changed (no line bouncing).
+        if activityDay.load(ordering: .relaxed) != day { activityDay.store(day, ordering: .relaxed) }
+    }
+
+    /// Drops the ring of every user whose last home read or post is more than `inactiveDays`
+    /// days before the activity day: memory goes back to the arena, fan-out skips them, and
+    /// their next read rebuilds the ring from the sources (the same pages). Activity is not
+    /// checkpointed: after a reopen every user counts as active on the day of the open. Returns
+    /// the rings dropped.
+    @discardableResult
+    public func dropInactiveRings(inactiveDays: UInt32) -> Int {
+        lock.withWriteLock {
+            let today = activityDay.load(ordering: .relaxed)
+            guard today > inactiveDays, let activity else { return 0 }
+            var dropped = 0
+            let users = min(activityCapacity, state.pointee.userTable.count)
+            for user in 0..<users {
+                let value = state.pointee.userTable[user]
+                guard value != 0 && value != TimelineState<Followers, Tweets>.dropped else { continue }
+                if today - min(today, activity[user].load(ordering: .relaxed)) > inactiveDays {
+                    state.pointee.dropRing(of: UInt32(user))
+                    dropped += 1
+                }
+            }
+            inactiveRingsDropped.add(dropped, ordering: .relaxed)
+            return dropped
+        }
+    }
+
+    /// Records `user` as active today. The read lock is enough: the store is atomic.
+    @inline(__always)
+    private func noteActive(_ user: UInt32) {
+        let today = activityDay.load(ordering: .relaxed)
+        let slot = activity! + Int(user)
+        if slot.pointee.load(ordering: .relaxed) != today { slot.pointee.store(today, ordering: .relaxed) }
+    }
+
+    /// As `noteActive`, growing the table first when needed; the write lock is held.
+    private func noteActiveLocked(_ user: UInt32) {
+        if Int(user) >= activityCapacity {
+            let capacity = max(1024, Int(user) + 1, activityCapacity * 2)
+            let grown = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: capacity)
+            let today = activityDay.load(ordering: .relaxed)
+            for i in 0..<capacity {
+                let value = i < activityCapacity ? activity![i].load(ordering: .relaxed) : today
+                (grown + i).initialize(to: Atomic(value))
+            }
+            if let activity {
+                activity.deinitialize(count: activityCapacity)
+                activity.deallocate()
+            }
+            activity = grown
+            activityCapacity = capacity
+        }
+        noteActive(user)
+    }
 
     /// Frees `user`'s ring (an inactive user): pushes skip the user, and the next read rebuilds
     /// the ring from the sources.
@@ -162,6 +241,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         lock.withReadLock {
             var s = state.pointee.statistics
             s.mergesAtRead = readMerges.total
+            s.inactiveRingsDropped = inactiveRingsDropped.load(ordering: .relaxed)
             s.checkpointBytes = checkpointBytesWritten.load(ordering: .relaxed)
             return s
         }

@@ -161,5 +161,7 @@ public struct TimelineStatistics: Sendable, Equatable {
     public var tombstones = 0
     /// Ring and cache entries `compact` removed since open.
     public var compactedEntries = 0
+    /// Rings dropped by `dropInactiveRings` since open.
+    public var inactiveRingsDropped = 0
     public var appliedLSN: UInt64 = 0
 }
