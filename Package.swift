@@ -12,6 +12,12 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // socialdb serve: the server (SwiftNIO), password hashes (scrypt from swift-crypto's
+        // _CryptoExtras), structured logs and metrics. Kept to these four: CI builds them every run.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // C modules: thin shims over Debian's liburing-dev and libxxhash-dev, found with pkg-config.
@@ -31,13 +37,20 @@ let package = Package(
         ),
         .target(
             name: "Social",
-            dependencies: ["StorageEngine"]
+            dependencies: [
+                "StorageEngine",
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(
             name: "socialdb",
             dependencies: [
                 "Social",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // A child process for crash tests: appends to a log and prints what was acknowledged,
@@ -53,7 +66,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SocialTests",
-            dependencies: ["Social", "socialdb"],
+            dependencies: ["Social", "socialdb", .product(name: "Logging", package: "swift-log")],
             // Read by the transcript tests through #filePath, not bundled.
             exclude: ["Transcripts"]
         ),

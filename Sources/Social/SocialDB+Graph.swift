@@ -8,6 +8,7 @@ extension SocialDB {
     /// tweets are in the follower's home timeline when it returns.
     @discardableResult
     public func follow(_ follower: String, _ followee: String) throws(SocialError) -> Bool {
+        try admitWrite(follower, .follow)
         let (a, b) = try pair(follower, followee, verb: "follow")
         return try setEdge(a, b, present: true)
     }
@@ -15,6 +16,7 @@ extension SocialDB {
     /// `follower` stops following `followee`. Idempotent. One graph record (0x0101) when it changed.
     @discardableResult
     public func unfollow(_ follower: String, _ followee: String) throws(SocialError) -> Bool {
+        try admitWrite(follower)
         let (a, b) = try pair(follower, followee, verb: "unfollow")
         return try setEdge(a, b, present: false)
     }

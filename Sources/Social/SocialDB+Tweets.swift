@@ -26,6 +26,7 @@ extension SocialDB {
     private func createTweet(handle: String, text: String, replyTo: UInt64?, quoteOf: UInt64?) throws(SocialError) -> Tweet {
         _ = try Self.checkHandle(handle)
         try TextRules.checkTweet(text)
+        try admitWrite(handle, .post)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let author = try userRecord(handle: handle)
             let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
@@ -56,6 +57,7 @@ extension SocialDB {
     /// same tweet twice is `exists`.
     @discardableResult
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
+        try admitWrite(handle, .post)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let user = try userRecord(handle: handle)
             let original = try target(tweet)
@@ -105,7 +107,8 @@ extension SocialDB {
     /// when there is none. Returns the id of the retweet removed.
     @discardableResult
     public func unretweet(handle: String, tweet: UInt64) throws(SocialError) -> UInt64 {
-        try writer.withLock { () throws(SocialError) -> UInt64 in
+        try admitWrite(handle)
+        return try writer.withLock { () throws(SocialError) -> UInt64 in
             let user = try userRecord(handle: handle)
             let original = try target(tweet)
             guard let retweet = try retweetID(of: original.id, by: user.id) else {
@@ -132,6 +135,7 @@ extension SocialDB {
     }
 
     private func setLike(handle: String, tweet: UInt64, liked: Bool) throws(SocialError) -> Tweet {
+        try admitWrite(handle, liked ? .like : .other)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let user = try userRecord(handle: handle)
             let record = try target(tweet)
@@ -161,6 +165,7 @@ extension SocialDB {
     /// likes and retweets: the first holds the tweet and its retweets, so it vanishes at once).
     /// Replies and quotes of it stay, as on Twitter. Deleting a retweet is an unretweet.
     public func delete(handle: String, tweet id: UInt64) throws(SocialError) {
+        try admitWrite(handle)
         try writer.withLock { () throws(SocialError) in
             let user = try userRecord(handle: handle)
             guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }

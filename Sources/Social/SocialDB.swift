@@ -1,4 +1,5 @@
 import StorageEngine
+import Synchronization
 
 /// The embedded database: the one object an app opens, with the whole social network's
 /// operations as typed calls.
@@ -29,6 +30,8 @@ public final class SocialDB: Sendable {
     let writer = ConditionLock()
     /// The derived structures that follow the log (home timelines).
     let consumers: Consumers
+    /// The fixed-window counters of `options.rateLimits`.
+    let rateLimiter: RateLimiter
 
     public typealias Options = SocialOptions
 
@@ -72,6 +75,7 @@ public final class SocialDB: Sendable {
         self.options = options
         self.ids = ids
         self.consumers = consumers
+        rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 
     /// Checkpoints the derived structures (home timelines), makes every acknowledged write
@@ -171,6 +175,7 @@ public final class SocialDB: Sendable {
         if let bio, bio.count > TextRules.bioLengthMax {
             throw .tooLong("the bio is \(bio.count) characters; at most \(TextRules.bioLengthMax)")
         }
+        try admitWrite(handle)
         let record = try writer.withLock { () throws(SocialError) -> UserRecord in
             var record = try userRecord(handle: handle)
             if let name { record.name = name }
@@ -189,7 +194,9 @@ public final class SocialDB: Sendable {
     }
 
     public func statistics() throws(SocialError) -> SocialStatistics {
-        SocialStatistics(users: try userCount(), graph: graph.statistics())
+        SocialStatistics(users: try userCount(), graph: graph.statistics(), timelines: consumers.timeline.statistics,
+                         search: consumers.search.statistics(),
+                         periodicCheckpoints: consumers.periodicCheckpoints.load(ordering: .relaxed))
     }
 
     // MARK: Reading records

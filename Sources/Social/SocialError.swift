@@ -17,7 +17,7 @@ public enum SocialError: Error, Equatable, Sendable, CustomStringConvertible {
     case forbidden(String)
     /// A text is over its limit (280 grapheme clusters for a tweet).
     case tooLong(String)
-    /// Reserved for rate limits (not enforced by this version).
+    /// A rate limit of `SocialOptions.rateLimits` is spent (per user, per window).
     case rateLimited(String)
     /// Input that does not parse. The API itself never throws it; the shell uses it for command
     /// lines, and it is here so the cases map one to one onto the shell's codes.

@@ -90,6 +90,12 @@ public struct FollowImportReport: Sendable {
 public struct SocialStatistics: Sendable {
     public var users: Int
     public var graph: GraphStatistics
+    /// Home timelines: rings, entries, bytes, fan-out pushes, merges at read, rebuilds,
+    /// tombstones still filtered and entries compacted.
+    public var timelines: TimelineStatistics
+    public var search: SearchIndex.Statistics
+    /// Periodic checkpoints of the derived structures since open.
+    public var periodicCheckpoints: Int
 }
 
 /// The knobs of a database. The engine's knobs keep the names the shell and server use.
@@ -109,6 +115,10 @@ public struct SocialOptions: Sendable {
     /// writer lock, so the write that triggers it waits for it.
     public var checkpointEveryRecords: Int = 250_000
     public var checkpointEverySeconds: Int = 600
+    /// Per-user rate limits (off by default; `socialdb serve` uses `RateLimits.server`).
+    public var rateLimits = RateLimits.off
+    /// The cost of new password hashes (accounts).
+    public var passwordHashing = PasswordHashing()
 
     public init() {}
 

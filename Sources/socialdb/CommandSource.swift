@@ -75,7 +75,7 @@ final class TerminalCommandSource: CommandSource {
     static func historyEntry(_ command: String) -> String? {
         if case .success(let words) = Tokenizer.split(command) {
             let upper = words.filter { !$0.quoted }.map { $0.text.uppercased() }
-            if upper.first == "AUTH" || (upper.first == "USER" && upper.contains("PASSWORD")) { return nil }
+            if upper.first == "AUTH" || upper.first == "PASSWORD" || (upper.first == "USER" && upper.contains("PASSWORD")) { return nil }
         }
         return command.replacingNewlines()
     }
@@ -100,6 +100,7 @@ func completeShellWord(_ line: [Character], _ cursor: Int) -> (wordStart: Int, c
     switch before {
     case []: choices = commandTable.map(\.verb) + ["\\TIMING"]
     case ["USER"]: choices = ["ADD", "SHOW", "SET"]
+    case ["FORMAT"]: choices = ["TEXT", "JSON"]
     case ["SEARCH"]: choices = ["TWEETS", "USERS"]
     case ["IMPORT"]: choices = ["FOLLOWS", "TWEETS"]
     case ["\\TIMING"]: choices = ["ON", "OFF"]

@@ -9,7 +9,7 @@ struct CommandInfo {
 }
 
 let commandTable: [CommandInfo] = [
-    CommandInfo(verb: "USER", usage: "USER ADD <handle> [<display name>] | USER SHOW <handle> | USER SET <handle> name|bio <text>", summary: "create, show or update a user", implemented: true),
+    CommandInfo(verb: "USER", usage: "USER ADD <handle> [<display name>] [PASSWORD <password>] | USER SHOW <handle> | USER SET <handle> name|bio <text>", summary: "create, show or update a user", implemented: true),
     CommandInfo(verb: "POST", usage: "POST <handle> <text>", summary: "post a tweet; returns the tweet with its id", implemented: true),
     CommandInfo(verb: "REPLY", usage: "REPLY <handle> <tweet-id> <text>", summary: "reply to a tweet", implemented: true),
     CommandInfo(verb: "RETWEET", usage: "RETWEET <handle> <tweet-id>", summary: "share a tweet", implemented: true),
@@ -30,7 +30,9 @@ let commandTable: [CommandInfo] = [
     CommandInfo(verb: "NOTIFICATIONS", usage: "NOTIFICATIONS <handle> [LIMIT n]", summary: "notifications, newest first", implemented: true),
     CommandInfo(verb: "TRENDS", usage: "TRENDS [LIMIT n]", summary: "top hashtags of the last 24 hours", implemented: true),
     CommandInfo(verb: "IMPORT", usage: "IMPORT FOLLOWS <path> [SYMMETRIC] | IMPORT TWEETS <path>", summary: "bulk load an edge list or tweets (JSON lines)", implemented: true),
-    CommandInfo(verb: "AUTH", usage: "AUTH <handle> <password>", summary: "authenticate (for socialdb serve)", implemented: false),
+    CommandInfo(verb: "AUTH", usage: "AUTH <handle> <password>", summary: "log in: later commands act as this user (socialdb serve)", implemented: true),
+    CommandInfo(verb: "PASSWORD", usage: "PASSWORD <handle> <new password>", summary: "set a user's password", implemented: true),
+    CommandInfo(verb: "FORMAT", usage: "FORMAT text|json", summary: "this connection's responses: JSON lines or text (socialdb serve)", implemented: true),
     CommandInfo(verb: "STATS", usage: "STATS", summary: "sizes, counts, log position, I/O backend", implemented: true),
     CommandInfo(verb: "HELP", usage: "HELP [command]", summary: "this help, or one command's", implemented: true),
     CommandInfo(verb: "QUIT", usage: "QUIT", summary: "close the database and leave", implemented: true),

@@ -11,11 +11,19 @@ extension Shell {
             switch sub {
             case "ADD":
                 let handle = try args.word("handle")
-                if args.words.contains(where: { !$0.quoted && $0.text.uppercased() == "PASSWORD" }) {
-                    throw .invalid("accounts with passwords are for socialdb serve, not available in this version yet")
+                var password: String?
+                if let at = args.words.firstIndex(where: { !$0.quoted && $0.text.uppercased() == "PASSWORD" }) {
+                    guard at == args.words.count - 2 else { throw .syntax("PASSWORD takes one word, the password, at the end (usage: \(args.usage))") }
+                    password = args.words[at + 1].text
+                    args.words.removeLast(2)
                 }
                 let name = args.rest()
-                let user = try db.createUser(handle: handle, name: name.isEmpty ? nil : name)
+                let user: User
+                if let password {
+                    user = try db.createUser(handle: handle, name: name.isEmpty ? nil : name, password: password)
+                } else {
+                    user = try db.createUser(handle: handle, name: name.isEmpty ? nil : name)
+                }
                 return .ok(fields: [("user", userJSON(user))], human: "created @\(user.handle) (id \(user.id))")
             case "SHOW":
                 let handle = try args.word("handle")
@@ -29,6 +37,23 @@ extension Shell {
                 let user = field == "NAME" ? try db.updateUser(handle: handle, name: text) : try db.updateUser(handle: handle, bio: text)
                 return .ok(fields: [("user", userJSON(user))], human: userText(user))
             }
+        case "AUTH":
+            let handle = try args.word("handle")
+            let password = try args.word("password")
+            try args.end()
+            let account = try db.authenticate(handle: handle, password: password)
+            self.account = account
+            return .ok(fields: [("user", .string(account.handle)), ("admin", .bool(account.isAdmin))],
+                       human: "logged in as @\(account.handle)\(account.isAdmin ? " (admin)" : "")")
+        case "PASSWORD":
+            let handle = try args.word("handle")
+            let password = try args.word("new password")
+            try args.end()
+            try db.setPassword(handle: handle, password: password)
+            let user = try db.user(handle: handle)
+            return .ok(fields: [("user", .string(user.handle))], human: "password of @\(user.handle) set")
+        case "FORMAT":
+            throw .invalid("FORMAT switches a connection of socialdb serve; the shell's form is chosen with --json")
         case "POST":
             let handle = try args.word("handle")
             let tweet = try db.post(handle: handle, text: args.rest())
@@ -177,6 +202,47 @@ extension Shell {
         default:
             throw .invalid("\(verb) is not available in this version of socialdb yet (usage: \(args.usage))")
         }
+    }
+
+    /// Who may run `verb` when accounts are enforced (`socialdb serve`): reads of public data
+    /// (profiles, tweets, timelines, graph pages, search, trends, HELP, STATS) anyone; a write,
+    /// `NOTIFICATIONS` and `PASSWORD` only as the user they name, after AUTH as that user;
+    /// `USER ADD` with a password anyone (signing up), without one and `IMPORT` the admin
+    /// only. The admin may do anything. A refusal is `forbidden` and changes nothing.
+    func authorize(_ verb: String, _ arguments: [Tokenizer.Word]) throws(SocialError) {
+        guard enforcesAccounts, account?.isAdmin != true else { return }
+        let actor: String
+        switch verb {
+        case "USER":
+            guard let sub = arguments.first?.text.uppercased() else { return }
+            switch sub {
+            case "ADD":
+                if arguments.dropFirst(2).contains(where: { !$0.quoted && $0.text.uppercased() == "PASSWORD" }) { return }
+                throw .forbidden("only the admin adds users without a password (USER ADD <handle> [<name>] PASSWORD <password>)")
+            case "SET":
+                guard arguments.count >= 2 else { return }
+                actor = arguments[1].text
+            default:
+                return
+            }
+        case "POST", "REPLY", "QUOTE", "RETWEET", "UNRETWEET", "LIKE", "UNLIKE", "DELETE", "FOLLOW", "UNFOLLOW",
+             "NOTIFICATIONS", "PASSWORD":
+            guard let first = arguments.first else { return }
+            actor = first.text
+        case "IMPORT":
+            throw .forbidden("only the admin imports")
+        default:
+            return
+        }
+        let named = Self.foldedHandle(actor)
+        guard let account else { throw .forbidden("\(verb) acts as @\(named); AUTH as that user first") }
+        guard Self.foldedHandle(account.handle) == named else {
+            throw .forbidden("logged in as @\(account.handle); \(verb) as @\(named) is not allowed")
+        }
+    }
+
+    static func foldedHandle(_ text: String) -> String {
+        (text.hasPrefix("@") ? String(text.dropFirst()) : text).lowercased()
     }
 
     private func importTweets(_ args: inout Arguments) throws(SocialError) -> Response {

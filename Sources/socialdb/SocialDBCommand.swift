@@ -18,7 +18,7 @@ struct SocialDBCommand: ParsableCommand {
         version: "socialdb 0.1.0",
         // Further subcommands (serve, check) add themselves here; the shell stays the default so
         // `socialdb --data DIR [FILE]` keeps meaning what it always meant.
-        subcommands: [ShellCommand.self, CheckCommand.self],
+        subcommands: [ShellCommand.self, CheckCommand.self, ServeCommand.self],
         defaultSubcommand: ShellCommand.self
     )
 }
@@ -37,7 +37,7 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("celebrity-threshold"), help: "Followers above which an author's posts are merged at read time instead of fanned out.")
     var celebrityThreshold = 10_000
 
-    @Option(name: .customLong("cache-size"), help: "Block cache budget in bytes.")
+    @Option(name: .customLong("cache-size"), help: "Record cache budget in bytes (recently read tweets, users, counters; also the block cache for unmapped reads).")
     var cacheSize = 64 << 20
 
     @Option(name: .customLong("checkpoint-records"), help: "Checkpoint timelines and search after this many written log records (0: not by count).")
@@ -77,12 +77,15 @@ struct DatabaseOptions: ParsableArguments {
         return options
     }
 
-    /// Opens the database, or prints why not and exits with status 2.
-    func open() throws -> SocialDB {
+    /// Opens the database, or prints why not and exits with status 2. `adjust` changes options
+    /// a subcommand sets beyond these (the server's rate limits).
+    func open(_ adjust: (inout SocialDB.Options) -> Void = { _ in }) throws -> SocialDB {
         let directory = self.directory
         let db: SocialDB
+        var options = socialOptions
+        adjust(&options)
         do {
-            db = try SocialDB.open(at: directory, options: socialOptions)
+            db = try SocialDB.open(at: directory, options: options)
         } catch {
             printError("socialdb: cannot open \(directory): \(error)")
             throw ExitCode(2)
@@ -115,10 +118,18 @@ struct ShellCommand: ParsableCommand {
     @Flag(name: .long, help: "Print each command's elapsed time after its response (as \\timing on does).")
     var timing = false
 
+    @Option(name: .long, help: "HOST:PORT of a `socialdb serve` to send the commands to, instead of opening a data directory.")
+    var connect: String?
+
     @Argument(help: "A file of commands to run (script mode).")
     var file: String?
 
     func run() throws {
+        if let connect {
+            let status = RemoteShell.run(address: connect, json: json, bail: bail, timing: timing, file: file)
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         let directory = database.directory
         let db = try database.open()
 

@@ -38,14 +38,16 @@ func testOptions() -> SocialOptions {
 final class TestDatabase {
     let directory = TemporaryDirectory()
     var db: SocialDB
+    let options: SocialOptions
 
-    init() throws {
-        db = try SocialDB.open(at: directory.path, options: testOptions())
+    init(options: SocialOptions = testOptions()) throws {
+        self.options = options
+        db = try SocialDB.open(at: directory.path, options: options)
     }
 
     func reopen() throws {
         try db.close()
-        db = try SocialDB.open(at: directory.path, options: testOptions())
+        db = try SocialDB.open(at: directory.path, options: options)
     }
 
     deinit { try? db.close() }

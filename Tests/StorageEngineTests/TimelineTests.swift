@@ -219,9 +219,14 @@ struct TimelineScenario {
             let flags: TimelineFlags = [[], [], .reply, .quote].randomElement(using: &random)!
             event = .post(.post(id: nextId, author: user(), flags: flags))
         } else if roll < 55 {
-            let originals = tweets.all.filter { !$0.isRetweet }
-            let original = originals.randomElement(using: &random)!
-            event = .post(.retweet(id: nextId, retweeter: user(), original: original.id, originalAuthor: original.author))
+            // As the Social layer does, a deleted tweet cannot be retweeted (the store's
+            // contract: once `compact` forgot a tombstone, an event must not bring it back).
+            let deleted = tweets.deleted
+            if let original = tweets.all.filter({ !$0.isRetweet && !deleted.contains($0.id) }).randomElement(using: &random) {
+                event = .post(.retweet(id: nextId, retweeter: user(), original: original.id, originalAuthor: original.author))
+            } else {
+                event = .post(.post(id: nextId, author: user()))
+            }
         } else if roll < 62 {
             event = .delete(tweets.all.randomElement(using: &random)!.id)
         } else if roll < 85 {
@@ -294,7 +299,7 @@ struct TimelineScenario {
                     // Maintenance must not change any page: drop a ring, compact.
                     let victim = UInt32.random(in: 0..<scenario.users, using: &random)
                     stores[step / 30 % stores.count].dropRing(of: victim)
-                    if step % 90 == 0 { for store in stores { store.compact() } }
+                    if step % 90 == 0 { for store in stores { store.compact(forgettingTombstones: !scenario.tweets.returnsDeleted) } }
                 }
             }
             for (index, store) in stores.enumerated() {
@@ -361,9 +366,16 @@ struct TimelineScenario {
         scenario.tweets.deleted.insert(10)
         store.delete(id: 10, lsn: 6)
         #expect(store.home(of: 0).isEmpty)
-        store.compact()
+        #expect(store.pendingTombstones == 1)
+        #expect(store.compact() == 5) // the original in its author's ring, each retweet in two rings
+        #expect(store.pendingTombstones == 1) // kept: the source might still return the deleted ids
+        #expect(store.compact(forgettingTombstones: true) == 0)
         #expect(store.home(of: 0).isEmpty)
         #expect(store.statistics.retweets == 0)
+        // The tombstone itself is gone: nothing in the store holds the deleted ids any more.
+        #expect(store.pendingTombstones == 0 && store.statistics.tombstones == 0)
+        #expect(store.statistics.compactedEntries == 5)
+        #expect(store.compact() == 0)
     }
 
     // MARK: Checkpoints

@@ -31,6 +31,9 @@ public enum KeySpace: UInt8, Sendable, CaseIterable {
     case notifications = 12
     /// what a notification was caused by -> where it is, so undoing the cause removes it
     case notificationCauses = 13
+    /// user id -> account record: a salted password hash and a role (the Social layer's
+    /// layout, see FORMATS.md, "Accounts")
+    case accounts = 14
     /// engine metadata (counters, id floors)
     case meta = 0x7F
 }

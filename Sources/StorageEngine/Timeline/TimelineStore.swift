@@ -133,10 +133,24 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         lock.withWriteLock { state.pointee.reset(appliedLSN: appliedLSN, lazyRebuild: true) }
     }
 
-    /// Removes deleted tweets (and retweets of them) from every ring, and forgets retweets no
-    /// ring refers to any more. The background cleanup; reads filter them meanwhile.
-    public func compact() {
-        lock.withWriteLock { state.pointee.compact() }
+    /// Removes deleted tweets (and retweets of them) from every ring and celebrity cache, and
+    /// forgets retweets no ring refers to any more: the background cleanup; reads filter them
+    /// by the tombstones meanwhile. Returns the entries removed.
+    ///
+    /// `forgettingTombstones`: also forget the tombstones themselves, so the read filter does not
+    /// grow with every delete ever made. Only for a source that leaves out deleted items and
+    /// retweets of deleted tweets from the moment their `delete` reached this store (the
+    /// `AuthorTweetSource` contract allows returning them), and for callers that never push a
+    /// deleted id, nor a retweet of one, again (log order gives both to Social, which runs this
+    /// before each checkpoint).
+    @discardableResult
+    public func compact(forgettingTombstones: Bool = false) -> Int {
+        lock.withWriteLock { state.pointee.compact(forgettingTombstones: forgettingTombstones) }
+    }
+
+    /// Deleted ids not yet compacted away (cheap, unlike `statistics`).
+    public var pendingTombstones: Int {
+        lock.withReadLock { state.pointee.tombstones.count }
     }
 
     /// Sizes the user table for `count` users up front (so first pushes do not grow it).
@@ -249,6 +263,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     var celebrityCaches: [UInt32: CelebrityCache] = [:]
     var retweets: [UInt64: RetweetOriginal] = [:]
     var tombstones = Set<UInt64>()
+    /// Entries `compact` removed, in all.
+    var compactedEntries = 0
     var appliedLSN: UInt64 = 0
     /// When true, users without a ring get one only by a rebuild from the sources (after a lost
     /// checkpoint): pushes and follows skip them.
@@ -707,23 +723,38 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         self.lazyRebuild = lazyRebuild
     }
 
-    mutating func compact() {
+    mutating func compact(forgettingTombstones: Bool) -> Int {
+        guard !tombstones.isEmpty else { return 0 }
         var referenced = Set<UInt64>()
+        var removed = 0
         let tombstones = self.tombstones
         let retweets = self.retweets
+        func dead(_ entry: TimelineEntry) -> Bool {
+            if tombstones.contains(entry.id) { return true }
+            if entry.flags.contains(.retweet), let original = retweets[entry.id], tombstones.contains(original.tweetId) { return true }
+            return false
+        }
         for number in rings.indices {
             let value = tableValue(rings[number].user)
             guard value == UInt32(number + 1) else { continue }
             var ring = rings[number].ring
-            _ = ring.removeAll { entry in
-                if tombstones.contains(entry.id) { return true }
-                if entry.flags.contains(.retweet), let original = retweets[entry.id], tombstones.contains(original.tweetId) { return true }
-                return false
-            }
+            removed += ring.removeAll(where: dead)
             rings[number].update(from: ring)
             for i in 0..<ring.count where ring[i].flags.contains(.retweet) { referenced.insert(ring[i].id) }
         }
+        for author in Array(celebrityCaches.keys) {
+            guard var cache = celebrityCaches[author] else { continue }
+            celebrityCaches[author] = nil
+            // Still the newest of the source: what left was never in it any more.
+            let before = cache.items.count
+            cache.items.removeAll { tombstones.contains($0.id) || ($0.flags.contains(.retweet) && tombstones.contains($0.tweetId)) }
+            removed += before - cache.items.count
+            celebrityCaches[author] = cache
+        }
         self.retweets = self.retweets.filter { referenced.contains($0.key) }
+        if forgettingTombstones { self.tombstones.removeAll() }
+        compactedEntries += removed
+        return removed
     }
 
     var statistics: TimelineStatistics {
@@ -739,6 +770,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         s.replayedEventsIgnored = replayedEventsIgnored
         s.retweets = retweets.count
         s.tombstones = tombstones.count
+        s.compactedEntries = compactedEntries
         s.appliedLSN = appliedLSN
         return s
     }

@@ -1,0 +1,225 @@
+import NIOCore
+import NIOPosix
+
+/// The limits every connection of `socialdb serve` lives under. Each is a bound on memory or
+/// time a client can make the server spend: a client that breaks one gets an error or is closed,
+/// never more of the server.
+struct ConnectionLimits: Sendable {
+    /// A line longer than this is answered `too_long` and its bytes are dropped as they arrive
+    /// (never held), so the input buffer of a connection stays below this plus one socket read.
+    var lineBytesMax = 64 * 1024
+    /// Command lines received but not yet answered. When this many wait, the server stops
+    /// reading the socket (TCP flow control then slows the client) until they are answered.
+    var pendingLinesMax = 256
+    /// Lines one job on the worker pool runs before it answers (a batch shares one hop to the
+    /// worker and one write to the socket; a job also ends once its answer passes
+    /// `batchOutputBytesMax`).
+    var batchLinesMax = 64
+    var batchOutputBytesMax = 1 << 20
+    /// A connection that sends nothing for this long while nothing of it runs is closed (0: never).
+    var idleSeconds: Int64 = 300
+}
+
+/// Sent down every connection's pipeline when the server shuts down: the connection stops
+/// reading, answers the batch it is running, and closes.
+struct DrainEvent: Sendable {}
+
+/// One connection of `socialdb serve`: splits the byte stream into command lines, runs them in
+/// order on the worker pool (the engine blocks on fdatasync, which must not stall an event
+/// loop), and writes the answers in the same order.
+///
+/// At most one job of a connection runs at a time; its lines are taken from the front of
+/// `pending`, and the answers are written before the next job starts, so responses come in the
+/// order of the commands however many are pipelined. Backpressure: the handler swallows the
+/// channel's `read` while `pending` is full, while unparsed input waits, or while the socket's
+/// send buffer is above its high-water mark (a client that does not read its answers), so a
+/// slow or hostile client holds at most `pendingLinesMax` lines, one socket read of bytes and
+/// one batch of answers.
+///
+/// Thread safety: a channel handler; everything but the job's body runs on the channel's event loop.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let session: Session
+    private let pool: NIOThreadPool
+    private let limits: ConnectionLimits
+
+    /// Received bytes not yet cut into lines.
+    private var input: ByteBuffer?
+    /// The rest of an over-long line is being dropped up to its newline.
+    private var discardingLine = false
+    private var pending = CircularBuffer<Session.Input>(initialCapacity: 16)
+    private var jobRunning = false
+    /// A `read` was held back by backpressure and is owed to the channel.
+    private var readHeld = false
+    /// QUIT was answered, the server drains, or the channel is gone: run no more jobs.
+    private var closing = false
+
+    init(session: Session, pool: NIOThreadPool, limits: ConnectionLimits) {
+        self.session = session
+        self.pool = pool
+        self.limits = limits
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if closing { return }
+        if input == nil {
+            input = bytes
+        } else {
+            input!.writeBuffer(&bytes)
+        }
+        cutLines()
+        startJob(context: context)
+    }
+
+    /// Moves complete lines from `input` to `pending` while there is room.
+    private func cutLines() {
+        guard var buffer = input else { return }
+        input = nil
+        defer {
+            if buffer.readableBytes == 0 {
+                buffer.clear()
+            } else if buffer.readerIndex > 64 * 1024 {
+                buffer.discardReadBytes()
+            }
+            input = buffer
+        }
+        while pending.count < limits.pendingLinesMax {
+            guard let newline = buffer.readableBytesView.firstIndex(of: 10) else {
+                if discardingLine {
+                    buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                } else if buffer.readableBytes > limits.lineBytesMax {
+                    discardingLine = true
+                    buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                }
+                return
+            }
+            let length = newline - buffer.readerIndex
+            if discardingLine || length > limits.lineBytesMax {
+                discardingLine = false
+                buffer.moveReaderIndex(forwardBy: length + 1)
+                pending.append(.tooLong(limitBytes: limits.lineBytesMax))
+                continue
+            }
+            var lineLength = length
+            if lineLength > 0 && buffer.getInteger(at: buffer.readerIndex + lineLength - 1, as: UInt8.self) == 13 { lineLength -= 1 }
+            let line = buffer.readableBytesView.prefix(lineLength).withContiguousStorageIfAvailable {
+                String(validating: $0, as: UTF8.self)
+            } ?? nil
+            buffer.moveReaderIndex(forwardBy: length + 1)
+            pending.append(line.map { .line($0) } ?? .notText)
+        }
+    }
+
+    /// Starts a job for the lines at the front of `pending`, unless one runs or the client is
+    /// not reading its answers.
+    private func startJob(context: ChannelHandlerContext) {
+        guard !jobRunning, !closing, !pending.isEmpty, context.channel.isWritable else { return }
+        let count = min(pending.count, limits.batchLinesMax)
+        let batch = Array(pending.prefix(count))
+        jobRunning = true
+        let session = self.session
+        let outputBytesMax = limits.batchOutputBytesMax
+        let job = pool.runIfActive(eventLoop: context.eventLoop) { () -> JobResult in
+            var output: [UInt8] = []
+            let (consumed, quit) = session.run(batch[...], into: &output, outputBytesMax: outputBytesMax)
+            return JobResult(output: output, consumed: consumed, quit: quit)
+        }
+        job.assumeIsolated().whenComplete { result in
+            self.jobFinished(context: context, result)
+        }
+    }
+
+    private struct JobResult: Sendable {
+        var output: [UInt8]
+        var consumed: Int
+        var quit: Bool
+    }
+
+    private func jobFinished(context: ChannelHandlerContext, _ result: Result<JobResult, Error>) {
+        jobRunning = false
+        guard case .success(let job) = result else {
+            // The pool has stopped: the server is going down.
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        // channelInactive empties `pending` when the client went away during the job.
+        pending.removeFirst(min(job.consumed, pending.count))
+        if !job.output.isEmpty && context.channel.isActive {
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: job.output)), promise: nil)
+        }
+        if job.quit || closing {
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        cutLines()
+        startJob(context: context)
+        releaseHeldRead(context: context)
+    }
+
+    private var mayRead: Bool {
+        !closing && pending.count < limits.pendingLinesMax && (input?.readableBytes ?? 0) <= limits.lineBytesMax
+    }
+
+    private func releaseHeldRead(context: ChannelHandlerContext) {
+        if readHeld && mayRead && context.channel.isWritable {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if mayRead && context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            startJob(context: context)
+            releaseHeldRead(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            closing = true
+            if !jobRunning { context.close(promise: nil) }
+            return
+        }
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // Idle only counts while the connection waits for the client, not for us.
+            if !jobRunning && pending.isEmpty {
+                closing = true
+                var output: [UInt8] = []
+                session.append(.error(.invalid, "idle for \(limits.idleSeconds) seconds; closing the connection"), to: &output)
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: output))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        pending.removeAll()
+        input = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A reset by the peer and the like: the connection is over, the server goes on.
+        closing = true
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,129 @@
+import Social
+
+/// One connection's state in `socialdb serve`: the shell that runs its commands (with the
+/// connection's account, if it authenticated) and the format its responses are written in.
+///
+/// Thread safety: a session is used by one job at a time. The connection's handler runs a job
+/// (a batch of its command lines) on the worker pool and starts the next only when the previous
+/// has answered, so a session is never touched by two threads at once; it is `Sendable` only to
+/// cross into those jobs.
+final class Session: @unchecked Sendable {
+    let shell: Shell
+    /// `FORMAT json` (the default: one line of JSON per command) or `FORMAT text` (the shell's
+    /// human form, each response ended by a line holding one `.`).
+    private(set) var json = true
+    let metrics: ServerMetrics?
+    /// Failed AUTHs on this connection; at `failedLoginsMax` the connection is closed (on top
+    /// of the per-handle limit of the Social layer, which a guesser cycling handles avoids).
+    private var failedLogins = 0
+    static let failedLoginsMax = 20
+
+    init(db: SocialDB, metrics: ServerMetrics?) {
+        shell = Shell(db: db, json: true)
+        shell.enforcesAccounts = true
+        self.metrics = metrics
+    }
+
+    /// What a line the connection sent stands for, decided by the connection's framing.
+    enum Input: Sendable {
+        case line(String)
+        /// A line over the length limit (its bytes were dropped as they came).
+        case tooLong(limitBytes: Int)
+        /// A line that is not valid UTF-8.
+        case notText
+    }
+
+    /// The responses to `inputs`, in order, appended to `output`; stops after QUIT and says so.
+    /// `outputBytesMax` ends the batch early (the rest is run by the next job) so that one job's
+    /// answer stays bounded; returns how many inputs were consumed.
+    func run(_ inputs: ArraySlice<Input>, into output: inout [UInt8], outputBytesMax: Int) -> (consumed: Int, quit: Bool) {
+        var consumed = 0
+        for input in inputs {
+            consumed += 1
+            let response: Response?
+            switch input {
+            case .line(let line):
+                response = execute(line)
+            case .tooLong(let limit):
+                response = .error(.tooLong, "the line is longer than \(limit) bytes; it was ignored")
+                metrics?.count(verb: "OTHER", nanoseconds: 0, failed: true)
+            case .notText:
+                response = .error(.syntax, "the line is not valid UTF-8; it was ignored")
+                metrics?.count(verb: "OTHER", nanoseconds: 0, failed: true)
+            }
+            if let response { append(response, to: &output) }
+            if shell.quitRequested { return (consumed, true) }
+            if output.count >= outputBytesMax { break }
+        }
+        return (consumed, false)
+    }
+
+    /// One command line: FORMAT is the connection's own; the rest is the shell's language.
+    func execute(_ line: String) -> Response? {
+        let started = metrics == nil ? 0 : monotonicNanoseconds()
+        let verb = Self.verb(of: line)
+        guard !verb.isEmpty else { return nil } // blank lines and comments get no response
+        let response: Response?
+        if verb == "FORMAT" {
+            response = format(line)
+        } else if verb.hasPrefix("\\") {
+            response = .error(.syntax, "\(verb.lowercased()) is a command of the shell client, not of the server")
+        } else {
+            response = shell.execute(line)
+            if verb == "AUTH", case .error(let code, _) = response, code == .forbidden || code == .rateLimited {
+                failedLogins += 1
+                if failedLogins >= Self.failedLoginsMax { shell.quitRequested = true }
+            }
+        }
+        if let metrics {
+            metrics.count(verb: verb, nanoseconds: monotonicNanoseconds() - started, failed: response?.isError ?? false)
+        }
+        return response
+    }
+
+    private func format(_ line: String) -> Response {
+        guard case .success(let words) = Tokenizer.split(line), words.count == 2 else {
+            return .error(.syntax, "usage: FORMAT text|json")
+        }
+        switch words[1].text.lowercased() {
+        case "json": json = true
+        case "text": json = false
+        default: return .error(.syntax, "FORMAT takes text or json, not '\(words[1].text)'")
+        }
+        return .ok(fields: [("format", .string(json ? "json" : "text"))], human: "format is \(json ? "json" : "text")")
+    }
+
+    /// A response on the wire: JSON on one line, or the human text with each line that starts
+    /// with `.` given one more, then a line `.` (as SMTP ends a message), so a client knows
+    /// where a response of several lines ends.
+    func append(_ response: Response, to output: inout [UInt8]) {
+        let text = response.render(json: json)
+        if json {
+            output.append(contentsOf: text.utf8)
+            output.append(10)
+            return
+        }
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.first == "." { output.append(UInt8(ascii: ".")) }
+            output.append(contentsOf: line.utf8)
+            output.append(10)
+        }
+        output.append(contentsOf: ".\n".utf8)
+    }
+
+    /// The first word of a line in upper case (a known verb, FORMAT, or the word as typed, cut
+    /// to 16 characters for the metrics); empty for blank lines and comments.
+    static func verb(of line: String) -> String {
+        var word = ""
+        for c in line.utf8 {
+            if c == 32 || c == 9 {
+                if word.isEmpty { continue }
+                break
+            }
+            if word.isEmpty && c == UInt8(ascii: "-") && line.utf8.drop(while: { $0 == 32 || $0 == 9 }).starts(with: "--".utf8) { return "" }
+            if word.utf8.count >= 16 { break }
+            word.unicodeScalars.append(Unicode.Scalar(c >= 97 && c <= 122 ? c - 32 : c))
+        }
+        return word
+    }
+}
