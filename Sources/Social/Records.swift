@@ -8,13 +8,45 @@ import StorageEngine
 ///     usersByHandle  lowercased handle (UTF-8) -> user id u64 LE
 ///     usersByNumber  dense number (u64 BE in the key) -> user id u64 LE
 ///     tweets         tweet id -> TweetRecord (StorageEngine/LSM/TweetRecord.swift)
-///     tweetsByAuthor (author, tweet) -> empty
+///     tweetsByAuthor (author, tweet) -> AuthorTweetValue (below; empty when written before it)
 ///     likes          (tweet, user) -> empty;  likesByUser (user, tweet) -> empty
 ///     retweets       (original, retweeter) -> retweet id u64 LE
 ///     replies        (parent, reply) -> conversation root id u64 LE
 ///     conversations  (root, reply) -> empty
 ///     counters       (id, CounterKind) -> u64 LE; absent means 0
 ///     meta           "social.next-user-number" -> u64 LE
+/// The value of a `tweetsByAuthor` entry: what a home timeline needs of the item, so a ring
+/// rebuild reads the author index alone instead of every record. Layout: flags u8 (bit 0 reply,
+/// bit 1 retweet, bit 2 quote, as the record's); a retweet adds the original's id and the
+/// original's author id (u64 LE each). Empty (entries written before this value existed) means
+/// unknown: readers fall back to the tweet record.
+enum AuthorTweetValue {
+    static func encode(_ record: TweetRecord, originalAuthor: UInt64?) -> [UInt8] {
+        var flags: UInt8 = 0
+        if record.replyTo != nil { flags |= 1 }
+        if record.retweetOf != nil { flags |= 2 }
+        if record.quoteOf != nil { flags |= 4 }
+        var out: [UInt8] = [flags]
+        if let original = record.retweetOf, let originalAuthor {
+            out.appendLE(original)
+            out.appendLE(originalAuthor)
+        }
+        return out
+    }
+
+    /// (reply, quote, retweeted original and its author), or nil when the value is empty or
+    /// not this layout.
+    static func decode(_ raw: UnsafeRawBufferPointer) -> (reply: Bool, quote: Bool, original: UInt64?, originalAuthor: UInt64?)? {
+        guard let flags = raw.first, flags & ~7 == 0 else { return nil }
+        if flags & 2 != 0 {
+            guard raw.count == 17 else { return nil }
+            return (false, false, raw.loadLE(UInt64.self, at: 1), raw.loadLE(UInt64.self, at: 9))
+        }
+        guard raw.count == 1 else { return nil }
+        return (flags & 1 != 0, flags & 4 != 0, nil, nil)
+    }
+}
+
 struct UserRecord: Equatable {
     static let version: UInt8 = 1
 

@@ -81,7 +81,7 @@ extension SocialDB {
     /// the conversation root when `record.replyTo` is set.
     func addTweet(_ record: TweetRecord, parent: TweetRecord?, root: UInt64?, quoted: TweetRecord?, into changes: inout ChangeSet) {
         changes.put(Keys.tweet(record.id), record.encoded())
-        changes.put(Keys.authorTweet(author: record.author, tweet: record.id))
+        changes.put(Keys.authorTweet(author: record.author, tweet: record.id), AuthorTweetValue.encode(record, originalAuthor: nil))
         changes.count(record.author, .tweets, 1)
         if let replyTo = record.replyTo {
             let root = root ?? replyTo
@@ -96,7 +96,7 @@ extension SocialDB {
     /// The keys of a new retweet of `original` (the writer lock is held).
     func addRetweet(_ record: TweetRecord, original: TweetRecord, into changes: inout ChangeSet) {
         changes.put(Keys.tweet(record.id), record.encoded())
-        changes.put(Keys.authorTweet(author: record.author, tweet: record.id))
+        changes.put(Keys.authorTweet(author: record.author, tweet: record.id), AuthorTweetValue.encode(record, originalAuthor: original.author))
         changes.put(Keys.two(.retweets, original.id, record.author), .u64(record.id))
         changes.count(record.author, .tweets, 1)
         changes.count(original.id, .retweets, 1)

@@ -46,8 +46,9 @@ final class UserNumbers: Sendable {
 }
 
 /// The home-timeline store's view of the tweet store: an author's items newest first, a reverse
-/// scan of `tweetsByAuthor` plus one `multiGet` of the records (and one of the retweeted
-/// originals). The store's contract: deleted tweets are left out (their keys are gone), and so
+/// scan of `tweetsByAuthor`, whose values say each item's kind (`AuthorTweetValue`), plus one
+/// `multiGet` of the retweeted originals (still there?); records are read only for entries
+/// written before the values existed. The store's contract: deleted tweets are left out (their keys are gone), and so
 /// are retweets whose original is gone (a DELETE split over several records can leave them for
 /// a moment; checked here, not assumed).
 ///
@@ -63,43 +64,66 @@ struct TweetStoreSource: AuthorTweetSource {
             guard limit > 0, let authorID = try users.id(ofNumber: author) else { return }
             var cursor = before
             var wanted = limit
+            var entries: [(id: UInt64, value: (reply: Bool, quote: Bool, original: UInt64?, originalAuthor: UInt64?)?)] = []
             while wanted > 0 {
                 let batch = min(max(wanted, 16), 1024)
-                let ids = try tree.authorTweets(author: authorID, before: cursor, limit: batch)
-                guard let last = ids.last else { return }
-                cursor = last
-                let records = try tree.multiGet(ids.map { Keys.tweet($0) })
-                // Only the records' fixed headers: kind and references, no strings.
-                var decoded: [TweetRecord.Header] = []
-                decoded.reserveCapacity(records.count)
-                for value in records {
-                    guard let value else { continue }
-                    decoded.append(try TweetRecord.decodeHeader(value))
+                // The author index carries each item's kind (AuthorTweetValue): the records are
+                // read only for entries written before it, and for retweets (is the original
+                // still there?).
+                entries.removeAll(keepingCapacity: true)
+                _ = try tree.scan(from: Keys.authorTweet(author: authorID, tweet: 0), to: Keys.authorTweet(author: authorID, tweet: cursor),
+                              reverse: true, limit: batch) { key, value in
+                    entries.append((Keys.number(key, at: 9), AuthorTweetValue.decode(value)))
+                    return true
                 }
-                let originalIDs = decoded.compactMap(\.retweetOf)
-                var originalAuthors: [UInt64: UInt64] = [:]
-                if !originalIDs.isEmpty {
-                    let originals = try tree.multiGet(originalIDs.map { Keys.tweet($0) })
-                    for value in originals {
+                guard let last = entries.last else { return }
+                cursor = last.id
+                var unknown: [UInt64] = []
+                for entry in entries where entry.value == nil { unknown.append(entry.id) }
+                var known: [UInt64: (reply: Bool, quote: Bool, original: UInt64?, originalAuthor: UInt64?)] = [:]
+                if !unknown.isEmpty {
+                    for value in try tree.multiGet(unknown.map { Keys.tweet($0) }) {
                         guard let value else { continue }
-                        let original = try TweetRecord.decodeHeader(value)
-                        originalAuthors[original.id] = original.author
+                        let header = try TweetRecord.decodeHeader(value)
+                        var originalAuthor: UInt64?
+                        if let original = header.retweetOf, let record = try tree.get(Keys.tweet(original)) {
+                            originalAuthor = try TweetRecord.decodeHeader(record).author
+                        }
+                        known[header.id] = (header.replyTo != nil, header.quoteOf != nil, header.retweetOf, originalAuthor)
                     }
                 }
-                for record in decoded where wanted > 0 {
-                    if let original = record.retweetOf {
-                        guard let originalAuthor = originalAuthors[original],
+                var originals: [UInt64] = []
+                for entry in entries { if let original = entry.value?.original { originals.append(original) } }
+                var present = Set<UInt64>()
+                if !originals.isEmpty {
+                    let values = try tree.multiGet(originals.map { Keys.tweet($0) })
+                    for (original, value) in zip(originals, values) where value != nil { present.insert(original) }
+                }
+                for entry in entries where wanted > 0 {
+                    let kind: (reply: Bool, quote: Bool, original: UInt64?, originalAuthor: UInt64?)
+                    if let value = entry.value {
+                        kind = value
+                        if let original = value.original, !present.contains(original) { continue }
+                    } else {
+                        // Written before the index carried kinds: the record says (and a
+                        // retweet whose original is gone has no original author).
+                        guard let value = known[entry.id] else { continue }
+                        if value.original != nil && value.originalAuthor == nil { continue }
+                        kind = value
+                    }
+                    if let original = kind.original {
+                        guard let originalAuthor = kind.originalAuthor,
                               let originalNumber = try users.number(ofUser: originalAuthor) else { continue }
-                        items.append(.retweet(id: record.id, retweeter: author, original: original, originalAuthor: originalNumber))
+                        items.append(.retweet(id: entry.id, retweeter: author, original: original, originalAuthor: originalNumber))
                     } else {
                         var flags: TimelineFlags = []
-                        if record.replyTo != nil { flags.insert(.reply) }
-                        if record.quoteOf != nil { flags.insert(.quote) }
-                        items.append(.post(id: record.id, author: author, flags: flags))
+                        if kind.reply { flags.insert(.reply) }
+                        if kind.quote { flags.insert(.quote) }
+                        items.append(.post(id: entry.id, author: author, flags: flags))
                     }
                     wanted -= 1
                 }
-                if ids.count < batch { return }
+                if entries.count < batch { return }
             }
         } catch {
             failure.note("storage: \(error)")

@@ -94,7 +94,7 @@ enum SocialChild {
                                  diskAfterTweets: 0, diskAtEnd: 0, rows: [], notes: [])
         let handles = Handles(users: users)
         let text = SocialText(users: users)
-        report.rssStart = currentRSS()
+        report.rssStart = heldRSS()
         var t0 = monotonicNanoseconds()
         switch system {
         case "socialdb":
@@ -104,7 +104,7 @@ enum SocialChild {
             let graph = try db.importFollows(path: data + "/follows.txt")
             report.follows = graph.graphEdges
             report.loadGraphSeconds = since(t0)
-            report.rssAfterGraph = currentRSS()
+            report.rssAfterGraph = heldRSS()
             report.diskAfterGraph = diskBytes(work)
             t0 = monotonicNanoseconds()
             var file = 0
@@ -117,7 +117,7 @@ enum SocialChild {
             }
             report.loadTweetsSeconds = since(t0)
             if bad > 0 { report.notes.append("socialdb import: \(bad) bad lines") }
-            report.rssAfterTweets = currentRSS()
+            report.rssAfterTweets = heldRSS()
             report.diskAfterTweets = diskBytes(work)
             let ids = try SocialWorld.readIDs(data)
             let warmers = (0..<(clients.last ?? 1)).map { _ in SocialDBSession(db: db, handles: handles) }
@@ -143,12 +143,12 @@ enum SocialChild {
             try SocialSQLite.createSchema(loader)
             report.follows = try loader.loadGraph(users: users, followsPath: data + "/follows.txt")
             report.loadGraphSeconds = since(t0)
-            report.rssAfterGraph = currentRSS()
+            report.rssAfterGraph = heldRSS()
             report.diskAfterGraph = diskBytes(work)
             t0 = monotonicNanoseconds()
             report.tweets = try loader.loadTweets(path: data + "/tweets.tsv")
             report.loadTweetsSeconds = since(t0)
-            report.rssAfterTweets = currentRSS()
+            report.rssAfterTweets = heldRSS()
             report.diskAfterTweets = diskBytes(work)
             let ids = try SocialWorld.readIDs(data)
             let warmers = try (0..<(clients.last ?? 1)).map { _ in try SocialSQLite(path: path, durable: false) }
@@ -309,6 +309,17 @@ enum SocialChild {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    /// Resident memory the process holds: RSS after `malloc_trim(0)` hands the heap's free
+    /// pages back (the same for both systems; glibc otherwise keeps what an import freed).
+    static func heldRSS() -> Int {
+        // glibc's malloc_trim (malloc.h is not part of the Glibc module).
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+            typealias Trim = @convention(c) (Int) -> Int32
+            _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        }
+        return currentRSS()
+    }
+
     static func since(_ start: UInt64) -> Double { Double(monotonicNanoseconds() - start) / 1e9 }
 
     /// Bytes the files under `path` occupy (allocated blocks, as du counts them).
@@ -432,7 +443,7 @@ struct SocialSuite {
         result.notes += mixes.map(\.explanation)
         result.notes.append("each system ran in its own child process; peak RSS = the child's ru_maxrss (wait4), generator excluded.")
         result.notes.append("socialdb: the Social API (SocialDB), sync interval:100 for load/dsb/twitter, always for burst; SQLite \(sqliteVersion()): WAL, synchronous NORMAL (FULL for burst), cache 64 MiB per connection, one connection per client.")
-        result.notes.append("RSS B/follow and B/tweet: growth of the child's resident memory over the graph load and over the tweet load; disk: allocated bytes of the directory after each load phase.")
+        result.notes.append("RSS B/follow and B/tweet: growth of the child's resident memory over the graph load and over the tweet load, each read after malloc_trim(0) (memory freed by the load is not counted, peak RSS includes it); disk: allocated bytes of the directory after each load phase.")
         for r in [s, q] { result.notes += r.notes.map { "\(r.system): \($0)" } }
 
         if let plotDirectory {
