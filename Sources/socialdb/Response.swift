@@ -47,6 +47,12 @@ enum JSONValue {
 
     static func quote(_ s: String, into out: inout String) {
         out += "\""
+        // Most strings need no escape: append them whole (the server renders many per second).
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

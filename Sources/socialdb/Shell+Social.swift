@@ -457,10 +457,26 @@ enum TimeFormat {
         return String(repeating: "0", count: max(0, width - s.count)) + s
     }
 
-    /// `2025-01-31T12:00:00.000Z`
+    /// `2025-01-31T12:00:00.000Z`, written digit by digit into one 24-byte string (the server
+    /// renders one per tweet of every page).
     static func iso8601(_ milliseconds: UInt64) -> String {
         let p = parts(milliseconds)
-        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))T\(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2)).\(pad(p.millisecond, 3))Z"
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var i = 0
+            func digits(_ value: Int, _ width: Int) {
+                var v = value
+                for k in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[i + k] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+                i += width
+            }
+            func byte(_ c: UInt8) { buffer[i] = c; i += 1 }
+            digits(p.year, 4); byte(UInt8(ascii: "-")); digits(p.month, 2); byte(UInt8(ascii: "-")); digits(p.day, 2)
+            byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
+            digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
+            return i
+        }
     }
 
     /// `2025-01-31 12:00:00Z`

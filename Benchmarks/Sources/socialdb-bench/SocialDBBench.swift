@@ -13,12 +13,12 @@ import Glibc
 #endif
 
 enum Suite: String, CaseIterable, ExpressibleByArgument {
-    case log, lsm, timeline, graph, search, social, all
+    case log, lsm, timeline, graph, search, social, server, all
 
     /// The suites that measure something, in the order `all` runs them.
-    static let measuring: [Suite] = [.log, .lsm, .timeline, .graph, .search, .social]
+    static let measuring: [Suite] = [.log, .lsm, .timeline, .graph, .search, .social, .server]
 
-    var isImplemented: Bool { self == .log || self == .lsm || self == .timeline || self == .graph || self == .search }
+    var isImplemented: Bool { self == .log || self == .lsm || self == .timeline || self == .graph || self == .search || self == .server }
 }
 
 enum Scale: String, CaseIterable, ExpressibleByArgument {
@@ -36,7 +36,7 @@ struct SocialDBBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socialdb-bench",
         abstract: "Measures socialdb against its peers on this machine and prints the ratios.",
-        discussion: "Suites: log, lsm, timeline, graph, search, social, all. Implemented so far: log, lsm, timeline, graph, search.")
+        discussion: "Suites: log, lsm, timeline, graph, search, social, server, all. Implemented so far: log, lsm, timeline, graph, search, server (socialdb serve over loopback).")
 
     @Argument(help: "The suite to run (`all` runs every implemented suite).")
     var suite: Suite
@@ -98,6 +98,8 @@ struct SocialDBBench: ParsableCommand {
                 result = try TimelineSuite(fileSystem: fileSystem, scratch: scratch, sizes: TimelineSuite.Sizes(scale)).run()
             case .search:
                 result = try SearchSuite(fileSystem: fileSystem, scratch: scratch, sizes: SearchSuite.Sizes(scale)).run()
+            case .server:
+                result = try ServerSuite(scratch: scratch, sizes: ServerSuite.Sizes(scale), binary: ServerSuite.defaultBinary()).run()
             default:
                 preconditionFailure("suite \(one.rawValue) is marked implemented but has no runner")
             }
