@@ -106,6 +106,7 @@ enum Response {
         case .ok(let fields, let human):
             if !json { return human }
             var out = ""
+            out.reserveCapacity(1024)
             JSONValue.object([("ok", .bool(true))] + fields).render(into: &out)
             return out
         case .error(let code, let message):

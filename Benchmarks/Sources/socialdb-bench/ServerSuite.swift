@@ -7,7 +7,8 @@
 // `postsPerUser` posts by every user (loaded through the server, pipelined; timed as its own row).
 //
 // The server is the real binary (`.build/release/socialdb` of the root package, started as a
-// child process: `socialdb serve --listen 127.0.0.1:0 --sync interval --rate-writes 0`), so
+// child process: `socialdb serve --listen 127.0.0.1:0 --sync off --rate-writes 0`, like the
+// Redis peer without persistence; SOCIALDB_BENCH_SYNC=interval|always measures those), so
 // everything a client pays is in the figure: parsing, the worker hop, JSON rendering and the
 // socket. Clients: `connections` TCP connections over 2 client threads (the machine's cores are
 // shared by client and server), each connection pipelining `depth` commands per round trip.
@@ -44,7 +45,7 @@ struct ServerSuite {
 
         init(_ scale: Scale) {
             switch scale {
-            case .small: self = Sizes(users: 5_000, follows: 20, postsPerUser: 4, operations: 300_000, connections: 64, depth: 8)
+            case .small: self = Sizes(users: 5_000, follows: 20, postsPerUser: 4, operations: 100_000, connections: 64, depth: 8)
             case .medium: self = Sizes(users: 20_000, follows: 30, postsPerUser: 8, operations: 1_200_000, connections: 128, depth: 8)
             case .large: self = Sizes(users: 80_000, follows: 40, postsPerUser: 10, operations: 4_800_000, connections: 256, depth: 8)
             }
@@ -64,6 +65,11 @@ struct ServerSuite {
     let sizes: Sizes
     let binary: String
     let clientThreads = 2
+    /// The server's `--sync`: `off` by default, as the Redis peer runs without persistence;
+    /// `SOCIALDB_BENCH_SYNC=interval` or `always` to measure those.
+    var sync: String {
+        getenv("SOCIALDB_BENCH_SYNC").map { String(cString: $0) } ?? "off"
+    }
 
     /// `.build/release/socialdb` of the root package, found from this file's place in the checkout.
     static func defaultBinary() -> String {
@@ -84,14 +90,16 @@ struct ServerSuite {
         try graph.writeEdgeList(to: edges)
 
         // socialdb serve, as a child process.
-        let server = try ServerProcess(binary: binary, directory: directory + "/db", logPath: directory + "/serve.log")
+        let server = try ServerProcess(binary: binary, directory: directory + "/db", logPath: directory + "/serve.log", sync: sync)
         defer { server.stop() }
         let admin = try LineConnection(port: server.port)
         try admin.expectOK("AUTH admin bench-admin-password")
         try admin.expectOK("IMPORT FOLLOWS \(edges)")
         let load = try measureSocialDBLoad(port: server.port)
         result.rows.append(load)
-        let socialdb = try measureMix(system: .socialdb(port: server.port), graph: graph)
+        let socialdbReads = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 0)
+        result.rows.append(socialdbReads)
+        let socialdb = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 1)
         result.rows.append(socialdb)
 
         var peer: ResultRow?
@@ -99,7 +107,7 @@ struct ServerSuite {
             let redis = try RedisServer()
             defer { redis.stop() }
             try loadRedis(port: redis.port, graph: graph)
-            peer = try measureMix(system: .redis(port: redis.port), graph: graph)
+            peer = try measureMix(system: .redis(port: redis.port), graph: graph, postsPerTen: 1)
         } catch {
             result.notes.append("redis: skipped (\(error)); run scripts/install-bench-deps")
         }
@@ -110,7 +118,7 @@ struct ServerSuite {
         server.stop()
         try scratch.discard(directory)
         result.notes = [
-            "server: socialdb serve (release binary, child process, --sync interval, --rate-writes 0) over 127.0.0.1;",
+            "server: socialdb serve (release binary, child process, --sync \(sync), --rate-writes 0) over 127.0.0.1;",
             "  \(sizes.users) users x \(sizes.follows) follows (IMPORT FOLLOWS), \(sizes.postsPerUser) posts each loaded through the server;",
             "  mix dsb: 60% HOME u LIMIT 10, 30% TWEETS u LIMIT 10, 10% POST (authors and readers uniform);",
             "  \(sizes.connections) connections on \(clientThreads) client threads, \(sizes.depth) commands pipelined per round trip;",
@@ -175,7 +183,8 @@ struct ServerSuite {
         case redis(port: UInt16)
     }
 
-    private func measureMix(system: System, graph: DSBGraph) throws -> ResultRow {
+    /// `postsPerTen` 1: the dsb mix; 0: its reads only (2/3 home, 1/3 user timelines).
+    private func measureMix(system: System, graph: DSBGraph, postsPerTen: UInt64) throws -> ResultRow {
         let perThread = sizes.operations / clientThreads
         let connectionsPerThread = max(1, sizes.connections / clientThreads)
         let depth = sizes.depth
@@ -213,7 +222,7 @@ struct ServerSuite {
                                 for _ in 0..<batch {
                                     let r = next()
                                     let user = UInt32(r % users)
-                                    switch (r >> 32) % 10 {
+                                    switch (r >> 32) % (9 + postsPerTen) {
                                     case 0..<6: c.queue(home: user)
                                     case 6..<9: c.queue(tweets: user)
                                     default:
@@ -247,7 +256,7 @@ struct ServerSuite {
                                 for _ in 0..<batch {
                                     let r = next()
                                     let user = UInt32(r % users)
-                                    switch (r >> 32) % 10 {
+                                    switch (r >> 32) % (9 + postsPerTen) {
                                     case 0..<6:
                                         c.queueRange(user: user, count: Self.pageSize)
                                         replies[i] += 1
@@ -294,7 +303,7 @@ struct ServerSuite {
         var metrics = [Metric(key: "connections", label: "conns", value: Double(connectionsPerThread * clientThreads)),
                        Metric(key: "pipeline_depth", label: "pipeline", value: Double(depth))]
         if case .socialdb = system { metrics.append(Metric(key: "errors", label: "errors", value: Double(errors.load(ordering: .relaxed)))) }
-        return ResultRow(suite: Self.name, workload: "dsb mix 60/30/10, \(Self.pageSize) per read", system: name,
+        return ResultRow(suite: Self.name, workload: postsPerTen == 0 ? "dsb reads only 67/33, \(Self.pageSize) per read" : "dsb mix 60/30/10, \(Self.pageSize) per read", system: name,
                          operationsPerSecond: Double(operations) / elapsed,
                          p50Microseconds: latency?.p50Microseconds, p99Microseconds: latency?.p99Microseconds,
                          ratioVersusPeer: nil, metrics: metrics)
@@ -387,15 +396,15 @@ final class ServerProcess {
     let port: UInt16
     private var stopped = false
 
-    init(binary: String, directory: String, logPath: String) throws {
+    init(binary: String, directory: String, logPath: String, sync: String) throws {
         var pipeEnds: [Int32] = [0, 0]
         guard pipe(&pipeEnds) == 0 else { throw BenchmarkFailure(description: "pipe: errno \(errno)") }
-        let arguments = [binary, "serve", "--data", directory, "--listen", "127.0.0.1:0", "--sync", "interval",
+        let arguments = [binary, "serve", "--data", directory, "--listen", "127.0.0.1:0", "--sync", sync,
                          "--rate-writes", "0", "--max-connections", "4096", "--log-level", "warning"]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
         defer { for p in argv { free(p) } }
-        var environment: [UnsafeMutablePointer<CChar>?] = ["SOCIALDB_ADMIN_PASSWORD=bench-admin-password"].map { strdup($0) }
+        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("SOCIALDB_ADMIN_PASSWORD=bench-admin-password")]
         var e = environ
         while let entry = e.pointee { environment.append(strdup(entry)); e += 1 }
         environment.append(nil)
@@ -442,7 +451,7 @@ final class ServerProcess {
 final class LineConnection {
     let fd: Int32
     private var output: [UInt8] = []
-    private var input: [UInt8]
+    private var input = [UInt8](repeating: 0, count: 1 << 20)
     private var inputStart = 0
     private var inputEnd = 0
 
@@ -463,7 +472,6 @@ final class LineConnection {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         output.reserveCapacity(64 * 1024)
-        input = [UInt8](repeating: 0, count: 1 << 20)
     }
 
     deinit { Glibc.close(fd) }
