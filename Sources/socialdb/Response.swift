@@ -8,6 +8,9 @@ enum JSONValue {
     case null
     case object([(String, JSONValue)])
     case array([JSONValue])
+    /// A value rendered already (pages of tweets, written straight into one string: the
+    /// server's most frequent answers).
+    case raw(String)
 
     func render(into out: inout String) {
         switch self {
@@ -26,6 +29,7 @@ enum JSONValue {
             }
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"
+        case .raw(let text): out += text
         case .object(let fields):
             out += "{"
             for (i, (key, value)) in fields.enumerated() {

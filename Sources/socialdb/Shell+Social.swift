@@ -88,7 +88,7 @@ extension Shell {
             try args.end()
             let tweets = try db.thread(id: id)
             let conversation = tweets.first?.conversationID ?? id
-            return .ok(fields: [("conversation_id", .string(String(conversation))), ("tweets", .array(tweets.map(tweetJSON)))],
+            return .ok(fields: [("conversation_id", .string(String(conversation))), ("tweets", tweetsJSON(tweets))],
                        human: tweetsText(tweets, empty: "(no tweets)"))
         case "FOLLOW", "UNFOLLOW":
             let follower = try args.word("follower")
@@ -118,14 +118,14 @@ extension Shell {
             let page = try db.tweets(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+            return .ok(fields: [("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))], human: human)
         case "HOME":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
             let page = try db.home(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+            return .ok(fields: [("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))], human: human)
         case "SEARCH":
             if let first = args.words.first, !first.quoted, first.text.uppercased() == "USERS" {
                 args.words.removeFirst()
@@ -144,7 +144,7 @@ extension Shell {
             let page = try db.search(query, limit: limit ?? SocialDB.pageLimitDefault, before: cursor)
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("query", .string(query)), ("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))],
+            return .ok(fields: [("query", .string(query)), ("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))],
                        human: human)
         case "NOTIFICATIONS":
             let handle = try args.word("handle")
@@ -409,6 +409,60 @@ func tweetJSON(_ tweet: Tweet) -> JSONValue {
         ("quotes", .int(tweet.quoteCount)),
         ("retweeted", tweet.retweeted.map(tweetJSON) ?? .null), ("quoted", tweet.quoted.map(tweetJSON) ?? .null),
     ])
+}
+
+/// A list of tweets as JSON, rendered directly into one string: the same text `tweetJSON`
+/// gives, without building a value per field (HOME, TWEETS, SEARCH and THREAD answer these).
+func tweetsJSON(_ tweets: [Tweet]) -> JSONValue {
+    var out = "["
+    out.reserveCapacity(tweets.reduce(2) { $0 + 420 + $1.text.utf8.count })
+    for (i, tweet) in tweets.enumerated() {
+        if i > 0 { out += "," }
+        renderTweetJSON(tweet, into: &out)
+    }
+    out += "]"
+    return .raw(out)
+}
+
+func renderTweetJSON(_ tweet: Tweet, into out: inout String) {
+    func id(_ value: UInt64?) {
+        if let value {
+            out += "\""
+            out += String(value)
+            out += "\""
+        } else {
+            out += "null"
+        }
+    }
+    func strings(_ values: [String]) {
+        out += "["
+        for (i, value) in values.enumerated() {
+            if i > 0 { out += "," }
+            JSONValue.quote(value, into: &out)
+        }
+        out += "]"
+    }
+    out += "{\"id\":"; id(tweet.id)
+    out += ",\"author\":"; JSONValue.quote(tweet.authorHandle, into: &out)
+    out += ",\"author_id\":"; id(tweet.authorID)
+    out += ",\"created_at\":\""; out += TimeFormat.iso8601(tweet.createdAtMilliseconds)
+    out += "\",\"text\":"; JSONValue.quote(tweet.text, into: &out)
+    out += ",\"reply_to\":"; id(tweet.replyTo)
+    out += ",\"conversation_id\":"; id(tweet.conversationID)
+    out += ",\"retweet_of\":"; id(tweet.retweetOf)
+    out += ",\"quote_of\":"; id(tweet.quoteOf)
+    out += ",\"mentions\":"; strings(tweet.mentions)
+    out += ",\"hashtags\":"; strings(tweet.hashtags)
+    out += ",\"urls\":"; strings(tweet.urls)
+    out += ",\"likes\":"; out += String(tweet.likeCount)
+    out += ",\"retweets\":"; out += String(tweet.retweetCount)
+    out += ",\"replies\":"; out += String(tweet.replyCount)
+    out += ",\"quotes\":"; out += String(tweet.quoteCount)
+    out += ",\"retweeted\":"
+    if let retweeted = tweet.retweeted { renderTweetJSON(retweeted, into: &out) } else { out += "null" }
+    out += ",\"quoted\":"
+    if let quoted = tweet.quoted { renderTweetJSON(quoted, into: &out) } else { out += "null" }
+    out += "}"
 }
 
 func tweetText(_ tweet: Tweet, indent: String = "") -> [String] {
