@@ -8,6 +8,9 @@ enum JSONValue {
     case null
     case object([(String, JSONValue)])
     case array([JSONValue])
+    /// A value rendered already (pages of tweets, written straight into one string: the
+    /// server's most frequent answers).
+    case raw(String)
 
     func render(into out: inout String) {
         switch self {
@@ -26,6 +29,7 @@ enum JSONValue {
             }
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"
+        case .raw(let text): out += text
         case .object(let fields):
             out += "{"
             for (i, (key, value)) in fields.enumerated() {
@@ -47,6 +51,12 @@ enum JSONValue {
 
     static func quote(_ s: String, into out: inout String) {
         out += "\""
+        // Most strings need no escape: append them whole (the server renders many per second).
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -100,6 +110,7 @@ enum Response {
         case .ok(let fields, let human):
             if !json { return human }
             var out = ""
+            out.reserveCapacity(1024)
             JSONValue.object([("ok", .bool(true))] + fields).render(into: &out)
             return out
         case .error(let code, let message):

@@ -88,7 +88,7 @@ extension Shell {
             try args.end()
             let tweets = try db.thread(id: id)
             let conversation = tweets.first?.conversationID ?? id
-            return .ok(fields: [("conversation_id", .string(String(conversation))), ("tweets", .array(tweets.map(tweetJSON)))],
+            return .ok(fields: [("conversation_id", .string(String(conversation))), ("tweets", tweetsJSON(tweets))],
                        human: tweetsText(tweets, empty: "(no tweets)"))
         case "FOLLOW", "UNFOLLOW":
             let follower = try args.word("follower")
@@ -118,14 +118,14 @@ extension Shell {
             let page = try db.tweets(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+            return .ok(fields: [("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))], human: human)
         case "HOME":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
             let page = try db.home(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))], human: human)
+            return .ok(fields: [("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))], human: human)
         case "SEARCH":
             if let first = args.words.first, !first.quoted, first.text.uppercased() == "USERS" {
                 args.words.removeFirst()
@@ -144,7 +144,7 @@ extension Shell {
             let page = try db.search(query, limit: limit ?? SocialDB.pageLimitDefault, before: cursor)
             var human = tweetsText(page.items, empty: "(no tweets)")
             if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("query", .string(query)), ("tweets", .array(page.items.map(tweetJSON))), ("next", cursorJSON(page.nextCursor))],
+            return .ok(fields: [("query", .string(query)), ("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))],
                        human: human)
         case "NOTIFICATIONS":
             let handle = try args.word("handle")
@@ -411,6 +411,60 @@ func tweetJSON(_ tweet: Tweet) -> JSONValue {
     ])
 }
 
+/// A list of tweets as JSON, rendered directly into one string: the same text `tweetJSON`
+/// gives, without building a value per field (HOME, TWEETS, SEARCH and THREAD answer these).
+func tweetsJSON(_ tweets: [Tweet]) -> JSONValue {
+    var out = "["
+    out.reserveCapacity(tweets.reduce(2) { $0 + 420 + $1.text.utf8.count })
+    for (i, tweet) in tweets.enumerated() {
+        if i > 0 { out += "," }
+        renderTweetJSON(tweet, into: &out)
+    }
+    out += "]"
+    return .raw(out)
+}
+
+func renderTweetJSON(_ tweet: Tweet, into out: inout String) {
+    func id(_ value: UInt64?) {
+        if let value {
+            out += "\""
+            out += String(value)
+            out += "\""
+        } else {
+            out += "null"
+        }
+    }
+    func strings(_ values: [String]) {
+        out += "["
+        for (i, value) in values.enumerated() {
+            if i > 0 { out += "," }
+            JSONValue.quote(value, into: &out)
+        }
+        out += "]"
+    }
+    out += "{\"id\":"; id(tweet.id)
+    out += ",\"author\":"; JSONValue.quote(tweet.authorHandle, into: &out)
+    out += ",\"author_id\":"; id(tweet.authorID)
+    out += ",\"created_at\":\""; out += TimeFormat.iso8601(tweet.createdAtMilliseconds)
+    out += "\",\"text\":"; JSONValue.quote(tweet.text, into: &out)
+    out += ",\"reply_to\":"; id(tweet.replyTo)
+    out += ",\"conversation_id\":"; id(tweet.conversationID)
+    out += ",\"retweet_of\":"; id(tweet.retweetOf)
+    out += ",\"quote_of\":"; id(tweet.quoteOf)
+    out += ",\"mentions\":"; strings(tweet.mentions)
+    out += ",\"hashtags\":"; strings(tweet.hashtags)
+    out += ",\"urls\":"; strings(tweet.urls)
+    out += ",\"likes\":"; out += String(tweet.likeCount)
+    out += ",\"retweets\":"; out += String(tweet.retweetCount)
+    out += ",\"replies\":"; out += String(tweet.replyCount)
+    out += ",\"quotes\":"; out += String(tweet.quoteCount)
+    out += ",\"retweeted\":"
+    if let retweeted = tweet.retweeted { renderTweetJSON(retweeted, into: &out) } else { out += "null" }
+    out += ",\"quoted\":"
+    if let quoted = tweet.quoted { renderTweetJSON(quoted, into: &out) } else { out += "null" }
+    out += "}"
+}
+
 func tweetText(_ tweet: Tweet, indent: String = "") -> [String] {
     if let original = tweet.retweeted {
         return ["\(indent)\(tweet.id)  @\(tweet.authorHandle) retweeted  \(TimeFormat.human(tweet.createdAtMilliseconds))"]
@@ -457,10 +511,26 @@ enum TimeFormat {
         return String(repeating: "0", count: max(0, width - s.count)) + s
     }
 
-    /// `2025-01-31T12:00:00.000Z`
+    /// `2025-01-31T12:00:00.000Z`, written digit by digit into one 24-byte string (the server
+    /// renders one per tweet of every page).
     static func iso8601(_ milliseconds: UInt64) -> String {
         let p = parts(milliseconds)
-        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))T\(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2)).\(pad(p.millisecond, 3))Z"
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var i = 0
+            func digits(_ value: Int, _ width: Int) {
+                var v = value
+                for k in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[i + k] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+                i += width
+            }
+            func byte(_ c: UInt8) { buffer[i] = c; i += 1 }
+            digits(p.year, 4); byte(UInt8(ascii: "-")); digits(p.month, 2); byte(UInt8(ascii: "-")); digits(p.day, 2)
+            byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
+            digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
+            return i
+        }
     }
 
     /// `2025-01-31 12:00:00Z`

@@ -15,7 +15,7 @@ import Glibc
         let process = Process()
         process.executableURL = URL(fileURLWithPath: socialdbBinary())
         process.arguments = ["serve", "--data", directory, "--listen", "127.0.0.1:0", "--admin-password", "admin-password",
-                             "--log-level", "warning"] + extra
+                             "--log-level", "warning", "--password-cost", "10"] + extra
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

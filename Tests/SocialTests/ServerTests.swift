@@ -364,6 +364,20 @@ func errorCode(_ line: String) -> String? {
         }
     }
 
+    @Test func aClientThatShutsDownItsSideGetsEveryAnswer() throws {
+        let t = try TestServer()
+        let c = try t.client()
+        var script = ""
+        for i in 0..<200 { script += "USER ADD h\(i)\n" }
+        script += "USER SHOW h199" // the last line without its newline
+        c.send(script)
+        shutdown(c.fd, Int32(SHUT_WR))
+        let answers = c.readToEnd()
+        #expect(answers.count == 201)
+        #expect(answers.allSatisfy(isOK))
+        #expect(answers.last?.contains("\"handle\":\"h199\"") == true)
+    }
+
     @Test func quitAnswersByeAndCloses() throws {
         let t = try TestServer()
         let c = try t.client()

@@ -13,10 +13,10 @@ import Glibc
 #endif
 
 enum Suite: String, CaseIterable, ExpressibleByArgument {
-    case log, lsm, timeline, graph, search, social, all
+    case log, lsm, timeline, graph, search, social, server, all
 
     /// The suites that measure something, in the order `all` runs them.
-    static let measuring: [Suite] = [.log, .lsm, .timeline, .graph, .search, .social]
+    static let measuring: [Suite] = [.log, .lsm, .timeline, .graph, .search, .social, .server]
 
     var isImplemented: Bool { self != .all }
 }
@@ -36,7 +36,7 @@ struct SocialDBBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socialdb-bench",
         abstract: "Measures socialdb against its peers on this machine and prints the ratios.",
-        discussion: "Suites: log, lsm, timeline, graph, search, social, all. All are implemented.")
+        discussion: "Suites: log, lsm, timeline, graph, search, social, server, all. All are implemented.")
 
     @Argument(help: "The suite to run (`all` runs every implemented suite).")
     var suite: Suite
@@ -143,6 +143,8 @@ struct SocialDBBench: ParsableCommand {
                 result = try SocialSuite(scratch: scratch, scale: scale, sizes: SocialSizes(scale), mixes: mixes,
                                          plotDirectory: plotDirectory).run()
                 if let plotDirectory { try plotSocial(plotDirectory) }
+            case .server:
+                result = try ServerSuite(scratch: scratch, sizes: ServerSuite.Sizes(scale), binary: ServerSuite.defaultBinary()).run()
             default:
                 preconditionFailure("suite \(one.rawValue) is marked implemented but has no runner")
             }

@@ -56,6 +56,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// QUIT was answered, the server drains, or the channel is gone: run no more jobs.
     private var closing = false
+    /// The client shut down its side (`shutdown(SHUT_WR)`, `nc -N`): answer what it sent, then close.
+    private var inputClosed = false
 
     init(session: Session, pool: NIOThreadPool, limits: ConnectionLimits) {
         self.session = session
@@ -160,6 +162,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
         cutLines()
         startJob(context: context)
         releaseHeldRead(context: context)
+        closeIfInputDone(context: context)
+    }
+
+    /// After the client's end of input: once every line it sent is answered, close.
+    private func closeIfInputDone(context: ChannelHandlerContext) {
+        guard inputClosed, !jobRunning, pending.isEmpty, !closing else { return }
+        if let rest = input, rest.readableBytes > 0 { return }
+        closing = true
+        context.close(promise: nil)
     }
 
     private var mayRead: Bool {
@@ -190,6 +201,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            inputClosed = true
+            // A last line without its newline still counts as a line.
+            if var rest = input, rest.readableBytes > 0, !discardingLine {
+                rest.writeInteger(UInt8(10))
+                input = rest
+            }
+            cutLines()
+            startJob(context: context)
+            closeIfInputDone(context: context)
+            return
+        }
         if event is DrainEvent {
             closing = true
             if !jobRunning { context.close(promise: nil) }

@@ -47,6 +47,9 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("admin-password"), help: "At the first start: make the admin account (user admin) with this password. $SOCIALDB_ADMIN_PASSWORD does the same without showing it in the process list.")
     var adminPassword: String?
 
+    @Option(name: .customLong("password-cost"), help: "log2 of scrypt's N for new password hashes (default 15: 32 MiB and tens of milliseconds a hash; tests use less).")
+    var passwordCost = PasswordHashing().log2N
+
     @Option(name: .customLong("rate-window-seconds"), help: "The fixed window of the per-user rate limits.")
     var rateWindowSeconds = RateLimits.server.windowSeconds
 
@@ -66,6 +69,7 @@ struct ServeCommand: ParsableCommand {
         guard maxPending >= 1 else { throw ValidationError("--max-pending must be at least 1") }
         guard idleSeconds >= 0 else { throw ValidationError("--idle-seconds must not be negative") }
         if let workerThreads, workerThreads < 1 { throw ValidationError("--worker-threads must be at least 1") }
+        guard passwordCost >= 10 && passwordCost <= 20 else { throw ValidationError("--password-cost must be 10 to 20") }
         guard rateWindowSeconds >= 1 else { throw ValidationError("--rate-window-seconds must be at least 1") }
         guard rateWrites >= 0 && rateAuthFailures >= 0 else { throw ValidationError("rate limits must not be negative") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
@@ -98,7 +102,11 @@ struct ServeCommand: ParsableCommand {
         let limits = RateLimits(windowSeconds: rateWindowSeconds, writesPerWindow: rateWrites, authFailuresPerWindow: rateAuthFailures,
                                 postsPerDay: RateLimits.server.postsPerDay, followsPerDay: RateLimits.server.followsPerDay,
                                 likesPerDay: RateLimits.server.likesPerDay)
-        let db = try database.open { $0.rateLimits = limits }
+        let cost = passwordCost
+        let db = try database.open {
+            $0.rateLimits = limits
+            $0.passwordHashing = PasswordHashing(log2N: cost)
+        }
         let password = adminPassword ?? getenv("SOCIALDB_ADMIN_PASSWORD").map { String(cString: $0) }
         do {
             if let password {
