@@ -861,7 +861,9 @@ public final class LSMTree: @unchecked Sendable {
 
     private func multiGet(_ keys: [[UInt8]], cache: (records: RecordCache, token: UInt64)?) throws(LSMError) -> [[UInt8]?] {
         var results = [[UInt8]?](repeating: nil, count: keys.count)
-        let snap = try snapshot()
+        // Taken at the first key the record cache does not have: a page that hits throughout
+        // never touches the tree's state lock.
+        var taken: Snapshot?
         struct Pending {
             var key: Int
             var hash: UInt64
@@ -870,14 +872,17 @@ public final class LSMTree: @unchecked Sendable {
             var block: Int
         }
         var pending: [Pending] = []
-        pending.reserveCapacity(keys.count)
         outer: for (i, key) in keys.enumerated() {
             let hash = key.withUnsafeBytes { BloomFilter.hash($0) }
             if let cache, let value = key.withUnsafeBytes({ cache.records.lookup($0, hash: hash) }) {
                 results[i] = value
                 continue
             }
-            for m in snap.memtables {
+            if taken == nil {
+                taken = try snapshot()
+                pending.reserveCapacity(keys.count - i)
+            }
+            for m in taken!.memtables {
                 let hit: Memtable.Node? = key.withUnsafeBytes { m.find($0) }
                 if let n = hit {
                     if Memtable.kind(n) == .value {
@@ -890,6 +895,7 @@ public final class LSMTree: @unchecked Sendable {
             }
             pending.append(Pending(key: i, hash: hash, location: SearchLocation(), table: nil, block: 0))
         }
+        guard let snap = taken else { return results }
         while !pending.isEmpty {
             // Advance each key to its next candidate block.
             var next: [Pending] = []
@@ -1175,6 +1181,8 @@ public final class LSMTree: @unchecked Sendable {
             stopBackground = true
             state.broadcast()
         }
+        // Lookups after close must fail as closed, not answer from the cache.
+        records.clear()
         background?.join()
         background = nil
         if let result { throw result }
