@@ -29,6 +29,7 @@ let package = Package(
             dependencies: [
                 "CSQLite", "CRocksDB", "CLevelDB",
                 .product(name: "StorageEngine", package: rootIdentity),
+                .product(name: "Social", package: rootIdentity),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

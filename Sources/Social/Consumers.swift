@@ -358,6 +358,12 @@ final class Consumers: Sendable {
     func checkpoint() throws(SocialError) {
         periodic.withLock { $0.records = 0; $0.lastNanoseconds = SnowflakeGenerator.systemMonotonicNanoseconds() }
         do { try engine.log.sync() } catch { throw .io("log: \(error)") }
+        // The background cleanup of deletes: the rings lose the deleted entries and the reads
+        // their tombstone filter, so neither the checkpoint nor the filter grows with deletes.
+        // The tombstones may go: a delete removes the tweet and its retweets from the author
+        // keyspace (the source) in the batch before it reaches the timelines, and a deleted
+        // tweet can be neither posted nor retweeted again.
+        if timeline.pendingTombstones > 0 { timeline.compact(forgettingTombstones: true) }
         let applied = timeline.appliedLSN
         do { try timeline.checkpoint(directory: timelineDirectory, fileSystem: engine.fileSystem) } catch { throw .io("\(error)") }
         let searched: UInt64

@@ -8,7 +8,7 @@ extension SocialDB {
     /// tweets are in the follower's home timeline when it returns.
     @discardableResult
     public func follow(_ follower: String, _ followee: String) throws(SocialError) -> Bool {
-        try admitWrite(follower)
+        try admitWrite(follower, .follow)
         let (a, b) = try pair(follower, followee, verb: "follow")
         return try setEdge(a, b, present: true)
     }

@@ -26,7 +26,7 @@ extension SocialDB {
     private func createTweet(handle: String, text: String, replyTo: UInt64?, quoteOf: UInt64?) throws(SocialError) -> Tweet {
         _ = try Self.checkHandle(handle)
         try TextRules.checkTweet(text)
-        try admitWrite(handle)
+        try admitWrite(handle, .post)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let author = try userRecord(handle: handle)
             let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
@@ -57,7 +57,7 @@ extension SocialDB {
     /// same tweet twice is `exists`.
     @discardableResult
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
-        try admitWrite(handle)
+        try admitWrite(handle, .post)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let user = try userRecord(handle: handle)
             let original = try target(tweet)
@@ -135,7 +135,7 @@ extension SocialDB {
     }
 
     private func setLike(handle: String, tweet: UInt64, liked: Bool) throws(SocialError) -> Tweet {
-        try admitWrite(handle)
+        try admitWrite(handle, liked ? .like : .other)
         let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
             let user = try userRecord(handle: handle)
             let record = try target(tweet)
@@ -271,6 +271,26 @@ extension SocialDB {
         return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 
+    /// The largest `offset` of `tweets(handle:limit:offset:)`.
+    public static let offsetMax = 10_000
+
+    /// `handle`'s tweets, replies, quotes and retweets, newest first, skipping the `offset`
+    /// newest (0 to `offsetMax`; `invalid` above): the offset paging of DeathStarBench's
+    /// user-timeline read. `nextCursor` continues with `before` like any page.
+    public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, offset: Int) throws(SocialError) -> Page<Tweet> {
+        try Self.checkLimit(limit)
+        guard offset >= 0 && offset <= Self.offsetMax else {
+            throw .invalid("OFFSET must be 0 to \(Self.offsetMax), not \(offset)")
+        }
+        let user = try userRecord(handle: handle)
+        var ids: [UInt64]
+        do { ids = try tree.authorTweets(author: user.id, before: UInt64.max, limit: offset + limit + 1) } catch { throw SocialError(error) }
+        ids.removeFirst(min(offset, ids.count))
+        let more = ids.count > limit
+        if more { ids.removeLast(ids.count - limit) }
+        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+    }
+
     /// The tweets of `ids` that exist, in that order (one batched read for the records).
     func tweets(ids: [UInt64]) throws(SocialError) -> [Tweet] {
         let values: [[UInt8]?]
@@ -374,6 +394,37 @@ extension SocialDB {
             // item the page would not have hidden (an original it already showed).
             let shown = Set(items.map(\.tweetId))
             let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
+            if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+            more = after.contains { !shown.contains($0.tweetId) }
+        }
+        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+    }
+
+    /// `handle`'s home timeline like `home(handle:limit:before:)`, skipping the `offset` newest
+    /// items (DeathStarBench's read: 10 items at an offset of 0 to 100). The page must lie within
+    /// the timeline: `offset + limit` at most the capacity (`homeLimitMax`), else `invalid`.
+    /// `nextCursor` continues with `before`.
+    public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, offset: Int) throws(SocialError) -> Page<Tweet> {
+        try Self.checkLimit(limit, max: homeLimitMax)
+        guard offset >= 0 && offset + limit <= homeLimitMax else {
+            throw .invalid("OFFSET + LIMIT must be at most the timeline capacity \(homeLimitMax), not \(offset) + \(limit)")
+        }
+        if offset == 0 { return try home(handle: handle, limit: limit) }
+        let user = try userRecord(handle: handle)
+        let wanted = offset + limit
+        let fetch = min(wanted + 1, homeLimitMax)
+        let items = consumers.timeline.home(of: user.number, limit: fetch, before: .max)
+        if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+        guard items.count > offset else { return Page(items: [], nextCursor: nil) }
+        let end = min(items.count, wanted)
+        var ids: [UInt64] = []
+        ids.reserveCapacity(end - offset)
+        for i in offset..<end { ids.append(items[i].id) }
+        var more = items.count > wanted
+        if fetch == wanted && end == wanted, let last = ids.last {
+            // The page ends at the capacity: look past it as `home(handle:limit:before:)` does.
+            let shown = Set(items.map(\.tweetId))
+            let after = consumers.timeline.home(of: user.number, limit: limit, before: last)
             if let failure = consumers.sourceFailure.take() { throw .io(failure) }
             more = after.contains { !shown.contains($0.tweetId) }
         }

@@ -1,4 +1,5 @@
 import StorageEngine
+import Synchronization
 
 /// The embedded database: the one object an app opens, with the whole social network's
 /// operations as typed calls.
@@ -193,7 +194,9 @@ public final class SocialDB: Sendable {
     }
 
     public func statistics() throws(SocialError) -> SocialStatistics {
-        SocialStatistics(users: try userCount(), graph: graph.statistics())
+        SocialStatistics(users: try userCount(), graph: graph.statistics(), timelines: consumers.timeline.statistics,
+                         search: consumers.search.statistics(),
+                         periodicCheckpoints: consumers.periodicCheckpoints.load(ordering: .relaxed))
     }
 
     // MARK: Reading records

@@ -69,11 +69,12 @@ struct TweetStoreSource: AuthorTweetSource {
                 guard let last = ids.last else { return }
                 cursor = last
                 let records = try tree.multiGet(ids.map { Keys.tweet($0) })
-                var decoded: [TweetRecord] = []
+                // Only the records' fixed headers: kind and references, no strings.
+                var decoded: [TweetRecord.Header] = []
                 decoded.reserveCapacity(records.count)
                 for value in records {
                     guard let value else { continue }
-                    decoded.append(try TweetRecord.decode(value))
+                    decoded.append(try TweetRecord.decodeHeader(value))
                 }
                 let originalIDs = decoded.compactMap(\.retweetOf)
                 var originalAuthors: [UInt64: UInt64] = [:]
@@ -81,7 +82,7 @@ struct TweetStoreSource: AuthorTweetSource {
                     let originals = try tree.multiGet(originalIDs.map { Keys.tweet($0) })
                     for value in originals {
                         guard let value else { continue }
-                        let original = try TweetRecord.decode(value)
+                        let original = try TweetRecord.decodeHeader(value)
                         originalAuthors[original.id] = original.author
                     }
                 }

@@ -90,6 +90,12 @@ public struct FollowImportReport: Sendable {
 public struct SocialStatistics: Sendable {
     public var users: Int
     public var graph: GraphStatistics
+    /// Home timelines: rings, entries, bytes, fan-out pushes, merges at read, rebuilds,
+    /// tombstones still filtered and entries compacted.
+    public var timelines: TimelineStatistics
+    public var search: SearchIndex.Statistics
+    /// Periodic checkpoints of the derived structures since open.
+    public var periodicCheckpoints: Int
 }
 
 /// The knobs of a database. The engine's knobs keep the names the shell and server use.

@@ -125,7 +125,8 @@ final class Shell {
 
     private func stats() -> Response {
         let engine = db.engine
-        let users = (try? db.userCount()) ?? 0
+        let social = try? db.statistics()
+        let users = social?.users ?? 0
         let graph = engine.graph.statistics()
         let log = engine.log.statistics
         let tree = engine.tree.statistics
@@ -155,6 +156,10 @@ final class Shell {
                 ("cache_hits", .int(Int(tree.cacheHits))),
                 ("cache_misses", .int(Int(tree.cacheMisses))),
                 ("cache_hit_rate", .double(tree.cacheHitRate)),
+                ("record_cache_bytes", .int(tree.recordCacheBytes)),
+                ("record_cache_entries", .int(tree.recordCacheEntries)),
+                ("record_cache_hits", .int(Int(tree.recordCacheHits))),
+                ("record_cache_misses", .int(Int(tree.recordCacheMisses))),
             ])),
             ("users", .int(users)),
             ("graph", .object([
@@ -168,6 +173,44 @@ final class Shell {
                 ("overlay_bytes", .int(graph.overlayBytes)),
             ])),
         ]
+        var extra: [(String, JSONValue)] = []
+        var extraHuman = ""
+        if let social {
+            let t = social.timelines
+            let q = social.search
+            extra = [
+                ("timelines", .object([
+                    ("rings", .int(t.rings)),
+                    ("entries", .int(t.entries)),
+                    ("ring_bytes", .int(t.ringBytes)),
+                    ("pushes", .int(t.pushes)),
+                    ("celebrity_posts", .int(t.celebrityPosts)),
+                    ("merges_at_read", .int(t.mergesAtRead)),
+                    ("rebuilds", .int(t.rebuilds)),
+                    ("tombstones", .int(t.tombstones)),
+                    ("compacted_entries", .int(t.compactedEntries)),
+                    ("checkpoint_bytes", .int(t.checkpointBytes)),
+                ])),
+                ("search", .object([
+                    ("documents", .int(q.activeDocuments + q.frozenDocuments)),
+                    ("frozen_segments", .int(q.frozenSegments)),
+                    ("frozen_terms", .int(q.frozenTerms)),
+                    ("postings", .int(q.activePostings + q.frozenPostings)),
+                    ("frozen_bytes", .int(q.frozenFileBytes)),
+                    ("bytes_per_posting", .double(q.frozenPostings > 0 ? Double(q.frozenPostingsBytes) / Double(q.frozenPostings) : 0)),
+                    ("tombstones", .int(q.tombstones)),
+                    ("applied_lsn", .string(String(q.appliedLSN >> 12))),
+                ])),
+                ("periodic_checkpoints", .int(social.periodicCheckpoints)),
+            ]
+            extraHuman += "\ntimelines       \(t.rings) rings, \(t.entries) entries, \(t.ringBytes) bytes; \(t.pushes) pushes, "
+                + "\(t.celebrityPosts) celebrity posts, \(t.mergesAtRead) merges at read, \(t.rebuilds) rebuilds"
+            extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted"
+            extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "
+                + "\(q.frozenSegments) frozen segments (\(q.frozenFileBytes) bytes), \(q.tombstones) tombstones"
+            extraHuman += "\ncheckpoints     \(social.periodicCheckpoints) periodic since open"
+        }
+        let allFields = fields + extra
         var human = """
         data directory  \(engine.directory)
         I/O backend     \(io)\(engine.fileSystem.fallbackReason.map { " (\($0))" } ?? "")
@@ -180,10 +223,14 @@ final class Shell {
         human += "\nLSM work        \(tree.flushes) flushes, \(tree.compactions) compactions, \(tree.trivialMoves) moves"
         human += "\nLSM amplification  write \(formatRatio(tree.writeAmplification)), space \(formatRatio(tree.spaceAmplification))"
         human += "\nblock cache     \(tree.cacheBytes) bytes, \(tree.cacheHits) hits, \(tree.cacheMisses) misses (\(formatRatio(tree.cacheHitRate * 100))%)"
+        let recordLookups = tree.recordCacheHits + tree.recordCacheMisses
+        human += "\nrecord cache    \(tree.recordCacheBytes) bytes, \(tree.recordCacheEntries) records, \(tree.recordCacheHits) hits, "
+            + "\(tree.recordCacheMisses) misses (\(formatRatio(recordLookups == 0 ? 0 : Double(tree.recordCacheHits) * 100 / Double(recordLookups)))%)"
         human += "\nusers           \(users)"
         human += "\ngraph           \(graph.edges) edges (\(graph.baseEdges) in base generation \(graph.baseGeneration), \(graph.baseFileBytes) bytes, "
             + "\(formatRatio(graph.following.bitsPerEdge)) bits/edge); overlay \(graph.overlayEntries) changes, \(graph.overlayBytes) bytes"
-        return .ok(fields: fields, human: human)
+        human += extraHuman
+        return .ok(fields: allFields, human: human)
     }
 }
 

@@ -37,7 +37,7 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("celebrity-threshold"), help: "Followers above which an author's posts are merged at read time instead of fanned out.")
     var celebrityThreshold = 10_000
 
-    @Option(name: .customLong("cache-size"), help: "Block cache budget in bytes.")
+    @Option(name: .customLong("cache-size"), help: "Record cache budget in bytes (recently read tweets, users, counters; also the block cache for unmapped reads).")
     var cacheSize = 64 << 20
 
     @Option(name: .customLong("checkpoint-records"), help: "Checkpoint timelines and search after this many written log records (0: not by count).")

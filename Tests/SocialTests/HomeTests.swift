@@ -52,6 +52,46 @@ import Testing
         #expect(try t.db.home(handle: "carol").items.isEmpty)
     }
 
+    /// Deletes are filtered at read by tombstones, then cleaned from the rings at the next
+    /// checkpoint, which forgets the tombstones: the filter does not grow with every delete
+    /// ever made, and the pages stay the same across the cleanup and a reopen.
+    @Test func deletesAreCompactedAtCheckpoint() throws {
+        var options = testOptions()
+        options.celebrityThreshold = 1 // carol's two followers make her a celebrity: merged at read
+        let directory = TemporaryDirectory()
+        var db = try SocialDB.open(at: directory.path, options: options)
+        for h in ["alice", "bob", "carol", "dave"] { try db.createUser(handle: h) }
+        try db.follow("bob", "alice")
+        try db.follow("bob", "carol")
+        try db.follow("dave", "carol")
+        var posts: [(id: UInt64, author: String)] = []
+        for i in 0..<12 {
+            let author = i % 2 == 0 ? "alice" : "carol"
+            posts.append((try db.post(handle: author, text: "t\(i)").id, author))
+        }
+        let deleted = posts.enumerated().filter { $0.offset % 3 == 0 }.map(\.element)
+        let kept = posts.enumerated().filter { $0.offset % 3 != 0 }.map(\.element)
+        _ = try db.retweet(handle: "dave", tweet: deleted[1].id) // carol's: the retweet goes with it
+        for post in deleted { try db.delete(handle: post.author, tweet: post.id) }
+        let bobs = Array(kept.map(\.id).reversed())
+        let daves = Array(kept.filter { $0.author == "carol" }.map(\.id).reversed())
+        #expect(Self.ids(try db.home(handle: "bob", limit: 50)) == bobs)
+        #expect(Self.ids(try db.home(handle: "dave", limit: 50)) == daves)
+        let filtered = try db.statistics().timelines.tombstones
+        #expect(filtered == deleted.count + 1, "the four deleted tweets and the retweet that went with one")
+        try db.close()
+        db = try SocialDB.open(at: directory.path, options: options)
+        defer { try? db.close() }
+        #expect(try db.statistics().timelines.tombstones == 0)
+        #expect(Self.ids(try db.home(handle: "bob", limit: 50)) == bobs)
+        #expect(Self.ids(try db.home(handle: "dave", limit: 50)) == daves)
+        // Further posts and deletes after the cleanup behave the same.
+        let late = try db.post(handle: "carol", text: "late")
+        #expect(Self.ids(try db.home(handle: "dave", limit: 50)) == [late.id] + daves)
+        try db.delete(handle: "carol", tweet: late.id)
+        #expect(Self.ids(try db.home(handle: "dave", limit: 50)) == daves)
+    }
+
     @Test func unretweetLeavesHome() throws {
         let t = try TestDatabase()
         for h in ["alice", "bob", "carol"] { try t.db.createUser(handle: h) }

@@ -91,5 +91,10 @@ import Testing
         _ = shell.execute("FOLLOW a b")
         let stats = shell.execute("STATS")?.render(json: true) ?? ""
         #expect(stats.contains("\"users\":2,\"graph\":{\"users\":2,\"edges\":1,"), "\(stats)")
+        _ = shell.execute("POST b \"hello #stats\"")
+        let after = shell.execute("STATS")?.render(json: true) ?? ""
+        // b's post went to b's ring and a's (a follows b), and into the search index.
+        #expect(after.contains("\"pushes\":2,"), "\(after)")
+        #expect(after.contains("\"search\":{\"documents\":1,"), "\(after)")
     }
 }

@@ -206,6 +206,29 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         try log2.close()
     }
 
+    /// A merge after the log failed (another writer's record never reached the disk) must not
+    /// write a base that claims that record: the directory would not open again. Found by the
+    /// I/O-error torture ("the base covers LSN 12 but the log ends at 11").
+    @Test func mergeNeverCoversWhatTheLogLost() throws {
+        let dir = TemporaryDirectory("graph-log-failure")
+        let faults = FaultInjector()
+        let fs = try FileSystem(backend: .posix, faults: faults)
+        let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .always))
+        let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+        #expect(try store.follow(1, 2))
+        faults.add(.init(operation: .write, pathContains: "/log/", sticky: true, action: .fail(errno: ENOSPC)))
+        var record: [UInt8] = [1, 2, 3]
+        #expect(throws: LogError.self) { _ = try record.withUnsafeMutableBytes { try log.append(type: 0x0020, payload: UnsafeRawBufferPointer($0)) } }
+        #expect(throws: GraphError.self) { try store.merge() }
+        store.close()
+        try? log.close()
+        faults.removeAll()
+        let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs)
+        let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2)
+        #expect(reopened.follows(1, 2))
+        try log2.close()
+    }
+
     /// Random follows, unfollows, queries, merges and reopenings against a set of pairs.
     @Test func modelRandomOperations() throws {
         let seed = testSeed()

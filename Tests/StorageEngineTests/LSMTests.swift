@@ -1,6 +1,7 @@
 import Foundation
 import StorageEngine
 import Testing
+import Synchronization
 import TortureSupport
 
 #if canImport(Glibc)
@@ -24,6 +25,8 @@ func smallLSMOptions(background: Bool) -> LSMOptions {
     o.backgroundWork = background
     // Both read paths: the mapping with background work, the block cache without.
     o.mmapReads = background
+    // The record cache on one path and off on the other, small enough to evict all the time.
+    o.recordCacheBytes = background ? 1 << 20 : 0
     return o
 }
 
@@ -247,6 +250,86 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
         return written
     }
 
+    /// Multi-gets under a writer and readers at once, with the record cache and without: a batch writes a pair of keys with
+    /// one version; every multi-get of the pair must see both at the same version (a batch all
+    /// or none, even when one key comes from the cache and the other from the tree), versions
+    /// never go back for a reader, and single gets never see a version older than one already
+    /// seen. Tables are flushed under the readers so values move from memtables to tables.
+    @Test(arguments: [256 << 10, 0])
+    func multiGetKeepsBatchesWholeUnderConcurrentWrites(recordCacheBytes: Int) throws {
+        let tmp = TemporaryDirectory("lsm-record-cache")
+        var options = smallLSMOptions(background: true)
+        options.recordCacheBytes = recordCacheBytes
+        options.memtableBytes = 64 << 10
+        let h = try TreeHarness(dir: tmp.path, options: options)
+        let pairs: UInt64 = 64
+        @Sendable func key(_ pair: UInt64, _ side: UInt64) -> [UInt8] { Keys.one(.users, pair * 2 + side) }
+        func value(_ version: UInt64) -> [UInt8] {
+            var v = [UInt8](repeating: 0x5A, count: 40)
+            withUnsafeBytes(of: version.littleEndian) { for i in 0..<8 { v[i] = $0[i] } }
+            return v
+        }
+        @Sendable func version(_ v: [UInt8]?) -> UInt64? {
+            guard let v, v.count == 40 else { return nil }
+            return v.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        }
+        for pair in 0..<pairs {
+            var b = WriteBatch()
+            b.put(key(pair, 0), value(0))
+            b.put(key(pair, 1), value(0))
+            try h.tree.write(b)
+        }
+        let stop = Atomic<Bool>(false)
+        let problems = Mutex<[String]>([])
+        let tree = h.tree
+        let readers = (0..<2).map { r in
+            BackgroundThread {
+                var rng = SeededRandom(seed: 99 &+ UInt64(r))
+                var seen = [UInt64](repeating: 0, count: Int(pairs))
+                var reads = 0
+                while !stop.load(ordering: .relaxed) || reads < 1000 {
+                    reads += 1
+                    let pair = rng.next() % pairs
+                    do {
+                        if rng.next() % 4 == 0 {
+                            let v = version(try tree.get(key(pair, rng.next() % 2)))
+                            guard let v, v >= seen[Int(pair)] else {
+                                problems.withLock { $0.append("get of pair \(pair): \(String(describing: v)) after \(seen[Int(pair)])") }
+                                return
+                            }
+                            continue
+                        }
+                        let both = try tree.multiGet([key(pair, 0), key(pair, 1), key((pair + 1) % pairs, 0)])
+                        let a = version(both[0]), b = version(both[1])
+                        guard let a, let b, a == b, a >= seen[Int(pair)] else {
+                            problems.withLock { $0.append("pair \(pair): \(String(describing: a)) / \(String(describing: b)) after \(seen[Int(pair)])") }
+                            return
+                        }
+                        seen[Int(pair)] = a
+                    } catch {
+                        problems.withLock { $0.append("\(error)") }
+                        return
+                    }
+                }
+            }
+        }
+        var rng = SeededRandom(seed: 5)
+        for version in 1...UInt64(6_000) {
+            let pair = rng.next() % pairs
+            var b = WriteBatch()
+            b.put(key(pair, 0), value(version))
+            b.put(key(pair, 1), value(version))
+            try h.tree.write(b)
+            if version % 1500 == 0 { try h.tree.flush() }
+        }
+        stop.store(true, ordering: .relaxed)
+        for reader in readers { reader.join() }
+        #expect(problems.withLock { $0 }.isEmpty, "\(problems.withLock { $0.prefix(5) })")
+        let stats = h.tree.statistics
+        if recordCacheBytes > 0 { #expect(stats.recordCacheHits > 0, "the readers used the cache") }
+        try h.close()
+    }
+
     @Test(arguments: Backends.all)
     func failedManifestSwitchLosesNoAcknowledgedWrite(_ backend: FileSystem.BackendChoice) throws {
         let tmp = TemporaryDirectory("lsm-fault")
@@ -363,6 +446,21 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
             #expect(throws: LSMError.self) { _ = try TweetRecord.decode(Array(bytes[..<cut])) }
         }
         #expect(throws: LSMError.self) { _ = try TweetRecord.decode(bytes + [0]) }
+        // The header alone: the fixed fields and references, for every kind of record.
+        let retweet = TweetRecord(id: 10, author: 11, time: 12, text: "", retweetOf: 1 << 60)
+        for record in [t, plain, retweet] {
+            let header = try TweetRecord.decodeHeader(record.encoded())
+            #expect(header == TweetRecord.Header(id: record.id, author: record.author, time: record.time,
+                                                 replyTo: record.replyTo, retweetOf: record.retweetOf, quoteOf: record.quoteOf))
+        }
+        // A header cut short, or of an unknown version, is damage.
+        let fixed = 2 + 24 + 16 // version, flags, id, author, time, reply-to, quote-of
+        for cut in 0..<fixed {
+            #expect(throws: LSMError.self) { _ = try TweetRecord.decodeHeader(Array(bytes[..<cut])) }
+        }
+        var other = bytes
+        other[0] = 2
+        #expect(throws: LSMError.self) { _ = try TweetRecord.decodeHeader(other) }
     }
 
     @Test func authorTweetsComeNewestFirstWithACursor() throws {

@@ -51,6 +51,8 @@ final class ModelTweets: AuthorTweetSource, @unchecked Sendable {
     var deleted = Set<UInt64>()
     var all: [TimelineItem] = []
     var returnsDeleted = false
+    /// Items handed out by `newestItems`, to check how much a rebuild reads.
+    var itemsReturned = 0
 
     func add(_ item: TimelineItem) {
         byAuthor[item.author, default: []].append(item)
@@ -64,6 +66,7 @@ final class ModelTweets: AuthorTweetSource, @unchecked Sendable {
             if !returnsDeleted && (deleted.contains(item.id) || deleted.contains(item.tweetId)) { continue }
             items.append(item)
             added += 1
+            itemsReturned += 1
         }
     }
 
@@ -216,9 +219,14 @@ struct TimelineScenario {
             let flags: TimelineFlags = [[], [], .reply, .quote].randomElement(using: &random)!
             event = .post(.post(id: nextId, author: user(), flags: flags))
         } else if roll < 55 {
-            let originals = tweets.all.filter { !$0.isRetweet }
-            let original = originals.randomElement(using: &random)!
-            event = .post(.retweet(id: nextId, retweeter: user(), original: original.id, originalAuthor: original.author))
+            // As the Social layer does, a deleted tweet cannot be retweeted (the store's
+            // contract: once `compact` forgot a tombstone, an event must not bring it back).
+            let deleted = tweets.deleted
+            if let original = tweets.all.filter({ !$0.isRetweet && !deleted.contains($0.id) }).randomElement(using: &random) {
+                event = .post(.retweet(id: nextId, retweeter: user(), original: original.id, originalAuthor: original.author))
+            } else {
+                event = .post(.post(id: nextId, author: user()))
+            }
         } else if roll < 62 {
             event = .delete(tweets.all.randomElement(using: &random)!.id)
         } else if roll < 85 {
@@ -291,7 +299,7 @@ struct TimelineScenario {
                     // Maintenance must not change any page: drop a ring, compact.
                     let victim = UInt32.random(in: 0..<scenario.users, using: &random)
                     stores[step / 30 % stores.count].dropRing(of: victim)
-                    if step % 90 == 0 { for store in stores { store.compact() } }
+                    if step % 90 == 0 { for store in stores { store.compact(forgettingTombstones: !scenario.tweets.returnsDeleted) } }
                 }
             }
             for (index, store) in stores.enumerated() {
@@ -358,9 +366,16 @@ struct TimelineScenario {
         scenario.tweets.deleted.insert(10)
         store.delete(id: 10, lsn: 6)
         #expect(store.home(of: 0).isEmpty)
-        store.compact()
+        #expect(store.pendingTombstones == 1)
+        #expect(store.compact() == 5) // the original in its author's ring, each retweet in two rings
+        #expect(store.pendingTombstones == 1) // kept: the source might still return the deleted ids
+        #expect(store.compact(forgettingTombstones: true) == 0)
         #expect(store.home(of: 0).isEmpty)
         #expect(store.statistics.retweets == 0)
+        // The tombstone itself is gone: nothing in the store holds the deleted ids any more.
+        #expect(store.pendingTombstones == 0 && store.statistics.tombstones == 0)
+        #expect(store.statistics.compactedEntries == 5)
+        #expect(store.compact() == 0)
     }
 
     // MARK: Checkpoints
@@ -402,6 +417,51 @@ struct TimelineScenario {
                                                        followers: scenario.graph, tweets: scenario.tweets)
         #expect(trimmedStatus == .loaded(appliedLSN: scenario.lsn, bytes: bytes))
         Self.checkEveryUser(scenario, trimmed, "after load at capacity 2")
+    }
+
+    /// A rebuild reads authors in growing batches, only as far as their items can be among the
+    /// newest `capacity`: the ring and every page are the model's, and a user following 40
+    /// accounts with more items than a first batch reads at most half of what `capacity + 1`
+    /// items of each would be, and never much more whatever the capacity. Skewed authors (one posts most
+    /// of the items, in bursts) and authors with fewer items than a batch are both exercised.
+    @Test func rebuildReadsOnlyWhatTheRingCanHold() {
+        for (capacity, seed) in [(100, 1), (20, 2), (7, 3), (800, 4)] {
+            let graph = ModelGraph()
+            let tweets = ModelTweets()
+            var random = SeededRandom(seed: UInt64(seed))
+            for author in UInt32(1)...40 { graph.follow(0, author) }
+            var id: UInt64 = 1000
+            for _ in 0..<4000 {
+                id += 1 + UInt64.random(in: 0..<3, using: &random)
+                // Author 1 writes about half of everything, author 2 only early on.
+                let roll = Int.random(in: 0..<100, using: &random)
+                let author: UInt32 = roll < 50 ? 1 : (roll < 55 && id < 3000 ? 2 : UInt32.random(in: 0...40, using: &random))
+                tweets.add(.post(id: id, author: author))
+            }
+            let store = ModelStore(options: TimelineOptions(capacity: capacity, celebrityThreshold: 1000),
+                                   followers: graph, tweets: tweets)
+            store.rebuildRing(of: 0)
+            let read = tweets.itemsReturned
+            // Reading `capacity + 1` items of every author, the way before, reads this many.
+            let everything = tweets.byAuthor.filter { $0.key <= 40 }.values.reduce(0) { $0 + min($1.count, capacity + 1) }
+            if capacity == 100 {
+                #expect(read * 2 <= everything, "capacity \(capacity): the rebuild read \(read) of \(everything) items")
+            } else {
+                #expect(read <= everything + 40 * 4, "capacity \(capacity): the rebuild read \(read) of \(everything) items")
+            }
+            var before = UInt64.max
+            var page = TimelinePage()
+            var pages = 0
+            while pages < 1000 {
+                let limit = min(13, capacity)
+                store.home(of: 0, limit: limit, before: before, into: &page)
+                let expected = tweets.page(of: 0, graph: graph, limit: limit, before: before)
+                #expect(Array(page.items) == expected, "capacity \(capacity), before \(before)")
+                guard Array(page.items) == expected, let next = page.nextBefore else { break }
+                before = next
+                pages += 1
+            }
+        }
     }
 
     @Test func missingCheckpointRebuildsFromSources() throws {

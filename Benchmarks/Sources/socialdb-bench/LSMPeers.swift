@@ -56,9 +56,12 @@ final class SocialDBStore: KVStore {
     let tree: LSMTree
     private var batch = WriteBatch(reservingCapacity: 512)
 
-    init(directory: String, fileSystem: FileSystem) throws {
+    /// `recordCacheBytes`: 0 as RocksDB and LevelDB (no row cache) in the LSM suite; the
+    /// engine's default budget where a suite measures what the Social layer gets.
+    init(directory: String, fileSystem: FileSystem, recordCacheBytes: Int = 0) throws {
         (log, _) = try Log.open(directory: directory + "/log", fileSystem: fileSystem, options: LogOptions(sync: .off))
         var options = LSMOptions()
+        options.recordCacheBytes = recordCacheBytes
         options.blockCacheBytes = LSMBenchOptions.blockCacheBytes
         options.memtableBytes = LSMBenchOptions.memtableBytes
         options.blockBytes = LSMBenchOptions.blockBytes

@@ -18,7 +18,7 @@ enum Suite: String, CaseIterable, ExpressibleByArgument {
     /// The suites that measure something, in the order `all` runs them.
     static let measuring: [Suite] = [.log, .lsm, .timeline, .graph, .search, .social, .server]
 
-    var isImplemented: Bool { self == .log || self == .lsm || self == .timeline || self == .graph || self == .search || self == .server }
+    var isImplemented: Bool { self != .all }
 }
 
 enum Scale: String, CaseIterable, ExpressibleByArgument {
@@ -36,7 +36,7 @@ struct SocialDBBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socialdb-bench",
         abstract: "Measures socialdb against its peers on this machine and prints the ratios.",
-        discussion: "Suites: log, lsm, timeline, graph, search, social, server, all. Implemented so far: log, lsm, timeline, graph, search, server (socialdb serve over loopback).")
+        discussion: "Suites: log, lsm, timeline, graph, search, social, server (socialdb serve over loopback), all. All are implemented.")
 
     @Argument(help: "The suite to run (`all` runs every implemented suite).")
     var suite: Suite
@@ -52,6 +52,38 @@ struct SocialDBBench: ParsableCommand {
 
     @Option(help: "The file layer's I/O backend (auto: io_uring unless unavailable or SOCIALDB_IO says otherwise).")
     var io: IOChoice = .auto
+
+    @Option(name: .customLong("mix"), help: ArgumentHelp("social: the mixes to run, comma-separated (load, dsb, twitter, burst; default all).", valueName: "list"))
+    var mixList: String = "load,dsb,twitter,burst"
+
+    @Option(name: .customLong("plot"), help: ArgumentHelp("social: write the plot data (social-<scale>.json) and the PNG charts into this directory.", valueName: "dir"))
+    var plotDirectory: String?
+
+    /// The hidden subcommand `social-child` (one system of the social suite in a process of
+    /// its own) is dispatched before the arguments are parsed.
+    static func main() {
+        let arguments = CommandLine.arguments
+        if arguments.count > 1 && arguments[1] == SocialChild.command {
+            Glibc.exit(SocialChild.main(Array(arguments.dropFirst(2))))
+        }
+        // `social-generate <dir> <scale>`: the social suite's data alone, for profiling a child.
+        if arguments.count == 4 && arguments[1] == "social-generate", let scale = Scale(rawValue: arguments[3]) {
+            do {
+                let world = try SocialWorld.generate(sizes: SocialSizes(scale), into: arguments[2])
+                print("\(world.users) users, \(world.follows) follows, \(world.tweets) tweets in \(arguments[2])")
+                Glibc.exit(0)
+            } catch {
+                printError("socialdb-bench social-generate: \(error)")
+                Glibc.exit(1)
+            }
+        }
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     mutating func run() throws {
         if !suite.isImplemented && suite != .all {
@@ -98,6 +130,19 @@ struct SocialDBBench: ParsableCommand {
                 result = try TimelineSuite(fileSystem: fileSystem, scratch: scratch, sizes: TimelineSuite.Sizes(scale)).run()
             case .search:
                 result = try SearchSuite(fileSystem: fileSystem, scratch: scratch, sizes: SearchSuite.Sizes(scale)).run()
+            case .social:
+                var mixes: [SocialMix] = []
+                for name in mixList.split(separator: ",") {
+                    guard let mix = SocialMix(rawValue: String(name)) else {
+                        printError("socialdb-bench: unknown mix '\(name)' (load, dsb, twitter, burst)")
+                        throw ExitCode(2)
+                    }
+                    mixes.append(mix)
+                }
+                if !mixes.contains(.load) { mixes.insert(.load, at: 0) }
+                result = try SocialSuite(scratch: scratch, scale: scale, sizes: SocialSizes(scale), mixes: mixes,
+                                         plotDirectory: plotDirectory).run()
+                if let plotDirectory { try plotSocial(plotDirectory) }
             case .server:
                 result = try ServerSuite(scratch: scratch, sizes: ServerSuite.Sizes(scale), binary: ServerSuite.defaultBinary()).run()
             default:

@@ -91,7 +91,10 @@ public final class Engine: Sendable {
             throw .graph(error)
         }
         var treeOptions = LSMOptions()
+        // Tables are read through mappings (the block cache serves only unmapped reads), so the
+        // cache budget goes to the record cache as well: tweets, users and counters read again.
         treeOptions.blockCacheBytes = options.cacheSizeBytes
+        treeOptions.recordCacheBytes = options.cacheSizeBytes
         let tree: LSMTree
         do {
             tree = try LSMTree.open(directory: directory + "/lsm", fileSystem: fileSystem, log: log, options: treeOptions)

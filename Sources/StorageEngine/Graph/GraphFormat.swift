@@ -247,8 +247,10 @@ public final class GraphBase: @unchecked Sendable {
         guard userCount < (1 << 33), edgeCount < (1 << 40) else { return "implausible user or edge count" }
         var previousEnd = GraphFormat.headerBytes
         for i in 0..<GraphFormat.sectionCount {
-            let offset = Int(raw.loadLE(UInt64.self, at: footer + i * 24))
-            let length = Int(raw.loadLE(UInt64.self, at: footer + i * 24 + 8))
+            // Truncating: a value past Int.max reads as negative and fails the bounds check
+            // (a plain Int(_:) would trap on it).
+            let offset = Int(truncatingIfNeeded: raw.loadLE(UInt64.self, at: footer + i * 24))
+            let length = Int(truncatingIfNeeded: raw.loadLE(UInt64.self, at: footer + i * 24 + 8))
             guard offset >= previousEnd, offset % 8 == 0, length >= 0, offset <= footer, length <= footer - offset else {
                 return "section \(i) out of bounds"
             }

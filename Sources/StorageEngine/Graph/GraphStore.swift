@@ -745,6 +745,22 @@ public final class GraphStore: @unchecked Sendable {
         draining = true
         while inflight > 0 { lock.wait() }
         let covered = log.map { $0.nextSequenceNumber - 1 } ?? localSequence
+        // The base may cover only what the log has made durable: records of other writers (LSM
+        // batches) below `covered` may still be on their way to the disk, and if their write
+        // fails the log ends before them, so a base claiming them would not open again ("the
+        // base covers LSN n but the log ends at n - 1"). Sync up to `covered` (no graph change
+        // can start meanwhile: `draining` holds them), or give up the merge if the log failed.
+        if let log, log.durableSequenceNumber < covered {
+            lock.unlock()
+            var failure: LogError?
+            do { try log.sync() } catch { failure = error }
+            lock.lock()
+            if let failure {
+                draining = false
+                lock.broadcast()
+                throw .log(failure)
+            }
+        }
         draining = false
         merging = true
         lock.broadcast()

@@ -102,11 +102,23 @@ final class Block: @unchecked Sendable {
         restartsOffset = o
     }
 
+    /// The restart count and where the restart array starts, or nil when the array does not fit
+    /// or its offsets are not 0 then strictly increasing inside the entries (cursors binary-search
+    /// them and step back through them: unordered ones made `previous()` cycle forever; found by
+    /// fuzzing). One pass over a few dozen words per block.
     private static func restarts(_ raw: UnsafeRawBufferPointer) -> (Int, Int)? {
         guard raw.count >= 4 else { return nil }
         let n = Int(raw.loadLE(UInt32.self, at: raw.count - 4))
-        guard n >= 1, n * 4 + 4 <= raw.count else { return nil }
-        return (n, raw.count - 4 - n * 4)
+        guard n >= 1, n <= (raw.count - 4) / 4 else { return nil }
+        let start = raw.count - 4 - n * 4
+        guard raw.loadLE(UInt32.self, at: start) == 0 else { return nil }
+        var previous: UInt32 = 0
+        for i in 1..<n {
+            let r = raw.loadLE(UInt32.self, at: start + i * 4)
+            guard r > previous, Int(r) < start else { return nil }
+            previous = r
+        }
+        return (n, start)
     }
 
     deinit { owned?.deallocate() }

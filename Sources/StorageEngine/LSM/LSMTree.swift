@@ -31,6 +31,9 @@ public final class LSMTree: @unchecked Sendable {
     let fileSystem: FileSystem
     let log: Log
     let cache: BlockCache
+    /// Recently read records (a no-op when `options.recordCacheBytes` is 0), and the batch
+    /// sequence (a seqlock) that keeps multi-gets whole with respect to write batches.
+    let records: RecordCache
     static let consumerName = "lsm"
 
     private struct Frozen {
@@ -129,6 +132,7 @@ public final class LSMTree: @unchecked Sendable {
         self.fileSystem = fileSystem
         self.log = log
         self.cache = cache
+        self.records = RecordCache(capacityBytes: options.recordCacheBytes)
         self.manifest = manifest
         self.version = version
         self.userBytes = manifest.userBytes
@@ -218,12 +222,16 @@ public final class LSMTree: @unchecked Sendable {
         state.unlock()
         insertLock.withLock { _ in
             batch.encoded.withUnsafeBytes { payload in
+                records.beginWrite()
                 // One hold of the memtable's write lock per batch: readers see all of it or none.
                 target.insertBatch { insert in
                     try? WriteBatch.forEach(payload) { index, kind, key, value in
                         insert(key, WriteBatch.sequence(lsn: lsn, index: index), kind, value)
                     }
                 }
+                // The memtable has the new versions: the cached old ones go (see RecordCache).
+                if records.enabled { try? WriteBatch.forEach(payload) { _, _, key, _ in records.remove(key) } }
+                records.endWrite()
             }
         }
         state.lock()
@@ -719,6 +727,20 @@ public final class LSMTree: @unchecked Sendable {
     /// Calls `body` with the value of `key` and returns its result, or nil when the key is absent
     /// or deleted. The bytes are valid only during the call.
     public func withValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) throws(LSMError) -> R? {
+        guard records.enabled else { return try withValueUncached(key, body) }
+        let token = records.begin()
+        let hash = BloomFilter.hash(key)
+        if token & 1 == 0, let value = records.lookup(key, hash: hash) {
+            return value.withUnsafeBytes { body($0) }
+        }
+        let copy: [UInt8]?? = try withValueUncached(key) { makeArray($0) }
+        guard let found = copy else { return nil }
+        guard let value = found else { return nil }
+        records.insert(key, hash: hash, value: value, token: token)
+        return value.withUnsafeBytes { body($0) }
+    }
+
+    private func withValueUncached<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) throws(LSMError) -> R? {
         let snap = try snapshot()
         for m in snap.memtables {
             if let n = m.find(key) {
@@ -817,7 +839,27 @@ public final class LSMTree: @unchecked Sendable {
     /// Looks up several keys at once. Blocks not in the cache are fetched with one batched
     /// submission per round (one round unless a bloom filter lied), so a page of 20 tweets costs
     /// one `io_uring_submit`, not 20 reads in a row. Results are in the order of `keys`.
+    ///
+    /// A batch is seen whole: a multi-get that a write batch landed in the middle of (the batch
+    /// sequence moved while it read) reads again; after a few tries it reads holding the insert
+    /// lock, so a stream of writes cannot starve it.
     public func multiGet(_ keys: [[UInt8]]) throws(LSMError) -> [[UInt8]?] {
+        for _ in 0..<8 {
+            let token = records.begin()
+            if token & 1 != 0 {
+                sched_yield() // a batch is going into the memtable right now: microseconds
+                continue
+            }
+            let results = try multiGet(keys, cache: records.enabled ? (records, token) : nil)
+            if records.unchanged(since: token) { return results }
+        }
+        let locked: Result<[[UInt8]?], LSMError> = insertLock.withLock { _ in
+            do throws(LSMError) { return .success(try multiGet(keys, cache: nil)) } catch { return .failure(error) }
+        }
+        return try locked.get()
+    }
+
+    private func multiGet(_ keys: [[UInt8]], cache: (records: RecordCache, token: UInt64)?) throws(LSMError) -> [[UInt8]?] {
         var results = [[UInt8]?](repeating: nil, count: keys.count)
         let snap = try snapshot()
         struct Pending {
@@ -830,14 +872,23 @@ public final class LSMTree: @unchecked Sendable {
         var pending: [Pending] = []
         pending.reserveCapacity(keys.count)
         outer: for (i, key) in keys.enumerated() {
+            let hash = key.withUnsafeBytes { BloomFilter.hash($0) }
+            if let cache, let value = key.withUnsafeBytes({ cache.records.lookup($0, hash: hash) }) {
+                results[i] = value
+                continue
+            }
             for m in snap.memtables {
                 let hit: Memtable.Node? = key.withUnsafeBytes { m.find($0) }
                 if let n = hit {
-                    if Memtable.kind(n) == .value { results[i] = makeArray(Memtable.value(n)) }
+                    if Memtable.kind(n) == .value {
+                        let value = makeArray(Memtable.value(n))
+                        results[i] = value
+                        if let cache { key.withUnsafeBytes { cache.records.insert($0, hash: hash, value: value, token: cache.token) } }
+                    }
                     continue outer
                 }
             }
-            pending.append(Pending(key: i, hash: key.withUnsafeBytes { BloomFilter.hash($0) }, location: SearchLocation(), table: nil, block: 0))
+            pending.append(Pending(key: i, hash: hash, location: SearchLocation(), table: nil, block: 0))
         }
         while !pending.isEmpty {
             // Advance each key to its next candidate block.
@@ -909,7 +960,9 @@ public final class LSMTree: @unchecked Sendable {
                         do throws(LSMError) {
                             guard let f = try block.locate(target: target, user: user, file: t.path) else { return .success(nil) }
                             if UInt8(truncatingIfNeeded: f.trailer) == ValueKind.value.rawValue {
-                                results[p.key] = makeArray(block.value(f))
+                                let value = makeArray(block.value(f))
+                                results[p.key] = value
+                                if let cache { cache.records.insert(user, hash: p.hash, value: value, token: cache.token) }
                             }
                             return .success(true)
                         } catch { return .failure(error) }
@@ -1053,6 +1106,11 @@ public final class LSMTree: @unchecked Sendable {
         public var cacheBytes: Int
         public var cacheHits: UInt64
         public var cacheMisses: UInt64
+        /// The record cache (`recordCacheBytes`; zeros when it is off).
+        public var recordCacheBytes: Int = 0
+        public var recordCacheEntries: Int = 0
+        public var recordCacheHits: UInt64 = 0
+        public var recordCacheMisses: UInt64 = 0
 
         public var tableBytes: UInt64 { bytesPerLevel.reduce(0, +) }
         /// Bytes written to tables (flushes and compactions) per byte of keys and values written.
@@ -1072,7 +1130,8 @@ public final class LSMTree: @unchecked Sendable {
 
     public var statistics: Statistics {
         let c = cache.statistics
-        return state.withLock {
+        let r = records.statistics
+        var s = state.withLock {
             Statistics(
                 tablesPerLevel: manifest.levels.map(\.count),
                 bytesPerLevel: manifest.levels.map { $0.reduce(0) { $0 + $1.fileBytes } },
@@ -1083,11 +1142,17 @@ public final class LSMTree: @unchecked Sendable {
                 writeStalls: counters.writeStalls, coveredLSN: manifest.coveredLSN,
                 cacheBytes: c.bytes, cacheHits: c.hits, cacheMisses: c.misses)
         }
+        s.recordCacheBytes = r.bytes
+        s.recordCacheEntries = r.entries
+        s.recordCacheHits = r.hits
+        s.recordCacheMisses = r.misses
+        return s
     }
 
     /// Drops every cached block and asks the kernel to drop the tables' pages (cold reads).
     public func dropCaches() {
         cache.clear()
+        records.clear()
         let v = state.withLock { version }
         for level in v.levels { for t in level { t.dropPages() } }
     }

@@ -52,6 +52,9 @@ public struct LSMOptions: Sendable {
     /// cache, with no system call, copy or cache insertion (tables never change once written).
     /// Off, blocks are read with the file layer (io_uring or pread) into the block cache.
     public var mmapReads: Bool = true
+    /// Byte budget of the record cache (recently read keys and values, RocksDB's row cache);
+    /// 0 turns it off. A hit skips the memtables, bloom filters and block searches.
+    public var recordCacheBytes: Int = 0
     /// Run flushes and compactions on a background thread. Off, they run inline in `write`.
     public var backgroundWork: Bool = true
     /// Log record type the tree uses for its write batches.

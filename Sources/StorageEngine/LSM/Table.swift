@@ -252,7 +252,9 @@ final class Table: @unchecked Sendable {
             return .success((raw.loadLE(UInt64.self, at: 16), raw.loadLE(UInt64.self, at: 24), raw.loadLE(UInt32.self, at: 32), raw.loadLE(UInt32.self, at: 36), raw.loadLE(UInt64.self, at: 40)))
         }
         let (indexOffset, filterOffset, indexSize, filterSize, entries) = try parsed.get()
-        guard entries == meta.entries,
+        // Offsets first bounded by the file size, so the sums below cannot overflow (a
+        // checksum-valid footer with an offset near 2^64 trapped here: found by fuzzing).
+        guard entries == meta.entries, filterOffset < size, indexOffset < size,
               filterOffset + UInt64(filterSize) + 8 <= indexOffset,
               indexOffset + UInt64(indexSize) + 8 + UInt64(TableFormat.footerBytes) == size
         else { throw .corrupt(file: path, detail: "footer handles do not fit the file") }
@@ -273,7 +275,7 @@ final class Table: @unchecked Sendable {
             let v = cursor.value
             var off: UInt64 = 0
             var sz: UInt64 = 0
-            guard Table.varint(v, &i, &off), Table.varint(v, &i, &sz), off + sz + 8 <= filterOffset else {
+            guard Table.varint(v, &i, &off), Table.varint(v, &i, &sz), off < filterOffset, sz < filterOffset, off + sz + 8 <= filterOffset else {
                 throw .corrupt(file: path, detail: "bad block handle in the index")
             }
             offsets.append(off)

@@ -100,6 +100,45 @@ public struct TweetRecord: Sendable, Equatable {
         return t
     }
 
+    /// The fixed part of a record: what a timeline needs (kind and references), read without
+    /// making the text's and lists' strings. The rest is not checked here (blocks carry checksums;
+    /// `decode` checks it all).
+    public struct Header: Sendable, Equatable {
+        public var id: UInt64
+        public var author: UInt64
+        public var time: UInt64
+        public var replyTo: UInt64?
+        public var retweetOf: UInt64?
+        public var quoteOf: UInt64?
+
+        public init(id: UInt64, author: UInt64, time: UInt64, replyTo: UInt64? = nil, retweetOf: UInt64? = nil, quoteOf: UInt64? = nil) {
+            self.id = id
+            self.author = author
+            self.time = time
+            self.replyTo = replyTo
+            self.retweetOf = retweetOf
+            self.quoteOf = quoteOf
+        }
+    }
+
+    public static func decodeHeader(_ raw: UnsafeRawBufferPointer) throws(LSMError) -> Header {
+        var r = Reader(raw: raw)
+        guard let version = r.byte(), version == Self.version else { throw .corrupt(file: "tweet record", detail: "unknown version") }
+        guard let flags = r.byte(), let id = r.u64(), let author = r.u64(), let time = r.u64() else { throw r.error }
+        var h = Header(id: id, author: author, time: time)
+        if flags & 1 != 0 { guard let v = r.u64() else { throw r.error }; h.replyTo = v }
+        if flags & 2 != 0 { guard let v = r.u64() else { throw r.error }; h.retweetOf = v }
+        if flags & 4 != 0 { guard let v = r.u64() else { throw r.error }; h.quoteOf = v }
+        return h
+    }
+
+    public static func decodeHeader(_ bytes: [UInt8]) throws(LSMError) -> Header {
+        let r: Result<Header, LSMError> = bytes.withUnsafeBytes { raw in
+            do throws(LSMError) { return .success(try decodeHeader(raw)) } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
+
     public static func decode(_ bytes: [UInt8]) throws(LSMError) -> TweetRecord {
         let r: Result<TweetRecord, LSMError> = bytes.withUnsafeBytes { raw in
             do throws(LSMError) { return .success(try decode(raw)) } catch { return .failure(error) }

@@ -157,6 +157,9 @@ public struct TimelineStatistics: Sendable, Equatable {
     /// Events ignored because their log position was at or below the applied one.
     public var replayedEventsIgnored = 0
     public var retweets = 0
+    /// Deleted ids the reads still filter (until the next `compact`).
     public var tombstones = 0
+    /// Ring and cache entries `compact` removed since open.
+    public var compactedEntries = 0
     public var appliedLSN: UInt64 = 0
 }

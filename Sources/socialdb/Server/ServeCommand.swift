@@ -99,7 +99,9 @@ struct ServeCommand: ParsableCommand {
         sigaddset(&signals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        let limits = RateLimits(windowSeconds: rateWindowSeconds, writesPerWindow: rateWrites, authFailuresPerWindow: rateAuthFailures)
+        let limits = RateLimits(windowSeconds: rateWindowSeconds, writesPerWindow: rateWrites, authFailuresPerWindow: rateAuthFailures,
+                                postsPerDay: RateLimits.server.postsPerDay, followsPerDay: RateLimits.server.followsPerDay,
+                                likesPerDay: RateLimits.server.likesPerDay)
         let cost = passwordCost
         let db = try database.open {
             $0.rateLimits = limits

@@ -1,0 +1,1 @@
+../../../Sources/socialdb/Shell+Social.swift
