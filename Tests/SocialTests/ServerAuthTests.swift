@@ -142,6 +142,19 @@ import Glibc
         #expect(guesser.readLine() == nil)
     }
 
+    @Test func failedLoginsFromOneAddressAreLimitedAcrossConnectionsAndHandles() throws {
+        let t = try TestServer(options: Self.options()) { $0.loginFailuresPerAddress = 3 }
+        try t.db.createUser(handle: "alice", password: "alice-password")
+        for i in 0..<3 {
+            #expect(errorCode(try t.anonymousClient().command("AUTH user\(i) some-password")) == "forbidden")
+        }
+        // From the same address, on a new connection, for another handle, with the right password:
+        // refused before any hash is computed.
+        let answer = try t.anonymousClient().command("AUTH alice alice-password")
+        #expect(errorCode(answer) == "rate_limited", "\(answer)")
+        #expect(answer.contains("this address"))
+    }
+
     @Test func writesPastTheLimitAreRateLimitedAndChangeNothing() throws {
         let t = try TestServer(options: Self.options(RateLimits(windowSeconds: 60, writesPerWindow: 3)))
         try t.db.createUser(handle: "alice", password: "alice-password")

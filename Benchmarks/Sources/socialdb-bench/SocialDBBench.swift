@@ -36,7 +36,7 @@ struct SocialDBBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socialdb-bench",
         abstract: "Measures socialdb against its peers on this machine and prints the ratios.",
-        discussion: "Suites: log, lsm, timeline, graph, search, social, server, all. All are implemented.")
+        discussion: "Suites: log, lsm, timeline, graph, search, social, server (socialdb serve over loopback), all. All are implemented.")
 
     @Argument(help: "The suite to run (`all` runs every implemented suite).")
     var suite: Suite

@@ -50,6 +50,9 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("password-cost"), help: "log2 of scrypt's N for new password hashes (default 15: 32 MiB and tens of milliseconds a hash; tests use less).")
     var passwordCost = PasswordHashing().log2N
 
+    @Option(name: .customLong("login-failures-per-address"), help: "Failed logins per client address per minute before its AUTHs are refused without hashing (0: no limit).")
+    var loginFailuresPerAddress = 30
+
     @Option(name: .customLong("rate-window-seconds"), help: "The fixed window of the per-user rate limits.")
     var rateWindowSeconds = RateLimits.server.windowSeconds
 
@@ -69,6 +72,7 @@ struct ServeCommand: ParsableCommand {
         guard maxPending >= 1 else { throw ValidationError("--max-pending must be at least 1") }
         guard idleSeconds >= 0 else { throw ValidationError("--idle-seconds must not be negative") }
         if let workerThreads, workerThreads < 1 { throw ValidationError("--worker-threads must be at least 1") }
+        guard loginFailuresPerAddress >= 0 else { throw ValidationError("--login-failures-per-address must not be negative") }
         guard passwordCost >= 10 && passwordCost <= 20 else { throw ValidationError("--password-cost must be 10 to 20") }
         guard rateWindowSeconds >= 1 else { throw ValidationError("--rate-window-seconds must be at least 1") }
         guard rateWrites >= 0 && rateAuthFailures >= 0 else { throw ValidationError("rate limits must not be negative") }
@@ -134,6 +138,7 @@ struct ServeCommand: ParsableCommand {
         configuration.limits.pendingLinesMax = maxPending
         configuration.limits.idleSeconds = Int64(idleSeconds)
         if let workerThreads { configuration.workerThreads = workerThreads }
+        configuration.loginFailuresPerAddress = loginFailuresPerAddress
         var exporter: PrometheusExporter?
         if metricsListen != nil {
             exporter = PrometheusExporter.forServer(db: db)

@@ -22,6 +22,9 @@ final class Server: Sendable {
         /// Threads that run commands: reads run side by side, writes wait for the writer lock
         /// and the log's fdatasync, so a few more than cores keep reads going while writes wait.
         var workerThreads = max(4, 2 * System.coreCount)
+        /// Failed logins per client address per window before its AUTHs are refused (0: no limit).
+        var loginFailuresPerAddress = 30
+        var loginWindowSeconds = 60
     }
 
     let db: SocialDB
@@ -31,6 +34,7 @@ final class Server: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let pool: NIOThreadPool
     private let state = Mutex(State())
+    private let loginGuard: LoginGuard
 
     private struct State {
         var listener: Channel?
@@ -48,6 +52,7 @@ final class Server: Sendable {
         self.metrics = metrics
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         pool = NIOThreadPool(numberOfThreads: max(1, configuration.workerThreads))
+        loginGuard = LoginGuard(failuresMax: configuration.loginFailuresPerAddress, windowSeconds: configuration.loginWindowSeconds)
     }
 
     /// Binds the listening socket and starts accepting; returns the bound address (port 0 in
@@ -104,7 +109,7 @@ final class Server: Sendable {
             _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
             metrics?.connectionClosed()
         }
-        let session = Session(db: db, metrics: metrics)
+        let session = Session(db: db, metrics: metrics, peer: channel.remoteAddress?.ipAddress ?? "?", loginGuard: loginGuard)
         let pool = self.pool
         return channel.eventLoop.makeCompletedFuture {
             let handlers = channel.pipeline.syncOperations

@@ -18,7 +18,13 @@ final class Session: @unchecked Sendable {
     private var failedLogins = 0
     static let failedLoginsMax = 20
 
-    init(db: SocialDB, metrics: ServerMetrics?) {
+    /// The client's address (without port), for `loginGuard`.
+    let peer: String
+    let loginGuard: LoginGuard?
+
+    init(db: SocialDB, metrics: ServerMetrics?, peer: String = "", loginGuard: LoginGuard? = nil) {
+        self.peer = peer
+        self.loginGuard = loginGuard
         shell = Shell(db: db, json: true)
         shell.enforcesAccounts = true
         self.metrics = metrics
@@ -68,9 +74,14 @@ final class Session: @unchecked Sendable {
             response = format(line)
         } else if verb.hasPrefix("\\") {
             response = .error(.syntax, "\(verb.lowercased()) is a command of the shell client, not of the server")
+        } else if verb == "AUTH", let wait = loginGuard?.retryAfterSeconds(peer) {
+            response = .error(.rateLimited, "too many failed logins from this address; try again in \(wait) seconds")
+            failedLogins += 1
+            if failedLogins >= Self.failedLoginsMax { shell.quitRequested = true }
         } else {
             response = shell.execute(line)
             if verb == "AUTH", case .error(let code, _) = response, code == .forbidden || code == .rateLimited {
+                loginGuard?.recordFailure(peer)
                 failedLogins += 1
                 if failedLogins >= Self.failedLoginsMax { shell.quitRequested = true }
             }
