@@ -234,9 +234,21 @@ final class Consumers: Sendable {
     /// Applies the events of the record at `lsn` (the writer lock is held), then checkpoints
     /// when one is due (see `SocialOptions.checkpointEveryRecords`).
     func apply(_ events: [SocialEvent], lsn: UInt64) throws(SocialError) {
-        try apply(events, lsn: lsn, live: true)
+        do {
+            try apply(events, lsn: lsn, live: true)
+        } catch {
+            // The record is durable (and in the tree) but the derived structures may have
+            // missed part of it, while later records move their applied positions past it. So
+            // they are not checkpointed again in this process: the next open replays the log
+            // from their last checkpoint, which holds this record, and repairs them.
+            missedRecord.withLock { if $0 == nil { $0 = "log record \(lsn): \(error)" } }
+            throw error
+        }
         checkpointIfDue()
     }
+
+    /// The first durable record the derived structures failed to apply, if any (see `apply`).
+    let missedRecord = Mutex<String?>(nil)
 
     /// Records applied by writes since the last checkpoint, and when that was (monotonic ns).
     private struct Periodic {
@@ -372,6 +384,8 @@ final class Consumers: Sendable {
     func checkpoint() throws(SocialError) {
         periodic.withLock { $0.records = 0; $0.lastNanoseconds = SnowflakeGenerator.systemMonotonicNanoseconds() }
         do { try engine.log.sync() } catch { throw .io("log: \(error)") }
+        // Derived structures that missed a record keep their last checkpoint (see `apply`).
+        if missedRecord.withLock({ $0 }) != nil { return }
         // The background cleanup of deletes: the rings lose the deleted entries and the reads
         // their tombstone filter, so neither the checkpoint nor the filter grows with deletes.
         // The tombstones may go: a delete removes the tweet and its retweets from the author

@@ -474,9 +474,17 @@ public final class LSMTree: @unchecked Sendable {
         for meta in outputs {
             tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads))
         }
+        // The manifest may claim only what the log has made durable. The boundary is the log's
+        // next LSN at the freeze, and a batch whose append failed (the log failed under it) has
+        // an LSN below it but is not in the memtable; its record may still be in the log file,
+        // and the next open replays it into every other structure. Claiming it here would leave
+        // the tree alone without it (found by the I/O-error torture: a delete answered `io`
+        // that search and timelines applied at reopen and the tree did not).
+        if log.durableSequenceNumber < f.boundary - 1 { try? log.sync() }
+        let covered = min(f.boundary - 1, log.durableSequenceNumber)
         var m = state.withLock { manifest }
         m.levels[0] += outputs
-        m.coveredLSN = max(m.coveredLSN, f.boundary - 1)
+        m.coveredLSN = max(m.coveredLSN, covered)
         m.flushBytes += outputs.reduce(0) { $0 + $1.fileBytes }
         m.userBytes = state.withLock { userBytes }
         m.nextFileNumber = state.withLock { manifest.nextFileNumber }
