@@ -7,7 +7,8 @@ import Glibc
 /// `Mutex` in this module is this pthread mutex, which TSan sees. `Synchronization.Mutex` locks
 /// with raw futex calls that TSan does not intercept, so every access it guards would be
 /// reported as a race (a false positive). The module's own declaration shadows the imported
-/// one; ordinary builds never compile this file's contents.
+/// one; ordinary builds never compile this file's contents. Sources/Social/TSanMutex.swift is a
+/// symbolic link to this file: each module needs its own copy of the shadowing declaration.
 final class Mutex<Value>: @unchecked Sendable {
     // @unchecked: `value` is only touched with `lock` held. Both live outside the object (a
     // class property's inout access is itself instrumented, and a zero-sized value shares its
