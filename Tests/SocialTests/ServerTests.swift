@@ -19,7 +19,7 @@ final class TestClient: @unchecked Sendable {
     private var received: [UInt8] = []
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -27,7 +27,15 @@ final class TestClient: @unchecked Sendable {
         let status = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard status == 0 else { close(fd); throw TestClientError.connect(errno) }
+        // Closed here, before `self.fd` is set: a class whose stored properties are all set
+        // runs deinit when its init throws, and a second close could close another test's
+        // file that reused the number (seen as EBADF in a log write of a test running alongside).
+        guard status == 0 else {
+            let error = errno
+            close(fd)
+            throw TestClientError.connect(error)
+        }
+        self.fd = fd
     }
 
     enum TestClientError: Error { case connect(Int32), closed }
