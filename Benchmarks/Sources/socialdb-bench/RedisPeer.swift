@@ -66,6 +66,30 @@ final class RedisServer {
 }
 
 /// One RESP connection. Not thread-safe: one thread owns it.
+/// A TCP connection to 127.0.0.1:`port` with TCP_NODELAY: the connected socket. The socket is
+/// closed here on failure; callers assign it to their `fd` only once connected, so a throwing
+/// init never leaves a set `fd` for deinit to close a second time (a descriptor number another
+/// thread may have reused by then).
+func connectLoopback(port: UInt16, peer: String) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw BenchmarkFailure(description: "socket: errno \(errno)") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = port.bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else {
+        let error = errno
+        Glibc.close(fd)
+        throw BenchmarkFailure(description: "connect to \(peer): errno \(error)")
+    }
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    return fd
+}
+
 final class RedisConnection {
     let fd: Int32
     private var output: [UInt8] = []
@@ -74,21 +98,7 @@ final class RedisConnection {
     private var inputEnd = 0
 
     init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchmarkFailure(description: "socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else {
-            Glibc.close(fd)
-            throw BenchmarkFailure(description: "connect to redis: errno \(errno)")
-        }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        fd = try connectLoopback(port: port, peer: "redis")
         output.reserveCapacity(1 << 20)
         input = [UInt8](repeating: 0, count: 1 << 20)
     }

@@ -246,32 +246,22 @@ struct TimelineSuite {
     // MARK: Reads
 
     private func measureReads(label: String, store: Store, readers: ContiguousArray<UInt32>, threads: Int) throws -> ResultRow {
-        let gate = StartGate()
-        let itemsSeen = Atomic<Int>(0)
         let perThread = readers.count / threads
-        let workers = (0..<threads).map { index in
-            BackgroundThread {
-                var page = TimelinePage()
-                var items = 0
-                gate.arriveAndWait()
-                let first = index * perThread
-                for i in first..<(first + perThread) {
-                    store.home(of: readers[i], limit: Self.pageSize, into: &page)
-                    items &+= page.items.count
-                }
-                itemsSeen.wrappingAdd(items, ordering: .relaxed)
+        let (elapsed, seen) = Self.timedOnThreads(threads) { index in
+            var page = TimelinePage()
+            var items = 0
+            let first = index * perThread
+            for i in first..<(first + perThread) {
+                store.home(of: readers[i], limit: Self.pageSize, into: &page)
+                items &+= page.items.count
             }
+            return items
         }
-        gate.waitForArrivals(threads)
-        let start = monotonicNanoseconds()
-        gate.open()
-        for worker in workers { worker.join() }
-        let elapsed = seconds(from: start, to: monotonicNanoseconds())
         let reads = perThread * threads
         return ResultRow(suite: Self.name, workload: "\(label) home read, 20 ids, \(threads) thread\(threads == 1 ? "" : "s")",
                          system: "socialdb", operationsPerSecond: Double(reads) / elapsed, ratioVersusPeer: nil,
                          metrics: [Metric(key: "ids_per_page", label: "ids/page",
-                                          value: Double(itemsSeen.load(ordering: .relaxed)) / Double(reads), decimals: 1),
+                                          value: Double(seen) / Double(reads), decimals: 1),
                                    Metric(key: "reads", label: "reads", value: Double(reads))])
     }
 
@@ -296,9 +286,7 @@ struct TimelineSuite {
         loading.finish()
         defer { try? records.close() }
         let tree = records.tree
-        let gate = StartGate()
         let failure = FirstFailure()
-        let found = Atomic<Int>(0)
         let reads = min(readers.count, 400_000)
         let perThread = reads / threads
         // Warm the page cache and the block index once, outside the timing.
@@ -307,38 +295,48 @@ struct TimelineSuite {
             store.home(of: readers[i], limit: Self.pageSize, into: &warm)
             _ = try tree.multiGet(warm.items.map { Self.tweetKey($0.tweetId) })
         }
-        let workers = (0..<threads).map { index in
-            BackgroundThread {
-                var page = TimelinePage()
-                var hits = 0
-                gate.arriveAndWait()
-                let first = index * perThread
-                do {
-                    for i in first..<(first + perThread) {
-                        store.home(of: readers[i], limit: Self.pageSize, into: &page)
-                        for record in try tree.multiGet(page.items.map { Self.tweetKey($0.tweetId) }) where record != nil { hits &+= 1 }
-                    }
-                } catch {
-                    failure.record("\(error)")
+        let (elapsed, hits) = Self.timedOnThreads(threads) { index in
+            var page = TimelinePage()
+            var hits = 0
+            let first = index * perThread
+            do {
+                for i in first..<(first + perThread) {
+                    store.home(of: readers[i], limit: Self.pageSize, into: &page)
+                    for record in try tree.multiGet(page.items.map { Self.tweetKey($0.tweetId) }) where record != nil { hits &+= 1 }
                 }
-                found.wrappingAdd(hits, ordering: .relaxed)
+            } catch {
+                failure.record("\(error)")
             }
+            return hits
         }
-        gate.waitForArrivals(threads)
-        let start = monotonicNanoseconds()
-        gate.open()
-        for worker in workers { worker.join() }
-        let elapsed = seconds(from: start, to: monotonicNanoseconds())
         if let message = failure.text { throw BenchmarkFailure(description: "hydrated reads: \(message)") }
         let pages = perThread * threads
         let cache = tree.statistics
         return ResultRow(suite: Self.name, workload: "\(label) home read, 20 tweets hydrated, \(threads) threads",
                          system: "socialdb", operationsPerSecond: Double(pages) / elapsed, ratioVersusPeer: nil,
                          metrics: [Metric(key: "tweets_per_page", label: "tweets/page",
-                                          value: Double(found.load(ordering: .relaxed)) / Double(pages), decimals: 1),
+                                          value: Double(hits) / Double(pages), decimals: 1),
                                    Metric(key: "record_cache_hit_rate", label: "record cache hits %",
                                           value: 100 * Double(cache.recordCacheHits) / Double(max(1, cache.recordCacheHits + cache.recordCacheMisses)), decimals: 1),
                                    Metric(key: "pages", label: "pages", value: Double(pages))])
+    }
+
+    /// Runs `body(index)` on `threads` threads released together; returns the seconds from the
+    /// release to the last one's end and the sum of what the bodies returned.
+    static func timedOnThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Int) -> (seconds: Double, total: Int) {
+        let gate = StartGate()
+        let total = Atomic<Int>(0)
+        let workers = (0..<threads).map { index in
+            BackgroundThread {
+                gate.arriveAndWait()
+                total.wrappingAdd(body(index), ordering: .relaxed)
+            }
+        }
+        gate.waitForArrivals(threads)
+        let start = monotonicNanoseconds()
+        gate.open()
+        for worker in workers { worker.join() }
+        return (seconds(from: start, to: monotonicNanoseconds()), total.load(ordering: .relaxed))
     }
 
     static func tweetKey(_ id: UInt64) -> [UInt8] {
