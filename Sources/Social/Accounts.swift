@@ -124,34 +124,38 @@ extension SocialDB {
     }
 
     func createUser(handle: String, name: String?, password: String, isAdmin: Bool) throws(SocialError) -> User {
-        let handle = try Self.checkHandle(handle)
-        let name = name ?? handle
-        guard name.count <= TextRules.nameLengthMax else {
-            throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+        try answering { () throws(SocialError) -> User in
+            let handle = try Self.checkHandle(handle)
+            let name = name ?? handle
+            guard name.count <= TextRules.nameLengthMax else {
+                throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+            }
+            try Self.checkPassword(password)
+            let account = try AccountRecord.make(password: password, isAdmin: isAdmin, cost: options.passwordHashing)
+            let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+                var changes = ChangeSet()
+                let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
+                changes.put(SocialKeys.account(record.id), account.encoded())
+                if isAdmin { changes.put(SocialKeys.adminUser, .u64(record.id)) }
+                try changes.commit(to: self)
+                return record
+            }
+            return try makeUser(record)
         }
-        try Self.checkPassword(password)
-        let account = try AccountRecord.make(password: password, isAdmin: isAdmin, cost: options.passwordHashing)
-        let record = try writer.withLock { () throws(SocialError) -> UserRecord in
-            var changes = ChangeSet()
-            let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
-            changes.put(SocialKeys.account(record.id), account.encoded())
-            if isAdmin { changes.put(SocialKeys.adminUser, .u64(record.id)) }
-            try changes.commit(to: self)
-            return record
-        }
-        return try makeUser(record)
     }
 
     /// Sets (or replaces) the password of `handle`, keeping its role.
     public func setPassword(handle: String, password: String) throws(SocialError) {
-        try Self.checkPassword(password)
-        let user = try userRecord(handle: handle)
-        let isAdmin = try accountRecord(user.id)?.isAdmin ?? false
-        let account = try AccountRecord.make(password: password, isAdmin: isAdmin, cost: options.passwordHashing)
-        try writer.withLock { () throws(SocialError) in
-            var changes = ChangeSet()
-            changes.put(SocialKeys.account(user.id), account.encoded())
-            try changes.commit(to: self)
+        try answering { () throws(SocialError) in
+            try Self.checkPassword(password)
+            let user = try userRecord(handle: handle)
+            let isAdmin = try accountRecord(user.id)?.isAdmin ?? false
+            let account = try AccountRecord.make(password: password, isAdmin: isAdmin, cost: options.passwordHashing)
+            try writer.withLock { () throws(SocialError) in
+                var changes = ChangeSet()
+                changes.put(SocialKeys.account(user.id), account.encoded())
+                try changes.commit(to: self)
+            }
         }
     }
 
@@ -160,33 +164,37 @@ extension SocialDB {
     /// which handles exist; failed attempts count against `rateLimits.authFailuresPerWindow` per
     /// handle, and past it every attempt is `rate_limited` until the window ends.
     public func authenticate(handle: String, password: String) throws(SocialError) -> Account {
-        let valid = TextRules.validHandle(handle)
-        let key = "auth:" + TextRules.folded(valid ?? handle)
-        try rateLimiter.check(key, limit: options.rateLimits.authFailuresPerWindow, what: "failed logins")
-        let denied = SocialError.forbidden("wrong handle or password")
-        guard valid != nil, let user = try? userRecord(handle: handle), let account = try accountRecord(user.id),
-              password.utf8.count <= Self.passwordBytesMax else {
-            rateLimiter.record(key, limit: options.rateLimits.authFailuresPerWindow)
-            throw denied
+        try answering { () throws(SocialError) -> Account in
+            let valid = TextRules.validHandle(handle)
+            let key = "auth:" + TextRules.folded(valid ?? handle)
+            try rateLimiter.check(key, limit: options.rateLimits.authFailuresPerWindow, what: "failed logins")
+            let denied = SocialError.forbidden("wrong handle or password")
+            guard valid != nil, let user = try? userRecord(handle: handle), let account = try accountRecord(user.id),
+                  password.utf8.count <= Self.passwordBytesMax else {
+                rateLimiter.record(key, limit: options.rateLimits.authFailuresPerWindow)
+                throw denied
+            }
+            guard try account.matches(password) else {
+                rateLimiter.record(key, limit: options.rateLimits.authFailuresPerWindow)
+                throw denied
+            }
+            return Account(userID: user.id, handle: user.handle, isAdmin: account.isAdmin)
         }
-        guard try account.matches(password) else {
-            rateLimiter.record(key, limit: options.rateLimits.authFailuresPerWindow)
-            throw denied
-        }
-        return Account(userID: user.id, handle: user.handle, isAdmin: account.isAdmin)
     }
 
     /// Makes the admin account (user `admin`, admin role) unless one exists; the password is
     /// only used the first time. Returns whether it made it.
     @discardableResult
     public func ensureAdmin(password: String) throws(SocialError) -> Bool {
-        if try value(SocialKeys.adminUser) != nil { return false }
-        _ = try createUser(handle: Self.adminHandle, name: "Administrator", password: password, isAdmin: true)
-        return true
+        try answering { () throws(SocialError) -> Bool in
+            if try value(SocialKeys.adminUser) != nil { return false }
+            _ = try createUser(handle: Self.adminHandle, name: "Administrator", password: password, isAdmin: true)
+            return true
+        }
     }
 
     /// Whether an admin account exists.
-    public func hasAdmin() throws(SocialError) -> Bool { try value(SocialKeys.adminUser) != nil }
+    public func hasAdmin() throws(SocialError) -> Bool { try answering { () throws(SocialError) -> Bool in try value(SocialKeys.adminUser) != nil } }
 
     func accountRecord(_ userID: UInt64) throws(SocialError) -> AccountRecord? {
         guard let raw = try value(SocialKeys.account(userID)) else { return nil }

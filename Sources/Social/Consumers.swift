@@ -237,7 +237,7 @@ final class Consumers: Sendable {
         do {
             try apply(events, lsn: lsn, live: true)
         } catch {
-            // The record is durable (and in the tree) but the derived structures may have
+            // The record is in the log (and in the tree) but the derived structures may have
             // missed part of it, while later records move their applied positions past it. So
             // they are not checkpointed again in this process: the next open replays the log
             // from their last checkpoint, which holds this record, and repairs them.
@@ -247,7 +247,7 @@ final class Consumers: Sendable {
         checkpointIfDue()
     }
 
-    /// The first durable record the derived structures failed to apply, if any (see `apply`).
+    /// The first logged record the derived structures failed to apply, if any (see `apply`).
     let missedRecord = Mutex<String?>(nil)
 
     /// Records applied by writes since the last checkpoint, and when that was (monotonic ns).
@@ -292,7 +292,7 @@ final class Consumers: Sendable {
         }
     }
 
-    /// Decodes the record a write just made durable and applies its events.
+    /// Decodes the record a write just appended and applies its events.
     func apply(recordAt lsn: UInt64, type: UInt16, payload: UnsafeRawBufferPointer) throws(SocialError) {
         try apply(try SocialEvent.decode(type: type, payload: payload), lsn: lsn)
     }

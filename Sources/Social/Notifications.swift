@@ -156,43 +156,45 @@ extension SocialDB {
     /// `handle`'s notifications, newest first: mentions, replies, quotes, retweets, likes and
     /// follows by others, each gone once its cause is undone (unlike, unretweet, unfollow, delete).
     public func notifications(handle: String, limit: Int = SocialDB.pageLimitDefault) throws(SocialError) -> [Notification] {
-        try Self.checkLimit(limit)
-        let user = try userRecord(handle: handle)
-        var result: [Notification] = []
-        var start = Keys.one(.notifications, user.id)
-        var upper = Keys.one(.notifications, user.id)
-        start.append(contentsOf: [UInt8](repeating: 0, count: 25))
-        upper.append(contentsOf: [UInt8](repeating: 0xFF, count: 25))
-        var raw: [(sortID: UInt64, kind: NotificationKind, actor: UInt64, subject: UInt64, time: UInt64)] = []
-        var cursor = upper
-        // Reads in rounds: a follow whose edge is absent (a crash between its two records) is skipped.
-        while result.count < limit {
-            raw.removeAll()
-            let wanted = limit - result.count
-            do {
-                try tree.scan(from: start, to: cursor, reverse: true, limit: wanted) { key, value in
-                    guard key.count == 34, let kind = NotificationKind(rawValue: key[17]) else { return true }
-                    raw.append((Keys.number(key, at: 9), kind, Keys.number(key, at: 18), Keys.number(key, at: 26),
-                                value.count == 8 ? value.loadLE(UInt64.self, at: 0) : 0))
-                    return true
+        try answering { () throws(SocialError) -> [Notification] in
+            try Self.checkLimit(limit)
+            let user = try userRecord(handle: handle)
+            var result: [Notification] = []
+            var start = Keys.one(.notifications, user.id)
+            var upper = Keys.one(.notifications, user.id)
+            start.append(contentsOf: [UInt8](repeating: 0, count: 25))
+            upper.append(contentsOf: [UInt8](repeating: 0xFF, count: 25))
+            var raw: [(sortID: UInt64, kind: NotificationKind, actor: UInt64, subject: UInt64, time: UInt64)] = []
+            var cursor = upper
+            // Reads in rounds: a follow whose edge is absent (a crash between its two records) is skipped.
+            while result.count < limit {
+                raw.removeAll()
+                let wanted = limit - result.count
+                do throws(LSMError) {
+                    try tree.scan(from: start, to: cursor, reverse: true, limit: wanted) { key, value in
+                        guard key.count == 34, let kind = NotificationKind(rawValue: key[17]) else { return true }
+                        raw.append((Keys.number(key, at: 9), kind, Keys.number(key, at: 18), Keys.number(key, at: 26),
+                                    value.count == 8 ? value.loadLE(UInt64.self, at: 0) : 0))
+                        return true
+                    }
+                } catch { throw SocialError(error) }
+                guard let last = raw.last else { break }
+                cursor = NotificationKeys.notification(recipient: user.id, sortID: last.sortID, kind: last.kind, actor: last.actor, subject: last.subject)
+                for n in raw {
+                    guard let actorRecord = try userRecord(id: n.actor) else { continue }
+                    var tweet: Tweet?
+                    if n.kind == .follow {
+                        guard graph.follows(actorRecord.number, user.number) else { continue }
+                    } else {
+                        guard let record = try tweetRecord(n.subject), let shown = try shownTweet(record) else { continue }
+                        tweet = shown
+                    }
+                    result.append(Notification(id: n.sortID, kind: n.kind, actor: try makeUser(actorRecord), tweet: tweet,
+                                               createdAtMilliseconds: n.time))
                 }
-            } catch { throw SocialError(error) }
-            guard let last = raw.last else { break }
-            cursor = NotificationKeys.notification(recipient: user.id, sortID: last.sortID, kind: last.kind, actor: last.actor, subject: last.subject)
-            for n in raw {
-                guard let actorRecord = try userRecord(id: n.actor) else { continue }
-                var tweet: Tweet?
-                if n.kind == .follow {
-                    guard graph.follows(actorRecord.number, user.number) else { continue }
-                } else {
-                    guard let record = try tweetRecord(n.subject), let shown = try shownTweet(record) else { continue }
-                    tweet = shown
-                }
-                result.append(Notification(id: n.sortID, kind: n.kind, actor: try makeUser(actorRecord), tweet: tweet,
-                                           createdAtMilliseconds: n.time))
+                if raw.count < wanted { break }
             }
-            if raw.count < wanted { break }
+            return result
         }
-        return result
     }
 }

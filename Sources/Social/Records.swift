@@ -172,8 +172,9 @@ struct ChangeSet {
                 if let value { batch.put(key, value) } else { batch.delete(key) }
             }
             let lsn: UInt64
-            do { lsn = try tree.write(batch) } catch { throw SocialError(error) }
-            // Durable and in the tree: now the derived structures (see `Consumers`).
+            do { lsn = try tree.write(batch, waitForAcknowledgement: false) } catch { throw SocialError(error) }
+            // In the tree: now the derived structures (see `Consumers`). Durable later: the
+            // public call waits for the log before it answers (`SocialDB.acknowledged`).
             let applied: Result<Void, SocialError> = batch.encoded.withUnsafeBytes { payload in
                 do throws(SocialError) {
                     return .success(try db.consumers.apply(recordAt: lsn, type: tree.options.logRecordType, payload: payload))

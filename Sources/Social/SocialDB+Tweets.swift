@@ -24,32 +24,34 @@ extension SocialDB {
     }
 
     private func createTweet(handle: String, text: String, replyTo: UInt64?, quoteOf: UInt64?) throws(SocialError) -> Tweet {
-        _ = try Self.checkHandle(handle)
-        try TextRules.checkTweet(text)
-        try admitWrite(handle, .post)
-        let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
-            let author = try userRecord(handle: handle)
-            let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
-            let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
-            let entities = Entities(text)
-            var mentionIDs: [UInt64] = []
-            for mention in entities.mentions {
-                let id: UInt64?
-                id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
-                if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
+        try answering { () throws(SocialError) -> Tweet in
+            _ = try Self.checkHandle(handle)
+            try TextRules.checkTweet(text)
+            try admitWrite(handle, .post)
+            let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+                let author = try userRecord(handle: handle)
+                let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
+                let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
+                let entities = Entities(text)
+                var mentionIDs: [UInt64] = []
+                for mention in entities.mentions {
+                    let id: UInt64?
+                    id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
+                    if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
+                }
+                // The id is taken under the writer lock, so tweet ids increase in log order.
+                let id = ids.next()
+                let record = TweetRecord(id: id.rawValue, author: author.id, time: creationTime(of: id), text: text,
+                                         replyTo: parent?.id, quoteOf: quoted?.id, mentions: mentionIDs,
+                                         hashtags: entities.hashtags, urls: entities.urls)
+                var changes = ChangeSet()
+                addTweet(record, parent: parent, root: try parent.map { (p) throws(SocialError) in try conversationRoot(of: p) },
+                         quoted: quoted, into: &changes)
+                try changes.commit(to: self)
+                return record
             }
-            // The id is taken under the writer lock, so tweet ids increase in log order.
-            let id = ids.next()
-            let record = TweetRecord(id: id.rawValue, author: author.id, time: creationTime(of: id), text: text,
-                                     replyTo: parent?.id, quoteOf: quoted?.id, mentions: mentionIDs,
-                                     hashtags: entities.hashtags, urls: entities.urls)
-            var changes = ChangeSet()
-            addTweet(record, parent: parent, root: try parent.map { (p) throws(SocialError) in try conversationRoot(of: p) },
-                     quoted: quoted, into: &changes)
-            try changes.commit(to: self)
-            return record
+            return try tweet(record)
         }
-        return try tweet(record)
     }
 
     /// Retweets `tweet` (the original when it is itself a retweet). The retweet is a tweet of
@@ -57,21 +59,23 @@ extension SocialDB {
     /// same tweet twice is `exists`.
     @discardableResult
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
-        try admitWrite(handle, .post)
-        let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
-            let user = try userRecord(handle: handle)
-            let original = try target(tweet)
-            if try retweetID(of: original.id, by: user.id) != nil {
-                throw .exists("@\(user.handle) has already retweeted \(original.id)")
+        try answering { () throws(SocialError) -> Tweet in
+            try admitWrite(handle, .post)
+            let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+                let user = try userRecord(handle: handle)
+                let original = try target(tweet)
+                if try retweetID(of: original.id, by: user.id) != nil {
+                    throw .exists("@\(user.handle) has already retweeted \(original.id)")
+                }
+                let id = ids.next()
+                let record = TweetRecord(id: id.rawValue, author: user.id, time: creationTime(of: id), text: "", retweetOf: original.id)
+                var changes = ChangeSet()
+                addRetweet(record, original: original, into: &changes)
+                try changes.commit(to: self)
+                return record
             }
-            let id = ids.next()
-            let record = TweetRecord(id: id.rawValue, author: user.id, time: creationTime(of: id), text: "", retweetOf: original.id)
-            var changes = ChangeSet()
-            addRetweet(record, original: original, into: &changes)
-            try changes.commit(to: self)
-            return record
+            return try self.tweet(record)
         }
-        return try self.tweet(record)
     }
 
     /// The keys of a new tweet, reply or quote (the writer lock is held). `parent` and `quoted`
@@ -107,17 +111,19 @@ extension SocialDB {
     /// when there is none. Returns the id of the retweet removed.
     @discardableResult
     public func unretweet(handle: String, tweet: UInt64) throws(SocialError) -> UInt64 {
-        try admitWrite(handle)
-        return try writer.withLock { () throws(SocialError) -> UInt64 in
-            let user = try userRecord(handle: handle)
-            let original = try target(tweet)
-            guard let retweet = try retweetID(of: original.id, by: user.id) else {
-                throw .notFound("@\(user.handle) has not retweeted \(original.id)")
+        try answering { () throws(SocialError) -> UInt64 in
+            try admitWrite(handle)
+            return try writer.withLock { () throws(SocialError) -> UInt64 in
+                let user = try userRecord(handle: handle)
+                let original = try target(tweet)
+                guard let retweet = try retweetID(of: original.id, by: user.id) else {
+                    throw .notFound("@\(user.handle) has not retweeted \(original.id)")
+                }
+                var changes = ChangeSet()
+                try removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
+                try changes.commit(to: self)
+                return retweet
             }
-            var changes = ChangeSet()
-            try removeRetweet(retweet, of: original.id, by: user.id, originalExists: true, into: &changes)
-            try changes.commit(to: self)
-            return retweet
         }
     }
 
@@ -135,29 +141,31 @@ extension SocialDB {
     }
 
     private func setLike(handle: String, tweet: UInt64, liked: Bool) throws(SocialError) -> Tweet {
-        try admitWrite(handle, liked ? .like : .other)
-        let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
-            let user = try userRecord(handle: handle)
-            let record = try target(tweet)
-            let key = Keys.two(.likes, record.id, user.id)
-            let present: Bool
-            present = try value(key) != nil
-            guard present != liked else { return record }
-            var changes = ChangeSet()
-            if liked {
-                changes.put(key)
-                changes.put(Keys.two(.likesByUser, user.id, record.id))
-                notifyLike(tweet: record, liker: user.id, into: &changes)
-            } else {
-                changes.delete(key)
-                changes.delete(Keys.two(.likesByUser, user.id, record.id))
-                try unnotifyLike(tweet: record.id, author: record.author, liker: user.id, into: &changes)
+        try answering { () throws(SocialError) -> Tweet in
+            try admitWrite(handle, liked ? .like : .other)
+            let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+                let user = try userRecord(handle: handle)
+                let record = try target(tweet)
+                let key = Keys.two(.likes, record.id, user.id)
+                let present: Bool
+                present = try value(key) != nil
+                guard present != liked else { return record }
+                var changes = ChangeSet()
+                if liked {
+                    changes.put(key)
+                    changes.put(Keys.two(.likesByUser, user.id, record.id))
+                    notifyLike(tweet: record, liker: user.id, into: &changes)
+                } else {
+                    changes.delete(key)
+                    changes.delete(Keys.two(.likesByUser, user.id, record.id))
+                    try unnotifyLike(tweet: record.id, author: record.author, liker: user.id, into: &changes)
+                }
+                changes.count(record.id, .likes, liked ? 1 : -1)
+                try changes.commit(to: self)
+                return record
             }
-            changes.count(record.id, .likes, liked ? 1 : -1)
-            try changes.commit(to: self)
-            return record
+            return try self.tweet(record)
         }
-        return try self.tweet(record)
     }
 
     /// Deletes one's own tweet (anyone else: `forbidden`). The tweet goes with its likes, its
@@ -165,22 +173,24 @@ extension SocialDB {
     /// likes and retweets: the first holds the tweet and its retweets, so it vanishes at once).
     /// Replies and quotes of it stay, as on Twitter. Deleting a retweet is an unretweet.
     public func delete(handle: String, tweet id: UInt64) throws(SocialError) {
-        try admitWrite(handle)
-        try writer.withLock { () throws(SocialError) in
-            let user = try userRecord(handle: handle)
-            guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
-            guard record.author == user.id else {
-                let author = try userRecord(id: record.author)?.handle ?? String(record.author)
-                throw .forbidden("tweet \(id) is by @\(author); only its author may delete it")
+        try answering { () throws(SocialError) in
+            try admitWrite(handle)
+            try writer.withLock { () throws(SocialError) in
+                let user = try userRecord(handle: handle)
+                guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
+                guard record.author == user.id else {
+                    let author = try userRecord(id: record.author)?.handle ?? String(record.author)
+                    throw .forbidden("tweet \(id) is by @\(author); only its author may delete it")
+                }
+                var changes = ChangeSet()
+                if let original = record.retweetOf {
+                    try removeRetweet(id, of: original, by: user.id, originalExists: try tweetRecord(original) != nil, into: &changes)
+                } else {
+                    try removeTweet(record, into: &changes)
+                }
+                try changes.commit(to: self)
+                if record.retweetOf == nil { consumers.forgetTrends(of: record) }
             }
-            var changes = ChangeSet()
-            if let original = record.retweetOf {
-                try removeRetweet(id, of: original, by: user.id, originalExists: try tweetRecord(original) != nil, into: &changes)
-            } else {
-                try removeTweet(record, into: &changes)
-            }
-            try changes.commit(to: self)
-            if record.retweetOf == nil { consumers.forgetTrends(of: record) }
         }
     }
 
@@ -239,36 +249,42 @@ extension SocialDB {
 
     /// One tweet with its counts; a retweet comes with its original inside.
     public func tweet(id: UInt64) throws(SocialError) -> Tweet {
-        guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
-        return try tweet(record)
+        try answering { () throws(SocialError) -> Tweet in
+            guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
+            return try tweet(record)
+        }
     }
 
     /// The conversation `id` belongs to, in order: its first tweet (while it exists), then every
     /// reply in it, oldest first, at most `limit` replies.
     public func thread(id: UInt64, limit: Int = SocialDB.pageLimitMax) throws(SocialError) -> [Tweet] {
-        try Self.checkLimit(limit)
-        let record = try target(id)
-        let root = try conversationRoot(of: record)
-        var ids: [UInt64] = [root]
-        do {
-            try tree.scan(from: Keys.two(.conversations, root, 0), to: Keys.two(.conversations, root, UInt64.max), limit: limit) { key, _ in
-                ids.append(Keys.number(key, at: 9))
-                return true
-            }
-        } catch { throw SocialError(error) }
-        return try tweets(ids: ids)
+        try answering { () throws(SocialError) -> [Tweet] in
+            try Self.checkLimit(limit)
+            let record = try target(id)
+            let root = try conversationRoot(of: record)
+            var ids: [UInt64] = [root]
+            do throws(LSMError) {
+                try tree.scan(from: Keys.two(.conversations, root, 0), to: Keys.two(.conversations, root, UInt64.max), limit: limit) { key, _ in
+                    ids.append(Keys.number(key, at: 9))
+                    return true
+                }
+            } catch { throw SocialError(error) }
+            return try tweets(ids: ids)
+        }
     }
 
     /// `handle`'s tweets, replies, quotes and retweets, newest first, below `before` (exclusive).
     public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
-        try Self.checkLimit(limit)
-        let user = try userRecord(handle: handle)
-        // One more than asked tells whether there is a next page, so the last page has no cursor.
-        var ids: [UInt64]
-        do { ids = try tree.authorTweets(author: user.id, before: before ?? UInt64.max, limit: limit + 1) } catch { throw SocialError(error) }
-        let more = ids.count > limit
-        if more { ids.removeLast() }
-        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+        try answering { () throws(SocialError) -> Page<Tweet> in
+            try Self.checkLimit(limit)
+            let user = try userRecord(handle: handle)
+            // One more than asked tells whether there is a next page, so the last page has no cursor.
+            var ids: [UInt64]
+            do throws(LSMError) { ids = try tree.authorTweets(author: user.id, before: before ?? UInt64.max, limit: limit + 1) } catch { throw SocialError(error) }
+            let more = ids.count > limit
+            if more { ids.removeLast() }
+            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+        }
     }
 
     /// The largest `offset` of `tweets(handle:limit:offset:)`.
@@ -278,17 +294,19 @@ extension SocialDB {
     /// newest (0 to `offsetMax`; `invalid` above): the offset paging of DeathStarBench's
     /// user-timeline read. `nextCursor` continues with `before` like any page.
     public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, offset: Int) throws(SocialError) -> Page<Tweet> {
-        try Self.checkLimit(limit)
-        guard offset >= 0 && offset <= Self.offsetMax else {
-            throw .invalid("OFFSET must be 0 to \(Self.offsetMax), not \(offset)")
+        try answering { () throws(SocialError) -> Page<Tweet> in
+            try Self.checkLimit(limit)
+            guard offset >= 0 && offset <= Self.offsetMax else {
+                throw .invalid("OFFSET must be 0 to \(Self.offsetMax), not \(offset)")
+            }
+            let user = try userRecord(handle: handle)
+            var ids: [UInt64]
+            do throws(LSMError) { ids = try tree.authorTweets(author: user.id, before: UInt64.max, limit: offset + limit + 1) } catch { throw SocialError(error) }
+            ids.removeFirst(min(offset, ids.count))
+            let more = ids.count > limit
+            if more { ids.removeLast(ids.count - limit) }
+            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
         }
-        let user = try userRecord(handle: handle)
-        var ids: [UInt64]
-        do { ids = try tree.authorTweets(author: user.id, before: UInt64.max, limit: offset + limit + 1) } catch { throw SocialError(error) }
-        ids.removeFirst(min(offset, ids.count))
-        let more = ids.count > limit
-        if more { ids.removeLast(ids.count - limit) }
-        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 
     /// The tweets of `ids` that exist, in that order (one batched read for the records).
@@ -380,25 +398,27 @@ extension SocialDB {
     /// below `before` (exclusive). An original appears at most once in a page however many
     /// followees retweeted it. `limit` is 1 to the timeline capacity.
     public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
-        try Self.checkLimit(limit, max: homeLimitMax)
-        let user = try userRecord(handle: handle)
-        // One more than asked tells whether there is a next page (when the capacity allows).
-        let fetch = min(limit + 1, homeLimitMax)
-        consumers.noteActivityDay()
-        let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
-        if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-        var ids = items.map(\.id)
-        var more = ids.count > limit
-        if ids.count > limit { ids.removeLast(ids.count - limit) }
-        if fetch == limit && ids.count == limit, let last = ids.last {
-            // LIMIT is the capacity, the most the store reads at once: look past the page for an
-            // item the page would not have hidden (an original it already showed).
-            let shown = Set(items.map(\.tweetId))
-            let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
+        try answering { () throws(SocialError) -> Page<Tweet> in
+            try Self.checkLimit(limit, max: homeLimitMax)
+            let user = try userRecord(handle: handle)
+            // One more than asked tells whether there is a next page (when the capacity allows).
+            let fetch = min(limit + 1, homeLimitMax)
+            consumers.noteActivityDay()
+            let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
             if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-            more = after.contains { !shown.contains($0.tweetId) }
+            var ids = items.map(\.id)
+            var more = ids.count > limit
+            if ids.count > limit { ids.removeLast(ids.count - limit) }
+            if fetch == limit && ids.count == limit, let last = ids.last {
+                // LIMIT is the capacity, the most the store reads at once: look past the page for an
+                // item the page would not have hidden (an original it already showed).
+                let shown = Set(items.map(\.tweetId))
+                let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
+                if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+                more = after.contains { !shown.contains($0.tweetId) }
+            }
+            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
         }
-        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 
     /// `handle`'s home timeline like `home(handle:limit:before:)`, skipping the `offset` newest
@@ -406,30 +426,32 @@ extension SocialDB {
     /// the timeline: `offset + limit` at most the capacity (`homeLimitMax`), else `invalid`.
     /// `nextCursor` continues with `before`.
     public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, offset: Int) throws(SocialError) -> Page<Tweet> {
-        try Self.checkLimit(limit, max: homeLimitMax)
-        guard offset >= 0 && offset + limit <= homeLimitMax else {
-            throw .invalid("OFFSET + LIMIT must be at most the timeline capacity \(homeLimitMax), not \(offset) + \(limit)")
-        }
-        if offset == 0 { return try home(handle: handle, limit: limit) }
-        let user = try userRecord(handle: handle)
-        let wanted = offset + limit
-        let fetch = min(wanted + 1, homeLimitMax)
-        consumers.noteActivityDay()
-        let items = consumers.timeline.home(of: user.number, limit: fetch, before: .max)
-        if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-        guard items.count > offset else { return Page(items: [], nextCursor: nil) }
-        let end = min(items.count, wanted)
-        var ids: [UInt64] = []
-        ids.reserveCapacity(end - offset)
-        for i in offset..<end { ids.append(items[i].id) }
-        var more = items.count > wanted
-        if fetch == wanted && end == wanted, let last = ids.last {
-            // The page ends at the capacity: look past it as `home(handle:limit:before:)` does.
-            let shown = Set(items.map(\.tweetId))
-            let after = consumers.timeline.home(of: user.number, limit: limit, before: last)
+        try answering { () throws(SocialError) -> Page<Tweet> in
+            try Self.checkLimit(limit, max: homeLimitMax)
+            guard offset >= 0 && offset + limit <= homeLimitMax else {
+                throw .invalid("OFFSET + LIMIT must be at most the timeline capacity \(homeLimitMax), not \(offset) + \(limit)")
+            }
+            if offset == 0 { return try home(handle: handle, limit: limit) }
+            let user = try userRecord(handle: handle)
+            let wanted = offset + limit
+            let fetch = min(wanted + 1, homeLimitMax)
+            consumers.noteActivityDay()
+            let items = consumers.timeline.home(of: user.number, limit: fetch, before: .max)
             if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-            more = after.contains { !shown.contains($0.tweetId) }
+            guard items.count > offset else { return Page(items: [], nextCursor: nil) }
+            let end = min(items.count, wanted)
+            var ids: [UInt64] = []
+            ids.reserveCapacity(end - offset)
+            for i in offset..<end { ids.append(items[i].id) }
+            var more = items.count > wanted
+            if fetch == wanted && end == wanted, let last = ids.last {
+                // The page ends at the capacity: look past it as `home(handle:limit:before:)` does.
+                let shown = Set(items.map(\.tweetId))
+                let after = consumers.timeline.home(of: user.number, limit: limit, before: last)
+                if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+                more = after.contains { !shown.contains($0.tweetId) }
+            }
+            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
         }
-        return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
     }
 }

@@ -104,6 +104,56 @@ public final class SocialDB: Sendable {
         min(id.unixMilliseconds, options.wallClockMilliseconds())
     }
 
+    /// Runs one public call: its answer, value or error, is given only once the log has
+    /// acknowledged every record appended so far (`acknowledged`). Every public method of
+    /// `SocialDB` runs its body in this.
+    @inline(__always)
+    func answering<T>(_ body: () throws(SocialError) -> T) throws(SocialError) -> T {
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            try settle()
+            throw error
+        }
+        return try acknowledged(result)
+    }
+
+    /// Returns `value` once the log has acknowledged every record appended so far.
+    ///
+    /// Group commit: a write appends its record and applies it to the tree, the graph and the
+    /// derived structures under `writer`, then releases `writer` and only then waits for the
+    /// log (`Log.waitForAcknowledgement`), so the next writers append while the fdatasync runs
+    /// and share the next one. Their effects are in memory before they are durable; no call may
+    /// answer with them until they are. A call may have seen any record appended before it
+    /// returns (effects are applied after the append, and that ordering reaches the reader
+    /// through the structures' own synchronization), so it waits for the last LSN appended,
+    /// read after its reads: with no write in flight that is one comparison of two atomics;
+    /// with writes in flight it joins their fdatasync. When the log fails (an fdatasync or a
+    /// write answered an error) the records after the last acknowledged one may be lost, and
+    /// every call from then on answers `io` until the database is reopened (fail-stop).
+    @inline(__always)
+    func acknowledged<T>(_ value: T) throws(SocialError) -> T {
+        let log = engine.log
+        let appended = log.appendedSequenceNumber
+        if appended > log.acknowledgedSequenceNumber { try waitForLog(through: appended) }
+        return value
+    }
+
+    /// `acknowledged` for a call that returns nothing.
+    @inline(__always)
+    func settle() throws(SocialError) { _ = try acknowledged(()) }
+
+    func waitForLog(through lsn: UInt64) throws(SocialError) {
+        let log = engine.log
+        do {
+            try log.waitForAcknowledgement(through: lsn)
+        } catch {
+            throw .io("the log failed (\(error)): writes after log record \(log.acknowledgedSequenceNumber) may be lost, "
+                      + "and their effects are in memory, so this database answers nothing more until it is reopened")
+        }
+    }
+
     var tree: LSMTree { engine.tree }
     var graph: GraphStore { engine.graph }
 
@@ -114,18 +164,20 @@ public final class SocialDB: Sendable {
     /// characters.
     @discardableResult
     public func createUser(handle: String, name: String? = nil) throws(SocialError) -> User {
-        let handle = try Self.checkHandle(handle)
-        let name = name ?? handle
-        guard name.count <= TextRules.nameLengthMax else {
-            throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+        try answering { () throws(SocialError) -> User in
+            let handle = try Self.checkHandle(handle)
+            let name = name ?? handle
+            guard name.count <= TextRules.nameLengthMax else {
+                throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+            }
+            let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+                var changes = ChangeSet()
+                let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
+                try changes.commit(to: self)
+                return record
+            }
+            return try makeUser(record)
         }
-        let record = try writer.withLock { () throws(SocialError) -> UserRecord in
-            var changes = ChangeSet()
-            let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
-            try changes.commit(to: self)
-            return record
-        }
-        return try makeUser(record)
     }
 
     /// Adds the keys of a new user to `changes`; the writer lock is held. `nextNumber`, when
@@ -154,43 +206,51 @@ public final class SocialDB: Sendable {
 
     /// The profile of `handle`, with its counts.
     public func user(handle: String) throws(SocialError) -> User {
-        try makeUser(try userRecord(handle: handle))
+        try answering { () throws(SocialError) -> User in
+            try makeUser(try userRecord(handle: handle))
+        }
     }
 
     /// The profile of the user with id `id`.
     public func user(id: UInt64) throws(SocialError) -> User {
-        guard let record = try userRecord(id: id) else { throw .notFound("no user with id \(id)") }
-        return try makeUser(record)
+        try answering { () throws(SocialError) -> User in
+            guard let record = try userRecord(id: id) else { throw .notFound("no user with id \(id)") }
+            return try makeUser(record)
+        }
     }
 
     /// Changes the display name (at most 50 characters) and/or the bio (at most 160).
     @discardableResult
     public func updateUser(handle: String, name: String? = nil, bio: String? = nil) throws(SocialError) -> User {
-        if let name {
-            guard !name.isEmpty else { throw .invalid("the display name must not be empty") }
-            guard name.count <= TextRules.nameLengthMax else {
-                throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+        try answering { () throws(SocialError) -> User in
+            if let name {
+                guard !name.isEmpty else { throw .invalid("the display name must not be empty") }
+                guard name.count <= TextRules.nameLengthMax else {
+                    throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
+                }
             }
+            if let bio, bio.count > TextRules.bioLengthMax {
+                throw .tooLong("the bio is \(bio.count) characters; at most \(TextRules.bioLengthMax)")
+            }
+            try admitWrite(handle)
+            let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+                var record = try userRecord(handle: handle)
+                if let name { record.name = name }
+                if let bio { record.bio = bio }
+                var changes = ChangeSet()
+                changes.put(SocialKeys.user(record.id), record.encoded())
+                try changes.commit(to: self)
+                return record
+            }
+            return try makeUser(record)
         }
-        if let bio, bio.count > TextRules.bioLengthMax {
-            throw .tooLong("the bio is \(bio.count) characters; at most \(TextRules.bioLengthMax)")
-        }
-        try admitWrite(handle)
-        let record = try writer.withLock { () throws(SocialError) -> UserRecord in
-            var record = try userRecord(handle: handle)
-            if let name { record.name = name }
-            if let bio { record.bio = bio }
-            var changes = ChangeSet()
-            changes.put(SocialKeys.user(record.id), record.encoded())
-            try changes.commit(to: self)
-            return record
-        }
-        return try makeUser(record)
     }
 
     /// How many users exist (the next dense number).
     public func userCount() throws(SocialError) -> Int {
-        return Int(try value(SocialKeys.nextUserNumber)?.u64 ?? 0)
+        try answering { () throws(SocialError) -> Int in
+            return Int(try value(SocialKeys.nextUserNumber)?.u64 ?? 0)
+        }
     }
 
     public func statistics() throws(SocialError) -> SocialStatistics {

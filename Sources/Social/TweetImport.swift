@@ -203,73 +203,75 @@ extension SocialDB {
     ///
     /// The file is read and parsed whole before writing; the writer lock is held while writing.
     public func importTweets(path: String, progress: ((ImportProgress) -> Void)? = nil) throws(SocialError) -> TweetImportReport {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            if !FileManager.default.fileExists(atPath: path) { throw .notFound("no file \(path)") }
-            throw .io("reading \(path): \(error)")
-        }
-        var report = TweetImportReport()
-        var parsed: [ImportedTweet] = []
-        // Where each id came from: the line of a top-level tweet, or 0 for a nested one.
-        var seen: [UInt64: Int] = [:]
-        var indexOf: [UInt64: Int] = [:]
-        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var start = 0
-            var line = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-                line += 1
-                report.lines += 1
-                defer { start = end + 1 }
-                let slice = UnsafeRawBufferPointer(rebasing: raw[start..<end])
-                if slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
-                    report.blankLines += 1
-                    continue
-                }
-                if line % 1000 == 0 { progress?(ImportProgress(phase: "reading", done: end, total: bytes.count)) }
-                let object: Any
-                do { object = try JSONSerialization.jsonObject(with: Data(slice)) } catch {
-                    report.bad(line, "not valid JSON")
-                    continue
-                }
-                let tweets: [ImportedTweet]
-                do throws(TweetLineParser.Failure) { tweets = try TweetLineParser.parse(line: line, object: object) } catch {
-                    report.bad(line, error.reason)
-                    continue
-                }
-                let top = tweets.last!
-                if let first = seen[top.id], first > 0 {
-                    report.bad(line, "duplicate id \(top.id) (first on line \(first))")
-                    continue
-                }
-                for tweet in tweets {
-                    if let index = indexOf[tweet.id] {
-                        // Seen nested before: the top-level copy replaces it (same tweet).
-                        if tweet.topLevel { parsed[index] = tweet; seen[tweet.id] = line }
+        try answering { () throws(SocialError) -> TweetImportReport in
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                if !FileManager.default.fileExists(atPath: path) { throw .notFound("no file \(path)") }
+                throw .io("reading \(path): \(error)")
+            }
+            var report = TweetImportReport()
+            var parsed: [ImportedTweet] = []
+            // Where each id came from: the line of a top-level tweet, or 0 for a nested one.
+            var seen: [UInt64: Int] = [:]
+            var indexOf: [UInt64: Int] = [:]
+            data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                var start = 0
+                var line = 0
+                while start < bytes.count {
+                    var end = start
+                    while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+                    line += 1
+                    report.lines += 1
+                    defer { start = end + 1 }
+                    let slice = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                    if slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
+                        report.blankLines += 1
                         continue
                     }
-                    seen[tweet.id] = tweet.topLevel ? line : 0
-                    indexOf[tweet.id] = parsed.count
-                    parsed.append(tweet)
+                    if line % 1000 == 0 { progress?(ImportProgress(phase: "reading", done: end, total: bytes.count)) }
+                    let object: Any
+                    do { object = try JSONSerialization.jsonObject(with: Data(slice)) } catch {
+                        report.bad(line, "not valid JSON")
+                        continue
+                    }
+                    let tweets: [ImportedTweet]
+                    do throws(TweetLineParser.Failure) { tweets = try TweetLineParser.parse(line: line, object: object) } catch {
+                        report.bad(line, error.reason)
+                        continue
+                    }
+                    let top = tweets.last!
+                    if let first = seen[top.id], first > 0 {
+                        report.bad(line, "duplicate id \(top.id) (first on line \(first))")
+                        continue
+                    }
+                    for tweet in tweets {
+                        if let index = indexOf[tweet.id] {
+                            // Seen nested before: the top-level copy replaces it (same tweet).
+                            if tweet.topLevel { parsed[index] = tweet; seen[tweet.id] = line }
+                            continue
+                        }
+                        seen[tweet.id] = tweet.topLevel ? line : 0
+                        indexOf[tweet.id] = parsed.count
+                        parsed.append(tweet)
+                    }
                 }
             }
+            seen = [:]
+            indexOf = [:]
+            // In id order: nested originals before their retweets, and the search index takes
+            // documents in increasing id order without sealing a segment for each.
+            parsed.sort { $0.id < $1.id }
+            if let largest = parsed.last?.id { ids.advance(past: Snowflake(rawValue: largest)) }
+            try writer.withLock { () throws(SocialError) in
+                try writeImported(parsed, report: &report, progress: progress)
+            }
+            report.badLineSamples.sort { $0.line < $1.line }
+            if report.badLineSamples.count > TweetImportReport.badLineSamplesMax {
+                report.badLineSamples.removeLast(report.badLineSamples.count - TweetImportReport.badLineSamplesMax)
+            }
+            return report
         }
-        seen = [:]
-        indexOf = [:]
-        // In id order: nested originals before their retweets, and the search index takes
-        // documents in increasing id order without sealing a segment for each.
-        parsed.sort { $0.id < $1.id }
-        if let largest = parsed.last?.id { ids.advance(past: Snowflake(rawValue: largest)) }
-        try writer.withLock { () throws(SocialError) in
-            try writeImported(parsed, report: &report, progress: progress)
-        }
-        report.badLineSamples.sort { $0.line < $1.line }
-        if report.badLineSamples.count > TweetImportReport.badLineSamplesMax {
-            report.badLineSamples.removeLast(report.badLineSamples.count - TweetImportReport.badLineSamplesMax)
-        }
-        return report
     }
 
     /// Writes the parsed tweets in batches (the writer lock is held). A batch's own records are

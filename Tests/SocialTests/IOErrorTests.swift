@@ -23,7 +23,7 @@ import Testing
         var directory = TemporaryDirectory("ioerr")
         var model = TortureModel(tokenPrefix: "e")
         var uncertain: [TortureCommand] = []
-        var passed = 0, faultsHit = 0, ioAnswers = 0, checks = 0, acknowledged = 0, reopenedCleanly = 0
+        var passed = 0, faultsHit = 0, ioAnswers = 0, checks = 0, acknowledged = 0, reopenedCleanly = 0, failStops = 0
         var problems: [String] = []
 
         for round in 0...rounds {
@@ -82,6 +82,22 @@ import Testing
             // is resolved on a copy of the model: in memory it may be absent, after a restart
             // present, when its record reached the disk but the sync failed).
             faults.removeAll()
+            if let failure = db.engine.log.writeFailure {
+                // The log failed: records after its last acknowledged one are applied in memory
+                // but may be lost, so the database answers nothing more until it is reopened
+                // (fail-stop, `SocialDB.acknowledged`); the reopen above checks what survived.
+                // A failure that left nothing unacknowledged keeps answering (checked below).
+                if db.engine.log.appendedSequenceNumber > db.engine.log.acknowledgedSequenceNumber {
+                    let answer = send("USER SHOW \(model.tokenPrefix)nobody")
+                    let code = (answer?["error"] as? [String: Any])?["code"] as? String
+                    if code != "io" {
+                        Issue.record("round \(round) (seed \(seed)): after the log failed (\(failure)) a read answered \(String(describing: answer)), not io")
+                    }
+                    failStops += 1
+                    try? db.close()
+                    continue
+                }
+            }
             var inPlace = model
             for command in uncertain {
                 if let problem = inPlace.resolve(command, send) { problems.append(problem) }
@@ -95,7 +111,7 @@ import Testing
             try? db.close()
         }
         print("IOErrorTests: \(passed) of \(rounds) I/O-error rounds passed; \(faultsHit) faults injected, \(ioAnswers) commands answered io, "
-              + "\(acknowledged) acknowledged, \(reopenedCleanly) clean reopens, \(checks) checks")
+              + "\(acknowledged) acknowledged, \(reopenedCleanly) clean reopens, \(failStops) fail-stops after a log failure, \(checks) checks")
         for problem in problems.prefix(20) { Issue.record("\(problem) (seed \(seed))") }
         #expect(passed == rounds)
         #expect(faultsHit > 0)

@@ -66,9 +66,18 @@ public final class Engine: Sendable {
         } catch {
             throw .io(error)
         }
-        if flock(lockFile.fd, LOCK_EX | LOCK_NB) != 0 {
-            lockFile.close()
-            throw .locked(directory)
+        // A child this process is spawning holds copies of its descriptors (the lock's among
+        // them) from the fork until its exec closes them (O_CLOEXEC), so a database this process
+        // just closed can look locked for a moment: try for up to 250 ms before answering that
+        // another process has it open.
+        var attempts = 0
+        while flock(lockFile.fd, LOCK_EX | LOCK_NB) != 0 {
+            attempts += 1
+            if errno != EWOULDBLOCK || attempts > 50 {
+                lockFile.close()
+                throw .locked(directory)
+            }
+            usleep(5_000)
         }
         var logOptions = LogOptions(sync: options.sync)
         logOptions.segmentSizeBytes = options.logSegmentSizeBytes

@@ -258,17 +258,21 @@ public final class GraphStore: @unchecked Sendable {
     /// Makes the edge `follower -> followee` present or absent, like `follow`/`unfollow`, and
     /// returns the LSN of the graph record written, or nil when nothing changed (no record). For
     /// a caller that feeds the change to a log consumer (the home timelines) in log order.
-    public func setEdge(_ follower: UInt32, _ followee: UInt32, present: Bool) throws(GraphError) -> UInt64? {
+    ///
+    /// `waitForAcknowledgement: false` applies the change as soon as its record is appended,
+    /// with the contract of `LSMTree.write(_:waitForAcknowledgement:)`; merges never cover an
+    /// unacknowledged record.
+    public func setEdge(_ follower: UInt32, _ followee: UInt32, present: Bool, waitForAcknowledgement: Bool = true) throws(GraphError) -> UInt64? {
         var lsn: UInt64 = 0
-        return try mutate(follower, followee, present: present, lsn: &lsn) ? lsn : nil
+        return try mutate(follower, followee, present: present, lsn: &lsn, wait: waitForAcknowledgement) ? lsn : nil
     }
 
     private func mutate(_ a: UInt32, _ b: UInt32, present: Bool) throws(GraphError) -> Bool {
         var lsn: UInt64 = 0
-        return try mutate(a, b, present: present, lsn: &lsn)
+        return try mutate(a, b, present: present, lsn: &lsn, wait: true)
     }
 
-    private func mutate(_ a: UInt32, _ b: UInt32, present: Bool, lsn written: inout UInt64) throws(GraphError) -> Bool {
+    private func mutate(_ a: UInt32, _ b: UInt32, present: Bool, lsn written: inout UInt64, wait: Bool) throws(GraphError) -> Bool {
         guard a != b else { throw .invalidArgument("user \(a) cannot follow themselves") }
         lock.lock()
         while draining { lock.wait() }
@@ -290,7 +294,9 @@ public final class GraphStore: @unchecked Sendable {
         let type = present ? GraphRecord.followType : GraphRecord.unfollowType
         let lsn: UInt64
         do {
-            lsn = try withUnsafeBytes(of: &payload) { (raw) throws(LogError) in try log.append(type: type, payload: raw) }
+            lsn = try withUnsafeBytes(of: &payload) { (raw) throws(LogError) in
+                try log.append(type: type, payload: raw, waitForAcknowledgement: wait)
+            }
         } catch {
             lock.lock()
             inflight -= 1

@@ -8,8 +8,8 @@ import Glibc
 ///
 /// A `FileSystem` built with an injector asks it before each operation (on both backends). A rule
 /// names an operation, optionally a path fragment, and which matching calls it hits (the Nth, or
-/// every one from the Nth on); its action is to fail with an errno or, for writes, to write only a
-/// prefix (a short write, as a full disk or a signal can cause).
+/// every one from the Nth on); its action is to fail with an errno, for writes to write only a
+/// prefix (a short write, as a full disk or a signal can cause), or to be slow (a delay).
 ///
 /// Thread safety: rules and counters are behind a mutex; any thread may call `check`.
 public final class FaultInjector: Sendable {
@@ -18,6 +18,9 @@ public final class FaultInjector: Sendable {
         case fail(errno: Int32)
         /// A write transfers at most this many bytes of its buffer (a short write).
         case shortWrite(maxBytes: Int)
+        /// The call waits this long, then runs normally (a slow disk: makes concurrency tests
+        /// deterministic, e.g. group commit). `check` sleeps and returns nil for it.
+        case delay(microseconds: UInt32)
     }
 
     public struct Rule: Sendable {
@@ -67,7 +70,7 @@ public final class FaultInjector: Sendable {
     /// The action for this call, if a rule hits it. Counts the call against every matching rule.
     public func check(_ operation: IOOperation, path: String) -> Action? {
         if let crash, crash.shouldFail(operation) { return .fail(errno: EIO) }
-        return state.withLock { s in
+        let action = state.withLock { s in
             var result: Action?
             for i in s.rules.indices where s.rules[i].rule.operation == operation {
                 let rule = s.rules[i].rule
@@ -81,5 +84,10 @@ public final class FaultInjector: Sendable {
             if result != nil { s.hits += 1 }
             return result
         }
+        if case .delay(let microseconds)? = action {
+            usleep(microseconds)
+            return nil
+        }
+        return action
     }
 }

@@ -425,7 +425,7 @@ public final class FileSystem: Sendable {
                         switch faults.check(.write, path: path(i)) {
                         case .fail(let code)?: failure = code
                         case .shortWrite(let maxBytes)?: length = min(length, maxBytes)
-                        case nil: break
+                        case .delay?, nil: break
                         }
                         if failure != 0 { break }
                         faults.crash?.willChange(fd: op.fd, path: path(i), offset: op.offset + UInt64(total), length: length)

@@ -186,8 +186,14 @@ public final class LSMTree: @unchecked Sendable {
 
     /// Applies `batch` atomically and durably (under the log's sync policy): appended to the log,
     /// then inserted into the memtable. Returns the batch's LSN.
+    ///
+    /// `waitForAcknowledgement: false` inserts the batch as soon as it is appended, without
+    /// waiting for the log to acknowledge it: the caller must then call
+    /// `log.waitForAcknowledgement(through:)` before it acknowledges the write, and must not let
+    /// a reader answer with what it read before the log acknowledged every record appended so
+    /// far (`Log.acknowledgedSequenceNumber`). Flushes never cover an unacknowledged record.
     @discardableResult
-    public func write(_ batch: WriteBatch) throws(LSMError) -> UInt64 {
+    public func write(_ batch: WriteBatch, waitForAcknowledgement: Bool = true) throws(LSMError) -> UInt64 {
         guard !batch.isEmpty else { return log.nextSequenceNumber - 1 }
         // Register as in flight in the current epoch (waiting if flushes are behind).
         state.lock()
@@ -204,7 +210,9 @@ public final class LSMTree: @unchecked Sendable {
 
         let lsn: UInt64
         let appended: Result<UInt64, LogError> = batch.encoded.withUnsafeBytes { p in
-            do throws(LogError) { return .success(try log.append(type: options.logRecordType, payload: p)) } catch { return .failure(error) }
+            do throws(LogError) {
+                return .success(try log.append(type: options.logRecordType, payload: p, waitForAcknowledgement: waitForAcknowledgement))
+            } catch { return .failure(error) }
         }
         do throws(LogError) {
             lsn = try appended.get()
@@ -449,6 +457,16 @@ public final class LSMTree: @unchecked Sendable {
         while (inflight[f.epoch] ?? 0) > 0 || inflight.keys.contains(where: { $0 < f.epoch }) { state.wait() }
         state.unlock()
         let memtable = f.memtable
+        // A memtable may hold batches whose log records are not durable yet (writers that
+        // insert before the log acknowledges, `write(_:waitForAcknowledgement: false)`): the
+        // tables may hold only durable data, so the log is synced through the boundary first,
+        // and when that fails (the log failed) nothing is flushed. The next open replays the
+        // log from the manifest's covered LSN, so whatever reached the disk comes back there.
+        if log.durableSequenceNumber < f.boundary - 1 {
+            do throws(LogError) { try log.sync() } catch {
+                if log.durableSequenceNumber < f.boundary - 1 { throw .log(error) }
+            }
+        }
         let outputs = try writeTables { (sink) throws(LSMError) in
             var n = memtable.first()
             let key = KeyBuffer()
@@ -480,7 +498,6 @@ public final class LSMTree: @unchecked Sendable {
         // and the next open replays it into every other structure. Claiming it here would leave
         // the tree alone without it (found by the I/O-error torture: a delete answered `io`
         // that search and timelines applied at reopen and the tree did not).
-        if log.durableSequenceNumber < f.boundary - 1 { try? log.sync() }
         let covered = min(f.boundary - 1, log.durableSequenceNumber)
         var m = state.withLock { manifest }
         m.levels[0] += outputs

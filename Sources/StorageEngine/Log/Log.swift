@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// The durable event log: the spine of the engine.
@@ -66,6 +67,11 @@ public final class Log: @unchecked Sendable {
     private var gathering = false
     /// Histogram of records per fdatasync: buckets 1, 2-3, 4-7, ... 2^k..2^(k+1)-1.
     private var batchHistogram = [UInt64](repeating: 0, count: 16)
+    /// Lock-free copies for readers that must not show unacknowledged records (see
+    /// `acknowledgedSequenceNumber`): the last LSN appended, and the last acknowledged under
+    /// the sync policy. Stored with the lock held, whenever the locked values change.
+    private let appendedAtomic = Atomic<UInt64>(0)
+    private let acknowledgedAtomic = Atomic<UInt64>(0)
 
     // MARK: Opening and recovery
 
@@ -111,6 +117,8 @@ public final class Log: @unchecked Sendable {
         self.nextLSN = recovered.nextLSN
         self.writtenLSN = recovered.nextLSN - 1
         self.durableLSN = recovered.nextLSN - 1
+        appendedAtomic.store(recovered.nextLSN - 1, ordering: .relaxed)
+        acknowledgedAtomic.store(recovered.nextLSN - 1, ordering: .relaxed)
         self.checkpoints = checkpoints
         let capacity = max(options.writeBufferBytes * 2, 64 << 10)
         self.pending = WriteBuffer(capacity: capacity)
@@ -254,8 +262,13 @@ public final class Log: @unchecked Sendable {
 
     /// Appends one record and returns its LSN once it is acknowledged under the sync policy.
     /// Blocks the calling thread while waiting (for `.always`, about one fdatasync).
+    ///
+    /// With `waitForAcknowledgement: false` it returns the LSN as soon as the record is in the
+    /// log's buffer, and the caller waits later with `waitForAcknowledgement(through:)`: a
+    /// writer that serializes its appends under a lock of its own releases that lock first, so
+    /// the appends of many writers share one fdatasync (group commit).
     @discardableResult
-    public func append(type: UInt16, payload: UnsafeRawBufferPointer) throws(LogError) -> UInt64 {
+    public func append(type: UInt16, payload: UnsafeRawBufferPointer, waitForAcknowledgement: Bool = true) throws(LogError) -> UInt64 {
         guard type != 0 else { throw .invalidArgument("record type 0 is reserved") }
         guard payload.count <= options.maxPayloadBytes else {
             throw .invalidArgument("payload of \(payload.count) bytes exceeds \(options.maxPayloadBytes)")
@@ -278,13 +291,15 @@ public final class Log: @unchecked Sendable {
         let lsn = nextLSN
         nextLSN += 1
         pending.count += LogFormat.encodeRecord(lsn: lsn, type: type, payload: payload, into: pending.end)
+        appendedAtomic.store(lsn, ordering: .releasing)
         if gathering { lock.signalSecond() }
         switch options.sync {
         case .always:
-            try waitLocked(for: lsn, durable: true)
+            if waitForAcknowledgement { try waitLocked(for: lsn, durable: true) }
         case .interval:
-            try waitLocked(for: lsn, durable: false)
+            if waitForAcknowledgement { try waitLocked(for: lsn, durable: false) }
         case .off:
+            acknowledgedAtomic.store(lsn, ordering: .releasing)
             // A full buffer goes to the background writer; an appender writes only when the
             // writer has fallen a whole buffer behind (back-pressure).
             if pending.count >= options.writeBufferBytes {
@@ -298,11 +313,46 @@ public final class Log: @unchecked Sendable {
         return lsn
     }
 
+    /// Waits until every record through `lsn` is acknowledged under the sync policy (durable
+    /// for `.always`, written to the operating system for `.interval`, appended for `.off`),
+    /// leading the write and fdatasync when none is in flight. Throws the error that stopped the
+    /// log when a record through `lsn` can no longer be acknowledged.
+    public func waitForAcknowledgement(through lsn: UInt64) throws(LogError) {
+        if acknowledgedAtomic.load(ordering: .acquiring) >= lsn { return }
+        lock.lock()
+        defer { lock.unlock() }
+        switch options.sync {
+        case .always: try waitLocked(for: lsn, durable: true)
+        case .interval: try waitLocked(for: lsn, durable: false)
+        case .off: return
+        }
+    }
+
+    /// The last LSN appended (acknowledged or not). Lock-free.
+    public var appendedSequenceNumber: UInt64 { appendedAtomic.load(ordering: .acquiring) }
+
+    /// The last LSN acknowledged under the sync policy: durable (`.always`), written to the
+    /// operating system (`.interval`) or appended (`.off`). Lock-free. A reader that may see
+    /// the effects of records appended without waiting checks that this has reached
+    /// `appendedSequenceNumber` before it answers.
+    public var acknowledgedSequenceNumber: UInt64 { acknowledgedAtomic.load(ordering: .acquiring) }
+
+    /// Publishes the acknowledged LSN after `writtenLSN` or `durableLSN` moved (lock held).
+    private func publishAcknowledgedLocked() {
+        switch options.sync {
+        case .always: acknowledgedAtomic.store(durableLSN, ordering: .releasing)
+        case .interval: acknowledgedAtomic.store(writtenLSN, ordering: .releasing)
+        case .off: break
+        }
+    }
+
     @discardableResult
-    public func append(type: UInt16, payload: [UInt8]) throws(LogError) -> UInt64 {
+    public func append(type: UInt16, payload: [UInt8], waitForAcknowledgement: Bool = true) throws(LogError) -> UInt64 {
         var result: Result<UInt64, LogError> = .failure(.closed)
         payload.withUnsafeBytes { raw in
-            result = Result { () throws(LogError) -> UInt64 in try append(type: type, payload: raw) }
+            result = Result { () throws(LogError) -> UInt64 in
+                try append(type: type, payload: raw, waitForAcknowledgement: waitForAcknowledgement)
+            }
         }
         return try result.get()
     }
@@ -418,6 +468,7 @@ public final class Log: @unchecked Sendable {
         }
         if batch.count > 0 { writtenLSN = lastInBatch }
         if sync { durableLSN = max(durableLSN, batch.count > 0 ? lastInBatch : writtenBefore) }
+        publishAcknowledgedLocked()
     }
 
     /// Seals the current segment and starts the next. Lock held throughout (rare: once per
@@ -435,6 +486,7 @@ public final class Log: @unchecked Sendable {
             fdatasyncCount += 1
             writtenLSN = nextLSN - 1
             durableLSN = nextLSN - 1
+            publishAcknowledgedLocked()
             pending.count = 0
             let (file, info) = try Self.createSegment(directory: directory, firstLSN: firstLSN, fileSystem: fileSystem, options: options)
             current.close()
