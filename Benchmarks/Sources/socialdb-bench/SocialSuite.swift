@@ -41,6 +41,10 @@ struct ChildRow: Codable, Sendable {
     var itemsPerRead: Double
     var errors: Int
     var firstError: String?
+    /// socialdb's durable rows: the log's fdatasyncs during the row, and records per fdatasync
+    /// (group commit at work).
+    var fdatasyncs: Int? = nil
+    var recordsPerSync: Double? = nil
 }
 
 /// What a child measured, written as JSON to the path the parent gave.
@@ -134,7 +138,13 @@ enum SocialChild {
                 durable.sync = .always
                 db = try SocialDB.open(at: work, options: durable)
                 let sessions = (0..<posters).map { _ in SocialDBSession(db: db, handles: handles) }
-                report.rows.append(measure(mix: .burst, sessions: sessions, seconds: seconds, users: users, ids: ids, text: text))
+                let before = db.engine.log.statistics
+                var row = measure(mix: .burst, sessions: sessions, seconds: seconds, users: users, ids: ids, text: text)
+                let after = db.engine.log.statistics
+                let syncs = Int(after.fdatasyncs - before.fdatasyncs)
+                row.fdatasyncs = syncs
+                row.recordsPerSync = syncs > 0 ? Double(after.nextLSN - before.nextLSN) / Double(syncs) : nil
+                report.rows.append(row)
             }
             try db.close()
         case "sqlite":
@@ -411,6 +421,8 @@ struct SocialSuite {
             for (system, r, ratio) in [("socialdb", row, row.opsPerSecond / peer.opsPerSecond), ("sqlite", peer, Double.nan)] {
                 var metrics = [Metric(key: "p999_us", label: "p999 us", value: r.p999, decimals: 1)]
                 if r.itemsPerRead > 0 { metrics.append(Metric(key: "items_per_read", label: "items/read", value: r.itemsPerRead, decimals: 1)) }
+                if let syncs = r.fdatasyncs { metrics.append(Metric(key: "fdatasyncs", label: "fdatasyncs", value: Double(syncs), decimals: 0)) }
+                if let perSync = r.recordsPerSync { metrics.append(Metric(key: "records_per_fdatasync", label: "records/fdatasync", value: perSync, decimals: 1)) }
                 if r.errors > 0 { metrics.append(Metric(key: "errors", label: "ERRORS", value: Double(r.errors))) }
                 result.rows.append(ResultRow(suite: Self.name, workload: label, system: system, operationsPerSecond: r.opsPerSecond,
                                              p50Microseconds: r.p50, p99Microseconds: r.p99,
