@@ -31,6 +31,8 @@ final class Consumers: Sendable {
     /// What open found: nil when the search files were loaded, else why the index was rebuilt.
     let searchRebuildReason: String?
     let users: UserNumbers
+    /// Authors' newest items for ring rebuilds (the timeline source's cache), kept true here.
+    let recentItems: AuthorItemsCache
     let sourceFailure: FailureNote
     let engine: Engine
     /// What open found, for STATS and tests.
@@ -45,6 +47,7 @@ final class Consumers: Sendable {
     static func open(engine: Engine, options: SocialOptions) throws(SocialError) -> Consumers {
         let users = UserNumbers(tree: engine.tree)
         let failure = FailureNote()
+        let recent = AuthorItemsCache(maxItems: max(0, options.authorCacheItems))
         let log = engine.log
         let lastLSN = log.nextSequenceNumber - 1
         let directory = engine.directory + "/timeline"
@@ -53,7 +56,7 @@ final class Consumers: Sendable {
         let (timeline, status) = HomeTimelines.open(
             directory: directory, fileSystem: engine.fileSystem, options: timelineOptions,
             followers: GraphFollowerSource(graph: engine.graph),
-            tweets: TweetStoreSource(tree: engine.tree, users: users, failure: failure),
+            tweets: TweetStoreSource(tree: engine.tree, users: users, failure: failure, recent: recent),
             missingMeansEmpty: lastLSN == 0)
         // Where the timeline's replay starts; nil: the store was rebuilt from the sources instead.
         var replayFrom: UInt64?
@@ -85,7 +88,7 @@ final class Consumers: Sendable {
 
         let consumers = Consumers(timeline: timeline, timelineDirectory: directory, search: search,
                                   searchRebuildReason: searchRebuildReason, users: users, sourceFailure: failure,
-                                  engine: engine, timelineStatus: status, options: options)
+                                  recentItems: recent, engine: engine, timelineStatus: status, options: options)
         do {
             if let start = replayFrom, start <= lastLSN {
                 let reader = try log.reader(from: start)
@@ -199,8 +202,9 @@ final class Consumers: Sendable {
     }
 
     private init(timeline: HomeTimelines, timelineDirectory: String, search: SearchIndex, searchRebuildReason: String?,
-                 users: UserNumbers, sourceFailure: FailureNote, engine: Engine, timelineStatus: TimelineCheckpointStatus,
-                 options: SocialOptions) {
+                 users: UserNumbers, sourceFailure: FailureNote, recentItems: AuthorItemsCache, engine: Engine,
+                 timelineStatus: TimelineCheckpointStatus, options: SocialOptions) {
+        self.recentItems = recentItems
         checkpointEveryRecords = max(0, options.checkpointEveryRecords)
         checkpointEveryNanoseconds = UInt64(max(0, options.checkpointEverySeconds)) * 1_000_000_000
         inactiveDays = max(0, options.dropInactiveTimelinesAfterDays)
@@ -322,14 +326,21 @@ final class Consumers: Sendable {
                             originalNumber = try users.number(ofUser: try TweetRecord.decode(value).author)
                         } catch { throw SocialError(error) }
                         guard let originalNumber else { continue }
-                        timeline.fanOut(.retweet(id: record.id, retweeter: author, original: original, originalAuthor: originalNumber), lsn: at)
+                        let item = TimelineItem.retweet(id: record.id, retweeter: author, original: original, originalAuthor: originalNumber)
+                        recentItems.added(item)
+                        timeline.fanOut(item, lsn: at)
                     } else {
                         var flags: TimelineFlags = []
                         if record.replyTo != nil { flags.insert(.reply) }
                         if record.quoteOf != nil { flags.insert(.quote) }
-                        timeline.fanOut(.post(id: record.id, author: author, flags: flags), lsn: at)
+                        let item = TimelineItem.post(id: record.id, author: author, flags: flags)
+                        recentItems.added(item)
+                        timeline.fanOut(item, lsn: at)
                     }
-                case .tweetDeleted(let id, _):
+                case .tweetDeleted(let id, let authorID):
+                    let authorNumber: UInt32?
+                    do { authorNumber = authorID == 0 ? nil : try users.number(ofUser: authorID) } catch { throw SocialError(error) }
+                    recentItems.removed(id: id, author: authorNumber)
                     timeline.delete(id: id, lsn: at)
                     search.delete(tweetID: id, lsn: at)
                 case .followed(let follower, let followee):

@@ -256,7 +256,8 @@ public final class SocialDB: Sendable {
     public func statistics() throws(SocialError) -> SocialStatistics {
         SocialStatistics(users: try userCount(), graph: graph.statistics(), timelines: consumers.timeline.statistics,
                          search: consumers.search.statistics(),
-                         periodicCheckpoints: consumers.periodicCheckpoints.load(ordering: .relaxed))
+                         periodicCheckpoints: consumers.periodicCheckpoints.load(ordering: .relaxed),
+                         authorCache: consumers.recentItems.statistics)
     }
 
     // MARK: Reading records

@@ -54,14 +54,30 @@ final class UserNumbers: Sendable {
 ///
 /// The protocol cannot throw: a storage error is remembered in `failure`, and `home` reports it
 /// as `io` rather than show a page that may be missing items.
+///
+/// Rebuilding a home ring asks ~35 authors for their newest items; each scan seeks the memtable
+/// and every table level. `recent` (`AuthorItemsCache`) keeps the answers, so a rebuild merges
+/// arrays instead (the miss path below fills it).
 struct TweetStoreSource: AuthorTweetSource {
     let tree: LSMTree
     let users: UserNumbers
     let failure: FailureNote
+    let recent: AuthorItemsCache
 
     func newestItems(of author: UInt32, before: UInt64, limit: Int, into items: inout ContiguousArray<TimelineItem>) {
+        guard limit > 0 else { return }
+        if recent.lookup(author: author, before: before, limit: limit, into: &items) { return }
+        let start = items.count
+        let generation = recent.generation
+        scan(author: author, before: before, limit: limit, into: &items)
+        if before == .max && failure.isEmpty {
+            recent.install(author: author, items: items[start...], complete: items.count - start < limit, since: generation)
+        }
+    }
+
+    private func scan(author: UInt32, before: UInt64, limit: Int, into items: inout ContiguousArray<TimelineItem>) {
         do throws(LSMError) {
-            guard limit > 0, let authorID = try users.id(ofNumber: author) else { return }
+            guard let authorID = try users.id(ofNumber: author) else { return }
             var cursor = before
             var wanted = limit
             var entries: [(id: UInt64, value: (reply: Bool, quote: Bool, original: UInt64?, originalAuthor: UInt64?)?)] = []
@@ -136,6 +152,149 @@ final class FailureNote: Sendable {
     private let message = Mutex<String?>(nil)
     func note(_ text: String) { message.withLock { if $0 == nil { $0 = text } } }
     func take() -> String? { message.withLock { let m = $0; $0 = nil; return m } }
+    var isEmpty: Bool { message.withLock { $0 == nil } }
+}
+
+/// Each recently read author's newest items (at most `perAuthorMax`, newest first), as
+/// `TweetStoreSource` returns them, so ring rebuilds need no tree scans: Twitter's timeline
+/// service kept the same per-author lists in memory for its read-time merges.
+///
+/// Kept true by the log consumer: `Consumers.apply` calls `added` for every post, reply, quote
+/// and retweet it fans out and `removed` for every deleted item, under the writer lock, right
+/// after the tree has the record. A list is installed by a reader after a scan of the tree
+/// (`install`), only if no item of that author was added or removed since the reader took
+/// `generation` before its scan (else the scan may have missed it): each write stamps its
+/// author's slot in `stamps`. An item the scan already saw and `added` brings again is ignored.
+/// `complete` says the list holds every item of the author (the scan ran out first).
+///
+/// Bounded: past `maxItems` items in all, the least recently used quarter of the lists goes.
+/// Thread safety: one mutex; every operation is short (a binary search, a copy of a few items).
+final class AuthorItemsCache: Sendable {
+    struct Entry {
+        var items: ContiguousArray<TimelineItem>
+        var complete: Bool
+        var used: UInt64
+    }
+
+    struct State {
+        var entries: [UInt32: Entry] = [:]
+        var itemCount = 0
+        var generation: UInt64 = 0
+        /// The generation of the last write to each slot (authors hashed onto 4,096 slots).
+        var stamps = [UInt64](repeating: 0, count: AuthorItemsCache.stampSlots)
+        var clock: UInt64 = 0
+        var hits = 0
+        var misses = 0
+        var evictions = 0
+    }
+
+    static let stampSlots = 4096
+    /// Rebuilds ask each of ~35 followees for ~90 items first (`fetchNewestMerged`).
+    static let perAuthorMax = 128
+    let maxItems: Int
+    private let state = Mutex(State())
+
+    init(maxItems: Int) { self.maxItems = maxItems }
+
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    var statistics: AuthorCacheStatistics {
+        state.withLock { AuthorCacheStatistics(authors: $0.entries.count, items: $0.itemCount, hits: $0.hits, misses: $0.misses,
+                                                evictions: $0.evictions) }
+    }
+
+    /// Appends `author`'s newest items below `before`, at most `limit`, when the cached list
+    /// can say them all; false (nothing appended) when the tree must be asked.
+    func lookup(author: UInt32, before: UInt64, limit: Int, into items: inout ContiguousArray<TimelineItem>) -> Bool {
+        guard maxItems > 0 else { return false }
+        return state.withLock { s in
+            guard var entry = s.entries[author] else { s.misses += 1; return false }
+            // The first item below `before` (the list is newest first).
+            var low = 0, high = entry.items.count
+            while low < high {
+                let middle = (low + high) / 2
+                if entry.items[middle].id >= before { low = middle + 1 } else { high = middle }
+            }
+            let available = entry.items.count - low
+            guard available >= limit || entry.complete else { s.misses += 1; return false }
+            items.append(contentsOf: entry.items[low..<(low + min(limit, available))])
+            s.clock += 1
+            entry.used = s.clock
+            s.entries[author] = entry
+            s.hits += 1
+            return true
+        }
+    }
+
+    /// Keeps a scan's answer (newest first) unless a write to the author came after `since`.
+    func install(author: UInt32, items: ArraySlice<TimelineItem>, complete: Bool, since: UInt64) {
+        guard maxItems > 0 else { return }
+        state.withLock { s in
+            guard s.stamps[Int(author) & (Self.stampSlots - 1)] <= since else { return }
+            let kept = ContiguousArray(items.prefix(Self.perAuthorMax))
+            let isComplete = complete && kept.count == items.count
+            s.clock += 1
+            if let old = s.entries[author] { s.itemCount -= old.items.count }
+            s.entries[author] = Entry(items: kept, complete: isComplete, used: s.clock)
+            s.itemCount += kept.count
+            if s.itemCount > maxItems { evictLocked(&s) }
+        }
+    }
+
+    /// A new item of `item.author` (applied from the log).
+    func added(_ item: TimelineItem) {
+        guard maxItems > 0 else { return }
+        state.withLock { s in
+            s.generation += 1
+            s.stamps[Int(item.author) & (Self.stampSlots - 1)] = s.generation
+            guard var entry = s.entries[item.author] else { return }
+            var index = 0
+            while index < entry.items.count && entry.items[index].id > item.id { index += 1 }
+            if index < entry.items.count && entry.items[index].id == item.id { return }
+            entry.items.insert(item, at: index)
+            s.itemCount += 1
+            if entry.items.count > Self.perAuthorMax {
+                entry.items.removeLast()
+                entry.complete = false
+                s.itemCount -= 1
+            }
+            s.entries[item.author] = entry
+            if s.itemCount > maxItems { evictLocked(&s) }
+        }
+    }
+
+    /// Item `id` of `author` is gone (nil author: unknown, every list goes).
+    func removed(id: UInt64, author: UInt32?) {
+        guard maxItems > 0 else { return }
+        state.withLock { s in
+            s.generation += 1
+            guard let author else {
+                for slot in s.stamps.indices { s.stamps[slot] = s.generation }
+                s.entries.removeAll()
+                s.itemCount = 0
+                return
+            }
+            s.stamps[Int(author) & (Self.stampSlots - 1)] = s.generation
+            guard var entry = s.entries[author], let index = entry.items.firstIndex(where: { $0.id == id }) else { return }
+            entry.items.remove(at: index)
+            s.itemCount -= 1
+            s.entries[author] = entry
+        }
+    }
+
+    /// Forgets every list (a change that bypassed the log; tests).
+    func clear() { removed(id: 0, author: nil) }
+
+    private func evictLocked(_ s: inout State) {
+        var uses = s.entries.values.map(\.used)
+        uses.sort()
+        let cut = uses[uses.count / 4]
+        for (author, entry) in s.entries where entry.used <= cut {
+            s.itemCount -= entry.items.count
+            s.entries[author] = nil
+            s.evictions += 1
+        }
+    }
 }
 
 typealias HomeTimelines = TimelineStore<GraphFollowerSource, TweetStoreSource>

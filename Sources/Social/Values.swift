@@ -96,6 +96,16 @@ public struct SocialStatistics: Sendable {
     public var search: SearchIndex.Statistics
     /// Periodic checkpoints of the derived structures since open.
     public var periodicCheckpoints: Int
+    /// The authors' recent items kept for rebuilds (`SocialOptions.authorCacheItems`).
+    public var authorCache: AuthorCacheStatistics
+}
+
+public struct AuthorCacheStatistics: Sendable {
+    public var authors: Int
+    public var items: Int
+    public var hits: Int
+    public var misses: Int
+    public var evictions: Int
 }
 
 /// The knobs of a database. The engine's knobs keep the names the shell and server use.
@@ -120,6 +130,9 @@ public struct SocialOptions: Sendable {
     /// their memory is freed, fan-out skips them, and their next read rebuilds the ring from the
     /// graph and the tweet store (the same pages). 0: never.
     public var dropInactiveTimelinesAfterDays: Int = 30
+    /// Items of recently read authors kept in memory for home-timeline rebuilds (at most 128 an
+    /// author, 32 bytes an item; see `AuthorItemsCache`). 0: none, every rebuild scans the tree.
+    public var authorCacheItems: Int = 1_000_000
     /// Per-user rate limits (off by default; `socialdb serve` uses `RateLimits.server`).
     public var rateLimits = RateLimits.off
     /// The cost of new password hashes (accounts).

@@ -191,6 +191,10 @@ final class Shell {
                     ("compacted_entries", .int(t.compactedEntries)),
                     ("inactive_rings_dropped", .int(t.inactiveRingsDropped)),
                     ("checkpoint_bytes", .int(t.checkpointBytes)),
+                    ("author_cache_authors", .int(social.authorCache.authors)),
+                    ("author_cache_items", .int(social.authorCache.items)),
+                    ("author_cache_hits", .int(social.authorCache.hits)),
+                    ("author_cache_misses", .int(social.authorCache.misses)),
                 ])),
                 ("search", .object([
                     ("documents", .int(q.activeDocuments + q.frozenDocuments)),
@@ -206,6 +210,9 @@ final class Shell {
             ]
             extraHuman += "\ntimelines       \(t.rings) rings, \(t.entries) entries, \(t.ringBytes) bytes; \(t.pushes) pushes, "
                 + "\(t.celebrityPosts) celebrity posts, \(t.mergesAtRead) merges at read, \(t.rebuilds) rebuilds"
+            let a = social.authorCache
+            extraHuman += "\nauthor cache    \(a.authors) authors, \(a.items) items for rebuilds; \(a.hits) hits, \(a.misses) misses, "
+                + "\(a.evictions) evicted"
             extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted; "
                 + "\(t.inactiveRingsDropped) inactive users' rings dropped"
             extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "
