@@ -365,17 +365,17 @@ extension SocialDB {
     /// for the top level the retweeted or quoted tweet. Throws `not_found` for a retweet whose
     /// original is gone.
     func tweet(_ record: TweetRecord, nested: Bool = true) throws(SocialError) -> Tweet {
-        let counts = try counters(of: record.id)
+        let counts = try tweetCounts(of: record.id)
         var mentions: [String] = []
         for id in record.mentions {
-            if let user = try userRecord(id: id) { mentions.append(user.handle) }
+            if let handle = try handle(ofUser: id) { mentions.append(handle) }
         }
-        var tweet = Tweet(id: record.id, authorID: record.author, authorHandle: try userRecord(id: record.author)?.handle ?? "",
+        var tweet = Tweet(id: record.id, authorID: record.author, authorHandle: try handle(ofUser: record.author) ?? "",
                           createdAtMilliseconds: record.time, text: record.text, replyTo: record.replyTo,
                           conversationID: try conversationRoot(of: record), retweetOf: record.retweetOf, quoteOf: record.quoteOf,
                           mentions: mentions, hashtags: record.hashtags, urls: record.urls,
-                          likeCount: counts[.likes] ?? 0, retweetCount: counts[.retweets] ?? 0,
-                          replyCount: counts[.replies] ?? 0, quoteCount: counts[.quotes] ?? 0)
+                          likeCount: counts.likes, retweetCount: counts.retweets,
+                          replyCount: counts.replies, quoteCount: counts.quotes)
         if let original = record.retweetOf {
             guard let originalRecord = try tweetRecord(original) else { throw .notFound("no tweet \(original) (retweeted by \(record.id))") }
             tweet.retweetedStorage = [try self.tweet(originalRecord, nested: false)]

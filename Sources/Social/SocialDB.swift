@@ -290,6 +290,11 @@ public final class SocialDB: Sendable {
         do { return try tree.get(key) } catch { throw SocialError(error) }
     }
 
+    /// The handle of user `id` (cached: handles never change), or nil.
+    func handle(ofUser id: UInt64) throws(SocialError) -> String? {
+        do { return try consumers.users.handle(ofUser: id) } catch { throw SocialError(error) }
+    }
+
     func userRecord(number: UInt32) throws(SocialError) -> UserRecord? {
         let id: UInt64?
         id = try value(SocialKeys.number(number))?.u64
@@ -297,24 +302,32 @@ public final class SocialDB: Sendable {
         return try userRecord(id: id)
     }
 
-    func counters(of id: UInt64) throws(SocialError) -> [CounterKind: Int] {
-        var result: [CounterKind: Int] = [:]
+    /// A tweet's counts: one batched point read of its four counter keys (absent: 0). Point
+    /// reads, unlike a range scan, are answered by the tree's record cache, absent keys included.
+    func tweetCounts(of id: UInt64) throws(SocialError) -> (likes: Int, retweets: Int, replies: Int, quotes: Int) {
+        let values: [[UInt8]?]
         do {
-            try tree.scan(from: Keys.two(.counters, id, 0), to: Keys.two(.counters, id, UInt64.max)) { key, value in
-                if let kind = CounterKind(rawValue: Keys.number(key, at: 9)), value.count == 8 {
-                    result[kind] = Int(clamping: value.loadLE(UInt64.self, at: 0))
-                }
-                return true
-            }
+            values = try tree.multiGet([SocialKeys.counter(id, .likes), SocialKeys.counter(id, .retweets),
+                                        SocialKeys.counter(id, .replies), SocialKeys.counter(id, .quotes)])
         } catch { throw SocialError(error) }
-        return result
+        func count(_ value: [UInt8]?) -> Int {
+            guard let value, value.count == 8 else { return 0 }
+            return Int(clamping: value.withUnsafeBytes { $0.loadLE(UInt64.self, at: 0) })
+        }
+        return (count(values[0]), count(values[1]), count(values[2]), count(values[3]))
+    }
+
+    /// How many tweets, replies, quotes and retweets the user with id `id` has.
+    func tweetCount(ofUser id: UInt64) throws(SocialError) -> Int {
+        guard let value = try value(SocialKeys.counter(id, .tweets)), value.count == 8 else { return 0 }
+        return Int(clamping: value.withUnsafeBytes { $0.loadLE(UInt64.self, at: 0) })
     }
 
     func makeUser(_ record: UserRecord) throws(SocialError) -> User {
         User(id: record.id, handle: record.handle, name: record.name, bio: record.bio,
              createdAtMilliseconds: record.createdAtMilliseconds,
              followerCount: graph.followerCount(record.number), followingCount: graph.followingCount(record.number),
-             tweetCount: try counters(of: record.id)[.tweets] ?? 0)
+             tweetCount: try tweetCount(ofUser: record.id))
     }
 
     static func checkLimit(_ limit: Int, max: Int = pageLimitMax) throws(SocialError) {

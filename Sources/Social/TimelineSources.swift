@@ -20,14 +20,28 @@ struct GraphFollowerSource: FollowerSource {
     }
 }
 
-/// Users' ids and dense graph numbers, both ways. Both are fixed when a user is created and users
-/// are never removed, so an entry, once read from the tree, stays true: cached for the timeline
-/// source and the log consumers, which translate between the two on every item.
+/// Users' ids and dense graph numbers, both ways, and their handles. All three are fixed when
+/// a user is created and users are never removed, so an entry, once read from the tree, stays
+/// true: cached for the timeline source and the log consumers, which translate between the two
+/// on every item, and for hydrating tweets (the author's and mentioned users' handles).
 final class UserNumbers: Sendable {
     let tree: LSMTree
     private let cache = Mutex<(ids: [UInt32: UInt64], numbers: [UInt64: UInt32])>(([:], [:]))
+    private let handles = Mutex<[UInt64: String]>([:])
+    /// Handles cached at most (about 60 bytes each); past it lookups read the tree.
+    static let handlesMax = 2_000_000
 
     init(tree: LSMTree) { self.tree = tree }
+
+    /// The handle of the user with id `id`, or nil when there is none.
+    func handle(ofUser id: UInt64) throws(LSMError) -> String? {
+        if let handle = handles.withLock({ $0[id] }) { return handle }
+        guard let value = try tree.get(SocialKeys.user(id)),
+              let record = value.withUnsafeBytes({ UserRecord.decode($0) }) else { return nil }
+        handles.withLock { if $0.count < Self.handlesMax { $0[id] = record.handle } }
+        cache.withLock { $0.ids[record.number] = id; $0.numbers[id] = record.number }
+        return record.handle
+    }
 
     func id(ofNumber number: UInt32) throws(LSMError) -> UInt64? {
         if let id = cache.withLock({ $0.ids[number] }) { return id }

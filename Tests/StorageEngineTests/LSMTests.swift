@@ -330,6 +330,36 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
         try h.close()
     }
 
+    /// The record cache remembers absent keys (most counter lookups find none), and a write
+    /// of the key, put or delete, replaces what it remembers: reads never answer from it after
+    /// the key changed, by get or by multiGet, from the memtable or from a table.
+    @Test func recordCacheRemembersAbsentKeysUntilTheyAreWritten() throws {
+        let tmp = TemporaryDirectory("lsm-absent")
+        var options = smallLSMOptions(background: false)
+        options.recordCacheBytes = 256 << 10
+        let h = try TreeHarness(dir: tmp.path, options: options)
+        let key = Keys.one(.users, 7), other = Keys.one(.users, 8)
+        for flushFirst in [false, true] {
+            #expect(try h.tree.get(key) == nil)
+            let hits = h.tree.statistics.recordCacheHits
+            #expect(try h.tree.get(key) == nil)
+            #expect(try h.tree.multiGet([key, other]) == [nil, nil])
+            #expect(h.tree.statistics.recordCacheHits >= hits + 2, "the absent key came from the cache")
+            try h.tree.put(key, [1, 2, 3])
+            if flushFirst { try h.tree.flush() }
+            #expect(try h.tree.get(key) == [1, 2, 3])
+            #expect(try h.tree.multiGet([other, key]) == [nil, [1, 2, 3]])
+            try h.tree.delete(key)
+            if flushFirst { try h.tree.flush() }
+            #expect(try h.tree.multiGet([key]) == [nil])
+            #expect(try h.tree.get(key) == nil)
+            try h.tree.put(key, [4])
+            #expect(try h.tree.get(key) == [4])
+            try h.tree.delete(key)
+        }
+        try h.close()
+    }
+
     /// A batch whose fdatasync failed was answered with an error, but its record is in the log
     /// file, and the next open replays it into the graph, the timelines and search. The tree
     /// must replay it too: a flush after the failure may not claim its LSN (found by the

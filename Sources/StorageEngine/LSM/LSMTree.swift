@@ -755,12 +755,18 @@ public final class LSMTree: @unchecked Sendable {
         guard records.enabled else { return try withValueUncached(key, body) }
         let token = records.begin()
         let hash = BloomFilter.hash(key)
-        if token & 1 == 0, let value = records.lookup(key, hash: hash) {
-            return value.withUnsafeBytes { body($0) }
+        if token & 1 == 0 {
+            switch records.probe(key, hash: hash) {
+            case .value(let value): return value.withUnsafeBytes { body($0) }
+            case .absent: return nil
+            case .miss: break
+            }
         }
         let copy: [UInt8]?? = try withValueUncached(key) { makeArray($0) }
-        guard let found = copy else { return nil }
-        guard let value = found else { return nil }
+        guard let found = copy, let value = found else {
+            records.insertAbsent(key, hash: hash, token: token)
+            return nil
+        }
         records.insert(key, hash: hash, value: value, token: token)
         return value.withUnsafeBytes { body($0) }
     }
@@ -899,9 +905,16 @@ public final class LSMTree: @unchecked Sendable {
         var pending: [Pending] = []
         outer: for (i, key) in keys.enumerated() {
             let hash = key.withUnsafeBytes { BloomFilter.hash($0) }
-            if let cache, let value = key.withUnsafeBytes({ cache.records.lookup($0, hash: hash) }) {
-                results[i] = value
-                continue
+            if let cache {
+                switch key.withUnsafeBytes({ cache.records.probe($0, hash: hash) }) {
+                case .value(let value):
+                    results[i] = value
+                    continue outer
+                case .absent:
+                    continue outer
+                case .miss:
+                    break
+                }
             }
             if taken == nil {
                 taken = try snapshot()
@@ -914,6 +927,8 @@ public final class LSMTree: @unchecked Sendable {
                         let value = makeArray(Memtable.value(n))
                         results[i] = value
                         if let cache { key.withUnsafeBytes { cache.records.insert($0, hash: hash, value: value, token: cache.token) } }
+                    } else if let cache {
+                        key.withUnsafeBytes { cache.records.insertAbsent($0, hash: hash, token: cache.token) }
                     }
                     continue outer
                 }
@@ -928,7 +943,11 @@ public final class LSMTree: @unchecked Sendable {
                 let c: (Table, Int)? = keys[p.key].withUnsafeBytes { user in
                     withTargetNoThrow(user) { target in nextCandidate(snap.version, user: user, target: target, hash: p.hash, &p.location) }
                 }
-                guard let (t, b) = c else { continue } // absent
+                guard let (t, b) = c else {
+                    // Absent.
+                    if let cache { keys[p.key].withUnsafeBytes { cache.records.insertAbsent($0, hash: p.hash, token: cache.token) } }
+                    continue
+                }
                 p.table = t
                 p.block = b
                 next.append(p)
@@ -994,6 +1013,8 @@ public final class LSMTree: @unchecked Sendable {
                                 let value = makeArray(block.value(f))
                                 results[p.key] = value
                                 if let cache { cache.records.insert(user, hash: p.hash, value: value, token: cache.token) }
+                            } else if let cache {
+                                cache.records.insertAbsent(user, hash: p.hash, token: cache.token)
                             }
                             return .success(true)
                         } catch { return .failure(error) }

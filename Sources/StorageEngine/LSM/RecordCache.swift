@@ -20,13 +20,24 @@ import Glibc
 ///   (checked under the shard lock, so a write's removal, which takes the same lock, comes after
 ///   any insert it raced with), and a multi-key read whose keys may straddle a write (the
 ///   sequence moved during it) is done again without the cache, so it sees a batch all or none.
-/// Only live values are cached; deletes remove. Compaction never changes a key's value, so it
-/// needs nothing here.
+/// Absent keys are cached too (`insertAbsent`): most lookups of a tweet's counters find none,
+/// and an absent key otherwise costs a memtable search and a bloom probe per level every time.
+/// Every write removes each key of its batch, puts and deletes alike. Compaction never changes
+/// a key's value, so it needs nothing here.
 final class RecordCache: Sendable {
     struct Entry {
         var key: [UInt8]
         var value: [UInt8]
         var referenced: Bool
+        /// The key has no value (the entry says so; `value` is empty).
+        var absent = false
+    }
+
+    /// What the cache knows of a key.
+    enum Probe {
+        case miss
+        case absent
+        case value([UInt8])
     }
 
     /// One shard: entries by the key's 64-bit hash (a colliding key replaces the other; a probe
@@ -77,30 +88,39 @@ final class RecordCache: Sendable {
     @inline(__always)
     func unchanged(since token: UInt64) -> Bool { sequence.load(ordering: .acquiring) == token }
 
-    /// The cached value of `key`, or nil.
+    /// What the cache knows of `key`: its value, that it has none, or nothing.
     @inline(__always)
-    func lookup(_ key: UnsafeRawBufferPointer, hash: UInt64) -> [UInt8]? {
-        guard enabled else { return nil }
-        return shards[shard(hash)].state.withLock { s -> [UInt8]? in
+    func probe(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Probe {
+        guard enabled else { return .miss }
+        return shards[shard(hash)].state.withLock { s -> Probe in
             guard let entry = s.entries[hash], Self.equal(entry.key, key) else {
                 s.misses &+= 1
-                return nil
+                return .miss
             }
             s.hits &+= 1
             if !entry.referenced { s.entries[hash]!.referenced = true }
-            return entry.value
+            return entry.absent ? .absent : .value(entry.value)
         }
     }
 
     /// Caches `value` for `key` if no write happened since `token` (which must be even).
     func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, value: [UInt8], token: UInt64) {
+        insert(key, hash: hash, value: value, absent: false, token: token)
+    }
+
+    /// Caches that `key` has no value, if no write happened since `token`.
+    func insertAbsent(_ key: UnsafeRawBufferPointer, hash: UInt64, token: UInt64) {
+        insert(key, hash: hash, value: [], absent: true, token: token)
+    }
+
+    private func insert(_ key: UnsafeRawBufferPointer, hash: UInt64, value: [UInt8], absent: Bool, token: UInt64) {
         let cost = key.count + value.count + Self.entryOverhead
         guard enabled, token & 1 == 0, cost <= shardCapacity / 8 else { return }
         let keyBytes = [UInt8](key)
         shards[shard(hash)].state.withLock { s in
             guard sequence.load(ordering: .acquiring) == token else { return }
             if let old = s.entries[hash] { s.bytes -= old.key.count + old.value.count + Self.entryOverhead }
-            s.entries[hash] = Entry(key: keyBytes, value: value, referenced: false)
+            s.entries[hash] = Entry(key: keyBytes, value: value, referenced: false, absent: absent)
             s.order.append(hash)
             s.bytes += cost
             while s.bytes > shardCapacity && s.front < s.order.count {
