@@ -77,6 +77,13 @@ struct SocialDBBench: ParsableCommand {
                 Glibc.exit(1)
             }
         }
+        // `timeline-profile USERS POSTS READS`: the timeline suite's fan-out and reads
+        // alone (no peers), for a profiler such as callgrind.
+        if arguments.count == 5 && arguments[1] == "timeline-profile",
+           let users = Int(arguments[2]), let posts = Int(arguments[3]), let reads = Int(arguments[4]) {
+            TimelineSuite.profile(users: users, posts: posts, reads: reads)
+            Glibc.exit(0)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -485,3 +485,32 @@ struct TimelineSuite {
                                    Metric(key: "reads", label: "reads", value: Double(reads))])
     }
 }
+
+extension TimelineSuite {
+    /// The hidden `timeline-profile USERS POSTS READS`: the synthetic graph's fan-out, then
+    /// READS home reads of 20 ids on one thread, with no peer and no hydration, so a profiler
+    /// (`valgrind --tool=callgrind`) sees the ring code alone. Prints both rates.
+    static func profile(users: Int, posts: Int, reads: Int) {
+        let graph = BenchGraph.synthetic(users: users, meanFollowees: 35, seed: 0x7131_E11E)
+        let tweets = BenchTweets(users: users, count: posts, seed: 0x7EE7)
+        let store = Store(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold), followers: graph, tweets: tweets)
+        store.reserveUsers(graph.users)
+        var start = monotonicNanoseconds()
+        for (i, post) in tweets.posts.enumerated() { store.fanOut(post, lsn: UInt64(i + 1)) }
+        var elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let pushes = store.statistics.pushes
+        print("fan-out: \(pushes) pushes in \(elapsed) s, \(Format.grouped(Double(pushes) / elapsed)) pushes/s")
+        var random = BenchRandom(seed: 0x2EAD)
+        let readers = ContiguousArray((0..<reads).map { _ in UInt32(random.next() % UInt64(graph.users)) })
+        var page = TimelinePage()
+        for user in 0..<graph.users { store.home(of: UInt32(user), limit: pageSize, into: &page) }
+        var items = 0
+        start = monotonicNanoseconds()
+        for reader in readers {
+            store.home(of: reader, limit: pageSize, into: &page)
+            items &+= page.items.count
+        }
+        elapsed = seconds(from: start, to: monotonicNanoseconds())
+        print("reads: \(reads) pages (\(items) ids) in \(elapsed) s, \(Format.grouped(Double(reads) / elapsed)) pages/s, 1 thread")
+    }
+}

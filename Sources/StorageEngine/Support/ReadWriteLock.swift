@@ -8,7 +8,7 @@ import Glibc
 /// every core while fan-out rewrites rings.
 public final class ReadWriteLock: @unchecked Sendable {
     // @unchecked: the pthread object is itself the synchronisation; it never moves.
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    @usableFromInline let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
     public init() {
         lock = .allocate(capacity: 1)
@@ -24,14 +24,14 @@ public final class ReadWriteLock: @unchecked Sendable {
         lock.deallocate()
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }

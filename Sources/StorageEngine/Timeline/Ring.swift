@@ -16,13 +16,25 @@
 /// Pointer rules: `base` points into an arena segment that lives as long as the store and never
 /// moves; the ring owns `slotCapacity` entries from it while its record says so. Only code
 /// holding the store's write lock mutates a ring; readers hold the read lock.
+@usableFromInline
 struct Ring {
-    var base: UnsafeMutablePointer<TimelineEntry>
-    var slotCapacity: Int
-    var head: Int
-    var count: Int
-    var floor: UInt64
+    @usableFromInline var base: UnsafeMutablePointer<TimelineEntry>
+    @usableFromInline var slotCapacity: Int
+    @usableFromInline var head: Int
+    @usableFromInline var count: Int
+    @usableFromInline var floor: UInt64
 
+    /// Without the range checks, for a record the store keeps in range (the hot paths).
+    @inlinable @inline(__always)
+    init(unchecked base: UnsafeMutablePointer<TimelineEntry>, slotCapacity: Int, head: Int, count: Int, floor: UInt64) {
+        self.base = base
+        self.slotCapacity = slotCapacity
+        self.head = head
+        self.count = count
+        self.floor = floor
+    }
+
+    @inlinable
     init(base: UnsafeMutablePointer<TimelineEntry>, slotCapacity: Int, head: Int = 0, count: Int = 0, floor: UInt64 = 0) {
         precondition(slotCapacity >= 1 && head >= 0 && head < slotCapacity && count >= 0 && count <= slotCapacity, "ring layout out of range")
         self.base = base
@@ -32,22 +44,23 @@ struct Ring {
         self.floor = floor
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func physical(_ logical: Int) -> Int {
         let p = head &+ logical
         return p >= slotCapacity ? p &- slotCapacity : p
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     subscript(logical: Int) -> TimelineEntry {
         get { base[physical(logical)] }
         nonmutating set { base[physical(logical)] = newValue }
     }
 
-    var isFull: Bool { count == slotCapacity }
-    var newestId: UInt64 { count == 0 ? 0 : self[count &- 1].id }
-    var oldestId: UInt64 { count == 0 ? 0 : self[0].id }
+    @inlinable var isFull: Bool { count == slotCapacity }
+    @inlinable var newestId: UInt64 { count == 0 ? 0 : self[count &- 1].id }
+    @inlinable var oldestId: UInt64 { count == 0 ? 0 : self[0].id }
 
+    @usableFromInline
     enum PushOutcome: Equatable {
         /// Stored (appended as the newest, or inserted in id order).
         case stored
@@ -60,7 +73,8 @@ struct Ring {
 
     /// Stores `entry` in id order. When the ring is full, the oldest entry is evicted first and
     /// the floor rises to its id. The common case, an entry newer than every other, is one
-    /// compare and one store at the wrapped index.
+    /// compare and one store at the wrapped index, inlined; the rest is `insertInOrder`.
+    @inlinable @inline(__always)
     mutating func push(_ entry: TimelineEntry) -> PushOutcome {
         if entry.id <= floor { return .belowFloor }
         if count == 0 || entry.id > self[count &- 1].id {
@@ -69,6 +83,13 @@ struct Ring {
             count &+= 1
             return .stored
         }
+        return insertInOrder(entry)
+    }
+
+    /// `push` of an entry above the floor and not newer than the newest: a binary search and
+    /// a shift of the newer entries.
+    @usableFromInline
+    mutating func insertInOrder(_ entry: TimelineEntry) -> PushOutcome {
         var position = firstIndex(atLeast: entry.id)
         if position < count && self[position].id == entry.id { return .duplicate }
         if count == slotCapacity {
@@ -90,14 +111,16 @@ struct Ring {
         return .stored
     }
 
+    @inlinable
     mutating func evictOldest() {
-        precondition(count > 0, "evicting from an empty ring")
+        assert(count > 0, "evicting from an empty ring")
         floor = max(floor, self[0].id)
         head = physical(1)
         count &-= 1
     }
 
     /// The logical index of the first entry with id >= `id` (`count` if none): binary search.
+    @inlinable
     func firstIndex(atLeast id: UInt64) -> Int {
         var low = 0
         var high = count

@@ -14,6 +14,7 @@
 /// Pointer rules: every segment is allocated once, initialized to zero entries, never moved,
 /// and deallocated in `deallocateAll()` (the store's deinit). Slot pointers handed out stay
 /// valid until then. Not thread-safe: the store's write lock covers every call.
+@usableFromInline
 struct RingArena {
     struct SizeClass {
         let slotCapacity: Int
@@ -54,7 +55,7 @@ struct RingArena {
         preconditionFailure("no size class holds \(entries) entries")
     }
 
-    var largestClass: Int { classes.count - 1 }
+    @usableFromInline var largestClass: Int { classes.count - 1 }
 
     func slotCapacity(ofClass index: Int) -> Int { classes[index].slotCapacity }
 

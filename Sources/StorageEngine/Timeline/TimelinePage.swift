@@ -5,26 +5,32 @@
 /// `TimelineStore.home(of:limit:before:into:)`.
 public struct TimelinePage: Sendable {
     /// The page: newest first, at most the limit asked for.
-    public internal(set) var items = ContiguousArray<TimelineItem>()
+    public var items: ContiguousArray<TimelineItem> {
+        @inlinable get { itemStorage }
+    }
+    /// `items`, which the store's inlinable read path fills.
+    @usableFromInline var itemStorage = ContiguousArray<TimelineItem>()
     /// Originals already shown on this page through a retweet (an original appears once).
-    var seenOriginals = ContiguousArray<UInt64>()
+    @usableFromInline var seenOriginals = ContiguousArray<UInt64>()
     /// Read-time merge streams (celebrities, and every followee below a ring's floor).
-    var streams = ContiguousArray<SourceStream>()
-    var streamCount = 0
-    var authors = ContiguousArray<UInt32>()
+    @usableFromInline var streams = ContiguousArray<SourceStream>()
+    @usableFromInline var streamCount = 0
+    @usableFromInline var authors = ContiguousArray<UInt32>()
 
     public init() {}
 
     /// The cursor for the next page: the id of the last item, or nil when the page is empty.
-    public var nextBefore: UInt64? { items.last?.id }
+    public var nextBefore: UInt64? { itemStorage.last?.id }
 
+    @inlinable
     mutating func reset() {
-        items.removeAll(keepingCapacity: true)
+        itemStorage.removeAll(keepingCapacity: true)
         seenOriginals.removeAll(keepingCapacity: true)
         streamCount = 0
     }
 
     /// Adds a stream of `author`'s items below `before`, reusing an earlier stream's buffer.
+    @inlinable
     mutating func addStream(author: UInt32, before: UInt64) {
         if streamCount == streams.count { streams.append(SourceStream()) }
         streams[streamCount].reset(author: author, before: before)
@@ -33,14 +39,18 @@ public struct TimelinePage: Sendable {
 }
 
 /// One author's items during a read, newest first, fetched in batches below `nextBefore`.
+@usableFromInline
 struct SourceStream: Sendable {
-    var author: UInt32 = 0
-    var items = ContiguousArray<TimelineItem>()
-    var position = 0
+    @usableFromInline var author: UInt32 = 0
+    @usableFromInline var items = ContiguousArray<TimelineItem>()
+    @usableFromInline var position = 0
     /// The source has nothing below the last item fetched.
-    var finished = false
-    var nextBefore: UInt64 = 0
+    @usableFromInline var finished = false
+    @usableFromInline var nextBefore: UInt64 = 0
 
+    @inlinable init() {}
+
+    @inlinable
     mutating func reset(author: UInt32, before: UInt64) {
         self.author = author
         items.removeAll(keepingCapacity: true)
@@ -50,5 +60,5 @@ struct SourceStream: Sendable {
     }
 
     /// The id of the current item, 0 when none is buffered.
-    var currentId: UInt64 { position < items.count ? items[position].id : 0 }
+    @inlinable var currentId: UInt64 { position < items.count ? items[position].id : 0 }
 }

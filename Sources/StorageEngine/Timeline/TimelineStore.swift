@@ -26,22 +26,22 @@ import Glibc
 public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetSource>: @unchecked Sendable {
     // @unchecked: all mutable state is behind `lock` (see above); the counters are atomics.
     public let options: TimelineOptions
-    let lock = ReadWriteLock()
+    @usableFromInline let lock = ReadWriteLock()
     /// The state, at a fixed address: methods on it run without the dynamic exclusivity checks
     /// a class's stored `var`s would cost on every access. Freed in deinit.
-    let state: UnsafeMutablePointer<TimelineState<Followers, Tweets>>
+    @usableFromInline let state: UnsafeMutablePointer<TimelineState<Followers, Tweets>>
     /// Merges at read, counted on `StripedCounter.stripes` cache lines picked by thread: one
     /// shared atomic here was written by every merged read, and it shared its line with
     /// `state` and `lock`, which every read loads.
-    let readMerges = StripedCounter()
+    @usableFromInline let readMerges = StripedCounter()
     let checkpointBytesWritten = Atomic<Int>(0)
     /// Activity, for dropping the rings of inactive users (Twitter skipped users inactive for 30
     /// days): the caller's day number (`setActivityDay`), and per user the day of their last home
     /// read or post. Entries are created under the write lock (at the current day: a user first
     /// seen counts as just active) and stored into under the read lock, with relaxed atomics.
-    let activityDay = Atomic<UInt32>(0)
-    private var activity: UnsafeMutablePointer<Atomic<UInt32>>?
-    private var activityCapacity = 0
+    @usableFromInline let activityDay = Atomic<UInt32>(0)
+    @usableFromInline var activity: UnsafeMutablePointer<Atomic<UInt32>>?
+    @usableFromInline var activityCapacity = 0
     let inactiveRingsDropped = Atomic<Int>(0)
 
     /// An empty store whose rings are complete: a push to a user without a ring creates one
@@ -69,7 +69,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
 
     /// Fans a post, reply, quote or retweet out to its author's and followers' rings. Returns
     /// false (and changes nothing) when `lsn` is at or below the applied position.
-    @discardableResult
+    @inlinable @discardableResult
     public func fanOut(_ item: TimelineItem, lsn: UInt64) -> Bool {
         lock.withWriteLock {
             guard state.pointee.accept(lsn: lsn) else { return false }
@@ -103,6 +103,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     // MARK: Reads
 
     /// The home page of `reader`: up to `limit` items with id below `before`, newest first.
+    @inlinable
     public func home(of reader: UInt32, limit: Int = 20, before: UInt64 = .max, into page: inout TimelinePage) {
         precondition(limit >= 1 && limit <= options.capacity, "a page lists 1...capacity (\(options.capacity)) items")
         page.reset()
@@ -167,15 +168,16 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     }
 
     /// Records `user` as active today. The read lock is enough: the store is atomic.
-    @inline(__always)
-    private func noteActive(_ user: UInt32) {
+    @inlinable @inline(__always)
+    func noteActive(_ user: UInt32) {
         let today = activityDay.load(ordering: .relaxed)
         let slot = activity! + Int(user)
         if slot.pointee.load(ordering: .relaxed) != today { slot.pointee.store(today, ordering: .relaxed) }
     }
 
     /// As `noteActive`, growing the table first when needed; the write lock is held.
-    private func noteActiveLocked(_ user: UInt32) {
+    @usableFromInline
+    func noteActiveLocked(_ user: UInt32) {
         if Int(user) >= activityCapacity {
             let capacity = max(1024, Int(user) + 1, activityCapacity * 2)
             let grown = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: capacity)
@@ -250,11 +252,12 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
 
 /// A counter many threads add to without sharing a cache line: one line per stripe, the stripe
 /// picked from the thread's id; `total` sums them (exact once the adders are done).
+@usableFromInline
 final class StripedCounter: @unchecked Sendable {
     // @unchecked: the stripes are atomics, allocated once and freed in deinit.
-    static let stripes = 16
-    static let intsPerLine = 64 / MemoryLayout<Int>.stride
-    private let base: UnsafeMutablePointer<Atomic<Int>>
+    @usableFromInline static var stripes: Int { 16 }
+    @usableFromInline static var intsPerLine: Int { 64 / MemoryLayout<Int>.stride }
+    @usableFromInline let base: UnsafeMutablePointer<Atomic<Int>>
 
     init() {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: Self.stripes * 64, alignment: 64)
@@ -267,7 +270,7 @@ final class StripedCounter: @unchecked Sendable {
         UnsafeMutableRawPointer(base).deallocate()
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func increment() {
         // pthread_self is the thread's control block: a multiplicative hash spreads them.
         let id = UInt(pthread_self())
@@ -283,34 +286,45 @@ final class StripedCounter: @unchecked Sendable {
 }
 
 /// A retweet's original, one row per retweet (not per ring it reaches).
+@usableFromInline
 struct RetweetOriginal {
-    var tweetId: UInt64
-    var tweetAuthor: UInt32
+    @usableFromInline var tweetId: UInt64
+    @usableFromInline var tweetAuthor: UInt32
+
+    @inlinable init(tweetId: UInt64, tweetAuthor: UInt32) {
+        self.tweetId = tweetId
+        self.tweetAuthor = tweetAuthor
+    }
 }
 
 /// A celebrity's newest items, oldest first; `complete` when it holds every item the source has.
+@usableFromInline
 struct CelebrityCache {
-    var items = ContiguousArray<TimelineItem>()
-    var complete = false
+    @usableFromInline var items = ContiguousArray<TimelineItem>()
+    @usableFromInline var complete = false
 }
 
 /// Where a user's ring is and what it holds.
+@usableFromInline
 struct RingRecord {
-    var base: UnsafeMutablePointer<TimelineEntry>
-    var floor: UInt64
-    var user: UInt32
-    var slot: UInt32
-    var head: UInt32
-    var count: UInt32
-    var slotCapacity: UInt32
-    var sizeClass: UInt8
+    @usableFromInline var base: UnsafeMutablePointer<TimelineEntry>
+    @usableFromInline var floor: UInt64
+    @usableFromInline var user: UInt32
+    @usableFromInline var slot: UInt32
+    @usableFromInline var head: UInt32
+    @usableFromInline var count: UInt32
+    @usableFromInline var slotCapacity: UInt32
+    @usableFromInline var sizeClass: UInt8
     /// The `celebrityEpoch` the ring's celebrity list was computed at; 0 = never.
-    var celebrityEpoch: UInt32
+    @usableFromInline var celebrityEpoch: UInt32
 
+    @inlinable
     var ring: Ring {
-        Ring(base: base, slotCapacity: Int(slotCapacity), head: Int(head), count: Int(count), floor: floor)
+        // The store keeps every record in range (`head < slotCapacity`, `count <= slotCapacity`).
+        Ring(unchecked: base, slotCapacity: Int(slotCapacity), head: Int(head), count: Int(count), floor: floor)
     }
 
+    @inlinable
     mutating func update(from ring: Ring) {
         head = UInt32(truncatingIfNeeded: ring.head)
         count = UInt32(truncatingIfNeeded: ring.count)
@@ -319,41 +333,42 @@ struct RingRecord {
 }
 
 /// Everything the store knows, guarded by its lock. Methods are the store's logic.
+@usableFromInline
 struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
-    let options: TimelineOptions
-    let followers: Followers
-    let tweets: Tweets
+    @usableFromInline let options: TimelineOptions
+    @usableFromInline let followers: Followers
+    @usableFromInline let tweets: Tweets
 
     /// user -> 0 (no ring), `dropped`, or ring number + 1.
-    var userTable = ContiguousArray<UInt32>()
-    static var dropped: UInt32 { UInt32.max }
-    var rings = ContiguousArray<RingRecord>()
+    @usableFromInline var userTable = ContiguousArray<UInt32>()
+    @inlinable static var dropped: UInt32 { UInt32.max }
+    @usableFromInline var rings = ContiguousArray<RingRecord>()
     var freeRingNumbers: [UInt32] = []
     /// Per ring number: the celebrities among the ring owner's followees and the owner itself.
-    var ringCelebrities = ContiguousArray<ContiguousArray<UInt32>>()
-    var arena: RingArena
+    @usableFromInline var ringCelebrities = ContiguousArray<ContiguousArray<UInt32>>()
+    @usableFromInline var arena: RingArena
 
     /// Authors currently treated as celebrities (not fanned out). Changes only when the author
     /// posts: marked when above the threshold, unmarked (after backfilling every follower) when
     /// no longer above it. Readers follow the marks, so crossing the threshold either way
     /// neither loses nor duplicates an item.
-    var celebrities = Set<UInt32>()
+    @usableFromInline var celebrities = Set<UInt32>()
     /// Bumped whenever `celebrities` changes; rings recompute their celebrity lists lazily.
-    var celebrityEpoch: UInt32 = 1
-    var celebrityCaches: [UInt32: CelebrityCache] = [:]
-    var retweets: [UInt64: RetweetOriginal] = [:]
-    var tombstones = Set<UInt64>()
+    @usableFromInline var celebrityEpoch: UInt32 = 1
+    @usableFromInline var celebrityCaches: [UInt32: CelebrityCache] = [:]
+    @usableFromInline var retweets: [UInt64: RetweetOriginal] = [:]
+    @usableFromInline var tombstones = Set<UInt64>()
     /// Entries `compact` removed, in all.
     var compactedEntries = 0
-    var appliedLSN: UInt64 = 0
+    @usableFromInline var appliedLSN: UInt64 = 0
     /// When true, users without a ring get one only by a rebuild from the sources (after a lost
     /// checkpoint): pushes and follows skip them.
-    var lazyRebuild = false
+    @usableFromInline var lazyRebuild = false
 
-    var pushes = 0
+    @usableFromInline var pushes = 0
     var celebrityPosts = 0
     var rebuilds = 0
-    var replayedEventsIgnored = 0
+    @usableFromInline var replayedEventsIgnored = 0
 
     /// Scratch for merges and rebuilds (write lock only), kept to avoid reallocating.
     var scratchItems = ContiguousArray<TimelineItem>()
@@ -377,6 +392,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 
     /// Whether an event at `lsn` is new (then it becomes the applied position).
+    @inlinable
     mutating func accept(lsn: UInt64) -> Bool {
         guard lsn > appliedLSN else {
             replayedEventsIgnored += 1
@@ -389,6 +405,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// Fan-out. Static over the state's pointer so the per-follower closure captures a pointer:
     /// a closure capturing `inout self` would make Swift copy the state in and out, and every
     /// push would then copy the user table and ring records (copy-on-write).
+    @inlinable
     static func fanOut(_ state: UnsafeMutablePointer<Self>, _ item: TimelineItem) {
         precondition(item.id != 0, "id 0 is reserved (no tweet has it)")
         if item.isRetweet {
@@ -406,6 +423,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         followers.forEachFollowerBatch(of: author) { batch in state.pointee.push(entry, toEach: batch) }
     }
 
+    @usableFromInline
     mutating func markCelebrityPost(_ item: TimelineItem) {
         let author = item.author
         // The author's ring must exist even though it takes nothing now: a user without a
@@ -441,7 +459,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
 
     // MARK: Rings
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func tableValue(_ user: UInt32) -> UInt32 {
         Int(user) < userTable.count ? userTable[Int(user)] : 0
     }
@@ -453,7 +471,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 
     /// The hot path of fan-out: one table load, one record load, one store into the ring.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func push(_ entry: TimelineEntry, to user: UInt32) {
         var value = tableValue(user)
         if value == 0 {
@@ -477,44 +495,85 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// was prefetched 4 pushes ago), the record of `batch[i + 8]` and the table entry of
     /// `batch[i + 12]`. Prefetches never fault; a stale one (a ring created or grown meanwhile)
     /// only costs a wasted load.
-    @inline(__always)
+    ///
+    /// The loop runs on the tables' raw buffers, taken once (no uniqueness or bounds check per
+    /// push); a push that must create or grow a ring, which may move the tables, leaves it for
+    /// `push(_:to:)` and the loop resumes after it with the buffers taken again.
+    @inlinable
     mutating func push(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>) {
         let n = batch.count
         var i = 0
         while i < n {
-            if i &+ 12 < n {
-                let u = Int(batch[i &+ 12])
-                if u < userTable.count { userTable.withUnsafeBufferPointer { socialdb_prefetch($0.baseAddress! + u) } }
-            }
-            if i &+ 8 < n {
-                let value = tableValue(batch[i &+ 8])
-                if value != 0 && value != Self.dropped {
-                    rings.withUnsafeBufferPointer { socialdb_prefetch($0.baseAddress! + Int(value &- 1)) }
-                }
-            }
-            if i &+ 4 < n {
-                let value = tableValue(batch[i &+ 4])
-                if value != 0 && value != Self.dropped {
-                    rings.withUnsafeBufferPointer { records in
-                        let r = records.baseAddress! + Int(value &- 1)
-                        let c = Int(r.pointee.count)
-                        let capacity = Int(r.pointee.slotCapacity)
-                        // The newest entry (compared) and the next one (stored): one or two lines.
-                        var p = Int(r.pointee.head) &+ c &- 1
-                        if p < 0 { p = 0 } else if p >= capacity { p &-= capacity }
-                        socialdb_prefetch_write(r.pointee.base + p)
-                        p &+= 1
-                        if p >= capacity { p = 0 }
-                        socialdb_prefetch_write(r.pointee.base + p)
-                    }
-                }
-            }
+            i = pushInPlace(entry, toEach: batch, from: i)
+            guard i < n else { break }
             push(entry, to: batch[i])
             i &+= 1
         }
     }
 
+    /// `push(_:toEach:)` from `batch[first]` on, until the end or the first user whose push
+    /// needs a new or larger ring; returns that user's index (`batch.count` at the end).
+    @inlinable
+    mutating func pushInPlace(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>, from first: Int) -> Int {
+        let n = batch.count
+        let largestClass = UInt8(truncatingIfNeeded: arena.largestClass)
+        let createMissing = !lazyRebuild
+        var stored = 0
+        var i = first
+        userTable.withUnsafeBufferPointer { table in
+            let tableBase = table.baseAddress!
+            let tableCount = UInt32(truncatingIfNeeded: table.count)
+            rings.withUnsafeMutableBufferPointer { records in
+                let recordBase = records.baseAddress!
+                while i < n {
+                    if i &+ 12 < n {
+                        let u = batch[i &+ 12]
+                        if u < tableCount { socialdb_prefetch(tableBase + Int(u)) }
+                    }
+                    if i &+ 8 < n {
+                        let u = batch[i &+ 8]
+                        let value = u < tableCount ? tableBase[Int(u)] : 0
+                        if value &- 1 < Self.dropped &- 1 { socialdb_prefetch(recordBase + Int(value &- 1)) }
+                    }
+                    if i &+ 4 < n {
+                        let u = batch[i &+ 4]
+                        let value = u < tableCount ? tableBase[Int(u)] : 0
+                        if value &- 1 < Self.dropped &- 1 {
+                            let r = recordBase + Int(value &- 1)
+                            let c = Int(r.pointee.count)
+                            let capacity = Int(r.pointee.slotCapacity)
+                            // The newest entry (compared) and the next one (stored): one or two lines.
+                            var p = Int(r.pointee.head) &+ c &- 1
+                            if p < 0 { p = 0 } else if p >= capacity { p &-= capacity }
+                            socialdb_prefetch_write(r.pointee.base + p)
+                            p &+= 1
+                            if p >= capacity { p = 0 }
+                            socialdb_prefetch_write(r.pointee.base + p)
+                        }
+                    }
+                    let u = batch[i]
+                    let value = u < tableCount ? tableBase[Int(u)] : 0
+                    // 0 (no ring) and `dropped` both wrap to at least `dropped - 1`.
+                    if value &- 1 >= Self.dropped &- 1 {
+                        if value == 0 && createMissing { break }
+                        i &+= 1
+                        continue
+                    }
+                    let r = recordBase + Int(value &- 1)
+                    if r.pointee.count == r.pointee.slotCapacity && r.pointee.sizeClass < largestClass { break }
+                    var ring = r.pointee.ring
+                    if ring.push(entry) == .stored { stored &+= 1 }
+                    r.pointee.update(from: ring)
+                    i &+= 1
+                }
+            }
+        }
+        pushes &+= stored
+        return i
+    }
+
     /// A new, empty ring for `user` in the class that holds `entries`.
+    @usableFromInline
     mutating func createRing(for user: UInt32, entries: Int) -> Int {
         ensureUser(user)
         let sizeClass = arena.sizeClass(for: max(1, entries))
@@ -538,6 +597,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 
     /// Moves ring `number` to the smallest class holding `entries`, oldest entry first at 0.
+    @usableFromInline
     mutating func grow(ring number: Int, toHold entries: Int) {
         let old = rings[number]
         let sizeClass = arena.sizeClass(for: entries)
@@ -708,6 +768,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 
     /// The user and every user they follow.
+    @inlinable
     func collectAuthors(of user: UInt32, into authors: inout ContiguousArray<UInt32>) {
         authors.removeAll(keepingCapacity: true)
         authors.append(user)
@@ -718,6 +779,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
 
     /// `author` is no longer above the threshold: give every follower (and the author) the items
     /// that were merged at read while it was a celebrity, then stop treating it as one.
+    @usableFromInline
     mutating func demote(_ author: UInt32) {
         // Into a local array: a closure capturing `self` would copy the whole state.
         var users = ContiguousArray<UInt32>()
@@ -768,6 +830,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
 
     /// Makes `reader` readable without the write lock: a ring, a current celebrity list, and a
     /// cache for each celebrity on it.
+    @usableFromInline
     mutating func prepare(_ reader: UInt32) {
         var value = tableValue(reader)
         if value == 0 || value == Self.dropped {
@@ -864,6 +927,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// `mutating` only so that the call borrows the state in place: called on `pointee` as a
     /// non-mutating method it may be copied, which retains every collection in it, reference
     /// counts that two reading cores would then bounce between them. It writes nothing.
+    @inlinable
     mutating func read(_ reader: UInt32, limit: Int, before: UInt64, into page: inout TimelinePage, merged: inout Bool) -> Bool {
         let value = tableValue(reader)
         guard value != 0 && value != Self.dropped else { return false }
@@ -896,7 +960,18 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         var belowFloorStarted = false
         let batch = limit + 1
 
-        while page.items.count < limit {
+        // The common case, no celebrity to merge: the ring's entries alone, newest first, until
+        // the page is full or the ring runs out (then the loop below goes on under the floor).
+        if celebrityList.isEmpty {
+            page.itemStorage.reserveCapacity(limit)
+            while ringIndex >= 0 && page.itemStorage.count < limit {
+                let entry = ring[ringIndex]
+                ringIndex &-= 1
+                appendIfShown(item(of: entry), to: &page, checkTombstones: checkTombstones)
+            }
+        }
+
+        while page.itemStorage.count < limit {
             var bestKey: UInt64 = 0
             var bestStream = -1
             if ringIndex >= 0 {
@@ -929,34 +1004,47 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 let entry = ring[ringIndex]
                 ringIndex -= 1
                 if !celebrityList.isEmpty && celebrityList.contains(entry.user) { continue }
-                if entry.flags.contains(.retweet) {
-                    let original = retweets[entry.id]
-                    assert(original != nil, "a retweet entry without its original")
-                    item = TimelineItem(id: entry.id, author: entry.user, flags: entry.flags,
-                                        tweetId: original?.tweetId ?? entry.id, tweetAuthor: original?.tweetAuthor ?? entry.user)
-                } else {
-                    item = TimelineItem(id: entry.id, author: entry.user, flags: entry.flags, tweetId: entry.id, tweetAuthor: entry.user)
-                }
+                item = self.item(of: entry)
             } else {
                 item = page.streams[bestStream].items[page.streams[bestStream].position]
                 page.streams[bestStream].position += 1
             }
-            if checkTombstones && (tombstones.contains(item.id) || (item.isRetweet && tombstones.contains(item.tweetId))) {
-                continue
-            }
-            if item.isRetweet {
-                if page.seenOriginals.contains(item.tweetId) { continue }
-                page.seenOriginals.append(item.tweetId)
-            } else if !page.seenOriginals.isEmpty && page.seenOriginals.contains(item.id) {
-                continue
-            }
-            page.items.append(item)
+            appendIfShown(item, to: &page, checkTombstones: checkTombstones)
         }
         return true
     }
 
+    /// The page item of a ring entry: a retweet's original comes from the retweet table.
+    @inlinable @inline(__always)
+    func item(of entry: TimelineEntry) -> TimelineItem {
+        if entry.flags.contains(.retweet) {
+            let original = retweets[entry.id]
+            assert(original != nil, "a retweet entry without its original")
+            return TimelineItem(id: entry.id, author: entry.user, flags: entry.flags,
+                                tweetId: original?.tweetId ?? entry.id, tweetAuthor: original?.tweetAuthor ?? entry.user)
+        }
+        return TimelineItem(id: entry.id, author: entry.user, flags: entry.flags, tweetId: entry.id, tweetAuthor: entry.user)
+    }
+
+    /// Appends `item` to the page unless it is deleted (a tombstone on it, or on a retweet's
+    /// original) or its original is already on the page.
+    @inlinable @inline(__always)
+    func appendIfShown(_ item: TimelineItem, to page: inout TimelinePage, checkTombstones: Bool) {
+        if checkTombstones && (tombstones.contains(item.id) || (item.isRetweet && tombstones.contains(item.tweetId))) {
+            return
+        }
+        if item.isRetweet {
+            if page.seenOriginals.contains(item.tweetId) { return }
+            page.seenOriginals.append(item.tweetId)
+        } else if !page.seenOriginals.isEmpty && page.seenOriginals.contains(item.id) {
+            return
+        }
+        page.itemStorage.append(item)
+    }
+
     /// Refills a stream with up to `batch` items below its `nextBefore`: from the author's
     /// celebrity cache while it covers them, then from the source.
+    @inlinable
     func refill(_ stream: inout SourceStream, batch: Int) {
         stream.items.removeAll(keepingCapacity: true)
         stream.position = 0
@@ -989,9 +1077,10 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 }
 
-fileprivate extension Collection {
+extension Collection {
     /// The first index where `belongsInSecondPartition` is true, for a collection partitioned
     /// by it (all false, then all true): binary search.
+    @inlinable
     func partitioningIndex(where belongsInSecondPartition: (Element) -> Bool) -> Index {
         var low = startIndex
         var length = count

@@ -6,9 +6,11 @@ public struct TimelineFlags: OptionSet, Hashable, Sendable {
     public let rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let retweet = TimelineFlags(rawValue: 1)
-    public static let reply = TimelineFlags(rawValue: 2)
-    public static let quote = TimelineFlags(rawValue: 4)
+    // Computed, not `static let`: a stored global is read through its lazy-initialization
+    // addressor, a call per use that showed in profiles of the read loop.
+    @inlinable public static var retweet: TimelineFlags { TimelineFlags(rawValue: 1) }
+    @inlinable public static var reply: TimelineFlags { TimelineFlags(rawValue: 2) }
+    @inlinable public static var quote: TimelineFlags { TimelineFlags(rawValue: 4) }
     /// Every bit a valid entry may carry (checked after reading a checkpoint back).
     public static let all: TimelineFlags = [.retweet, .reply, .quote]
 }
