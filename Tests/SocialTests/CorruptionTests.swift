@@ -127,6 +127,97 @@ import Testing
         #expect(missing == 2)
     }
 
+    /// `socialdb check --deep`: a graph adjacency list and a search posting list damaged under
+    /// valid checksums (resealed, as a writer bug would leave them) pass the plain check, which
+    /// trusts a list once its section checksum passes, and are reported by `--deep` with the
+    /// file, the offset and a stable code.
+    @Test func deepCheckFindsMalformedListsUnderValidChecksums() throws {
+        let work = TemporaryDirectory("deep")
+        let data = work.path + "/db"
+        var random = TortureRandom(seed: 11)
+        do {
+            let db = try PowerLossTests.open(data, faults: nil, random: &random)
+            let shell = Shell(db: db, json: true)
+            let users = ["alice", "bob", "carol", "dave", "erin"]
+            for u in users { _ = shell.execute("USER ADD \(u)") }
+            for (i, u) in users.enumerated() where i > 0 { _ = shell.execute("FOLLOW \(u) alice") }
+            for i in 0..<30 { _ = shell.execute("POST \(users[i % users.count]) \"deep check \(i) #t\(i % 3)\"") }
+            try db.close()
+        }
+        func run(_ arguments: [String]) throws -> (Int32, [String: Any]?) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: socialdbBinary())
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, parseJSONLine(output.trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+        let (sound, soundReport) = try run(["check", "--deep", "--json", "--data", data])
+        #expect(sound == 0 && soundReport?["ok"] as? Bool == true && soundReport?["deep"] as? Bool == true, "\(soundReport ?? [:])")
+
+        func reseal(_ path: String, footerBytes: Int, sections: Int, seeds: (UInt64, UInt64, UInt64),
+                    _ edit: (UnsafeMutableRawBufferPointer, Int) -> Void) throws {
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes.withUnsafeMutableBytes { raw in
+                let footer = raw.count - footerBytes
+                edit(raw, footer)
+                for i in 0..<sections {
+                    let offset = Int(raw.loadLE(UInt64.self, at: footer + i * 24)), length = Int(raw.loadLE(UInt64.self, at: footer + i * 24 + 8))
+                    raw.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]), seed: seeds.1), at: footer + i * 24 + 16)
+                }
+                raw.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[footer..<(footer + footerBytes - 8)]), seed: seeds.2),
+                            at: footer + footerBytes - 8)
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+        }
+        var expected: [(file: String, code: String)] = []
+        // The graph: a following list of one value (a follower of alice) made to name a user past the user count.
+        let bases = Self.files(in: data).filter { $0.1 == .graphBase }.map(\.0)
+        #expect(!bases.isEmpty, "a graph base was written")
+        if let base = bases.last {
+            try reseal(data + "/" + base, footerBytes: GraphFormat.footerBytes, sections: GraphFormat.sectionCount,
+                       seeds: (GraphFormat.headerSeed, GraphFormat.sectionSeed, GraphFormat.footerSeed)) { raw, footer in
+                let index = Int(raw.loadLE(UInt64.self, at: footer)), lists = Int(raw.loadLE(UInt64.self, at: footer + 24))
+                let users = Int(raw.loadLE(UInt64.self, at: 32))
+                for u in 0..<users {
+                    let word = raw.loadLE(UInt64.self, at: index + u * GraphFormat.indexEntryBytes) & GraphFormat.indexEntryMask
+                    guard word >> GraphFormat.offsetBits == 1 else { continue }
+                    raw[lists + Int(word & GraphFormat.offsetMask)] = UInt8(users + 3) // one varint byte: users < 100
+                    return
+                }
+                Issue.record("no following list of one value in \(base)")
+            }
+            expected.append((base, "graph-list-range"))
+        }
+        // Search: the first term's first document made past the segment's documents.
+        let segments = Self.files(in: data).filter { $0.1 == .searchSegment }.map(\.0)
+        if let segment = segments.last {
+            try reseal(data + "/" + segment, footerBytes: SearchFormat.footerBytes, sections: SearchFormat.sectionCount,
+                       seeds: (SearchFormat.headerSeed, SearchFormat.sectionSeed, SearchFormat.footerSeed)) { raw, footer in
+                let terms = Int(raw.loadLE(UInt64.self, at: footer + 24)), postings = Int(raw.loadLE(UInt64.self, at: footer + 72))
+                let documents = Int(raw.loadLE(UInt64.self, at: 24))
+                let count = Int(raw.loadLE(UInt32.self, at: terms + 8))
+                #expect(count <= 128 && documents + 3 < 128, "a one-block first term in a small segment")
+                raw[postings + Int(raw.loadLE(UInt64.self, at: terms + 16))] = UInt8(documents + 3)
+            }
+            expected.append((segment, "search-postings-range"))
+        }
+        print("CorruptionTests.deep: damaged \(expected.map(\.file))")
+        let (plain, plainReport) = try run(["check", "--json", "--data", data])
+        #expect(plain == 0 && plainReport?["ok"] as? Bool == true, "the plain check trusts lists under valid checksums: \(plainReport ?? [:])")
+        let (deep, deepReport) = try run(["check", "--deep", "--json", "--data", data])
+        #expect(deep == 1 && deepReport?["ok"] as? Bool == false)
+        let problems = (deepReport?["problems"] as? [[String: Any]]) ?? []
+        for (file, code) in expected {
+            #expect(problems.contains { $0["file"] as? String == file && $0["code"] as? String == code && $0["offset"] as? String != nil },
+                    "\(file): \(code) expected in \(problems)")
+        }
+        #expect(problems.count == expected.count, "\(problems)")
+    }
+
     @Test func everyCorruptionIsDetectedAndNeverReturnedAsData() throws {
         let trials = tortureEnvironmentInt("SOCIALDB_CORRUPTION_TRIALS", default: 48)
         let seed = tortureSeed()

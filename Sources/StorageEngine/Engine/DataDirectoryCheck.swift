@@ -4,13 +4,22 @@ import Glibc
 
 /// What `socialdb check` finds in one file.
 public struct CheckFinding: Sendable, Equatable, CustomStringConvertible {
+    /// What kind of problem, stable across versions (`CheckCode`, DeepCheck.swift).
+    public var code: CheckCode
     /// The file, as a path under the data directory.
     public var file: String
     /// The byte offset the problem starts at, when one can be named (nil: the whole file).
     public var offset: UInt64?
     public var problem: String
 
-    public var description: String { "\(file)\(offset.map { " at offset \($0)" } ?? ""): \(problem)" }
+    public init(_ code: CheckCode, file: String, offset: UInt64?, problem: String) {
+        self.code = code
+        self.file = file
+        self.offset = offset
+        self.problem = problem
+    }
+
+    public var description: String { "\(file)\(offset.map { " at offset \($0)" } ?? ""): \(problem) [\(code.rawValue)]" }
 }
 
 /// The result of verifying a data directory, read-only: every file of every kind, by checksum
@@ -38,30 +47,39 @@ public struct CheckReport: Sendable {
 /// - `graph/base-*.graph`: header, footer and section checksums, bounds, index entries, degrees.
 /// - `timeline/TIMELINE`: every block's checksum and kind, header first, trailer last, nothing after.
 /// - `search/search.state` and every segment it names: checksums, bounds, segment numbers.
+///
+/// `deep` (`socialdb check --deep`) also decodes every adjacency list of each graph base and
+/// every posting list and positions stream of each search segment with bounds-checked decoders
+/// and checks their invariants (`GraphBase.deepVerify`, `FrozenSegment.deepVerify`): what a
+/// checksum cannot catch when a writer bug (or a collision) left a malformed list under a valid
+/// checksum. Its problems carry the `graph-list-*`, `graph-directions` and `search-*` codes.
 public enum DataDirectoryCheck {
-    public static func run(directory: String) -> CheckReport {
+    /// Problems listed per file by the deep check; the rest are counted in a note.
+    public static let deepProblemsPerFile = 16
+
+    public static func run(directory: String, deep: Bool = false) -> CheckReport {
         var report = CheckReport()
         let fileSystem: FileSystem
         do { fileSystem = try FileSystem(backend: .posix) } catch {
-            report.findings.append(CheckFinding(file: directory, offset: nil, problem: "\(error)"))
+            report.findings.append(CheckFinding(.unreadable, file: directory, offset: nil, problem: "\(error)"))
             return report
         }
         guard fileSystem.isDirectory(directory) else {
-            report.findings.append(CheckFinding(file: directory, offset: nil, problem: "not a directory"))
+            report.findings.append(CheckFinding(.unreadable, file: directory, offset: nil, problem: "not a directory"))
             return report
         }
         checkLog(directory + "/log", fileSystem, &report)
         checkLSM(directory + "/lsm", fileSystem, &report)
-        checkGraph(directory + "/graph", fileSystem, &report)
+        checkGraph(directory + "/graph", fileSystem, deep: deep, &report)
         checkTimeline(directory + "/timeline", fileSystem, &report)
-        checkSearch(directory + "/search", fileSystem, &report)
+        checkSearch(directory + "/search", fileSystem, deep: deep, &report)
         return report
     }
 
     private static func names(_ directory: String, _ fileSystem: FileSystem, _ report: inout CheckReport) -> [String] {
         guard fileSystem.isDirectory(directory) else { return [] }
         do { return try fileSystem.listDirectory(directory) } catch {
-            report.findings.append(CheckFinding(file: directory, offset: nil, problem: "cannot list: \(error)"))
+            report.findings.append(CheckFinding(.unreadable, file: directory, offset: nil, problem: "cannot list: \(error)"))
             return []
         }
     }
@@ -72,7 +90,7 @@ public enum DataDirectoryCheck {
             defer { image.deallocate() }
             return Array(image)
         } catch {
-            report.findings.append(CheckFinding(file: path, offset: nil, problem: "cannot read: \(error)"))
+            report.findings.append(CheckFinding(.unreadable, file: path, offset: nil, problem: "cannot read: \(error)"))
             return nil
         }
     }
@@ -86,7 +104,7 @@ public enum DataDirectoryCheck {
         for (name, firstLSN) in segments {
             let path = directory + "/" + name
             if let expectedNext, expectedNext != firstLSN {
-                report.findings.append(CheckFinding(file: path, offset: nil,
+                report.findings.append(CheckFinding(.logSequence, file: path, offset: nil,
                                                     problem: "starts at LSN \(firstLSN), the segment before ends at \(expectedNext - 1)"))
             }
             let (records, next) = checkSegment(path, firstLSN: firstLSN, fileSystem, &report)
@@ -107,11 +125,11 @@ public enum DataDirectoryCheck {
                     let last = (expectedNext ?? 1) - 1
                     for (name, lsn) in checkpoints where lsn > last {
                         let segment = segments.last.map { directory + "/" + $0.0 } ?? directory
-                        report.findings.append(CheckFinding(file: segment, offset: nil,
+                        report.findings.append(CheckFinding(.logMissingRecords, file: segment, offset: nil,
                                                             problem: "the log ends at LSN \(last), but consumer \(name) has checkpointed LSN \(lsn): records are missing"))
                     }
                 case .failure(let error):
-                    report.findings.append(CheckFinding(file: path, offset: nil, problem: "\(error)"))
+                    report.findings.append(CheckFinding(.logCheckpoints, file: path, offset: nil, problem: "\(error)"))
                 }
             }
         }
@@ -122,14 +140,14 @@ public enum DataDirectoryCheck {
     static func checkSegment(_ path: String, firstLSN: UInt64, _ fileSystem: FileSystem, _ report: inout CheckReport) -> (Int, UInt64) {
         let file: File
         do { file = try fileSystem.open(path, .readOnlyAccess) } catch {
-            report.findings.append(CheckFinding(file: path, offset: nil, problem: "cannot open: \(error)"))
+            report.findings.append(CheckFinding(.unreadable, file: path, offset: nil, problem: "cannot open: \(error)"))
             return (0, firstLSN)
         }
         defer { file.close() }
         do {
             let size = try file.size()
             guard size >= UInt64(LogFormat.firstRecordOffset) else {
-                report.findings.append(CheckFinding(file: path, offset: size, problem: "truncated: \(size) bytes, shorter than the segment header page"))
+                report.findings.append(CheckFinding(.logSegment, file: path, offset: size, problem: "truncated: \(size) bytes, shorter than the segment header page"))
                 return (0, firstLSN)
             }
             var page = [UInt8](repeating: 0, count: LogFormat.firstRecordOffset)
@@ -139,11 +157,11 @@ public enum DataDirectoryCheck {
             }
             if let failure { throw failure }
             if let problem = page.withUnsafeBytes({ LogFormat.checkSegmentHeader($0, expectedFirstLSN: firstLSN) }) {
-                report.findings.append(CheckFinding(file: path, offset: 0, problem: "segment header: \(problem)"))
+                report.findings.append(CheckFinding(.logSegment, file: path, offset: 0, problem: "segment header: \(problem)"))
                 return (0, firstLSN)
             }
             if let i = page[LogFormat.segmentHeaderBytes...].firstIndex(where: { $0 != 0 }) {
-                report.findings.append(CheckFinding(file: path, offset: UInt64(i), problem: "non-zero byte in the header page's padding"))
+                report.findings.append(CheckFinding(.logSegment, file: path, offset: UInt64(i), problem: "non-zero byte in the header page's padding"))
             }
             var scanner = SegmentScanner(file: file, fileSize: size, firstLSN: firstLSN)
             var records = 0
@@ -156,19 +174,19 @@ public enum DataDirectoryCheck {
                 case .end:
                     let extent = try scanner.nonZeroExtent(from: scanner.offset)
                     if extent > 0 {
-                        report.findings.append(CheckFinding(file: path, offset: scanner.offset,
+                        report.findings.append(CheckFinding(.logSegment, file: path, offset: scanner.offset,
                                                             problem: "\(extent) bytes of data after the last valid record (a torn write or a corrupt record; recovery drops them)"))
                     }
                     break scan
                 case .problem(let what):
-                    report.findings.append(CheckFinding(file: path, offset: scanner.offset,
+                    report.findings.append(CheckFinding(.logSegment, file: path, offset: scanner.offset,
                                                         problem: "\(what) (recovery cuts the log here and sets later segments aside)"))
                     break scan
                 }
             }
             return (records, next)
         } catch {
-            report.findings.append(CheckFinding(file: path, offset: nil, problem: "cannot read: \(error)"))
+            report.findings.append(CheckFinding(.unreadable, file: path, offset: nil, problem: "cannot read: \(error)"))
             return (0, firstLSN)
         }
     }
@@ -180,7 +198,7 @@ public enum DataDirectoryCheck {
         guard all.contains("MANIFEST") else {
             let tables = all.filter { TableFormat.parseFileName($0) != nil }
             if !tables.isEmpty {
-                report.findings.append(CheckFinding(file: directory + "/MANIFEST", offset: nil, problem: "missing, with \(tables.count) tables present"))
+                report.findings.append(CheckFinding(.lsmManifest, file: directory + "/MANIFEST", offset: nil, problem: "missing, with \(tables.count) tables present"))
             }
             return
         }
@@ -189,7 +207,7 @@ public enum DataDirectoryCheck {
             guard let read = try Manifest.read(directory: directory, fileSystem: fileSystem) else { return }
             state = read
         } catch {
-            report.findings.append(finding(error, path: directory + "/MANIFEST"))
+            report.findings.append(finding(error, path: directory + "/MANIFEST", code: .lsmManifest))
             return
         }
         let tables = state.levels.enumerated().flatMap { level, metas in metas.map { (level, $0) } }
@@ -208,7 +226,7 @@ public enum DataDirectoryCheck {
                 }
                 report.files.append((path, "lsm table", "level \(level), \(meta.entries) entries, \(table.blockCount) blocks"))
             } catch {
-                report.findings.append(finding(error, path: path))
+                report.findings.append(finding(error, path: path, code: .lsmTable))
             }
         }
         let live = Set(tables.map { $0.1.number })
@@ -219,12 +237,12 @@ public enum DataDirectoryCheck {
         }
     }
 
-    private static func finding(_ error: LSMError, path: String) -> CheckFinding {
+    private static func finding(_ error: LSMError, path: String, code: CheckCode) -> CheckFinding {
         switch error {
         case .corrupt(let file, let detail):
-            return CheckFinding(file: file, offset: offset(in: detail), problem: detail)
+            return CheckFinding(code, file: file, offset: offset(in: detail), problem: detail)
         default:
-            return CheckFinding(file: path, offset: nil, problem: "\(error)")
+            return CheckFinding(code, file: path, offset: nil, problem: "\(error)")
         }
     }
 
@@ -242,7 +260,7 @@ public enum DataDirectoryCheck {
 
     // MARK: Graph
 
-    static func checkGraph(_ directory: String, _ fileSystem: FileSystem, _ report: inout CheckReport) {
+    static func checkGraph(_ directory: String, _ fileSystem: FileSystem, deep: Bool = false, _ report: inout CheckReport) {
         let all = names(directory, fileSystem, &report)
         for name in all {
             let path = directory + "/" + name
@@ -253,13 +271,22 @@ public enum DataDirectoryCheck {
             }
             guard let bytes = readAll(path, fileSystem, &report) else { continue }
             if let problem = bytes.withUnsafeBytes({ GraphBase.verify($0) }) {
-                report.findings.append(CheckFinding(file: path, offset: offset(in: problem), problem: problem))
-            } else {
+                report.findings.append(CheckFinding(.graphBase, file: path, offset: offset(in: problem), problem: problem))
+            } else if !deep || addDeep(bytes.withUnsafeBytes { GraphBase.deepVerify($0, limit: deepProblemsPerFile) }, path, &report) {
                 let users = bytes.withUnsafeBytes { $0.loadLE(UInt64.self, at: 32) }
                 let edges = bytes.withUnsafeBytes { $0.loadLE(UInt64.self, at: 40) }
-                report.files.append((path, "graph base", "\(users) users, \(edges) edges"))
+                report.files.append((path, "graph base", "\(users) users, \(edges) edges" + (deep ? ", every list decoded" : "")))
             }
         }
+    }
+
+    /// Adds a deep check's problems to the report; returns whether there were none.
+    private static func addDeep(_ result: (problems: [DeepProblem], omitted: Int), _ path: String, _ report: inout CheckReport) -> Bool {
+        for problem in result.problems {
+            report.findings.append(CheckFinding(problem.code, file: path, offset: UInt64(problem.offset), problem: problem.detail))
+        }
+        if result.omitted > 0 { report.notes.append("\(path): \(result.omitted) more problems not listed") }
+        return result.problems.isEmpty
     }
 
     // MARK: Timeline
@@ -287,13 +314,13 @@ public enum DataDirectoryCheck {
             report.files.append((path, "timeline checkpoint", "\(blocks) blocks, \(reader.size) bytes"))
         } catch {
             let text = "\(error)"
-            report.findings.append(CheckFinding(file: path, offset: offset(in: text), problem: text))
+            report.findings.append(CheckFinding(.timeline, file: path, offset: offset(in: text), problem: text))
         }
     }
 
     // MARK: Search
 
-    static func checkSearch(_ directory: String, _ fileSystem: FileSystem, _ report: inout CheckReport) {
+    static func checkSearch(_ directory: String, _ fileSystem: FileSystem, deep: Bool = false, _ report: inout CheckReport) {
         let all = names(directory, fileSystem, &report)
         var named = Set<UInt64>()
         if all.contains(SearchFormat.stateFileName) {
@@ -303,7 +330,7 @@ public enum DataDirectoryCheck {
                     named = Set(state.segments)
                     report.files.append((path, "search state", "\(state.segments.count) segments, \(state.tombstones.count) tombstones, \(state.users.count) users"))
                 } else {
-                    report.findings.append(CheckFinding(file: path, offset: nil, problem: "the state file fails its checksum or structure checks"))
+                    report.findings.append(CheckFinding(.searchState, file: path, offset: nil, problem: "the state file fails its checksum or structure checks"))
                 }
             }
         }
@@ -319,16 +346,16 @@ public enum DataDirectoryCheck {
             }
             guard let bytes = readAll(path, fileSystem, &report) else { continue }
             if let problem = bytes.withUnsafeBytes({ FrozenSegment.verify($0) }) {
-                report.findings.append(CheckFinding(file: path, offset: offset(in: problem), problem: problem))
+                report.findings.append(CheckFinding(.searchSegment, file: path, offset: offset(in: problem), problem: problem))
             } else if bytes.withUnsafeBytes({ $0.loadLE(UInt64.self, at: 16) }) != number {
-                report.findings.append(CheckFinding(file: path, offset: 16, problem: "the header names another segment number"))
-            } else {
+                report.findings.append(CheckFinding(.searchSegment, file: path, offset: 16, problem: "the header names another segment number"))
+            } else if !deep || addDeep(bytes.withUnsafeBytes { FrozenSegment.deepVerify($0, limit: deepProblemsPerFile) }, path, &report) {
                 let documents = bytes.withUnsafeBytes { $0.loadLE(UInt64.self, at: 24) }
-                report.files.append((path, "search segment", "\(documents) documents"))
+                report.files.append((path, "search segment", "\(documents) documents" + (deep ? ", every list decoded" : "")))
             }
         }
         for number in named.sorted() where !all.contains(SearchFormat.segmentFileName(number)) {
-            report.findings.append(CheckFinding(file: directory + "/" + SearchFormat.segmentFileName(number), offset: nil,
+            report.findings.append(CheckFinding(.searchSegmentMissing, file: directory + "/" + SearchFormat.segmentFileName(number), offset: nil,
                                                 problem: "named by search.state but missing"))
         }
     }

@@ -1,0 +1,209 @@
+/// `socialdb check --deep` for graph bases: every adjacency list of both directions decoded with
+/// bounds-checked code (`GraphCodec`'s decoders trust a list once its section checksum passes)
+/// and its invariants checked: the index's degree of values, exactly filling the bytes up to the
+/// next user's list; strictly increasing user numbers below the user count; and both directions
+/// holding the same edges (a follows b exactly when a is among b's followers).
+///
+/// Memory: the followers direction is decoded whole (4 bytes per edge) so the following lists
+/// can be matched against it in one pass.
+extension GraphBase {
+    /// Checks an image that `verify` accepted (its sections and index entries are in bounds).
+    /// Returns the problems found (at most `limit`) and how many more there were.
+    public static func deepVerify(_ raw: UnsafeRawBufferPointer, limit: Int = 16) -> (problems: [DeepProblem], omitted: Int) {
+        var found = DeepProblems(limit: limit)
+        guard verify(raw) == nil else {
+            found.add(.graphBase, 0, "the file fails its basic checks; its lists are not decoded")
+            return (found.problems, found.omitted)
+        }
+        let userCount = Int(raw.loadLE(UInt64.self, at: 32))
+        let edgeCount = Int(raw.loadLE(UInt64.self, at: 40))
+        let footer = raw.count - GraphFormat.footerBytes
+        func section(_ i: Int) -> (offset: Int, length: Int) {
+            (Int(raw.loadLE(UInt64.self, at: footer + i * 24)), Int(raw.loadLE(UInt64.self, at: footer + i * 24 + 8)))
+        }
+        // Followers first (direction 1), kept whole; then following (direction 0), matched against it.
+        var followerStart = [Int](repeating: 0, count: userCount + 1)
+        var followerValues: [UInt32] = []
+        followerValues.reserveCapacity(min(edgeCount, 1 << 26))
+        var followersSound = true
+        let followersDecoded = decodeDirection(raw, index: section(2), lists: section(3), userCount: userCount, name: "followers",
+                                               &found) { user, values in
+            followerStart[user] = followerValues.count
+            if let values { followerValues.append(contentsOf: values) } else { followersSound = false }
+        }
+        followerStart[userCount] = followerValues.count
+        var consumed = [Int](repeating: 0, count: followersSound && followersDecoded ? userCount : 0)
+        // The direction problems apart (the closure cannot touch `found` while it is passed inout).
+        var directions = DeepProblems(limit: 4)
+        let followingDecoded = decodeDirection(raw, index: section(0), lists: section(1), userCount: userCount, name: "following",
+                                               &found) { user, values in
+            // A damaged list ends the matching: the edges after it would all be off by its own.
+            guard let values else { consumed = []; return }
+            guard !consumed.isEmpty else { return }
+            for v in values {
+                let b = Int(v)
+                let at = followerStart[b] + consumed[b]
+                if at < followerStart[b + 1] && followerValues[at] == UInt32(user) {
+                    consumed[b] += 1
+                } else {
+                    directions.add(.graphDirections, section(2).offset + b * GraphFormat.indexEntryBytes,
+                                   "user \(user) follows \(b), but \(b)'s followers list does not hold \(user) where it should")
+                }
+            }
+        }
+        if followingDecoded && !consumed.isEmpty && directions.problems.isEmpty {
+            for b in 0..<userCount where consumed[b] != followerStart[b + 1] - followerStart[b] {
+                let extra = followerValues[followerStart[b] + consumed[b]]
+                directions.add(.graphDirections, section(2).offset + b * GraphFormat.indexEntryBytes,
+                               "\(b)'s followers list holds \(extra), who does not follow \(b)")
+                break
+            }
+        }
+        for problem in directions.problems { found.add(problem.code, problem.offset, problem.detail) }
+        found.omitted += directions.omitted
+        return (found.problems, found.omitted)
+    }
+
+    /// Decodes every list of one direction in user order, calling `body` with each user's values
+    /// (nil for a damaged list). Returns whether every list decoded.
+    static func decodeDirection(_ raw: UnsafeRawBufferPointer, index: (offset: Int, length: Int), lists: (offset: Int, length: Int),
+                                userCount: Int, name: String, _ found: inout DeepProblems,
+                                _ body: (Int, [UInt32]?) -> Void) -> Bool {
+        let listsEnd = lists.length - GraphCodec.paddingBytes
+        if let pad = raw[(lists.offset + listsEnd)..<(lists.offset + lists.length)].firstIndex(where: { $0 != 0 }) {
+            found.add(.graphListLength, pad, "\(name) lists: a non-zero byte in the decode padding")
+        }
+        func entry(_ u: Int) -> (offset: Int, degree: Int) {
+            let word = raw.loadLE(UInt64.self, at: index.offset + u * GraphFormat.indexEntryBytes) & GraphFormat.indexEntryMask
+            return (Int(word & GraphFormat.offsetMask), Int(word >> GraphFormat.offsetBits))
+        }
+        var sound = true
+        var values: [UInt32] = []
+        var next = userCount > 0 ? entry(0) : (offset: listsEnd, degree: 0)
+        if next.offset != 0 {
+            found.add(.graphListLength, lists.offset, "\(name) lists: the first \(next.offset) bytes belong to no list")
+            sound = false
+        }
+        for u in 0..<userCount {
+            let current = next
+            next = u + 1 < userCount ? entry(u + 1) : (offset: listsEnd, degree: 0)
+            // `verify` checked offsets are non-decreasing and inside the section.
+            let start = current.offset, end = next.offset
+            let at = lists.offset + start
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[at..<(lists.offset + end)])
+            if current.degree == 0 {
+                if end > start {
+                    found.add(.graphListLength, at, "\(name) of user \(u): degree 0, but \(end - start) bytes before the next list")
+                    sound = false
+                }
+                body(u, [])
+                continue
+            }
+            var count = current.degree
+            var listBytes = bytes
+            var listAt = at
+            if current.degree >= Int(GraphFormat.degreeEscape) {
+                count = bytes.count >= 4 ? Int(bytes.loadLE(UInt32.self, at: 0)) : 0
+                if count < Int(GraphFormat.degreeEscape) {
+                    found.add(.graphListMalformed, at, "\(name) of user \(u): escaped degree \(count) (an escape is for 255 or more)")
+                    sound = false
+                    body(u, nil)
+                    continue
+                }
+                listBytes = UnsafeRawBufferPointer(rebasing: bytes[4...])
+                listAt += 4
+            }
+            values.removeAll(keepingCapacity: true)
+            if let (code, offset, detail) = GraphCodec.checkedDecode(listBytes, count: count, into: &values) {
+                found.add(code, listAt + offset, "\(name) of user \(u) (\(count) values): \(detail)")
+                sound = false
+                body(u, nil)
+                continue
+            }
+            if let last = values.last, Int(last) >= userCount {
+                let i = values.firstIndex { Int($0) >= userCount } ?? 0
+                found.add(.graphListRange, listAt, "\(name) of user \(u): value \(values[i]) (index \(i)) is not below the user count \(userCount)")
+                sound = false
+                body(u, nil)
+                continue
+            }
+            body(u, values)
+        }
+        return sound
+    }
+}
+
+extension GraphCodec {
+    /// Decodes the coded list that is exactly `list` (`count` >= 1 values), appending them to
+    /// `out`, checking every byte: directory offsets inside the list, known mode bytes, varints
+    /// inside their body, values strictly increasing and at most UInt32.max, every body ending
+    /// exactly where the next begins (the last at the list's end) with zero padding bits.
+    /// Returns the first problem (code, offset within `list`, what), or nil.
+    public static func checkedDecode(_ list: UnsafeRawBufferPointer, count: Int, into out: inout [UInt32]) -> (CheckCode, Int, String)? {
+        guard count > 0 else { return list.isEmpty ? nil : (.graphListLength, 0, "\(list.count) bytes for an empty list") }
+        var previous: UInt64?
+        if count <= blockSize {
+            var at = 0
+            guard let first = checkedVarint(list, &at) else { return (.graphListMalformed, 0, "the first value's varint runs past the list") }
+            guard first <= UInt64(UInt32.max) else { return (.graphListRange, 0, "first value \(first) is past UInt32") }
+            return checkedBody(list, from: at, to: list.count, first: first, size: count, previous: &previous, into: &out)
+        }
+        let blocks = (count + blockSize - 1) >> blockShift
+        let directory = blocks * directoryEntryBytes
+        guard directory <= list.count else { return (.graphListMalformed, 0, "a directory of \(blocks) blocks is longer than the list (\(list.count) bytes)") }
+        for b in 0..<blocks {
+            let first = UInt64(list.loadLE(UInt32.self, at: b * 8))
+            let start = Int(list.loadLE(UInt32.self, at: b * 8 + 4))
+            let end = b + 1 < blocks ? Int(list.loadLE(UInt32.self, at: b * 8 + 12)) : list.count
+            guard b > 0 || start == directory else { return (.graphListMalformed, 4, "the first body starts at \(start), not after the directory (\(directory))") }
+            guard start <= end, end <= list.count else {
+                return (.graphListMalformed, b * 8 + 4, "block \(b)'s body (\(start)..<\(end)) is not inside the list (\(list.count) bytes)")
+            }
+            let size = min(blockSize, count - (b << blockShift))
+            if let problem = checkedBody(list, from: start, to: end, first: first, size: size, previous: &previous, into: &out) { return problem }
+        }
+        return nil
+    }
+
+    /// One body in `list[from..<to]`: mode byte, then the `size - 1` gaps after `first`.
+    static func checkedBody(_ list: UnsafeRawBufferPointer, from: Int, to: Int, first: UInt64, size: Int,
+                            previous: inout UInt64?, into out: inout [UInt32]) -> (CheckCode, Int, String)? {
+        if let previous, first <= previous { return (.graphListOrder, from, "a block starts at \(first), not above the value before (\(previous))") }
+        out.append(UInt32(first))
+        var value = first
+        guard from < to else { return (.graphListLength, from, "a body without its mode byte") }
+        let body = UnsafeRawBufferPointer(rebasing: list[from..<to])
+        let mode = body.load(as: UInt8.self)
+        if mode == varintMode {
+            var at = 1
+            for _ in 1..<size {
+                let gapAt = at
+                guard let gap = checkedVarint(body, &at) else { return (.graphListMalformed, from + gapAt, "a gap's varint runs past the body") }
+                guard gap < UInt64(UInt32.max), value + gap + 1 <= UInt64(UInt32.max) else {
+                    return (.graphListRange, from + gapAt, "gap \(gap) after \(value) passes UInt32")
+                }
+                value += gap + 1
+                out.append(UInt32(value))
+            }
+            if at != body.count { return (.graphListLength, from + at, "\(body.count - at) bytes after the block's last gap") }
+        } else if mode <= 32 {
+            let width = Int(mode)
+            let need = 1 + ((size - 1) * width + 7) >> 3
+            guard body.count == need else {
+                return (.graphListLength, from, "a body of \(size - 1) gaps at \(width) bits takes \(need) bytes, not \(body.count)")
+            }
+            var bits = CheckedBits(UnsafeRawBufferPointer(rebasing: body[1...]))
+            for _ in 1..<size {
+                guard let gap = bits.take(width) else { return (.graphListLength, from, "gaps run past the body") }
+                guard value + gap + 1 <= UInt64(UInt32.max) else { return (.graphListRange, from, "gap \(gap) after \(value) passes UInt32") }
+                value += gap + 1
+                out.append(UInt32(value))
+            }
+            if !bits.finishByte() { return (.graphListLength, from + body.count - 1, "non-zero padding bits after the last gap") }
+        } else {
+            return (.graphListMalformed, from, "unknown mode byte \(mode)")
+        }
+        previous = value
+        return nil
+    }
+}
