@@ -280,7 +280,7 @@ extension SocialDB {
             let user = try userRecord(handle: handle)
             // One more than asked tells whether there is a next page, so the last page has no cursor.
             var ids: [UInt64]
-            do throws(LSMError) { ids = try tree.authorTweets(author: user.id, before: before ?? UInt64.max, limit: limit + 1) } catch { throw SocialError(error) }
+            ids = try authorItemIDs(user, before: before ?? UInt64.max, limit: limit + 1)
             let more = ids.count > limit
             if more { ids.removeLast() }
             return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
@@ -301,12 +301,28 @@ extension SocialDB {
             }
             let user = try userRecord(handle: handle)
             var ids: [UInt64]
-            do throws(LSMError) { ids = try tree.authorTweets(author: user.id, before: UInt64.max, limit: offset + limit + 1) } catch { throw SocialError(error) }
+            ids = try authorItemIDs(user, before: UInt64.max, limit: offset + limit + 1)
             ids.removeFirst(min(offset, ids.count))
             let more = ids.count > limit
             if more { ids.removeLast(ids.count - limit) }
             return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
         }
+    }
+
+    /// The ids of `user`'s newest items below `before`, at most `limit`: from the authors'
+    /// recent items kept for ring rebuilds (`AuthorItemsCache`) when they cover the page, else
+    /// a reverse scan of the author index. Both leave out a retweet whose original is gone (the
+    /// page would drop it anyway).
+    func authorItemIDs(_ user: UserRecord, before: UInt64, limit: Int) throws(SocialError) -> [UInt64] {
+        if limit <= AuthorItemsCache.perAuthorMax {
+            var items = ContiguousArray<TimelineItem>()
+            let source = TweetStoreSource(tree: tree, users: consumers.users, failure: consumers.sourceFailure,
+                                          recent: consumers.recentItems)
+            source.newestItems(of: user.number, before: before, limit: limit, into: &items)
+            if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+            return items.map(\.id)
+        }
+        do { return try tree.authorTweets(author: user.id, before: before, limit: limit) } catch { throw SocialError(error) }
     }
 
     /// The tweets of `ids` that exist, in that order (one batched read for the records).

@@ -68,7 +68,7 @@ import Testing
     /// the tree: a seeded mix of posts, replies, quotes, retweets, unretweets, deletes, follows
     /// and unfollows runs on two databases, one with the cache (small, so lists are evicted and
     /// refilled) and one without; at every step a few users' rings are rebuilt in both and
-    /// their pages compared, and reads hit the cache.
+    /// their home pages and own tweets compared, and reads hit the cache.
     @Test func authorCacheRebuildsTheSamePagesAsScans() throws {
         var cached = testOptions()
         cached.authorCacheItems = 60
@@ -113,6 +113,11 @@ import Testing
                     pages.append(try db.home(handle: w, limit: 100).items.map { "\($0.authorHandle):\($0.text):\($0.retweetOf != nil)" })
                 }
                 #expect(pages[0] == pages[1], "step \(step): @\(w)'s rebuilt home differs with the author cache")
+                // User timelines read the same lists (pages by cursor and by offset).
+                let own = dbs.map { db in (try? db.tweets(handle: w, limit: 30).items.map(\.text)) ?? ["error"] }
+                #expect(own[0] == own[1], "step \(step): @\(w)'s tweets differ with the author cache")
+                let offset = dbs.map { db in (try? db.tweets(handle: w, limit: 5, offset: 3).items.map(\.text)) ?? ["error"] }
+                #expect(offset[0] == offset[1], "step \(step): @\(w)'s tweets at offset 3 differ with the author cache")
             }
         }
         let stats = try a.db.statistics().authorCache
