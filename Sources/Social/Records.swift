@@ -1,4 +1,5 @@
 import StorageEngine
+import Synchronization
 
 /// The Social layer's records in the LSM tree's key spaces (see Docs/FORMATS.md, "Social
 /// records"). These layouts are part of the on-disk format and must not change without a new
@@ -168,11 +169,21 @@ struct ChangeSet {
         while start < all.count {
             let end = min(all.count, start + Self.entriesPerBatchMax)
             var batch = WriteBatch()
+            var countersChanged = false
             for (key, value) in all[start..<end] {
                 if let value { batch.put(key, value) } else { batch.delete(key) }
+                if key.count == 17 && key[0] == KeySpace.counters.rawValue { countersChanged = true }
             }
             let lsn: UInt64
             do { lsn = try tree.write(batch, waitForAcknowledgement: false) } catch { throw SocialError(error) }
+            // The tree has the new counts: the cached ones of these tweets go.
+            if countersChanged {
+                db.tweetCountsCache.invalidate { invalidate in
+                    for (key, _) in all[start..<end] where key.count == 17 && key[0] == KeySpace.counters.rawValue {
+                        invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                    }
+                }
+            }
             // In the tree: now the derived structures (see `Consumers`). Durable later: the
             // public call waits for the log before it answers (`SocialDB.acknowledged`).
             let applied: Result<Void, SocialError> = batch.encoded.withUnsafeBytes { payload in
@@ -187,4 +198,65 @@ struct ChangeSet {
 
     /// Below `WriteBatch.maxEntries`, with room to spare.
     static let entriesPerBatchMax = 4000
+}
+
+/// Tweets' four counts (likes, retweets, replies, quotes) as hydration last read them, most of
+/// them zero: one dictionary probe per tweet instead of four record-cache probes (each a hash,
+/// a shard lock and a key comparison behind a pointer).
+///
+/// Kept true by `ChangeSet.commit`: after the tree has a batch that writes or deletes counter
+/// keys, it removes those tweets (`invalidate`, which also moves `generation`). A reader that
+/// missed notes `generation`, reads the tree and installs what it read only if `generation` has
+/// not moved since, so a count read before a write is never installed after that write's
+/// invalidation. Bounded: past `maxEntries` an eighth of the entries (the dictionary's order:
+/// effectively random) goes.
+final class TweetCountsCache: Sendable {
+    struct Counts {
+        var likes: UInt32
+        var retweets: UInt32
+        var replies: UInt32
+        var quotes: UInt32
+
+        init(likes: Int, retweets: Int, replies: Int, quotes: Int) {
+            self.likes = UInt32(clamping: likes)
+            self.retweets = UInt32(clamping: retweets)
+            self.replies = UInt32(clamping: replies)
+            self.quotes = UInt32(clamping: quotes)
+        }
+    }
+
+    private struct State {
+        var counts: [UInt64: Counts] = [:]
+        var generation: UInt64 = 0
+    }
+
+    let maxEntries: Int
+    private let state = Mutex(State())
+
+    init(maxEntries: Int) { self.maxEntries = maxEntries }
+
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    @inline(__always)
+    func lookup(_ id: UInt64) -> Counts? { state.withLock { $0.counts[id] } }
+
+    func install(_ id: UInt64, _ counts: Counts, since generation: UInt64) {
+        guard maxEntries > 0 else { return }
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.counts.count >= maxEntries {
+                let victims = Array(s.counts.keys.prefix(max(1, maxEntries / 8)))
+                for key in victims { s.counts[key] = nil }
+            }
+            s.counts[id] = counts
+        }
+    }
+
+    /// Removes the tweets `body` names (the writer, after the tree has the new counts).
+    func invalidate(_ body: ((UInt64) -> Void) -> Void) {
+        state.withLock { s in
+            s.generation += 1
+            body { s.counts[$0] = nil }
+        }
+    }
 }

@@ -28,6 +28,8 @@ public final class SocialDB: Sendable {
     /// Serializes every write (LSM batches and graph records) from its validation until its
     /// record is applied to the derived structures, so they receive records in log order.
     let writer = ConditionLock()
+    /// Tweets' counts as hydration reads them (see `TweetCountsCache`).
+    let tweetCountsCache = TweetCountsCache(maxEntries: 1_000_000)
     /// The derived structures that follow the log (home timelines).
     let consumers: Consumers
     /// The fixed-window counters of `options.rateLimits`.
@@ -302,9 +304,19 @@ public final class SocialDB: Sendable {
         return try userRecord(id: id)
     }
 
-    /// A tweet's counts: one batched point read of its four counter keys (absent: 0). Point
-    /// reads, unlike a range scan, are answered by the tree's record cache, absent keys included.
+    /// A tweet's counts: from `tweetCountsCache`, else one batched point read of its four
+    /// counter keys (absent: 0), kept in the cache unless a write changed counters meanwhile.
     func tweetCounts(of id: UInt64) throws(SocialError) -> (likes: Int, retweets: Int, replies: Int, quotes: Int) {
+        if let c = tweetCountsCache.lookup(id) { return (Int(c.likes), Int(c.retweets), Int(c.replies), Int(c.quotes)) }
+        let generation = tweetCountsCache.generation
+        let counts = try readTweetCounts(of: id)
+        tweetCountsCache.install(id, TweetCountsCache.Counts(likes: counts.likes, retweets: counts.retweets,
+                                                             replies: counts.replies, quotes: counts.quotes),
+                                 since: generation)
+        return counts
+    }
+
+    private func readTweetCounts(of id: UInt64) throws(SocialError) -> (likes: Int, retweets: Int, replies: Int, quotes: Int) {
         let values: [[UInt8]?]
         do {
             values = try tree.multiGet([SocialKeys.counter(id, .likes), SocialKeys.counter(id, .retweets),
