@@ -26,7 +26,7 @@ import Glibc
 public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetSource>: @unchecked Sendable {
     // @unchecked: all mutable state is behind `lock` (see above); the counters are atomics.
     public let options: TimelineOptions
-    @usableFromInline let lock = ReadWriteLock()
+    @usableFromInline let lock = StripedReadWriteLock()
     /// The state, at a fixed address: methods on it run without the dynamic exclusivity checks
     /// a class's stored `var`s would cost on every access. Freed in deinit.
     @usableFromInline let state: UnsafeMutablePointer<TimelineState<Followers, Tweets>>
