@@ -274,8 +274,16 @@ func smallLogOptions(_ sync: LogSyncPolicy = .always) -> LogOptions {
             let sync = round % 3 == 2 ? "interval:20" : "always"
             process.arguments = ["log", "--dir", dir.path + "/log", "--acks", acks, "--sync", sync,
                                  "--threads", String(1 + round % 4), "--segment-bytes", String(256 << 10)]
+            let before = fileSize(acks)
             try process.run()
-            usleep(UInt32.random(in: 20_000...150_000, using: &random))
+            // One round in four is killed at a moment counted from its start (often during
+            // recovery); the others once it has acknowledged a record of its own.
+            if round % 4 == 3 {
+                usleep(UInt32.random(in: 20_000...150_000, using: &random))
+            } else {
+                waitForGrowth(of: acks, beyond: before, alive: { process.isRunning })
+                usleep(UInt32.random(in: 0...130_000, using: &random))
+            }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             #expect(process.terminationReason == .uncaughtSignal, "round \(round): the child died early")

@@ -76,3 +76,25 @@ func writeWholeFile(_ path: String, _ bytes: [UInt8]) {
     defer { file.close() }
     try! file.write(bytes, at: 0)
 }
+
+/// The size of the file at `path`, 0 when it does not exist.
+func fileSize(_ path: String) -> Int {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int(info.st_size) : 0
+}
+
+/// Waits until the file at `path` is longer than `size` bytes (a crash-test child acknowledged
+/// something since), the child is gone (`alive` false) or `limitSeconds` pass. A kill moment
+/// drawn from the child's start alone assumes it starts fast: under a sanitizer on a loaded
+/// machine its start alone can outlast the whole window, and every round would kill it before
+/// its first acknowledgement (so the round tests nothing).
+func waitForGrowth(of path: String, beyond size: Int, alive: () -> Bool, limitSeconds: Int = 120) {
+    var start = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &start)
+    while fileSize(path) <= size && alive() {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        if now.tv_sec - start.tv_sec > limitSeconds { return }
+        usleep(2_000)
+    }
+}

@@ -181,9 +181,10 @@ func checkpoints(_ input: UnsafeRawBufferPointer) {
 // MARK: graph
 
 /// A graph base file: verified, then (when accepted) every user's lists in both directions
-/// decoded and probed. With checksum repair only the verification runs: the lists' coded bytes
-/// are trusted once their section checksum passes (GraphFormat), so a checksum-valid malformed
-/// list is outside the decoder's contract.
+/// decoded and probed. The lists' coded bytes are trusted once their section checksum passes
+/// (GraphFormat), so with checksum repair the deep check (`socialdb check --deep`, bounds-checked
+/// decoding) runs first, and the fast decoders only on a file it passes: a checksum-valid
+/// malformed list must be caught by it, never read out of bounds.
 func graphBase(_ input: UnsafeRawBufferPointer) {
     guard case (let fix, var bytes)? = split(input) else { return }
     if fix {
@@ -192,7 +193,8 @@ func graphBase(_ input: UnsafeRawBufferPointer) {
     }
     let image = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
     bytes.withUnsafeBytes { image.copyMemory(from: $0) }
-    guard GraphBase.verify(UnsafeRawBufferPointer(image)) == nil, !fix else { image.deallocate(); return }
+    guard GraphBase.verify(UnsafeRawBufferPointer(image)) == nil else { image.deallocate(); return }
+    if fix && !GraphBase.deepVerify(UnsafeRawBufferPointer(image)).problems.isEmpty { image.deallocate(); return }
     let base = GraphBase(image: image)
     let users = min(base.userCount, 1 << 16)
     var out = [UInt32](repeating: 0, count: 1 << 16)
@@ -257,15 +259,17 @@ func timelineCheckpoint(_ input: UnsafeRawBufferPointer) {
 // MARK: search
 
 /// A frozen search segment: verified, then (when accepted) every term's postings and positions
-/// decoded and every term looked up. With checksum repair only the verification runs: posting
-/// and position bytes are trusted once their section checksum passes (PostingCodec).
+/// decoded and every term looked up. Posting and position bytes are trusted once their section
+/// checksum passes (PostingCodec), so with checksum repair the deep check (bounds-checked
+/// decoding) runs first, and the fast decoders only on a segment it passes.
 func searchSegment(_ input: UnsafeRawBufferPointer) {
     guard case (let fix, var bytes)? = split(input) else { return }
     if fix {
         Fixup.sectioned(&bytes, headerSeed: SearchFormat.headerSeed, footerBytes: SearchFormat.footerBytes, sections: SearchFormat.sectionCount,
                         sectionSeed: SearchFormat.sectionSeed, footerSeed: SearchFormat.footerSeed)
     }
-    guard bytes.withUnsafeBytes({ FrozenSegment.verify($0) }) == nil, !fix else { return }
+    guard bytes.withUnsafeBytes({ FrozenSegment.verify($0) }) == nil else { return }
+    if fix && !bytes.withUnsafeBytes({ FrozenSegment.deepVerify($0) }).problems.isEmpty { return }
     let image = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
     bytes.withUnsafeBytes { image.copyMemory(from: $0) }
     let segment = FrozenSegment(image: image)

@@ -109,7 +109,11 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         page.reset()
         var merged = false
         let ready = lock.withReadLock { () -> Bool in
+            #if SOCIALDB_TSAN
+            let ready = state.pointee.readShared(reader, limit: limit, before: before, into: &page, merged: &merged)
+            #else
             let ready = state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged)
+            #endif
             if ready && Int(reader) < activityCapacity { noteActive(reader) }
             return ready && Int(reader) < activityCapacity
         }
@@ -925,10 +929,21 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// the state: many readers run it at once.
     ///
     /// `mutating` only so that the call borrows the state in place: called on `pointee` as a
-    /// non-mutating method it may be copied, which retains every collection in it, reference
-    /// counts that two reading cores would then bounce between them. It writes nothing.
+    /// non-mutating method it is copied, which retains every collection in it, reference
+    /// counts that two reading cores would then bounce between them. It writes nothing: the
+    /// body is the non-mutating `readShared`, inlined (the same machine code, no retains).
     @inlinable
     mutating func read(_ reader: UInt32, limit: Int, before: UInt64, into page: inout TimelinePage, merged: inout Bool) -> Bool {
+        readShared(reader, limit: limit, before: before, into: &page, merged: &merged)
+    }
+
+    /// The body of `read`. ThreadSanitizer counts the call of a `mutating` method as a write of
+    /// the whole state, so two readers under the read lock were reported as a "Swift access
+    /// race" though neither writes; the TSan build (`-DSOCIALDB_TSAN`) calls this directly
+    /// (retaining the state's collections, as a copy does), and TSan still checks every byte
+    /// the read touches.
+    @inlinable @inline(__always)
+    func readShared(_ reader: UInt32, limit: Int, before: UInt64, into page: inout TimelinePage, merged: inout Bool) -> Bool {
         let value = tableValue(reader)
         guard value != 0 && value != Self.dropped else { return false }
         let number = Int(value &- 1)
