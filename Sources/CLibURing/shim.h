@@ -75,4 +75,30 @@ static inline void socialdb_compiler_barrier(void) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
+// Group commit in the log (StorageEngine/Log/Log.swift): an appender waiting for its batch's
+// fdatasync sleeps on a 32-bit word of that batch (futex(2)), so the leader wakes exactly the
+// appenders whose records became durable and they return without taking the log's lock.
+// Swift's Synchronization module has no futex, and syscall(2) is variadic.
+#include <linux/futex.h>
+#include <limits.h>
+
+static inline uint32_t socialdb_load_u32(const uint32_t *word) {
+    return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+static inline void socialdb_increment_u32(uint32_t *word) {
+    __atomic_add_fetch(word, 1, __ATOMIC_RELEASE);
+}
+
+/// Sleeps while *word == expected (returns at once if it differs); a wake or a signal may
+/// also return early, so callers re-check their condition in a loop.
+static inline void socialdb_futex_wait(uint32_t *word, uint32_t expected) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+/// Wakes every thread sleeping on `word`.
+static inline void socialdb_futex_wake_all(uint32_t *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
 #endif

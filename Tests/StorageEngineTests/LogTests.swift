@@ -1,5 +1,6 @@
 import Foundation
 import StorageEngine
+import Synchronization
 import Testing
 import TortureSupport
 
@@ -312,5 +313,124 @@ func smallLogOptions(_ sync: LogSyncPolicy = .always) -> LogOptions {
             }
         }
         #expect(acknowledged.count > rounds, "the child acknowledged records")
+    }
+}
+
+/// Group commit with many appenders on a slow disk: every fdatasync is delayed by the fault
+/// injector, so the appenders pile up behind each one on any machine and batches must grow.
+/// No assertion depends on how fast the machine is.
+@Suite struct LogGroupCommitTests {
+    static func slowLog(_ dir: TemporaryDirectory, delayMicroseconds: UInt32, sync: LogSyncPolicy = .always,
+                        segmentSizeBytes: Int = 64 << 20) throws -> (Log, FaultInjector) {
+        let faults = FaultInjector()
+        faults.add(.init(operation: .fdatasync, sticky: true, action: .delay(microseconds: delayMicroseconds)))
+        let fs = try FileSystem(faults: faults)
+        let (log, _) = try Log.open(directory: dir.path, fileSystem: fs,
+                                    options: LogOptions(sync: sync, segmentSizeBytes: segmentSizeBytes))
+        return (log, faults)
+    }
+
+    /// Each appender checks, the moment its append returns, that its record is durable (never
+    /// released early), and every record is there after reopening.
+    @Test(arguments: [64 << 20, 64 << 10])
+    func manyAppendersShareSlowFdatasyncsAndAreReleasedOnlyWhenDurable(segmentSizeBytes: Int) throws {
+        let dir = TemporaryDirectory("loggc")
+        let (log, _) = try Self.slowLog(dir, delayMicroseconds: 2_000, segmentSizeBytes: segmentSizeBytes)
+        let appenders = 32, each = 25
+        let early = Mutex<[String]>([])
+        let lsns = Mutex<[UInt64]>([])
+        let threads = (0..<appenders).map { t in
+            BackgroundThread {
+                for i in 0..<each {
+                    let lsn = try! log.append(type: 1, payload: torturePayload(tag: UInt64(t) << 32 | UInt64(i)))
+                    let acknowledged = log.acknowledgedSequenceNumber
+                    let durable = log.durableSequenceNumber
+                    if acknowledged < lsn || durable < lsn {
+                        early.withLock { $0.append("LSN \(lsn) returned with acknowledged \(acknowledged), durable \(durable)") }
+                    }
+                    lsns.withLock { $0.append(lsn) }
+                }
+            }
+        }
+        threads.forEach { $0.join() }
+        let total = appenders * each
+        #expect(early.withLock { $0 }.isEmpty, "\(early.withLock { $0.prefix(5) })")
+        #expect(lsns.withLock { $0.sorted() } == Array(1...UInt64(total)), "every append got its own LSN")
+        let statistics = log.statistics
+        // One fdatasync per record would be `total`; shared ones are far fewer, and some batch
+        // holds at least 8 records (the histogram's bucket 3 counts batches of 8 to 15).
+        #expect(statistics.fdatasyncs < UInt64(total / 4), "\(statistics.fdatasyncs) fdatasyncs for \(total) records")
+        #expect(statistics.batchSizeHistogram[3...].reduce(0, +) > 0, "batch sizes \(statistics.batchSizeHistogram)")
+        #expect(log.acknowledgedSequenceNumber == UInt64(total))
+        try log.close()
+        let (again, report) = try Log.open(directory: dir.path, fileSystem: try FileSystem(), options: LogOptions())
+        defer { try? again.close() }
+        #expect(report.isClean, "\(report)")
+        #expect(try readAll(again).count == total)
+    }
+
+    /// Appends without waiting, then waits: what the Social layer does under its writer lock.
+    @Test func appendWithoutWaitingThenWaitingIsDurableOnReturn() throws {
+        let dir = TemporaryDirectory("loggc")
+        let (log, _) = try Self.slowLog(dir, delayMicroseconds: 1_000)
+        defer { try? log.close() }
+        let early = Mutex<[String]>([])
+        let threads = (0..<16).map { t in
+            BackgroundThread {
+                for i in 0..<20 {
+                    var last: UInt64 = 0
+                    for j in 0..<3 {
+                        last = try! log.append(type: 1, payload: torturePayload(tag: UInt64(t * 100 + i * 3 + j)),
+                                               waitForAcknowledgement: false)
+                        if log.appendedSequenceNumber < last {
+                            early.withLock { $0.append("appended \(log.appendedSequenceNumber) < \(last)") }
+                        }
+                    }
+                    try! log.waitForAcknowledgement(through: last)
+                    if log.durableSequenceNumber < last || log.acknowledgedSequenceNumber < last {
+                        early.withLock { $0.append("waited through \(last), durable \(log.durableSequenceNumber)") }
+                    }
+                }
+            }
+        }
+        threads.forEach { $0.join() }
+        #expect(early.withLock { $0 }.isEmpty, "\(early.withLock { $0.prefix(5) })")
+        #expect(log.acknowledgedSequenceNumber == 16 * 20 * 3)
+    }
+
+    /// A failed fdatasync while many appenders sleep: each of them is woken and gets the error
+    /// or had its record durable before; none is acknowledged after the failure; none hangs.
+    @Test(arguments: Backends.all)
+    func failedFdatasyncWakesEverySleeperAndAcknowledgesNothingAfter(_ choice: FileSystem.BackendChoice) throws {
+        let dir = TemporaryDirectory("loggc")
+        let faults = FaultInjector()
+        // The 7th batch's fdatasync fails (the first matching rule acts, so this one comes
+        // first); every other one is slow.
+        faults.add(.init(operation: .fdatasync, nth: 7, action: .fail(errno: EIO)))
+        faults.add(.init(operation: .fdatasync, sticky: true, action: .delay(microseconds: 1_000)))
+        let fs = try FileSystem(backend: choice, faults: faults)
+        let (log, _) = try Log.open(directory: dir.path, fileSystem: fs, options: LogOptions(sync: .always))
+        let acknowledged = Mutex<[UInt64]>([])
+        let failures = Atomic<Int>(0)
+        let threads = (0..<24).map { t in
+            BackgroundThread {
+                for i in 0..<40 {
+                    do {
+                        let lsn = try log.append(type: 1, payload: torturePayload(tag: UInt64(t * 1000 + i)))
+                        acknowledged.withLock { $0.append(lsn) }
+                    } catch {
+                        failures.add(1, ordering: .relaxed)
+                        return
+                    }
+                }
+            }
+        }
+        threads.forEach { $0.join() }
+        #expect(failures.load(ordering: .relaxed) == 24, "every appender ends with the error")
+        let durable = log.durableSequenceNumber
+        #expect(log.writeFailure?.errno == EIO)
+        #expect(acknowledged.withLock { $0.allSatisfy { $0 <= durable } }, "nothing acknowledged past the durable LSN \(durable)")
+        #expect(log.acknowledgedSequenceNumber == durable)
+        try? log.close()
     }
 }

@@ -1,3 +1,4 @@
+import CLibURing
 #if canImport(Glibc)
 import Glibc
 import Synchronization
@@ -17,6 +18,15 @@ import Synchronization
 /// Appenders that arrive during a write buffer their records for the next leader. So N
 /// concurrent appenders share about one fdatasync per round instead of N.
 ///
+/// Wakeups are targeted, because with many appenders on few cores waking everyone at every
+/// sync costs more than the sync: each lead writes one numbered *batch*, and an appender whose
+/// record is in the batch in flight sleeps on that batch's futex word (two words, by the
+/// batch's parity: at most one batch is in flight and one pending). The leader bumps the word
+/// and wakes exactly those appenders; they see their LSN acknowledged in the lock-free atomic
+/// and return without taking the lock. Of the appenders whose records are pending, one is the
+/// *next leader* (waiting on the lock's third condition, signalled when the write in flight
+/// ends, then gathering); the others sleep on the pending batch's word.
+///
 /// Thread safety and invariants (all fields below `lock` are read and written with it held):
 /// - at most one write is in flight (`writing`), so file ranges are written in LSN order;
 /// - `durableLSN <= writtenLSN <= nextLSN - 1`;
@@ -28,6 +38,8 @@ import Synchronization
 ///   synced) with the lock held and no write in flight, so no record straddles two segments.
 public final class Log: @unchecked Sendable {
     // @unchecked: mutable state is only touched with `lock` held, as documented above.
+    // @exclusivity(unchecked) on the fields every append touches: the lock already makes
+    // their accesses exclusive, and the runtime's checks cost as much as encoding a record.
     public let directory: String
     public let options: LogOptions
     public let fileSystem: FileSystem
@@ -40,21 +52,21 @@ public final class Log: @unchecked Sendable {
     }
 
     private var segments: [SegmentInfo] = []
-    private var current: File
-    private var pendingOffset: UInt64
+    @exclusivity(unchecked) private var current: File
+    @exclusivity(unchecked) private var pendingOffset: UInt64
     /// Where the current segment's preallocated space ends: space is reserved ahead of the
     /// writes in chunks, so fdatasync rarely has a size change to persist and a small log does
     /// not hold a whole segment's worth of disk.
     private var preallocatedEnd: UInt64 = 0
     static let preallocationChunk: UInt64 = 4 << 20
-    private var pending: WriteBuffer
-    private var spare: WriteBuffer
-    private var nextLSN: UInt64
-    private var writtenLSN: UInt64
-    private var durableLSN: UInt64
-    private var writing = false
-    private var failure: IOError?
-    private var isClosed = false
+    @exclusivity(unchecked) private var pending: WriteBuffer
+    @exclusivity(unchecked) private var spare: WriteBuffer
+    @exclusivity(unchecked) private var nextLSN: UInt64
+    @exclusivity(unchecked) private var writtenLSN: UInt64
+    @exclusivity(unchecked) private var durableLSN: UInt64
+    @exclusivity(unchecked) private var writing = false
+    @exclusivity(unchecked) private var failure: IOError?
+    @exclusivity(unchecked) private var isClosed = false
     private var checkpoints: [String: UInt64]
     private var syncThread: BackgroundThread?
     private var fdatasyncCount: UInt64 = 0
@@ -62,9 +74,22 @@ public final class Log: @unchecked Sendable {
     /// Group commit: how many records the next sync may expect (the last synced batch, whose
     /// appenders were just released, plus what was appended while it ran), a moving average of
     /// how long a write plus fdatasync takes, and whether a would-be leader is waiting.
-    private var expectedBatchRecords: UInt64 = 0
+    @exclusivity(unchecked) private var expectedBatchRecords: UInt64 = 0
     private var syncNanosAverage: UInt64 = 0
-    private var gathering = false
+    @exclusivity(unchecked) private var gathering = false
+    /// Whether a waiter has taken the role of the next leader (waits for the write in flight,
+    /// then gathers and leads the pending batch); at most one at a time.
+    private var nextLeaderWaiting = false
+    /// When the gathering next leader stops waiting for appenders and leads (0: not set).
+    private var gatherDeadline: UInt64 = 0
+    /// The number the pending buffer's batch gets when a leader takes it (then incremented), and
+    /// the batch in flight and its last LSN (while `writing`).
+    private var pendingBatch: UInt64 = 1
+    private var inFlightBatch: UInt64 = 0
+    private var inFlightLastLSN: UInt64 = 0
+    /// Two futex words, bumped when a batch of that parity ends (written, synced or failed), so
+    /// its waiters wake; a roll or a failure bumps both. Allocated once, freed in deinit.
+    private let batchWords: UnsafeMutablePointer<UInt32>
     /// Histogram of records per fdatasync: buckets 1, 2-3, 4-7, ... 2^k..2^(k+1)-1.
     private var batchHistogram = [UInt64](repeating: 0, count: 16)
     /// Lock-free copies for readers that must not show unacknowledged records (see
@@ -120,6 +145,8 @@ public final class Log: @unchecked Sendable {
         appendedAtomic.store(recovered.nextLSN - 1, ordering: .relaxed)
         acknowledgedAtomic.store(recovered.nextLSN - 1, ordering: .relaxed)
         self.checkpoints = checkpoints
+        batchWords = .allocate(capacity: 2)
+        batchWords.initialize(repeating: 0, count: 2)
         let capacity = max(options.writeBufferBytes * 2, 64 << 10)
         self.pending = WriteBuffer(capacity: capacity)
         self.spare = WriteBuffer(capacity: capacity)
@@ -137,6 +164,7 @@ public final class Log: @unchecked Sendable {
     deinit {
         pending.free()
         spare.free()
+        batchWords.deallocate()
     }
 
     private static func recover(directory: String, fileSystem: FileSystem, options: LogOptions, report: inout LogRecoveryReport) throws(IOError) -> Recovered {
@@ -274,17 +302,26 @@ public final class Log: @unchecked Sendable {
             throw .invalidArgument("payload of \(payload.count) bytes exceeds \(options.maxPayloadBytes)")
         }
         lock.lock()
-        defer { lock.unlock() }
-        try checkUsableLocked()
+        do {
+            try checkUsableLocked()
+        } catch {
+            lock.unlock()
+            throw error
+        }
         let size = LogFormat.recordHeaderBytes + payload.count
         // Roll when the record does not fit. Re-check after every wait: another appender may
         // have rolled already. maxPayloadBytes guarantees a record fits an empty segment.
         while pendingOffset + UInt64(pending.count + size) > UInt64(options.segmentSizeBytes) {
-            if writing {
-                lock.wait()
-                try checkUsableLocked()
-            } else {
-                try rollLocked()
+            do {
+                if writing {
+                    lock.wait()
+                    try checkUsableLocked()
+                } else {
+                    try rollLocked()
+                }
+            } catch {
+                lock.unlock()
+                throw error
             }
         }
         pending.reserve(size)
@@ -292,20 +329,26 @@ public final class Log: @unchecked Sendable {
         nextLSN += 1
         pending.count += LogFormat.encodeRecord(lsn: lsn, type: type, payload: payload, into: pending.end)
         appendedAtomic.store(lsn, ordering: .releasing)
-        if gathering { lock.signalSecond() }
+        // Wake the gathering leader once, when the batch it waits for is complete.
+        if gathering && lsn - writtenLSN >= expectedBatchRecords { lock.signalThird() }
         switch options.sync {
         case .always:
-            if waitForAcknowledgement { try waitLocked(for: lsn, durable: true) }
+            if waitForAcknowledgement { try waitUnlocking(for: lsn, durable: true) } else { lock.unlock() }
         case .interval:
-            if waitForAcknowledgement { try waitLocked(for: lsn, durable: false) }
+            if waitForAcknowledgement { try waitUnlocking(for: lsn, durable: false) } else { lock.unlock() }
         case .off:
+            defer { lock.unlock() }
             acknowledgedAtomic.store(lsn, ordering: .releasing)
             // A full buffer goes to the background writer; an appender writes only when the
-            // writer has fallen a whole buffer behind (back-pressure).
+            // writer has fallen a whole buffer behind (back-pressure). The buffer never grows
+            // past its capacity for that: it waits for the write in flight instead (growing
+            // it meant copying it and faulting in fresh pages, as costly as the encoding).
             if pending.count >= options.writeBufferBytes {
-                if !writing && pending.count >= 2 * options.writeBufferBytes {
-                    try leadLocked(sync: false)
-                } else {
+                if pending.count >= 2 * options.writeBufferBytes {
+                    while writing && failure == nil { lock.wait() }
+                    try checkUsableLocked()
+                    if pending.count >= options.writeBufferBytes { try leadLocked(sync: false) }
+                } else if !writing {
                     lock.signalSecond()
                 }
             }
@@ -320,11 +363,10 @@ public final class Log: @unchecked Sendable {
     public func waitForAcknowledgement(through lsn: UInt64) throws(LogError) {
         if acknowledgedAtomic.load(ordering: .acquiring) >= lsn { return }
         lock.lock()
-        defer { lock.unlock() }
         switch options.sync {
-        case .always: try waitLocked(for: lsn, durable: true)
-        case .interval: try waitLocked(for: lsn, durable: false)
-        case .off: return
+        case .always: try waitUnlocking(for: lsn, durable: true)
+        case .interval: try waitUnlocking(for: lsn, durable: false)
+        case .off: lock.unlock()
         }
     }
 
@@ -379,31 +421,124 @@ public final class Log: @unchecked Sendable {
     }
 
     /// Waits (leading a write when none is in flight) until `lsn` is written, or durable.
-    ///
-    /// Group commit: when a thread is about to lead an fdatasync with fewer records pending than
-    /// the last sync released plus what arrived while it ran, the released appenders are
-    /// probably about to append again; it waits for them (each append wakes it) up to a quarter
-    /// of the average sync time (at most 300 µs) before it leads. One appender alone never waits.
+    /// Called and returns with the lock held.
     private func waitLocked(for lsn: UInt64, durable: Bool) throws(LogError) {
-        var gatherDeadline: UInt64 = 0
-        while (durable ? durableLSN : writtenLSN) < lsn {
-            if let failure { throw .io(failure) }
-            if writing {
-                lock.wait()
-                continue
-            }
-            if durable && options.sync == .always && syncNanosAverage > 0 && nextLSN - 1 - writtenLSN < expectedBatchRecords {
-                let now = Self.monotonicNanos()
-                if gatherDeadline == 0 { gatherDeadline = now + min(syncNanosAverage / 4, 300_000) }
-                if now < gatherDeadline {
-                    gathering = true
-                    lock.waitSecond(nanoseconds: gatherDeadline - now)
-                    gathering = false
-                    continue
-                }
-            }
-            try leadLocked(sync: durable)
+        while true {
+            if try waitStepLocked(for: lsn, durable: durable) == .reached { return }
         }
+    }
+
+    /// The same, but returns (or throws) with the lock released: a waiter woken because its
+    /// batch ended checks the lock-free acknowledged LSN and leaves without taking the lock
+    /// again (with many appenders, taking it again is where their time went).
+    private func waitUnlocking(for lsn: UInt64, durable: Bool) throws(LogError) {
+        // The acknowledged atomic says "durable" under `.always` and "written" under `.interval`.
+        let acknowledgedMeansReached = durable == (options.sync == .always)
+        while true {
+            let step: WaitStep
+            do {
+                step = try waitStepLocked(for: lsn, durable: durable, unlockingWhenSleeping: true)
+            } catch {
+                lock.unlock()
+                throw error
+            }
+            switch step {
+            case .reached:
+                lock.unlock()
+                return
+            case .again:
+                continue
+            case .sleptUnlocked:
+                if acknowledgedMeansReached && acknowledgedAtomic.load(ordering: .acquiring) >= lsn { return }
+                lock.lock()
+            }
+        }
+    }
+
+    private enum WaitStep { case reached, again, sleptUnlocked }
+
+    /// One step of waiting for `lsn` (lock held): returns `.reached` when it is written (or
+    /// durable), else leads, or sleeps until something changed and returns `.again` (lock held)
+    /// or, with `unlockingWhenSleeping`, `.sleptUnlocked` after a futex sleep (lock released).
+    ///
+    /// Group commit: a record in the batch in flight sleeps on that batch's word. A record
+    /// still pending has one waiter as the next leader: it waits for the write in flight to
+    /// end, then, when fewer records are pending than the last sync released plus what arrived
+    /// while it ran, the released appenders are probably about to append again, so it waits for
+    /// them (the append that completes the batch wakes it) up to a quarter of the average sync
+    /// time (at most 300 µs) before it leads. One appender alone never waits. Other waiters of
+    /// pending records sleep on the pending batch's word.
+    private func waitStepLocked(for lsn: UInt64, durable: Bool, unlockingWhenSleeping: Bool = false) throws(LogError) -> WaitStep {
+        if (durable ? durableLSN : writtenLSN) >= lsn { return .reached }
+        if let failure { throw .io(failure) }
+        // Appended while `close()` waited for the rest: never written now.
+        if isClosed { throw .closed }
+        if writing && lsn <= inFlightLastLSN {
+            sleepOnBatchLocked(inFlightBatch, unlocking: unlockingWhenSleeping)
+            return unlockingWhenSleeping ? .sleptUnlocked : .again
+        }
+        if nextLeaderWaiting {
+            sleepOnBatchLocked(pendingBatch, unlocking: unlockingWhenSleeping)
+            return unlockingWhenSleeping ? .sleptUnlocked : .again
+        }
+        if writing {
+            nextLeaderWaiting = true
+            lock.waitThird()
+            nextLeaderWaiting = false
+            return .again
+        }
+        if durable && options.sync == .always && syncNanosAverage > 0 && nextLSN - 1 - writtenLSN < expectedBatchRecords {
+            let now = Self.monotonicNanos()
+            if gatherDeadline == 0 { gatherDeadline = now + min(syncNanosAverage / 4, 300_000) }
+            if now < gatherDeadline {
+                nextLeaderWaiting = true
+                gathering = true
+                lock.waitThird(nanoseconds: gatherDeadline - now)
+                gathering = false
+                nextLeaderWaiting = false
+                return .again
+            }
+        }
+        gatherDeadline = 0
+        if unlockingWhenSleeping {
+            // Wakes its batch after releasing the lock, so the woken appenders do not find it held.
+            try leadLocked(sync: durable, unlockingAtEnd: true)
+            return .sleptUnlocked
+        }
+        try leadLocked(sync: durable)
+        return .again
+    }
+
+    /// Sleeps until batch `batch` ends (or a roll or failure wakes everyone). Lock held on
+    /// entry; released during the sleep, and held again on return unless `unlocking`.
+    private func sleepOnBatchLocked(_ batch: UInt64, unlocking: Bool) {
+        let word = batchWords + Int(batch & 1)
+        // Read under the lock: the word can only move (with the lock held) after this read,
+        // so the futex sleeps only if the batch has not ended yet.
+        let seen = socialdb_load_u32(word)
+        lock.unlock()
+        socialdb_futex_wait(word, seen)
+        if !unlocking { lock.lock() }
+    }
+
+    /// Ends batch `batch` for its sleepers (lock held), or every batch (a roll, a failure).
+    private func wakeBatchLocked(_ batch: UInt64?) {
+        wakeWords(endBatchLocked(batch))
+    }
+
+    /// Marks batch `batch` (or every batch) ended and signals the next leader and the other
+    /// waiters of the lock (lock held); returns the words whose sleepers `wakeWords` must wake,
+    /// which may be done after releasing the lock.
+    private func endBatchLocked(_ batch: UInt64?) -> ClosedRange<Int> {
+        let words = batch.map { Int($0 & 1)...Int($0 & 1) } ?? 0...1
+        for parity in words { socialdb_increment_u32(batchWords + parity) }
+        if nextLeaderWaiting { lock.signalThird() }
+        lock.broadcast()
+        return words
+    }
+
+    private func wakeWords(_ words: ClosedRange<Int>) {
+        for parity in words { socialdb_futex_wake_all(batchWords + parity) }
     }
 
     static func monotonicNanos() -> UInt64 {
@@ -414,9 +549,15 @@ public final class Log: @unchecked Sendable {
 
     /// Writes the pending buffer (and fdatasyncs, with `sync`) with the lock released during
     /// the I/O. Called with the lock held and no write in flight; returns with the lock held.
-    private func leadLocked(sync: Bool) throws(LogError) {
+    /// With `unlockingAtEnd`, it returns with the lock released instead (it throws with it held).
+    private func leadLocked(sync: Bool, unlockingAtEnd: Bool = false) throws(LogError) {
         precondition(!writing, "two writers at once")
         writing = true
+        gatherDeadline = 0
+        let batchNumber = pendingBatch
+        pendingBatch += 1
+        inFlightBatch = batchNumber
+        inFlightLastLSN = nextLSN - 1
         swap(&pending, &spare)
         let batch = spare
         let offset = pendingOffset
@@ -461,20 +602,24 @@ public final class Log: @unchecked Sendable {
             let bucket = min(15, 63 - Int(records.leadingZeroBitCount))
             batchHistogram[bucket] += 1
         }
-        defer { lock.broadcast() }
         if let error {
             failure = error
+            wakeBatchLocked(nil)
             throw .io(error)
         }
         if batch.count > 0 { writtenLSN = lastInBatch }
         if sync { durableLSN = max(durableLSN, batch.count > 0 ? lastInBatch : writtenBefore) }
         publishAcknowledgedLocked()
+        let words = endBatchLocked(batchNumber)
+        if unlockingAtEnd { lock.unlock() }
+        wakeWords(words)
     }
 
     /// Seals the current segment and starts the next. Lock held throughout (rare: once per
     /// segment) and no write in flight.
     private func rollLocked() throws(LogError) {
         precondition(!writing, "roll during a write")
+        gatherDeadline = 0
         let firstLSN = nextLSN
         do throws(IOError) {
             if pending.count > 0 {
@@ -496,10 +641,10 @@ public final class Log: @unchecked Sendable {
             preallocatedEnd = options.preallocate ? min(Self.preallocationChunk, UInt64(options.segmentSizeBytes)) : 0
         } catch {
             failure = error
-            lock.broadcast()
+            wakeBatchLocked(nil)
             throw .io(error)
         }
-        lock.broadcast()
+        wakeBatchLocked(nil)
     }
 
     /// Sync `off`: writes the pending buffer whenever it is full (appenders signal the second
@@ -659,7 +804,7 @@ public final class Log: @unchecked Sendable {
         }
         while writing { lock.wait() }
         isClosed = true
-        lock.broadcast()
+        wakeBatchLocked(nil)
         lock.signalSecond()
         let thread = syncThread
         syncThread = nil

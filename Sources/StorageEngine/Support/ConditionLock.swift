@@ -14,26 +14,34 @@ public final class ConditionLock: @unchecked Sendable {
     /// A second condition on the same mutex, for one kind of waiter that must not be woken by
     /// (or wake) everyone else: the log's group-commit leader waiting for followers.
     private let second: UnsafeMutablePointer<pthread_cond_t>
+    /// A third, for one more such kind: the log's next group-commit leader, waiting for the write
+    /// in flight to end and then for the appenders it gathers (the second is the log's
+    /// background writer's).
+    private let third: UnsafeMutablePointer<pthread_cond_t>
 
     public init() {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         second = .allocate(capacity: 1)
+        third = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(condition, &attributes)
         pthread_cond_init(second, &attributes)
+        pthread_cond_init(third, &attributes)
         pthread_condattr_destroy(&attributes)
     }
 
     deinit {
         pthread_cond_destroy(condition)
         pthread_cond_destroy(second)
+        pthread_cond_destroy(third)
         pthread_mutex_destroy(mutex)
         condition.deallocate()
         second.deallocate()
+        third.deallocate()
         mutex.deallocate()
     }
 
@@ -64,6 +72,18 @@ public final class ConditionLock: @unchecked Sendable {
 
     /// Wakes one waiter of the second condition; the lock must be held.
     @inline(__always) public func signalSecond() { pthread_cond_signal(second) }
+
+    /// Waits on the third condition for `signalThird()` or until `nanoseconds` pass.
+    @discardableResult
+    public func waitThird(nanoseconds: UInt64) -> Bool {
+        wait(on: third, nanoseconds: nanoseconds)
+    }
+
+    /// Waits on the third condition for `signalThird()`.
+    @inline(__always) public func waitThird() { pthread_cond_wait(third, mutex) }
+
+    /// Wakes one waiter of the third condition; the lock must be held.
+    @inline(__always) public func signalThird() { pthread_cond_signal(third) }
 
     private func wait(on condition: UnsafeMutablePointer<pthread_cond_t>, nanoseconds: UInt64) -> Bool {
         var now = timespec()
