@@ -58,6 +58,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
             activity.deallocate()
         }
         state.pointee.arena.deallocateAll()
+        state.pointee.deallocateCelebrityCaches()
         state.deinitialize(count: 1)
         state.deallocate()
     }
@@ -302,10 +303,53 @@ struct RetweetOriginal {
 }
 
 /// A celebrity's newest items, oldest first; `complete` when it holds every item the source has.
+///
+/// The items are in a buffer of fixed capacity the state owns (freed by `deallocate()` when the
+/// cache leaves `celebrityCaches`), not an array: every reader that follows a celebrity reads its
+/// cache, and copying an array out of the dictionary retained and released its storage, an
+/// atomic write to one shared line from every reading core.
 @usableFromInline
 struct CelebrityCache {
-    @usableFromInline var items = ContiguousArray<TimelineItem>()
+    @usableFromInline let base: UnsafeMutablePointer<TimelineItem>
+    @usableFromInline var count = 0
     @usableFromInline var complete = false
+    let capacity: Int
+
+    init(capacity: Int) {
+        base = .allocate(capacity: capacity)
+        self.capacity = capacity
+    }
+
+    /// The items, oldest first.
+    @inlinable var items: UnsafeBufferPointer<TimelineItem> { UnsafeBufferPointer(start: base, count: count) }
+
+    mutating func insert(_ item: TimelineItem, at position: Int) {
+        precondition(count < capacity && position <= count, "celebrity cache insert out of range")
+        (base + position + 1).update(from: base + position, count: count - position)
+        (base + position).initialize(to: item)
+        count += 1
+    }
+
+    mutating func append(_ item: TimelineItem) { insert(item, at: count) }
+
+    mutating func removeFirst() {
+        precondition(count > 0, "removeFirst of an empty celebrity cache")
+        base.update(from: base + 1, count: count - 1)
+        count -= 1
+    }
+
+    /// Removes the items `shouldRemove` accepts, keeping the order; returns how many went.
+    mutating func removeAll(where shouldRemove: (TimelineItem) -> Bool) -> Int {
+        var kept = 0
+        for i in 0..<count where !shouldRemove(base[i]) {
+            base[kept] = base[i]
+            kept += 1
+        }
+        defer { count = kept }
+        return count - kept
+    }
+
+    func deallocate() { base.deallocate() }
 }
 
 /// Where a user's ring is and what it holds.
@@ -802,18 +846,17 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             mergeScratchItems(intoRing: Int(value - 1), truncatedBelow: truncatedBelow)
         }
         celebrities.remove(author)
-        celebrityCaches[author] = nil
+        celebrityCaches.removeValue(forKey: author)?.deallocate()
         celebrityEpoch &+= 1
     }
 
     mutating func insertIntoCelebrityCache(_ item: TimelineItem) {
         guard var cache = celebrityCaches[item.author] else { return }
-        celebrityCaches[item.author] = nil // edit the cache in place, not a copy
         let position = cache.items.partitioningIndex { $0.id >= item.id }
-        if position == cache.items.count || cache.items[position].id != item.id {
-            cache.items.insert(item, at: position)
-            if cache.items.count > options.celebrityCacheItems {
-                cache.items.removeFirst()
+        if position == cache.count || cache.items[position].id != item.id {
+            cache.insert(item, at: position)
+            if cache.count > options.celebrityCacheItems {
+                cache.removeFirst()
                 cache.complete = false
             }
         }
@@ -824,12 +867,18 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         scratchItems.removeAll(keepingCapacity: true)
         let limit = options.celebrityCacheItems
         tweets.newestItems(of: author, before: .max, limit: limit + 1, into: &scratchItems)
-        var cache = CelebrityCache()
+        // One slot more than kept: an insert comes before the removal of the oldest.
+        var cache = CelebrityCache(capacity: limit + 1)
         cache.complete = scratchItems.count <= limit
         if !cache.complete { scratchItems.removeLast() }
-        cache.items.reserveCapacity(limit + 1)
-        for item in scratchItems.reversed() { cache.items.append(item) }
-        celebrityCaches[author] = cache
+        for item in scratchItems.reversed() { cache.append(item) }
+        celebrityCaches.updateValue(cache, forKey: author)?.deallocate()
+    }
+
+    /// Frees every celebrity cache's buffer and forgets the caches.
+    mutating func deallocateCelebrityCaches() {
+        for cache in celebrityCaches.values { cache.deallocate() }
+        celebrityCaches = [:]
     }
 
     /// Makes `reader` readable without the write lock: a ring, a current celebrity list, and a
@@ -864,7 +913,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         ringCelebrities = []
         celebrities = []
         celebrityEpoch &+= 1
-        celebrityCaches = [:]
+        deallocateCelebrityCaches()
         retweets = [:]
         self.appliedLSN = appliedLSN
         self.lazyRebuild = lazyRebuild
@@ -891,11 +940,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
         for author in Array(celebrityCaches.keys) {
             guard var cache = celebrityCaches[author] else { continue }
-            celebrityCaches[author] = nil
             // Still the newest of the source: what left was never in it any more.
-            let before = cache.items.count
-            cache.items.removeAll { tombstones.contains($0.id) || ($0.flags.contains(.retweet) && tombstones.contains($0.tweetId)) }
-            removed += before - cache.items.count
+            removed += cache.removeAll { tombstones.contains($0.id) || ($0.flags.contains(.retweet) && tombstones.contains($0.tweetId)) }
             celebrityCaches[author] = cache
         }
         self.retweets = self.retweets.filter { referenced.contains($0.key) }
