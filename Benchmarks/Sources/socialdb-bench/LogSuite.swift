@@ -201,11 +201,13 @@ struct LogSuite {
             }
         }
         gate.waitForArrivals(appenders)
+        let usageBefore = ProcessUsage.now()
         let start = monotonicNanoseconds()
         deadlineBox.set(start + UInt64(sizes.durableSecondsMax * 1e9))
         gate.open()
         for thread in threads { thread.join() }
         let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let usage = ProcessUsage.now().minus(usageBefore)
 
         progress.finish()
         let statistics = log.statistics
@@ -220,6 +222,12 @@ struct LogSuite {
             Metric(key: "records_per_fdatasync", label: "records/fdatasync",
                    value: Double(acknowledged) / Double(max(1, statistics.fdatasyncs)), decimals: 2),
             Metric(key: "max_us", label: "max us", value: latency?.maxMicroseconds ?? 0),
+            // What each record cost the process, whatever else the machine runs: CPU time
+            // (user + system, every thread) and context switches (voluntary + involuntary).
+            Metric(key: "cpu_us_per_record", label: "cpu us/record",
+                   value: usage.cpuMicroseconds / Double(max(1, acknowledged)), decimals: 1),
+            Metric(key: "switches_per_record", label: "switches/record",
+                   value: usage.contextSwitches / Double(max(1, acknowledged)), decimals: 2),
             Metric(key: "records", label: "records", value: Double(acknowledged)),
             Metric(key: "seconds", label: "s", value: elapsed, decimals: 2),
         ]
@@ -242,4 +250,23 @@ final class DeadlineBox: Sendable {
     func set(_ nanoseconds: UInt64) { value.store(nanoseconds, ordering: .releasing) }
 
     var nanoseconds: UInt64 { value.load(ordering: .acquiring) }
+}
+
+/// The process's CPU time and context switches so far (getrusage), for per-row differences.
+struct ProcessUsage {
+    var cpuMicroseconds: Double
+    var contextSwitches: Double
+
+    static func now() -> ProcessUsage {
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+        let user = Double(usage.ru_utime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec)
+        let system = Double(usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_stime.tv_usec)
+        return ProcessUsage(cpuMicroseconds: user + system, contextSwitches: Double(usage.ru_nvcsw + usage.ru_nivcsw))
+    }
+
+    func minus(_ earlier: ProcessUsage) -> ProcessUsage {
+        ProcessUsage(cpuMicroseconds: cpuMicroseconds - earlier.cpuMicroseconds,
+                     contextSwitches: contextSwitches - earlier.contextSwitches)
+    }
 }
