@@ -28,17 +28,21 @@ extension SocialDB {
             _ = try Self.checkHandle(handle)
             try TextRules.checkTweet(text)
             try admitWrite(handle, .post)
+            // Outside the writer lock (it serializes every write, so what it holds bounds the
+            // posts per second): users are never removed and handles never change, so the
+            // author and the mentioned users read here stay true; parsing needs no lock.
+            let author = try userRecord(handle: handle)
+            let entities = Entities(text)
+            var mentionIDs: [UInt64] = []
+            for mention in entities.mentions {
+                let id: UInt64?
+                id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
+                if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
+            }
             let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
-                let author = try userRecord(handle: handle)
+                // The tweets replied to or quoted may be deleted meanwhile: read under the lock.
                 let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
                 let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
-                let entities = Entities(text)
-                var mentionIDs: [UInt64] = []
-                for mention in entities.mentions {
-                    let id: UInt64?
-                    id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
-                    if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
-                }
                 // The id is taken under the writer lock, so tweet ids increase in log order.
                 let id = ids.next()
                 let record = TweetRecord(id: id.rawValue, author: author.id, time: creationTime(of: id), text: text,
