@@ -12,6 +12,19 @@ import Testing
 /// must be rebuilt: the database opens and everything acknowledged is there.
 /// `SOCIALDB_CORRUPTION_TRIALS` (default 48) sets how many corrupt copies are made.
 @Suite struct CorruptionTests {
+    /// Runs the `socialdb` binary with `arguments`; its exit status and standard output.
+    static func runBinary(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: socialdbBinary())
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
     enum Kind: String, CaseIterable {
         case logSegment = "log segment", checkpoints = "log checkpoints", manifest = "lsm manifest", table = "lsm table"
         case graphBase = "graph base", timeline = "timeline checkpoint", searchState = "search state", searchSegment = "search segment"
@@ -100,17 +113,7 @@ import Testing
             for line in ["USER ADD alice", "POST alice hello", "USER ADD bob", "FOLLOW bob alice"] { _ = shell.execute(line) }
             try db.close()
         }
-        func run(_ arguments: [String]) throws -> (Int32, String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: socialdbBinary())
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, output)
-        }
+        func run(_ arguments: [String]) throws -> (Int32, String) { try Self.runBinary(arguments) }
         let (status, output) = try run(["check", "--data", data, "--json"])
         #expect(status == 0, "\(output)")
         let report = parseJSONLine(output.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -145,15 +148,8 @@ import Testing
             try db.close()
         }
         func run(_ arguments: [String]) throws -> (Int32, [String: Any]?) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: socialdbBinary())
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, parseJSONLine(output.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let (status, output) = try Self.runBinary(arguments)
+            return (status, parseJSONLine(output.trimmingCharacters(in: .whitespacesAndNewlines)))
         }
         let (sound, soundReport) = try run(["check", "--deep", "--json", "--data", data])
         #expect(sound == 0 && soundReport?["ok"] as? Bool == true && soundReport?["deep"] as? Bool == true, "\(soundReport ?? [:])")
