@@ -31,8 +31,10 @@ final class Consumers: Sendable {
     /// What open found: nil when the search files were loaded, else why the index was rebuilt.
     let searchRebuildReason: String?
     let users: UserNumbers
-    /// Authors' newest items for ring rebuilds (the timeline source's cache), kept true here.
-    let recentItems: AuthorItemsCache
+    /// The timelines' view of the tweet store, also read by user timelines (`authorItemIDs`).
+    let tweetSource: TweetStoreSource
+    /// Authors' newest items for ring rebuilds (the source's cache), kept true here.
+    var recentItems: AuthorItemsCache { tweetSource.recent }
     let sourceFailure: FailureNote
     let engine: Engine
     /// What open found, for STATS and tests.
@@ -48,6 +50,7 @@ final class Consumers: Sendable {
         let users = UserNumbers(tree: engine.tree)
         let failure = FailureNote()
         let recent = AuthorItemsCache(maxItems: max(0, options.authorCacheItems))
+        let tweetSource = TweetStoreSource(tree: engine.tree, users: users, failure: failure, recent: recent)
         let log = engine.log
         let lastLSN = log.nextSequenceNumber - 1
         let directory = engine.directory + "/timeline"
@@ -56,7 +59,7 @@ final class Consumers: Sendable {
         let (timeline, status) = HomeTimelines.open(
             directory: directory, fileSystem: engine.fileSystem, options: timelineOptions,
             followers: GraphFollowerSource(graph: engine.graph),
-            tweets: TweetStoreSource(tree: engine.tree, users: users, failure: failure, recent: recent),
+            tweets: tweetSource,
             missingMeansEmpty: lastLSN == 0)
         // Where the timeline's replay starts; nil: the store was rebuilt from the sources instead.
         var replayFrom: UInt64?
@@ -88,7 +91,7 @@ final class Consumers: Sendable {
 
         let consumers = Consumers(timeline: timeline, timelineDirectory: directory, search: search,
                                   searchRebuildReason: searchRebuildReason, users: users, sourceFailure: failure,
-                                  recentItems: recent, engine: engine, timelineStatus: status, options: options)
+                                  tweetSource: tweetSource, engine: engine, timelineStatus: status, options: options)
         do {
             if let start = replayFrom, start <= lastLSN {
                 let reader = try log.reader(from: start)
@@ -202,9 +205,9 @@ final class Consumers: Sendable {
     }
 
     private init(timeline: HomeTimelines, timelineDirectory: String, search: SearchIndex, searchRebuildReason: String?,
-                 users: UserNumbers, sourceFailure: FailureNote, recentItems: AuthorItemsCache, engine: Engine,
+                 users: UserNumbers, sourceFailure: FailureNote, tweetSource: TweetStoreSource, engine: Engine,
                  timelineStatus: TimelineCheckpointStatus, options: SocialOptions) {
-        self.recentItems = recentItems
+        self.tweetSource = tweetSource
         checkpointEveryRecords = max(0, options.checkpointEveryRecords)
         checkpointEveryNanoseconds = UInt64(max(0, options.checkpointEverySeconds)) * 1_000_000_000
         inactiveDays = max(0, options.dropInactiveTimelinesAfterDays)

@@ -320,9 +320,7 @@ extension SocialDB {
     func authorItemIDs(_ user: UserRecord, before: UInt64, limit: Int) throws(SocialError) -> [UInt64] {
         if limit <= AuthorItemsCache.perAuthorMax {
             var items = ContiguousArray<TimelineItem>()
-            let source = TweetStoreSource(tree: tree, users: consumers.users, failure: consumers.sourceFailure,
-                                          recent: consumers.recentItems)
-            source.newestItems(of: user.number, before: before, limit: limit, into: &items)
+            consumers.tweetSource.newestItems(of: user.number, before: before, limit: limit, into: &items)
             if let failure = consumers.sourceFailure.take() { throw .io(failure) }
             return items.map(\.id)
         }

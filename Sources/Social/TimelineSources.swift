@@ -222,7 +222,7 @@ final class AuthorItemsCache: Sendable {
     func lookup(author: UInt32, before: UInt64, limit: Int, into items: inout ContiguousArray<TimelineItem>) -> Bool {
         guard maxItems > 0 else { return false }
         return state.withLock { s in
-            guard var entry = s.entries[author] else { s.misses += 1; return false }
+            guard let entry = s.entries[author] else { s.misses += 1; return false }
             // The first item below `before` (the list is newest first).
             var low = 0, high = entry.items.count
             while low < high {
@@ -233,8 +233,7 @@ final class AuthorItemsCache: Sendable {
             guard available >= limit || entry.complete else { s.misses += 1; return false }
             items.append(contentsOf: entry.items[low..<(low + min(limit, available))])
             s.clock += 1
-            entry.used = s.clock
-            s.entries[author] = entry
+            s.entries[author]!.used = s.clock
             s.hits += 1
             return true
         }

@@ -58,8 +58,9 @@ struct SearchSuite {
             cdf = (1...count).map { r in sum += 1 / pow(Double(r), exponent); return sum }
             cdf = cdf.map { $0 / sum }
         }
-        func sample(_ rng: inout Xorshift) -> Int {
-            let u = rng.unit()
+        func sample(_ rng: inout Xorshift) -> Int { index(rng.unit()) }
+        /// The rank whose cumulative probability first reaches `u` (0 ..< 1).
+        func index(_ u: Double) -> Int {
             var low = 0
             var high = cdf.count - 1
             while low < high {

@@ -48,38 +48,20 @@ struct SocialText: Sendable {
     static let tagCount = 5_000
     let words: [String]
     let tags: [String]
-    private let wordCDF: [Double]
-    private let tagCDF: [Double]
+    private let wordZipf: SearchSuite.Zipf
+    private let tagZipf: SearchSuite.Zipf
     let users: Int
 
     init(users: Int) {
         self.users = users
         words = (0..<Self.wordCount).map { SearchSuite.pseudoWord($0) }
         tags = (0..<Self.tagCount).map { SearchSuite.pseudoWord($0, prefix: "t") }
-        wordCDF = Self.cdf(Self.wordCount)
-        tagCDF = Self.cdf(Self.tagCount)
+        wordZipf = SearchSuite.Zipf(count: Self.wordCount)
+        tagZipf = SearchSuite.Zipf(count: Self.tagCount)
     }
 
-    private static func cdf(_ count: Int) -> [Double] {
-        var sum = 0.0
-        var out = [Double](repeating: 0, count: count)
-        for r in 0..<count { sum += 1 / Double(r + 1); out[r] = sum }
-        for r in 0..<count { out[r] /= sum }
-        return out
-    }
-
-    private static func sample(_ cdf: [Double], _ u: Double) -> Int {
-        var low = 0
-        var high = cdf.count - 1
-        while low < high {
-            let mid = (low + high) >> 1
-            if cdf[mid] < u { low = mid + 1 } else { high = mid }
-        }
-        return low
-    }
-
-    func word(_ random: inout BenchRandom) -> String { words[Self.sample(wordCDF, random.unit())] }
-    func tag(_ random: inout BenchRandom) -> String { tags[Self.sample(tagCDF, random.unit())] }
+    func word(_ random: inout BenchRandom) -> String { words[wordZipf.index(random.unit())] }
+    func tag(_ random: inout BenchRandom) -> String { tags[tagZipf.index(random.unit())] }
 
     /// A user by popularity: the rank distribution of the follow graph's followees (density
     /// ~ rank^(-2/3)), mapped to user numbers as `BenchGraph.synthetic` maps them.

@@ -214,13 +214,7 @@ enum SocialChild {
                 totals.withLock { $0.items += items; $0.errors += errors }
             }
         }
-        gate.waitForArrivals(threads)
-        let start = monotonicNanoseconds()
-        gate.open()
-        for worker in workers { worker.join() }
-        let elapsed = since(start)
-        let merged = LatencyHistogram()
-        for h in histograms { merged.add(h) }
+        let (elapsed, merged) = runTimed(workers, gate: gate, histograms: histograms)
         let t = totals.withLock { $0 }
         let reads = done.load(ordering: .relaxed)
         return ChildRow(mix: "first home read", clients: threads, operations: reads, seconds: elapsed,
@@ -292,13 +286,7 @@ enum SocialChild {
                 totals.withLock { $0.ops += ops; $0.reads += reads; $0.items += items; $0.errors += errors }
             }
         }
-        gate.waitForArrivals(threads)
-        let start = monotonicNanoseconds()
-        gate.open()
-        for worker in workers { worker.join() }
-        let elapsed = since(start)
-        let merged = LatencyHistogram()
-        for h in histograms { merged.add(h) }
+        let (elapsed, merged) = runTimed(workers, gate: gate, histograms: histograms)
         let t = totals.withLock { $0 }
         var cdf: [[Double]] = []
         for q in stride(from: 0.0, to: 0.95, by: 0.025).map({ $0 }) + [0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0] {
@@ -309,6 +297,19 @@ enum SocialChild {
                         p99: merged.quantileMicroseconds(0.99), p999: merged.quantileMicroseconds(0.999), cdf: cdf,
                         itemsPerRead: t.reads > 0 ? Double(t.items) / Double(t.reads) : 0, errors: t.errors,
                         firstError: failure.text)
+    }
+
+    /// Opens `gate` once every worker waits at it and joins them: the seconds from the opening to
+    /// the last join, and the workers' latency histograms merged.
+    static func runTimed(_ workers: [BackgroundThread], gate: StartGate, histograms: [LatencyHistogram]) -> (Double, LatencyHistogram) {
+        gate.waitForArrivals(workers.count)
+        let start = monotonicNanoseconds()
+        gate.open()
+        for worker in workers { worker.join() }
+        let elapsed = since(start)
+        let merged = LatencyHistogram()
+        for h in histograms { merged.add(h) }
+        return (elapsed, merged)
     }
 
     /// Resident set size now (bytes), from /proc/self/statm.
