@@ -369,7 +369,10 @@ final class Consumers: Sendable {
         return record
     }
 
-    private func handle(of id: UInt64) throws(SocialError) -> String? { try userRecord(id: id)?.handle }
+    /// Handles never change: from the users' handle cache.
+    private func handle(of id: UInt64) throws(SocialError) -> String? {
+        do { return try users.handle(ofUser: id) } catch { throw SocialError(error) }
+    }
 
     /// User search keeps handle, name and follower count (its ranking) per user: rewritten when
     /// the profile or the follower count changes. Idempotent, so replays need no position.

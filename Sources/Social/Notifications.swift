@@ -186,7 +186,7 @@ extension SocialDB {
                     if n.kind == .follow {
                         guard graph.follows(actorRecord.number, user.number) else { continue }
                     } else {
-                        guard let record = try tweetRecord(n.subject), let shown = try shownTweet(record) else { continue }
+                        guard let view = try view(id: n.subject), let shown = try shownTweet(view) else { continue }
                         tweet = shown
                     }
                     result.append(Notification(id: n.sortID, kind: n.kind, actor: try makeUser(actorRecord), tweet: tweet,

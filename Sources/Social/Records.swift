@@ -85,7 +85,7 @@ struct UserRecord: Equatable {
         for _ in 0..<3 {
             guard let (length, next) = Varint.read(from: raw, at: offset), length <= UInt64(raw.count - next) else { return nil }
             let bytes = UnsafeRawBufferPointer(rebasing: raw[next..<(next + Int(length))])
-            guard let text = String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) else { return nil }
+            guard let text = bytes.strictUTF8String() else { return nil }
             texts.append(text)
             offset = next + Int(length)
         }
@@ -169,19 +169,18 @@ struct ChangeSet {
         while start < all.count {
             let end = min(all.count, start + Self.entriesPerBatchMax)
             var batch = WriteBatch()
-            var countersChanged = false
             for (key, value) in all[start..<end] {
                 if let value { batch.put(key, value) } else { batch.delete(key) }
-                if key.count == 17 && key[0] == KeySpace.counters.rawValue { countersChanged = true }
             }
             let lsn: UInt64
             do { lsn = try tree.write(batch, waitForAcknowledgement: false) } catch { throw SocialError(error) }
-            // The tree has the new counts: the cached ones of these tweets go.
-            if countersChanged {
-                db.tweetCountsCache.invalidate { invalidate in
-                    for (key, _) in all[start..<end] where key.count == 17 && key[0] == KeySpace.counters.rawValue {
-                        invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
-                    }
+            // The tree has the batch: what the hydration caches derived from its keys goes (a
+            // tweet's counts when a counter key changed, its view when its record did).
+            for (key, _) in all[start..<end] {
+                if key.count == 17 && key[0] == KeySpace.counters.rawValue {
+                    db.tweetCountsCache.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                } else if key.count == 9 && key[0] == KeySpace.tweets.rawValue {
+                    db.tweetViews.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
                 }
             }
             // In the tree: now the derived structures (see `Consumers`). Durable later: the
@@ -200,63 +199,22 @@ struct ChangeSet {
     static let entriesPerBatchMax = 4000
 }
 
-/// Tweets' four counts (likes, retweets, replies, quotes) as hydration last read them, most of
-/// them zero: one dictionary probe per tweet instead of four record-cache probes (each a hash,
-/// a shard lock and a key comparison behind a pointer).
-///
-/// Kept true by `ChangeSet.commit`: after the tree has a batch that writes or deletes counter
-/// keys, it removes those tweets (`invalidate`, which also moves `generation`). A reader that
-/// missed notes `generation`, reads the tree and installs what it read only if `generation` has
-/// not moved since, so a count read before a write is never installed after that write's
-/// invalidation. Bounded: past `maxEntries` an eighth of the entries (the dictionary's order:
-/// effectively random) goes.
-final class TweetCountsCache: Sendable {
-    struct Counts {
-        var likes: UInt32
-        var retweets: UInt32
-        var replies: UInt32
-        var quotes: UInt32
+/// A tweet's four counts as hydration reads them, kept in `SocialDB.tweetCountsCache` (most of
+/// them zero): one probe per tweet instead of four record-cache probes (each a hash, a shard
+/// lock and a key comparison behind a pointer). `ChangeSet.commit` invalidates a tweet's entry
+/// after the tree has a batch that writes or deletes one of its counter keys.
+struct TweetCounts: Sendable {
+    var likes: UInt32
+    var retweets: UInt32
+    var replies: UInt32
+    var quotes: UInt32
 
-        init(likes: Int, retweets: Int, replies: Int, quotes: Int) {
-            self.likes = UInt32(clamping: likes)
-            self.retweets = UInt32(clamping: retweets)
-            self.replies = UInt32(clamping: replies)
-            self.quotes = UInt32(clamping: quotes)
-        }
-    }
-
-    private struct State {
-        var counts: [UInt64: Counts] = [:]
-        var generation: UInt64 = 0
-    }
-
-    let maxEntries: Int
-    private let state = Mutex(State())
-
-    init(maxEntries: Int) { self.maxEntries = maxEntries }
-
-    var generation: UInt64 { state.withLock { $0.generation } }
-
-    @inline(__always)
-    func lookup(_ id: UInt64) -> Counts? { state.withLock { $0.counts[id] } }
-
-    func install(_ id: UInt64, _ counts: Counts, since generation: UInt64) {
-        guard maxEntries > 0 else { return }
-        state.withLock { s in
-            guard s.generation == generation else { return }
-            if s.counts.count >= maxEntries {
-                let victims = Array(s.counts.keys.prefix(max(1, maxEntries / 8)))
-                for key in victims { s.counts[key] = nil }
-            }
-            s.counts[id] = counts
-        }
-    }
-
-    /// Removes the tweets `body` names (the writer, after the tree has the new counts).
-    func invalidate(_ body: ((UInt64) -> Void) -> Void) {
-        state.withLock { s in
-            s.generation += 1
-            body { s.counts[$0] = nil }
-        }
+    init(likes: Int, retweets: Int, replies: Int, quotes: Int) {
+        self.likes = UInt32(clamping: likes)
+        self.retweets = UInt32(clamping: retweets)
+        self.replies = UInt32(clamping: replies)
+        self.quotes = UInt32(clamping: quotes)
     }
 }
+
+typealias TweetCountsCache = IDCache<TweetCounts>

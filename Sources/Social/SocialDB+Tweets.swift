@@ -31,7 +31,7 @@ extension SocialDB {
             // Outside the writer lock (it serializes every write, so what it holds bounds the
             // posts per second): users are never removed and handles never change, so the
             // author and the mentioned users read here stay true; parsing needs no lock.
-            let author = try userRecord(handle: handle)
+            let author = try userIdentity(handle: handle)
             let entities = Entities(text)
             var mentionIDs: [UInt64] = []
             for mention in entities.mentions {
@@ -39,7 +39,7 @@ extension SocialDB {
                 id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
                 if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
             }
-            let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+            let view = try writer.withLock { () throws(SocialError) -> Tweet in
                 // The tweets replied to or quoted may be deleted meanwhile: read under the lock.
                 let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
                 let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
@@ -52,9 +52,9 @@ extension SocialDB {
                 addTweet(record, parent: parent, root: try parent.map { (p) throws(SocialError) in try conversationRoot(of: p) },
                          quoted: quoted, into: &changes)
                 try changes.commit(to: self)
-                return record
+                return try keepNew(record)
             }
-            return try tweet(record)
+            return try completed(view)
         }
     }
 
@@ -65,7 +65,7 @@ extension SocialDB {
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
         try answering { () throws(SocialError) -> Tweet in
             try admitWrite(handle, .post)
-            let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+            let view = try writer.withLock { () throws(SocialError) -> Tweet in
                 let user = try userRecord(handle: handle)
                 let original = try target(tweet)
                 if try retweetID(of: original.id, by: user.id) != nil {
@@ -76,10 +76,20 @@ extension SocialDB {
                 var changes = ChangeSet()
                 addRetweet(record, original: original, into: &changes)
                 try changes.commit(to: self)
-                return record
+                return try keepNew(record)
             }
-            return try self.tweet(record)
+            return try completed(view)
         }
+    }
+
+    /// Puts a tweet just committed into the hydration caches (the writer lock is held, so no
+    /// write can change it meanwhile): no counts yet, and its view. Its first reads, the
+    /// poster's answer among them, then need no record or counter reads.
+    func keepNew(_ record: TweetRecord) throws(SocialError) -> Tweet {
+        let view = try view(of: record)
+        tweetCountsCache.store(record.id, TweetCounts(likes: 0, retweets: 0, replies: 0, quotes: 0))
+        tweetViews.store(record.id, view)
+        return view
     }
 
     /// The keys of a new tweet, reply or quote (the writer lock is held). `parent` and `quoted`
@@ -254,8 +264,8 @@ extension SocialDB {
     /// One tweet with its counts; a retweet comes with its original inside.
     public func tweet(id: UInt64) throws(SocialError) -> Tweet {
         try answering { () throws(SocialError) -> Tweet in
-            guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
-            return try tweet(record)
+            guard let view = try view(id: id) else { throw .notFound("no tweet \(id)") }
+            return try completed(view)
         }
     }
 
@@ -281,7 +291,7 @@ extension SocialDB {
     public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
         try answering { () throws(SocialError) -> Page<Tweet> in
             try Self.checkLimit(limit)
-            let user = try userRecord(handle: handle)
+            let user = try userIdentity(handle: handle)
             // One more than asked tells whether there is a next page, so the last page has no cursor.
             var ids: [UInt64]
             ids = try authorItemIDs(user, before: before ?? UInt64.max, limit: limit + 1)
@@ -303,7 +313,7 @@ extension SocialDB {
             guard offset >= 0 && offset <= Self.offsetMax else {
                 throw .invalid("OFFSET must be 0 to \(Self.offsetMax), not \(offset)")
             }
-            let user = try userRecord(handle: handle)
+            let user = try userIdentity(handle: handle)
             var ids: [UInt64]
             ids = try authorItemIDs(user, before: UInt64.max, limit: offset + limit + 1)
             ids.removeFirst(min(offset, ids.count))
@@ -317,7 +327,7 @@ extension SocialDB {
     /// recent items kept for ring rebuilds (`AuthorItemsCache`) when they cover the page, else
     /// a reverse scan of the author index. Both leave out a retweet whose original is gone (the
     /// page would drop it anyway).
-    func authorItemIDs(_ user: UserRecord, before: UInt64, limit: Int) throws(SocialError) -> [UInt64] {
+    func authorItemIDs(_ user: (id: UInt64, number: UInt32), before: UInt64, limit: Int) throws(SocialError) -> [UInt64] {
         if limit <= AuthorItemsCache.perAuthorMax {
             var items = ContiguousArray<TimelineItem>()
             consumers.tweetSource.newestItems(of: user.number, before: before, limit: limit, into: &items)
@@ -327,29 +337,49 @@ extension SocialDB {
         do { return try tree.authorTweets(author: user.id, before: before, limit: limit) } catch { throw SocialError(error) }
     }
 
-    /// The tweets of `ids` that exist, in that order (one batched read for the records).
+    /// The tweets of `ids` that exist, in that order: each tweet's view from `tweetViews`, the
+    /// rest read in one batched read of their records (and kept), then counts and nested tweets.
+    ///
+    /// A view holds only what never changes while the tweet exists (its record, the author's
+    /// and mentioned users' handles, which never change, and its conversation, fixed at
+    /// creation); `ChangeSet.commit` invalidates it when the record is deleted. Counts and the
+    /// retweeted or quoted tweet are added at every read.
     func tweets(ids: [UInt64]) throws(SocialError) -> [Tweet] {
-        let values: [[UInt8]?]
-        do { values = try tree.multiGet(ids.map { Keys.tweet($0) }) } catch { throw SocialError(error) }
+        var views = [Tweet?](repeating: nil, count: ids.count)
+        var missing: [Int] = []
+        for i in ids.indices {
+            if let view = tweetViews.lookup(ids[i]) { views[i] = view } else { missing.append(i) }
+        }
+        if !missing.isEmpty {
+            let stamps = missing.map { tweetViews.stamp(ids[$0]) }
+            let values: [[UInt8]?]
+            do { values = try tree.multiGet(missing.map { Keys.tweet(ids[$0]) }) } catch { throw SocialError(error) }
+            for (k, value) in values.enumerated() {
+                guard let value else { continue }
+                let record: TweetRecord
+                do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
+                let view = try self.view(of: record)
+                tweetViews.install(record.id, view, since: stamps[k])
+                views[missing[k]] = view
+            }
+        }
         var result: [Tweet] = []
         result.reserveCapacity(ids.count)
-        for value in values {
-            guard let value else { continue }
-            let record: TweetRecord
-            do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
-            if let tweet = try shownTweet(record) { result.append(tweet) }
+        for view in views {
+            guard let view else { continue }
+            if let tweet = try shownTweet(view) { result.append(tweet) }
         }
         return result
     }
 
-    /// `record` as shown in a list, or nil for a retweet whose original is gone (it is being
-    /// deleted with it). Any other failure (a storage error) is thrown, not taken for absence:
-    /// a damaged block must never make a tweet silently vanish from a page.
-    func shownTweet(_ record: TweetRecord) throws(SocialError) -> Tweet? {
+    /// `view` completed as shown in a list, or nil for a retweet whose original is gone (it is
+    /// being deleted with it). Any other failure (a storage error) is thrown, not taken for
+    /// absence: a damaged block must never make a tweet silently vanish from a page.
+    func shownTweet(_ view: Tweet) throws(SocialError) -> Tweet? {
         do {
-            return try tweet(record)
+            return try completed(view)
         } catch {
-            if case .notFound = error, record.retweetOf != nil { return nil }
+            if case .notFound = error, view.retweetOf != nil { return nil }
             throw error
         }
     }
@@ -383,23 +413,48 @@ extension SocialDB {
     /// for the top level the retweeted or quoted tweet. Throws `not_found` for a retweet whose
     /// original is gone.
     func tweet(_ record: TweetRecord, nested: Bool = true) throws(SocialError) -> Tweet {
-        let counts = try tweetCounts(of: record.id)
+        try completed(try view(of: record), nested: nested)
+    }
+
+    /// What of `record`'s tweet never changes while it exists: no counts, no nested tweets.
+    func view(of record: TweetRecord) throws(SocialError) -> Tweet {
         var mentions: [String] = []
         for id in record.mentions {
             if let handle = try handle(ofUser: id) { mentions.append(handle) }
         }
-        var tweet = Tweet(id: record.id, authorID: record.author, authorHandle: try handle(ofUser: record.author) ?? "",
-                          createdAtMilliseconds: record.time, text: record.text, replyTo: record.replyTo,
-                          conversationID: try conversationRoot(of: record), retweetOf: record.retweetOf, quoteOf: record.quoteOf,
-                          mentions: mentions, hashtags: record.hashtags, urls: record.urls,
-                          likeCount: counts.likes, retweetCount: counts.retweets,
-                          replyCount: counts.replies, quoteCount: counts.quotes)
-        if let original = record.retweetOf {
-            guard let originalRecord = try tweetRecord(original) else { throw .notFound("no tweet \(original) (retweeted by \(record.id))") }
-            tweet.retweetedStorage = [try self.tweet(originalRecord, nested: false)]
+        return Tweet(id: record.id, authorID: record.author, authorHandle: try handle(ofUser: record.author) ?? "",
+                     createdAtMilliseconds: record.time, text: record.text, replyTo: record.replyTo,
+                     conversationID: try conversationRoot(of: record), retweetOf: record.retweetOf, quoteOf: record.quoteOf,
+                     mentions: mentions, hashtags: record.hashtags, urls: record.urls,
+                     likeCount: 0, retweetCount: 0, replyCount: 0, quoteCount: 0)
+    }
+
+    /// The view of tweet `id` (from `tweetViews`, else read and kept), or nil when it does not exist.
+    func view(id: UInt64) throws(SocialError) -> Tweet? {
+        if let view = tweetViews.lookup(id) { return view }
+        let stamp = tweetViews.stamp(id)
+        guard let record = try tweetRecord(id) else { return nil }
+        let view = try self.view(of: record)
+        tweetViews.install(id, view, since: stamp)
+        return view
+    }
+
+    /// `view` with its counts and, for the top level (`nested`), the retweeted or quoted tweet.
+    func completed(_ view: Tweet, nested: Bool = true) throws(SocialError) -> Tweet {
+        var tweet = view
+        let counts = try tweetCounts(of: tweet.id)
+        tweet.likeCount = counts.likes
+        tweet.retweetCount = counts.retweets
+        tweet.replyCount = counts.replies
+        tweet.quoteCount = counts.quotes
+        if let original = tweet.retweetOf {
+            guard let originalView = try self.view(id: original) else {
+                throw .notFound("no tweet \(original) (retweeted by \(tweet.id))")
+            }
+            tweet.retweetedStorage = [try completed(originalView, nested: false)]
         }
-        if nested, let quoted = record.quoteOf, let quotedRecord = try tweetRecord(quoted) {
-            tweet.quotedStorage = [try self.tweet(quotedRecord, nested: false)]
+        if nested, let quoted = tweet.quoteOf, let quotedView = try self.view(id: quoted) {
+            tweet.quotedStorage = [try completed(quotedView, nested: false)]
         }
         return tweet
     }
@@ -418,7 +473,7 @@ extension SocialDB {
     public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
         try answering { () throws(SocialError) -> Page<Tweet> in
             try Self.checkLimit(limit, max: homeLimitMax)
-            let user = try userRecord(handle: handle)
+            let user = try userIdentity(handle: handle)
             // One more than asked tells whether there is a next page (when the capacity allows).
             let fetch = min(limit + 1, homeLimitMax)
             consumers.noteActivityDay()
@@ -450,7 +505,7 @@ extension SocialDB {
                 throw .invalid("OFFSET + LIMIT must be at most the timeline capacity \(homeLimitMax), not \(offset) + \(limit)")
             }
             if offset == 0 { return try home(handle: handle, limit: limit) }
-            let user = try userRecord(handle: handle)
+            let user = try userIdentity(handle: handle)
             let wanted = offset + limit
             let fetch = min(wanted + 1, homeLimitMax)
             consumers.noteActivityDay()

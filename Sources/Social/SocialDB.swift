@@ -28,8 +28,11 @@ public final class SocialDB: Sendable {
     /// Serializes every write (LSM batches and graph records) from its validation until its
     /// record is applied to the derived structures, so they receive records in log order.
     let writer = ConditionLock()
-    /// Tweets' counts as hydration reads them (see `TweetCountsCache`).
+    /// Tweets' counts as hydration reads them (see `TweetCounts`).
     let tweetCountsCache = TweetCountsCache(maxEntries: 1_000_000)
+    /// Tweets as hydration builds them from their records, without counts or nested tweets
+    /// (`SocialOptions.tweetCacheEntries`; see `SocialDB.tweets(ids:)`).
+    let tweetViews: IDCache<Tweet>
     /// The derived structures that follow the log (home timelines).
     let consumers: Consumers
     /// The fixed-window counters of `options.rateLimits`.
@@ -77,6 +80,7 @@ public final class SocialDB: Sendable {
         self.options = options
         self.ids = ids
         self.consumers = consumers
+        tweetViews = IDCache(maxEntries: options.tweetCacheEntries)
         rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 
@@ -279,6 +283,24 @@ public final class SocialDB: Sendable {
         return record
     }
 
+    /// The id and graph number of the user `text` names (a valid handle, `@` optional), else
+    /// `not_found`: from the users' caches (both are fixed for a user's life), without reading
+    /// or decoding the user's record.
+    func userIdentity(handle text: String) throws(SocialError) -> (id: UInt64, number: UInt32) {
+        let handle = try Self.checkHandle(text)
+        let users = consumers.users
+        let found: (id: UInt64, number: UInt32)?
+        do {
+            if let id = try users.id(ofFoldedHandle: TextRules.folded(handle)), let number = try users.number(ofUser: id) {
+                found = (id, number)
+            } else {
+                found = nil
+            }
+        } catch { throw SocialError(error) }
+        guard let found else { throw .notFound("no user @\(handle)") }
+        return found
+    }
+
     func userRecord(id: UInt64) throws(SocialError) -> UserRecord? {
         guard let value = try value(SocialKeys.user(id)) else { return nil }
         guard let record = value.withUnsafeBytes({ UserRecord.decode($0) }) else {
@@ -308,11 +330,11 @@ public final class SocialDB: Sendable {
     /// counter keys (absent: 0), kept in the cache unless a write changed counters meanwhile.
     func tweetCounts(of id: UInt64) throws(SocialError) -> (likes: Int, retweets: Int, replies: Int, quotes: Int) {
         if let c = tweetCountsCache.lookup(id) { return (Int(c.likes), Int(c.retweets), Int(c.replies), Int(c.quotes)) }
-        let generation = tweetCountsCache.generation
+        let stamp = tweetCountsCache.stamp(id)
         let counts = try readTweetCounts(of: id)
-        tweetCountsCache.install(id, TweetCountsCache.Counts(likes: counts.likes, retweets: counts.retweets,
-                                                             replies: counts.replies, quotes: counts.quotes),
-                                 since: generation)
+        tweetCountsCache.install(id, TweetCounts(likes: counts.likes, retweets: counts.retweets,
+                                                 replies: counts.replies, quotes: counts.quotes),
+                                 since: stamp)
         return counts
     }
 

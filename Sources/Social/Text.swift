@@ -28,6 +28,14 @@ public enum TextRules {
 
     /// Checks a tweet's text: 1-280 grapheme clusters, not only white space.
     static func checkTweet(_ text: String) throws(SocialError) {
+        // ASCII and at most 280 bytes (the common case): bytes are characters.
+        let utf8 = text.utf8
+        if let fine = utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
+            bytes.count <= tweetLengthMax && Entities.isASCII(bytes)
+                && bytes.contains { $0 != 0x20 && ($0 < 0x09 || $0 > 0x0D) }
+        }), fine {
+            return
+        }
         guard text.contains(where: { !$0.isWhitespace }) else { throw .invalid("a tweet needs text (1 to 280 characters, not only spaces)") }
         let count = text.count
         guard count <= tweetLengthMax else {
@@ -50,7 +58,81 @@ struct Entities: Equatable {
     var urls: [String] = []
 
     init(_ text: String) {
-        let characters = Array(text)
+        // Most tweets are ASCII: there a byte is a character (CR LF aside, which no rule below
+        // tells apart from two characters), so one pass over the bytes finds the same entities
+        // without breaking the text into grapheme clusters.
+        let utf8 = text.utf8
+        if let fast = utf8.withContiguousStorageIfAvailable({ bytes -> Entities? in
+            Self.isASCII(bytes) ? Entities(ascii: bytes) : nil
+        }) ?? nil {
+            self = fast
+            return
+        }
+        self.init(characters: Array(text))
+    }
+
+    @inline(__always)
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var any: UInt8 = 0
+        for b in bytes { any |= b }
+        return any < 0x80
+    }
+
+    static let urlPrefixes: [[UInt8]] = [Array("https://".utf8), Array("http://".utf8)]
+
+    /// `init(_:)` for an all-ASCII text, by bytes.
+    init(ascii b: UnsafeBufferPointer<UInt8>) {
+        @inline(__always) func isWord(_ c: UInt8) -> Bool {
+            c == 0x5F || (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A)
+        }
+        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+        @inline(__always) func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+        func startsURL(at i: Int) -> Bool {
+            for prefix in Self.urlPrefixes {
+                guard i + prefix.count < b.count else { continue }
+                var k = 0
+                while k < prefix.count && lower(b[i + k]) == prefix[k] { k += 1 }
+                if k == prefix.count { return true }
+            }
+            return false
+        }
+        func string(_ from: Int, _ to: Int) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: b[from..<to]), as: UTF8.self)
+        }
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            let afterWord = i > 0 && isWord(b[i - 1])
+            if c == 0x40, !afterWord {  // @
+                var j = i + 1
+                while j < b.count, TextRules.isHandleByte(b[j]) { j += 1 }
+                let length = j - i - 1
+                if length >= 1, length <= TextRules.handleLengthMax { mentions.append(string(i + 1, j)) }
+                i = max(j, i + 1)
+            } else if c == 0x23, !afterWord {  // #
+                var j = i + 1
+                var digitsOnly = true
+                while j < b.count, isWord(b[j]) {
+                    if b[j] < 0x30 || b[j] > 0x39 { digitsOnly = false }
+                    j += 1
+                }
+                if j > i + 1, !digitsOnly { hashtags.append(string(i + 1, j)) }
+                i = max(j, i + 1)
+            } else if c | 0x20 == 0x68, i == 0 || isSpace(b[i - 1]), startsURL(at: i) {  // h or H
+                var j = i
+                while j < b.count, !isSpace(b[j]) { j += 1 }
+                var end = j
+                while end > i, ".,;:!?)'\"".utf8.contains(b[end - 1]) { end -= 1 }
+                urls.append(string(i, end))
+                i = j
+            } else {
+                i += 1
+            }
+        }
+    }
+
+    /// `init(_:)` by grapheme clusters: any text.
+    init(characters: [Character]) {
         var i = 0
         while i < characters.count {
             let c = characters[i]

@@ -31,7 +31,19 @@ final class UserNumbers: Sendable {
     /// Handles cached at most (about 60 bytes each); past it lookups read the tree.
     static let handlesMax = 2_000_000
 
+    /// Folded handle → user id (only handles that exist: a later user may take a handle
+    /// absent now).
+    private let idsByHandle = Mutex<[String: UInt64]>([:])
+
     init(tree: LSMTree) { self.tree = tree }
+
+    /// The id of the user whose folded handle is `folded`, or nil when there is none.
+    func id(ofFoldedHandle folded: String) throws(LSMError) -> UInt64? {
+        if let id = idsByHandle.withLock({ $0[folded] }) { return id }
+        guard let id = try tree.get(SocialKeys.handle(folded))?.u64 else { return nil }
+        idsByHandle.withLock { if $0.count < Self.handlesMax { $0[folded] = id } }
+        return id
+    }
 
     /// The handle of the user with id `id`, or nil when there is none.
     func handle(ofUser id: UInt64) throws(LSMError) -> String? {

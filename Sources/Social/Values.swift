@@ -133,6 +133,10 @@ public struct SocialOptions: Sendable {
     /// Items of recently read authors kept in memory for home-timeline rebuilds (at most 128 an
     /// author, 32 bytes an item; see `AuthorItemsCache`). 0: none, every rebuild scans the tree.
     public var authorCacheItems: Int = 1_000_000
+    /// Tweets kept hydrated for page reads (author handle, conversation, mention handles
+    /// resolved; counts are kept apart), a few hundred bytes each. 0: none, every page decodes
+    /// its records.
+    public var tweetCacheEntries: Int = 200_000
     /// Per-user rate limits (off by default; `socialdb serve` uses `RateLimits.server`).
     public var rateLimits = RateLimits.off
     /// The cost of new password hashes (accounts).

@@ -26,6 +26,13 @@ func threadCPUNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }
 
+/// CPU time of the whole process (every thread) in nanoseconds (CLOCK_PROCESS_CPUTIME_ID).
+func processCPUNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+}
+
 /// Seconds between two `monotonicNanoseconds()` readings.
 func seconds(from start: UInt64, to end: UInt64) -> Double {
     Double(end - start) / 1e9

@@ -45,6 +45,12 @@ struct ChildRow: Codable, Sendable {
     /// (group commit at work).
     var fdatasyncs: Int? = nil
     var recordsPerSync: Double? = nil
+    /// The child's CPU time (every thread: clients, log writer, flushes, compactions) over the
+    /// timed phase, per operation: steadier than ops/s when other work shares the machine.
+    var cpuMicrosecondsPerOperation: Double? = nil
+    /// The client threads' own CPU time per operation (the calls themselves, without the
+    /// background threads).
+    var clientCPUMicrosecondsPerOperation: Double? = nil
 }
 
 /// What a child measured, written as JSON to the path the parent gave.
@@ -104,6 +110,10 @@ enum SocialChild {
         case "socialdb":
             var options = SocialOptions()
             options.sync = .interval(milliseconds: 100)
+            // For A/B runs of the hydration cache: SOCIALDB_BENCH_TWEET_CACHE=<entries>.
+            if let env = getenv("SOCIALDB_BENCH_TWEET_CACHE"), let entries = Int(String(cString: env)) {
+                options.tweetCacheEntries = entries
+            }
             var db = try SocialDB.open(at: work, options: options)
             let graph = try db.importFollows(path: data + "/follows.txt")
             report.follows = graph.graphEdges
@@ -214,13 +224,14 @@ enum SocialChild {
                 totals.withLock { $0.items += items; $0.errors += errors }
             }
         }
-        let (elapsed, merged) = runTimed(workers, gate: gate, histograms: histograms)
+        let (elapsed, merged, cpu) = runTimed(workers, gate: gate, histograms: histograms)
         let t = totals.withLock { $0 }
         let reads = done.load(ordering: .relaxed)
         return ChildRow(mix: "first home read", clients: threads, operations: reads, seconds: elapsed,
                         opsPerSecond: Double(reads) / elapsed, p50: merged.quantileMicroseconds(0.5),
                         p99: merged.quantileMicroseconds(0.99), p999: merged.quantileMicroseconds(0.999), cdf: [],
-                        itemsPerRead: Double(t.items) / Double(max(1, reads)), errors: t.errors, firstError: failure.text)
+                        itemsPerRead: Double(t.items) / Double(max(1, reads)), errors: t.errors, firstError: failure.text,
+                        cpuMicrosecondsPerOperation: cpu * 1e6 / Double(max(1, reads)))
     }
 
     /// Runs `mix` on one thread per session for `seconds`; every operation's latency goes into
@@ -231,7 +242,7 @@ enum SocialChild {
         let failure = FirstFailure()
         let threads = sessions.count
         let histograms = (0..<threads).map { _ in LatencyHistogram() }
-        let totals = Mutex<(ops: Int, reads: Int, items: Int, errors: Int)>((0, 0, 0, 0))
+        let totals = Mutex<(ops: Int, reads: Int, items: Int, errors: Int, clientCPU: UInt64)>((0, 0, 0, 0, 0))
         let duration = UInt64(seconds * 1e9)
         let recent = min(ids.count, 100_000)
         let workers = (0..<threads).map { index in
@@ -244,6 +255,7 @@ enum SocialChild {
                 let terms = (0..<256).map { i in i % 10 < 7 ? text.word(&random) : "#" + text.tag(&random) }
                 var ops = 0, reads = 0, items = 0, errors = 0
                 gate.arriveAndWait()
+                let cpuStart = threadCPUNanoseconds()
                 let deadline = monotonicNanoseconds() + duration
                 while true {
                     let start = monotonicNanoseconds()
@@ -283,10 +295,11 @@ enum SocialChild {
                     histogram.record(nanoseconds: monotonicNanoseconds() - start)
                     ops += 1
                 }
-                totals.withLock { $0.ops += ops; $0.reads += reads; $0.items += items; $0.errors += errors }
+                let clientCPU = threadCPUNanoseconds() - cpuStart
+                totals.withLock { $0.ops += ops; $0.reads += reads; $0.items += items; $0.errors += errors; $0.clientCPU += clientCPU }
             }
         }
-        let (elapsed, merged) = runTimed(workers, gate: gate, histograms: histograms)
+        let (elapsed, merged, cpu) = runTimed(workers, gate: gate, histograms: histograms)
         let t = totals.withLock { $0 }
         var cdf: [[Double]] = []
         for q in stride(from: 0.0, to: 0.95, by: 0.025).map({ $0 }) + [0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0] {
@@ -296,20 +309,24 @@ enum SocialChild {
                         opsPerSecond: Double(t.ops) / elapsed, p50: merged.quantileMicroseconds(0.5),
                         p99: merged.quantileMicroseconds(0.99), p999: merged.quantileMicroseconds(0.999), cdf: cdf,
                         itemsPerRead: t.reads > 0 ? Double(t.items) / Double(t.reads) : 0, errors: t.errors,
-                        firstError: failure.text)
+                        firstError: failure.text, cpuMicrosecondsPerOperation: cpu * 1e6 / Double(max(1, t.ops)),
+                        clientCPUMicrosecondsPerOperation: Double(t.clientCPU) / 1e3 / Double(max(1, t.ops)))
     }
 
     /// Opens `gate` once every worker waits at it and joins them: the seconds from the opening to
-    /// the last join, and the workers' latency histograms merged.
-    static func runTimed(_ workers: [BackgroundThread], gate: StartGate, histograms: [LatencyHistogram]) -> (Double, LatencyHistogram) {
+    /// the last join, the workers' latency histograms merged,
+    /// and the process's CPU seconds (all threads) over the same span.
+    static func runTimed(_ workers: [BackgroundThread], gate: StartGate, histograms: [LatencyHistogram]) -> (Double, LatencyHistogram, Double) {
         gate.waitForArrivals(workers.count)
+        let cpuStart = processCPUNanoseconds()
         let start = monotonicNanoseconds()
         gate.open()
         for worker in workers { worker.join() }
         let elapsed = since(start)
+        let cpu = Double(processCPUNanoseconds() - cpuStart) / 1e9
         let merged = LatencyHistogram()
         for h in histograms { merged.add(h) }
-        return (elapsed, merged)
+        return (elapsed, merged, cpu)
     }
 
     /// Resident set size now (bytes), from /proc/self/statm.
@@ -424,6 +441,10 @@ struct SocialSuite {
                 if r.itemsPerRead > 0 { metrics.append(Metric(key: "items_per_read", label: "items/read", value: r.itemsPerRead, decimals: 1)) }
                 if let syncs = r.fdatasyncs { metrics.append(Metric(key: "fdatasyncs", label: "fdatasyncs", value: Double(syncs), decimals: 0)) }
                 if let perSync = r.recordsPerSync { metrics.append(Metric(key: "records_per_fdatasync", label: "records/fdatasync", value: perSync, decimals: 1)) }
+                if let cpu = r.cpuMicrosecondsPerOperation { metrics.append(Metric(key: "cpu_us_per_op", label: "cpu us/op", value: cpu, decimals: 1)) }
+                if let cpu = r.clientCPUMicrosecondsPerOperation {
+                    metrics.append(Metric(key: "client_cpu_us_per_op", label: "client cpu us/op", value: cpu, decimals: 1))
+                }
                 if r.errors > 0 { metrics.append(Metric(key: "errors", label: "ERRORS", value: Double(r.errors))) }
                 result.rows.append(ResultRow(suite: Self.name, workload: label, system: system, operationsPerSecond: r.opsPerSecond,
                                              p50Microseconds: r.p50, p99Microseconds: r.p99,

@@ -31,3 +31,17 @@ extension Array where Element == UInt8 {
         Swift.withUnsafeBytes(of: &v) { append(contentsOf: $0) }
     }
 }
+
+extension UnsafeRawBufferPointer {
+    /// These bytes as a String if they are valid UTF-8 (strict: invalid bytes are corruption,
+    /// not replacement characters), else nil. All-ASCII text, the common case, takes a fast
+    /// path: one pass to check the bytes, then a copy without validation.
+    @inlinable
+    public func strictUTF8String() -> String? {
+        let bytes = bindMemory(to: UInt8.self)
+        var any: UInt8 = 0
+        for b in bytes { any |= b }
+        if any < 0x80 { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}

@@ -185,7 +185,7 @@ public struct TweetRecord: Sendable, Equatable {
             let bytes = UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + n)])
             offset += n
             // Strict UTF-8: invalid bytes are corruption, not replacement characters.
-            guard let s = String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) else { return nil }
+            guard let s = bytes.strictUTF8String() else { return nil }
             return s
         }
     }

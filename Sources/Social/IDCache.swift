@@ -1,0 +1,122 @@
+import Synchronization
+
+/// Values derived from the tree and kept by 64-bit id (a tweet's counts, a tweet's hydrated
+/// view), for the read paths that hydrate pages: one shard lock and one dictionary probe per
+/// id instead of point reads and decoding.
+///
+/// Kept true by the writer: after the tree has a batch that changes what a value was derived
+/// from, it removes those ids (`invalidate`), which also moves the generation of each id's
+/// shard. A reader that missed takes `stamp(id)` before it reads the tree, derives the value,
+/// and installs it only if that shard's generation has not moved since (`install`), so a value
+/// read before a write is never installed after that write's invalidation. Generations are per
+/// shard (64), so a write spoils only the concurrent installs that share a shard with it.
+///
+/// Bounded: past `maxEntries / shardCount` entries in a shard, an eighth of that shard's
+/// entries (the dictionary's order: effectively random) goes. `maxEntries` 0 caches nothing.
+final class IDCache<Value: Sendable>: Sendable {
+    struct Shard {
+        var values: [UInt64: Value] = [:]
+        var generation: UInt64 = 0
+        var hits: UInt64 = 0
+        var misses: UInt64 = 0
+    }
+
+    /// Each shard in its own allocation, so two shards' locks never share a cache line.
+    final class ShardBox: Sendable {
+        let state = Mutex(Shard())
+    }
+
+    static var shardCount: Int { 64 }
+
+    let maxEntries: Int
+    let shardCapacity: Int
+    let shards: [ShardBox]
+
+    init(maxEntries: Int) {
+        self.maxEntries = max(0, maxEntries)
+        shardCapacity = max(1, self.maxEntries / Self.shardCount)
+        shards = (0..<Self.shardCount).map { _ in ShardBox() }
+    }
+
+    @inline(__always)
+    private func shard(_ id: UInt64) -> ShardBox {
+        // Ids are snowflakes (time in the high bits, a sequence in the low ones): mix first.
+        var x = id &* 0x9E37_79B9_7F4A_7C15
+        x ^= x >> 29
+        return shards[Int(truncatingIfNeeded: x & UInt64(Self.shardCount - 1))]
+    }
+
+    @inline(__always)
+    func lookup(_ id: UInt64) -> Value? {
+        guard maxEntries > 0 else { return nil }
+        return shard(id).state.withLock { s -> Value? in
+            if let value = s.values[id] {
+                s.hits &+= 1
+                return value
+            }
+            s.misses &+= 1
+            return nil
+        }
+    }
+
+    /// The generation to pass to `install` for `id`: take it before reading the tree.
+    @inline(__always)
+    func stamp(_ id: UInt64) -> UInt64 {
+        guard maxEntries > 0 else { return 0 }
+        return shard(id).state.withLock { $0.generation }
+    }
+
+    /// Keeps `value` for `id` unless a write invalidated anything in its shard since `stamp`.
+    func install(_ id: UInt64, _ value: Value, since stamp: UInt64) {
+        guard maxEntries > 0 else { return }
+        let capacity = shardCapacity
+        shard(id).state.withLock { s in
+            guard s.generation == stamp else { return }
+            Self.put(id, value, into: &s, capacity: capacity)
+        }
+    }
+
+    /// Keeps `value` for `id` unconditionally: only for the writer, under the lock that orders
+    /// every write, right after the tree has what `value` derives from (nothing can invalidate
+    /// it meanwhile).
+    func store(_ id: UInt64, _ value: Value) {
+        guard maxEntries > 0 else { return }
+        let capacity = shardCapacity
+        shard(id).state.withLock { s in Self.put(id, value, into: &s, capacity: capacity) }
+    }
+
+    private static func put(_ id: UInt64, _ value: Value, into s: inout Shard, capacity: Int) {
+        if s.values.count >= capacity && s.values[id] == nil {
+            let victims = Array(s.values.keys.prefix(max(1, capacity / 8)))
+            for key in victims { s.values[key] = nil }
+        }
+        s.values[id] = value
+    }
+
+    /// Removes `id` and moves its shard's generation (the writer, after the tree has the change).
+    func invalidate(_ id: UInt64) {
+        guard maxEntries > 0 else { return }
+        shard(id).state.withLock { s in
+            s.generation &+= 1
+            s.values[id] = nil
+        }
+    }
+
+    struct Statistics {
+        var entries = 0
+        var hits: UInt64 = 0
+        var misses: UInt64 = 0
+    }
+
+    var statistics: Statistics {
+        var total = Statistics()
+        for shard in shards {
+            shard.state.withLock { s in
+                total.entries += s.values.count
+                total.hits += s.hits
+                total.misses += s.misses
+            }
+        }
+        return total
+    }
+}
