@@ -56,11 +56,17 @@ final class Consumers: Sendable {
         let directory = engine.directory + "/timeline"
         do { try engine.fileSystem.makeDirectory(directory) } catch { throw .io("creating \(directory): \(error)") }
         let timelineOptions = TimelineOptions(capacity: options.timelineCapacity, celebrityThreshold: options.celebrityThreshold)
+        // Every user the checkpoint can name exists already: the tree and the graph are
+        // recovered to the end of the log, and the checkpoint is older. A number past both is
+        // a corrupt file (rebuilt below), never a reason to grow the user table.
+        let nextUserNumber: UInt64
+        do { nextUserNumber = try engine.tree.get(SocialKeys.nextUserNumber)?.u64 ?? 0 } catch { throw SocialError(error) }
+        let knownUsers = max(Int(clamping: nextUserNumber), engine.graph.statistics().users)
         let (timeline, status) = HomeTimelines.open(
             directory: directory, fileSystem: engine.fileSystem, options: timelineOptions,
             followers: GraphFollowerSource(graph: engine.graph),
             tweets: tweetSource,
-            missingMeansEmpty: lastLSN == 0)
+            missingMeansEmpty: lastLSN == 0, knownUsers: knownUsers)
         // Where the timeline's replay starts; nil: the store was rebuilt from the sources instead.
         var replayFrom: UInt64?
         var rebuilt = false

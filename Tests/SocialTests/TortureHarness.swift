@@ -493,7 +493,17 @@ final class ShellProcess {
     init(binary: String, arguments: [String], stderrPath: String) throws {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw POSIXError(.EMFILE) }
+        guard pipe(&toChild) == 0 else { throw POSIXError(.EMFILE) }
+        guard pipe(&fromChild) == 0 else {
+            close(toChild[0])
+            close(toChild[1])
+            throw POSIXError(.EMFILE)
+        }
+        // Close-on-exec at once (Glibc's module does not export pipe2): tests run in parallel
+        // in one process, and a child another test spawns must not inherit our pipe ends (it
+        // would hold them open, so this child would not see the end of its input). The spawn's
+        // dup2 onto 0 and 1 makes the child's copies without the flag.
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -515,13 +525,22 @@ final class ShellProcess {
         pid = child
         input = toChild[1]
         output = fromChild[0]
-        _ = fcntl(input, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(output, F_SETFD, FD_CLOEXEC)
     }
+
+    /// Whether `finish()` closed standard input already. Each descriptor is closed exactly
+    /// once: the test process runs suites in parallel, and the number of a closed descriptor is
+    /// handed to the next file any test opens, so a second close closes that file under its
+    /// owner. (It did: `finish()` and deinit both closed `input`, and a database opened by
+    /// another test lost a table's descriptor, read 0 bytes from the empty file that got the
+    /// number next, and reported "LSM corrupt: short read of block at 0".)
+    private var inputClosed = false
+
+    /// The descriptor of the child's standard input (for the test that checks it is closed once).
+    var inputDescriptor: Int32 { input }
 
     deinit {
         if !exited { kill(pid, SIGKILL); wait() }
-        close(input)
+        if !inputClosed { close(input) }
         close(output)
     }
 
@@ -571,7 +590,10 @@ final class ShellProcess {
 
     /// Closes standard input and waits for a clean exit; the exit status.
     func finish() -> Int32 {
-        close(input)
+        if !inputClosed {
+            close(input)
+            inputClosed = true
+        }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         exited = true

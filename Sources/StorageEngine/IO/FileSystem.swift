@@ -359,7 +359,11 @@ public final class FileSystem: Sendable {
                 ops[i + 1].result = -ECANCELED
             }
         }
-        ring.run(ops)
+        if !ring.run(ops) {
+            // The ring was retired after a failed submission: POSIX from now on.
+            performPOSIX(ops, path: path)
+            return
+        }
         if let crash = faults?.crash {
             for i in ops.indices where (ops[i].kind == .fdatasync || ops[i].kind == .fsync) && ops[i].result == 0 {
                 crash.synced(fd: ops[i].fd)

@@ -44,10 +44,13 @@ struct IOOp {
 /// Lifetime: `ring` is heap-allocated (the struct must not move once initialised) and freed in
 /// deinit after `io_uring_queue_exit`.
 final class URing: @unchecked Sendable {
-    // @unchecked: the ring pointer is only touched while `lock` is held.
+    // @unchecked: the ring pointer and `broken` are only touched while `lock` is held.
     private let ring: UnsafeMutablePointer<io_uring>
     let entries: Int
     private let lock = Mutex(())
+    /// Set (under `lock`) when a submission failed with entries the kernel did not take: they
+    /// cannot be withdrawn, so the ring is never entered again (see `runChunk`).
+    private var broken = false
 
     /// Sets up a ring; throws the errno when the kernel refuses (ENOSYS, EPERM in sandboxes, ENOMEM).
     init(entries: Int) throws(IOError) {
@@ -71,9 +74,11 @@ final class URing: @unchecked Sendable {
 
     /// Runs `ops` and fills in each `result`. Ops whose `result` is already negative on entry
     /// (failed by the fault injector) are not submitted. Chains of linked ops are never split
-    /// across two submissions.
-    func run(_ ops: UnsafeMutableBufferPointer<IOOp>) {
+    /// across two submissions. Returns false, running nothing, once the ring is retired
+    /// (a failed submission, see `runChunk`): the caller runs the ops another way.
+    func run(_ ops: UnsafeMutableBufferPointer<IOOp>) -> Bool {
         lock.withLock { _ in
+            if broken { return false }
             var start = 0
             while start < ops.count {
                 // Take up to `entries` ops, shrinking so the chunk does not end inside a chain.
@@ -81,7 +86,13 @@ final class URing: @unchecked Sendable {
                 while end > start + 1 && ops[end - 1].linkedToNext && end < ops.count { end -= 1 }
                 runChunk(ops, start, end)
                 start = end
+                if broken {
+                    // The rest of the batch never reached the ring.
+                    for i in start..<ops.count where ops[i].result >= 0 { ops[i].result = -EIO }
+                    break
+                }
             }
+            return true
         }
     }
 
@@ -109,26 +120,55 @@ final class URing: @unchecked Sendable {
             submitted += 1
         }
         if submitted == 0 { return }
-        var rc: Int32
-        repeat {
-            rc = io_uring_submit_and_wait(ring, UInt32(submitted))
-        } while rc == -EINTR
-        if rc < 0 {
-            // The kernel took none of them: report the error on each op of the chunk.
-            io_uring_submit(ring) // no-op if nothing is queued; keeps the queue consistent
-            for i in start..<end where ops[i].result >= 0 { ops[i].result = rc }
+        // The kernel may take fewer entries than it was given (it returns how many it took);
+        // the rest are still queued and are submitted again, so exactly `submitted` completions
+        // are owed before the lock is released and no completion of this chunk can be reaped
+        // by a later batch (whose indexes and buffers are different).
+        var taken = 0
+        var failure: Int32 = 0
+        var attempts = 0
+        while taken < submitted {
+            let rc = taken == 0 ? io_uring_submit_and_wait(ring, UInt32(submitted)) : io_uring_submit(ring)
+            if rc == -EINTR { continue }
+            if rc > 0 { taken += Int(rc); continue }
+            // 0 or a transient refusal (EAGAIN, EBUSY): a bounded number of retries.
+            attempts += 1
+            if attempts > 100 || (rc < 0 && rc != -EAGAIN && rc != -EBUSY) {
+                failure = rc < 0 ? rc : -EIO
+                break
+            }
+            sched_yield()
+        }
+        if failure != 0 {
+            // Entries the kernel did not take stay published in the submission queue and no
+            // entry can be withdrawn, so the next io_uring_enter would submit them into buffers
+            // their callers freed. The ring is retired: nothing calls into it again, and the
+            // file system runs every later op with POSIX calls. What was taken completes and is
+            // reaped; the rest are reported failed.
+            broken = true
+            // The kernel takes entries in queue order: the first `taken` submitted ops.
+            var seen = 0
+            for i in start..<end where ops[i].result >= 0 {
+                if seen >= taken { ops[i].result = failure }
+                seen += 1
+            }
+            reap(ops, taken)
             return
         }
+        reap(ops, submitted)
+    }
+
+    /// Waits for and records `count` completions (each names its op by index).
+    private func reap(_ ops: UnsafeMutableBufferPointer<IOOp>, _ count: Int) {
         var reaped = 0
-        while reaped < submitted {
+        while reaped < count {
             var cqe: UnsafeMutablePointer<io_uring_cqe>?
             var wrc = io_uring_wait_cqe(ring, &cqe)
             while wrc == -EINTR { wrc = io_uring_wait_cqe(ring, &cqe) }
             guard wrc == 0, let cqe else {
                 preconditionFailure("io_uring_wait_cqe failed with \(wrc) while completions were owed")
             }
-            let index = Int(cqe.pointee.user_data)
-            ops[index].result = cqe.pointee.res
+            ops[Int(cqe.pointee.user_data)].result = cqe.pointee.res
             socialdb_cqe_seen(ring, cqe)
             reaped += 1
         }

@@ -6,6 +6,12 @@ import Glibc
 ///
 /// It reads the file in large chunks into a buffer it owns; a payload it returns points into
 /// that buffer and is valid until the next call. Not thread-safe: one owner.
+///
+/// The buffer is sized to what is read (up to `chunkBytes` a read, more only for a larger
+/// record) and never zeroed: only bytes a read filled are looked at. A scanner of a small file
+/// (a fresh segment, a fuzz input, a check of a short log) costs a small allocation, not a
+/// zeroed MiB (which were page faults and a memset per scanner, most of the time of the
+/// log-segment fuzz target).
 struct SegmentScanner {
     enum Step {
         case record(lsn: UInt64, type: UInt16, payload: UnsafeRawBufferPointer)
@@ -30,7 +36,7 @@ struct SegmentScanner {
         self.fileSize = fileSize
         self.offset = UInt64(LogFormat.firstRecordOffset)
         self.expectedLSN = firstLSN
-        self.storage = ScanStorage(count: Self.chunkBytes)
+        self.storage = ScanStorage(count: 0)
     }
 
     /// Forgets what was read, so records written since are seen (a reader tailing the segment
@@ -45,9 +51,14 @@ struct SegmentScanner {
     private mutating func ensure(_ at: UInt64, _ count: Int) throws(IOError) -> Bool {
         if at >= bufferStart && at + UInt64(count) <= bufferStart + UInt64(bufferCount) { return true }
         if at + UInt64(count) > fileSize { return false }
-        let want = max(count, Self.chunkBytes)
-        if storage.bytes.count < want { storage = ScanStorage(count: want) }
-        let toRead = Int(min(UInt64(want), fileSize - at))
+        // What is read: the chunk, cut at the end of the file, but always the `count` asked for
+        // (at + count <= fileSize here).
+        let toRead = Int(min(UInt64(max(count, Self.chunkBytes)), fileSize - at))
+        if storage.bytes.count < toRead {
+            // Grown at least twofold (up to the chunk), so a reader tailing a growing segment
+            // does not reallocate on every refresh.
+            storage = ScanStorage(count: max(toRead, min(Self.chunkBytes, 2 * storage.bytes.count)))
+        }
         let n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: storage.bytes[0..<toRead]), at: at)
         bufferStart = at
         bufferCount = n
@@ -120,7 +131,8 @@ struct SegmentScanner {
     func nonZeroExtent(from start: UInt64) throws(IOError) -> UInt64 {
         var lastNonZero: UInt64? = nil
         var at = start
-        var chunk = [UInt8](repeating: 0, count: Self.chunkBytes)
+        // Sized to what there is to read, up to a chunk (a fuzz input or a short tail is small).
+        var chunk = [UInt8](repeating: 0, count: start < fileSize ? Int(min(UInt64(Self.chunkBytes), fileSize - start)) : 0)
         while at < fileSize {
             let n = Int(min(UInt64(chunk.count), fileSize - at))
             var failure: IOError?
@@ -143,9 +155,9 @@ struct SegmentScanner {
 final class ScanStorage {
     let bytes: UnsafeMutableRawBufferPointer
 
+    /// Not zeroed: the scanner reads only bytes a file read has filled.
     init(count: Int) {
         bytes = .allocate(byteCount: count, alignment: 64)
-        bytes.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
     deinit { bytes.deallocate() }

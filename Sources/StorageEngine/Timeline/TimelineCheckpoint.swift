@@ -18,9 +18,14 @@ extension TimelineStore {
     /// - Parameter missingMeansEmpty: with no checkpoint file, whether the database is new (no
     ///   event was ever applied: a push may create a ring from nothing). When false, a missing
     ///   checkpoint is handled like a corrupt one: rings are rebuilt from the sources on demand.
+    /// - Parameter knownUsers: how many users exist (numbers `0..<knownUsers`): a checkpoint
+    ///   naming any other user number is corrupt (`TimelineError.userOutOfRange`). The user
+    ///   table is dense, 4 bytes per user number up to the largest, so a checksum-valid file
+    ///   naming a number near 2^32 would otherwise cost 16 GiB at open. nil (the caller does not
+    ///   know): numbers below `sizeRelativeUserLimit(fileBytes:)`.
     public static func open(directory: String, fileSystem: FileSystem, options: TimelineOptions = TimelineOptions(),
                             followers: Followers, tweets: Tweets,
-                            missingMeansEmpty: Bool = false) -> (TimelineStore, TimelineCheckpointStatus) {
+                            missingMeansEmpty: Bool = false, knownUsers: Int? = nil) -> (TimelineStore, TimelineCheckpointStatus) {
         let store = TimelineStore(options: options, followers: followers, tweets: tweets)
         let path = directory + "/" + TimelineFormat.fileName
         guard fileSystem.exists(path) else {
@@ -33,13 +38,24 @@ extension TimelineStore {
             defer { file.close() }
             var reader: TimelineBlockReader
             do { reader = try TimelineBlockReader(file: file) } catch { throw .io(error) }
-            try store.state.pointee.load(&reader)
+            let limit = knownUsers.map { UInt64(max(0, $0)) } ?? sizeRelativeUserLimit(fileBytes: reader.size)
+            try store.state.pointee.load(&reader, userLimit: min(limit, UInt64(TimelineState<Followers, Tweets>.dropped)))
             store.checkpointBytesWritten.store(Int(reader.size), ordering: .relaxed)
             return (store, .loaded(appliedLSN: store.state.pointee.appliedLSN, bytes: Int(reader.size)))
         } catch {
             store.state.pointee.reset(appliedLSN: 0, lazyRebuild: true)
             return (store, .unusable(error))
         }
+    }
+
+    /// The user numbers a checkpoint of `fileBytes` bytes may name when the number of users is
+    /// not known: 64 per byte of the file, and at least 65,536, so the user table (4 bytes per
+    /// number) costs at most 256 times the file plus 256 KiB. A real checkpoint names users that
+    /// have a ring, were dropped or are celebrities, each a record of at least one byte, but
+    /// numbers may be sparse; callers that know the user count pass it instead (the Social
+    /// layer does), which never rejects a real file.
+    public static func sizeRelativeUserLimit(fileBytes: UInt64) -> UInt64 {
+        max(65_536, fileBytes.multipliedReportingOverflow(by: 64).overflow ? UInt64.max : fileBytes * 64)
     }
 
     /// Writes a checkpoint of the whole store into `directory` and returns its size in bytes.
@@ -149,10 +165,15 @@ extension TimelineState {
         return Int(writer.offset)
     }
 
-    /// Loads a checkpoint into this (empty) state, checking every value before using it.
-    mutating func load(_ reader: inout TimelineBlockReader) throws(TimelineError) {
+    /// Loads a checkpoint into this (empty) state, checking every value before using it. Every
+    /// user number it names (ring owners, entry users, retweet authors, celebrities, dropped
+    /// users) must be below `userLimit`.
+    mutating func load(_ reader: inout TimelineBlockReader, userLimit: UInt64) throws(TimelineError) {
         let path = reader.file.path
         func corrupt(_ why: String) -> TimelineError { .corrupt("\(path): \(why)") }
+        func checkUser(_ user: UInt64) throws(TimelineError) {
+            if user >= userLimit { throw .userOutOfRange(file: path, user: user, limit: userLimit) }
+        }
 
         guard try reader.next() == .header else { throw corrupt("the first block is not the header") }
         guard try reader.bytes(8) == TimelineFormat.magic else { throw corrupt("bad magic") }
@@ -178,12 +199,13 @@ extension TimelineState {
                 case .header, .trailer:
                     throw corrupt("a second header block")
                 case .rings:
-                    try loadRing(&reader, counts: &counts, corrupt: corrupt)
+                    try loadRing(&reader, counts: &counts, corrupt: corrupt, checkUser: checkUser)
                 case .retweets:
                     let id = try reader.varint()
                     let original = try reader.varint()
                     let author = try reader.varint()
                     guard original < id, author <= UInt64(UInt32.max) else { throw corrupt("bad retweet row \(id)") }
+                    try checkUser(author)
                     retweets[id] = RetweetOriginal(tweetId: original, tweetAuthor: UInt32(author))
                     counts[2] += 1
                 case .tombstones:
@@ -192,10 +214,12 @@ extension TimelineState {
                 case .celebrities:
                     let user = try reader.varint()
                     guard user < UInt64(Self.dropped) else { throw corrupt("bad celebrity \(user)") }
+                    try checkUser(user)
                     celebrities.insert(UInt32(user))
                     counts[4] += 1
                 case .droppedUsers:
                     let user = try reader.varint()
+                    try checkUser(user)
                     guard user < UInt64(Self.dropped), tableValue(UInt32(user)) == 0 else { throw corrupt("bad dropped user \(user)") }
                     ensureUser(UInt32(user))
                     userTable[Int(user)] = Self.dropped
@@ -219,10 +243,12 @@ extension TimelineState {
     }
 
     private mutating func loadRing(_ reader: inout TimelineBlockReader, counts: inout [UInt64],
-                                   corrupt: (String) -> TimelineError) throws(TimelineError) {
+                                   corrupt: (String) -> TimelineError,
+                                   checkUser: (UInt64) throws(TimelineError) -> Void) throws(TimelineError) {
         let user = try reader.varint()
         let count = try reader.varint()
         var floor = try reader.varint()
+        try checkUser(user)
         guard user < UInt64(Self.dropped), tableValue(UInt32(user)) == 0 else { throw corrupt("bad or repeated ring user \(user)") }
         guard count <= UInt64(TimelineOptions.capacityMax) else { throw corrupt("ring of \(user) claims \(count) entries") }
         scratchEntries.removeAll(keepingCapacity: true)
@@ -233,6 +259,7 @@ extension TimelineState {
             let (id, overflow) = previous.addingReportingOverflow(delta)
             guard delta >= 1, !overflow else { throw corrupt("ring of \(user) out of order") }
             guard word >> 3 <= UInt64(UInt32.max) else { throw corrupt("bad entry user in the ring of \(user)") }
+            try checkUser(word >> 3)
             let flags = TimelineFlags(rawValue: UInt32(word & 7))
             scratchEntries.append(TimelineEntry(id: id, user: UInt32(word >> 3), flags: flags))
             previous = id

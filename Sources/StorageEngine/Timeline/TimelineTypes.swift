@@ -129,11 +129,26 @@ public enum TimelineError: Error, Equatable, CustomStringConvertible {
     case io(IOError)
     /// A checkpoint failed a check: its checksums, structure or values.
     case corrupt(String)
+    /// A checkpoint (checksums valid) names a user number at or past `limit`, the users the
+    /// database has (or, when the caller did not say, what the file's size can justify): it is
+    /// corrupt, and the user table is never grown to that number.
+    case userOutOfRange(file: String, user: UInt64, limit: UInt64)
 
     public var description: String {
         switch self {
         case .io(let e): "timeline I/O error: \(e)"
         case .corrupt(let m): "timeline checkpoint corrupt: \(m)"
+        case .userOutOfRange(let file, let user, let limit):
+            "timeline checkpoint corrupt: \(file): names user \(user), past the \(limit) users there can be"
+        }
+    }
+
+    /// A stable word for the kind of error (logs and tests match on it, not on the text).
+    public var code: String {
+        switch self {
+        case .io: "io"
+        case .corrupt: "timeline-corrupt"
+        case .userOutOfRange: "timeline-user-range"
         }
     }
 }
