@@ -208,39 +208,6 @@ public enum GraphCodec {
         return (first, list + offset, min(blockSize, count - (block << blockShift)))
     }
 
-    /// Calls `body` with the values of one block from index `from` on, in order, until it returns
-    /// false; returns false when `body` stopped it.
-    @inlinable
-    static func scanBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, from: Int,
-                          _ body: (UInt32) throws -> Bool) rethrows -> Bool {
-        let mode = blockBody.load(as: UInt8.self)
-        var value = first
-        if from == 0 { if try !body(value) { return false } }
-        if mode == varintMode {
-            var at = 1
-            var i = 1
-            while i < size {
-                value = value &+ readVarint(blockBody, &at) &+ 1
-                if i >= from { if try !body(value) { return false } }
-                i &+= 1
-            }
-            return true
-        }
-        let width = Int(mode)
-        let packed = blockBody + 1
-        let mask: UInt64 = (1 << UInt64(width)) &- 1
-        var bit = 0
-        var i = 1
-        while i < size {
-            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
-            value = value &+ UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask) &+ 1
-            bit &+= width
-            if i >= from { if try !body(value) { return false } }
-            i &+= 1
-        }
-        return true
-    }
-
     /// Decodes a whole block into `out` (room for 128 values); returns the number written.
     @inlinable
     static func decodeBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
@@ -284,7 +251,10 @@ public enum GraphCodec {
     }
 
     /// Calls `body` with every value greater than `after` (all values when nil), in order, until
-    /// it returns false. Enters the list at the block holding `after` (binary search).
+    /// it returns false. Enters the list at the block holding `after` (binary search), and
+    /// decodes a block at a time into a 128-value buffer on the stack with `decodeBlock`'s tight
+    /// loop, then hands the values out one by one: the per-value cost is the caller's closure,
+    /// not the decoder's state machine (the fan-out's loop goes through here).
     @inlinable
     public static func scan(_ list: UnsafeRawPointer, count: Int, after: UInt32?,
                             _ body: (UInt32) throws -> Bool) rethrows {
@@ -293,17 +263,21 @@ public enum GraphCodec {
         if let after, blocks > 1 {
             b = lastBlock(list, blocks: blocks, atOrBelow: after)
         }
-        while b < blocks {
-            let (first, blockBody, size) = block(list, count: count, b)
-            if let after, first <= after {
-                let keepGoing = try scanBlock(first: first, body: blockBody, size: size, from: 0) { v in
-                    v > after ? try body(v) : true
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+            let out = buffer.baseAddress!
+            while b < blocks {
+                let (first, blockBody, size) = block(list, count: count, b)
+                let n = decodeBlock(first: first, body: blockBody, size: size, into: out)
+                var i = 0
+                if let after, first <= after {
+                    while i < n && out[i] <= after { i &+= 1 }
                 }
-                if !keepGoing { return }
-            } else {
-                if try !scanBlock(first: first, body: blockBody, size: size, from: 0, body) { return }
+                while i < n {
+                    if try !body(out[i]) { return }
+                    i &+= 1
+                }
+                b &+= 1
             }
-            b += 1
         }
     }
 
@@ -354,7 +328,7 @@ public enum GraphCodec {
         let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value) : 0
         let (first, blockBody, size) = block(list, count: count, b)
         if value <= first { return value == first }
-        // A plain loop rather than scanBlock: this is the hot path of every membership test.
+        // Decodes only up to `value`: this is the hot path of every membership test.
         let mode = blockBody.load(as: UInt8.self)
         var current = first
         if mode == varintMode {

@@ -677,17 +677,24 @@ public final class GraphStore: @unchecked Sendable {
         copyFollowing(of: user, into: &mine)
         var reachable = 0
         for followee in mine { reachable += max(0, followingCount(followee)) }
-        var table = CountTable(expected: min(reachable, edgesScannedMax))
-        var theirs = ContiguousArray<UInt32>()
-        var budget = edgesScannedMax
-        for followee in mine where budget > 0 {
-            copyFollowing(of: followee, into: &theirs)
-            let take = min(theirs.count, budget)
-            budget -= take
-            for i in 0..<take where theirs[i] != user { table.add(theirs[i]) }
+        let slots = CountTable.slotCount(expected: min(reachable, edgesScannedMax))
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: CountTable.words(slotCount: slots)) { memory in
+            let table = CountTable(memory, slotCount: slots)
+            var theirs = ContiguousArray<UInt32>()
+            // Never more edges than the table has room for keys: a list may have grown since
+            // `reachable` was summed (a concurrent follow).
+            var budget = min(edgesScannedMax, slots / 2)
+            for followee in mine where budget > 0 {
+                copyFollowing(of: followee, into: &theirs)
+                let take = min(theirs.count, budget)
+                budget -= take
+                theirs.withUnsafeBufferPointer { values in
+                    for i in 0..<take where values[i] != user { table.add(values[i]) }
+                }
+            }
+            for followee in mine { table.remove(followee) }
+            return table.top(limit)
         }
-        for followee in mine { table.remove(followee) }
-        return table.top(limit)
     }
 
     // MARK: Statistics
@@ -1014,74 +1021,103 @@ struct PublishedView {
 }
 
 /// Counts per user for `GraphStore.suggestions`: linear probing over a power-of-two table of
-/// `key << 32 | count` words (key + 1 stored, so 0 marks an empty slot).
+/// `key << 32 | count` words (key + 1 stored, so 0 marks an empty slot), in memory the caller
+/// owns (one temporary allocation of `words(expected:)`, zeroed here), so a query allocates one
+/// block and checks no array uniqueness per count. The slots taken are listed in order of
+/// first use, so `top` visits the distinct keys rather than the whole (mostly empty) table.
 struct CountTable {
-    private var slots: [UInt64]
-    private var mask: Int
+    private let slots: UnsafeMutablePointer<UInt64>
+    private let mask: Int
+    /// The indices of the slots taken, `usedCount` of them (at most the table size / 2).
+    private let used: UnsafeMutablePointer<UInt32>
+    private let usedCount: UnsafeMutablePointer<Int>
 
-    init(expected: Int) {
+    /// The table size for `expected` keys at most: a power of two, at least twice it.
+    static func slotCount(expected: Int) -> Int {
         var size = 16
         while size < expected * 2 { size <<= 1 }
-        slots = [UInt64](repeating: 0, count: size)
-        mask = size - 1
+        return size
+    }
+
+    /// The words of memory a table of `slotCount` slots takes (slots, used list, its count).
+    static func words(slotCount: Int) -> Int { slotCount + slotCount / 4 + 1 }
+
+    /// Takes `memory` (`words(slotCount:)` words for a power-of-two `slotCount`) as the table.
+    /// At most `slotCount / 2` distinct keys may be added.
+    init(_ memory: UnsafeMutableBufferPointer<UInt64>, slotCount: Int) {
+        precondition(slotCount > 0 && slotCount & (slotCount - 1) == 0 && memory.count >= Self.words(slotCount: slotCount),
+                     "the table size must be a power of two and the memory hold it")
+        let base = memory.baseAddress!
+        base.initialize(repeating: 0, count: slotCount)
+        slots = base
+        mask = slotCount - 1
+        // slotCount / 2 indices of 4 bytes in slotCount / 4 words.
+        used = UnsafeMutableRawPointer(base + slotCount).bindMemory(to: UInt32.self, capacity: slotCount / 2)
+        usedCount = UnsafeMutableRawPointer(base + slotCount + slotCount / 4).bindMemory(to: Int.self, capacity: 1)
+        usedCount.initialize(to: 0)
     }
 
     @inline(__always)
     private static func home(_ key: UInt32, _ mask: Int) -> Int { Int(truncatingIfNeeded: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask }
 
-    mutating func add(_ key: UInt32) {
+    func add(_ key: UInt32) {
         let tag = UInt64(key) &+ 1
-        let mask = self.mask
-        slots.withUnsafeMutableBufferPointer { s in
-            var i = Self.home(key, mask)
-            while true {
-                let word = s[i]
-                if word >> 32 == tag { s[i] = word &+ 1; return }
-                if word == 0 { s[i] = tag << 32 | 1; return }
-                i = (i + 1) & mask
+        var i = Self.home(key, mask)
+        while true {
+            let word = slots[i]
+            if word >> 32 == tag { slots[i] = word &+ 1; return }
+            if word == 0 {
+                slots[i] = tag << 32 | 1
+                precondition(usedCount.pointee < (mask + 1) / 2, "more distinct keys than the table was sized for")
+                used[usedCount.pointee] = UInt32(truncatingIfNeeded: i)
+                usedCount.pointee &+= 1
+                return
             }
+            i = (i &+ 1) & mask
         }
     }
 
     /// Zeroes the count of `key` if present (the slot stays taken, so probing is unchanged).
-    mutating func remove(_ key: UInt32) {
+    func remove(_ key: UInt32) {
         let tag = UInt64(key) &+ 1
-        let mask = self.mask
-        slots.withUnsafeMutableBufferPointer { s in
-            var i = Self.home(key, mask)
-            while true {
-                let word = s[i]
-                if word == 0 { return }
-                if word >> 32 == tag { s[i] = tag << 32; return }
-                i = (i + 1) & mask
-            }
+        var i = Self.home(key, mask)
+        while true {
+            let word = slots[i]
+            if word == 0 { return }
+            if word >> 32 == tag { slots[i] = tag << 32; return }
+            i = (i &+ 1) & mask
         }
     }
 
     /// The `limit` largest counts (ties: smaller key first), counts of zero left out.
+    /// One pass over the slots taken keeping a sorted window of the best `limit` rank keys: most
+    /// candidates (counts of one or two) fail the comparison with the window's last entry.
     func top(_ limit: Int) -> [GraphSuggestion] {
         // Rank key: count high, then the complement of the user, so larger is better.
-        var ranked: [UInt64] = []
-        for word in slots where word & 0xFFFF_FFFF != 0 {
+        var best: [UInt64] = []
+        best.reserveCapacity(min(limit, usedCount.pointee) + 1)
+        for u in 0..<usedCount.pointee {
+            let word = slots[Int(used[u])]
+            guard word & 0xFFFF_FFFF != 0 else { continue }
             let user = UInt32(truncatingIfNeeded: (word >> 32) &- 1)
-            ranked.append(UInt64(word & 0xFFFF_FFFF) << 32 | UInt64(~user))
+            let rank = UInt64(word & 0xFFFF_FFFF) << 32 | UInt64(~user)
+            if limit > 64 {
+                best.append(rank)
+                continue
+            }
+            if best.count == limit && rank <= best[best.count - 1] { continue }
+            var at = best.count
+            while at > 0 && best[at - 1] < rank { at -= 1 }
+            best.insert(rank, at: at)
+            if best.count > limit { best.removeLast() }
+        }
+        if limit > 64 {
+            // A large window: collected unsorted above (no early rejection), sorted once here.
+            best.sort(by: >)
         }
         var result: [GraphSuggestion] = []
-        if ranked.count > limit * 8 {
-            // Keep a small sorted window instead of sorting every candidate.
-            var best: [UInt64] = []
-            best.reserveCapacity(limit + 1)
-            for r in ranked where best.count < limit || r > best[best.count - 1] {
-                var at = best.count
-                while at > 0 && best[at - 1] < r { at -= 1 }
-                best.insert(r, at: at)
-                if best.count > limit { best.removeLast() }
-            }
-            ranked = best
-        } else {
-            ranked.sort(by: >)
-        }
-        for r in ranked.prefix(limit) {
+        result.reserveCapacity(min(limit, best.count))
+        for r in best.prefix(limit) {
             result.append(GraphSuggestion(user: ~UInt32(truncatingIfNeeded: r), followedBy: Int(r >> 32)))
         }
         return result
