@@ -52,6 +52,128 @@ public enum SearchTokenizer {
 
     /// Appends the terms of `text` to `tokens`. In query mode a hashtag yields only `#word`.
     public static func tokenize(_ text: String, into tokens: inout [SearchToken], forQuery: Bool) {
+        // Most tweets are ASCII: there the rules above reduce to byte tests, and one pass over
+        // the bytes gives the same terms as the scalar path (`tokenizeScalars`).
+        if let done = text.utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
+            var any: UInt8 = 0
+            for b in bytes { any |= b }
+            guard any < 0x80 else { return false }
+            tokenizeASCII(bytes, into: &tokens, forQuery: forQuery)
+            return true
+        }), done {
+            return
+        }
+        tokenizeScalars(text, into: &tokens, forQuery: forQuery)
+    }
+
+    /// `tokenize` for an all-ASCII text: letters and digits make words (lowercased), `'` joins
+    /// letters, `.` and `,` join digits, `#`/`@` start hashtags and mentions, `http(s)://` URLs.
+    static func tokenizeASCII(_ b: UnsafeBufferPointer<UInt8>, into tokens: inout [SearchToken], forQuery: Bool) {
+        @inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+        @inline(__always) func isLetter(_ c: UInt8) -> Bool { (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A }
+        @inline(__always) func isWord(_ c: UInt8) -> Bool { isDigit(c) || isLetter(c) }
+        @inline(__always) func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+        let n = b.count
+        var position: UInt32 = 0
+        var word = ContiguousArray<UInt8>()
+        word.reserveCapacity(32)
+        func term(_ prefix: StaticString?, _ bytes: ContiguousArray<UInt8>) -> String {
+            var text = String()
+            if let prefix { text = prefix.description }
+            text += bytes.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
+            return text
+        }
+        func flushWord() {
+            if !word.isEmpty {
+                tokens.append(SearchToken(term: term(nil, word), position: position))
+                position += 1
+                word.removeAll(keepingCapacity: true)
+            }
+        }
+        var i = 0
+        while i < n {
+            let v = b[i]
+            // URLs: http:// or https:// where no word is open.
+            if word.isEmpty, v | 0x20 == 0x68 {
+                var j = i
+                var matched = true
+                for c: UInt8 in [0x68, 0x74, 0x74, 0x70] {  // http
+                    guard j < n, lower(b[j]) == c else { matched = false; break }
+                    j += 1
+                }
+                if matched, j < n, lower(b[j]) == 0x73 { j += 1 }
+                if matched {
+                    for c: UInt8 in [0x3A, 0x2F, 0x2F] {  // ://
+                        guard j < n, b[j] == c else { matched = false; break }
+                        j += 1
+                    }
+                }
+                if matched {
+                    var host = ContiguousArray<UInt8>()
+                    var inHost = true
+                    while j < n, !isSpace(b[j]) {
+                        let c = b[j]
+                        if c == 0x2F || c == 0x3F || c == 0x23 || c == 0x3A { inHost = false }
+                        if inHost { host.append(lower(c)) }
+                        j += 1
+                    }
+                    while host.last == 0x2E { host.removeLast() }
+                    if host.count >= 4 && host[0] == 0x77 && host[1] == 0x77 && host[2] == 0x77 && host[3] == 0x2E {
+                        host.removeFirst(4)
+                    }
+                    if !host.isEmpty {
+                        tokens.append(SearchToken(term: term("url:", host), position: position))
+                        position += 1
+                    }
+                    i = j
+                    continue
+                }
+            }
+            if v == 0x23 || v == 0x40, word.isEmpty, i + 1 < n, isWord(b[i + 1]), i == 0 || !isWord(b[i - 1]) {
+                // A hashtag or mention: the word after the sign.
+                var j = i + 1
+                var body = ContiguousArray<UInt8>()
+                while j < n, isWord(b[j]) || b[j] == 0x5F {
+                    body.append(lower(b[j]))
+                    j += 1
+                }
+                if v == 0x23 {
+                    tokens.append(SearchToken(term: term("#", body), position: position))
+                    if !forQuery { tokens.append(SearchToken(term: term(nil, body), position: position)) }
+                } else {
+                    tokens.append(SearchToken(term: term("@", body), position: position))
+                }
+                position += 1
+                i = j
+                continue
+            }
+            if isWord(v) {
+                word.append(lower(v))
+                i += 1
+                continue
+            }
+            // Joiners inside a word: apostrophes between letters, `.`/`,` between digits.
+            if !word.isEmpty, i + 1 < n {
+                let next = b[i + 1], previous = b[i - 1]
+                if v == 0x27, isLetter(previous), isLetter(next) {
+                    i += 1
+                    continue
+                }
+                if v == 0x2E || v == 0x2C, isDigit(previous), isDigit(next) {
+                    if v == 0x2E { word.append(0x2E) }
+                    i += 1
+                    continue
+                }
+            }
+            flushWord()
+            i += 1
+        }
+        flushWord()
+    }
+
+    /// `tokenize` by Unicode scalars: any text.
+    static func tokenizeScalars(_ text: String, into tokens: inout [SearchToken], forQuery: Bool) {
         let scalars = Array(text.unicodeScalars)
         var position: UInt32 = 0
         var word = String()
@@ -135,6 +257,18 @@ public enum SearchTokenizer {
 
     /// Folds one query word (the text after `#`, `@` or `from:`) as the tokenizer would.
     public static func foldWord(_ text: Substring) -> String {
+        // ASCII: folding is lowercasing.
+        if let folded = text.utf8.withContiguousStorageIfAvailable({ bytes -> String? in
+            var any: UInt8 = 0
+            for b in bytes { any |= b }
+            guard any < 0x80 else { return nil }
+            return String(unsafeUninitializedCapacity: bytes.count) { out in
+                for (k, c) in bytes.enumerated() { out[k] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+                return bytes.count
+            }
+        }), let folded {
+            return folded
+        }
         var out = String()
         for s in text.unicodeScalars { fold(normalizedWidth(s), into: &out) }
         return out
