@@ -56,6 +56,9 @@ struct SocialDBBench: ParsableCommand {
     @Option(name: .customLong("mix"), help: ArgumentHelp("social: the mixes to run, comma-separated (load, dsb, twitter, burst; default all).", valueName: "list"))
     var mixList: String = "load,dsb,twitter,burst"
 
+    @Option(name: .customLong("graph"), help: ArgumentHelp("social: the follow graph (synthetic: twitter-2010's shape at the scale's user count; reed98: socfb-Reed98, both directions of every edge, as DeathStarBench loads it, with the scale's tweets per user).", valueName: "graph"))
+    var graphName: String = "synthetic"
+
     @Option(name: .customLong("plot"), help: ArgumentHelp("social: write the plot data (social-<scale>.json) and the PNG charts into this directory.", valueName: "dir"))
     var plotDirectory: String?
 
@@ -147,7 +150,15 @@ struct SocialDBBench: ParsableCommand {
                     mixes.append(mix)
                 }
                 if !mixes.contains(.load) { mixes.insert(.load, at: 0) }
-                result = try SocialSuite(scratch: scratch, scale: scale, sizes: SocialSizes(scale), mixes: mixes,
+                var sizes = SocialSizes(scale)
+                switch graphName {
+                case "synthetic": break
+                case "reed98": sizes.graphFile = TimelineSuite.reedPath()
+                default:
+                    printError("socialdb-bench: unknown graph '\(graphName)' (synthetic, reed98)")
+                    throw ExitCode(2)
+                }
+                result = try SocialSuite(scratch: scratch, scale: scale, sizes: sizes, mixes: mixes,
                                          plotDirectory: plotDirectory).run()
                 if let plotDirectory { try plotSocial(plotDirectory) }
             case .server:

@@ -21,8 +21,13 @@ struct SocialSizes: Sendable {
     /// Seconds of each timed mix row.
     var seconds: Double
     var burstPosters: Int
+    /// An edge list to load as the follow graph (both directions of each edge) instead of the
+    /// synthetic graph; `users` is then the file's.
+    var graphFile: String? = nil
 
     var tweets: Int { users * tweetsPerUser }
+    /// The plot file's and the charts' name for this data.
+    func plotName(_ scale: Scale) -> String { graphFile == nil ? scale.rawValue : scale.rawValue + "-reed98" }
 
     init(_ scale: Scale) {
         switch scale {
@@ -133,10 +138,13 @@ struct SocialWorld {
     /// Generates everything into `directory` and returns what it made.
     static func generate(sizes: SocialSizes, into directory: String, celebrityThreshold: Int = 10_000) throws -> Summary {
         let started = monotonicNanoseconds()
+        // The graph: the edge list given (socfb-Reed98), else BenchGraph.synthetic (mean 35
+        // followees, followees by rank^(-2/3), ranks permuted over the numbers with the
+        // multiplier userNumber uses).
+        let graph = try sizes.graphFile.map { try BenchGraph.load(edgesFile: $0) }
+            ?? BenchGraph.synthetic(users: sizes.users, meanFollowees: 35, seed: seed)
+        precondition(graph.users == sizes.users, "the suite sizes the users to the graph file")
         let users = sizes.users
-        // The graph: BenchGraph.synthetic (mean 35 followees, followees by rank^(-2/3), ranks
-        // permuted over the numbers with the multiplier userNumber uses).
-        let graph = BenchGraph.synthetic(users: users, meanFollowees: 35, seed: seed)
         var maxFollowers = 0
         var celebrities = 0
         do {

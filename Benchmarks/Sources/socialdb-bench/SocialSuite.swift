@@ -381,6 +381,12 @@ struct SocialSuite {
 
     func run() throws -> SuiteResult {
         var result = SuiteResult()
+        var sizes = self.sizes
+        if let file = sizes.graphFile {
+            // The users are the graph's (socfb-Reed98: 962); tweets per user stay the scale's.
+            sizes.users = try BenchGraph.load(edgesFile: file).users
+            result.notes.append("graph: \(file), both directions of every edge (DeathStarBench's socfb-Reed98 setup), \(sizes.tweetsPerUser) tweets per user")
+        }
         let data = try scratch.freshDirectory("social-data")
         print("generating \(sizes.users) users, \(sizes.tweets) tweets (seed \(SocialWorld.seed))...")
         let world = try SocialWorld.generate(sizes: sizes, into: data)
@@ -522,11 +528,11 @@ struct SocialSuite {
             var uptime: String
             var reports: [ChildReport]
         }
-        let file = PlotFile(scale: scale.rawValue, users: world.users, follows: world.follows, tweets: world.tweets,
+        let file = PlotFile(scale: sizes.plotName(scale), users: world.users, follows: world.follows, tweets: world.tweets,
                             cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), uptime: Self.uptime(), reports: reports)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let path = directory + "/social-\(scale.rawValue).json"
+        let path = directory + "/social-\(sizes.plotName(scale)).json"
         try encoder.encode(file).write(to: URL(fileURLWithPath: path))
         print("wrote \(path)")
     }
