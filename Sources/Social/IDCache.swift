@@ -76,15 +76,6 @@ final class IDCache<Value: Sendable>: Sendable {
         }
     }
 
-    /// Keeps `value` for `id` unconditionally: only for the writer, under the lock that orders
-    /// every write, right after the tree has what `value` derives from (nothing can invalidate
-    /// it meanwhile).
-    func store(_ id: UInt64, _ value: Value) {
-        guard maxEntries > 0 else { return }
-        let capacity = shardCapacity
-        shard(id).state.withLock { s in Self.put(id, value, into: &s, capacity: capacity) }
-    }
-
     private static func put(_ id: UInt64, _ value: Value, into s: inout Shard, capacity: Int) {
         if s.values.count >= capacity && s.values[id] == nil {
             let victims = Array(s.values.keys.prefix(max(1, capacity / 8)))

@@ -39,7 +39,7 @@ extension SocialDB {
                 id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
                 if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
             }
-            let view = try writer.withLock { () throws(SocialError) -> Tweet in
+            let (record, stamps) = try writer.withLock { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 // The tweets replied to or quoted may be deleted meanwhile: read under the lock.
                 let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
                 let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
@@ -52,9 +52,9 @@ extension SocialDB {
                 addTweet(record, parent: parent, root: try parent.map { (p) throws(SocialError) in try conversationRoot(of: p) },
                          quoted: quoted, into: &changes)
                 try changes.commit(to: self)
-                return try keepNew(record)
+                return (record, newTweetStamps(record.id))
             }
-            return try completed(view)
+            return try completed(try keepNew(record, stamps))
         }
     }
 
@@ -65,7 +65,7 @@ extension SocialDB {
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
         try answering { () throws(SocialError) -> Tweet in
             try admitWrite(handle, .post)
-            let view = try writer.withLock { () throws(SocialError) -> Tweet in
+            let (record, stamps) = try writer.withLock { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 let user = try userRecord(handle: handle)
                 let original = try target(tweet)
                 if try retweetID(of: original.id, by: user.id) != nil {
@@ -76,19 +76,26 @@ extension SocialDB {
                 var changes = ChangeSet()
                 addRetweet(record, original: original, into: &changes)
                 try changes.commit(to: self)
-                return try keepNew(record)
+                return (record, newTweetStamps(record.id))
             }
-            return try completed(view)
+            return try completed(try keepNew(record, stamps))
         }
     }
 
-    /// Puts a tweet just committed into the hydration caches (the writer lock is held, so no
-    /// write can change it meanwhile): no counts yet, and its view. Its first reads, the
-    /// poster's answer among them, then need no record or counter reads.
-    func keepNew(_ record: TweetRecord) throws(SocialError) -> Tweet {
+    typealias NewTweetStamps = (view: UInt64, counts: UInt64)
+
+    /// The hydration caches' generations for a tweet just committed, taken under the writer
+    /// lock: `keepNew` installs against them after the lock is released.
+    func newTweetStamps(_ id: UInt64) -> NewTweetStamps { (tweetViews.stamp(id), tweetCountsCache.stamp(id)) }
+
+    /// Puts a tweet just committed into the hydration caches, outside the writer lock: its view
+    /// and no counts, each unless a write (a like, a delete) invalidated anything in its shard
+    /// since `stamps`. Its first reads, the poster's answer among them, then need no record or
+    /// counter reads. Returns the view.
+    func keepNew(_ record: TweetRecord, _ stamps: NewTweetStamps) throws(SocialError) -> Tweet {
         let view = try view(of: record)
-        tweetCountsCache.store(record.id, TweetCounts(likes: 0, retweets: 0, replies: 0, quotes: 0))
-        tweetViews.store(record.id, view)
+        tweetViews.install(record.id, view, since: stamps.view)
+        tweetCountsCache.install(record.id, TweetCounts(likes: 0, retweets: 0, replies: 0, quotes: 0), since: stamps.counts)
         return view
     }
 

@@ -59,6 +59,9 @@ struct SocialDBBench: ParsableCommand {
     @Option(name: .customLong("graph"), help: ArgumentHelp("social: the follow graph (synthetic: twitter-2010's shape at the scale's user count; reed98: socfb-Reed98, both directions of every edge, as DeathStarBench loads it, with the scale's tweets per user).", valueName: "graph"))
     var graphName: String = "synthetic"
 
+    @Option(name: .customLong("posters"), help: ArgumentHelp("social: concurrent posters of the burst row (default: 32 at small, 64 above).", valueName: "n"))
+    var posters: Int?
+
     @Option(name: .customLong("plot"), help: ArgumentHelp("social: write the plot data (social-<scale>.json) and the PNG charts into this directory.", valueName: "dir"))
     var plotDirectory: String?
 
@@ -151,6 +154,13 @@ struct SocialDBBench: ParsableCommand {
                 }
                 if !mixes.contains(.load) { mixes.insert(.load, at: 0) }
                 var sizes = SocialSizes(scale)
+                if let posters {
+                    guard posters >= 1 && posters <= 4096 else {
+                        printError("socialdb-bench: --posters must be 1 to 4096")
+                        throw ExitCode(2)
+                    }
+                    sizes.burstPosters = posters
+                }
                 switch graphName {
                 case "synthetic": break
                 case "reed98": sizes.graphFile = TimelineSuite.reedPath()
