@@ -84,6 +84,20 @@ struct SocialDBBench: ParsableCommand {
             TimelineSuite.profile(users: users, posts: posts, reads: reads)
             Glibc.exit(0)
         }
+        // `search-profile TWEETS KIND QUERIES [DIR]`: the search suite's index and one kind of
+        // query alone (no peer), for a profiler such as callgrind; prints a checksum of the
+        // results so that two builds can be compared for the same answers.
+        if arguments.count >= 5 && arguments[1] == "search-profile", let tweets = Int(arguments[2]),
+           let queries = Int(arguments[4]) {
+            do {
+                try SearchSuite.profile(tweets: tweets, kind: arguments[3], queries: queries,
+                                        directory: arguments.count > 5 ? arguments[5] : "/tmp/socialdb-search-profile")
+                Glibc.exit(0)
+            } catch {
+                printError("socialdb-bench search-profile: \(error)")
+                Glibc.exit(1)
+            }
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
