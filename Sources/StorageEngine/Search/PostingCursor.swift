@@ -11,6 +11,8 @@ struct PostingCursor {
 
     var doc: Int32 = PostingCursor.notStarted
     let isActive: Bool
+    /// The list's document count (the conjunction moves the shortest list first).
+    var length = 0
 
     // Active segment.
     var chunk: UnsafePointer<UInt64>?
@@ -39,12 +41,14 @@ struct PostingCursor {
         isActive = true
         chunk = view.head
         entryIndex = view.headCount - 1
+        length = view.documentCount
     }
 
     init(frozen info: FrozenSegment.TermInfo) {
         isActive = false
         list = info.postings
         count = info.count
+        length = info.count
         blockCount = (info.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize
         positionsBase = info.positions
     }
@@ -111,14 +115,27 @@ struct PostingCursor {
         while true {
             var i = inBlock
             let docs = buffer!
-            while i < blockLength {
-                let d = Int32(bitPattern: docs[i])
-                if d <= target {
-                    inBlock = i
-                    doc = d
-                    return d
-                }
+            let end = blockLength
+            // A few steps forward (the usual distance when both lists are dense), then a
+            // binary search over the rest of the block (documents decrease along it).
+            var steps = 0
+            while i < end && steps < 8 && Int32(bitPattern: docs[i]) > target {
                 i += 1
+                steps += 1
+            }
+            if i < end && Int32(bitPattern: docs[i]) > target {
+                var low = i + 1
+                var high = end
+                while low < high {
+                    let middle = (low + high) >> 1
+                    if Int32(bitPattern: docs[middle]) > target { low = middle + 1 } else { high = middle }
+                }
+                i = low
+            }
+            if i < end {
+                inBlock = i
+                doc = Int32(bitPattern: docs[i])
+                return doc
             }
             if block + 1 >= blockCount {
                 doc = -1

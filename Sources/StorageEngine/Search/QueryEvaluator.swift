@@ -26,14 +26,27 @@ struct QueryEvaluator {
     let termBytes: [[UInt8]]
     /// The distinct term of each cursor.
     let termOfCursor: [Int]
-    var cursors: [PostingCursor]
+    /// One cursor per term occurrence; pointers (not an array) so that moving a cursor in the
+    /// inner loops costs no uniqueness or bounds check.
+    let cursors: UnsafeMutablePointer<PostingCursor>
+    let cursorCount: Int
     /// All phrases, flat; a clause is a range of them.
     let phrases: [Phrase]
     let positive: [Range<Int>]
     let negative: [Range<Int>]
     /// Per phrase: whether all its terms occur in the current segment.
-    var phraseLive: [Bool]
+    let phraseLive: UnsafeMutablePointer<Bool>
     let blockBuffers: UnsafeMutablePointer<UInt32>
+    /// Whether every positive clause is a single phrase (no OR): then a document matches the
+    /// positive clauses' terms exactly when every cursor of those phrases is on it, and the
+    /// search moves the cursors directly (`seekAll`), shortest list first.
+    let isConjunction: Bool
+    /// The cursors of the positive phrases in the order `seekAll` moves them (shortest list in
+    /// the current segment first; set by `prepare`).
+    let drivers: UnsafeMutablePointer<Int>
+    let driverCount: Int
+    /// The positive phrases of more than one term (their positions are checked per candidate).
+    let positivePhrases: [Int]
     /// Scratch for phrase checks, reused for every candidate.
     var positionsA: [UInt32] = []
     var positionsB: [UInt32] = []
@@ -64,20 +77,43 @@ struct QueryEvaluator {
         self.terms = terms
         termBytes = terms.map { Array($0.utf8) }
         self.termOfCursor = termOfCursor
-        cursors = [PostingCursor](repeating: PostingCursor(), count: termOfCursor.count)
+        cursorCount = termOfCursor.count
+        cursors = .allocate(capacity: max(1, cursorCount))
+        cursors.initialize(repeating: PostingCursor(), count: max(1, cursorCount))
         self.phrases = phrases
         self.positive = positive
         self.negative = negative
-        phraseLive = [Bool](repeating: false, count: phrases.count)
-        blockBuffers = .allocate(capacity: max(1, termOfCursor.count) * PostingCodec.blockSize)
+        phraseLive = .allocate(capacity: max(1, phrases.count))
+        phraseLive.initialize(repeating: false, count: max(1, phrases.count))
+        blockBuffers = .allocate(capacity: max(1, cursorCount) * PostingCodec.blockSize)
+        isConjunction = positive.allSatisfy { $0.count == 1 }
+        var driving: [Int] = []
+        var multiTerm: [Int] = []
+        if isConjunction {
+            for clause in positive {
+                driving.append(contentsOf: phrases[clause.lowerBound].cursors)
+                if phrases[clause.lowerBound].cursors.count > 1 { multiTerm.append(clause.lowerBound) }
+            }
+        }
+        driverCount = driving.count
+        drivers = .allocate(capacity: max(1, driving.count))
+        drivers.initialize(repeating: 0, count: max(1, driving.count))
+        for (i, c) in driving.enumerated() { drivers[i] = c }
+        positivePhrases = multiTerm
     }
 
-    func release() { blockBuffers.deallocate() }
+    func release() {
+        cursors.deinitialize(count: max(1, cursorCount))
+        cursors.deallocate()
+        phraseLive.deallocate()
+        drivers.deallocate()
+        blockBuffers.deallocate()
+    }
 
     /// Points the cursors at a segment (`lookup` maps a distinct term to its cursor there);
     /// false when some positive clause cannot match in it.
     mutating func prepare(_ lookup: (Int) -> PostingCursor?) -> Bool {
-        for i in cursors.indices {
+        for i in 0..<cursorCount {
             if var cursor = lookup(termOfCursor[i]) {
                 if !cursor.isActive { cursor.buffer = blockBuffers + i * PostingCodec.blockSize }
                 cursors[i] = cursor
@@ -95,7 +131,42 @@ struct QueryEvaluator {
             for p in clause where phraseLive[p] { any = true }
             if !any { return false }
         }
+        if isConjunction {
+            // Shortest list first (insertion sort: a query has a handful of terms).
+            var i = 1
+            while i < driverCount {
+                let c = drivers[i]
+                var j = i
+                while j > 0 && cursors[drivers[j - 1]].length > cursors[c].length {
+                    drivers[j] = drivers[j - 1]
+                    j -= 1
+                }
+                drivers[j] = c
+                i += 1
+            }
+        }
         return true
+    }
+
+    /// Conjunction: the largest document <= t on which every driving cursor sits, or -1. The
+    /// shortest list proposes, the others confirm or propose a smaller document, which the
+    /// shortest list then answers again.
+    @inline(__always)
+    private mutating func seekAll(_ t: Int32) -> Int32 {
+        var candidate = t
+        var i = 0
+        let n = driverCount
+        while i < n {
+            let d = cursors[drivers[i]].seek(atOrBelow: candidate)
+            if d < 0 { return -1 }
+            if d == candidate {
+                i += 1
+            } else {
+                candidate = d
+                i = i == 0 ? 1 : 0
+            }
+        }
+        return candidate
     }
 
     // MARK: Matching
@@ -173,30 +244,41 @@ struct QueryEvaluator {
         let since = query.sinceMilliseconds
         let until = query.untilMilliseconds
         outer: while t >= 0 && found < limit {
-            // Leapfrog the positive clauses to a common document.
             var candidate = t
-            var agreed = 0
-            var c = 0
-            while agreed < positive.count {
-                let d = seekClause(positive[c], candidate)
-                if d < 0 { break outer }
-                if d == candidate {
-                    agreed += 1
-                } else {
-                    candidate = d
-                    agreed = 1
-                }
-                c += 1
-                if c == positive.count { c = 0 }
-            }
-            t = candidate - 1
-            let id = documents.id(candidate)
-            if let floorID, id <= floorID { break }
             var ok = true
-            for k in positive.indices where !clauseMatches(positive[k], at: candidate) {
-                ok = false
-                break
+            if isConjunction {
+                candidate = seekAll(t)
+                if candidate < 0 { break }
+                t = candidate - 1
+                if let floorID, documents.id(candidate) <= floorID { break }
+                for p in positivePhrases where !phraseMatches(phrases[p]) {
+                    ok = false
+                    break
+                }
+            } else {
+                // Leapfrog the positive clauses to a common document.
+                var agreed = 0
+                var c = 0
+                while agreed < positive.count {
+                    let d = seekClause(positive[c], candidate)
+                    if d < 0 { break outer }
+                    if d == candidate {
+                        agreed += 1
+                    } else {
+                        candidate = d
+                        agreed = 1
+                    }
+                    c += 1
+                    if c == positive.count { c = 0 }
+                }
+                t = candidate - 1
+                if let floorID, documents.id(candidate) <= floorID { break }
+                for k in positive.indices where !clauseMatches(positive[k], at: candidate) {
+                    ok = false
+                    break
+                }
             }
+            let id = documents.id(candidate)
             if ok {
                 for k in negative.indices {
                     let d = seekClause(negative[k], candidate)
