@@ -57,6 +57,18 @@ struct PostingCursor {
     mutating func seek(atOrBelow target: Int32) -> Int32 {
         if doc <= target && doc != Self.notStarted { return doc }
         if doc < 0 { return -1 }
+        // The usual step of a frozen cursor, inline: the next posting of the decoded block.
+        if !isActive && block >= 0 {
+            let next = inBlock + 1
+            if next < blockLength {
+                let d = Int32(bitPattern: buffer.unsafelyUnwrapped[next])
+                if d <= target {
+                    inBlock = next
+                    doc = d
+                    return d
+                }
+            }
+        }
         return isActive ? seekActive(target) : seekFrozen(target)
     }
 
@@ -120,8 +132,8 @@ struct PostingCursor {
             // binary search over the rest of the block (documents decrease along it).
             var steps = 0
             while i < end && steps < 8 && Int32(bitPattern: docs[i]) > target {
-                i += 1
-                steps += 1
+                i &+= 1
+                steps &+= 1
             }
             if i < end && Int32(bitPattern: docs[i]) > target {
                 var low = i + 1
@@ -173,6 +185,13 @@ struct PostingCursor {
         }
         let stream = positionsBase!
         var offset = positionOffset
+        while positionIndex + 4 <= inBlock {
+            // Four postings of one position below 128 each ([1, p] x 4, the usual case) at once.
+            let word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            if word & 0x8080_8080_8080_8080 != 0 || word & 0x00FF_00FF_00FF_00FF != 0x0001_0001_0001_0001 { break }
+            offset += 8
+            positionIndex += 4
+        }
         while positionIndex < inBlock {
             // Skip a posting: its count, then that many varints (count their last bytes).
             var c = Self.readVarint(stream, &offset)

@@ -217,18 +217,26 @@ struct QueryEvaluator {
     private mutating func phraseMatches(_ phrase: Phrase) -> Bool {
         positionsA.removeAll(keepingCapacity: true)
         cursors[phrase.cursors.lowerBound].positions(into: &positionsA)
+        var count = positionsA.count
         var j: UInt32 = 1
         for k in (phrase.cursors.lowerBound + 1)..<phrase.cursors.upperBound {
             positionsB.removeAll(keepingCapacity: true)
             cursors[k].positions(into: &positionsB)
             // Keep the starts p with p + j among the k-th term's positions.
             var kept = 0
-            for p in positionsA where positionsB.contains(p + j) {
-                positionsA[kept] = p
-                kept += 1
+            positionsA.withUnsafeMutableBufferPointer { starts in
+                positionsB.withUnsafeBufferPointer { next in
+                    for x in 0..<count {
+                        let p = starts[x]
+                        if next.contains(p &+ j) {
+                            starts[kept] = p
+                            kept += 1
+                        }
+                    }
+                }
             }
-            positionsA.removeSubrange(kept...)
             if kept == 0 { return false }
+            count = kept
             j += 1
         }
         return true
