@@ -574,6 +574,14 @@ struct SearchModel {
             index.add(tweet: tweet, authorHandle: "alice", lsn: UInt64(i + 1))
             model.add(tweet, handle: "alice")
         }
+        // A few long tweets over three words: more positions of a term per document than the
+        // evaluator's phrase scratch holds at first.
+        for i in 0..<12 {
+            let text = (0..<Int.random(in: 60...300, using: &rng)).map { _ in words[Int.random(in: 0..<3, using: &rng)] }.joined(separator: " ")
+            let tweet = TweetRecord(id: UInt64(1000 + (4000 + i) * 3), author: 1, time: 0, text: text)
+            index.add(tweet: tweet, authorHandle: "alice", lsn: UInt64(4001 + i))
+            model.add(tweet, handle: "alice")
+        }
         var deleted = Set<UInt64>()
         for _ in 0..<100 {
             let victim = UInt64(1000 + Int.random(in: 0..<4000, using: &rng) * 3)

@@ -328,7 +328,7 @@ struct SearchSuite {
     /// runs `queries` queries of one kind (a `Kind` raw value or its first word: rare, common,
     /// two-term, ..., or `index` for indexing alone) and prints their time, hits and a
     /// checksum of every result list.
-    static func profile(tweets: Int, kind name: String, queries: Int, directory: String) throws {
+    static func profile(tweets: Int, kind name: String, queries: Int, directory: String, withFTS5: Bool = false) throws {
         let corpus = Self.corpus(tweets: tweets, seed: 0x5EA2C4)
         let fileSystem = try FileSystem(backend: .posix)
         try? SearchIndex.removeFiles(directory: directory, fileSystem: fileSystem)
@@ -346,14 +346,48 @@ struct SearchSuite {
         if name == "index" { return }
         let kinds = Kind.allCases.enumerated().filter { $0.element.rawValue == name || $0.element.rawValue.hasPrefix(name + " ") || name == "all" }
         guard !kinds.isEmpty else { throw Failure(description: "unknown kind \(name)") }
+        var fts: FTS5?
+        if withFTS5 {
+            try? fileSystem.removeTree(directory + "-fts5")
+            try fileSystem.makeDirectory(directory + "-fts5")
+            let f = try FTS5(path: directory + "-fts5/fts.db")
+            try f.exec("BEGIN")
+            for (i, t) in corpus.tweets.enumerated() {
+                try f.insert(rowid: Int64(bitPattern: t.id), body: t.text, author: corpus.handles[t.author])
+                if i % 10_000 == 9_999 {
+                    try f.exec("COMMIT")
+                    try f.exec("BEGIN")
+                }
+            }
+            try f.exec("COMMIT")
+            try f.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+            fts = f
+        }
+        defer { fts?.close() }
         for (k, kind) in kinds {
-            let texts = Self.queries(kind, corpus: corpus, count: 2_000, seed: 77 + UInt64(k)).map { $0.0 }
+            let pairs = Self.queries(kind, corpus: corpus, count: 2_000, seed: 77 + UInt64(k))
+            let texts = pairs.map { $0.0 }
             start = monotonicNanoseconds()
             let (hits, checksum) = try runProfileQueries(index, texts, count: queries)
             elapsed = seconds(from: start, to: monotonicNanoseconds())
             print("\(kind.rawValue): \(queries) queries in \(elapsed) s, \(Format.grouped(Double(queries) / elapsed)) queries/s, "
                   + "hits \(hits), checksum \(String(checksum, radix: 16))")
+            if let fts {
+                start = monotonicNanoseconds()
+                let ftsHits = try runProfileFTS5(fts, pairs.map { $0.1 }, count: queries)
+                elapsed = seconds(from: start, to: monotonicNanoseconds())
+                print("  fts5: \(queries) queries in \(elapsed) s, \(Format.grouped(Double(queries) / elapsed)) queries/s, hits \(ftsHits)")
+            }
         }
+    }
+
+    /// The same kind's queries in FTS5 (a function of its own for callgrind, like
+    /// `runProfileQueries`; `--toggle-collect='*runProfile*'` collects both).
+    @inline(never)
+    static func runProfileFTS5(_ fts: FTS5, _ matches: [String], count: Int) throws -> Int {
+        var hits = 0
+        for i in 0..<count { hits += try fts.newest(match: matches[i % matches.count], limit: 20).count }
+        return hits
     }
 
     /// One kind's queries (parse and search, as the suite times them); a function of its own so

@@ -47,9 +47,11 @@ struct QueryEvaluator {
     let driverCount: Int
     /// The positive phrases of more than one term (their positions are checked per candidate).
     let positivePhrases: [Int]
-    /// Scratch for phrase checks, reused for every candidate.
-    var positionsA: [UInt32] = []
-    var positionsB: [UInt32] = []
+    /// Scratch for phrase checks, reused for every candidate (grown when a document has more
+    /// positions of a term than they hold).
+    var positionsA: UnsafeMutablePointer<UInt32>
+    var positionsB: UnsafeMutablePointer<UInt32>
+    var positionsCapacity = 64
 
     /// Builds the plan once per query; `prepare` points it at each segment in turn.
     init(query: SearchQuery) {
@@ -86,6 +88,8 @@ struct QueryEvaluator {
         phraseLive = .allocate(capacity: max(1, phrases.count))
         phraseLive.initialize(repeating: false, count: max(1, phrases.count))
         blockBuffers = .allocate(capacity: max(1, cursorCount) * PostingCodec.blockSize)
+        positionsA = .allocate(capacity: 64)
+        positionsB = .allocate(capacity: 64)
         isConjunction = positive.allSatisfy { $0.count == 1 }
         var driving: [Int] = []
         var multiTerm: [Int] = []
@@ -108,6 +112,8 @@ struct QueryEvaluator {
         phraseLive.deallocate()
         drivers.deallocate()
         blockBuffers.deallocate()
+        positionsA.deallocate()
+        positionsB.deallocate()
     }
 
     /// Points the cursors at a segment (`lookup` maps a distinct term to its cursor there);
@@ -215,31 +221,47 @@ struct QueryEvaluator {
     }
 
     private mutating func phraseMatches(_ phrase: Phrase) -> Bool {
-        positionsA.removeAll(keepingCapacity: true)
-        cursors[phrase.cursors.lowerBound].positions(into: &positionsA)
-        var count = positionsA.count
+        var count = positions(of: phrase.cursors.lowerBound, into: true)
         var j: UInt32 = 1
         for k in (phrase.cursors.lowerBound + 1)..<phrase.cursors.upperBound {
-            positionsB.removeAll(keepingCapacity: true)
-            cursors[k].positions(into: &positionsB)
+            let nextCount = positions(of: k, into: false)
             // Keep the starts p with p + j among the k-th term's positions.
             var kept = 0
-            positionsA.withUnsafeMutableBufferPointer { starts in
-                positionsB.withUnsafeBufferPointer { next in
-                    for x in 0..<count {
-                        let p = starts[x]
-                        if next.contains(p &+ j) {
-                            starts[kept] = p
-                            kept += 1
-                        }
-                    }
+            var x = 0
+            while x < count {
+                let p = positionsA[x]
+                var y = 0
+                while y < nextCount && positionsB[y] != p &+ j { y &+= 1 }
+                if y < nextCount {
+                    positionsA[kept] = p
+                    kept &+= 1
                 }
+                x &+= 1
             }
             if kept == 0 { return false }
             count = kept
             j += 1
         }
         return true
+    }
+
+    /// The positions of cursor `c` on its document into `positionsA` (`first`) or
+    /// `positionsB`, growing both when they are too small; returns the count.
+    private mutating func positions(of c: Int, into first: Bool) -> Int {
+        let n = cursors[c].positions(into: first ? positionsA : positionsB, capacity: positionsCapacity)
+        if n <= positionsCapacity { return n }
+        var capacity = positionsCapacity
+        while capacity < n { capacity *= 2 }
+        let a = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        let b = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        // Keep the kept starts (A holds them while B is refilled).
+        a.update(from: positionsA, count: positionsCapacity)
+        positionsA.deallocate()
+        positionsB.deallocate()
+        positionsA = a
+        positionsB = b
+        positionsCapacity = capacity
+        return cursors[c].positions(into: first ? positionsA : positionsB, capacity: positionsCapacity)
     }
 
     /// Appends to `results` the tweet ids of matching documents below `upper` (exclusive),
