@@ -1,4 +1,4 @@
-import StorageEngine
+@testable import StorageEngine
 import Synchronization
 import Testing
 
@@ -507,5 +507,114 @@ struct SearchModel {
         var bytes = PostingCodec.encodeList(extreme)
         bytes.append(contentsOf: repeatElement(0, count: PostingCodec.paddingBytes))
         #expect(bytes.withUnsafeBytes { PostingCodec.decodeList($0, count: extreme.count) } == extreme)
+    }
+}
+
+/// The fast paths of the search hot loops against slow models: the ASCII tokenizer against the
+/// scalar one, and conjunctions and phrases over lists of many blocks against a brute-force
+/// scan of the documents.
+@Suite struct SearchFastPathTests {
+    @Test func asciiTokenizerAgreesWithScalarTokenizer() {
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        // Heavy on the characters the tokenizer treats specially.
+        let alphabet = Array("aAbZz09_#@'.,:/?-hHtTpPsSwW \t\n\r\u{0B}\u{0C}!~")
+        let pieces = ["http://", "https://", "HTTP://", "www.", "https://www.", "3.14", "1,000", "don't", "#tag", "@who", "a#b", "x@y.com", "..."]
+        for round in 0..<3000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 0...24, using: &rng) {
+                if Int.random(in: 0..<5, using: &rng) == 0 {
+                    text += pieces.randomElement(using: &rng)!
+                } else {
+                    text.append(alphabet.randomElement(using: &rng)!)
+                }
+            }
+            if round == 0 { text = String(repeating: "x", count: 300) + " " + String(repeating: "#y", count: 1) + String(repeating: "z", count: 290) }
+            for forQuery in [false, true] {
+                var fast: [SearchToken] = []
+                SearchTokenizer.tokenize(text, into: &fast, forQuery: forQuery)
+                var slow: [SearchToken] = []
+                SearchTokenizer.tokenizeScalars(text, into: &slow, forQuery: forQuery)
+                #expect(fast == slow, "seed \(seed): \(text.debugDescription) forQuery \(forQuery)")
+                if fast != slow { return }
+            }
+        }
+    }
+
+    /// Tweets over a small vocabulary with skewed frequencies, so lists have many blocks of
+    /// 128 and one list is much longer than another; AND, phrases, OR and negation of them are
+    /// checked against the brute-force model in the active segment, after freezing into
+    /// several segments and after merging into one.
+    @Test func conjunctionsAndPhrasesOverManyBlocks() throws {
+        let seed = testSeed()
+        print("search fast-path seed \(seed) (SOCIALDB_SEED=\(seed) to replay)")
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-fastpath")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 1500
+        options.backgroundMaintenance = false
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        var model = SearchModel()
+        // Word i is drawn with weight about 1/(i+1): "w0" in most tweets, "w39" in few.
+        let words = (0..<40).map { "w\($0)" }
+        var cumulative: [Double] = []
+        var total = 0.0
+        for i in words.indices {
+            total += 1 / Double(i + 1)
+            cumulative.append(total)
+        }
+        func word() -> String {
+            let u = Double.random(in: 0..<total, using: &rng)
+            return words[cumulative.firstIndex { $0 > u } ?? words.count - 1]
+        }
+        for i in 0..<4000 {
+            let text = (0..<Int.random(in: 2...8, using: &rng)).map { _ in word() }.joined(separator: " ")
+            let tweet = TweetRecord(id: UInt64(1000 + i * 3), author: 1, time: 0, text: text)
+            index.add(tweet: tweet, authorHandle: "alice", lsn: UInt64(i + 1))
+            model.add(tweet, handle: "alice")
+        }
+        // A few long tweets over three words: more positions of a term per document than the
+        // evaluator's phrase scratch holds at first.
+        for i in 0..<12 {
+            let text = (0..<Int.random(in: 60...300, using: &rng)).map { _ in words[Int.random(in: 0..<3, using: &rng)] }.joined(separator: " ")
+            let tweet = TweetRecord(id: UInt64(1000 + (4000 + i) * 3), author: 1, time: 0, text: text)
+            index.add(tweet: tweet, authorHandle: "alice", lsn: UInt64(4001 + i))
+            model.add(tweet, handle: "alice")
+        }
+        var deleted = Set<UInt64>()
+        for _ in 0..<100 {
+            let victim = UInt64(1000 + Int.random(in: 0..<4000, using: &rng) * 3)
+            index.delete(tweetID: victim, lsn: 0)
+            deleted.insert(victim)
+        }
+        func randomQuery() -> String {
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0: return "\(word()) \(word())"
+            case 1: return "\(word()) \(word()) \(word())"
+            case 2: return "\"\(word()) \(word())\""
+            case 3: return "\"\(word()) \(word()) \(word())\" \(word())"
+            case 4: return "\(word()) -\(word())"
+            default: return "\(word()) OR \(word()) \"\(word()) \(word())\""
+            }
+        }
+        var nonEmpty = 0
+        for phase in 0..<3 {
+            if phase == 1 { index.freeze() }
+            if phase == 2 { index.mergeAll() }
+            for _ in 0..<150 {
+                let text = randomQuery()
+                let query = try SearchQuery.parse(text)
+                let limit = [1, 20, 5000].randomElement(using: &rng)!
+                let before: UInt64? = Int.random(in: 0..<3, using: &rng) == 0 ? UInt64(1000 + Int.random(in: 0..<12000, using: &rng)) : nil
+                let expected = model.search(query, before: before, limit: limit, deleted: deleted)
+                let got = index.search(query, before: before, limit: limit)
+                #expect(got == expected, "seed \(seed) phase \(phase): \(text) before \(before.map(String.init) ?? "-") limit \(limit)")
+                if got != expected { return }
+                if !expected.isEmpty { nonEmpty += 1 }
+            }
+        }
+        #expect(nonEmpty > 200)
+        index.close()
     }
 }

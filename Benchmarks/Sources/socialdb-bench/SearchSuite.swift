@@ -230,14 +230,14 @@ struct SearchSuite {
         // Queries.
         for (k, kind) in Kind.allCases.enumerated() {
             let qs = Self.queries(kind, corpus: corpus, count: sizes.queries, seed: 77 + UInt64(k))
-            // socialdb: parse + search, newest 20.
+            // socialdb: parse + search, newest 20 (FTS5 parses its MATCH text per query too).
             let parsed = try qs.map { try SearchQuery.parse($0.0) }
             let samples = LatencySamples(capacity: parsed.count)
             var hits = 0
             let qStart = monotonicNanoseconds()
-            for q in parsed {
+            for q in qs {
                 let t0 = monotonicNanoseconds()
-                hits += index.search(q, limit: 20).count
+                hits += try index.search(q.0, limit: 20).count
                 samples.record(nanoseconds: monotonicNanoseconds() - t0)
             }
             let qSeconds = seconds(from: qStart, to: monotonicNanoseconds())
@@ -322,6 +322,86 @@ struct SearchSuite {
             "add then search at once: latency of one add plus the query for its fresh term; ops/s there is 1/p50.",
         ]
         return result
+    }
+
+    /// `search-profile`: indexes `tweets` synthetic tweets (checkpointed into `directory`), then
+    /// runs `queries` queries of one kind (a `Kind` raw value or its first word: rare, common,
+    /// two-term, ..., or `index` for indexing alone) and prints their time, hits and a
+    /// checksum of every result list.
+    static func profile(tweets: Int, kind name: String, queries: Int, directory: String, withFTS5: Bool = false) throws {
+        let corpus = Self.corpus(tweets: tweets, seed: 0x5EA2C4)
+        let fileSystem = try FileSystem(backend: .posix)
+        try? SearchIndex.removeFiles(directory: directory, fileSystem: fileSystem)
+        let index = try SearchIndex.open(directory: directory, fileSystem: fileSystem)
+        var start = monotonicNanoseconds()
+        for (i, t) in corpus.tweets.enumerated() {
+            let record = TweetRecord(id: t.id, author: UInt64(t.author), time: Snowflake(rawValue: t.id).unixMilliseconds, text: t.text)
+            index.add(tweet: record, authorHandle: corpus.handles[t.author], lsn: UInt64(i + 1))
+        }
+        try index.checkpoint()
+        var elapsed = seconds(from: start, to: monotonicNanoseconds())
+        print("indexed \(corpus.tweets.count) tweets in \(elapsed) s, \(Format.grouped(Double(corpus.tweets.count) / elapsed)) tweets/s")
+        index.runMaintenance()
+        defer { index.close() }
+        if name == "index" { return }
+        let kinds = Kind.allCases.enumerated().filter { $0.element.rawValue == name || $0.element.rawValue.hasPrefix(name + " ") || name == "all" }
+        guard !kinds.isEmpty else { throw Failure(description: "unknown kind \(name)") }
+        var fts: FTS5?
+        if withFTS5 {
+            try? fileSystem.removeTree(directory + "-fts5")
+            try fileSystem.makeDirectory(directory + "-fts5")
+            let f = try FTS5(path: directory + "-fts5/fts.db")
+            try f.exec("BEGIN")
+            for (i, t) in corpus.tweets.enumerated() {
+                try f.insert(rowid: Int64(bitPattern: t.id), body: t.text, author: corpus.handles[t.author])
+                if i % 10_000 == 9_999 {
+                    try f.exec("COMMIT")
+                    try f.exec("BEGIN")
+                }
+            }
+            try f.exec("COMMIT")
+            try f.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+            fts = f
+        }
+        defer { fts?.close() }
+        for (k, kind) in kinds {
+            let pairs = Self.queries(kind, corpus: corpus, count: 2_000, seed: 77 + UInt64(k))
+            let texts = pairs.map { $0.0 }
+            start = monotonicNanoseconds()
+            let (hits, checksum) = try runProfileQueries(index, texts, count: queries)
+            elapsed = seconds(from: start, to: monotonicNanoseconds())
+            print("\(kind.rawValue): \(queries) queries in \(elapsed) s, \(Format.grouped(Double(queries) / elapsed)) queries/s, "
+                  + "hits \(hits), checksum \(String(checksum, radix: 16))")
+            if let fts {
+                start = monotonicNanoseconds()
+                let ftsHits = try runProfileFTS5(fts, pairs.map { $0.1 }, count: queries)
+                elapsed = seconds(from: start, to: monotonicNanoseconds())
+                print("  fts5: \(queries) queries in \(elapsed) s, \(Format.grouped(Double(queries) / elapsed)) queries/s, hits \(ftsHits)")
+            }
+        }
+    }
+
+    /// The same kind's queries in FTS5 (a function of its own for callgrind, like
+    /// `runProfileQueries`; `--toggle-collect='*runProfile*'` collects both).
+    @inline(never)
+    static func runProfileFTS5(_ fts: FTS5, _ matches: [String], count: Int) throws -> Int {
+        var hits = 0
+        for i in 0..<count { hits += try fts.newest(match: matches[i % matches.count], limit: 20).count }
+        return hits
+    }
+
+    /// One kind's queries (parse and search, as the suite times them); a function of its own so
+    /// that callgrind can collect and dump exactly it (`--toggle-collect='*runProfileQueries*'`).
+    @inline(never)
+    static func runProfileQueries(_ index: SearchIndex, _ texts: [String], count: Int) throws -> (hits: Int, checksum: UInt64) {
+        var hits = 0
+        var checksum: UInt64 = 0
+        for i in 0..<count {
+            let ids = try index.search(texts[i % texts.count], limit: 20)
+            hits += ids.count
+            for id in ids { checksum = (checksum &* 0x100000001B3) ^ id }
+        }
+        return (hits, checksum)
     }
 
     func fileBytes(_ directory: String) -> Int {

@@ -90,6 +90,22 @@ struct SocialDBBench: ParsableCommand {
             TimelineSuite.profile(users: users, posts: posts, reads: reads)
             Glibc.exit(0)
         }
+        // `search-profile TWEETS KIND QUERIES [DIR] [--fts5]`: the search suite's index and one
+        // kind of query alone (FTS5 too with --fts5), for a profiler such as callgrind; prints a
+        // checksum of the results so that two builds can be compared for the same answers.
+        if arguments.count >= 5 && arguments[1] == "search-profile", let tweets = Int(arguments[2]),
+           let queries = Int(arguments[4]) {
+            do {
+                let withFTS5 = arguments.contains("--fts5")
+                let rest = arguments.dropFirst(5).filter { $0 != "--fts5" }
+                try SearchSuite.profile(tweets: tweets, kind: arguments[3], queries: queries,
+                                        directory: rest.first ?? "/tmp/socialdb-search-profile", withFTS5: withFTS5)
+                Glibc.exit(0)
+            } catch {
+                printError("socialdb-bench search-profile: \(error)")
+                Glibc.exit(1)
+            }
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

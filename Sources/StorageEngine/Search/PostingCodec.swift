@@ -204,15 +204,20 @@ public enum PostingCodec {
             return 1
         }
         let packed = body + 1
-        let mask = (UInt64(1) << UInt64(width)) &- 1
+        let mask = (UInt64(1) &<< UInt64(width)) &- 1
+        // The previous document stays in a register; each gap is one unaligned load. Wrapping
+        // operators: a block's bit offsets are far below any overflow, and the shift counts are
+        // below 64, so the checks would only cost instructions in the hottest loop.
+        var previous = first
         var bit = 0
         var i = 1
         while i < size {
-            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
-            let gap = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
-            docs[i] = docs[i - 1] &- gap &- 1
-            bit += width
-            i += 1
+            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self))
+            let gap = UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
+            previous = previous &- gap &- 1
+            docs[i] = previous
+            bit &+= width
+            i &+= 1
         }
         return 1 + ((size - 1) * width + 7) >> 3
     }
@@ -222,41 +227,35 @@ public enum PostingCodec {
     /// so no load waits on the length of the run before it.
     @inlinable
     static func decodeRice(_ body: UnsafeRawPointer, k: Int, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
-        var unary = body + 1
-        if k > 0 {
-            let low = (UInt64(1) << UInt64(k)) &- 1
-            var bit = 0
-            var i = 1
-            while i < size {
-                let word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
-                docs[i] = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & low)
-                bit += k
-                i += 1
-            }
-            unary += ((size - 1) * k + 7) >> 3
-        } else {
-            var i = 1
-            while i < size {
-                docs[i] = 0
-                i += 1
-            }
-        }
+        // One pass: the i-th gap's low bits from the first run, its high part from the next set
+        // bit of the unary run (which starts where the low bits end), the previous document in
+        // a register. Wrapping operators as in `decodeBlock` (k <= 31, offsets within a block).
+        let lowBits = body + 1
+        let lowBytes = ((size - 1) * k + 7) >> 3
+        let unary = lowBits + lowBytes
+        let mask = (UInt64(1) &<< UInt64(k)) &- 1
+        let shift = UInt32(truncatingIfNeeded: k)
+        var bit = 0
         var wordStart = 0
         var word = UInt64(littleEndian: unary.loadUnaligned(as: UInt64.self))
-        var previous = -1
+        var previousBit = -1
+        var previous = docs[0]
         var i = 1
         while i < size {
+            let low = UInt32(truncatingIfNeeded: (UInt64(littleEndian: lowBits.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self)) &>> UInt64(bit & 7)) & mask)
+            bit &+= k
             while word == 0 {
-                wordStart += 64
-                word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: wordStart >> 3, as: UInt64.self))
+                wordStart &+= 64
+                word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: wordStart &>> 3, as: UInt64.self))
             }
-            let position = wordStart + word.trailingZeroBitCount
+            let position = wordStart &+ word.trailingZeroBitCount
             word &= word &- 1
-            let quotient = UInt32(truncatingIfNeeded: position - previous - 1)
-            previous = position
-            docs[i] = docs[i - 1] &- (quotient << UInt32(k) | docs[i]) &- 1
-            i += 1
+            let quotient = UInt32(truncatingIfNeeded: position &- previousBit &- 1)
+            previousBit = position
+            previous = previous &- ((quotient &<< shift) | low) &- 1
+            docs[i] = previous
+            i &+= 1
         }
-        return 1 + (((size - 1) * k + 7) >> 3) + ((previous + 1 + 7) >> 3)
+        return 1 + lowBytes + ((previousBit + 1 + 7) >> 3)
     }
 }

@@ -11,6 +11,8 @@ struct PostingCursor {
 
     var doc: Int32 = PostingCursor.notStarted
     let isActive: Bool
+    /// The list's document count (the conjunction moves the shortest list first).
+    var length = 0
 
     // Active segment.
     var chunk: UnsafePointer<UInt64>?
@@ -39,12 +41,14 @@ struct PostingCursor {
         isActive = true
         chunk = view.head
         entryIndex = view.headCount - 1
+        length = view.documentCount
     }
 
     init(frozen info: FrozenSegment.TermInfo) {
         isActive = false
         list = info.postings
         count = info.count
+        length = info.count
         blockCount = (info.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize
         positionsBase = info.positions
     }
@@ -53,6 +57,18 @@ struct PostingCursor {
     mutating func seek(atOrBelow target: Int32) -> Int32 {
         if doc <= target && doc != Self.notStarted { return doc }
         if doc < 0 { return -1 }
+        // The usual step of a frozen cursor, inline: the next posting of the decoded block.
+        if !isActive && block >= 0 {
+            let next = inBlock + 1
+            if next < blockLength {
+                let d = Int32(bitPattern: buffer.unsafelyUnwrapped[next])
+                if d <= target {
+                    inBlock = next
+                    doc = d
+                    return d
+                }
+            }
+        }
         return isActive ? seekActive(target) : seekFrozen(target)
     }
 
@@ -111,14 +127,27 @@ struct PostingCursor {
         while true {
             var i = inBlock
             let docs = buffer!
-            while i < blockLength {
-                let d = Int32(bitPattern: docs[i])
-                if d <= target {
-                    inBlock = i
-                    doc = d
-                    return d
+            let end = blockLength
+            // A few steps forward (the usual distance when both lists are dense), then a
+            // binary search over the rest of the block (documents decrease along it).
+            var steps = 0
+            while i < end && steps < 8 && Int32(bitPattern: docs[i]) > target {
+                i &+= 1
+                steps &+= 1
+            }
+            if i < end && Int32(bitPattern: docs[i]) > target {
+                var low = i + 1
+                var high = end
+                while low < high {
+                    let middle = (low + high) >> 1
+                    if Int32(bitPattern: docs[middle]) > target { low = middle + 1 } else { high = middle }
                 }
-                i += 1
+                i = low
+            }
+            if i < end {
+                inBlock = i
+                doc = Int32(bitPattern: docs[i])
+                return doc
             }
             if block + 1 >= blockCount {
                 doc = -1
@@ -131,21 +160,33 @@ struct PostingCursor {
     /// Appends the positions of the current document (increasing for frozen segments,
     /// decreasing for the active one) to `out`.
     mutating func positions(into out: inout [UInt32]) {
+        let count = positions(into: nil, capacity: 0)
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: count))
+        out.withUnsafeMutableBufferPointer { _ = positions(into: $0.baseAddress! + start, capacity: count) }
+    }
+
+    /// Writes up to `capacity` positions of the current document (increasing for frozen
+    /// segments, decreasing for the active one) to `buffer` and returns how many it has (more
+    /// than `capacity` when the buffer is too small: call again with a larger one).
+    mutating func positions(into buffer: UnsafeMutablePointer<UInt32>?, capacity: Int) -> Int {
         precondition(doc >= 0 && doc != Self.notStarted, "positions of no document")
         if isActive {
+            var n = 0
             var c = chunk
             var i = entryIndex
             while let current = c {
                 while i >= 0 {
                     let entry = current[2 + i]
-                    if Int32(truncatingIfNeeded: entry >> 32) != doc { return }
-                    out.append(UInt32(truncatingIfNeeded: entry))
+                    if Int32(truncatingIfNeeded: entry >> 32) != doc { return n }
+                    if n < capacity { buffer.unsafelyUnwrapped[n] = UInt32(truncatingIfNeeded: entry) }
+                    n += 1
                     i -= 1
                 }
                 c = UnsafePointer(bitPattern: UInt(current[0]))
                 if let p = c { i = Int(p[1]) - 1 }
             }
-            return
+            return n
         }
         // Frozen: walk the block's positions stream forward to this posting. The stream is
         // covered by the segment's verified checksum, so varints are read without bounds checks
@@ -154,29 +195,37 @@ struct PostingCursor {
             positionIndex = 0
             positionOffset = blockPositions
         }
-        let stream = positionsBase!
+        let stream = positionsBase.unsafelyUnwrapped
         var offset = positionOffset
+        while positionIndex &+ 4 <= inBlock {
+            // Four postings of one position below 128 each ([1, p] x 4, the usual case) at once.
+            let word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            if word & 0x8080_8080_8080_8080 != 0 || word & 0x00FF_00FF_00FF_00FF != 0x0001_0001_0001_0001 { break }
+            offset &+= 8
+            positionIndex &+= 4
+        }
         while positionIndex < inBlock {
             // Skip a posting: its count, then that many varints (count their last bytes).
             var c = Self.readVarint(stream, &offset)
             while c > 0 {
-                if stream.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { c -= 1 }
-                offset += 1
+                if stream.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { c &-= 1 }
+                offset &+= 1
             }
-            positionIndex += 1
+            positionIndex &+= 1
         }
         positionOffset = offset
-        var c = Self.readVarint(stream, &offset)
+        let count = Int(truncatingIfNeeded: Self.readVarint(stream, &offset))
+        let n = min(count, capacity)
         var previous: UInt32 = 0
-        var first = true
-        while c > 0 {
+        var k = 0
+        while k < n {
             let v = UInt32(truncatingIfNeeded: Self.readVarint(stream, &offset))
-            let p = first ? v : previous &+ v &+ 1
-            out.append(p)
+            let p = k == 0 ? v : previous &+ v &+ 1
+            buffer.unsafelyUnwrapped[k] = p
             previous = p
-            first = false
-            c -= 1
+            k &+= 1
         }
+        return count
     }
 
     @inline(__always)

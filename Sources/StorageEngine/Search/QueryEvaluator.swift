@@ -26,17 +26,32 @@ struct QueryEvaluator {
     let termBytes: [[UInt8]]
     /// The distinct term of each cursor.
     let termOfCursor: [Int]
-    var cursors: [PostingCursor]
+    /// One cursor per term occurrence; pointers (not an array) so that moving a cursor in the
+    /// inner loops costs no uniqueness or bounds check.
+    let cursors: UnsafeMutablePointer<PostingCursor>
+    let cursorCount: Int
     /// All phrases, flat; a clause is a range of them.
     let phrases: [Phrase]
     let positive: [Range<Int>]
     let negative: [Range<Int>]
     /// Per phrase: whether all its terms occur in the current segment.
-    var phraseLive: [Bool]
+    let phraseLive: UnsafeMutablePointer<Bool>
     let blockBuffers: UnsafeMutablePointer<UInt32>
-    /// Scratch for phrase checks, reused for every candidate.
-    var positionsA: [UInt32] = []
-    var positionsB: [UInt32] = []
+    /// Whether every positive clause is a single phrase (no OR): then a document matches the
+    /// positive clauses' terms exactly when every cursor of those phrases is on it, and the
+    /// search moves the cursors directly (`seekAll`), shortest list first.
+    let isConjunction: Bool
+    /// The cursors of the positive phrases in the order `seekAll` moves them (shortest list in
+    /// the current segment first; set by `prepare`).
+    let drivers: UnsafeMutablePointer<Int>
+    let driverCount: Int
+    /// The positive phrases of more than one term (their positions are checked per candidate).
+    let positivePhrases: [Int]
+    /// Scratch for phrase checks, reused for every candidate (grown when a document has more
+    /// positions of a term than they hold).
+    var positionsA: UnsafeMutablePointer<UInt32>
+    var positionsB: UnsafeMutablePointer<UInt32>
+    var positionsCapacity = 64
 
     /// Builds the plan once per query; `prepare` points it at each segment in turn.
     init(query: SearchQuery) {
@@ -64,20 +79,47 @@ struct QueryEvaluator {
         self.terms = terms
         termBytes = terms.map { Array($0.utf8) }
         self.termOfCursor = termOfCursor
-        cursors = [PostingCursor](repeating: PostingCursor(), count: termOfCursor.count)
+        cursorCount = termOfCursor.count
+        cursors = .allocate(capacity: max(1, cursorCount))
+        cursors.initialize(repeating: PostingCursor(), count: max(1, cursorCount))
         self.phrases = phrases
         self.positive = positive
         self.negative = negative
-        phraseLive = [Bool](repeating: false, count: phrases.count)
-        blockBuffers = .allocate(capacity: max(1, termOfCursor.count) * PostingCodec.blockSize)
+        phraseLive = .allocate(capacity: max(1, phrases.count))
+        phraseLive.initialize(repeating: false, count: max(1, phrases.count))
+        blockBuffers = .allocate(capacity: max(1, cursorCount) * PostingCodec.blockSize)
+        positionsA = .allocate(capacity: 64)
+        positionsB = .allocate(capacity: 64)
+        isConjunction = positive.allSatisfy { $0.count == 1 }
+        var driving: [Int] = []
+        var multiTerm: [Int] = []
+        if isConjunction {
+            for clause in positive {
+                driving.append(contentsOf: phrases[clause.lowerBound].cursors)
+                if phrases[clause.lowerBound].cursors.count > 1 { multiTerm.append(clause.lowerBound) }
+            }
+        }
+        driverCount = driving.count
+        drivers = .allocate(capacity: max(1, driving.count))
+        drivers.initialize(repeating: 0, count: max(1, driving.count))
+        for (i, c) in driving.enumerated() { drivers[i] = c }
+        positivePhrases = multiTerm
     }
 
-    func release() { blockBuffers.deallocate() }
+    func release() {
+        cursors.deinitialize(count: max(1, cursorCount))
+        cursors.deallocate()
+        phraseLive.deallocate()
+        drivers.deallocate()
+        blockBuffers.deallocate()
+        positionsA.deallocate()
+        positionsB.deallocate()
+    }
 
     /// Points the cursors at a segment (`lookup` maps a distinct term to its cursor there);
     /// false when some positive clause cannot match in it.
     mutating func prepare(_ lookup: (Int) -> PostingCursor?) -> Bool {
-        for i in cursors.indices {
+        for i in 0..<cursorCount {
             if var cursor = lookup(termOfCursor[i]) {
                 if !cursor.isActive { cursor.buffer = blockBuffers + i * PostingCodec.blockSize }
                 cursors[i] = cursor
@@ -95,7 +137,42 @@ struct QueryEvaluator {
             for p in clause where phraseLive[p] { any = true }
             if !any { return false }
         }
+        if isConjunction {
+            // Shortest list first (insertion sort: a query has a handful of terms).
+            var i = 1
+            while i < driverCount {
+                let c = drivers[i]
+                var j = i
+                while j > 0 && cursors[drivers[j - 1]].length > cursors[c].length {
+                    drivers[j] = drivers[j - 1]
+                    j -= 1
+                }
+                drivers[j] = c
+                i += 1
+            }
+        }
         return true
+    }
+
+    /// Conjunction: the largest document <= t on which every driving cursor sits, or -1. The
+    /// shortest list proposes, the others confirm or propose a smaller document, which the
+    /// shortest list then answers again.
+    @inline(__always)
+    private mutating func seekAll(_ t: Int32) -> Int32 {
+        var candidate = t
+        var i = 0
+        let n = driverCount
+        while i < n {
+            let d = cursors[drivers[i]].seek(atOrBelow: candidate)
+            if d < 0 { return -1 }
+            if d == candidate {
+                i += 1
+            } else {
+                candidate = d
+                i = i == 0 ? 1 : 0
+            }
+        }
+        return candidate
     }
 
     // MARK: Matching
@@ -144,23 +221,47 @@ struct QueryEvaluator {
     }
 
     private mutating func phraseMatches(_ phrase: Phrase) -> Bool {
-        positionsA.removeAll(keepingCapacity: true)
-        cursors[phrase.cursors.lowerBound].positions(into: &positionsA)
+        var count = positions(of: phrase.cursors.lowerBound, into: true)
         var j: UInt32 = 1
         for k in (phrase.cursors.lowerBound + 1)..<phrase.cursors.upperBound {
-            positionsB.removeAll(keepingCapacity: true)
-            cursors[k].positions(into: &positionsB)
+            let nextCount = positions(of: k, into: false)
             // Keep the starts p with p + j among the k-th term's positions.
             var kept = 0
-            for p in positionsA where positionsB.contains(p + j) {
-                positionsA[kept] = p
-                kept += 1
+            var x = 0
+            while x < count {
+                let p = positionsA[x]
+                var y = 0
+                while y < nextCount && positionsB[y] != p &+ j { y &+= 1 }
+                if y < nextCount {
+                    positionsA[kept] = p
+                    kept &+= 1
+                }
+                x &+= 1
             }
-            positionsA.removeSubrange(kept...)
             if kept == 0 { return false }
+            count = kept
             j += 1
         }
         return true
+    }
+
+    /// The positions of cursor `c` on its document into `positionsA` (`first`) or
+    /// `positionsB`, growing both when they are too small; returns the count.
+    private mutating func positions(of c: Int, into first: Bool) -> Int {
+        let n = cursors[c].positions(into: first ? positionsA : positionsB, capacity: positionsCapacity)
+        if n <= positionsCapacity { return n }
+        var capacity = positionsCapacity
+        while capacity < n { capacity *= 2 }
+        let a = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        let b = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        // Keep the kept starts (A holds them while B is refilled).
+        a.update(from: positionsA, count: positionsCapacity)
+        positionsA.deallocate()
+        positionsB.deallocate()
+        positionsA = a
+        positionsB = b
+        positionsCapacity = capacity
+        return cursors[c].positions(into: first ? positionsA : positionsB, capacity: positionsCapacity)
     }
 
     /// Appends to `results` the tweet ids of matching documents below `upper` (exclusive),
@@ -173,30 +274,41 @@ struct QueryEvaluator {
         let since = query.sinceMilliseconds
         let until = query.untilMilliseconds
         outer: while t >= 0 && found < limit {
-            // Leapfrog the positive clauses to a common document.
             var candidate = t
-            var agreed = 0
-            var c = 0
-            while agreed < positive.count {
-                let d = seekClause(positive[c], candidate)
-                if d < 0 { break outer }
-                if d == candidate {
-                    agreed += 1
-                } else {
-                    candidate = d
-                    agreed = 1
-                }
-                c += 1
-                if c == positive.count { c = 0 }
-            }
-            t = candidate - 1
-            let id = documents.id(candidate)
-            if let floorID, id <= floorID { break }
             var ok = true
-            for k in positive.indices where !clauseMatches(positive[k], at: candidate) {
-                ok = false
-                break
+            if isConjunction {
+                candidate = seekAll(t)
+                if candidate < 0 { break }
+                t = candidate - 1
+                if let floorID, documents.id(candidate) <= floorID { break }
+                for p in positivePhrases where !phraseMatches(phrases[p]) {
+                    ok = false
+                    break
+                }
+            } else {
+                // Leapfrog the positive clauses to a common document.
+                var agreed = 0
+                var c = 0
+                while agreed < positive.count {
+                    let d = seekClause(positive[c], candidate)
+                    if d < 0 { break outer }
+                    if d == candidate {
+                        agreed += 1
+                    } else {
+                        candidate = d
+                        agreed = 1
+                    }
+                    c += 1
+                    if c == positive.count { c = 0 }
+                }
+                t = candidate - 1
+                if let floorID, documents.id(candidate) <= floorID { break }
+                for k in positive.indices where !clauseMatches(positive[k], at: candidate) {
+                    ok = false
+                    break
+                }
             }
+            let id = documents.id(candidate)
             if ok {
                 for k in negative.indices {
                     let d = seekClause(negative[k], candidate)

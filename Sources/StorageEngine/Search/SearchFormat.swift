@@ -113,6 +113,13 @@ final class FrozenSegment: @unchecked Sendable {
     let positions: UnsafeRawPointer
     let postingsBytes: Int
     let positionsBytes: Int
+    /// An in-memory hash table over the term names (not part of the file): open addressing,
+    /// `termSlotMask + 1` slots (a power of two, at least twice the term count), each 0 when
+    /// empty or the name's hash in the high 32 bits and the term index + 1 in the low 32, so a
+    /// lookup touches one slot line and the one name that matches instead of the ~16 names a
+    /// binary search over the sorted table reads (a cache miss each in a large segment).
+    let termSlots: UnsafeMutablePointer<UInt64>
+    let termSlotMask: Int
 
     /// Takes ownership of a verified image.
     init(image: UnsafeMutableRawBufferPointer) {
@@ -131,9 +138,47 @@ final class FrozenSegment: @unchecked Sendable {
         names = section(2).0
         (postings, postingsBytes) = section(3)
         (positions, positionsBytes) = section(4)
+        var slots = 16
+        while slots < 2 * termCount { slots <<= 1 }
+        termSlotMask = slots - 1
+        termSlots = .allocate(capacity: slots)
+        termSlots.initialize(repeating: 0, count: slots)
+        for t in 0..<termCount {
+            let name = termName(t)
+            let h = Self.hashName(name.baseAddress, name.count)
+            var slot = Int(truncatingIfNeeded: h) & termSlotMask
+            while termSlots[slot] != 0 { slot = (slot + 1) & termSlotMask }
+            termSlots[slot] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(t + 1)
+        }
     }
 
-    deinit { image.deallocate() }
+    deinit {
+        termSlots.deallocate()
+        image.deallocate()
+    }
+
+    /// A 64-bit hash of a term name (8 bytes at a time, multiply and rotate; the tail bytes
+    /// are read one by one so nothing past the name is touched). In memory only.
+    @inline(__always)
+    static func hashName(_ base: UnsafeRawPointer?, _ count: Int) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
+        guard let base else { return h }
+        var i = 0
+        while i + 8 <= count {
+            h = (h ^ UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* 0xFF51_AFD7_ED55_8CCD
+            h = (h &<< 29) | (h &>> 35)
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < count {
+            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) &<< shift
+            shift &+= 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+        return h ^ (h &>> 31)
+    }
 
     var fileBytes: Int { image.count }
 
@@ -178,18 +223,21 @@ final class FrozenSegment: @unchecked Sendable {
         return TermInfo(count: count, postings: postings + p, positions: positions + q)
     }
 
-    /// The term's index (binary search over the sorted names), or nil.
+    /// The term's index (through the hash table), or nil.
     func lookup(_ term: [UInt8]) -> Int? {
         term.withUnsafeBytes { key -> Int? in
-            var low = 0
-            var high = termCount
-            while low < high {
-                let mid = (low + high) >> 1
-                let c = Self.compareWords(termName(mid), key)
-                if c == 0 { return mid }
-                if c < 0 { low = mid + 1 } else { high = mid }
+            let h = Self.hashName(key.baseAddress, key.count)
+            let tag = h & 0xFFFF_FFFF_0000_0000
+            var slot = Int(truncatingIfNeeded: h) & termSlotMask
+            while true {
+                let entry = termSlots[slot]
+                if entry == 0 { return nil }
+                if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                    let t = Int(entry & 0xFFFF_FFFF) - 1
+                    if Self.compareWords(termName(t), key) == 0 { return t }
+                }
+                slot = (slot + 1) & termSlotMask
             }
-            return nil
         }
     }
 

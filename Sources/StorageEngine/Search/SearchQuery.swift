@@ -66,7 +66,7 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses Twitter search-box syntax; throws `SearchQueryError` naming what is wrong.
     public static func parse(_ text: String) throws(SearchQueryError) -> SearchQuery {
-        var lexer = Lexer(text: Array(text.unicodeScalars))
+        var lexer = Lexer(text)
         var items: [Item] = []
         while let item = try lexer.next() { items.append(item) }
         if items.isEmpty { throw SearchQueryError("empty query") }
@@ -120,16 +120,35 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
 
     struct Lexer {
         let text: [Unicode.Scalar]
+        /// Whether every scalar is ASCII; then words are cut from `bytes` (the same indices).
+        let ascii: Bool
+        let bytes: [UInt8]
         var i = 0
 
+        init(_ source: String) {
+            text = Array(source.unicodeScalars)
+            ascii = text.count == source.utf8.count
+            bytes = ascii ? Array(source.utf8) : []
+        }
+
+        /// `Unicode.Scalar.Properties.isWhitespace`, without the property lookup for ASCII.
+        @inline(__always)
+        static func isSpace(_ s: Unicode.Scalar) -> Bool {
+            s.value < 0x80 ? SearchTokenizer.isSpaceByte(UInt8(s.value)) : s.properties.isWhitespace
+        }
+
+        func string(_ range: Range<Int>) -> String {
+            ascii ? String(decoding: bytes[range], as: UTF8.self) : String(String.UnicodeScalarView(text[range]))
+        }
+
         mutating func next() throws(SearchQueryError) -> Item? {
-            while i < text.count, text[i].properties.isWhitespace { i += 1 }
+            while i < text.count, Self.isSpace(text[i]) { i += 1 }
             guard i < text.count else { return nil }
             var negated = false
             if text[i] == "-" {
                 negated = true
                 i += 1
-                guard i < text.count, !text[i].properties.isWhitespace else { throw SearchQueryError("'-' must be followed by what to exclude") }
+                guard i < text.count, !Self.isSpace(text[i]) else { throw SearchQueryError("'-' must be followed by what to exclude") }
             }
             if text[i] == "\"" {
                 let start = i + 1
@@ -137,17 +156,21 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
                 while j < text.count, text[j] != "\"" { j += 1 }
                 guard j < text.count else { throw SearchQueryError("unterminated quote") }
                 i = j + 1
-                let inner = String(String.UnicodeScalarView(text[start..<j]))
+                let inner = string(start..<j)
                 var tokens: [SearchToken] = []
                 SearchTokenizer.tokenize(inner, into: &tokens, forQuery: true)
                 if tokens.isEmpty { throw SearchQueryError("the phrase \"\(inner)\" has nothing to search for") }
                 return .match(Phrase(tokens.map(\.term)), negated: negated)
             }
             let start = i
-            while i < text.count, !text[i].properties.isWhitespace { i += 1 }
-            let word = String(String.UnicodeScalarView(text[start..<i]))
+            while i < text.count, !Self.isSpace(text[i]) { i += 1 }
+            let word = string(start..<i)
             if word == "OR" && !negated { return .or }
-            if let colon = word.firstIndex(of: ":") {
+            // ASCII: a scalar is a character, so the first ':' byte is the first ':' character.
+            let colonIndex = ascii
+                ? bytes[start..<i].firstIndex(of: 0x3A).map { word.utf8.index(word.utf8.startIndex, offsetBy: $0 - start) }
+                : word.firstIndex(of: ":")
+            if let colon = colonIndex {
                 let op = word[..<colon].lowercased()
                 let value = word[word.index(after: colon)...]
                 switch op {

@@ -52,127 +52,189 @@ public enum SearchTokenizer {
 
     /// Appends the terms of `text` to `tokens`. In query mode a hashtag yields only `#word`.
     public static func tokenize(_ text: String, into tokens: inout [SearchToken], forQuery: Bool) {
-        // Most tweets are ASCII: there the rules above reduce to byte tests, and one pass over
-        // the bytes gives the same terms as the scalar path (`tokenizeScalars`).
-        if let done = text.utf8.withContiguousStorageIfAvailable({ bytes -> Bool in
-            var any: UInt8 = 0
-            for b in bytes { any |= b }
-            guard any < 0x80 else { return false }
+        var text = text
+        let done = text.withUTF8 { bytes -> Bool in
+            guard isASCII(bytes) else { return false }
             tokenizeASCII(bytes, into: &tokens, forQuery: forQuery)
             return true
-        }), done {
-            return
         }
-        tokenizeScalars(text, into: &tokens, forQuery: forQuery)
+        if !done { tokenizeScalars(text, into: &tokens, forQuery: forQuery) }
     }
 
-    /// `tokenize` for an all-ASCII text: letters and digits make words (lowercased), `'` joins
-    /// letters, `.` and `,` join digits, `#`/`@` start hashtags and mentions, `http(s)://` URLs.
-    static func tokenizeASCII(_ b: UnsafeBufferPointer<UInt8>, into tokens: inout [SearchToken], forQuery: Bool) {
-        @inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
-        @inline(__always) func isLetter(_ c: UInt8) -> Bool { (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7A }
-        @inline(__always) func isWord(_ c: UInt8) -> Bool { isDigit(c) || isLetter(c) }
-        @inline(__always) func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
-        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
-        let n = b.count
-        var position: UInt32 = 0
-        var word = ContiguousArray<UInt8>()
-        word.reserveCapacity(32)
-        func term(_ prefix: StaticString?, _ bytes: ContiguousArray<UInt8>) -> String {
-            var text = String()
-            if let prefix { text = prefix.description }
-            text += bytes.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
-            return text
-        }
-        func flushWord() {
-            if !word.isEmpty {
-                tokens.append(SearchToken(term: term(nil, word), position: position))
-                position += 1
-                word.removeAll(keepingCapacity: true)
-            }
-        }
+    /// Whether every byte is below 0x80, eight at a time.
+    @inline(__always)
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
         var i = 0
-        while i < n {
-            let v = b[i]
-            // URLs: http:// or https:// where no word is open.
-            if word.isEmpty, v | 0x20 == 0x68 {
-                var j = i
-                var matched = true
-                for c: UInt8 in [0x68, 0x74, 0x74, 0x70] {  // http
-                    guard j < n, lower(b[j]) == c else { matched = false; break }
-                    j += 1
+        var bits: UInt64 = 0
+        while i + 8 <= bytes.count {
+            bits |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < bytes.count {
+            bits |= UInt64(base[i])
+            i += 1
+        }
+        return bits & 0x8080_8080_8080_8080 == 0
+    }
+
+    /// ASCII letter or digit (`isWordScalar` on ASCII).
+    @inline(__always)
+    static func isWordByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A)
+    }
+
+    @inline(__always)
+    static func isLetterByte(_ b: UInt8) -> Bool { b | 0x20 >= 0x61 && b | 0x20 <= 0x7A }
+
+    @inline(__always)
+    static func isDigitByte(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+
+    /// The ASCII whitespace that `Unicode.Scalar.Properties.isWhitespace` reports (tab, line
+    /// feed, vertical tab, form feed, carriage return, space).
+    @inline(__always)
+    static func isSpaceByte(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+
+    @inline(__always)
+    static func lowerByte(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
+
+    /// `tokenizeScalars` for text that is all ASCII, over its bytes: the same terms and
+    /// positions (on ASCII, every folding is lowercasing, no scalar is a unigram, dropped or
+    /// fullwidth, and the letters are the only alphabetic scalars), with each term built once
+    /// from a stack buffer instead of a scalar at a time. Terms longer than the buffer take
+    /// the general path.
+    static func tokenizeASCII(_ bytes: UnsafeBufferPointer<UInt8>, into tokens: inout [SearchToken], forQuery: Bool) {
+        let n = bytes.count
+        // A term of at most 255 bytes is built in `term`; a longer one (rare) is built by the
+        // scalar path, which the caller then does not take, so it is finished here the slow way.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { term in
+            var length = 0
+            var overflow: [UInt8] = []
+            var position: UInt32 = 0
+            @inline(__always) func put(_ b: UInt8) {
+                if length < term.count {
+                    term[length] = b
+                } else {
+                    if overflow.isEmpty { overflow.append(contentsOf: term) }
+                    overflow.append(b)
                 }
-                if matched, j < n, lower(b[j]) == 0x73 { j += 1 }
-                if matched {
-                    for c: UInt8 in [0x3A, 0x2F, 0x2F] {  // ://
-                        guard j < n, b[j] == c else { matched = false; break }
-                        j += 1
-                    }
+                length += 1
+            }
+            @inline(__always) func string(prefix: String = "") -> String {
+                let body = length <= term.count
+                    ? String(decoding: UnsafeBufferPointer(rebasing: term[0..<length]), as: UTF8.self)
+                    : String(decoding: overflow, as: UTF8.self)
+                return prefix.isEmpty ? body : prefix + body
+            }
+            @inline(__always) func flushWord() {
+                if length > 0 {
+                    tokens.append(SearchToken(term: string(), position: position))
+                    position += 1
+                    length = 0
+                    overflow.removeAll(keepingCapacity: true)
                 }
-                if matched {
-                    var host = ContiguousArray<UInt8>()
-                    var inHost = true
-                    while j < n, !isSpace(b[j]) {
-                        let c = b[j]
-                        if c == 0x2F || c == 0x3F || c == 0x23 || c == 0x3A { inHost = false }
-                        if inHost { host.append(lower(c)) }
-                        j += 1
-                    }
-                    while host.last == 0x2E { host.removeLast() }
-                    if host.count >= 4 && host[0] == 0x77 && host[1] == 0x77 && host[2] == 0x77 && host[3] == 0x2E {
-                        host.removeFirst(4)
-                    }
-                    if !host.isEmpty {
-                        tokens.append(SearchToken(term: term("url:", host), position: position))
+            }
+            var i = 0
+            while i < n {
+                let v = bytes[i]
+                // URLs: http:// or https:// at a word boundary.
+                if length == 0, v == 0x68 || v == 0x48, let end = urlASCII(bytes, at: i, put: put) {
+                    if length > 0 {
+                        tokens.append(SearchToken(term: string(prefix: "url:"), position: position))
                         position += 1
+                        length = 0
+                        overflow.removeAll(keepingCapacity: true)
                     }
+                    i = end
+                    continue
+                }
+                if (v == 0x23 || v == 0x40), length == 0, i + 1 < n, isWordByte(bytes[i + 1]), i == 0 || !isWordByte(bytes[i - 1]) {
+                    // A hashtag or mention: the word after the sign.
+                    var j = i + 1
+                    while j < n, isWordByte(bytes[j]) || bytes[j] == 0x5F {
+                        put(lowerByte(bytes[j]))
+                        j += 1
+                    }
+                    if v == 0x23 {
+                        let body = string()
+                        tokens.append(SearchToken(term: "#" + body, position: position))
+                        if !forQuery { tokens.append(SearchToken(term: body, position: position)) }
+                    } else {
+                        tokens.append(SearchToken(term: string(prefix: "@"), position: position))
+                    }
+                    position += 1
+                    length = 0
+                    overflow.removeAll(keepingCapacity: true)
                     i = j
                     continue
                 }
-            }
-            if v == 0x23 || v == 0x40, word.isEmpty, i + 1 < n, isWord(b[i + 1]), i == 0 || !isWord(b[i - 1]) {
-                // A hashtag or mention: the word after the sign.
-                var j = i + 1
-                var body = ContiguousArray<UInt8>()
-                while j < n, isWord(b[j]) || b[j] == 0x5F {
-                    body.append(lower(b[j]))
-                    j += 1
+                if isWordByte(v) {
+                    put(lowerByte(v))
+                    i += 1
+                    continue
                 }
-                if v == 0x23 {
-                    tokens.append(SearchToken(term: term("#", body), position: position))
-                    if !forQuery { tokens.append(SearchToken(term: term(nil, body), position: position)) }
-                } else {
-                    tokens.append(SearchToken(term: term("@", body), position: position))
+                // Joiners inside a word: apostrophes between letters, `.`/`,` between digits.
+                if length > 0, i + 1 < n {
+                    let next = bytes[i + 1]
+                    let previous = bytes[i - 1]
+                    if v == 0x27, isLetterByte(previous), isLetterByte(next) {
+                        i += 1
+                        continue
+                    }
+                    if (v == 0x2E || v == 0x2C), isDigitByte(previous), isDigitByte(next) {
+                        if v == 0x2E { put(0x2E) }
+                        i += 1
+                        continue
+                    }
                 }
-                position += 1
-                i = j
-                continue
-            }
-            if isWord(v) {
-                word.append(lower(v))
+                flushWord()
                 i += 1
-                continue
-            }
-            // Joiners inside a word: apostrophes between letters, `.`/`,` between digits.
-            if !word.isEmpty, i + 1 < n {
-                let next = b[i + 1], previous = b[i - 1]
-                if v == 0x27, isLetter(previous), isLetter(next) {
-                    i += 1
-                    continue
-                }
-                if v == 0x2E || v == 0x2C, isDigit(previous), isDigit(next) {
-                    if v == 0x2E { word.append(0x2E) }
-                    i += 1
-                    continue
-                }
             }
             flushWord()
-            i += 1
         }
-        flushWord()
     }
 
-    /// `tokenize` by Unicode scalars: any text.
+    /// `url(_:at:)` over ASCII bytes: when `http://` or `https://` starts at `i`, puts the
+    /// folded host (trailing dots and a leading `www.` removed) and returns the index after the
+    /// URL.
+    @inline(__always)
+    static func urlASCII(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int, put: (UInt8) -> Void) -> Int? {
+        let n = bytes.count
+        var j = i
+        for c: UInt8 in [0x68, 0x74, 0x74, 0x70] {
+            guard j < n, lowerByte(bytes[j]) == c else { return nil }
+            j += 1
+        }
+        if j < n, lowerByte(bytes[j]) == 0x73 { j += 1 }
+        for c: UInt8 in [0x3A, 0x2F, 0x2F] {
+            guard j < n, bytes[j] == c else { return nil }
+            j += 1
+        }
+        var hostStart = j
+        var hostEnd = j
+        var inHost = true
+        while j < n, !isSpaceByte(bytes[j]) {
+            let v = bytes[j]
+            if v == 0x2F || v == 0x3F || v == 0x23 || v == 0x3A { inHost = false }
+            if inHost { hostEnd = j + 1 }
+            j += 1
+        }
+        while hostEnd > hostStart && bytes[hostEnd - 1] == 0x2E { hostEnd -= 1 }
+        if hostEnd - hostStart >= 4, lowerByte(bytes[hostStart]) == 0x77, lowerByte(bytes[hostStart + 1]) == 0x77,
+           lowerByte(bytes[hostStart + 2]) == 0x77, bytes[hostStart + 3] == 0x2E {
+            hostStart += 4
+        }
+        var k = hostStart
+        while k < hostEnd {
+            put(lowerByte(bytes[k]))
+            k += 1
+        }
+        return j
+    }
+
+    /// The general tokenizer, a Unicode scalar at a time (what `tokenize` does for text that
+    /// is not all ASCII; `tokenizeASCII` must agree with it on ASCII text).
     static func tokenizeScalars(_ text: String, into tokens: inout [SearchToken], forQuery: Bool) {
         let scalars = Array(text.unicodeScalars)
         var position: UInt32 = 0
@@ -259,11 +321,9 @@ public enum SearchTokenizer {
     public static func foldWord(_ text: Substring) -> String {
         // ASCII: folding is lowercasing.
         if let folded = text.utf8.withContiguousStorageIfAvailable({ bytes -> String? in
-            var any: UInt8 = 0
-            for b in bytes { any |= b }
-            guard any < 0x80 else { return nil }
+            guard isASCII(bytes) else { return nil }
             return String(unsafeUninitializedCapacity: bytes.count) { out in
-                for (k, c) in bytes.enumerated() { out[k] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+                for (k, c) in bytes.enumerated() { out[k] = lowerByte(c) }
                 return bytes.count
             }
         }), let folded {
