@@ -160,7 +160,7 @@ public enum DataDirectoryCheck {
                 report.findings.append(CheckFinding(.logSegment, file: path, offset: 0, problem: "segment header: \(problem)"))
                 return (0, firstLSN)
             }
-            if let i = page[LogFormat.segmentHeaderBytes...].firstIndex(where: { $0 != 0 }) {
+            if let i = page.withUnsafeBytes({ SegmentScanner.firstNonZeroByte($0, from: LogFormat.segmentHeaderBytes) }) {
                 report.findings.append(CheckFinding(.logSegment, file: path, offset: UInt64(i), problem: "non-zero byte in the header page's padding"))
             }
             var scanner = SegmentScanner(file: file, fileSize: size, firstLSN: firstLSN)

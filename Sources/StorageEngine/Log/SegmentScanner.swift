@@ -126,6 +126,23 @@ struct SegmentScanner {
 
     private static let zeroChunk = [UInt8](repeating: 0, count: chunkBytes)
 
+    /// The index of the first non-zero byte of `bytes` at or after `start`, or nil: one `memcmp`
+    /// against zeros when there is none (the usual case, a header page's padding), else eight
+    /// bytes at a time (a byte-by-byte closure was most of the log-segment fuzz target's time
+    /// under coverage instrumentation).
+    static func firstNonZeroByte(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count else { return nil }
+        let count = bytes.count - start
+        if count <= zeroChunk.count,
+           zeroChunk.withUnsafeBytes({ memcmp(bytes.baseAddress! + start, $0.baseAddress!, count) }) == 0 {
+            return nil
+        }
+        var i = start
+        while i + 8 <= bytes.count && bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) == 0 { i += 8 }
+        while i < bytes.count && bytes[i] == 0 { i += 1 }
+        return i < bytes.count ? i : nil
+    }
+
     /// Counts the non-zero bytes from `offset` to the end of the file: what lies past the valid
     /// end (a torn tail, or records after a corrupt one).
     func nonZeroExtent(from start: UInt64) throws(IOError) -> UInt64 {
