@@ -118,6 +118,30 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
     }
 
+    /// Every packed width 0...32 has its own copy of the unpack and search loops (groups of 8
+    /// gaps, then a tail): lists whose gaps span each width exactly, at lengths around the
+    /// group and block boundaries.
+    @Test func everyBitWidth() {
+        var random = SeededRandom(seed: 32)
+        for width in 0...32 {
+            // The widest gap of this width (2^31 at 32: a gap is at most 2^32 - 2). Wide lists
+            // end where the next value would pass 2^32 - 1 (at width 32, after two or three).
+            let largest: UInt64 = width == 0 ? 0 : width == 32 ? 1 << 31 : (1 << UInt64(width)) - 1
+            for count in [1, 2, 8, 9, 10, 16, 17, 100, 127, 128, 129, 136, 137, 300] {
+                var values: [UInt32] = []
+                var v = UInt64(random.next() % 1000)
+                for i in 0..<count {
+                    values.append(UInt32(v))
+                    // The largest gap once a block, the rest anywhere below it.
+                    let gap = i % 128 == 1 ? largest : (largest == 0 ? 0 : random.next() % (largest + 1))
+                    v += gap + 1
+                    if v > UInt64(UInt32.max) { break }
+                }
+                roundTrip(values, &random, context: "width \(width) count \(count)")
+            }
+        }
+    }
+
     @Test func extremeGaps() {
         var random = SeededRandom(seed: 7)
         roundTrip([0], &random, context: "zero")
