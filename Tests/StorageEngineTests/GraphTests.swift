@@ -75,6 +75,9 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         var scanned: [UInt32] = []
         GraphCodec.scan(buffer, count: values.count, after: nil) { scanned.append($0); return true }
         #expect(scanned == values, "\(context): scan")
+        var visited: [UInt32] = []
+        GraphCodec.forEach(buffer, count: values.count) { visited.append($0) }
+        #expect(visited == values, "\(context): forEach")
         // Membership of every value and of its neighbours: the search adds up groups of 8 gaps
         // and walks into a group only at the end, so every position in a group is checked.
         let members = Set(values)
@@ -101,6 +104,14 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
             var after: [UInt32] = []
             GraphCodec.scan(buffer, count: values.count, after: cursor) { after.append($0); return after.count < 200 }
             #expect(after == Array(values.filter { $0 > cursor }.prefix(200)), "\(context): after \(cursor)")
+            // A page through copy (what followers(of:after:limit:) returns for a base list).
+            let limit = Int(random.next() % 300) + 1
+            let pageAfter: UInt32? = Bool.random(using: &random) ? cursor : nil
+            let page = [UInt32](unsafeUninitializedCapacity: limit) { out, initialized in
+                initialized = GraphCodec.copy(buffer, count: values.count, after: pageAfter, limit: limit, into: out.baseAddress!)
+            }
+            let expectedPage = Array(values.filter { pageAfter == nil || $0 > pageAfter! }.prefix(limit))
+            #expect(page == expectedPage, "\(context): copy after \(String(describing: pageAfter)) limit \(limit)")
         }
     }
 
@@ -301,6 +312,10 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 let cursor = all.isEmpty || random.next() % 3 == 0 ? nil : all.randomElement(using: &random)
                 let page = store.followers(of: b, after: cursor, limit: 7)
                 #expect(page == Array(all.filter { cursor == nil || $0 > cursor! }.prefix(7)), "page \(b) at \(i), seed \(seed)")
+                // The whole list through the fan-out's loop (overlay entries or not).
+                var seen: [UInt32] = []
+                store.forEachFollowing(of: a) { seen.append($0) }
+                #expect(seen == model.following(a), "forEachFollowing \(a) at \(i), seed \(seed)")
             }
             if i % 40_000 == 39_999 {
                 try store.merge()

@@ -353,6 +353,64 @@ public enum GraphCodec {
         }
     }
 
+    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out` (room
+    /// for `limit`); returns how many. Enters at the block holding `after` (binary search over
+    /// the directory, then over the decoded block) and copies whole runs of a block at once.
+    @inlinable
+    public static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int,
+                            into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let blocks = (count + blockSize - 1) >> blockShift
+        var b = 0
+        if let after, blocks > 1 {
+            b = lastBlock(list, blocks: blocks, atOrBelow: after)
+        }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+            let decoded = buffer.baseAddress!
+            var written = 0
+            while b < blocks && written < limit {
+                let (first, blockBody, size) = block(list, count: count, b)
+                let n = decodeBlock(first: first, body: blockBody, size: size, into: decoded)
+                var start = 0
+                if let after, first <= after {
+                    // The first decoded value greater than `after`.
+                    var low = 0, high = n
+                    while low < high {
+                        let middle = (low &+ high) >> 1
+                        if decoded[middle] <= after { low = middle &+ 1 } else { high = middle }
+                    }
+                    start = low
+                }
+                let take = min(n &- start, limit &- written)
+                (out + written).update(from: decoded + start, count: take)
+                written &+= take
+                b &+= 1
+            }
+            return written
+        }
+    }
+
+    /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
+    /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
+    /// the caller's closure is the loop body once this is inlined).
+    @inlinable
+    public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
+        let blocks = (count + blockSize - 1) >> blockShift
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var b = 0
+            while b < blocks {
+                let (first, blockBody, size) = block(list, count: count, b)
+                let n = decodeBlock(first: first, body: blockBody, size: size, into: out)
+                var i = 0
+                while i < n {
+                    try body(out[i])
+                    i &+= 1
+                }
+                b &+= 1
+            }
+        }
+    }
+
     /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
     /// of `count` values holds, in order, until it returns false. Walks the list once: each block
     /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
