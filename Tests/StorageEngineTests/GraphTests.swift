@@ -153,6 +153,24 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
     }
 
+    /// Varint blocks of mostly one-byte gaps with some longer ones (membership sums 8 one-byte
+    /// gaps at a time and falls back to one varint where a longer one sits among them).
+    @Test func varintRuns() {
+        var random = SeededRandom(seed: 77)
+        for count in 1...300 {
+            var values: [UInt32] = []
+            var v = UInt64(random.next() % 100)
+            for i in 0..<count {
+                values.append(UInt32(v))
+                let r = random.next() % 100
+                // One far gap a block makes it varint-coded (packed would cost 25 bits a gap).
+                let gap = i % 128 == 64 ? UInt64(1 << 24) : r < 85 ? random.next() % 128 : r < 97 ? 128 + random.next() % 16_000 : random.next() % (1 << 21)
+                v += gap + 1
+            }
+            roundTrip(values, &random, context: "varint runs count \(count)")
+        }
+    }
+
     @Test func extremeGaps() {
         var random = SeededRandom(seed: 7)
         roundTrip([0], &random, context: "zero")
