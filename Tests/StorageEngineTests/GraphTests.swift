@@ -75,6 +75,9 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         var scanned: [UInt32] = []
         GraphCodec.scan(buffer, count: values.count, after: nil) { scanned.append($0); return true }
         #expect(scanned == values, "\(context): scan")
+        var visited: [UInt32] = []
+        GraphCodec.forEach(buffer, count: values.count) { visited.append($0) }
+        #expect(visited == values, "\(context): forEach")
         // Membership of every value and of its neighbours: the search adds up groups of 8 gaps
         // and walks into a group only at the end, so every position in a group is checked.
         let members = Set(values)
@@ -101,6 +104,14 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
             var after: [UInt32] = []
             GraphCodec.scan(buffer, count: values.count, after: cursor) { after.append($0); return after.count < 200 }
             #expect(after == Array(values.filter { $0 > cursor }.prefix(200)), "\(context): after \(cursor)")
+            // A page through copy (what followers(of:after:limit:) returns for a base list).
+            let limit = Int(random.next() % 300) + 1
+            let pageAfter: UInt32? = Bool.random(using: &random) ? cursor : nil
+            let page = [UInt32](unsafeUninitializedCapacity: limit) { out, initialized in
+                initialized = GraphCodec.copy(buffer, count: values.count, after: pageAfter, limit: limit, into: out.baseAddress!)
+            }
+            let expectedPage = Array(values.filter { pageAfter == nil || $0 > pageAfter! }.prefix(limit))
+            #expect(page == expectedPage, "\(context): copy after \(String(describing: pageAfter)) limit \(limit)")
         }
     }
 
@@ -115,6 +126,48 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 while values.count < count { values.insert(UInt32.random(in: 0...max(span, UInt32(count)), using: &random)) }
                 roundTrip(values.sorted(), &random, context: "count \(count) shape \(shape) seed \(seed)")
             }
+        }
+    }
+
+    /// Every packed width 0...32 has its own copy of the unpack and search loops (groups of 8
+    /// gaps, then a tail): lists whose gaps span each width exactly, at lengths around the
+    /// group and block boundaries.
+    @Test func everyBitWidth() {
+        var random = SeededRandom(seed: 32)
+        for width in 0...32 {
+            // The widest gap of this width (2^31 at 32: a gap is at most 2^32 - 2). Wide lists
+            // end where the next value would pass 2^32 - 1 (at width 32, after two or three).
+            let largest: UInt64 = width == 0 ? 0 : width == 32 ? 1 << 31 : (1 << UInt64(width)) - 1
+            for count in [1, 2, 8, 9, 10, 16, 17, 100, 127, 128, 129, 136, 137, 300] {
+                var values: [UInt32] = []
+                var v = UInt64(random.next() % 1000)
+                for i in 0..<count {
+                    values.append(UInt32(v))
+                    // The largest gap once a block, the rest anywhere below it.
+                    let gap = i % 128 == 1 ? largest : (largest == 0 ? 0 : random.next() % (largest + 1))
+                    v += gap + 1
+                    if v > UInt64(UInt32.max) { break }
+                }
+                roundTrip(values, &random, context: "width \(width) count \(count)")
+            }
+        }
+    }
+
+    /// Varint blocks of mostly one-byte gaps with some longer ones (membership sums 8 one-byte
+    /// gaps at a time and falls back to one varint where a longer one sits among them).
+    @Test func varintRuns() {
+        var random = SeededRandom(seed: 77)
+        for count in 1...300 {
+            var values: [UInt32] = []
+            var v = UInt64(random.next() % 100)
+            for i in 0..<count {
+                values.append(UInt32(v))
+                let r = random.next() % 100
+                // One far gap a block makes it varint-coded (packed would cost 25 bits a gap).
+                let gap = i % 128 == 64 ? UInt64(1 << 24) : r < 85 ? random.next() % 128 : r < 97 ? 128 + random.next() % 16_000 : random.next() % (1 << 21)
+                v += gap + 1
+            }
+            roundTrip(values, &random, context: "varint runs count \(count)")
         }
     }
 
@@ -277,6 +330,10 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 let cursor = all.isEmpty || random.next() % 3 == 0 ? nil : all.randomElement(using: &random)
                 let page = store.followers(of: b, after: cursor, limit: 7)
                 #expect(page == Array(all.filter { cursor == nil || $0 > cursor! }.prefix(7)), "page \(b) at \(i), seed \(seed)")
+                // The whole list through the fan-out's loop (overlay entries or not).
+                var seen: [UInt32] = []
+                store.forEachFollowing(of: a) { seen.append($0) }
+                #expect(seen == model.following(a), "forEachFollowing \(a) at \(i), seed \(seed)")
             }
             if i % 40_000 == 39_999 {
                 try store.merge()

@@ -12,8 +12,8 @@
 // SQLite: `follows(src, dst)` WITHOUT ROWID with primary key (src, dst) and an index (dst, src),
 // WAL, bulk load in one transaction, durable writes with synchronous=FULL, one connection.
 // Rows (socialdb and SQLite side by side, ratio = socialdb/SQLite): bulk load edges/s, durable
-// follow/unfollow ops/s, membership tests/s, follower-list decode edges/s, intersection and
-// two-hop queries/s with p50/p99 latency.
+// follow/unfollow ops/s, membership tests/s, follower-list decode edges/s, intersection,
+// two-hop and follower-page queries/s with p50/p99 latency, follower + following counts/s.
 import CSQLite
 import StorageEngine
 import Synchronization
@@ -69,6 +69,8 @@ struct GraphSuite {
             "ratio vs peer = socialdb / SQLite on the same row; bits/edge include the per-user index (lists alone in brackets).",
             "membership: half existing edges, half random pairs; decode: whole follower lists of random and of the 100 most",
             "  followed users; intersection: people u follows who follow a popular x; two-hop: top 10 suggestions, budget 100,000 edges.",
+            "pages: 50 followers of a popular user after a random cursor; counts: a user's follower and following counts (random users",
+            "  and the 100 most followed).",
             "durable writes: socialdb \(sizes.writeThreads) threads sharing group commit; SQLite one connection, a transaction per write.",
         ]
         return result
@@ -292,6 +294,32 @@ struct GraphSuite {
                                      peer: { i in _ = try sqlite.suggestions(Int64(pairs[i].0)) })
         result.rows += intersection + twoHop
 
+        // Pages: 50 followers after a cursor (a random user number) of a popular user, as a
+        // client pages through a follower list.
+        let pageQueries = (0..<sizes.setQueries).map { _ in (UInt32(random.next() % UInt64(min(users, 1000))), UInt32(random.next() % UInt64(users))) }
+        let pages = try latencyPair(graph, "follower page (50 after a cursor)", count: pageQueries.count, peerCount: sizes.sqliteSetQueries * 4,
+                                    social: { i in _ = store.followers(of: pageQueries[i].0, after: pageQueries[i].1, limit: 50) },
+                                    peer: { i in _ = try sqlite.followersPage(Int64(pageQueries[i].0), after: Int64(pageQueries[i].1), limit: 50) })
+        result.rows += pages
+
+        // Counts: follower and following counts of users of every size (random, and the 100 most
+        // followed), as a profile shows them. One loop each, no per-call clock.
+        var countUsers = (0..<sizes.membershipProbes / 10).map { _ in UInt32(random.next() % UInt64(users)) }
+        countUsers += (0..<min(100, users)).map { UInt32($0) }
+        var countSum = 0
+        let countStart = monotonicNanoseconds()
+        for u in countUsers { countSum &+= store.followerCount(u) &+ store.followingCount(u) }
+        let countSeconds = seconds(from: countStart, to: monotonicNanoseconds())
+        let sqliteCountUsers = Array(countUsers.suffix(min(countUsers.count, sizes.sqliteSetQueries * 4)))
+        var sqliteCountSum = 0
+        let sqliteCountStart = monotonicNanoseconds()
+        for u in sqliteCountUsers { sqliteCountSum &+= try sqlite.followerCount(Int64(u)) &+ sqlite.followingCount(Int64(u)) }
+        let sqliteCountSeconds = seconds(from: sqliteCountStart, to: monotonicNanoseconds())
+        result.rows += paired(graph, "follower + following count (pairs/s)", socialOps: Double(countUsers.count) / countSeconds,
+                              peerOps: Double(sqliteCountUsers.count) / sqliteCountSeconds,
+                              social: [Metric(key: "mean", label: "mean count", value: Double(countSum) / Double(countUsers.count), decimals: 1)],
+                              peer: [Metric(key: "mean", label: "mean count", value: Double(sqliteCountSum) / Double(max(1, sqliteCountUsers.count)), decimals: 1)])
+
         // Durable writes: follow then unfollow of random new pairs, group-committed.
         let durable = try durableWrites(graph: graph, store: store, sqlite: sqlite, users: users)
         result.rows += durable
@@ -304,7 +332,8 @@ struct GraphSuite {
         ]))
         if judged {
             for r in result.rows where r.suite == Self.name && r.workload.hasPrefix(graph + ":") && r.system == "socialdb" && r.ratioVersusPeer != nil && !r.workload.contains("batched")
-                && (r.workload.contains("membership") || r.workload.contains("decode") || r.workload.contains("forEach") || r.workload.contains("intersection") || r.workload.contains("two-hop")) {
+                && (r.workload.contains("membership") || r.workload.contains("decode") || r.workload.contains("forEach") || r.workload.contains("intersection") || r.workload.contains("two-hop")
+                    || r.workload.contains("page") || r.workload.contains("count (pairs/s)")) {
                 result.targets.append(TargetCheck(description: "\(r.workload) vs SQLite", measured: r.ratioVersusPeer!, threshold: 20, isRatio: true))
             }
         }
@@ -598,6 +627,31 @@ final class GraphSQLite {
         var sum: Int64 = 0
         while sqlite3_step(s) == SQLITE_ROW { sum &+= sqlite3_column_int64(s, 0); n += 1 }
         return n + Int(sum & 0)
+    }
+
+    /// Up to `limit` followers of `u` greater than `after`, in order.
+    func followersPage(_ u: Int64, after: Int64, limit: Int) throws -> [Int64] {
+        let s = try statement("SELECT src FROM follows WHERE dst = ?1 AND src > ?2 ORDER BY src LIMIT ?3")
+        sqlite3_bind_int64(s, 1, u)
+        sqlite3_bind_int64(s, 2, after)
+        sqlite3_bind_int64(s, 3, Int64(limit))
+        var result: [Int64] = []
+        while sqlite3_step(s) == SQLITE_ROW { result.append(sqlite3_column_int64(s, 0)) }
+        return result
+    }
+
+    func followerCount(_ u: Int64) throws -> Int {
+        let s = try statement("SELECT COUNT(*) FROM follows WHERE dst = ?1")
+        sqlite3_bind_int64(s, 1, u)
+        guard sqlite3_step(s) == SQLITE_ROW else { throw Failure(description: "follower count") }
+        return Int(sqlite3_column_int64(s, 0))
+    }
+
+    func followingCount(_ u: Int64) throws -> Int {
+        let s = try statement("SELECT COUNT(*) FROM follows WHERE src = ?1")
+        sqlite3_bind_int64(s, 1, u)
+        guard sqlite3_step(s) == SQLITE_ROW else { throw Failure(description: "following count") }
+        return Int(sqlite3_column_int64(s, 0))
     }
 
     func intersection(_ u: Int64, _ x: Int64) throws -> [Int64] {

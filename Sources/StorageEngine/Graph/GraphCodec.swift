@@ -208,13 +208,13 @@ public enum GraphCodec {
         return (first, list + offset, min(blockSize, count - (block << blockShift)))
     }
 
-    /// Decodes a whole block into `out` (room for 128 values); returns the number written.
+    /// Decodes a whole block into `out` (room for `size` values); returns the number written.
     @inlinable
     static func decodeBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
         let mode = blockBody.load(as: UInt8.self)
-        var value = first
-        out[0] = value
+        out[0] = first
         if mode == varintMode {
+            var value = first
             var at = 1
             var i = 1
             while i < size {
@@ -224,19 +224,91 @@ public enum GraphCodec {
             }
             return size
         }
-        let width = Int(mode)
-        let packed = blockBody + 1
+        unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1)
+        return size
+    }
+
+    /// Writes the `gaps` values coded as gaps packed at `width` bits (0...32) from `packed` on,
+    /// the first after `after`, to `out`. Dispatches once per block to a copy of the loop made
+    /// for each width, in which every shift and byte offset is a constant (see `unpackGroup`).
+    @inlinable
+    static func unpack(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        switch width {
+        case 0:
+            var i = 0
+            while i < gaps {
+                out[i] = after &+ UInt32(truncatingIfNeeded: i) &+ 1
+                i &+= 1
+            }
+        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out)
+        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out)
+        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out)
+        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out)
+        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out)
+        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out)
+        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out)
+        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out)
+        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out)
+        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out)
+        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out)
+        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out)
+        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out)
+        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out)
+        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out)
+        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out)
+        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out)
+        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out)
+        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out)
+        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out)
+        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out)
+        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out)
+        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out)
+        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out)
+        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out)
+        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out)
+        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out)
+        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out)
+        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out)
+        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out)
+        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out)
+        case 32: unpackFixed(packed, width: 32, after: after, gaps: gaps, into: out)
+        default: preconditionFailure("bit width \(width) out of range (the list was verified)")
+        }
+    }
+
+    /// `unpack` for one width: groups of 8 gaps (8 * width bits = `width` whole bytes, so each
+    /// group starts on a byte), then the last < 8 gaps one by one.
+    @inlinable @inline(__always)
+    static func unpackFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
+        var value = after
+        var group = packed
+        var i = 0
+        while i &+ 8 <= gaps {
+            var k = 0
+            while k < 8 {
+                value = value &+ gap(group, bit: k &* width, mask: mask) &+ 1
+                out[i &+ k] = value
+                k &+= 1
+            }
+            group += width
+            i &+= 8
+        }
         var bit = 0
-        var i = 1
-        while i < size {
-            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
-            value = value &+ UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask) &+ 1
+        while i < gaps {
+            value = value &+ gap(group, bit: bit, mask: mask) &+ 1
             out[i] = value
             bit &+= width
             i &+= 1
         }
-        return size
+    }
+
+    /// The gap packed at bit `bit` of `group` (`mask` = its width's low bits): one unaligned
+    /// 8-byte load at the bit's byte (coded lists keep `paddingBytes` readable after them).
+    @inlinable @inline(__always)
+    static func gap(_ group: UnsafeRawPointer, bit: Int, mask: UInt64) -> UInt32 {
+        let word = UInt64(littleEndian: group.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self))
+        return UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
     }
 
     /// Decodes a whole coded list of `count` values into `out` (room for `count` values).
@@ -274,6 +346,64 @@ public enum GraphCodec {
                 }
                 while i < n {
                     if try !body(out[i]) { return }
+                    i &+= 1
+                }
+                b &+= 1
+            }
+        }
+    }
+
+    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out` (room
+    /// for `limit`); returns how many. Enters at the block holding `after` (binary search over
+    /// the directory, then over the decoded block) and copies whole runs of a block at once.
+    @inlinable
+    public static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int,
+                            into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let blocks = (count + blockSize - 1) >> blockShift
+        var b = 0
+        if let after, blocks > 1 {
+            b = lastBlock(list, blocks: blocks, atOrBelow: after)
+        }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+            let decoded = buffer.baseAddress!
+            var written = 0
+            while b < blocks && written < limit {
+                let (first, blockBody, size) = block(list, count: count, b)
+                let n = decodeBlock(first: first, body: blockBody, size: size, into: decoded)
+                var start = 0
+                if let after, first <= after {
+                    // The first decoded value greater than `after`.
+                    var low = 0, high = n
+                    while low < high {
+                        let middle = (low &+ high) >> 1
+                        if decoded[middle] <= after { low = middle &+ 1 } else { high = middle }
+                    }
+                    start = low
+                }
+                let take = min(n &- start, limit &- written)
+                (out + written).update(from: decoded + start, count: take)
+                written &+= take
+                b &+= 1
+            }
+            return written
+        }
+    }
+
+    /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
+    /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
+    /// the caller's closure is the loop body once this is inlined).
+    @inlinable
+    public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
+        let blocks = (count + blockSize - 1) >> blockShift
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var b = 0
+            while b < blocks {
+                let (first, blockBody, size) = block(list, count: count, b)
+                let n = decodeBlock(first: first, body: blockBody, size: size, into: out)
+                var i = 0
+                while i < n {
+                    try body(out[i])
                     i &+= 1
                 }
                 b &+= 1
@@ -334,6 +464,27 @@ public enum GraphCodec {
         if mode == varintMode {
             var at = 1
             var i = 1
+            // 8 one-byte gaps at a time (most gaps of a varint block: small steps among popular,
+            // low user numbers): their sum from one 8-byte load with two masked adds and a
+            // multiply, stepping in only when it reaches `value`. The 8 are real gaps of this
+            // block (i + 8 <= size), so the load stays inside the body and the sum is a value.
+            while i &+ 8 <= size {
+                let word = UInt64(littleEndian: blockBody.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                if word & 0x8080_8080_8080_8080 != 0 {
+                    // A longer varint among them: one gap the plain way, then a group again.
+                    current = current &+ readVarint(blockBody, &at) &+ 1
+                    if current >= value { return current == value }
+                    i &+= 1
+                    continue
+                }
+                // Byte pairs into 16-bit lanes (each <= 254), then the 4 lanes summed into the top one.
+                let pairs = (word & 0x00FF_00FF_00FF_00FF) &+ ((word &>> 8) & 0x00FF_00FF_00FF_00FF)
+                let last = current &+ UInt32(truncatingIfNeeded: (pairs &* 0x0001_0001_0001_0001) &>> 48) &+ 8
+                if last >= value { break }
+                current = last
+                at &+= 8
+                i &+= 8
+            }
             while i < size {
                 current = current &+ readVarint(blockBody, &at) &+ 1
                 if current >= value { return current == value }
@@ -341,14 +492,76 @@ public enum GraphCodec {
             }
             return false
         }
-        let width = Int(mode)
-        let packed = blockBody + 1
+        return search(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, value)
+    }
+
+    /// Whether `value` (> `after`) is among the `gaps` values coded as gaps packed at `width`
+    /// bits from `packed` on, the first after `after`. One copy of the loop per width, as in
+    /// `unpack`.
+    @inlinable
+    static func search(_ packed: UnsafeRawPointer, width: Int, after first: UInt32, gaps: Int, _ value: UInt32) -> Bool {
+        switch width {
+        case 0: return value &- first <= UInt32(truncatingIfNeeded: gaps)
+        case 1: return searchFixed(packed, width: 1, after: first, gaps: gaps, value)
+        case 2: return searchFixed(packed, width: 2, after: first, gaps: gaps, value)
+        case 3: return searchFixed(packed, width: 3, after: first, gaps: gaps, value)
+        case 4: return searchFixed(packed, width: 4, after: first, gaps: gaps, value)
+        case 5: return searchFixed(packed, width: 5, after: first, gaps: gaps, value)
+        case 6: return searchFixed(packed, width: 6, after: first, gaps: gaps, value)
+        case 7: return searchFixed(packed, width: 7, after: first, gaps: gaps, value)
+        case 8: return searchFixed(packed, width: 8, after: first, gaps: gaps, value)
+        case 9: return searchFixed(packed, width: 9, after: first, gaps: gaps, value)
+        case 10: return searchFixed(packed, width: 10, after: first, gaps: gaps, value)
+        case 11: return searchFixed(packed, width: 11, after: first, gaps: gaps, value)
+        case 12: return searchFixed(packed, width: 12, after: first, gaps: gaps, value)
+        case 13: return searchFixed(packed, width: 13, after: first, gaps: gaps, value)
+        case 14: return searchFixed(packed, width: 14, after: first, gaps: gaps, value)
+        case 15: return searchFixed(packed, width: 15, after: first, gaps: gaps, value)
+        case 16: return searchFixed(packed, width: 16, after: first, gaps: gaps, value)
+        case 17: return searchFixed(packed, width: 17, after: first, gaps: gaps, value)
+        case 18: return searchFixed(packed, width: 18, after: first, gaps: gaps, value)
+        case 19: return searchFixed(packed, width: 19, after: first, gaps: gaps, value)
+        case 20: return searchFixed(packed, width: 20, after: first, gaps: gaps, value)
+        case 21: return searchFixed(packed, width: 21, after: first, gaps: gaps, value)
+        case 22: return searchFixed(packed, width: 22, after: first, gaps: gaps, value)
+        case 23: return searchFixed(packed, width: 23, after: first, gaps: gaps, value)
+        case 24: return searchFixed(packed, width: 24, after: first, gaps: gaps, value)
+        case 25: return searchFixed(packed, width: 25, after: first, gaps: gaps, value)
+        case 26: return searchFixed(packed, width: 26, after: first, gaps: gaps, value)
+        case 27: return searchFixed(packed, width: 27, after: first, gaps: gaps, value)
+        case 28: return searchFixed(packed, width: 28, after: first, gaps: gaps, value)
+        case 29: return searchFixed(packed, width: 29, after: first, gaps: gaps, value)
+        case 30: return searchFixed(packed, width: 30, after: first, gaps: gaps, value)
+        case 31: return searchFixed(packed, width: 31, after: first, gaps: gaps, value)
+        case 32: return searchFixed(packed, width: 32, after: first, gaps: gaps, value)
+        default: preconditionFailure("bit width \(width) out of range (the list was verified)")
+        }
+    }
+
+    /// `search` for one width: adds up the 8 gaps of a group without a branch between them and
+    /// goes into the group only when its last value reaches `value`.
+    @inlinable @inline(__always)
+    static func searchFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
+        var current = after
+        var group = packed
+        var i = 0
+        // Values stay below 2^32 (the list is sorted UInt32s), so the sums never wrap within a list.
+        while i &+ 8 <= gaps {
+            var last = current
+            var k = 0
+            while k < 8 {
+                last = last &+ gap(group, bit: k &* width, mask: mask) &+ 1
+                k &+= 1
+            }
+            if last >= value { break }
+            current = last
+            group += width
+            i &+= 8
+        }
         var bit = 0
-        var i = 1
-        while i < size {
-            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self))
-            current = current &+ UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask) &+ 1
+        while i < gaps {
+            current = current &+ gap(group, bit: bit, mask: mask) &+ 1
             if current >= value { return current == value }
             bit &+= width
             i &+= 1

@@ -518,26 +518,72 @@ public final class GraphStore: @unchecked Sendable {
 
     /// Calls `body` with every follower of `user` in increasing order, without allocating (the
     /// fan-out's loop). Sees the graph as of the call; `body` may call back into the store.
+    /// A user without overlay entries goes through `GraphCodec.forEach`, which calls `body`
+    /// directly (inlined into the caller's loop where the caller is specialized).
     @inlinable
     public func forEachFollower(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
-        try followersView(user).scan(after: nil) { try body($0); return true }
+        try Self.forEach(followersView(user), body)
     }
 
     /// Calls `body` with every user `user` follows, in increasing order, without allocating.
     @inlinable
     public func forEachFollowing(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
-        try followingView(user).scan(after: nil) { try body($0); return true }
+        try Self.forEach(followingView(user), body)
+    }
+
+    @inlinable
+    static func forEach(_ view: ListView, _ body: (UInt32) throws -> Void) rethrows {
+        if let delta = view.delta, !delta.entries.isEmpty {
+            try view.scan(after: nil) { try body($0); return true }
+            return
+        }
+        try withExtendedLifetime(view.base) {
+            let (list, count) = view.adjacency.list(view.user)
+            if let list { try GraphCodec.forEach(list, count: count, body) }
+        }
     }
 
     /// Up to `limit` followers of `user` greater than `after` (the cursor: the last one of the
     /// previous page), in increasing order.
+    /// Takes no lock unless `user` has overlay entries.
     public func followers(of user: UInt32, after: UInt32? = nil, limit: Int) -> [UInt32] {
-        page(followersView(user), after: after, limit: limit)
+        guard limit > 0 else { return [] }
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(followers: user) {
+            let result = Self.basePage(view.pointee.followers, user, after: after, limit: limit)
+            slot.exit()
+            return result
+        }
+        slot.exit()
+        return page(followersView(user), after: after, limit: limit)
     }
 
     /// Up to `limit` users `user` follows greater than `after`, in increasing order.
+    /// Takes no lock unless `user` has overlay entries.
     public func following(of user: UInt32, after: UInt32? = nil, limit: Int) -> [UInt32] {
-        page(followingView(user), after: after, limit: limit)
+        guard limit > 0 else { return [] }
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        if view.pointee.isClean(following: user) {
+            let result = Self.basePage(view.pointee.following, user, after: after, limit: limit)
+            slot.exit()
+            return result
+        }
+        slot.exit()
+        return page(followingView(user), after: after, limit: limit)
+    }
+
+    /// A page of a base list (the caller keeps the base alive): one array of the page's size,
+    /// filled by `GraphCodec.copy` (no closure per value).
+    private static func basePage(_ adjacency: Adjacency, _ user: UInt32, after: UInt32?, limit: Int) -> [UInt32] {
+        let (list, count) = adjacency.list(user)
+        guard let list else { return [] }
+        return [UInt32](unsafeUninitializedCapacity: min(limit, count)) { buffer, initialized in
+            initialized = GraphCodec.copy(list, count: count, after: after, limit: buffer.count, into: buffer.baseAddress!)
+        }
     }
 
     private func page(_ view: ListView, after: UInt32?, limit: Int) -> [UInt32] {
