@@ -80,9 +80,11 @@ extension SocialDB {
     /// or quote), a retweet to the original's author; never to the author itself.
     func notifyTweet(_ record: TweetRecord, parentAuthor: UInt64?, quotedAuthor: UInt64?, retweetedAuthor: UInt64?,
                      into changes: inout ChangeSet) {
-        var notified: Set<UInt64> = [record.author]
+        // A few recipients at most (a tweet has at most ~90 mentions): a list, not a set.
+        var notified: [UInt64] = [record.author]
         func add(_ recipient: UInt64, _ kind: NotificationKind, subject: UInt64) {
-            guard notified.insert(recipient).inserted else { return }
+            guard !notified.contains(recipient) else { return }
+            notified.append(recipient)
             changes.put(NotificationKeys.notification(recipient: recipient, sortID: record.id, kind: kind, actor: record.author, subject: subject),
                         .u64(record.time))
             var cause: [UInt8] = [kind.rawValue]

@@ -187,8 +187,10 @@ public final class SearchIndex: @unchecked Sendable {
             var body = Substring(tag)
             while body.hasPrefix("#") { body = body.dropFirst() }
             let folded = SearchTokenizer.foldWord(body)
-            if folded.isEmpty || tokens.contains(where: { $0.term == "#" + folded }) { continue }
-            tokens.append(SearchToken(term: "#" + folded, position: position))
+            if folded.isEmpty { continue }
+            let tag = "#" + folded
+            if tokens.contains(where: { $0.term == tag }) { continue }
+            tokens.append(SearchToken(term: tag, position: position))
             add(folded)
         }
         for url in tweet.urls {
