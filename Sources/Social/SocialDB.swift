@@ -263,7 +263,12 @@ public final class SocialDB: Sendable {
         SocialStatistics(users: try userCount(), graph: graph.statistics(), timelines: consumers.timeline.statistics,
                          search: consumers.search.statistics(),
                          periodicCheckpoints: consumers.periodicCheckpoints.load(ordering: .relaxed),
-                         authorCache: consumers.recentItems.statistics)
+                         authorCache: consumers.recentItems.statistics,
+                         tweetCache: Self.figures(tweetViews.statistics), countsCache: Self.figures(tweetCountsCache.statistics))
+    }
+
+    private static func figures<V>(_ s: IDCache<V>.Statistics) -> HydrationCacheStatistics {
+        HydrationCacheStatistics(entries: s.entries, hits: Int(clamping: s.hits), misses: Int(clamping: s.misses))
     }
 
     // MARK: Reading records

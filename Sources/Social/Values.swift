@@ -98,6 +98,15 @@ public struct SocialStatistics: Sendable {
     public var periodicCheckpoints: Int
     /// The authors' recent items kept for rebuilds (`SocialOptions.authorCacheItems`).
     public var authorCache: AuthorCacheStatistics
+    /// The hydration caches: tweets' views (`SocialOptions.tweetCacheEntries`) and counts.
+    public var tweetCache: HydrationCacheStatistics
+    public var countsCache: HydrationCacheStatistics
+}
+
+public struct HydrationCacheStatistics: Sendable {
+    public var entries: Int
+    public var hits: Int
+    public var misses: Int
 }
 
 public struct AuthorCacheStatistics: Sendable {

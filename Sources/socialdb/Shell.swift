@@ -195,6 +195,12 @@ final class Shell {
                     ("author_cache_items", .int(social.authorCache.items)),
                     ("author_cache_hits", .int(social.authorCache.hits)),
                     ("author_cache_misses", .int(social.authorCache.misses)),
+                    ("tweet_cache_entries", .int(social.tweetCache.entries)),
+                    ("tweet_cache_hits", .int(social.tweetCache.hits)),
+                    ("tweet_cache_misses", .int(social.tweetCache.misses)),
+                    ("counts_cache_entries", .int(social.countsCache.entries)),
+                    ("counts_cache_hits", .int(social.countsCache.hits)),
+                    ("counts_cache_misses", .int(social.countsCache.misses)),
                 ])),
                 ("search", .object([
                     ("documents", .int(q.activeDocuments + q.frozenDocuments)),
@@ -213,6 +219,9 @@ final class Shell {
             let a = social.authorCache
             extraHuman += "\nauthor cache    \(a.authors) authors, \(a.items) items for rebuilds; \(a.hits) hits, \(a.misses) misses, "
                 + "\(a.evictions) evicted"
+            let v = social.tweetCache, c = social.countsCache
+            extraHuman += "\ntweet cache     \(v.entries) tweets hydrated (\(v.hits) hits, \(v.misses) misses), "
+                + "\(c.entries) tweets' counts (\(c.hits) hits, \(c.misses) misses)"
             extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted; "
                 + "\(t.inactiveRingsDropped) inactive users' rings dropped"
             extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "
