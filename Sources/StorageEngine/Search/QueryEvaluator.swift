@@ -264,6 +264,25 @@ struct QueryEvaluator {
         return cursors[c].positions(into: first ? positionsA : positionsB, capacity: positionsCapacity)
     }
 
+    /// `run` for a query of one term: appends the ids of the cursor's documents below `upper`
+    /// that are not tombstoned, newest first, at most `limit`, stopping at ids at or below
+    /// `floorID`.
+    static func runTerm(_ cursor: inout PostingCursor, upper: Int32, documents: DocumentTable, tombstones: Set<UInt64>,
+                        floorID: UInt64?, limit: Int, into results: inout [UInt64]) {
+        var t = upper - 1
+        var found = 0
+        while t >= 0 && found < limit {
+            let d = cursor.seek(atOrBelow: t)
+            if d < 0 { break }
+            t = d - 1
+            let id = documents.id(d)
+            if let floorID, id <= floorID { break }
+            if !tombstones.isEmpty, tombstones.contains(id) { continue }
+            results.append(id)
+            found += 1
+        }
+    }
+
     /// Appends to `results` the tweet ids of matching documents below `upper` (exclusive),
     /// newest first, at most `limit`, stopping at tweet ids at or below `floorID` (results
     /// other segments already hold enough of).
