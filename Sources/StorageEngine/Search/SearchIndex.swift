@@ -269,7 +269,6 @@ public final class SearchIndex: @unchecked Sendable {
         var evaluator = QueryEvaluator(query: query)
         defer { evaluator.release() }
         let terms = evaluator.terms
-        let termBytes = evaluator.termBytes
         // The snapshot: everything a reader needs, taken under the read lock.
         let (activeSegment, activeCount, views, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
             var views: [ActiveSegment.TermView?] = []
@@ -302,7 +301,7 @@ public final class SearchIndex: @unchecked Sendable {
         for segment in frozenSegments {
             guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
             if let before, segment.minTweetID >= before { continue }
-            guard evaluator.prepare({ segment.lookup(termBytes[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
+            guard evaluator.prepare({ segment.lookup(terms[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
             let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
             let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
             let start = results.count
@@ -316,7 +315,6 @@ public final class SearchIndex: @unchecked Sendable {
     /// segments in the same order as the general path, one cursor walked down each, without
     /// building an evaluator (whose arrays and buffers cost more than such a query's postings).
     private func searchTerm(_ term: String, before: UInt64?, limit: Int) -> [UInt64] {
-        let termBytes = Array(term.utf8)
         let (activeSegment, activeCount, view, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
             (active, active.documentCount, active.view(term), sealed.isEmpty ? [] : sealed.map(\.segment), frozenNewestFirst, tombstones)
         }
@@ -347,7 +345,7 @@ public final class SearchIndex: @unchecked Sendable {
             for segment in frozenSegments {
                 guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
                 if let before, segment.minTweetID >= before { continue }
-                guard let t = segment.lookup(termBytes) else { continue }
+                guard let t = segment.lookup(term) else { continue }
                 var cursor = PostingCursor(frozen: segment.termInfo(t))
                 cursor.buffer = buffer.baseAddress
                 let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
