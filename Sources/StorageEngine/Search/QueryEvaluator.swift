@@ -21,11 +21,13 @@ struct QueryEvaluator {
         @inline(__always) func time(_ d: Int32) -> UInt64 { times.load(fromByteOffset: Int(d) * stride, as: UInt64.self) }
     }
 
-    /// The query's distinct terms (each looked up once per segment), and their UTF-8 bytes.
+    /// The query's distinct terms (each looked up once per segment).
     let terms: [String]
-    let termBytes: [[UInt8]]
     /// The distinct term of each cursor.
     let termOfCursor: [Int]
+    /// One allocation holds the cursors, the drivers, the block buffers and `phraseLive` (a
+    /// query's fixed cost is mostly allocations, so they are made once, not four times).
+    let storage: UnsafeMutableRawPointer
     /// One cursor per term occurrence; pointers (not an array) so that moving a cursor in the
     /// inner loops costs no uniqueness or bounds check.
     let cursors: UnsafeMutablePointer<PostingCursor>
@@ -47,11 +49,11 @@ struct QueryEvaluator {
     let driverCount: Int
     /// The positive phrases of more than one term (their positions are checked per candidate).
     let positivePhrases: [Int]
-    /// Scratch for phrase checks, reused for every candidate (grown when a document has more
-    /// positions of a term than they hold).
-    var positionsA: UnsafeMutablePointer<UInt32>
-    var positionsB: UnsafeMutablePointer<UInt32>
-    var positionsCapacity = 64
+    /// Scratch for phrase checks, reused for every candidate; allocated by the first phrase
+    /// check and grown when a document has more positions of a term than they hold.
+    var positionsA: UnsafeMutablePointer<UInt32>?
+    var positionsB: UnsafeMutablePointer<UInt32>?
+    var positionsCapacity = 0
 
     /// Builds the plan once per query; `prepare` points it at each segment in turn.
     init(query: SearchQuery) {
@@ -77,43 +79,55 @@ struct QueryEvaluator {
             if clause.negated { negative.append(first..<phrases.count) } else { positive.append(first..<phrases.count) }
         }
         self.terms = terms
-        termBytes = terms.map { Array($0.utf8) }
         self.termOfCursor = termOfCursor
         cursorCount = termOfCursor.count
-        cursors = .allocate(capacity: max(1, cursorCount))
-        cursors.initialize(repeating: PostingCursor(), count: max(1, cursorCount))
         self.phrases = phrases
         self.positive = positive
         self.negative = negative
-        phraseLive = .allocate(capacity: max(1, phrases.count))
-        phraseLive.initialize(repeating: false, count: max(1, phrases.count))
-        blockBuffers = .allocate(capacity: max(1, cursorCount) * PostingCodec.blockSize)
-        positionsA = .allocate(capacity: 64)
-        positionsB = .allocate(capacity: 64)
-        isConjunction = positive.allSatisfy { $0.count == 1 }
-        var driving: [Int] = []
+        let conjunction = positive.allSatisfy { $0.count == 1 }
+        isConjunction = conjunction
+        var driving = 0
         var multiTerm: [Int] = []
-        if isConjunction {
+        if conjunction {
             for clause in positive {
-                driving.append(contentsOf: phrases[clause.lowerBound].cursors)
+                driving += phrases[clause.lowerBound].cursors.count
                 if phrases[clause.lowerBound].cursors.count > 1 { multiTerm.append(clause.lowerBound) }
             }
         }
-        driverCount = driving.count
-        drivers = .allocate(capacity: max(1, driving.count))
-        drivers.initialize(repeating: 0, count: max(1, driving.count))
-        for (i, c) in driving.enumerated() { drivers[i] = c }
+        driverCount = driving
         positivePhrases = multiTerm
+        // Layout: cursors, drivers (Int), block buffers (UInt32), phraseLive (Bool); each part
+        // at a multiple of its alignment (the parts before end on multiples of 8).
+        let cursorSlots = max(1, cursorCount)
+        let cursorBytes = cursorSlots * MemoryLayout<PostingCursor>.stride
+        let driverBytes = max(1, driving) * MemoryLayout<Int>.stride
+        let bufferBytes = cursorSlots * PostingCodec.blockSize * MemoryLayout<UInt32>.stride
+        let liveBytes = max(1, phrases.count)
+        storage = .allocate(byteCount: cursorBytes + driverBytes + bufferBytes + liveBytes,
+                            alignment: max(MemoryLayout<PostingCursor>.alignment, MemoryLayout<Int>.alignment))
+        cursors = storage.bindMemory(to: PostingCursor.self, capacity: cursorSlots)
+        cursors.initialize(repeating: PostingCursor(), count: cursorSlots)
+        drivers = (storage + cursorBytes).bindMemory(to: Int.self, capacity: max(1, driving))
+        drivers.initialize(repeating: 0, count: max(1, driving))
+        blockBuffers = (storage + cursorBytes + driverBytes).bindMemory(to: UInt32.self, capacity: cursorSlots * PostingCodec.blockSize)
+        phraseLive = (storage + cursorBytes + driverBytes + bufferBytes).bindMemory(to: Bool.self, capacity: liveBytes)
+        phraseLive.initialize(repeating: false, count: liveBytes)
+        if conjunction {
+            var i = 0
+            for clause in positive {
+                for c in phrases[clause.lowerBound].cursors {
+                    drivers[i] = c
+                    i += 1
+                }
+            }
+        }
     }
 
     func release() {
         cursors.deinitialize(count: max(1, cursorCount))
-        cursors.deallocate()
-        phraseLive.deallocate()
-        drivers.deallocate()
-        blockBuffers.deallocate()
-        positionsA.deallocate()
-        positionsB.deallocate()
+        storage.deallocate()
+        positionsA?.deallocate()
+        positionsB?.deallocate()
     }
 
     /// Points the cursors at a segment (`lookup` maps a distinct term to its cursor there);
@@ -229,11 +243,11 @@ struct QueryEvaluator {
             var kept = 0
             var x = 0
             while x < count {
-                let p = positionsA[x]
+                let p = positionsA.unsafelyUnwrapped[x]
                 var y = 0
-                while y < nextCount && positionsB[y] != p &+ j { y &+= 1 }
+                while y < nextCount && positionsB.unsafelyUnwrapped[y] != p &+ j { y &+= 1 }
                 if y < nextCount {
-                    positionsA[kept] = p
+                    positionsA.unsafelyUnwrapped[kept] = p
                     kept &+= 1
                 }
                 x &+= 1
@@ -246,8 +260,13 @@ struct QueryEvaluator {
     }
 
     /// The positions of cursor `c` on its document into `positionsA` (`first`) or
-    /// `positionsB`, growing both when they are too small; returns the count.
+    /// `positionsB`, allocating or growing both when they are too small; returns the count.
     private mutating func positions(of c: Int, into first: Bool) -> Int {
+        if positionsCapacity == 0 {
+            positionsCapacity = 64
+            positionsA = .allocate(capacity: positionsCapacity)
+            positionsB = .allocate(capacity: positionsCapacity)
+        }
         let n = cursors[c].positions(into: first ? positionsA : positionsB, capacity: positionsCapacity)
         if n <= positionsCapacity { return n }
         var capacity = positionsCapacity
@@ -255,13 +274,32 @@ struct QueryEvaluator {
         let a = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
         let b = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
         // Keep the kept starts (A holds them while B is refilled).
-        a.update(from: positionsA, count: positionsCapacity)
-        positionsA.deallocate()
-        positionsB.deallocate()
+        a.update(from: positionsA.unsafelyUnwrapped, count: positionsCapacity)
+        positionsA?.deallocate()
+        positionsB?.deallocate()
         positionsA = a
         positionsB = b
         positionsCapacity = capacity
         return cursors[c].positions(into: first ? positionsA : positionsB, capacity: positionsCapacity)
+    }
+
+    /// `run` for a query of one term: appends the ids of the cursor's documents below `upper`
+    /// that are not tombstoned, newest first, at most `limit`, stopping at ids at or below
+    /// `floorID`.
+    static func runTerm(_ cursor: inout PostingCursor, upper: Int32, documents: DocumentTable, tombstones: Set<UInt64>,
+                        floorID: UInt64?, limit: Int, into results: inout [UInt64]) {
+        var t = upper - 1
+        var found = 0
+        while t >= 0 && found < limit {
+            let d = cursor.seek(atOrBelow: t)
+            if d < 0 { break }
+            t = d - 1
+            let id = documents.id(d)
+            if let floorID, id <= floorID { break }
+            if !tombstones.isEmpty, tombstones.contains(id) { continue }
+            results.append(id)
+            found += 1
+        }
     }
 
     /// Appends to `results` the tweet ids of matching documents below `upper` (exclusive),

@@ -224,8 +224,12 @@ final class FrozenSegment: @unchecked Sendable {
     }
 
     /// The term's index (through the hash table), or nil.
-    func lookup(_ term: [UInt8]) -> Int? {
-        term.withUnsafeBytes { key -> Int? in
+    func lookup(_ term: String) -> Int? {
+        // A copy so that `withUTF8` may make it contiguous (small strings are copied to the
+        // stack, native ones are read in place: no allocation either way).
+        var term = term
+        return term.withUTF8 { utf8 -> Int? in
+            let key = UnsafeRawBufferPointer(utf8)
             let h = Self.hashName(key.baseAddress, key.count)
             let tag = h & 0xFFFF_FFFF_0000_0000
             var slot = Int(truncatingIfNeeded: h) & termSlotMask

@@ -265,12 +265,12 @@ public final class SearchIndex: @unchecked Sendable {
     /// Tweet ids matching `query`, newest first, below `before` when given, at most `limit`.
     public func search(_ query: SearchQuery, before: UInt64? = nil, limit: Int = 20) -> [UInt64] {
         guard limit > 0 else { return [] }
+        if let term = query.singleTerm { return searchTerm(term, before: before, limit: limit) }
         // The plan (distinct terms, cursors, block buffers) is built once and re-pointed at
         // each segment, so a query's fixed cost does not grow with the number of segments.
         var evaluator = QueryEvaluator(query: query)
         defer { evaluator.release() }
         let terms = evaluator.terms
-        let termBytes = evaluator.termBytes
         // The snapshot: everything a reader needs, taken under the read lock.
         let (activeSegment, activeCount, views, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
             var views: [ActiveSegment.TermView?] = []
@@ -303,12 +303,59 @@ public final class SearchIndex: @unchecked Sendable {
         for segment in frozenSegments {
             guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
             if let before, segment.minTweetID >= before { continue }
-            guard evaluator.prepare({ segment.lookup(termBytes[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
+            guard evaluator.prepare({ segment.lookup(terms[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
             let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
             let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
             let start = results.count
             evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
             Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+        }
+        return results
+    }
+
+    /// `search` for a query of one term and nothing else (the commonest search): the same
+    /// segments in the same order as the general path, one cursor walked down each, without
+    /// building an evaluator (whose arrays and buffers cost more than such a query's postings).
+    private func searchTerm(_ term: String, before: UInt64?, limit: Int) -> [UInt64] {
+        let (activeSegment, activeCount, view, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
+            (active, active.documentCount, active.view(term), sealed.isEmpty ? [] : sealed.map(\.segment), frozenNewestFirst, tombstones)
+        }
+        var results: [UInt64] = []
+        results.reserveCapacity(limit * 2)
+        var segmentsWithHits = 0
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: PostingCodec.blockSize) { buffer in
+            withExtendedLifetime(activeSegment) {
+                if activeCount > 0, let view {
+                    var cursor = PostingCursor(active: view)
+                    let upper = before.map { activeSegment.documents(below: $0, count: activeCount) } ?? activeCount
+                    let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs), times: UnsafeRawPointer(activeSegment.times), stride: 8)
+                    let start = results.count
+                    QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: nil, limit: limit, into: &results)
+                    Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+                }
+            }
+            for segment in sealedSegments.reversed() {
+                guard let count = Optional(segment.documentCount), count > 0, let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]),
+                      let view = segment.view(term) else { continue }
+                var cursor = PostingCursor(active: view)
+                let upper = before.map { segment.documents(below: $0, count: count) } ?? count
+                let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
+                let start = results.count
+                QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: f, limit: limit, into: &results)
+                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+            }
+            for segment in frozenSegments {
+                guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
+                if let before, segment.minTweetID >= before { continue }
+                guard let t = segment.lookup(term) else { continue }
+                var cursor = PostingCursor(frozen: segment.termInfo(t))
+                cursor.buffer = buffer.baseAddress
+                let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
+                let start = results.count
+                QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: f, limit: limit, into: &results)
+                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+            }
         }
         return results
     }

@@ -62,6 +62,14 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
         return parts.joined(separator: " ")
     }
 
+    /// The term when the query is one positive term and nothing else (no OR, phrase,
+    /// negation or dates): `SearchIndex` answers those without the general evaluator.
+    var singleTerm: String? {
+        guard clauses.count == 1, !clauses[0].negated, clauses[0].alternatives.count == 1, clauses[0].alternatives[0].terms.count == 1,
+              sinceMilliseconds == nil, untilMilliseconds == nil else { return nil }
+        return clauses[0].alternatives[0].terms[0]
+    }
+
     // MARK: Parsing
 
     /// Parses Twitter search-box syntax; throws `SearchQueryError` naming what is wrong.
