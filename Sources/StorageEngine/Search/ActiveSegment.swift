@@ -18,8 +18,14 @@ final class ActiveSegment: @unchecked Sendable {
     let times: UnsafeMutablePointer<UInt64>
     private(set) var documentCount = 0
     private(set) var postingCount = 0
-    /// Term name to its slot in `termStates`.
-    private(set) var termSlots: [String: Int] = [:]
+    /// Term name to its index in `termStates`: open addressing over `termTableMask + 1` slots
+    /// (a power of two, at most half full), each 0 when empty or the name's hash
+    /// (`FrozenSegment.hashName`) in the high 32 bits and the index + 1 in the low 32. A probe
+    /// hashes the name's bytes once (no SipHash) and compares only names whose hashes agree.
+    private var termTable: UnsafeMutablePointer<UInt64>
+    private var termTableMask: Int
+    /// Each term's full hash, for growing the table.
+    private var termHashes: [UInt64] = []
     private(set) var termNames: [String] = []
     private var termStates: [TermState] = []
 
@@ -44,6 +50,9 @@ final class ActiveSegment: @unchecked Sendable {
         self.capacity = capacity
         tweetIDs = .allocate(capacity: capacity)
         times = .allocate(capacity: capacity)
+        termTableMask = 63
+        termTable = .allocate(capacity: 64)
+        termTable.initialize(repeating: 0, count: 64)
     }
 
     deinit {
@@ -56,6 +65,42 @@ final class ActiveSegment: @unchecked Sendable {
         }
         tweetIDs.deallocate()
         times.deallocate()
+        termTable.deallocate()
+    }
+
+    @inline(__always)
+    static func hash(_ term: String) -> UInt64 {
+        var term = term
+        return term.withUTF8 { FrozenSegment.hashName($0.baseAddress, $0.count) }
+    }
+
+    /// The index of `term` in `termStates`, or nil; with the table slot where it is or would go.
+    @inline(__always)
+    private func find(_ term: String, hash: UInt64) -> (index: Int?, slot: Int) {
+        var slot = Int(truncatingIfNeeded: hash) & termTableMask
+        while true {
+            let entry = termTable[slot]
+            if entry == 0 { return (nil, slot) }
+            if entry & 0xFFFF_FFFF_0000_0000 == hash & 0xFFFF_FFFF_0000_0000 {
+                let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
+                if termNames[index] == term { return (index, slot) }
+            }
+            slot = (slot + 1) & termTableMask
+        }
+    }
+
+    /// Doubles the table and places every term again (the writer, under the write lock).
+    private func growTermTable() {
+        let size = (termTableMask + 1) * 2
+        termTable.deallocate()
+        termTable = .allocate(capacity: size)
+        termTable.initialize(repeating: 0, count: size)
+        termTableMask = size - 1
+        for (index, h) in termHashes.enumerated() {
+            var slot = Int(truncatingIfNeeded: h) & termTableMask
+            while termTable[slot] != 0 { slot = (slot + 1) & termTableMask }
+            termTable[slot] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(index + 1)
+        }
     }
 
     var isFull: Bool { documentCount >= capacity }
@@ -68,12 +113,16 @@ final class ActiveSegment: @unchecked Sendable {
         let doc = Int32(documentCount)
         for token in tokens {
             let entry = UInt64(UInt32(bitPattern: doc)) << 32 | UInt64(token.position)
-            if let slot = termSlots[token.term] {
-                appendEntry(entry, slot: slot, doc: doc)
+            let h = Self.hash(token.term)
+            let (found, tableSlot) = find(token.term, hash: h)
+            if let index = found {
+                appendEntry(entry, slot: index, doc: doc)
             } else {
                 let chunk = Self.allocateChunk(capacity: Self.chunkCapacities[0], previous: nil)
                 chunk[2] = entry
-                termSlots[token.term] = termStates.count
+                termTable[tableSlot] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(termStates.count + 1)
+                termHashes.append(h)
+                if 2 * termHashes.count > termTableMask + 1 { growTermTable() }
                 termNames.append(token.term)
                 termStates.append(TermState(head: chunk, headCount: 1, lastDocument: doc, documentCount: 1))
                 postingCount += 1
@@ -112,7 +161,7 @@ final class ActiveSegment: @unchecked Sendable {
 
     /// The reader's view of a term; the caller holds the index's read (or write) lock.
     func view(_ term: String) -> TermView? {
-        guard let slot = termSlots[term] else { return nil }
+        guard let slot = find(term, hash: Self.hash(term)).index else { return nil }
         let s = termStates[slot]
         return TermView(head: UnsafePointer(s.head), headCount: s.headCount, documentCount: s.documentCount)
     }
