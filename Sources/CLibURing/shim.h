@@ -75,6 +75,28 @@ static inline void socialdb_compiler_barrier(void) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
+/// The calling thread's read-section slot, cached in a C thread-local: Swift has no
+/// thread-local variables, and pthread_getspecific is a call of about 17 instructions on
+/// every lock-free graph read. Each compiled unit that inlines these gets its own copy of the
+/// variable (it is static; the importer emits the functions into every LLVM module that calls
+/// them), so the getter and setter must be called from the same place (`ReadSections.current`).
+/// Every copy is filled from the one pthread key, so all copies of a thread hold the same
+/// slot. NULL until the thread's first section in that unit.
+static inline void **socialdb_read_slot_cache(void) {
+    // A function-local static: the Swift importer emits it with the function (a file-level
+    // static variable of a header would be left undefined).
+    static __thread void *cache;
+    return &cache;
+}
+
+static inline void *socialdb_read_slot(void) {
+    return *socialdb_read_slot_cache();
+}
+
+static inline void socialdb_set_read_slot(void *slot) {
+    *socialdb_read_slot_cache() = slot;
+}
+
 // Group commit in the log (StorageEngine/Log/Log.swift): an appender waiting for its batch's
 // fdatasync sleeps on a 32-bit word of that batch (futex(2)), so the leader wakes exactly the
 // appenders whose records became durable and they return without taking the log's lock.

@@ -520,15 +520,64 @@ public final class GraphStore: @unchecked Sendable {
     /// fan-out's loop). Sees the graph as of the call; `body` may call back into the store.
     /// A user without overlay entries goes through `GraphCodec.forEach`, which calls `body`
     /// directly (inlined into the caller's loop where the caller is specialized).
+    /// A list of at most 128 (most users) is decoded whole inside one read section, without the
+    /// lock, into a stack buffer; `body` runs after the section (it may call back in).
     @inlinable
     public func forEachFollower(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
-        try Self.forEach(followersView(user), body)
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let n = smallBaseList(followers: true, user, into: buffer.baseAddress!)
+            if n >= 0 {
+                var i = 0
+                while i < n {
+                    try body(buffer[i])
+                    i &+= 1
+                }
+                return
+            }
+            try Self.forEach(followersView(user), body)
+        }
     }
 
     /// Calls `body` with every user `user` follows, in increasing order, without allocating.
     @inlinable
     public func forEachFollowing(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
-        try Self.forEach(followingView(user), body)
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let n = smallBaseList(followers: false, user, into: buffer.baseAddress!)
+            if n >= 0 {
+                var i = 0
+                while i < n {
+                    try body(buffer[i])
+                    i &+= 1
+                }
+                return
+            }
+            try Self.forEach(followingView(user), body)
+        }
+    }
+
+    /// When `user` has no overlay entries in the direction and at most `GraphCodec.blockSize`
+    /// values in its base list, decodes the list into `out` (room for a block) inside one read
+    /// section and returns its length (so the whole list is one state of the graph, as the
+    /// locked path's snapshot is); otherwise returns -1 and the caller takes the locked path.
+    @usableFromInline
+    func smallBaseList(followers direction: Bool, _ user: UInt32, into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let slot = ReadSections.current()
+        slot.enter()
+        let view = published.load(ordering: .acquiring)
+        var length = -1
+        if direction ? view.pointee.isClean(followers: user) : view.pointee.isClean(following: user) {
+            let (list, count) = (direction ? view.pointee.followers : view.pointee.following).list(user)
+            if let list {
+                if count <= GraphCodec.blockSize {
+                    GraphCodec.decode(list, count: count, into: out)
+                    length = count
+                }
+            } else {
+                length = 0
+            }
+        }
+        slot.exit()
+        return length
     }
 
     @inlinable

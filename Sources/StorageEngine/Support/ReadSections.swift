@@ -40,7 +40,9 @@ enum ReadSections {
         @inlinable @inline(__always)
         func enter() {
             let s = sequence.pointee.load(ordering: .relaxed)
-            if registry.asymmetric {
+            // The word after the sequence holds `registry.asymmetric` (set at registration), so
+            // a section does not go through the registry's lazy initializer.
+            if (sequence + 1).pointee.load(ordering: .relaxed) != 0 {
                 sequence.pointee.store(s &+ 1, ordering: .relaxed)
                 socialdb_compiler_barrier()
             } else {
@@ -55,13 +57,27 @@ enum ReadSections {
         }
     }
 
-    /// The calling thread's slot (registered on first use).
+    /// The calling thread's slot (registered on first use). Read from a C thread-local
+    /// (`socialdb_read_slot`), filled from the pthread key on a thread's first call. The set
+    /// sits here, beside the read, because each compiled unit that inlines this has its own
+    /// copy of the C static: filled anywhere else, this copy would stay empty.
     @inlinable @inline(__always)
     static func current() -> Slot {
-        if let raw = pthread_getspecific(registry.key) {
-            return Slot(sequence: raw.assumingMemoryBound(to: Atomic<UInt64>.self))
+        if let cached = socialdb_read_slot() {
+            return Slot(sequence: cached.assumingMemoryBound(to: Atomic<UInt64>.self))
         }
-        return Slot(sequence: registry.register())
+        let slot = registeredSlot()
+        socialdb_set_read_slot(UnsafeMutableRawPointer(slot))
+        return Slot(sequence: slot)
+    }
+
+    /// The thread's slot from the pthread key, registered if it has none yet.
+    @usableFromInline @inline(never)
+    static func registeredSlot() -> UnsafeMutablePointer<Atomic<UInt64>> {
+        if let raw = pthread_getspecific(registry.key) {
+            return raw.assumingMemoryBound(to: Atomic<UInt64>.self)
+        }
+        return registry.register()
     }
 
     /// Waits until every reader that was inside a section when called has left it.
@@ -120,6 +136,8 @@ enum ReadSections {
                 let raw = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
                 slot = raw.bindMemory(to: Atomic<UInt64>.self, capacity: Self.stride)
                 slot.initialize(to: Atomic(0))
+                // Beside the sequence, read by `enter()`: whether membarrier stands in for fences.
+                (slot + 1).initialize(to: Atomic(asymmetric ? 1 : 0))
                 slots.append(slot)
             }
             pthread_mutex_unlock(mutex)
