@@ -11,11 +11,13 @@ import Synchronization
 /// read before a write is never installed after that write's invalidation. Generations are per
 /// shard (64), so a write spoils only the concurrent installs that share a shard with it.
 ///
-/// Bounded: past `maxEntries / shardCount` entries in a shard, an eighth of that shard's
-/// entries (the dictionary's order: effectively random) goes. `maxEntries` 0 caches nothing.
-final class IDCache<Value: Sendable>: Sendable {
+/// Bounded in bytes (each value says what it costs, `CacheCost`): past `maxBytes / shardCount`
+/// in a shard, an eighth of that shard's entries (the dictionary's order: effectively random)
+/// goes, again until it fits. `maxBytes` 0 caches nothing.
+final class IDCache<Value: Sendable & CacheCost>: Sendable {
     struct Shard {
         var values: [UInt64: Value] = [:]
+        var bytes = 0
         var generation: UInt64 = 0
         var hits: UInt64 = 0
         var misses: UInt64 = 0
@@ -28,13 +30,16 @@ final class IDCache<Value: Sendable>: Sendable {
 
     static var shardCount: Int { 64 }
 
-    let maxEntries: Int
+    let maxBytes: Int
     let shardCapacity: Int
     let shards: [ShardBox]
+    /// False with a zero budget.
+    let enabled: Bool
 
-    init(maxEntries: Int) {
-        self.maxEntries = max(0, maxEntries)
-        shardCapacity = max(1, self.maxEntries / Self.shardCount)
+    init(maxBytes: Int) {
+        self.maxBytes = max(0, maxBytes)
+        enabled = maxBytes > 0
+        shardCapacity = max(1, self.maxBytes / Self.shardCount)
         shards = (0..<Self.shardCount).map { _ in ShardBox() }
     }
 
@@ -48,7 +53,7 @@ final class IDCache<Value: Sendable>: Sendable {
 
     @inline(__always)
     func lookup(_ id: UInt64) -> Value? {
-        guard maxEntries > 0 else { return nil }
+        guard enabled else { return nil }
         return shard(id).state.withLock { s -> Value? in
             if let value = s.values[id] {
                 s.hits &+= 1
@@ -62,13 +67,13 @@ final class IDCache<Value: Sendable>: Sendable {
     /// The generation to pass to `install` for `id`: take it before reading the tree.
     @inline(__always)
     func stamp(_ id: UInt64) -> UInt64 {
-        guard maxEntries > 0 else { return 0 }
+        guard enabled else { return 0 }
         return shard(id).state.withLock { $0.generation }
     }
 
     /// Keeps `value` for `id` unless a write invalidated anything in its shard since `stamp`.
     func install(_ id: UInt64, _ value: Value, since stamp: UInt64) {
-        guard maxEntries > 0 else { return }
+        guard enabled else { return }
         let capacity = shardCapacity
         shard(id).state.withLock { s in
             guard s.generation == stamp else { return }
@@ -77,24 +82,30 @@ final class IDCache<Value: Sendable>: Sendable {
     }
 
     private static func put(_ id: UInt64, _ value: Value, into s: inout Shard, capacity: Int) {
-        if s.values.count >= capacity && s.values[id] == nil {
-            let victims = Array(s.values.keys.prefix(max(1, capacity / 8)))
-            for key in victims { s.values[key] = nil }
+        let cost = value.cacheBytes
+        guard cost <= capacity / 4 else { return }
+        if let old = s.values.updateValue(value, forKey: id) { s.bytes -= old.cacheBytes }
+        s.bytes += cost
+        while s.bytes > capacity {
+            for key in Array(s.values.keys.prefix(max(1, s.values.count / 8))) where key != id {
+                if let gone = s.values.removeValue(forKey: key) { s.bytes -= gone.cacheBytes }
+            }
+            if s.values.count <= 1 { break }
         }
-        s.values[id] = value
     }
 
     /// Removes `id` and moves its shard's generation (the writer, after the tree has the change).
     func invalidate(_ id: UInt64) {
-        guard maxEntries > 0 else { return }
+        guard enabled else { return }
         shard(id).state.withLock { s in
             s.generation &+= 1
-            s.values[id] = nil
+            if let gone = s.values.removeValue(forKey: id) { s.bytes -= gone.cacheBytes }
         }
     }
 
     struct Statistics {
         var entries = 0
+        var bytes = 0
         var hits: UInt64 = 0
         var misses: UInt64 = 0
     }
@@ -104,10 +115,30 @@ final class IDCache<Value: Sendable>: Sendable {
         for shard in shards {
             shard.state.withLock { s in
                 total.entries += s.values.count
+                total.bytes += s.bytes
                 total.hits += s.hits
                 total.misses += s.misses
             }
         }
         return total
+    }
+}
+
+/// What a cached value costs in memory, roughly: its inline size, the heap storage it owns and
+/// the dictionary slot.
+protocol CacheCost {
+    var cacheBytes: Int { get }
+}
+
+extension Tweet: CacheCost {
+    /// The struct, the dictionary slot, and the UTF-8 and header of every string it holds (a
+    /// view has no nested tweets).
+    var cacheBytes: Int {
+        var bytes = MemoryLayout<Tweet>.stride + 48 + authorHandle.utf8.count + text.utf8.count + 64
+        for list in [mentions, hashtags, urls] where !list.isEmpty {
+            bytes += 32
+            for item in list { bytes += item.utf8.count + 16 }
+        }
+        return bytes
     }
 }

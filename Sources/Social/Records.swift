@@ -172,17 +172,24 @@ struct ChangeSet {
             for (key, value) in all[start..<end] {
                 if let value { batch.put(key, value) } else { batch.delete(key) }
             }
-            let lsn: UInt64
-            do { lsn = try tree.write(batch, waitForAcknowledgement: false) } catch { throw SocialError(error) }
-            // The tree has the batch: what the hydration caches derived from its keys goes (a
-            // tweet's counts when a counter key changed, its view when its record did).
-            for (key, _) in all[start..<end] {
-                if key.count == 17 && key[0] == KeySpace.counters.rawValue {
-                    db.tweetCountsCache.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
-                } else if key.count == 9 && key[0] == KeySpace.tweets.rawValue {
-                    db.tweetViews.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+            // Once the tree has the batch, what the hydration caches derived from its keys goes
+            // (a tweet's counts when a counter key changed, its view when its record did); also
+            // when the write failed, since it may have reached the memtable before the failure.
+            func invalidate() {
+                for (key, _) in all[start..<end] {
+                    if key.count == 17 && key[0] == KeySpace.counters.rawValue {
+                        db.tweetCountsCache.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                    } else if key.count == 9 && key[0] == KeySpace.tweets.rawValue {
+                        db.tweetViews.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                    }
                 }
             }
+            let lsn: UInt64
+            do { lsn = try tree.write(batch, waitForAcknowledgement: false) } catch {
+                invalidate()
+                throw SocialError(error)
+            }
+            invalidate()
             // In the tree: now the derived structures (see `Consumers`). Durable later: the
             // public call waits for the log before it answers (`SocialDB.acknowledged`).
             let applied: Result<Void, SocialError> = batch.encoded.withUnsafeBytes { payload in
@@ -215,6 +222,11 @@ struct TweetCounts: Sendable {
         self.replies = UInt32(clamping: replies)
         self.quotes = UInt32(clamping: quotes)
     }
+}
+
+extension TweetCounts: CacheCost {
+    /// Key and counts (24 bytes) plus the dictionary's slot and metadata.
+    var cacheBytes: Int { 64 }
 }
 
 typealias TweetCountsCache = IDCache<TweetCounts>

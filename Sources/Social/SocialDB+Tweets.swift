@@ -365,8 +365,10 @@ extension SocialDB {
                 guard let value else { continue }
                 let record: TweetRecord
                 do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
+                let id = ids[missing[k]]
+                guard record.id == id else { throw .io("storage: the record under tweet \(id) names tweet \(record.id)") }
                 let view = try self.view(of: record)
-                tweetViews.install(record.id, view, since: stamps[k])
+                tweetViews.install(id, view, since: stamps[k])
                 views[missing[k]] = view
             }
         }
@@ -441,6 +443,7 @@ extension SocialDB {
         if let view = tweetViews.lookup(id) { return view }
         let stamp = tweetViews.stamp(id)
         guard let record = try tweetRecord(id) else { return nil }
+        guard record.id == id else { throw .io("storage: the record under tweet \(id) names tweet \(record.id)") }
         let view = try self.view(of: record)
         tweetViews.install(id, view, since: stamp)
         return view

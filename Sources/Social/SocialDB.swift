@@ -29,9 +29,9 @@ public final class SocialDB: Sendable {
     /// record is applied to the derived structures, so they receive records in log order.
     let writer = ConditionLock()
     /// Tweets' counts as hydration reads them (see `TweetCounts`).
-    let tweetCountsCache = TweetCountsCache(maxEntries: 1_000_000)
+    let tweetCountsCache = TweetCountsCache(maxBytes: 64 << 20)
     /// Tweets as hydration builds them from their records, without counts or nested tweets
-    /// (`SocialOptions.tweetCacheEntries`; see `SocialDB.tweets(ids:)`).
+    /// (`SocialOptions.tweetCacheBytes`; see `SocialDB.tweets(ids:)`).
     let tweetViews: IDCache<Tweet>
     /// The derived structures that follow the log (home timelines).
     let consumers: Consumers
@@ -80,7 +80,7 @@ public final class SocialDB: Sendable {
         self.options = options
         self.ids = ids
         self.consumers = consumers
-        tweetViews = IDCache(maxEntries: options.tweetCacheEntries)
+        tweetViews = IDCache(maxBytes: options.tweetCacheBytes)
         rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 
@@ -268,7 +268,7 @@ public final class SocialDB: Sendable {
     }
 
     private static func figures<V>(_ s: IDCache<V>.Statistics) -> HydrationCacheStatistics {
-        HydrationCacheStatistics(entries: s.entries, hits: Int(clamping: s.hits), misses: Int(clamping: s.misses))
+        HydrationCacheStatistics(entries: s.entries, bytes: s.bytes, hits: Int(clamping: s.hits), misses: Int(clamping: s.misses))
     }
 
     // MARK: Reading records

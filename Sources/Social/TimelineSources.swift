@@ -45,11 +45,20 @@ final class UserNumbers: Sendable {
         return id
     }
 
+    /// The record of user `id` from the tree: nil when there is none, `corrupt` when it does
+    /// not decode (damage is reported, never taken for absence).
+    private func record(ofUser id: UInt64) throws(LSMError) -> UserRecord? {
+        guard let value = try tree.get(SocialKeys.user(id)) else { return nil }
+        guard let record = value.withUnsafeBytes({ UserRecord.decode($0) }) else {
+            throw .corrupt(file: "the record of user \(id)", detail: "does not decode")
+        }
+        return record
+    }
+
     /// The handle of the user with id `id`, or nil when there is none.
     func handle(ofUser id: UInt64) throws(LSMError) -> String? {
         if let handle = handles.withLock({ $0[id] }) { return handle }
-        guard let value = try tree.get(SocialKeys.user(id)),
-              let record = value.withUnsafeBytes({ UserRecord.decode($0) }) else { return nil }
+        guard let record = try record(ofUser: id) else { return nil }
         handles.withLock { if $0.count < Self.handlesMax { $0[id] = record.handle } }
         cache.withLock { $0.ids[record.number] = id; $0.numbers[id] = record.number }
         return record.handle
@@ -64,8 +73,7 @@ final class UserNumbers: Sendable {
 
     func number(ofUser id: UInt64) throws(LSMError) -> UInt32? {
         if let number = cache.withLock({ $0.numbers[id] }) { return number }
-        guard let value = try tree.get(SocialKeys.user(id)),
-              let record = value.withUnsafeBytes({ UserRecord.decode($0) }) else { return nil }
+        guard let record = try record(ofUser: id) else { return nil }
         cache.withLock { $0.ids[record.number] = id; $0.numbers[id] = record.number }
         return record.number
     }

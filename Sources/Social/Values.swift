@@ -98,13 +98,14 @@ public struct SocialStatistics: Sendable {
     public var periodicCheckpoints: Int
     /// The authors' recent items kept for rebuilds (`SocialOptions.authorCacheItems`).
     public var authorCache: AuthorCacheStatistics
-    /// The hydration caches: tweets' views (`SocialOptions.tweetCacheEntries`) and counts.
+    /// The hydration caches: tweets' views (`SocialOptions.tweetCacheBytes`) and counts.
     public var tweetCache: HydrationCacheStatistics
     public var countsCache: HydrationCacheStatistics
 }
 
 public struct HydrationCacheStatistics: Sendable {
     public var entries: Int
+    public var bytes: Int
     public var hits: Int
     public var misses: Int
 }
@@ -142,10 +143,11 @@ public struct SocialOptions: Sendable {
     /// Items of recently read authors kept in memory for home-timeline rebuilds (at most 128 an
     /// author, 32 bytes an item; see `AuthorItemsCache`). 0: none, every rebuild scans the tree.
     public var authorCacheItems: Int = 1_000_000
-    /// Tweets kept hydrated for page reads (author handle, conversation, mention handles
-    /// resolved; counts are kept apart), a few hundred bytes each. 0: none, every page decodes
-    /// its records.
-    public var tweetCacheEntries: Int = 200_000
+    /// Bytes of tweets kept hydrated for page reads (author handle, conversation, mention
+    /// handles resolved; counts are kept apart): about 300 bytes for a typical tweet, each
+    /// charged for its strings, and none above 1/256 of this. 0: none, every page decodes its
+    /// records.
+    public var tweetCacheBytes: Int = 64 << 20
     /// Per-user rate limits (off by default; `socialdb serve` uses `RateLimits.server`).
     public var rateLimits = RateLimits.off
     /// The cost of new password hashes (accounts).

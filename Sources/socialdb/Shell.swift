@@ -196,6 +196,7 @@ final class Shell {
                     ("author_cache_hits", .int(social.authorCache.hits)),
                     ("author_cache_misses", .int(social.authorCache.misses)),
                     ("tweet_cache_entries", .int(social.tweetCache.entries)),
+                    ("tweet_cache_bytes", .int(social.tweetCache.bytes)),
                     ("tweet_cache_hits", .int(social.tweetCache.hits)),
                     ("tweet_cache_misses", .int(social.tweetCache.misses)),
                     ("counts_cache_entries", .int(social.countsCache.entries)),
@@ -220,7 +221,7 @@ final class Shell {
             extraHuman += "\nauthor cache    \(a.authors) authors, \(a.items) items for rebuilds; \(a.hits) hits, \(a.misses) misses, "
                 + "\(a.evictions) evicted"
             let v = social.tweetCache, c = social.countsCache
-            extraHuman += "\ntweet cache     \(v.entries) tweets hydrated (\(v.hits) hits, \(v.misses) misses), "
+            extraHuman += "\ntweet cache     \(v.entries) tweets hydrated in \(v.bytes) bytes (\(v.hits) hits, \(v.misses) misses), "
                 + "\(c.entries) tweets' counts (\(c.hits) hits, \(c.misses) misses)"
             extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted; "
                 + "\(t.inactiveRingsDropped) inactive users' rings dropped"

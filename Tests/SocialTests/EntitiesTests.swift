@@ -31,4 +31,14 @@ import Testing
         #expect(u.mentions == ["bob"] && u.hashtags == ["café"] && u.urls == ["https://é.fr"])
         #expect(Entities("@abcdefghijklmnop").mentions.isEmpty, "16 characters is not a handle")
     }
+
+    /// The length check counts characters: CR LF is one, so 280 characters can be 281 bytes.
+    @Test func lengthsAtTheLimit() {
+        #expect((try? TextRules.checkTweet(String(repeating: "a", count: 280))) != nil)
+        #expect((try? TextRules.checkTweet(String(repeating: "a", count: 281))) == nil)
+        #expect((try? TextRules.checkTweet(String(repeating: "a", count: 278) + "\r\n")) != nil, "279 characters, 280 bytes")
+        #expect((try? TextRules.checkTweet(String(repeating: "a", count: 279) + "\r\n")) != nil, "280 characters, 281 bytes")
+        #expect((try? TextRules.checkTweet(String(repeating: "a", count: 280) + "\r\n")) == nil, "281 characters")
+        #expect((try? TextRules.checkTweet(" \t\r\n ")) == nil, "only white space")
+    }
 }

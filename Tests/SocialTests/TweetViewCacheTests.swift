@@ -25,9 +25,9 @@ import Testing
     /// single tweets, search and notifications are compared.
     @Test func cachedViewsGiveTheSameReadsAsRecords() throws {
         var cached = testOptions()
-        cached.tweetCacheEntries = 64 * 8
+        cached.tweetCacheBytes = 64 * 4096
         var uncached = testOptions()
-        uncached.tweetCacheEntries = 0
+        uncached.tweetCacheBytes = 0
         let a = try TestDatabase(options: cached)
         let b = try TestDatabase(options: uncached)
         let dbs = [a.db, b.db]
@@ -84,6 +84,44 @@ import Testing
         let stats = a.db.tweetViews.statistics
         #expect(stats.hits > 0 && stats.entries > 0, "\(stats)")
         #expect(b.db.tweetViews.statistics.entries == 0)
+    }
+
+    /// The caches are bounded in bytes: however many values go in, a shard stays within its
+    /// share, and a value too large for it is not kept.
+    @Test func theCacheStaysWithinItsBytes() {
+        let cache = IDCache<TweetCounts>(maxBytes: 64 * 1024)
+        for id in 0..<UInt64(50_000) { cache.install(id, TweetCounts(likes: 1, retweets: 0, replies: 0, quotes: 0), since: cache.stamp(id)) }
+        let stats = cache.statistics
+        #expect(stats.bytes <= 64 * 1024 && stats.entries > 500, "\(stats)")
+        let views = IDCache<Tweet>(maxBytes: 256 * 1024)
+        let big = Tweet(id: 1, authorID: 2, authorHandle: "a", createdAtMilliseconds: 0, text: String(repeating: "é", count: 1000),
+                        replyTo: nil, conversationID: 1, retweetOf: nil, quoteOf: nil, mentions: [], hashtags: [], urls: [],
+                        likeCount: 0, retweetCount: 0, replyCount: 0, quoteCount: 0)
+        views.install(1, big, since: views.stamp(1))
+        #expect(views.lookup(1) == nil, "a view above a quarter of its shard's 4 KiB is not kept")
+        var small = big
+        small.text = "hi"
+        views.install(1, small, since: views.stamp(1))
+        #expect(views.lookup(1)?.text == "hi")
+    }
+
+    /// A user record that does not decode is reported as damage (`io`), not as a missing user,
+    /// on the paths that resolve a handle from the caches.
+    @Test func aDamagedUserRecordIsIONotNotFound() throws {
+        let t = try TestDatabase()
+        let user = try t.db.createUser(handle: "damaged")
+        var batch = WriteBatch()
+        batch.put(SocialKeys.user(user.id), [0xFF, 1, 2])
+        _ = try t.db.engine.tree.write(batch)
+        for read in [{ _ = try t.db.home(handle: "damaged") }, { _ = try t.db.tweets(handle: "damaged") },
+                     { _ = try t.db.post(handle: "damaged", text: "x") }] as [() throws -> Void] {
+            do {
+                try read()
+                Issue.record("a damaged user record was read as data")
+            } catch let error as SocialError {
+                #expect(error.code == "io", "\(error)")
+            }
+        }
     }
 
     /// Two readers read a tweet (and a retweet of it) over and over while it is deleted: once

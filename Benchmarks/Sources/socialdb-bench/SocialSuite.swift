@@ -110,9 +110,9 @@ enum SocialChild {
         case "socialdb":
             var options = SocialOptions()
             options.sync = .interval(milliseconds: 100)
-            // For A/B runs of the hydration cache: SOCIALDB_BENCH_TWEET_CACHE=<entries>.
-            if let env = getenv("SOCIALDB_BENCH_TWEET_CACHE"), let entries = Int(String(cString: env)) {
-                options.tweetCacheEntries = entries
+            // For A/B runs of the hydration cache: SOCIALDB_BENCH_TWEET_CACHE=<bytes>.
+            if let env = getenv("SOCIALDB_BENCH_TWEET_CACHE"), let bytes = Int(String(cString: env)) {
+                options.tweetCacheBytes = bytes
             }
             var db = try SocialDB.open(at: work, options: options)
             let graph = try db.importFollows(path: data + "/follows.txt")

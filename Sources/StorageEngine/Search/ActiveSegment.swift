@@ -74,6 +74,12 @@ final class ActiveSegment: @unchecked Sendable {
         return term.withUTF8 { FrozenSegment.hashName($0.baseAddress, $0.count) }
     }
 
+    @inline(__always)
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { pa in b.withUTF8 { pb in pa.count == pb.count && pa.elementsEqual(pb) } }
+    }
+
     /// The index of `term` in `termStates`, or nil; with the table slot where it is or would go.
     @inline(__always)
     private func find(_ term: String, hash: UInt64) -> (index: Int?, slot: Int) {
@@ -83,7 +89,8 @@ final class ActiveSegment: @unchecked Sendable {
             if entry == 0 { return (nil, slot) }
             if entry & 0xFFFF_FFFF_0000_0000 == hash & 0xFFFF_FFFF_0000_0000 {
                 let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
-                if termNames[index] == term { return (index, slot) }
+                // Bytes, as the frozen segments compare names (not canonical equivalence).
+                if Self.sameBytes(termNames[index], term) { return (index, slot) }
             }
             slot = (slot + 1) & termTableMask
         }
