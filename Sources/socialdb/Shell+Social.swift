@@ -503,16 +503,26 @@ enum TimeFormat {
         }
     }
 
-    /// `2025-01-31T12:00:00.000Z` appended to a byte buffer (one per tweet of a JSON page).
+    /// `2025-01-31T12:00:00.000Z` appended to a byte buffer (one per tweet of a JSON page):
+    /// written digit by digit on the stack, appended in one copy.
     static func appendISO8601(_ milliseconds: UInt64, to out: inout [UInt8]) {
         let p = parts(milliseconds)
-        JSONBytes.appendDecimal(UInt64(p.year % 10_000), width: 4, to: &out); out.append(UInt8(ascii: "-"))
-        JSONBytes.appendDecimal(UInt64(p.month), width: 2, to: &out); out.append(UInt8(ascii: "-"))
-        JSONBytes.appendDecimal(UInt64(p.day), width: 2, to: &out); out.append(UInt8(ascii: "T"))
-        JSONBytes.appendDecimal(UInt64(p.hour), width: 2, to: &out); out.append(UInt8(ascii: ":"))
-        JSONBytes.appendDecimal(UInt64(p.minute), width: 2, to: &out); out.append(UInt8(ascii: ":"))
-        JSONBytes.appendDecimal(UInt64(p.second), width: 2, to: &out); out.append(UInt8(ascii: "."))
-        JSONBytes.appendDecimal(UInt64(p.millisecond), width: 3, to: &out); out.append(UInt8(ascii: "Z"))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+            var i = 0
+            func digits(_ value: Int, _ width: Int) {
+                var v = value
+                for k in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[i + k] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                    v /= 10
+                }
+                i += width
+            }
+            func byte(_ c: UInt8) { buffer[i] = c; i += 1 }
+            digits(p.year, 4); byte(UInt8(ascii: "-")); digits(p.month, 2); byte(UInt8(ascii: "-")); digits(p.day, 2)
+            byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
+            digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<i]))
+        }
     }
 
     /// `2025-01-31 12:00:00Z`
