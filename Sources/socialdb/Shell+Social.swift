@@ -4,7 +4,7 @@ import Social
 /// renderings of the answer (human text, and the JSON fields documented in Docs/SHELL.md).
 extension Shell {
     func social(_ verb: String, _ arguments: [Tokenizer.Word]) throws(SocialError) -> Response {
-        var args = Arguments(words: arguments, usage: commandInfo(verb)?.usage ?? verb)
+        var args = Arguments(words: arguments, verb: verb)
         switch verb {
         case "USER":
             let sub = try args.keyword(["ADD", "SHOW", "SET"])
@@ -88,8 +88,8 @@ extension Shell {
             try args.end()
             let tweets = try db.thread(id: id)
             let conversation = tweets.first?.conversationID ?? id
-            return .ok(fields: [("conversation_id", .string(String(conversation))), ("tweets", tweetsJSON(tweets))],
-                       human: tweetsText(tweets, empty: "(no tweets)"))
+            return .tweets(fields: [("conversation_id", .string(String(conversation))), ("tweets", .tweets(tweets))],
+                           list: tweets, more: nil, empty: "(no tweets)")
         case "FOLLOW", "UNFOLLOW":
             let follower = try args.word("follower")
             let followee = try args.word("followee")
@@ -116,16 +116,12 @@ extension Shell {
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
             let page = try db.tweets(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
-            var human = tweetsText(page.items, empty: "(no tweets)")
-            if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))], human: human)
+            return tweetPage(page)
         case "HOME":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
             let page = try db.home(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
-            var human = tweetsText(page.items, empty: "(no tweets)")
-            if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))], human: human)
+            return tweetPage(page)
         case "SEARCH":
             if let first = args.words.first, !first.quoted, first.text.uppercased() == "USERS" {
                 args.words.removeFirst()
@@ -142,10 +138,8 @@ extension Shell {
             let query = args.rawText()
             guard !query.isEmpty else { throw .syntax("missing <query> (usage: \(args.usage))") }
             let page = try db.search(query, limit: limit ?? SocialDB.pageLimitDefault, before: cursor)
-            var human = tweetsText(page.items, empty: "(no tweets)")
-            if let next = page.nextCursor { human += "\nmore: BEFORE \(next)" }
-            return .ok(fields: [("query", .string(query)), ("tweets", tweetsJSON(page.items)), ("next", cursorJSON(page.nextCursor))],
-                       human: human)
+            return .tweets(fields: [("query", .string(query)), ("tweets", .tweets(page.items)), ("next", cursorJSON(page.nextCursor))],
+                           list: page.items, more: page.nextCursor, empty: "(no tweets)")
         case "NOTIFICATIONS":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT"])
@@ -166,7 +160,7 @@ extension Shell {
             }
             return .ok(fields: [("notifications", .array(items.map { n in
                 .object([("id", .string(String(n.id))), ("kind", .string(n.kind.description)), ("actor", .string(n.actor.handle)),
-                         ("tweet", n.tweet.map(tweetJSON) ?? .null), ("created_at", .string(TimeFormat.iso8601(n.createdAtMilliseconds)))])
+                         ("tweet", n.tweet.map { .tweet($0) } ?? .null), ("created_at", .string(TimeFormat.iso8601(n.createdAtMilliseconds)))])
             }))], human: lines.isEmpty ? "(no notifications)" : lines.joined(separator: "\n"))
         case "TRENDS":
             let clauses = try args.clauses(["LIMIT"])
@@ -276,19 +270,28 @@ extension Shell {
     }
 
     private func tweetResponse(_ tweet: Tweet) -> Response {
-        .ok(fields: [("tweet", tweetJSON(tweet))], human: tweetText(tweet).joined(separator: "\n"))
+        .tweets(fields: [("tweet", .tweet(tweet))], list: [tweet], more: nil, empty: "")
+    }
+
+    /// A page of HOME or TWEETS: `tweets` and `next`, each form rendered only when asked for.
+    private func tweetPage(_ page: Page<Tweet>) -> Response {
+        .tweets(fields: [("tweets", .tweets(page.items)), ("next", cursorJSON(page.nextCursor))],
+                list: page.items, more: page.nextCursor, empty: "(no tweets)")
     }
 }
 
 /// The words after a verb, consumed left to right.
 struct Arguments {
     var words: [Tokenizer.Word]
-    let usage: String
+    let verb: String
 
-    init(words: [Tokenizer.Word], usage: String) {
+    init(words: [Tokenizer.Word], verb: String) {
         self.words = words
-        self.usage = usage
+        self.verb = verb
     }
+
+    /// The verb's usage line, for error messages (looked up only when one is made).
+    var usage: String { commandInfo(verb)?.usage ?? verb }
 
     mutating func word(_ name: String) throws(SocialError) -> String {
         guard !words.isEmpty else { throw .syntax("missing <\(name)> (usage: \(usage))") }
@@ -396,73 +399,40 @@ func userText(_ user: User) -> String {
 
 func cursorJSON(_ cursor: UInt64?) -> JSONValue { cursor.map { .string(String($0)) } ?? .null }
 
-func tweetJSON(_ tweet: Tweet) -> JSONValue {
-    func id(_ value: UInt64?) -> JSONValue { value.map { .string(String($0)) } ?? .null }
-    return .object([
-        ("id", .string(String(tweet.id))), ("author", .string(tweet.authorHandle)), ("author_id", .string(String(tweet.authorID))),
-        ("created_at", .string(TimeFormat.iso8601(tweet.createdAtMilliseconds))), ("text", .string(tweet.text)),
-        ("reply_to", id(tweet.replyTo)), ("conversation_id", .string(String(tweet.conversationID))),
-        ("retweet_of", id(tweet.retweetOf)), ("quote_of", id(tweet.quoteOf)),
-        ("mentions", .array(tweet.mentions.map { .string($0) })), ("hashtags", .array(tweet.hashtags.map { .string($0) })),
-        ("urls", .array(tweet.urls.map { .string($0) })),
-        ("likes", .int(tweet.likeCount)), ("retweets", .int(tweet.retweetCount)), ("replies", .int(tweet.replyCount)),
-        ("quotes", .int(tweet.quoteCount)),
-        ("retweeted", tweet.retweeted.map(tweetJSON) ?? .null), ("quoted", tweet.quoted.map(tweetJSON) ?? .null),
-    ])
-}
-
-/// A list of tweets as JSON, rendered directly into one string: the same text `tweetJSON`
-/// gives, without building a value per field (HOME, TWEETS, SEARCH and THREAD answer these).
-func tweetsJSON(_ tweets: [Tweet]) -> JSONValue {
-    var out = "["
-    out.reserveCapacity(tweets.reduce(2) { $0 + 420 + $1.text.utf8.count })
-    for (i, tweet) in tweets.enumerated() {
-        if i > 0 { out += "," }
-        renderTweetJSON(tweet, into: &out)
-    }
-    out += "]"
-    return .raw(out)
-}
-
-func renderTweetJSON(_ tweet: Tweet, into out: inout String) {
-    func id(_ value: UInt64?) {
-        if let value {
-            out += "\""
-            out += String(value)
-            out += "\""
-        } else {
-            out += "null"
+/// One tweet as a JSON object, written into `out` field by field (the fields of Docs/SHELL.md,
+/// in that order; a retweet or quote nests the original the same way).
+func renderTweetJSON(_ tweet: Tweet, into out: inout [UInt8]) {
+    func strings(_ values: [String], _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        var first = true
+        for value in values {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            JSONBytes.appendString(value, to: &out)
         }
+        out.append(UInt8(ascii: "]"))
     }
-    func strings(_ values: [String]) {
-        out += "["
-        for (i, value) in values.enumerated() {
-            if i > 0 { out += "," }
-            JSONValue.quote(value, into: &out)
-        }
-        out += "]"
-    }
-    out += "{\"id\":"; id(tweet.id)
-    out += ",\"author\":"; JSONValue.quote(tweet.authorHandle, into: &out)
-    out += ",\"author_id\":"; id(tweet.authorID)
-    out += ",\"created_at\":\""; out += TimeFormat.iso8601(tweet.createdAtMilliseconds)
-    out += "\",\"text\":"; JSONValue.quote(tweet.text, into: &out)
-    out += ",\"reply_to\":"; id(tweet.replyTo)
-    out += ",\"conversation_id\":"; id(tweet.conversationID)
-    out += ",\"retweet_of\":"; id(tweet.retweetOf)
-    out += ",\"quote_of\":"; id(tweet.quoteOf)
-    out += ",\"mentions\":"; strings(tweet.mentions)
-    out += ",\"hashtags\":"; strings(tweet.hashtags)
-    out += ",\"urls\":"; strings(tweet.urls)
-    out += ",\"likes\":"; out += String(tweet.likeCount)
-    out += ",\"retweets\":"; out += String(tweet.retweetCount)
-    out += ",\"replies\":"; out += String(tweet.replyCount)
-    out += ",\"quotes\":"; out += String(tweet.quoteCount)
-    out += ",\"retweeted\":"
-    if let retweeted = tweet.retweeted { renderTweetJSON(retweeted, into: &out) } else { out += "null" }
-    out += ",\"quoted\":"
-    if let quoted = tweet.quoted { renderTweetJSON(quoted, into: &out) } else { out += "null" }
-    out += "}"
+    JSONBytes.append("{\"id\":", to: &out); JSONBytes.appendID(tweet.id, to: &out)
+    JSONBytes.append(",\"author\":", to: &out); JSONBytes.appendString(tweet.authorHandle, to: &out)
+    JSONBytes.append(",\"author_id\":", to: &out); JSONBytes.appendID(tweet.authorID, to: &out)
+    JSONBytes.append(",\"created_at\":\"", to: &out); TimeFormat.appendISO8601(tweet.createdAtMilliseconds, to: &out)
+    JSONBytes.append("\",\"text\":", to: &out); JSONBytes.appendString(tweet.text, to: &out)
+    JSONBytes.append(",\"reply_to\":", to: &out); JSONBytes.appendID(tweet.replyTo, to: &out)
+    JSONBytes.append(",\"conversation_id\":", to: &out); JSONBytes.appendID(tweet.conversationID, to: &out)
+    JSONBytes.append(",\"retweet_of\":", to: &out); JSONBytes.appendID(tweet.retweetOf, to: &out)
+    JSONBytes.append(",\"quote_of\":", to: &out); JSONBytes.appendID(tweet.quoteOf, to: &out)
+    JSONBytes.append(",\"mentions\":", to: &out); strings(tweet.mentions, &out)
+    JSONBytes.append(",\"hashtags\":", to: &out); strings(tweet.hashtags, &out)
+    JSONBytes.append(",\"urls\":", to: &out); strings(tweet.urls, &out)
+    JSONBytes.append(",\"likes\":", to: &out); JSONBytes.appendInteger(tweet.likeCount, to: &out)
+    JSONBytes.append(",\"retweets\":", to: &out); JSONBytes.appendInteger(tweet.retweetCount, to: &out)
+    JSONBytes.append(",\"replies\":", to: &out); JSONBytes.appendInteger(tweet.replyCount, to: &out)
+    JSONBytes.append(",\"quotes\":", to: &out); JSONBytes.appendInteger(tweet.quoteCount, to: &out)
+    JSONBytes.append(",\"retweeted\":", to: &out)
+    if let retweeted = tweet.retweeted { renderTweetJSON(retweeted, into: &out) } else { JSONBytes.append("null", to: &out) }
+    JSONBytes.append(",\"quoted\":", to: &out)
+    if let quoted = tweet.quoted { renderTweetJSON(quoted, into: &out) } else { JSONBytes.append("null", to: &out) }
+    out.append(UInt8(ascii: "}"))
 }
 
 func tweetText(_ tweet: Tweet, indent: String = "") -> [String] {
@@ -530,6 +500,28 @@ enum TimeFormat {
             byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
             digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
             return i
+        }
+    }
+
+    /// `2025-01-31T12:00:00.000Z` appended to a byte buffer (one per tweet of a JSON page):
+    /// written digit by digit on the stack, appended in one copy.
+    static func appendISO8601(_ milliseconds: UInt64, to out: inout [UInt8]) {
+        let p = parts(milliseconds)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+            var i = 0
+            func digits(_ value: Int, _ width: Int) {
+                var v = value
+                for k in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[i + k] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                    v /= 10
+                }
+                i += width
+            }
+            func byte(_ c: UInt8) { buffer[i] = c; i += 1 }
+            digits(p.year, 4); byte(UInt8(ascii: "-")); digits(p.month, 2); byte(UInt8(ascii: "-")); digits(p.day, 2)
+            byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
+            digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<i]))
         }
     }
 

@@ -16,6 +16,11 @@ struct Tokenizer {
     }
 
     static func split(_ line: String) -> Result<[Word], Failure> {
+        // Most lines have no quote (every read the server answers): those are cut at spaces
+        // and tabs byte by byte, which gives the same words as the loop below, since the bytes
+        // of a multi-byte character are all >= 0x80 and so never a space, a tab or a quote.
+        var bytes = line
+        if let words = bytes.withUTF8({ plainWords($0) }) { return .success(words) }
         var words: [Word] = []
         var current = String.UnicodeScalarView()
         var inWord = false
@@ -57,5 +62,29 @@ struct Tokenizer {
         if inQuotes { return .failure(.unterminatedQuote) }
         if inWord { words.append(Word(text: String(current), quoted: quoted)) }
         return .success(words)
+    }
+
+    /// The words of a line without a `"`, each made from its bytes (a word of up to 15 bytes
+    /// is a small String, stored inline); nil when the line has a quote.
+    private static func plainWords(_ bytes: UnsafeBufferPointer<UInt8>) -> [Word]? {
+        var words: [Word] = []
+        words.reserveCapacity(8)
+        var wordStart = -1
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
+            if byte == UInt8(ascii: "\"") { return nil }
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                if wordStart >= 0 {
+                    words.append(Word(text: String(decoding: UnsafeBufferPointer(rebasing: bytes[wordStart..<i]), as: UTF8.self), quoted: false))
+                    wordStart = -1
+                }
+            } else if wordStart < 0 {
+                wordStart = i
+            }
+        }
+        if wordStart >= 0 {
+            words.append(Word(text: String(decoding: UnsafeBufferPointer(rebasing: bytes[wordStart..<bytes.count]), as: UTF8.self), quoted: false))
+        }
+        return words
     }
 }

@@ -42,8 +42,8 @@ import Testing
         for h in handles.prefix(3) { #expect(shell.execute("USER ADD \(h)")?.isError == false) }
         var tweetIDs: [String] = []
         for (i, h) in handles.prefix(3).enumerated() {
-            if case .ok(let fields, _)? = shell.execute("POST \(h) \"tweet \(i) #tag @alice\"") {
-                if case .object(let tweet)? = fields.first?.1, case .string(let id)? = tweet.first?.1 { tweetIDs.append(id) }
+            if case .tweet(let tweet)? = shell.execute("POST \(h) \"tweet \(i) #tag @alice\"")?.fields?.first?.1 {
+                tweetIDs.append(String(tweet.id))
             }
         }
         #expect(tweetIDs.count == 3)
@@ -109,9 +109,8 @@ import Testing
                 accepted += 1
             }
             // Keep some ids of new tweets to aim at.
-            if case .ok(let fields, _) = response, case .object(let tweet)? = fields.first(where: { $0.0 == "tweet" })?.1,
-               case .string(let id)? = tweet.first?.1, tweetIDs.count < 40 {
-                tweetIDs.append(id)
+            if case .tweet(let tweet)? = response.fields?.first(where: { $0.0 == "tweet" })?.1, tweetIDs.count < 40 {
+                tweetIDs.append(String(tweet.id))
             }
         }
         print("ShellFuzzTests: \(accepted) accepted, \(rejected) rejected")

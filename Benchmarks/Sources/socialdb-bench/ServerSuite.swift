@@ -71,8 +71,11 @@ struct ServerSuite {
         getenv("SOCIALDB_BENCH_SYNC").map { String(cString: $0) } ?? "off"
     }
 
-    /// `.build/release/socialdb` of the root package, found from this file's place in the checkout.
+    /// `.build/release/socialdb` of the root package, found from this file's place in the checkout;
+    /// `SOCIALDB_BENCH_SERVER_BINARY=path` runs another build instead (to compare two builds
+    /// side by side on a loaded machine).
     static func defaultBinary() -> String {
+        if let path = getenv("SOCIALDB_BENCH_SERVER_BINARY") { return String(cString: path) }
         var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
         // .../Benchmarks/Sources/socialdb-bench/ServerSuite.swift -> ...
         if parts.count > 4 { parts.removeLast(4) }

@@ -127,6 +127,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let outputBytesMax = limits.batchOutputBytesMax
         let job = pool.runIfActive(eventLoop: context.eventLoop) { () -> JobResult in
             var output: [UInt8] = []
+            // About one page of tweets per line: the buffer grows once or twice, not a dozen times.
+            output.reserveCapacity(min(batch.count * 4096, 64 * 1024))
             let (consumed, quit) = session.run(batch[...], into: &output, outputBytesMax: outputBytesMax)
             return JobResult(output: output, consumed: consumed, quit: quit)
         }

@@ -108,12 +108,12 @@ final class Session: @unchecked Sendable {
     /// with `.` given one more, then a line `.` (as SMTP ends a message), so a client knows
     /// where a response of several lines ends.
     func append(_ response: Response, to output: inout [UInt8]) {
-        let text = response.render(json: json)
         if json {
-            output.append(contentsOf: text.utf8)
+            response.appendJSON(to: &output)
             output.append(10)
             return
         }
+        let text = response.humanText
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             if line.first == "." { output.append(UInt8(ascii: ".")) }
             output.append(contentsOf: line.utf8)
