@@ -26,23 +26,31 @@ struct GraphFollowerSource: FollowerSource {
 /// on every item, and for hydrating tweets (the author's and mentioned users' handles).
 final class UserNumbers: Sendable {
     let tree: LSMTree
-    private let cache = Mutex<(ids: [UInt32: UInt64], numbers: [UInt64: UInt32])>(([:], [:]))
-    private let handles = Mutex<[UInt64: String]>([:])
+    // Striped (16 ways by key): many connections resolve users at once, and one mutex per map
+    // made them queue behind whichever holder the scheduler had preempted.
+    private let ids = StripedMap<UInt32, UInt64>()
+    private let numbers = StripedMap<UInt64, UInt32>()
+    private let handles = StripedMap<UInt64, String>()
     /// Handles cached at most (about 60 bytes each); past it lookups read the tree.
     static let handlesMax = 2_000_000
 
     /// Folded handle → user id (only handles that exist: a later user may take a handle
     /// absent now).
-    private let idsByHandle = Mutex<[String: UInt64]>([:])
+    private let idsByHandle = StripedMap<String, UInt64>()
 
     init(tree: LSMTree) { self.tree = tree }
 
     /// The id of the user whose folded handle is `folded`, or nil when there is none.
     func id(ofFoldedHandle folded: String) throws(LSMError) -> UInt64? {
-        if let id = idsByHandle.withLock({ $0[folded] }) { return id }
+        if let id = idsByHandle[folded] { return id }
         guard let id = try tree.get(SocialKeys.handle(folded))?.u64 else { return nil }
-        idsByHandle.withLock { if $0.count < Self.handlesMax { $0[folded] = id } }
+        idsByHandle.set(folded, id, limit: Self.handlesMax)
         return id
+    }
+
+    private func remember(id: UInt64, number: UInt32) {
+        ids.set(number, id, limit: .max)
+        numbers.set(id, number, limit: .max)
     }
 
     /// The record of user `id` from the tree: nil when there is none, `corrupt` when it does
@@ -57,24 +65,24 @@ final class UserNumbers: Sendable {
 
     /// The handle of the user with id `id`, or nil when there is none.
     func handle(ofUser id: UInt64) throws(LSMError) -> String? {
-        if let handle = handles.withLock({ $0[id] }) { return handle }
+        if let handle = handles[id] { return handle }
         guard let record = try record(ofUser: id) else { return nil }
-        handles.withLock { if $0.count < Self.handlesMax { $0[id] = record.handle } }
-        cache.withLock { $0.ids[record.number] = id; $0.numbers[id] = record.number }
+        handles.set(id, record.handle, limit: Self.handlesMax)
+        remember(id: id, number: record.number)
         return record.handle
     }
 
     func id(ofNumber number: UInt32) throws(LSMError) -> UInt64? {
-        if let id = cache.withLock({ $0.ids[number] }) { return id }
+        if let id = ids[number] { return id }
         guard let id = try tree.get(SocialKeys.number(number))?.u64 else { return nil }
-        cache.withLock { $0.ids[number] = id; $0.numbers[id] = number }
+        remember(id: id, number: number)
         return id
     }
 
     func number(ofUser id: UInt64) throws(LSMError) -> UInt32? {
-        if let number = cache.withLock({ $0.numbers[id] }) { return number }
+        if let number = numbers[id] { return number }
         guard let record = try record(ofUser: id) else { return nil }
-        cache.withLock { $0.ids[record.number] = id; $0.numbers[id] = record.number }
+        remember(id: id, number: record.number)
         return record.number
     }
 }
@@ -331,3 +339,24 @@ final class AuthorItemsCache: Sendable {
 }
 
 typealias HomeTimelines = TimelineStore<GraphFollowerSource, TweetStoreSource>
+
+/// A dictionary split over 16 mutexes by the key's hash, for read-mostly caches that many
+/// threads probe at once.
+final class StripedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    final class Stripe: Sendable {
+        let state = Mutex<[Key: Value]>([:])
+    }
+
+    private let stripes: [Stripe] = (0..<16).map { _ in Stripe() }
+
+    @inline(__always)
+    private func stripe(_ key: Key) -> Stripe { stripes[key.hashValue & 15] }
+
+    subscript(key: Key) -> Value? { stripe(key).state.withLock { $0[key] } }
+
+    /// Keeps `value` unless the stripe already holds `limit / 16` entries.
+    func set(_ key: Key, _ value: Value, limit: Int) {
+        let perStripe = limit == .max ? Int.max : limit / 16
+        stripe(key).state.withLock { if $0.count < perStripe || $0[key] != nil { $0[key] = value } }
+    }
+}
