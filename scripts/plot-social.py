@@ -143,7 +143,7 @@ def main():
         throughput(run, os.path.join(directory, f"social-throughput-{scale}.png"))
         latency(run, os.path.join(directory, f"social-latency-{scale}.png"))
     sweep(runs, os.path.join(directory, "social-scale.png"))
-    print(f"wrote charts for {', '.join(sorted(runs, key=ORDER.index))} into {directory}")
+    print(f"wrote charts for {', '.join(sorted(runs, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER)))} into {directory}")
     return 0
 
 
