@@ -66,7 +66,7 @@ import Glibc
             let lastVersion = version
             // The writer: 400 batches of 16 keys, each a new version (a flush every few batches).
             spawn {
-                var rng = SplitMix64(seed: UInt64(round) * 7919 + 1)
+                var rng = SeededRandom(seed: UInt64(round) * 7919 + 1)
                 for v in firstVersion...lastVersion {
                     var batch = WriteBatch()
                     var written: [UInt64] = []
@@ -97,7 +97,7 @@ import Glibc
             // Readers: multi-gets of 48 random keys and single gets, checked against the floors.
             for r in 0..<3 {
                 spawn {
-                    var rng = SplitMix64(seed: UInt64(round * 10 + r) &* 104_729 &+ 17)
+                    var rng = SeededRandom(seed: UInt64(round * 10 + r) &* 104_729 &+ 17)
                     var passes = 0
                     while writing.load(ordering: .acquiring) || passes < 20 {
                         passes += 1
@@ -168,18 +168,5 @@ final class Floors: Sendable {
     func slot(_ i: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
         precondition(i >= 0 && i < count)
         return slots + i
-    }
-}
-
-/// A seeded generator for the stress threads (each its own).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -524,25 +524,21 @@ public final class GraphStore: @unchecked Sendable {
     /// lock, into a stack buffer; `body` runs after the section (it may call back in).
     @inlinable
     public func forEachFollower(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
-        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
-            let n = smallBaseList(followers: true, user, into: buffer.baseAddress!)
-            if n >= 0 {
-                var i = 0
-                while i < n {
-                    try body(buffer[i])
-                    i &+= 1
-                }
-                return
-            }
-            try Self.forEach(followersView(user), body)
-        }
+        try forEach(followers: true, of: user, body)
     }
 
     /// Calls `body` with every user `user` follows, in increasing order, without allocating.
     @inlinable
     public func forEachFollowing(of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
+        try forEach(followers: false, of: user, body)
+    }
+
+    /// Both `forEach` directions: a short list with no pending changes decoded into a stack
+    /// block in one read section, else the locked view.
+    @inlinable
+    func forEach(followers: Bool, of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
         try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
-            let n = smallBaseList(followers: false, user, into: buffer.baseAddress!)
+            let n = smallBaseList(followers: followers, user, into: buffer.baseAddress!)
             if n >= 0 {
                 var i = 0
                 while i < n {
@@ -551,7 +547,7 @@ public final class GraphStore: @unchecked Sendable {
                 }
                 return
             }
-            try Self.forEach(followingView(user), body)
+            try Self.forEach(followers ? followersView(user) : followingView(user), body)
         }
     }
 
