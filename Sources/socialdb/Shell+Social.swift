@@ -484,45 +484,35 @@ enum TimeFormat {
     /// `2025-01-31T12:00:00.000Z`, written digit by digit into one 24-byte string (the server
     /// renders one per tweet of every page).
     static func iso8601(_ milliseconds: UInt64) -> String {
-        let p = parts(milliseconds)
-        return String(unsafeUninitializedCapacity: 24) { buffer in
-            var i = 0
-            func digits(_ value: Int, _ width: Int) {
-                var v = value
-                for k in stride(from: width - 1, through: 0, by: -1) {
-                    buffer[i + k] = UInt8(48 + v % 10)
-                    v /= 10
-                }
-                i += width
-            }
-            func byte(_ c: UInt8) { buffer[i] = c; i += 1 }
-            digits(p.year, 4); byte(UInt8(ascii: "-")); digits(p.month, 2); byte(UInt8(ascii: "-")); digits(p.day, 2)
-            byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
-            digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
-            return i
+        String(unsafeUninitializedCapacity: 24) { writeISO8601(milliseconds, into: $0) }
+    }
+
+    /// `iso8601` appended to a byte buffer (one per tweet of a JSON page): written on the stack,
+    /// appended in one copy.
+    static func appendISO8601(_ milliseconds: UInt64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+            let count = writeISO8601(milliseconds, into: buffer)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<count]))
         }
     }
 
-    /// `2025-01-31T12:00:00.000Z` appended to a byte buffer (one per tweet of a JSON page):
-    /// written digit by digit on the stack, appended in one copy.
-    static func appendISO8601(_ milliseconds: UInt64, to out: inout [UInt8]) {
+    /// Writes the 24 bytes of `iso8601` into `buffer` (room for 24) and returns 24.
+    private static func writeISO8601(_ milliseconds: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let p = parts(milliseconds)
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
-            var i = 0
-            func digits(_ value: Int, _ width: Int) {
-                var v = value
-                for k in stride(from: width - 1, through: 0, by: -1) {
-                    buffer[i + k] = UInt8(truncatingIfNeeded: 48 + v % 10)
-                    v /= 10
-                }
-                i += width
+        var i = 0
+        func digits(_ value: Int, _ width: Int) {
+            var v = value
+            for k in stride(from: width - 1, through: 0, by: -1) {
+                buffer[i + k] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                v /= 10
             }
-            func byte(_ c: UInt8) { buffer[i] = c; i += 1 }
-            digits(p.year, 4); byte(UInt8(ascii: "-")); digits(p.month, 2); byte(UInt8(ascii: "-")); digits(p.day, 2)
-            byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
-            digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<i]))
+            i += width
         }
+        func byte(_ c: UInt8) { buffer[i] = c; i += 1 }
+        digits(p.year, 4); byte(UInt8(ascii: "-")); digits(p.month, 2); byte(UInt8(ascii: "-")); digits(p.day, 2)
+        byte(UInt8(ascii: "T")); digits(p.hour, 2); byte(UInt8(ascii: ":")); digits(p.minute, 2); byte(UInt8(ascii: ":"))
+        digits(p.second, 2); byte(UInt8(ascii: ".")); digits(p.millisecond, 3); byte(UInt8(ascii: "Z"))
+        return i
     }
 
     /// `2025-01-31 12:00:00Z`

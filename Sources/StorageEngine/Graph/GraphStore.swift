@@ -592,33 +592,29 @@ public final class GraphStore: @unchecked Sendable {
     /// previous page), in increasing order.
     /// Takes no lock unless `user` has overlay entries.
     public func followers(of user: UInt32, after: UInt32? = nil, limit: Int) -> [UInt32] {
-        guard limit > 0 else { return [] }
-        let slot = ReadSections.current()
-        slot.enter()
-        let view = published.load(ordering: .acquiring)
-        if view.pointee.isClean(followers: user) {
-            let result = Self.basePage(view.pointee.followers, user, after: after, limit: limit)
-            slot.exit()
-            return result
-        }
-        slot.exit()
-        return page(followersView(user), after: after, limit: limit)
+        page(followers: true, of: user, after: after, limit: limit)
     }
 
     /// Up to `limit` users `user` follows greater than `after`, in increasing order.
     /// Takes no lock unless `user` has overlay entries.
     public func following(of user: UInt32, after: UInt32? = nil, limit: Int) -> [UInt32] {
+        page(followers: false, of: user, after: after, limit: limit)
+    }
+
+    /// Both page directions: the base list inside one read section when `user` has no pending
+    /// change in that direction, else the locked view.
+    private func page(followers: Bool, of user: UInt32, after: UInt32?, limit: Int) -> [UInt32] {
         guard limit > 0 else { return [] }
         let slot = ReadSections.current()
         slot.enter()
         let view = published.load(ordering: .acquiring)
-        if view.pointee.isClean(following: user) {
-            let result = Self.basePage(view.pointee.following, user, after: after, limit: limit)
+        if followers ? view.pointee.isClean(followers: user) : view.pointee.isClean(following: user) {
+            let result = Self.basePage(followers ? view.pointee.followers : view.pointee.following, user, after: after, limit: limit)
             slot.exit()
             return result
         }
         slot.exit()
-        return page(followingView(user), after: after, limit: limit)
+        return page(followers ? followersView(user) : followingView(user), after: after, limit: limit)
     }
 
     /// A page of a base list (the caller keeps the base alive): one array of the page's size,
