@@ -148,7 +148,7 @@ struct ChangeSet {
         counterDeltas[key, default: 0] += delta
     }
 
-    /// Writes the changes (the caller holds the writer lock): counters first (read now, under the caller's writer lock, and
+    /// Writes the changes (the caller holds the writer lock, in `SocialDB.writing`): counters first (read now, under the caller's writer lock, and
     /// written as their new values), then the entries in the order given, as one batch, or
     /// as several of at most `entriesPerBatchMax` when a delete cleans up that much (the first
     /// batch then holds the counters and the first entries, which callers make the visible part).
@@ -190,14 +190,10 @@ struct ChangeSet {
                 throw SocialError(error)
             }
             invalidate()
-            // In the tree: now the derived structures (see `Consumers`). Durable later: the
-            // public call waits for the log before it answers (`SocialDB.acknowledged`).
-            let applied: Result<Void, SocialError> = batch.encoded.withUnsafeBytes { payload in
-                do throws(SocialError) {
-                    return .success(try db.consumers.apply(recordAt: lsn, type: tree.options.logRecordType, payload: payload))
-                } catch { return .failure(error) }
-            }
-            try applied.get()
+            // In the tree: now the derived structures, in log order, after the writer lock is
+            // released (see `SocialDB.writing`). Durable later: the public call waits for the
+            // log before it answers (`SocialDB.acknowledged`).
+            db.consumers.enqueue(lsn: lsn, type: tree.options.logRecordType, payload: batch.encoded)
             start = end
         }
     }

@@ -39,7 +39,7 @@ extension SocialDB {
                 id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
                 if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
             }
-            let (record, stamps) = try writer.withLock { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
+            let (record, stamps) = try writing { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 // The tweets replied to or quoted may be deleted meanwhile: read under the lock.
                 let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
                 let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
@@ -65,7 +65,7 @@ extension SocialDB {
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
         try answering { () throws(SocialError) -> Tweet in
             try admitWrite(handle, .post)
-            let (record, stamps) = try writer.withLock { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
+            let (record, stamps) = try writing { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 let user = try userRecord(handle: handle)
                 let original = try target(tweet)
                 if try retweetID(of: original.id, by: user.id) != nil {
@@ -134,7 +134,7 @@ extension SocialDB {
     public func unretweet(handle: String, tweet: UInt64) throws(SocialError) -> UInt64 {
         try answering { () throws(SocialError) -> UInt64 in
             try admitWrite(handle)
-            return try writer.withLock { () throws(SocialError) -> UInt64 in
+            return try writing { () throws(SocialError) -> UInt64 in
                 let user = try userRecord(handle: handle)
                 let original = try target(tweet)
                 guard let retweet = try retweetID(of: original.id, by: user.id) else {
@@ -164,7 +164,7 @@ extension SocialDB {
     private func setLike(handle: String, tweet: UInt64, liked: Bool) throws(SocialError) -> Tweet {
         try answering { () throws(SocialError) -> Tweet in
             try admitWrite(handle, liked ? .like : .other)
-            let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+            let record = try writing { () throws(SocialError) -> TweetRecord in
                 let user = try userRecord(handle: handle)
                 let record = try target(tweet)
                 let key = Keys.two(.likes, record.id, user.id)
@@ -196,7 +196,7 @@ extension SocialDB {
     public func delete(handle: String, tweet id: UInt64) throws(SocialError) {
         try answering { () throws(SocialError) in
             try admitWrite(handle)
-            try writer.withLock { () throws(SocialError) in
+            try writing { () throws(SocialError) in
                 let user = try userRecord(handle: handle)
                 guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
                 guard record.author == user.id else {
@@ -210,7 +210,7 @@ extension SocialDB {
                     try removeTweet(record, into: &changes)
                 }
                 try changes.commit(to: self)
-                if record.retweetOf == nil { consumers.forgetTrends(of: record) }
+                if record.retweetOf == nil { consumers.exclusively { consumers.forgetTrends(of: record) } }
             }
         }
     }

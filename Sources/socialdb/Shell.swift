@@ -214,6 +214,9 @@ final class Shell {
                     ("applied_lsn", .string(String(q.appliedLSN >> 12))),
                 ])),
                 ("periodic_checkpoints", .int(social.periodicCheckpoints)),
+                ("apply_pending", .int(social.pendingApplies)),
+                ("apply_combined", .int(social.combinedApplies)),
+                ("apply_drains", .int(social.applyDrains)),
             ]
             extraHuman += "\ntimelines       \(t.rings) rings, \(t.entries) entries, \(t.ringBytes) bytes; \(t.pushes) pushes, "
                 + "\(t.celebrityPosts) celebrity posts, \(t.mergesAtRead) merges at read, \(t.rebuilds) rebuilds"
@@ -228,6 +231,8 @@ final class Shell {
             extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "
                 + "\(q.frozenSegments) frozen segments (\(q.frozenFileBytes) bytes), \(q.tombstones) tombstones"
             extraHuman += "\ncheckpoints     \(social.periodicCheckpoints) periodic since open"
+            extraHuman += "\napply pipeline  \(social.pendingApplies) records waiting, \(social.combinedApplies) applied by another writer, "
+                + "\(social.applyDrains) drains"
         }
         let allFields = fields + extra
         var human = """
