@@ -46,11 +46,11 @@ final class Consumers: Sendable {
     }
 
     /// Opens every consumer from its checkpoint and replays the log after it.
-    static func open(engine: Engine, options: SocialOptions) throws(SocialError) -> Consumers {
+    static func open(engine: Engine, options: SocialOptions, tweetViews: IDCache<Tweet>) throws(SocialError) -> Consumers {
         let users = UserNumbers(tree: engine.tree)
         let failure = FailureNote()
         let recent = AuthorItemsCache(maxItems: max(0, options.authorCacheItems))
-        let tweetSource = TweetStoreSource(tree: engine.tree, users: users, failure: failure, recent: recent)
+        let tweetSource = TweetStoreSource(tree: engine.tree, users: users, failure: failure, recent: recent, views: tweetViews)
         let log = engine.log
         let lastLSN = log.nextSequenceNumber - 1
         let directory = engine.directory + "/timeline"

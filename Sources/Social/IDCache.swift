@@ -64,6 +64,13 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
         }
     }
 
+    /// Whether `id` is cached, without copying its value or counting a hit or miss.
+    @inline(__always)
+    func contains(_ id: UInt64) -> Bool {
+        guard enabled else { return false }
+        return shard(id).state.withLock { $0.values[id] != nil }
+    }
+
     /// The generation to pass to `install` for `id`: take it before reading the tree.
     @inline(__always)
     func stamp(_ id: UInt64) -> UInt64 {

@@ -67,21 +67,22 @@ public final class SocialDB: Sendable {
         let ids = SnowflakeGenerator(node: options.node, floor: largest > 0 ? Snowflake(rawValue: largest) : nil,
                                      wallClockMilliseconds: options.wallClockMilliseconds)
         let consumers: Consumers
+        let tweetViews = IDCache<Tweet>(maxBytes: options.tweetCacheBytes)
         do {
-            consumers = try Consumers.open(engine: engine, options: options)
+            consumers = try Consumers.open(engine: engine, options: options, tweetViews: tweetViews)
         } catch {
             try? engine.close()
             throw error
         }
-        return SocialDB(engine: engine, options: options, ids: ids, consumers: consumers)
+        return SocialDB(engine: engine, options: options, ids: ids, consumers: consumers, tweetViews: tweetViews)
     }
 
-    private init(engine: Engine, options: Options, ids: SnowflakeGenerator, consumers: Consumers) {
+    private init(engine: Engine, options: Options, ids: SnowflakeGenerator, consumers: Consumers, tweetViews: IDCache<Tweet>) {
         self.engine = engine
         self.options = options
         self.ids = ids
         self.consumers = consumers
-        tweetViews = IDCache(maxBytes: options.tweetCacheBytes)
+        self.tweetViews = tweetViews
         rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 
