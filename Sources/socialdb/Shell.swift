@@ -160,6 +160,7 @@ final class Shell {
                 ("record_cache_entries", .int(tree.recordCacheEntries)),
                 ("record_cache_hits", .int(Int(tree.recordCacheHits))),
                 ("record_cache_misses", .int(Int(tree.recordCacheMisses))),
+                ("mmap_fallbacks", .int(tree.mmapFallbacks)),
             ])),
             ("users", .int(users)),
             ("graph", .object([
@@ -250,6 +251,9 @@ final class Shell {
         let recordLookups = tree.recordCacheHits + tree.recordCacheMisses
         human += "\nrecord cache    \(tree.recordCacheBytes) bytes, \(tree.recordCacheEntries) records, \(tree.recordCacheHits) hits, "
             + "\(tree.recordCacheMisses) misses (\(formatRatio(recordLookups == 0 ? 0 : Double(tree.recordCacheHits) * 100 / Double(recordLookups)))%)"
+        if let reason = tree.lastMmapFallback {
+            human += "\nwarning         \(tree.mmapFallbacks) table(s) not mapped, read with the block cache (last: \(reason))"
+        }
         human += "\nusers           \(users)"
         human += "\ngraph           \(graph.edges) edges (\(graph.baseEdges) in base generation \(graph.baseGeneration), \(graph.baseFileBytes) bytes, "
             + "\(formatRatio(graph.following.bitsPerEdge)) bits/edge); overlay \(graph.overlayEntries) changes, \(graph.overlayBytes) bytes"
