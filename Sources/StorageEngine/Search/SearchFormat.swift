@@ -389,7 +389,8 @@ struct SegmentBuilder {
     private(set) var documentCount = 0
     private(set) var termCount = 0
     private(set) var postingCount = 0
-    private var lastName: [UInt8]?
+    /// The previous term's name: `names[lastNameStart...]` (none while `termCount` is 0).
+    private var lastNameStart = 0
     private var blockOffsets: [UInt32] = []
 
     init(number: UInt64) { self.number = number }
@@ -404,9 +405,16 @@ struct SegmentBuilder {
     /// posting i, its positions `positionValues[positionStarts[i] ..< positionStarts[i+1]]`
     /// (increasing; the last posting's run ends at the end of `positionValues`).
     mutating func addTerm(_ name: [UInt8], docs: [UInt32], positionStarts: [Int], positionValues: [UInt32]) {
+        name.withUnsafeBytes { addTerm($0, docs: docs, positionStarts: positionStarts, positionValues: positionValues) }
+    }
+
+    mutating func addTerm(_ name: UnsafeRawBufferPointer, docs: [UInt32], positionStarts: [Int], positionValues: [UInt32]) {
         precondition(!docs.isEmpty && docs.count == positionStarts.count, "a term needs postings")
-        if let lastName { precondition(lastName.lexicographicallyPrecedes(name), "terms must be added in increasing byte order") }
-        lastName = name
+        if termCount > 0 {
+            let ordered = names.withUnsafeBytes { FrozenSegment.compare(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
+            precondition(ordered, "terms must be added in increasing byte order")
+        }
+        lastNameStart = names.count
         let postingsOffset = postings.count
         let positionsOffset = positions.count
         blockOffsets.removeAll(keepingCapacity: true)

@@ -173,39 +173,58 @@ public final class SearchIndex: @unchecked Sendable {
     /// The terms a tweet is indexed under: its text's, then `from:`, `is:` and any hashtags or
     /// URL hosts of the record that the text does not show.
     public static func terms(of tweet: TweetRecord, authorHandle: String?) -> [SearchToken] {
-        var tokens = SearchTokenizer.tokenize(tweet.text)
-        var position = (tokens.last?.position ?? 0) + (tokens.isEmpty ? 0 : 1)
-        func add(_ term: String) {
-            tokens.append(SearchToken(term: term, position: position))
+        let packed = packedTerms(of: tweet, authorHandle: authorHandle)
+        return (0..<packed.count).map { SearchToken(term: packed.string($0), position: packed.position($0)) }
+    }
+
+    /// `terms(of:authorHandle:)` as the indexer takes them (bytes, no String per term).
+    static func packedTerms(of tweet: TweetRecord, authorHandle: String?) -> PackedTerms {
+        var terms = PackedTerms()
+        SearchTokenizer.tokenize(tweet.text, into: &terms, forQuery: false)
+        var position = terms.count == 0 ? 0 : terms.position(terms.count - 1) + 1
+        if let authorHandle {
+            terms.appendFrom(authorHandle, position: position)
             position += 1
         }
-        if let authorHandle { add(SearchQuery.fromTerm(authorHandle)) }
-        if tweet.replyTo != nil { add(SearchQuery.replyTerm) }
-        if tweet.retweetOf != nil { add(SearchQuery.retweetTerm) }
-        if tweet.quoteOf != nil { add(SearchQuery.quoteTerm) }
+        if tweet.replyTo != nil {
+            terms.append(SearchQuery.replyTerm, position: position)
+            position += 1
+        }
+        if tweet.retweetOf != nil {
+            terms.append(SearchQuery.retweetTerm, position: position)
+            position += 1
+        }
+        if tweet.quoteOf != nil {
+            terms.append(SearchQuery.quoteTerm, position: position)
+            position += 1
+        }
         for tag in tweet.hashtags {
             var body = Substring(tag)
             while body.hasPrefix("#") { body = body.dropFirst() }
             let folded = SearchTokenizer.foldWord(body)
             if folded.isEmpty { continue }
             let tag = "#" + folded
-            if tokens.contains(where: { $0.term == tag }) { continue }
-            tokens.append(SearchToken(term: tag, position: position))
-            add(folded)
+            if terms.contains(tag) { continue }
+            terms.append(tag, position: position)
+            terms.append(folded, position: position)
+            position += 1
         }
         for url in tweet.urls {
             var found: [SearchToken] = []
             SearchTokenizer.tokenize(url, into: &found, forQuery: true)
-            for token in found where token.term.hasPrefix("url:") && !tokens.contains(where: { $0.term == token.term }) { add(token.term) }
+            for token in found where token.term.hasPrefix("url:") && !terms.contains(token.term) {
+                terms.append(token.term, position: position)
+                position += 1
+            }
         }
-        return tokens
+        return terms
     }
 
     /// Indexes a tweet; searchable by the next query. Returns false when ignored (LSN already
     /// applied, or the id already indexed or deleted).
     @discardableResult
     public func add(tweet: TweetRecord, authorHandle: String?, lsn: UInt64) -> Bool {
-        let tokens = Self.terms(of: tweet, authorHandle: authorHandle)
+        let terms = Self.packedTerms(of: tweet, authorHandle: authorHandle)
         let (added, sealedOne) = lock.withWriteLock { () -> (Bool, Bool) in
             if lsn != 0 && lsn <= applied { return (false, false) }
             applied = max(applied, lsn)
@@ -220,7 +239,7 @@ public final class SearchIndex: @unchecked Sendable {
                 sealLocked()
                 sealedOne = true
             }
-            active.append(tweetID: tweet.id, time: tweet.time, tokens: tokens)
+            active.append(tweetID: tweet.id, time: tweet.time, terms: terms)
             return (true, sealedOne)
         }
         if sealedOne { afterSeal() }
