@@ -273,45 +273,74 @@ final class ActiveSegment: @unchecked Sendable {
             next += 1
             builder.addDocument(tweetID: tweetIDs[d], time: times[d])
         }
-        var order = [Int32](0..<Int32(termCount))
-        order.sort { FrozenSegment.compareWords(name(Int($0)), name(Int($1))) < 0 }
-        var docs: [UInt32] = []
-        var starts: [Int] = []
-        var values: [UInt32] = []
-        var runStart = 0
-        for t in order {
-            let slot = Int(t)
-            docs.removeAll(keepingCapacity: true)
-            starts.removeAll(keepingCapacity: true)
-            values.removeAll(keepingCapacity: true)
-            // Newest first: walk the chunks backwards; a document's positions come out
-            // decreasing and are reversed in place once its run ends.
-            var chunk: UnsafePointer<UInt64>? = UnsafePointer(states[slot].head)
-            var count = Int(states[slot].headCount)
-            var current: Int32 = -1
-            while let c = chunk {
-                var i = count - 1
-                while i >= 0 {
-                    let entry = c[2 + i]
-                    let d = Int32(truncatingIfNeeded: entry >> 32)
-                    let mapped = newDocument[Int(d)]
-                    if mapped >= 0 {
-                        if d != current {
-                            if current >= 0 { values[runStart...].reverse() }
-                            current = d
-                            docs.append(UInt32(mapped))
-                            starts.append(values.count)
-                            runStart = values.count
-                        }
-                        values.append(UInt32(truncatingIfNeeded: entry))
-                    }
-                    i -= 1
-                }
-                chunk = UnsafePointer(bitPattern: UInt(c[0]))
-                if let p = chunk { count = Int(p[1]) }
+        // Terms in byte order of their names: sorted by each name's first eight bytes as a
+        // big-endian integer (zero-padded, which orders like the bytes), names compared in full
+        // only when those agree.
+        var keyed: [(key: UInt64, term: Int32)] = []
+        keyed.reserveCapacity(termCount)
+        for t in 0..<termCount {
+            let n = name(t)
+            var key: UInt64 = 0
+            var k = 0
+            while k < 8 {
+                key = key << 8 | (k < n.count ? UInt64(n[k]) : 0)
+                k += 1
             }
-            if current >= 0 { values[runStart...].reverse() }
-            if !docs.isEmpty { builder.addTerm(name(slot), docs: docs, positionStarts: starts, positionValues: values) }
+            keyed.append((key, Int32(t)))
+        }
+        keyed.sort { a, b in
+            if a.key != b.key { return a.key < b.key }
+            return FrozenSegment.compareWords(name(Int(a.term)), name(Int(b.term))) < 0
+        }
+        // Each term's documents and one document's positions in scratch buffers: a list has at
+        // most `documentCount` documents. Walking the chunks backwards gives documents newest
+        // first (list order) and each document's positions decreasing.
+        let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, documentCount))
+        defer { docs.deallocate() }
+        var positions = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        var positionsCapacity = 64
+        defer { positions.deallocate() }
+        newDocument.withUnsafeBufferPointer { mapping in
+            for (_, t) in keyed {
+                let term = Int(t)
+                builder.beginTerm()
+                var n = 0
+                var current: Int32 = -1
+                var held = 0
+                var chunk: UnsafePointer<UInt64>? = UnsafePointer(states[term].head)
+                var count = Int(states[term].headCount)
+                while let c = chunk {
+                    var i = count - 1
+                    while i >= 0 {
+                        let entry = c[2 + i]
+                        let d = Int32(truncatingIfNeeded: entry >> 32)
+                        let mapped = mapping[Int(d)]
+                        if mapped >= 0 {
+                            if d != current {
+                                if held > 0 { builder.addPosting(UnsafeBufferPointer(start: positions, count: held), descending: true) }
+                                current = d
+                                docs[n] = UInt32(mapped)
+                                n += 1
+                                held = 0
+                            }
+                            if held == positionsCapacity {
+                                let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: positionsCapacity * 2)
+                                grown.moveInitialize(from: positions, count: held)
+                                positions.deallocate()
+                                positions = grown
+                                positionsCapacity *= 2
+                            }
+                            positions[held] = UInt32(truncatingIfNeeded: entry)
+                            held += 1
+                        }
+                        i -= 1
+                    }
+                    chunk = UnsafePointer(bitPattern: UInt(c[0]))
+                    if let p = chunk { count = Int(p[1]) }
+                }
+                if held > 0 { builder.addPosting(UnsafeBufferPointer(start: positions, count: held), descending: true) }
+                if n > 0 { builder.endTerm(name(term), docs: UnsafeBufferPointer(start: docs, count: n)) }
+            }
         }
         return (builder.finish(), purged)
     }
@@ -369,6 +398,12 @@ struct PackedTerms: ~Copyable {
         bytes[byteCount &+ pendingLength] = b
         pendingLength &+= 1
     }
+
+    /// Where the term being built continues (room made by `reserveBytes`).
+    @inline(__always) var pendingEnd: UnsafeMutablePointer<UInt8> { bytes + byteCount + pendingLength }
+
+    /// Counts `k` bytes written at `pendingEnd` into the term being built.
+    @inline(__always) mutating func extendPending(_ k: Int) { pendingLength &+= k }
 
     @inline(__always)
     private mutating func appendTerm(offset: Int, length: Int, position: UInt32) {

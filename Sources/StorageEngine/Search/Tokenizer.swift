@@ -168,8 +168,17 @@ public enum SearchTokenizer {
                 continue
             }
             if isWordByte(v) {
-                terms.put(lowerByte(v))
-                i += 1
+                // The whole run of word bytes at once.
+                let out = terms.pendingEnd
+                var j = i
+                var k = 0
+                repeat {
+                    out[k] = lowerByte(p[j])
+                    k &+= 1
+                    j &+= 1
+                } while j < n && isWordByte(p[j])
+                terms.extendPending(k)
+                i = j
                 continue
             }
             // Joiners inside a word: apostrophes between letters, `.`/`,` between digits.
