@@ -258,6 +258,43 @@ final class ActiveSegment: @unchecked Sendable {
         return d < documentCount && tweetIDs[d] == id ? d : nil
     }
 
+    /// Sorts by key: least significant byte first, eight stable counting passes (a pass whose
+    /// byte is the same for every key is skipped). Far cheaper than a comparison sort for the
+    /// tens of thousands of terms a segment has.
+    static func radixSort(_ items: inout [(key: UInt64, term: Int32)]) {
+        let n = items.count
+        if n < 2 { return }
+        var other = items
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 256)
+        defer { counts.deallocate() }
+        var inItems = true
+        items.withUnsafeMutableBufferPointer { a in
+            other.withUnsafeMutableBufferPointer { b in
+                for pass in 0..<8 {
+                    let shift = UInt64(pass * 8)
+                    let source = inItems ? a : b
+                    let target = inItems ? b : a
+                    counts.initialize(repeating: 0, count: 256)
+                    for item in source { counts[Int(truncatingIfNeeded: (item.key >> shift) & 0xFF)] += 1 }
+                    if counts[Int(truncatingIfNeeded: (source[0].key >> shift) & 0xFF)] == n { continue }
+                    var sum = 0
+                    for k in 0..<256 {
+                        let c = counts[k]
+                        counts[k] = sum
+                        sum += c
+                    }
+                    for item in source {
+                        let k = Int(truncatingIfNeeded: (item.key >> shift) & 0xFF)
+                        target[counts[k]] = item
+                        counts[k] += 1
+                    }
+                    inItems.toggle()
+                }
+            }
+        }
+        if !inItems { items = other }
+    }
+
     /// Compresses this (sealed, no longer written) segment into a frozen one, dropping `deleted`.
     func freeze(number: UInt64, deleted: Set<UInt64>) -> (FrozenSegment, purged: [UInt64]) {
         var builder = SegmentBuilder(number: number)
@@ -288,9 +325,16 @@ final class ActiveSegment: @unchecked Sendable {
             }
             keyed.append((key, Int32(t)))
         }
-        keyed.sort { a, b in
-            if a.key != b.key { return a.key < b.key }
-            return FrozenSegment.compareWords(name(Int(a.term)), name(Int(b.term))) < 0
+        Self.radixSort(&keyed)
+        // Names that share their first eight bytes: in full byte order within each run.
+        var runStart = 0
+        while runStart < keyed.count {
+            var runEnd = runStart + 1
+            while runEnd < keyed.count && keyed[runEnd].key == keyed[runStart].key { runEnd += 1 }
+            if runEnd - runStart > 1 {
+                keyed[runStart..<runEnd].sort { FrozenSegment.compareWords(name(Int($0.term)), name(Int($1.term))) < 0 }
+            }
+            runStart = runEnd
         }
         // Each term's documents and one document's positions in scratch buffers: a list has at
         // most `documentCount` documents. Walking the chunks backwards gives documents newest
@@ -367,16 +411,34 @@ struct PackedTerms: ~Copyable {
     private var termCapacity: Int
     private(set) var count = 0
 
+    /// Whether `bytes` / `terms` were allocated here (else they are the caller's, such as
+    /// stack buffers, until they have to grow).
+    private var ownsBytes: Bool
+    private var ownsTerms: Bool
+
     init() {
         byteCapacity = 256
         bytes = .allocate(capacity: byteCapacity)
         termCapacity = 32
         terms = .allocate(capacity: termCapacity)
+        ownsBytes = true
+        ownsTerms = true
+    }
+
+    /// Starts in the caller's buffers (which must outlive the value), moving to the heap only
+    /// when they are too small.
+    init(bytes: UnsafeMutableBufferPointer<UInt8>, terms: UnsafeMutableBufferPointer<Term>) {
+        self.bytes = bytes.baseAddress!
+        byteCapacity = bytes.count
+        self.terms = terms.baseAddress!
+        termCapacity = terms.count
+        ownsBytes = false
+        ownsTerms = false
     }
 
     deinit {
-        bytes.deallocate()
-        terms.deallocate()
+        if ownsBytes { bytes.deallocate() }
+        if ownsTerms { terms.deallocate() }
     }
 
     /// Makes room for `n` more bytes (committed or pending) without growing.
@@ -387,9 +449,10 @@ struct PackedTerms: ~Copyable {
         while grown < needed { grown *= 2 }
         let next = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
         next.update(from: bytes, count: byteCount + pendingLength)
-        bytes.deallocate()
+        if ownsBytes { bytes.deallocate() }
         bytes = next
         byteCapacity = grown
+        ownsBytes = true
     }
 
     /// Appends a byte to the term being built; `reserveBytes` must have made room.
@@ -410,9 +473,10 @@ struct PackedTerms: ~Copyable {
         if count == termCapacity {
             let next = UnsafeMutablePointer<Term>.allocate(capacity: termCapacity * 2)
             next.moveInitialize(from: terms, count: count)
-            terms.deallocate()
+            if ownsTerms { terms.deallocate() }
             terms = next
             termCapacity *= 2
+            ownsTerms = true
         }
         let hash = FrozenSegment.hashName(UnsafeRawPointer(bytes + offset), length)
         (terms + count).initialize(to: Term(offset: UInt32(offset), length: UInt32(length), position: position, hash: hash))

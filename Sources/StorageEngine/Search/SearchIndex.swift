@@ -180,6 +180,11 @@ public final class SearchIndex: @unchecked Sendable {
     /// `terms(of:authorHandle:)` as the indexer takes them (bytes, no String per term).
     static func packedTerms(of tweet: TweetRecord, authorHandle: String?) -> PackedTerms {
         var terms = PackedTerms()
+        packTerms(of: tweet, authorHandle: authorHandle, into: &terms)
+        return terms
+    }
+
+    static func packTerms(of tweet: TweetRecord, authorHandle: String?, into terms: inout PackedTerms) {
         SearchTokenizer.tokenize(tweet.text, into: &terms, forQuery: false)
         var position = terms.count == 0 ? 0 : terms.position(terms.count - 1) + 1
         if let authorHandle {
@@ -217,14 +222,23 @@ public final class SearchIndex: @unchecked Sendable {
                 position += 1
             }
         }
-        return terms
     }
 
     /// Indexes a tweet; searchable by the next query. Returns false when ignored (LSN already
     /// applied, or the id already indexed or deleted).
     @discardableResult
     public func add(tweet: TweetRecord, authorHandle: String?, lsn: UInt64) -> Bool {
-        let terms = Self.packedTerms(of: tweet, authorHandle: authorHandle)
+        // The terms in stack buffers (a tweet's fit; a larger one moves them to the heap).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2048) { bytes in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 128) { list in
+                var terms = PackedTerms(bytes: bytes, terms: list)
+                Self.packTerms(of: tweet, authorHandle: authorHandle, into: &terms)
+                return add(tweet: tweet, terms: terms, lsn: lsn)
+            }
+        }
+    }
+
+    private func add(tweet: TweetRecord, terms: borrowing PackedTerms, lsn: UInt64) -> Bool {
         let (added, sealedOne) = lock.withWriteLock { () -> (Bool, Bool) in
             if lsn != 0 && lsn <= applied { return (false, false) }
             applied = max(applied, lsn)
