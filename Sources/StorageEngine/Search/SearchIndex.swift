@@ -228,9 +228,10 @@ public final class SearchIndex: @unchecked Sendable {
     /// applied, or the id already indexed or deleted).
     @discardableResult
     public func add(tweet: TweetRecord, authorHandle: String?, lsn: UInt64) -> Bool {
-        // The terms in stack buffers (a tweet's fit; a larger one moves them to the heap).
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2048) { bytes in
-            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 128) { list in
+        // The terms in stack buffers (a tweet's fit; a larger one moves them to the heap). At
+        // most 1 KiB each: a larger temporary allocation costs a stack-bounds query per call.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { bytes in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 40) { list in
                 var terms = PackedTerms(bytes: bytes, terms: list)
                 Self.packTerms(of: tweet, authorHandle: authorHandle, into: &terms)
                 return add(tweet: tweet, terms: terms, lsn: lsn)
@@ -292,7 +293,30 @@ public final class SearchIndex: @unchecked Sendable {
 
     /// Parses `text` (Twitter search syntax) and searches; see `search(_:before:limit:)`.
     public func search(_ text: String, before: UInt64? = nil, limit: Int = 20) throws(SearchQueryError) -> [UInt64] {
-        search(try SearchQuery.parse(text), before: before, limit: limit)
+        // The commonest search, one plain word, #tag or @mention, skips building a SearchQuery
+        // (its arrays cost more than such a query's postings); the answer is the same.
+        if let term = Self.singleWordTerm(text) { return limit > 0 ? searchTerm(term, before: before, limit: limit) : [] }
+        return search(try SearchQuery.parse(text), before: before, limit: limit)
+    }
+
+    /// The term when `text` is one ASCII word that `SearchQuery.parse` would make a query of
+    /// that single term (no space, quote, colon, leading `-`, not `OR`; it tokenizes to exactly
+    /// one term), else nil.
+    static func singleWordTerm(_ text: String) -> String? {
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            let n = bytes.count
+            guard n > 0, n <= 200, bytes[0] != 0x2D else { return nil }
+            for b in bytes where b >= 0x80 || b == 0x3A || b == 0x22 || SearchTokenizer.isSpaceByte(b) { return nil }
+            if n == 2 && bytes[0] == 0x4F && bytes[1] == 0x52 { return nil }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
+                withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 8) { list in
+                    var terms = PackedTerms(bytes: buffer, terms: list)
+                    SearchTokenizer.tokenizeASCII(bytes, into: &terms, forQuery: true)
+                    return terms.count == 1 ? terms.string(0) : nil
+                }
+            }
+        }
     }
 
     /// Tweet ids matching `query`, newest first, below `before` when given, at most `limit`.

@@ -115,9 +115,15 @@ public enum SearchTokenizer {
 
     /// `tokenizeASCII(_:into:forQuery:)` as tokens (for the public API and tests).
     static func tokenizeASCII(_ bytes: UnsafeBufferPointer<UInt8>, into tokens: inout [SearchToken], forQuery: Bool) {
-        var terms = PackedTerms()
-        tokenizeASCII(bytes, into: &terms, forQuery: forQuery)
-        for i in 0..<terms.count { tokens.append(SearchToken(term: terms.string(i), position: terms.position(i))) }
+        // Stack buffers of at most 1 KiB each (larger ones cost a stack-bounds query); a long
+        // text moves to the heap.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 40) { list in
+                var terms = PackedTerms(bytes: buffer, terms: list)
+                tokenizeASCII(bytes, into: &terms, forQuery: forQuery)
+                for i in 0..<terms.count { tokens.append(SearchToken(term: terms.string(i), position: terms.position(i))) }
+            }
+        }
     }
 
     /// `tokenizeScalars` for text that is all ASCII, over its bytes: the same terms and
