@@ -541,6 +541,91 @@ struct SearchModel {
         }
     }
 
+    /// `search(text)` answers a one-word query without building a SearchQuery: the same ids as
+    /// parsing it, for words, #tags, @mentions, and the look-alikes that must take the parser
+    /// (operators, negation, `OR`, quotes, words that tokenize to several terms or none).
+    @Test func singleWordQueriesAnswerAsParsedQueries() throws {
+        let dir = TemporaryDirectory("search-single-word")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 40
+        options.backgroundMaintenance = false
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        let texts = ["the OR who", "#rust is fun", "hi @bob and don't", "pi 3.14 and 1,000", "a#b x@y.com", "http://www.ex.com/p rust",
+                     "Rust swift", "or OR", "e-mail me", "東京 rust", "url ex.com"]
+        for i in 0..<120 {
+            index.add(tweet: TweetRecord(id: UInt64(100 + i), author: 1, time: 0, text: texts[i % texts.count] + " n\(i % 9)"),
+                      authorHandle: "bob", lsn: UInt64(i + 1))
+        }
+        index.freeze()
+        for i in 120..<150 {
+            index.add(tweet: TweetRecord(id: UInt64(100 + i), author: 1, time: 0, text: texts[i % texts.count]), authorHandle: "bob", lsn: UInt64(i + 1))
+        }
+        let queries = ["rust", "RUST", "#rust", "#Rust", "@bob", "dont", "don't", "3.14", "1,000", "1000", "OR", "or", "-rust", "a#b", "x@y.com",
+                       "e-mail", "mail", "n3", "url:ex.com", "from:bob", "http://ex.com", "\"rust\"", "rust\"", "...", "#", "@", "who", "the",
+                       "is:reply", "10:30", "東京", "n8", "zzz", "_", "a_b", "#rust_x"]
+        for text in queries {
+            for limit in [1, 5, 200] {
+                let parsed: [UInt64]? = (try? SearchQuery.parse(text)).map { index.search($0, limit: limit) }
+                let direct: [UInt64]? = try? index.search(text, limit: limit)
+                #expect(direct == parsed, "\(text) limit \(limit)")
+            }
+        }
+        #expect(SearchIndex.singleWordTerm("#Rust") == "#rust")
+        #expect(SearchIndex.singleWordTerm("OR") == nil)
+        #expect(SearchIndex.singleWordTerm("e-mail") == nil)
+        index.close()
+    }
+
+    /// The active segment interns terms in tables that grow (term table, name arena, states,
+    /// chunk slabs): thousands of distinct terms, some of them long (past the tokenizer's old
+    /// 256-byte buffer) or non-ASCII, each found again by a one-term query and by the
+    /// brute-force model, in the active segment and after freezing.
+    @Test func manyDistinctTermsAreInternedAndFound() throws {
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-intern")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 3000
+        options.backgroundMaintenance = false
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        var model = SearchModel()
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        var vocabulary: [String] = (0..<6000).map { i in
+            String((0..<(1 + i % 23)).map { _ in letters.randomElement(using: &rng)! }) + "q\(i)"
+        }
+        vocabulary += (0..<20).map { String(repeating: "long\($0)", count: 60) }
+        vocabulary += ["café\(seed % 10)", "東京", "Ωmega", "naïve"]
+        var rounds = 0
+        for i in 0..<2500 {
+            let text = (0..<Int.random(in: 1...12, using: &rng)).map { _ in vocabulary.randomElement(using: &rng)! }.joined(separator: " ")
+            let tweet = TweetRecord(id: UInt64(10 + i * 2), author: 1, time: 0, text: text, hashtags: i % 7 == 0 ? ["#Tag\(i % 50)"] : [])
+            index.add(tweet: tweet, authorHandle: "user\(i % 300)", lsn: UInt64(i + 1))
+            model.add(tweet, handle: "user\(i % 300)")
+        }
+        for phase in 0..<2 {
+            if phase == 1 { index.freeze() }
+            for k in 0..<400 {
+                let text: String
+                switch k % 4 {
+                case 0: text = vocabulary.randomElement(using: &rng)!
+                case 1: text = "from:user\(Int.random(in: 0..<320, using: &rng))"
+                case 2: text = "#tag\(Int.random(in: 0..<60, using: &rng))"
+                default: text = "\(vocabulary.randomElement(using: &rng)!) OR \(vocabulary.randomElement(using: &rng)!)"
+                }
+                let query = try SearchQuery.parse(text)
+                let expected = model.search(query, before: nil, limit: 50, deleted: [])
+                let got = index.search(query, limit: 50)
+                #expect(got == expected, "seed \(seed) phase \(phase): \(text)")
+                if got != expected { return }
+                if !expected.isEmpty { rounds += 1 }
+            }
+        }
+        #expect(rounds > 400)
+        index.close()
+    }
+
     /// Tweets over a small vocabulary with skewed frequencies, so lists have many blocks of
     /// 128 and one list is much longer than another; AND, phrases, OR and negation of them are
     /// checked against the brute-force model in the active segment, after freezing into

@@ -18,22 +18,36 @@ final class ActiveSegment: @unchecked Sendable {
     let times: UnsafeMutablePointer<UInt64>
     private(set) var documentCount = 0
     private(set) var postingCount = 0
-    /// Term name to its index in `termStates`: open addressing over `termTableMask + 1` slots
-    /// (a power of two, at most half full), each 0 when empty or the name's hash
-    /// (`FrozenSegment.hashName`) in the high 32 bits and the index + 1 in the low 32. A probe
-    /// hashes the name's bytes once (no SipHash) and compares only names whose hashes agree.
+    /// Terms are interned: each distinct term is a small integer (its index in `states`), its
+    /// name's bytes in the `names` arena. A term's id is found through an open-addressing table
+    /// over `termTableMask + 1` slots (a power of two, at most half full), each 0 when empty or
+    /// the name's hash (`FrozenSegment.hashName`, computed by `PackedTerms` outside the lock) in
+    /// the high 32 bits and the id + 1 in the low 32; only names whose hashes agree are compared.
     private var termTable: UnsafeMutablePointer<UInt64>
     private var termTableMask: Int
-    /// Each term's full hash, for growing the table.
-    private var termHashes: [UInt64] = []
-    private(set) var termNames: [String] = []
-    private var termStates: [TermState] = []
+    private var states: UnsafeMutablePointer<TermState>
+    private var stateCapacity: Int
+    private(set) var termCount = 0
+    private var names: UnsafeMutablePointer<UInt8>
+    private var namesCapacity: Int
+    private var namesCount = 0
+    /// Chunks are carved from slabs of `slabWords` words (freed together in deinit), not
+    /// allocated one by one.
+    private var slabs: [UnsafeMutablePointer<UInt64>] = []
+    private var slabNext: UnsafeMutablePointer<UInt64>?
+    private var slabRemaining = 0
+    static let slabWords = 1 << 15
 
     struct TermState {
         var head: UnsafeMutablePointer<UInt64>
-        var headCount: Int
+        var hash: UInt64
+        var nameOffset: UInt32
+        var nameLength: UInt32
+        var headCount: Int32
+        /// Index in `chunkCapacities` of the head chunk's capacity.
+        var headClass: Int32
         var lastDocument: Int32
-        var documentCount: Int
+        var documentCount: Int32
     }
 
     /// What a reader needs to iterate one term: valid until the segment is released.
@@ -50,49 +64,61 @@ final class ActiveSegment: @unchecked Sendable {
         self.capacity = capacity
         tweetIDs = .allocate(capacity: capacity)
         times = .allocate(capacity: capacity)
-        termTableMask = 63
-        termTable = .allocate(capacity: 64)
-        termTable.initialize(repeating: 0, count: 64)
+        termTableMask = 1023
+        termTable = .allocate(capacity: 1024)
+        termTable.initialize(repeating: 0, count: 1024)
+        stateCapacity = 512
+        states = .allocate(capacity: stateCapacity)
+        namesCapacity = 4096
+        names = .allocate(capacity: namesCapacity)
     }
 
     deinit {
-        for state in termStates {
-            var chunk: UnsafeMutablePointer<UInt64>? = state.head
-            while let c = chunk {
-                chunk = UnsafeMutablePointer(bitPattern: UInt(c[0]))
-                c.deallocate()
-            }
-        }
+        for slab in slabs { slab.deallocate() }
         tweetIDs.deallocate()
         times.deallocate()
         termTable.deallocate()
+        states.deallocate()
+        names.deallocate()
     }
 
+    /// Term `t`'s name.
     @inline(__always)
-    static func hash(_ term: String) -> UInt64 {
-        var term = term
-        return term.withUTF8 { FrozenSegment.hashName($0.baseAddress, $0.count) }
+    func name(_ t: Int) -> UnsafeRawBufferPointer {
+        let s = states[t]
+        return UnsafeRawBufferPointer(start: names + Int(s.nameOffset), count: Int(s.nameLength))
     }
 
+    /// Whether the `count` bytes at `a` and `b` are equal, eight at a time.
     @inline(__always)
-    static func sameBytes(_ a: String, _ b: String) -> Bool {
-        var a = a, b = b
-        return a.withUTF8 { pa in b.withUTF8 { pb in pa.count == pb.count && pa.elementsEqual(pb) } }
+    static func sameBytes(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+        var i = 0
+        while i + 8 <= count {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+            i &+= 8
+        }
+        while i < count {
+            if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+            i &+= 1
+        }
+        return true
     }
 
-    /// The index of `term` in `termStates`, or nil; with the table slot where it is or would go.
+    /// The id of the term with these bytes and hash, or -1; with the table slot where it is or
+    /// would go. Names compare by bytes, as the frozen segments compare them.
     @inline(__always)
-    private func find(_ term: String, hash: UInt64) -> (index: Int?, slot: Int) {
+    private func find(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64) -> (id: Int, slot: Int) {
+        let tag = hash & 0xFFFF_FFFF_0000_0000
         var slot = Int(truncatingIfNeeded: hash) & termTableMask
         while true {
             let entry = termTable[slot]
-            if entry == 0 { return (nil, slot) }
-            if entry & 0xFFFF_FFFF_0000_0000 == hash & 0xFFFF_FFFF_0000_0000 {
-                let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) - 1
-                // Bytes, as the frozen segments compare names (not canonical equivalence).
-                if Self.sameBytes(termNames[index], term) { return (index, slot) }
+            if entry == 0 { return (-1, slot) }
+            if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                let id = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
+                let s = states[id]
+                if Int(s.nameLength) == count && Self.sameBytes(names + Int(s.nameOffset), bytes, count) { return (id, slot) }
             }
-            slot = (slot + 1) & termTableMask
+            slot = (slot &+ 1) & termTableMask
         }
     }
 
@@ -103,36 +129,63 @@ final class ActiveSegment: @unchecked Sendable {
         termTable = .allocate(capacity: size)
         termTable.initialize(repeating: 0, count: size)
         termTableMask = size - 1
-        for (index, h) in termHashes.enumerated() {
+        for id in 0..<termCount {
+            let h = states[id].hash
             var slot = Int(truncatingIfNeeded: h) & termTableMask
             while termTable[slot] != 0 { slot = (slot + 1) & termTableMask }
-            termTable[slot] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(index + 1)
+            termTable[slot] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(id + 1)
         }
+    }
+
+    /// A new term: its name into the arena, its state with a first chunk holding `entry`.
+    private func addTerm(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64, slot: Int, entry: UInt64, doc: Int32) {
+        if namesCount + count > namesCapacity {
+            var grown = namesCapacity * 2
+            while namesCount + count > grown { grown *= 2 }
+            let next = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+            next.update(from: names, count: namesCount)
+            names.deallocate()
+            names = next
+            namesCapacity = grown
+        }
+        UnsafeMutableRawPointer(names + namesCount).copyMemory(from: bytes, byteCount: count)
+        if termCount == stateCapacity {
+            let next = UnsafeMutablePointer<TermState>.allocate(capacity: stateCapacity * 2)
+            next.moveInitialize(from: states, count: termCount)
+            states.deallocate()
+            states = next
+            stateCapacity *= 2
+        }
+        let chunk = allocateChunk(capacity: Self.chunkCapacities[0], previous: nil)
+        chunk[2] = entry
+        (states + termCount).initialize(to: TermState(head: chunk, hash: hash, nameOffset: UInt32(namesCount), nameLength: UInt32(count),
+                                                      headCount: 1, headClass: 0, lastDocument: doc, documentCount: 1))
+        namesCount += count
+        termCount += 1
+        termTable[slot] = (hash & 0xFFFF_FFFF_0000_0000) | UInt64(termCount)
+        if 2 * termCount > termTableMask + 1 { growTermTable() }
+        postingCount += 1
     }
 
     var isFull: Bool { documentCount >= capacity }
     var lastTweetID: UInt64? { documentCount == 0 ? nil : tweetIDs[documentCount - 1] }
-    var termCount: Int { termStates.count }
 
     /// Appends one document; the caller holds the index's write lock.
-    func append(tweetID: UInt64, time: UInt64, tokens: [SearchToken]) {
+    func append(tweetID: UInt64, time: UInt64, terms: borrowing PackedTerms) {
         precondition(!isFull, "append to a full active segment")
         let doc = Int32(documentCount)
-        for token in tokens {
-            let entry = UInt64(UInt32(bitPattern: doc)) << 32 | UInt64(token.position)
-            let h = Self.hash(token.term)
-            let (found, tableSlot) = find(token.term, hash: h)
-            if let index = found {
-                appendEntry(entry, slot: index, doc: doc)
+        let high = UInt64(UInt32(bitPattern: doc)) << 32
+        let base = UnsafeRawPointer(terms.bytes)
+        for k in 0..<terms.count {
+            let term = terms.terms[k]
+            let start = base + Int(term.offset)
+            let count = Int(term.length)
+            let entry = high | UInt64(term.position)
+            let (id, slot) = find(start, count, hash: term.hash)
+            if id >= 0 {
+                appendEntry(entry, term: id, doc: doc)
             } else {
-                let chunk = Self.allocateChunk(capacity: Self.chunkCapacities[0], previous: nil)
-                chunk[2] = entry
-                termTable[tableSlot] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(termStates.count + 1)
-                termHashes.append(h)
-                if 2 * termHashes.count > termTableMask + 1 { growTermTable() }
-                termNames.append(token.term)
-                termStates.append(TermState(head: chunk, headCount: 1, lastDocument: doc, documentCount: 1))
-                postingCount += 1
+                addTerm(start, count, hash: term.hash, slot: slot, entry: entry, doc: doc)
             }
         }
         tweetIDs[documentCount] = tweetID
@@ -141,26 +194,36 @@ final class ActiveSegment: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func appendEntry(_ entry: UInt64, slot: Int, doc: Int32) {
-        var state = termStates[slot]
-        let capacity = Int(state.head[1])
-        if state.headCount == capacity {
-            let next = Self.chunkCapacities[min(Self.chunkCapacities.count - 1, (Self.chunkCapacities.firstIndex(of: capacity) ?? 3) + 1)]
-            state.head = Self.allocateChunk(capacity: next, previous: state.head)
-            state.headCount = 0
+    private func appendEntry(_ entry: UInt64, term: Int, doc: Int32) {
+        let state = states + term
+        if state.pointee.headCount == Int32(truncatingIfNeeded: state.pointee.head[1]) {
+            let nextClass = min(Int(state.pointee.headClass) + 1, Self.chunkCapacities.count - 1)
+            state.pointee.head = allocateChunk(capacity: Self.chunkCapacities[nextClass], previous: state.pointee.head)
+            state.pointee.headClass = Int32(nextClass)
+            state.pointee.headCount = 0
         }
-        state.head[2 + state.headCount] = entry
-        state.headCount += 1
-        if state.lastDocument != doc {
-            state.lastDocument = doc
-            state.documentCount += 1
+        state.pointee.head[2 + Int(state.pointee.headCount)] = entry
+        state.pointee.headCount &+= 1
+        if state.pointee.lastDocument != doc {
+            state.pointee.lastDocument = doc
+            state.pointee.documentCount &+= 1
             postingCount += 1
         }
-        termStates[slot] = state
     }
 
-    private static func allocateChunk(capacity: Int, previous: UnsafeMutablePointer<UInt64>?) -> UnsafeMutablePointer<UInt64> {
-        let chunk = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 + capacity)
+    /// A chunk `[previous, capacity, entries...]` from the current slab (a new slab when it
+    /// has no room).
+    private func allocateChunk(capacity: Int, previous: UnsafeMutablePointer<UInt64>?) -> UnsafeMutablePointer<UInt64> {
+        let words = 2 + capacity
+        if slabRemaining < words {
+            let slab = UnsafeMutablePointer<UInt64>.allocate(capacity: Self.slabWords)
+            slabs.append(slab)
+            slabNext = slab
+            slabRemaining = Self.slabWords
+        }
+        let chunk = slabNext.unsafelyUnwrapped
+        slabNext = chunk + words
+        slabRemaining -= words
         chunk[0] = UInt64(UInt(bitPattern: previous))
         chunk[1] = UInt64(capacity)
         return chunk
@@ -168,9 +231,15 @@ final class ActiveSegment: @unchecked Sendable {
 
     /// The reader's view of a term; the caller holds the index's read (or write) lock.
     func view(_ term: String) -> TermView? {
-        guard let slot = find(term, hash: Self.hash(term)).index else { return nil }
-        let s = termStates[slot]
-        return TermView(head: UnsafePointer(s.head), headCount: s.headCount, documentCount: s.documentCount)
+        var term = term
+        let id = term.withUTF8 { utf8 -> Int in
+            let key = UnsafeRawBufferPointer(utf8)
+            let base = key.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!
+            return find(base, key.count, hash: FrozenSegment.hashName(key.baseAddress, key.count)).id
+        }
+        guard id >= 0 else { return nil }
+        let s = states[id]
+        return TermView(head: UnsafePointer(s.head), headCount: Int(s.headCount), documentCount: Int(s.documentCount))
     }
 
     /// The number of documents with a tweet id below `id`, among the first `count`.
@@ -189,6 +258,43 @@ final class ActiveSegment: @unchecked Sendable {
         return d < documentCount && tweetIDs[d] == id ? d : nil
     }
 
+    /// Sorts by key: least significant byte first, eight stable counting passes (a pass whose
+    /// byte is the same for every key is skipped). Far cheaper than a comparison sort for the
+    /// tens of thousands of terms a segment has.
+    static func radixSort(_ items: inout [(key: UInt64, term: Int32)]) {
+        let n = items.count
+        if n < 2 { return }
+        var other = items
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 256)
+        defer { counts.deallocate() }
+        var inItems = true
+        items.withUnsafeMutableBufferPointer { a in
+            other.withUnsafeMutableBufferPointer { b in
+                for pass in 0..<8 {
+                    let shift = UInt64(pass * 8)
+                    let source = inItems ? a : b
+                    let target = inItems ? b : a
+                    counts.initialize(repeating: 0, count: 256)
+                    for item in source { counts[Int(truncatingIfNeeded: (item.key >> shift) & 0xFF)] += 1 }
+                    if counts[Int(truncatingIfNeeded: (source[0].key >> shift) & 0xFF)] == n { continue }
+                    var sum = 0
+                    for k in 0..<256 {
+                        let c = counts[k]
+                        counts[k] = sum
+                        sum += c
+                    }
+                    for item in source {
+                        let k = Int(truncatingIfNeeded: (item.key >> shift) & 0xFF)
+                        target[counts[k]] = item
+                        counts[k] += 1
+                    }
+                    inItems.toggle()
+                }
+            }
+        }
+        if !inItems { items = other }
+    }
+
     /// Compresses this (sealed, no longer written) segment into a frozen one, dropping `deleted`.
     func freeze(number: UInt64, deleted: Set<UInt64>) -> (FrozenSegment, purged: [UInt64]) {
         var builder = SegmentBuilder(number: number)
@@ -204,44 +310,241 @@ final class ActiveSegment: @unchecked Sendable {
             next += 1
             builder.addDocument(tweetID: tweetIDs[d], time: times[d])
         }
-        let order = termNames.indices.sorted { termNames[$0].utf8.lexicographicallyPrecedes(termNames[$1].utf8) }
-        var docs: [UInt32] = []
-        var starts: [Int] = []
-        var values: [UInt32] = []
-        var runStart = 0
-        for slot in order {
-            docs.removeAll(keepingCapacity: true)
-            starts.removeAll(keepingCapacity: true)
-            values.removeAll(keepingCapacity: true)
-            // Newest first: walk the chunks backwards; a document's positions come out
-            // decreasing and are reversed in place once its run ends.
-            var chunk: UnsafePointer<UInt64>? = UnsafePointer(termStates[slot].head)
-            var count = termStates[slot].headCount
-            var current: Int32 = -1
-            while let c = chunk {
-                var i = count - 1
-                while i >= 0 {
-                    let entry = c[2 + i]
-                    let d = Int32(truncatingIfNeeded: entry >> 32)
-                    let mapped = newDocument[Int(d)]
-                    if mapped >= 0 {
-                        if d != current {
-                            if current >= 0 { values[runStart...].reverse() }
-                            current = d
-                            docs.append(UInt32(mapped))
-                            starts.append(values.count)
-                            runStart = values.count
-                        }
-                        values.append(UInt32(truncatingIfNeeded: entry))
-                    }
-                    i -= 1
-                }
-                chunk = UnsafePointer(bitPattern: UInt(c[0]))
-                if let p = chunk { count = Int(p[1]) }
+        // Terms in byte order of their names: sorted by each name's first eight bytes as a
+        // big-endian integer (zero-padded, which orders like the bytes), names compared in full
+        // only when those agree.
+        var keyed: [(key: UInt64, term: Int32)] = []
+        keyed.reserveCapacity(termCount)
+        for t in 0..<termCount {
+            let n = name(t)
+            var key: UInt64 = 0
+            var k = 0
+            while k < 8 {
+                key = key << 8 | (k < n.count ? UInt64(n[k]) : 0)
+                k += 1
             }
-            if current >= 0 { values[runStart...].reverse() }
-            if !docs.isEmpty { builder.addTerm(Array(termNames[slot].utf8), docs: docs, positionStarts: starts, positionValues: values) }
+            keyed.append((key, Int32(t)))
+        }
+        Self.radixSort(&keyed)
+        // Names that share their first eight bytes: in full byte order within each run.
+        var runStart = 0
+        while runStart < keyed.count {
+            var runEnd = runStart + 1
+            while runEnd < keyed.count && keyed[runEnd].key == keyed[runStart].key { runEnd += 1 }
+            if runEnd - runStart > 1 {
+                keyed[runStart..<runEnd].sort { FrozenSegment.compareWords(name(Int($0.term)), name(Int($1.term))) < 0 }
+            }
+            runStart = runEnd
+        }
+        // Each term's documents and one document's positions in scratch buffers: a list has at
+        // most `documentCount` documents. Walking the chunks backwards gives documents newest
+        // first (list order) and each document's positions decreasing.
+        let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, documentCount))
+        defer { docs.deallocate() }
+        var positions = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        var positionsCapacity = 64
+        defer { positions.deallocate() }
+        newDocument.withUnsafeBufferPointer { mapping in
+            for (_, t) in keyed {
+                let term = Int(t)
+                builder.beginTerm()
+                var n = 0
+                var current: Int32 = -1
+                var held = 0
+                var chunk: UnsafePointer<UInt64>? = UnsafePointer(states[term].head)
+                var count = Int(states[term].headCount)
+                while let c = chunk {
+                    var i = count - 1
+                    while i >= 0 {
+                        let entry = c[2 + i]
+                        let d = Int32(truncatingIfNeeded: entry >> 32)
+                        let mapped = mapping[Int(d)]
+                        if mapped >= 0 {
+                            if d != current {
+                                if held > 0 { builder.addPosting(UnsafeBufferPointer(start: positions, count: held), descending: true) }
+                                current = d
+                                docs[n] = UInt32(mapped)
+                                n += 1
+                                held = 0
+                            }
+                            if held == positionsCapacity {
+                                let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: positionsCapacity * 2)
+                                grown.moveInitialize(from: positions, count: held)
+                                positions.deallocate()
+                                positions = grown
+                                positionsCapacity *= 2
+                            }
+                            positions[held] = UInt32(truncatingIfNeeded: entry)
+                            held += 1
+                        }
+                        i -= 1
+                    }
+                    chunk = UnsafePointer(bitPattern: UInt(c[0]))
+                    if let p = chunk { count = Int(p[1]) }
+                }
+                if held > 0 { builder.addPosting(UnsafeBufferPointer(start: positions, count: held), descending: true) }
+                if n > 0 { builder.endTerm(name(term), docs: UnsafeBufferPointer(start: docs, count: n)) }
+            }
         }
         return (builder.finish(), purged)
+    }
+}
+
+/// A tweet's terms as the indexer takes them: every term's bytes in one buffer, and per term
+/// its range there, its position and its name hash (computed here, before the index's write
+/// lock is taken). No String per term: the byte tokenizer writes a term's folded bytes
+/// straight into the buffer (`put`) and then `commit`s it.
+struct PackedTerms: ~Copyable {
+    struct Term {
+        var offset: UInt32
+        var length: UInt32
+        var position: UInt32
+        var hash: UInt64
+    }
+
+    private(set) var bytes: UnsafeMutablePointer<UInt8>
+    private var byteCapacity: Int
+    /// Committed bytes; a term being built follows them (`pendingLength` bytes).
+    private(set) var byteCount = 0
+    private(set) var pendingLength = 0
+    private(set) var terms: UnsafeMutablePointer<Term>
+    private var termCapacity: Int
+    private(set) var count = 0
+
+    /// Whether `bytes` / `terms` were allocated here (else they are the caller's, such as
+    /// stack buffers, until they have to grow).
+    private var ownsBytes: Bool
+    private var ownsTerms: Bool
+
+    init() {
+        byteCapacity = 256
+        bytes = .allocate(capacity: byteCapacity)
+        termCapacity = 32
+        terms = .allocate(capacity: termCapacity)
+        ownsBytes = true
+        ownsTerms = true
+    }
+
+    /// Starts in the caller's buffers (which must outlive the value), moving to the heap only
+    /// when they are too small.
+    init(bytes: UnsafeMutableBufferPointer<UInt8>, terms: UnsafeMutableBufferPointer<Term>) {
+        self.bytes = bytes.baseAddress!
+        byteCapacity = bytes.count
+        self.terms = terms.baseAddress!
+        termCapacity = terms.count
+        ownsBytes = false
+        ownsTerms = false
+    }
+
+    deinit {
+        if ownsBytes { bytes.deallocate() }
+        if ownsTerms { terms.deallocate() }
+    }
+
+    /// Makes room for `n` more bytes (committed or pending) without growing.
+    mutating func reserveBytes(_ n: Int) {
+        let needed = byteCount + pendingLength + n
+        if needed <= byteCapacity { return }
+        var grown = byteCapacity * 2
+        while grown < needed { grown *= 2 }
+        let next = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+        next.update(from: bytes, count: byteCount + pendingLength)
+        if ownsBytes { bytes.deallocate() }
+        bytes = next
+        byteCapacity = grown
+        ownsBytes = true
+    }
+
+    /// Appends a byte to the term being built; `reserveBytes` must have made room.
+    @inline(__always)
+    mutating func put(_ b: UInt8) {
+        bytes[byteCount &+ pendingLength] = b
+        pendingLength &+= 1
+    }
+
+    /// Where the term being built continues (room made by `reserveBytes`).
+    @inline(__always) var pendingEnd: UnsafeMutablePointer<UInt8> { bytes + byteCount + pendingLength }
+
+    /// Counts `k` bytes written at `pendingEnd` into the term being built.
+    @inline(__always) mutating func extendPending(_ k: Int) { pendingLength &+= k }
+
+    @inline(__always)
+    private mutating func appendTerm(offset: Int, length: Int, position: UInt32) {
+        if count == termCapacity {
+            let next = UnsafeMutablePointer<Term>.allocate(capacity: termCapacity * 2)
+            next.moveInitialize(from: terms, count: count)
+            if ownsTerms { terms.deallocate() }
+            terms = next
+            termCapacity *= 2
+            ownsTerms = true
+        }
+        let hash = FrozenSegment.hashName(UnsafeRawPointer(bytes + offset), length)
+        (terms + count).initialize(to: Term(offset: UInt32(offset), length: UInt32(length), position: position, hash: hash))
+        count &+= 1
+    }
+
+    /// Ends the term being built (at least one byte) at `position`.
+    @inline(__always)
+    mutating func commit(position: UInt32) {
+        appendTerm(offset: byteCount, length: pendingLength, position: position)
+        byteCount &+= pendingLength
+        pendingLength = 0
+    }
+
+    /// Adds the last term without its first byte (`#tag` then `tag`), sharing its bytes.
+    mutating func repeatLastWithoutFirstByte() {
+        let last = terms[count - 1]
+        appendTerm(offset: Int(last.offset) + 1, length: Int(last.length) - 1, position: last.position)
+    }
+
+    /// Appends `text` as one term.
+    mutating func append(_ text: String, position: UInt32) {
+        var text = text
+        text.withUTF8 { utf8 in
+            reserveBytes(utf8.count)
+            for b in utf8 { put(b) }
+        }
+        commit(position: position)
+    }
+
+    @inline(__always) func position(_ i: Int) -> UInt32 { terms[i].position }
+
+    /// Term `i`'s bytes (valid until the value changes).
+    @inline(__always)
+    func name(_ i: Int) -> UnsafeRawBufferPointer {
+        let t = terms[i]
+        return UnsafeRawBufferPointer(start: bytes + Int(t.offset), count: Int(t.length))
+    }
+
+    /// Whether some term has exactly these bytes.
+    func contains(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { key in
+            for i in 0..<count where name(i).elementsEqual(UnsafeRawBufferPointer(key)) { return true }
+            return false
+        }
+    }
+
+    /// Term `i` as a String.
+    func string(_ i: Int) -> String { String(decoding: name(i), as: UTF8.self) }
+}
+
+extension PackedTerms {
+    /// Appends `SearchQuery.fromTerm(handle)` (`from:` and the folded handle) as one term,
+    /// without building the String when the handle is ASCII.
+    mutating func appendFrom(_ handle: String, position: UInt32) {
+        var handle = handle
+        let done = handle.withUTF8 { utf8 -> Bool in
+            guard SearchTokenizer.isASCII(utf8) else { return false }
+            reserveBytes(5 + utf8.count)
+            for b: UInt8 in [0x66, 0x72, 0x6F, 0x6D, 0x3A] { put(b) }
+            for b in utf8 { put(SearchTokenizer.lowerByte(b)) }
+            return true
+        }
+        if done {
+            commit(position: position)
+        } else {
+            append(SearchQuery.fromTerm(handle), position: position)
+        }
     }
 }

@@ -119,13 +119,33 @@ public enum PostingCodec {
         let guess = max(0, bitWidth(UInt32(truncatingIfNeeded: sum / UInt64(gaps))) - 1)
         var bestK = -1
         var bestBits = packedBits - packedBits / 20
-        for k in max(0, guess - 2)...min(31, guess + 2) {
-            var bits = gaps * (k + 1)
-            i = from + 1
-            while i < to && bits < bestBits {
-                bits += Int((docs[i - 1] &- docs[i] &- 1) >> UInt32(k))
-                i += 1
+        // The five candidates' sizes in one pass over the gaps (the same sums, and so the same
+        // choice, as one pass per candidate).
+        let k0 = max(0, guess - 2)
+        let kCount = min(31, guess + 2) - k0 + 1
+        var high: (Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0)
+        let s0 = UInt32(k0)
+        i = from + 1
+        while i < to {
+            let gap = docs[i - 1] &- docs[i] &- 1
+            high.0 &+= Int(gap >> s0)
+            high.1 &+= Int(gap >> min(31, s0 &+ 1))
+            high.2 &+= Int(gap >> min(31, s0 &+ 2))
+            high.3 &+= Int(gap >> min(31, s0 &+ 3))
+            high.4 &+= Int(gap >> min(31, s0 &+ 4))
+            i += 1
+        }
+        for j in 0..<kCount {
+            let k = k0 + j
+            let h: Int
+            switch j {
+            case 0: h = high.0
+            case 1: h = high.1
+            case 2: h = high.2
+            case 3: h = high.3
+            default: h = high.4
             }
+            let bits = gaps * (k + 1) + h
             if bits < bestBits { bestBits = bits; bestK = k }
         }
         var writer = BitWriter()

@@ -389,7 +389,8 @@ struct SegmentBuilder {
     private(set) var documentCount = 0
     private(set) var termCount = 0
     private(set) var postingCount = 0
-    private var lastName: [UInt8]?
+    /// The previous term's name: `names[lastNameStart...]` (none while `termCount` is 0).
+    private var lastNameStart = 0
     private var blockOffsets: [UInt32] = []
 
     init(number: UInt64) { self.number = number }
@@ -404,32 +405,71 @@ struct SegmentBuilder {
     /// posting i, its positions `positionValues[positionStarts[i] ..< positionStarts[i+1]]`
     /// (increasing; the last posting's run ends at the end of `positionValues`).
     mutating func addTerm(_ name: [UInt8], docs: [UInt32], positionStarts: [Int], positionValues: [UInt32]) {
+        name.withUnsafeBytes { addTerm($0, docs: docs, positionStarts: positionStarts, positionValues: positionValues) }
+    }
+
+    mutating func addTerm(_ name: UnsafeRawBufferPointer, docs: [UInt32], positionStarts: [Int], positionValues: [UInt32]) {
         precondition(!docs.isEmpty && docs.count == positionStarts.count, "a term needs postings")
-        if let lastName { precondition(lastName.lexicographicallyPrecedes(name), "terms must be added in increasing byte order") }
-        lastName = name
-        let postingsOffset = postings.count
-        let positionsOffset = positions.count
-        blockOffsets.removeAll(keepingCapacity: true)
-        for i in 0..<docs.count {
-            if i % PostingCodec.blockSize == 0 { blockOffsets.append(UInt32(positions.count - positionsOffset)) }
-            let start = positionStarts[i]
-            let end = i + 1 < docs.count ? positionStarts[i + 1] : positionValues.count
-            precondition(end > start, "a posting needs a position")
-            Varint.append(UInt64(end - start), to: &positions)
-            var previous: UInt32 = 0
-            for k in start..<end {
-                let p = positionValues[k]
-                Varint.append(UInt64(k == start ? p : p - previous - 1), to: &positions)
-                previous = p
+        beginTerm()
+        positionValues.withUnsafeBufferPointer { values in
+            for i in 0..<docs.count {
+                let start = positionStarts[i]
+                let end = i + 1 < docs.count ? positionStarts[i + 1] : values.count
+                addPosting(UnsafeBufferPointer(rebasing: values[start..<end]), descending: false)
             }
         }
-        docs.withUnsafeBufferPointer { PostingCodec.encode($0, blockPositionOffsets: blockOffsets, into: &postings) }
-        termEntries.appendLE(UInt32(names.count))
-        termEntries.appendLE(UInt32(name.count))
-        termEntries.appendLE(UInt32(docs.count))
-        termEntries.appendLE(UInt32(0))
-        termEntries.appendLE(UInt64(postingsOffset))
-        termEntries.appendLE(UInt64(positionsOffset))
+        docs.withUnsafeBufferPointer { endTerm(name, docs: $0) }
+    }
+
+    // The streaming form of `addTerm` (what a freeze uses: no arrays per term): `beginTerm`,
+    // then `addPosting` once per document in list order, then `endTerm` with the documents.
+
+    private var termPositionsStart = 0
+    private var termPostings = 0
+
+    mutating func beginTerm() {
+        termPositionsStart = positions.count
+        termPostings = 0
+        blockOffsets.removeAll(keepingCapacity: true)
+    }
+
+    /// The next posting's positions: increasing, or decreasing when `descending` (they are
+    /// written increasing either way).
+    mutating func addPosting(_ values: UnsafeBufferPointer<UInt32>, descending: Bool) {
+        precondition(!values.isEmpty, "a posting needs a position")
+        if termPostings % PostingCodec.blockSize == 0 { blockOffsets.append(UInt32(positions.count - termPositionsStart)) }
+        termPostings += 1
+        let n = values.count
+        Varint.append(UInt64(n), to: &positions)
+        var previous: UInt32 = 0
+        for k in 0..<n {
+            let p = descending ? values[n - 1 - k] : values[k]
+            let v = k == 0 ? p : p &- previous &- 1
+            if v < 0x80 {
+                positions.append(UInt8(truncatingIfNeeded: v))
+            } else {
+                Varint.append(UInt64(v), to: &positions)
+            }
+            previous = p
+        }
+    }
+
+    /// Ends the term begun last: its name (after the previous term's in byte order) and its
+    /// documents (strictly decreasing, one per `addPosting`).
+    mutating func endTerm(_ name: UnsafeRawBufferPointer, docs: UnsafeBufferPointer<UInt32>) {
+        precondition(!docs.isEmpty && docs.count == termPostings, "a term needs postings, one per document")
+        if termCount > 0 {
+            let ordered = names.withUnsafeBytes { FrozenSegment.compare(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
+            precondition(ordered, "terms must be added in increasing byte order")
+        }
+        lastNameStart = names.count
+        let postingsOffset = postings.count
+        PostingCodec.encode(docs, blockPositionOffsets: blockOffsets, into: &postings)
+        // The 32-byte entry in one append (six appendLE calls cost more than the rest of a
+        // one-posting term).
+        let entry = (UInt32(names.count).littleEndian, UInt32(name.count).littleEndian, UInt32(docs.count).littleEndian, UInt32(0),
+                     UInt64(postingsOffset).littleEndian, UInt64(termPositionsStart).littleEndian)
+        withUnsafeBytes(of: entry) { termEntries.append(contentsOf: $0) }
         names.append(contentsOf: name)
         termCount += 1
         postingCount += docs.count

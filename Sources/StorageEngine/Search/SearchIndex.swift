@@ -173,39 +173,73 @@ public final class SearchIndex: @unchecked Sendable {
     /// The terms a tweet is indexed under: its text's, then `from:`, `is:` and any hashtags or
     /// URL hosts of the record that the text does not show.
     public static func terms(of tweet: TweetRecord, authorHandle: String?) -> [SearchToken] {
-        var tokens = SearchTokenizer.tokenize(tweet.text)
-        var position = (tokens.last?.position ?? 0) + (tokens.isEmpty ? 0 : 1)
-        func add(_ term: String) {
-            tokens.append(SearchToken(term: term, position: position))
+        let packed = packedTerms(of: tweet, authorHandle: authorHandle)
+        return (0..<packed.count).map { SearchToken(term: packed.string($0), position: packed.position($0)) }
+    }
+
+    /// `terms(of:authorHandle:)` as the indexer takes them (bytes, no String per term).
+    static func packedTerms(of tweet: TweetRecord, authorHandle: String?) -> PackedTerms {
+        var terms = PackedTerms()
+        packTerms(of: tweet, authorHandle: authorHandle, into: &terms)
+        return terms
+    }
+
+    static func packTerms(of tweet: TweetRecord, authorHandle: String?, into terms: inout PackedTerms) {
+        SearchTokenizer.tokenize(tweet.text, into: &terms, forQuery: false)
+        var position = terms.count == 0 ? 0 : terms.position(terms.count - 1) + 1
+        if let authorHandle {
+            terms.appendFrom(authorHandle, position: position)
             position += 1
         }
-        if let authorHandle { add(SearchQuery.fromTerm(authorHandle)) }
-        if tweet.replyTo != nil { add(SearchQuery.replyTerm) }
-        if tweet.retweetOf != nil { add(SearchQuery.retweetTerm) }
-        if tweet.quoteOf != nil { add(SearchQuery.quoteTerm) }
+        if tweet.replyTo != nil {
+            terms.append(SearchQuery.replyTerm, position: position)
+            position += 1
+        }
+        if tweet.retweetOf != nil {
+            terms.append(SearchQuery.retweetTerm, position: position)
+            position += 1
+        }
+        if tweet.quoteOf != nil {
+            terms.append(SearchQuery.quoteTerm, position: position)
+            position += 1
+        }
         for tag in tweet.hashtags {
             var body = Substring(tag)
             while body.hasPrefix("#") { body = body.dropFirst() }
             let folded = SearchTokenizer.foldWord(body)
             if folded.isEmpty { continue }
             let tag = "#" + folded
-            if tokens.contains(where: { $0.term == tag }) { continue }
-            tokens.append(SearchToken(term: tag, position: position))
-            add(folded)
+            if terms.contains(tag) { continue }
+            terms.append(tag, position: position)
+            terms.append(folded, position: position)
+            position += 1
         }
         for url in tweet.urls {
             var found: [SearchToken] = []
             SearchTokenizer.tokenize(url, into: &found, forQuery: true)
-            for token in found where token.term.hasPrefix("url:") && !tokens.contains(where: { $0.term == token.term }) { add(token.term) }
+            for token in found where token.term.hasPrefix("url:") && !terms.contains(token.term) {
+                terms.append(token.term, position: position)
+                position += 1
+            }
         }
-        return tokens
     }
 
     /// Indexes a tweet; searchable by the next query. Returns false when ignored (LSN already
     /// applied, or the id already indexed or deleted).
     @discardableResult
     public func add(tweet: TweetRecord, authorHandle: String?, lsn: UInt64) -> Bool {
-        let tokens = Self.terms(of: tweet, authorHandle: authorHandle)
+        // The terms in stack buffers (a tweet's fit; a larger one moves them to the heap). At
+        // most 1 KiB each: a larger temporary allocation costs a stack-bounds query per call.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { bytes in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 40) { list in
+                var terms = PackedTerms(bytes: bytes, terms: list)
+                Self.packTerms(of: tweet, authorHandle: authorHandle, into: &terms)
+                return add(tweet: tweet, terms: terms, lsn: lsn)
+            }
+        }
+    }
+
+    private func add(tweet: TweetRecord, terms: borrowing PackedTerms, lsn: UInt64) -> Bool {
         let (added, sealedOne) = lock.withWriteLock { () -> (Bool, Bool) in
             if lsn != 0 && lsn <= applied { return (false, false) }
             applied = max(applied, lsn)
@@ -220,7 +254,7 @@ public final class SearchIndex: @unchecked Sendable {
                 sealLocked()
                 sealedOne = true
             }
-            active.append(tweetID: tweet.id, time: tweet.time, tokens: tokens)
+            active.append(tweetID: tweet.id, time: tweet.time, terms: terms)
             return (true, sealedOne)
         }
         if sealedOne { afterSeal() }
@@ -259,7 +293,30 @@ public final class SearchIndex: @unchecked Sendable {
 
     /// Parses `text` (Twitter search syntax) and searches; see `search(_:before:limit:)`.
     public func search(_ text: String, before: UInt64? = nil, limit: Int = 20) throws(SearchQueryError) -> [UInt64] {
-        search(try SearchQuery.parse(text), before: before, limit: limit)
+        // The commonest search, one plain word, #tag or @mention, skips building a SearchQuery
+        // (its arrays cost more than such a query's postings); the answer is the same.
+        if let term = Self.singleWordTerm(text) { return limit > 0 ? searchTerm(term, before: before, limit: limit) : [] }
+        return search(try SearchQuery.parse(text), before: before, limit: limit)
+    }
+
+    /// The term when `text` is one ASCII word that `SearchQuery.parse` would make a query of
+    /// that single term (no space, quote, colon, leading `-`, not `OR`; it tokenizes to exactly
+    /// one term), else nil.
+    static func singleWordTerm(_ text: String) -> String? {
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            let n = bytes.count
+            guard n > 0, n <= 200, bytes[0] != 0x2D else { return nil }
+            for b in bytes where b >= 0x80 || b == 0x3A || b == 0x22 || SearchTokenizer.isSpaceByte(b) { return nil }
+            if n == 2 && bytes[0] == 0x4F && bytes[1] == 0x52 { return nil }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
+                withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 8) { list in
+                    var terms = PackedTerms(bytes: buffer, terms: list)
+                    SearchTokenizer.tokenizeASCII(bytes, into: &terms, forQuery: true)
+                    return terms.count == 1 ? terms.string(0) : nil
+                }
+            }
+        }
     }
 
     /// Tweet ids matching `query`, newest first, below `before` when given, at most `limit`.

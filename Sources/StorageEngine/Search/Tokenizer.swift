@@ -61,6 +61,20 @@ public enum SearchTokenizer {
         if !done { tokenizeScalars(text, into: &tokens, forQuery: forQuery) }
     }
 
+    /// Appends the terms of `text` to `terms` as bytes (the indexer's path: no String per term
+    /// for ASCII text).
+    static func tokenize(_ text: String, into terms: inout PackedTerms, forQuery: Bool) {
+        var text = text
+        let ascii = text.withUTF8 { isASCII($0) }
+        if ascii {
+            text.withUTF8 { tokenizeASCII($0, into: &terms, forQuery: forQuery) }
+        } else {
+            var tokens: [SearchToken] = []
+            tokenizeScalars(text, into: &tokens, forQuery: forQuery)
+            for token in tokens { terms.append(token.term, position: token.position) }
+        }
+    }
+
     /// Whether every byte is below 0x80, eight at a time.
     @inline(__always)
     static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -99,107 +113,108 @@ public enum SearchTokenizer {
     @inline(__always)
     static func lowerByte(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b | 0x20 : b }
 
-    /// `tokenizeScalars` for text that is all ASCII, over its bytes: the same terms and
-    /// positions (on ASCII, every folding is lowercasing, no scalar is a unigram, dropped or
-    /// fullwidth, and the letters are the only alphabetic scalars), with each term built once
-    /// from a stack buffer instead of a scalar at a time. Terms longer than the buffer take
-    /// the general path.
+    /// `tokenizeASCII(_:into:forQuery:)` as tokens (for the public API and tests).
     static func tokenizeASCII(_ bytes: UnsafeBufferPointer<UInt8>, into tokens: inout [SearchToken], forQuery: Bool) {
-        let n = bytes.count
-        // A term of at most 255 bytes is built in `term`; a longer one (rare) is built by the
-        // scalar path, which the caller then does not take, so it is finished here the slow way.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { term in
-            var length = 0
-            var overflow: [UInt8] = []
-            var position: UInt32 = 0
-            @inline(__always) func put(_ b: UInt8) {
-                if length < term.count {
-                    term[length] = b
-                } else {
-                    if overflow.isEmpty { overflow.append(contentsOf: term) }
-                    overflow.append(b)
-                }
-                length += 1
+        // Stack buffers of at most 1 KiB each (larger ones cost a stack-bounds query); a long
+        // text moves to the heap.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 40) { list in
+                var terms = PackedTerms(bytes: buffer, terms: list)
+                tokenizeASCII(bytes, into: &terms, forQuery: forQuery)
+                for i in 0..<terms.count { tokens.append(SearchToken(term: terms.string(i), position: terms.position(i))) }
             }
-            @inline(__always) func string(prefix: String = "") -> String {
-                let body = length <= term.count
-                    ? String(decoding: UnsafeBufferPointer(rebasing: term[0..<length]), as: UTF8.self)
-                    : String(decoding: overflow, as: UTF8.self)
-                return prefix.isEmpty ? body : prefix + body
-            }
-            @inline(__always) func flushWord() {
-                if length > 0 {
-                    tokens.append(SearchToken(term: string(), position: position))
-                    position += 1
-                    length = 0
-                    overflow.removeAll(keepingCapacity: true)
-                }
-            }
-            var i = 0
-            while i < n {
-                let v = bytes[i]
-                // URLs: http:// or https:// at a word boundary.
-                if length == 0, v == 0x68 || v == 0x48, let end = urlASCII(bytes, at: i, put: put) {
-                    if length > 0 {
-                        tokens.append(SearchToken(term: string(prefix: "url:"), position: position))
-                        position += 1
-                        length = 0
-                        overflow.removeAll(keepingCapacity: true)
-                    }
-                    i = end
-                    continue
-                }
-                if (v == 0x23 || v == 0x40), length == 0, i + 1 < n, isWordByte(bytes[i + 1]), i == 0 || !isWordByte(bytes[i - 1]) {
-                    // A hashtag or mention: the word after the sign.
-                    var j = i + 1
-                    while j < n, isWordByte(bytes[j]) || bytes[j] == 0x5F {
-                        put(lowerByte(bytes[j]))
-                        j += 1
-                    }
-                    if v == 0x23 {
-                        let body = string()
-                        tokens.append(SearchToken(term: "#" + body, position: position))
-                        if !forQuery { tokens.append(SearchToken(term: body, position: position)) }
-                    } else {
-                        tokens.append(SearchToken(term: string(prefix: "@"), position: position))
-                    }
-                    position += 1
-                    length = 0
-                    overflow.removeAll(keepingCapacity: true)
-                    i = j
-                    continue
-                }
-                if isWordByte(v) {
-                    put(lowerByte(v))
-                    i += 1
-                    continue
-                }
-                // Joiners inside a word: apostrophes between letters, `.`/`,` between digits.
-                if length > 0, i + 1 < n {
-                    let next = bytes[i + 1]
-                    let previous = bytes[i - 1]
-                    if v == 0x27, isLetterByte(previous), isLetterByte(next) {
-                        i += 1
-                        continue
-                    }
-                    if (v == 0x2E || v == 0x2C), isDigitByte(previous), isDigitByte(next) {
-                        if v == 0x2E { put(0x2E) }
-                        i += 1
-                        continue
-                    }
-                }
-                flushWord()
-                i += 1
-            }
-            flushWord()
         }
     }
 
-    /// `url(_:at:)` over ASCII bytes: when `http://` or `https://` starts at `i`, puts the
-    /// folded host (trailing dots and a leading `www.` removed) and returns the index after the
-    /// URL.
+    /// `tokenizeScalars` for text that is all ASCII, over its bytes: the same terms and
+    /// positions (on ASCII, every folding is lowercasing, no scalar is a unigram, dropped or
+    /// fullwidth, and the letters are the only alphabetic scalars), each term's bytes written
+    /// once straight into `terms`.
+    static func tokenizeASCII(_ bytes: UnsafeBufferPointer<UInt8>, into terms: inout PackedTerms, forQuery: Bool) {
+        let n = bytes.count
+        guard n > 0, let p = bytes.baseAddress else { return }
+        // Every term's body is at most its source bytes, and its prefix (`#`, `@`, `url:`) at
+        // most the source bytes that gave rise to it, so 2n bytes hold all of them.
+        terms.reserveBytes(2 * n + 8)
+        var position: UInt32 = 0
+        var i = 0
+        while i < n {
+            let v = p[i]
+            // URLs: http:// or https:// at a word boundary.
+            if terms.pendingLength == 0, v == 0x68 || v == 0x48, let (hostStart, hostEnd, end) = urlASCII(bytes, at: i) {
+                if hostEnd > hostStart {
+                    terms.put(0x75)
+                    terms.put(0x72)
+                    terms.put(0x6C)
+                    terms.put(0x3A)
+                    var k = hostStart
+                    while k < hostEnd {
+                        terms.put(lowerByte(p[k]))
+                        k += 1
+                    }
+                    terms.commit(position: position)
+                    position += 1
+                }
+                i = end
+                continue
+            }
+            if (v == 0x23 || v == 0x40), terms.pendingLength == 0, i + 1 < n, isWordByte(p[i + 1]), i == 0 || !isWordByte(p[i - 1]) {
+                // A hashtag or mention: the sign, then the word after it.
+                terms.put(v)
+                var j = i + 1
+                while j < n, isWordByte(p[j]) || p[j] == 0x5F {
+                    terms.put(lowerByte(p[j]))
+                    j += 1
+                }
+                terms.commit(position: position)
+                // A hashtag's word alone too, at the same position (the same bytes).
+                if v == 0x23 && !forQuery { terms.repeatLastWithoutFirstByte() }
+                position += 1
+                i = j
+                continue
+            }
+            if isWordByte(v) {
+                // The whole run of word bytes at once.
+                let out = terms.pendingEnd
+                var j = i
+                var k = 0
+                repeat {
+                    out[k] = lowerByte(p[j])
+                    k &+= 1
+                    j &+= 1
+                } while j < n && isWordByte(p[j])
+                terms.extendPending(k)
+                i = j
+                continue
+            }
+            // Joiners inside a word: apostrophes between letters, `.`/`,` between digits.
+            if terms.pendingLength > 0, i + 1 < n {
+                let next = p[i + 1]
+                let previous = p[i - 1]
+                if v == 0x27, isLetterByte(previous), isLetterByte(next) {
+                    i += 1
+                    continue
+                }
+                if (v == 0x2E || v == 0x2C), isDigitByte(previous), isDigitByte(next) {
+                    if v == 0x2E { terms.put(0x2E) }
+                    i += 1
+                    continue
+                }
+            }
+            if terms.pendingLength > 0 {
+                terms.commit(position: position)
+                position += 1
+            }
+            i += 1
+        }
+        if terms.pendingLength > 0 { terms.commit(position: position) }
+    }
+
+    /// `url(_:at:)` over ASCII bytes: when `http://` or `https://` starts at `i`, the range of
+    /// the host (trailing dots and a leading `www.` removed; to be lowercased) and the index
+    /// after the URL.
     @inline(__always)
-    static func urlASCII(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int, put: (UInt8) -> Void) -> Int? {
+    static func urlASCII(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int) -> (Int, Int, Int)? {
         let n = bytes.count
         var j = i
         for c: UInt8 in [0x68, 0x74, 0x74, 0x70] {
@@ -225,12 +240,7 @@ public enum SearchTokenizer {
            lowerByte(bytes[hostStart + 2]) == 0x77, bytes[hostStart + 3] == 0x2E {
             hostStart += 4
         }
-        var k = hostStart
-        while k < hostEnd {
-            put(lowerByte(bytes[k]))
-            k += 1
-        }
-        return j
+        return (hostStart, hostEnd, j)
     }
 
     /// The general tokenizer, a Unicode scalar at a time (what `tokenize` does for text that
