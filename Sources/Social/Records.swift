@@ -180,7 +180,11 @@ struct ChangeSet {
                     if key.count == 17 && key[0] == KeySpace.counters.rawValue {
                         db.tweetCountsCache.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
                     } else if key.count == 9 && key[0] == KeySpace.tweets.rawValue {
-                        db.tweetViews.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                        // The view first: an encoding made after the second invalidation
+                        // reads a view made after the first (see `SocialDB.encodedView`).
+                        let id = key.withUnsafeBytes { Keys.number($0, at: 1) }
+                        db.tweetViews.invalidate(id)
+                        db.tweetEncodings.invalidate(id)
                     }
                 }
             }

@@ -82,6 +82,7 @@ extension Shell {
         case "TWEET":
             let id = try args.id("tweet-id")
             try args.end()
+            if json { return .json(fields: [("tweet", .encodedTweet(try db.encodedTweet(id: id, as: JSONTweetEncoding.self)))]) }
             return tweetResponse(try db.tweet(id: id))
         case "THREAD":
             let id = try args.id("tweet-id")
@@ -115,13 +116,15 @@ extension Shell {
         case "TWEETS":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
-            let page = try db.tweets(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
-            return tweetPage(page)
+            let limit = clauses.limit ?? SocialDB.pageLimitDefault
+            if json { return encodedPage(try db.encodedTweets(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self)) }
+            return tweetPage(try db.tweets(handle: handle, limit: limit, before: clauses.cursor))
         case "HOME":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
-            let page = try db.home(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
-            return tweetPage(page)
+            let limit = clauses.limit ?? SocialDB.pageLimitDefault
+            if json { return encodedPage(try db.encodedHome(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self)) }
+            return tweetPage(try db.home(handle: handle, limit: limit, before: clauses.cursor))
         case "SEARCH":
             if let first = args.words.first, !first.quoted, first.text.uppercased() == "USERS" {
                 args.words.removeFirst()
@@ -273,6 +276,11 @@ extension Shell {
         .tweets(fields: [("tweet", .tweet(tweet))], list: [tweet], more: nil, empty: "")
     }
 
+    /// A page of HOME or TWEETS served from the tweets' cached JSON (the shell answers in JSON).
+    private func encodedPage(_ page: Page<EncodedTweet>) -> Response {
+        .json(fields: [("tweets", .encodedTweets(page.items)), ("next", cursorJSON(page.nextCursor))])
+    }
+
     /// A page of HOME or TWEETS: `tweets` and `next`, each form rendered only when asked for.
     private func tweetPage(_ page: Page<Tweet>) -> Response {
         .tweets(fields: [("tweets", .tweets(page.items)), ("next", cursorJSON(page.nextCursor))],
@@ -402,36 +410,74 @@ func cursorJSON(_ cursor: UInt64?) -> JSONValue { cursor.map { .string(String($0
 /// One tweet as a JSON object, written into `out` field by field (the fields of Docs/SHELL.md,
 /// in that order; a retweet or quote nests the original the same way).
 func renderTweetJSON(_ tweet: Tweet, into out: inout [UInt8]) {
-    func strings(_ values: [String], _ out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        var first = true
-        for value in values {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            JSONBytes.appendString(value, to: &out)
-        }
-        out.append(UInt8(ascii: "]"))
-    }
-    JSONBytes.append("{\"id\":", to: &out); JSONBytes.appendID(tweet.id, to: &out)
-    JSONBytes.append(",\"author\":", to: &out); JSONBytes.appendString(tweet.authorHandle, to: &out)
-    JSONBytes.append(",\"author_id\":", to: &out); JSONBytes.appendID(tweet.authorID, to: &out)
-    JSONBytes.append(",\"created_at\":\"", to: &out); TimeFormat.appendISO8601(tweet.createdAtMilliseconds, to: &out)
-    JSONBytes.append("\",\"text\":", to: &out); JSONBytes.appendString(tweet.text, to: &out)
-    JSONBytes.append(",\"reply_to\":", to: &out); JSONBytes.appendID(tweet.replyTo, to: &out)
-    JSONBytes.append(",\"conversation_id\":", to: &out); JSONBytes.appendID(tweet.conversationID, to: &out)
-    JSONBytes.append(",\"retweet_of\":", to: &out); JSONBytes.appendID(tweet.retweetOf, to: &out)
-    JSONBytes.append(",\"quote_of\":", to: &out); JSONBytes.appendID(tweet.quoteOf, to: &out)
-    JSONBytes.append(",\"mentions\":", to: &out); strings(tweet.mentions, &out)
-    JSONBytes.append(",\"hashtags\":", to: &out); strings(tweet.hashtags, &out)
-    JSONBytes.append(",\"urls\":", to: &out); strings(tweet.urls, &out)
-    JSONBytes.append(",\"likes\":", to: &out); JSONBytes.appendInteger(tweet.likeCount, to: &out)
-    JSONBytes.append(",\"retweets\":", to: &out); JSONBytes.appendInteger(tweet.retweetCount, to: &out)
-    JSONBytes.append(",\"replies\":", to: &out); JSONBytes.appendInteger(tweet.replyCount, to: &out)
-    JSONBytes.append(",\"quotes\":", to: &out); JSONBytes.appendInteger(tweet.quoteCount, to: &out)
+    JSONTweetEncoding.encodeView(tweet, into: &out)
+    JSONTweetEncoding.appendCounts(likes: tweet.likeCount, retweets: tweet.retweetCount, replies: tweet.replyCount,
+                                   quotes: tweet.quoteCount, into: &out)
     JSONBytes.append(",\"retweeted\":", to: &out)
     if let retweeted = tweet.retweeted { renderTweetJSON(retweeted, into: &out) } else { JSONBytes.append("null", to: &out) }
     JSONBytes.append(",\"quoted\":", to: &out)
     if let quoted = tweet.quoted { renderTweetJSON(quoted, into: &out) } else { JSONBytes.append("null", to: &out) }
+    out.append(UInt8(ascii: "}"))
+}
+
+/// A tweet's JSON object in two parts: the fields that never change while the tweet exists
+/// (`encodeView`, from `{"id":` to `"urls":[...]`, which `SocialDB` keeps per tweet for pages),
+/// then its counts and nested tweets, written at every read. `renderTweetJSON` (from a `Tweet`)
+/// and `renderEncodedTweetJSON` (from a cached view) both write through here, so the bytes are
+/// the same whichever path a page took.
+enum JSONTweetEncoding: TweetViewEncoding {
+    static func encodeView(_ tweet: Tweet, into out: inout [UInt8]) {
+        func strings(_ values: [String], _ out: inout [UInt8]) {
+            out.append(UInt8(ascii: "["))
+            var first = true
+            for value in values {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                JSONBytes.appendString(value, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        JSONBytes.append("{\"id\":", to: &out); JSONBytes.appendID(tweet.id, to: &out)
+        JSONBytes.append(",\"author\":", to: &out); JSONBytes.appendString(tweet.authorHandle, to: &out)
+        JSONBytes.append(",\"author_id\":", to: &out); JSONBytes.appendID(tweet.authorID, to: &out)
+        JSONBytes.append(",\"created_at\":\"", to: &out); TimeFormat.appendISO8601(tweet.createdAtMilliseconds, to: &out)
+        JSONBytes.append("\",\"text\":", to: &out); JSONBytes.appendString(tweet.text, to: &out)
+        JSONBytes.append(",\"reply_to\":", to: &out); JSONBytes.appendID(tweet.replyTo, to: &out)
+        JSONBytes.append(",\"conversation_id\":", to: &out); JSONBytes.appendID(tweet.conversationID, to: &out)
+        JSONBytes.append(",\"retweet_of\":", to: &out); JSONBytes.appendID(tweet.retweetOf, to: &out)
+        JSONBytes.append(",\"quote_of\":", to: &out); JSONBytes.appendID(tweet.quoteOf, to: &out)
+        JSONBytes.append(",\"mentions\":", to: &out); strings(tweet.mentions, &out)
+        JSONBytes.append(",\"hashtags\":", to: &out); strings(tweet.hashtags, &out)
+        JSONBytes.append(",\"urls\":", to: &out); strings(tweet.urls, &out)
+    }
+
+    static func appendCounts(likes: Int, retweets: Int, replies: Int, quotes: Int, into out: inout [UInt8]) {
+        JSONBytes.append(",\"likes\":", to: &out); JSONBytes.appendInteger(likes, to: &out)
+        JSONBytes.append(",\"retweets\":", to: &out); JSONBytes.appendInteger(retweets, to: &out)
+        JSONBytes.append(",\"replies\":", to: &out); JSONBytes.appendInteger(replies, to: &out)
+        JSONBytes.append(",\"quotes\":", to: &out); JSONBytes.appendInteger(quotes, to: &out)
+    }
+
+    /// A nested tweet (the original of a retweet, a quoted tweet): it has no nested tweets of its own.
+    static func appendNested(_ part: EncodedTweet.Part, into out: inout [UInt8]) {
+        appendPart(part, into: &out)
+        JSONBytes.append(",\"retweeted\":null,\"quoted\":null}", to: &out)
+    }
+
+    static func appendPart(_ part: EncodedTweet.Part, into out: inout [UInt8]) {
+        out.append(contentsOf: part.view)
+        appendCounts(likes: part.likeCount, retweets: part.retweetCount, replies: part.replyCount, quotes: part.quoteCount, into: &out)
+    }
+}
+
+/// The JSON object of a tweet served from its cached encoded view (the same bytes as
+/// `renderTweetJSON` of the same tweet).
+func renderEncodedTweetJSON(_ tweet: EncodedTweet, into out: inout [UInt8]) {
+    JSONTweetEncoding.appendPart(tweet.tweet, into: &out)
+    JSONBytes.append(",\"retweeted\":", to: &out)
+    if let retweeted = tweet.retweeted { JSONTweetEncoding.appendNested(retweeted, into: &out) } else { JSONBytes.append("null", to: &out) }
+    JSONBytes.append(",\"quoted\":", to: &out)
+    if let quoted = tweet.quoted { JSONTweetEncoding.appendNested(quoted, into: &out) } else { JSONBytes.append("null", to: &out) }
     out.append(UInt8(ascii: "}"))
 }
 
