@@ -18,11 +18,9 @@ enum JSONValue {
     case tweet(Tweet)
     /// A list of tweets as an array of those objects (pages: the server's most frequent answer).
     case tweets([Tweet])
-    /// A page served from the tweets' cached JSON (`SocialDB.encodedHome` and the like): the
-    /// same array `.tweets` writes for the same tweets.
-    case encodedTweets([EncodedTweet])
-    /// One tweet served from its cached JSON.
-    case encodedTweet(EncodedTweet)
+    /// JSON text already written (a page or a tweet served from the tweets' cached JSON by
+    /// `SocialDB.appendEncodedHome` and the like: the bytes `.tweets` or `.tweet` would write).
+    case raw([UInt8])
 
     func render(into out: inout [UInt8]) {
         switch self {
@@ -62,16 +60,7 @@ enum JSONValue {
             }
             out.append(UInt8(ascii: "]"))
         case .tweet(let tweet): renderTweetJSON(tweet, into: &out)
-        case .encodedTweet(let tweet): renderEncodedTweetJSON(tweet, into: &out)
-        case .encodedTweets(let tweets):
-            out.append(UInt8(ascii: "["))
-            var first = true
-            for tweet in tweets {
-                if !first { out.append(UInt8(ascii: ",")) }
-                first = false
-                renderEncodedTweetJSON(tweet, into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
+        case .raw(let bytes): out.append(contentsOf: bytes)
         case .tweets(let tweets):
             out.append(UInt8(ascii: "["))
             var first = true

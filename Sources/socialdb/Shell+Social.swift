@@ -82,7 +82,11 @@ extension Shell {
         case "TWEET":
             let id = try args.id("tweet-id")
             try args.end()
-            if json { return .json(fields: [("tweet", .encodedTweet(try db.encodedTweet(id: id, as: JSONTweetEncoding.self)))]) }
+            if json {
+                var tweet: [UInt8] = []
+                try db.appendEncodedTweet(id: id, as: JSONTweetEncoding.self, into: &tweet)
+                return .json(fields: [("tweet", .raw(tweet))])
+            }
             return tweetResponse(try db.tweet(id: id))
         case "THREAD":
             let id = try args.id("tweet-id")
@@ -117,13 +121,23 @@ extension Shell {
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
             let limit = clauses.limit ?? SocialDB.pageLimitDefault
-            if json { return encodedPage(try db.encodedTweets(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self)) }
+            if json {
+                var page: [UInt8] = [UInt8(ascii: "[")]
+                page.reserveCapacity(limit * 512)
+                let next = try db.appendEncodedTweets(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self, into: &page)
+                return encodedPage(page, next)
+            }
             return tweetPage(try db.tweets(handle: handle, limit: limit, before: clauses.cursor))
         case "HOME":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
             let limit = clauses.limit ?? SocialDB.pageLimitDefault
-            if json { return encodedPage(try db.encodedHome(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self)) }
+            if json {
+                var page: [UInt8] = [UInt8(ascii: "[")]
+                page.reserveCapacity(limit * 512)
+                let next = try db.appendEncodedHome(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self, into: &page)
+                return encodedPage(page, next)
+            }
             return tweetPage(try db.home(handle: handle, limit: limit, before: clauses.cursor))
         case "SEARCH":
             if let first = args.words.first, !first.quoted, first.text.uppercased() == "USERS" {
@@ -276,9 +290,12 @@ extension Shell {
         .tweets(fields: [("tweet", .tweet(tweet))], list: [tweet], more: nil, empty: "")
     }
 
-    /// A page of HOME or TWEETS served from the tweets' cached JSON (the shell answers in JSON).
-    private func encodedPage(_ page: Page<EncodedTweet>) -> Response {
-        .json(fields: [("tweets", .encodedTweets(page.items)), ("next", cursorJSON(page.nextCursor))])
+    /// A page of HOME or TWEETS served from the tweets' cached JSON (the shell answers in JSON):
+    /// `page` holds `[` and the tweets.
+    private func encodedPage(_ page: [UInt8], _ next: UInt64?) -> Response {
+        var page = page
+        page.append(UInt8(ascii: "]"))
+        return .json(fields: [("tweets", .raw(page)), ("next", cursorJSON(next))])
     }
 
     /// A page of HOME or TWEETS: `tweets` and `next`, each form rendered only when asked for.
@@ -410,9 +427,8 @@ func cursorJSON(_ cursor: UInt64?) -> JSONValue { cursor.map { .string(String($0
 /// One tweet as a JSON object, written into `out` field by field (the fields of Docs/SHELL.md,
 /// in that order; a retweet or quote nests the original the same way).
 func renderTweetJSON(_ tweet: Tweet, into out: inout [UInt8]) {
-    JSONTweetEncoding.encodeView(tweet, into: &out)
-    JSONTweetEncoding.appendCounts(likes: tweet.likeCount, retweets: tweet.retweetCount, replies: tweet.replyCount,
-                                   quotes: tweet.quoteCount, into: &out)
+    JSONTweetEncoding.encodeView(tweet, likes: tweet.likeCount, retweets: tweet.retweetCount, replies: tweet.replyCount,
+                                 quotes: tweet.quoteCount, into: &out)
     JSONBytes.append(",\"retweeted\":", to: &out)
     if let retweeted = tweet.retweeted { renderTweetJSON(retweeted, into: &out) } else { JSONBytes.append("null", to: &out) }
     JSONBytes.append(",\"quoted\":", to: &out)
@@ -420,13 +436,14 @@ func renderTweetJSON(_ tweet: Tweet, into out: inout [UInt8]) {
     out.append(UInt8(ascii: "}"))
 }
 
-/// A tweet's JSON object in two parts: the fields that never change while the tweet exists
-/// (`encodeView`, from `{"id":` to `"urls":[...]`, which `SocialDB` keeps per tweet for pages),
-/// then its counts and nested tweets, written at every read. `renderTweetJSON` (from a `Tweet`)
-/// and `renderEncodedTweetJSON` (from a cached view) both write through here, so the bytes are
-/// the same whichever path a page took.
+/// A tweet's JSON object in parts: its fields up to its counts (`encodeView`, from `{"id":` to
+/// `"quotes":N`, which `SocialDB` keeps per tweet for pages until the tweet or its counts
+/// change), then its nested tweets and closing brace, written at every read. `renderTweetJSON`
+/// (from a `Tweet`) writes the same fields through `encodeView`, and `SocialDB.appendEncodedHome`
+/// and the like write the same punctuation through the other methods, so the bytes are the
+/// same whichever path a page took.
 enum JSONTweetEncoding: TweetViewEncoding {
-    static func encodeView(_ tweet: Tweet, into out: inout [UInt8]) {
+    static func encodeView(_ tweet: Tweet, likes: Int, retweets: Int, replies: Int, quotes: Int, into out: inout [UInt8]) {
         func strings(_ values: [String], _ out: inout [UInt8]) {
             out.append(UInt8(ascii: "["))
             var first = true
@@ -449,36 +466,23 @@ enum JSONTweetEncoding: TweetViewEncoding {
         JSONBytes.append(",\"mentions\":", to: &out); strings(tweet.mentions, &out)
         JSONBytes.append(",\"hashtags\":", to: &out); strings(tweet.hashtags, &out)
         JSONBytes.append(",\"urls\":", to: &out); strings(tweet.urls, &out)
-    }
-
-    static func appendCounts(likes: Int, retweets: Int, replies: Int, quotes: Int, into out: inout [UInt8]) {
         JSONBytes.append(",\"likes\":", to: &out); JSONBytes.appendInteger(likes, to: &out)
         JSONBytes.append(",\"retweets\":", to: &out); JSONBytes.appendInteger(retweets, to: &out)
         JSONBytes.append(",\"replies\":", to: &out); JSONBytes.appendInteger(replies, to: &out)
         JSONBytes.append(",\"quotes\":", to: &out); JSONBytes.appendInteger(quotes, to: &out)
     }
 
-    /// A nested tweet (the original of a retweet, a quoted tweet): it has no nested tweets of its own.
-    static func appendNested(_ part: EncodedTweet.Part, into out: inout [UInt8]) {
-        appendPart(part, into: &out)
-        JSONBytes.append(",\"retweeted\":null,\"quoted\":null}", to: &out)
+    static func appendBeforeNested(_ kind: NestedTweetKind, into out: inout [UInt8]) {
+        switch kind {
+        case .retweeted: JSONBytes.append(",\"retweeted\":", to: &out)
+        case .quoted: JSONBytes.append(",\"quoted\":", to: &out)
+        }
     }
 
-    static func appendPart(_ part: EncodedTweet.Part, into out: inout [UInt8]) {
-        out.append(contentsOf: part.view)
-        appendCounts(likes: part.likeCount, retweets: part.retweetCount, replies: part.replyCount, quotes: part.quoteCount, into: &out)
-    }
-}
-
-/// The JSON object of a tweet served from its cached encoded view (the same bytes as
-/// `renderTweetJSON` of the same tweet).
-func renderEncodedTweetJSON(_ tweet: EncodedTweet, into out: inout [UInt8]) {
-    JSONTweetEncoding.appendPart(tweet.tweet, into: &out)
-    JSONBytes.append(",\"retweeted\":", to: &out)
-    if let retweeted = tweet.retweeted { JSONTweetEncoding.appendNested(retweeted, into: &out) } else { JSONBytes.append("null", to: &out) }
-    JSONBytes.append(",\"quoted\":", to: &out)
-    if let quoted = tweet.quoted { JSONTweetEncoding.appendNested(quoted, into: &out) } else { JSONBytes.append("null", to: &out) }
-    out.append(UInt8(ascii: "}"))
+    static func appendAfterNestedTweet(into out: inout [UInt8]) { JSONBytes.append(",\"retweeted\":null,\"quoted\":null}", to: &out) }
+    static func appendAbsentNested(into out: inout [UInt8]) { JSONBytes.append("null", to: &out) }
+    static func appendAfterTweet(into out: inout [UInt8]) { out.append(UInt8(ascii: "}")) }
+    static func appendSeparator(into out: inout [UInt8]) { out.append(UInt8(ascii: ",")) }
 }
 
 func tweetText(_ tweet: Tweet, indent: String = "") -> [String] {

@@ -4,8 +4,8 @@ import Synchronization
 import Testing
 @testable import socialdb
 
-/// Pages served from the tweets' cached JSON (`SocialDB.encodedHome`, `encodedTweets`,
-/// `encodedTweet`, what `socialdb serve` answers in JSON) must be the bytes the `Tweet` values
+/// Pages served from the tweets' cached JSON (`SocialDB.appendEncodedHome`, `appendEncodedTweets`,
+/// `appendEncodedTweet`, what `socialdb serve` answers in JSON) must be the bytes the `Tweet` values
 /// of the same reads render to, through every change a tweet goes through (likes, retweets,
 /// quotes, deletes of originals and of quoted tweets), with the cache evicting and without it.
 @Suite struct EncodedPagesTests {
@@ -15,9 +15,23 @@ import Testing
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func json(_ tweets: [EncodedTweet]) -> String {
+    /// A page written by one of the `appendEncoded` calls, in brackets as the shell sends it.
+    static func encodedPage(_ append: (inout [UInt8]) throws -> UInt64?) throws -> (String, UInt64?) {
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
+        let next = try append(&bytes)
+        bytes.append(UInt8(ascii: "]"))
+        return (String(decoding: bytes, as: UTF8.self), next)
+    }
+
+    static func encodedTweet(_ db: SocialDB, _ id: UInt64) throws -> String {
         var bytes: [UInt8] = []
-        JSONValue.encodedTweets(tweets).render(into: &bytes)
+        try db.appendEncodedTweet(id: id, as: JSONTweetEncoding.self, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func json(_ tweet: Tweet) -> String {
+        var bytes: [UInt8] = []
+        JSONValue.tweet(tweet).render(into: &bytes)
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -66,14 +80,14 @@ import Testing
             let reads: [(String, () throws -> (String, UInt64?), () throws -> (String, UInt64?))] = [
                 ("HOME \(w) LIMIT \(limit)",
                  { let p = try db.home(handle: w, limit: limit, before: before); return (Self.json(p.items), p.nextCursor) },
-                 { let p = try db.encodedHome(handle: w, limit: limit, before: before, as: JSONTweetEncoding.self); return (Self.json(p.items), p.nextCursor) }),
+                 { try Self.encodedPage { try db.appendEncodedHome(handle: w, limit: limit, before: before, as: JSONTweetEncoding.self, into: &$0) } }),
                 ("TWEETS \(w) LIMIT \(limit)",
                  { let p = try db.tweets(handle: w, limit: limit, before: before); return (Self.json(p.items), p.nextCursor) },
-                 { let p = try db.encodedTweets(handle: w, limit: limit, before: before, as: JSONTweetEncoding.self); return (Self.json(p.items), p.nextCursor) }),
+                 { try Self.encodedPage { try db.appendEncodedTweets(handle: w, limit: limit, before: before, as: JSONTweetEncoding.self, into: &$0) } }),
             ] + (pick.map { id in
                 [("TWEET \(id)",
-                  { (Self.json([try db.tweet(id: id)]), nil) },
-                  { (Self.json([try db.encodedTweet(id: id, as: JSONTweetEncoding.self)]), nil) })]
+                  { (Self.json(try db.tweet(id: id)), nil) },
+                  { (try Self.encodedTweet(db, id), nil) })]
             } ?? [])
             for (what, fromTweets, encoded) in reads {
                 let expected = Self.outcome(fromTweets)
@@ -107,12 +121,11 @@ import Testing
                 BackgroundThread {
                     while !stop.load(ordering: .acquiring) {
                         let wasDeleted = deleted.load(ordering: .acquiring)
-                        let single = try? db.encodedTweet(id: tweet.id, as: JSONTweetEncoding.self)
-                        let viaRetweet = try? db.encodedTweet(id: retweet.id, as: JSONTweetEncoding.self)
-                        let home = (try? db.encodedHome(handle: "reader", limit: 20, as: JSONTweetEncoding.self).items) ?? []
-                        let shown = home.contains { item in
-                            [item.tweet, item.retweeted, item.quoted].contains { part in part.map { $0.view.containsBytes(marker) } ?? false }
-                        }
+                        let single = try? Self.encodedTweet(db, tweet.id)
+                        let viaRetweet = try? Self.encodedTweet(db, retweet.id)
+                        var home: [UInt8] = []
+                        _ = try? db.appendEncodedHome(handle: "reader", limit: 20, as: JSONTweetEncoding.self, into: &home)
+                        let shown = home.containsBytes(marker)
                         if wasDeleted && (single != nil || viaRetweet != nil || shown) {
                             problems.withLock { $0.append("round \(round): an encoded read after the delete still shows it") }
                         }
@@ -121,11 +134,14 @@ import Testing
             }
             try db.delete(handle: "author", tweet: tweet.id)
             deleted.store(true, ordering: .releasing)
-            for _ in 0..<50 { _ = try db.encodedHome(handle: "reader", limit: 20, as: JSONTweetEncoding.self) }
+            for _ in 0..<50 {
+                var page: [UInt8] = []
+                _ = try db.appendEncodedHome(handle: "reader", limit: 20, as: JSONTweetEncoding.self, into: &page)
+            }
             stop.store(true, ordering: .releasing)
             for reader in readers { reader.join() }
             #expect(problems.withLock { $0 }.isEmpty, "\(problems.withLock { $0.prefix(3) })")
-            #expect(throws: SocialError.self) { try db.encodedTweet(id: tweet.id, as: JSONTweetEncoding.self) }
+            #expect(throws: SocialError.self) { try Self.encodedTweet(db, tweet.id) }
         }
     }
 }

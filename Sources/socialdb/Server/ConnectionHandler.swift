@@ -127,7 +127,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Runs what can run now, in order: the reads at the front of `pending` right here on the
     /// event loop (when `readsOnEventLoop`), else one job on the worker pool for the lines at
     /// the front; nothing while a job runs or the client is not reading its answers. Answers
-    /// made here are written as they come and flushed once, when nothing more runs now.
+    /// made here are written as they come and flushed once, when nothing more runs now or,
+    /// when a job starts, with the job's answers.
     private func startJob(context: ChannelHandlerContext) {
         while !jobRunning, !closing, !pending.isEmpty, context.channel.isWritable {
             let inline = readsOnEventLoop ? inlineCount() : 0
@@ -148,8 +149,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 cutLines()
                 continue
             }
-            flushIfNeeded(context: context)
+            // The answers written so far go out with the job's (one write for the round).
             startPoolJob(context: context)
+            return
         }
         flushIfNeeded(context: context)
     }
@@ -202,6 +204,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard case .success(let job) = result else {
             // The pool has stopped: the server is going down.
             closing = true
+            context.flush()
             context.close(promise: nil)
             return
         }
