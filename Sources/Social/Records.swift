@@ -178,9 +178,16 @@ struct ChangeSet {
             func invalidate() {
                 for (key, _) in all[start..<end] {
                     if key.count == 17 && key[0] == KeySpace.counters.rawValue {
-                        db.tweetCountsCache.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                        // The counts first, then the encoding made from them (see below).
+                        let id = key.withUnsafeBytes { Keys.number($0, at: 1) }
+                        db.tweetCountsCache.invalidate(id)
+                        db.tweetEncodings.invalidate(id)
                     } else if key.count == 9 && key[0] == KeySpace.tweets.rawValue {
-                        db.tweetViews.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                        // The view first: an encoding made after the second invalidation
+                        // reads a view made after the first (see `SocialDB.encodedView`).
+                        let id = key.withUnsafeBytes { Keys.number($0, at: 1) }
+                        db.tweetViews.invalidate(id)
+                        db.tweetEncodings.invalidate(id)
                     }
                 }
             }

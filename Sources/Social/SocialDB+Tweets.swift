@@ -297,15 +297,21 @@ extension SocialDB {
     /// `handle`'s tweets, replies, quotes and retweets, newest first, below `before` (exclusive).
     public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
         try answering { () throws(SocialError) -> Page<Tweet> in
-            try Self.checkLimit(limit)
-            let user = try userIdentity(handle: handle)
-            // One more than asked tells whether there is a next page, so the last page has no cursor.
-            var ids: [UInt64]
-            ids = try authorItemIDs(user, before: before ?? UInt64.max, limit: limit + 1)
-            let more = ids.count > limit
-            if more { ids.removeLast() }
-            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+            let (ids, next) = try authorPageIDs(handle: handle, limit: limit, before: before)
+            return Page(items: try tweets(ids: ids), nextCursor: next)
         }
+    }
+
+    /// The ids of the page `tweets(handle:limit:before:)` shows, and its next cursor.
+    func authorPageIDs(handle: String, limit: Int, before: UInt64?) throws(SocialError) -> (ids: [UInt64], next: UInt64?) {
+        try Self.checkLimit(limit)
+        let user = try userIdentity(handle: handle)
+        // One more than asked tells whether there is a next page, so the last page has no cursor.
+        var ids: [UInt64]
+        ids = try authorItemIDs(user, before: before ?? UInt64.max, limit: limit + 1)
+        let more = ids.count > limit
+        if more { ids.removeLast() }
+        return (ids, more ? ids.last : nil)
     }
 
     /// The largest `offset` of `tweets(handle:limit:offset:)`.
@@ -482,26 +488,32 @@ extension SocialDB {
     /// followees retweeted it. `limit` is 1 to the timeline capacity.
     public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
         try answering { () throws(SocialError) -> Page<Tweet> in
-            try Self.checkLimit(limit, max: homeLimitMax)
-            let user = try userIdentity(handle: handle)
-            // One more than asked tells whether there is a next page (when the capacity allows).
-            let fetch = min(limit + 1, homeLimitMax)
-            consumers.noteActivityDay()
-            let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
-            if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-            var ids = items.map(\.id)
-            var more = ids.count > limit
-            if ids.count > limit { ids.removeLast(ids.count - limit) }
-            if fetch == limit && ids.count == limit, let last = ids.last {
-                // LIMIT is the capacity, the most the store reads at once: look past the page for an
-                // item the page would not have hidden (an original it already showed).
-                let shown = Set(items.map(\.tweetId))
-                let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
-                if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-                more = after.contains { !shown.contains($0.tweetId) }
-            }
-            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+            let (ids, next) = try homeIDs(handle: handle, limit: limit, before: before)
+            return Page(items: try tweets(ids: ids), nextCursor: next)
         }
+    }
+
+    /// The ids of the page `home(handle:limit:before:)` shows, and its next cursor.
+    func homeIDs(handle: String, limit: Int, before: UInt64?) throws(SocialError) -> (ids: [UInt64], next: UInt64?) {
+        try Self.checkLimit(limit, max: homeLimitMax)
+        let user = try userIdentity(handle: handle)
+        // One more than asked tells whether there is a next page (when the capacity allows).
+        let fetch = min(limit + 1, homeLimitMax)
+        consumers.noteActivityDay()
+        let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
+        if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+        var ids = items.map(\.id)
+        var more = ids.count > limit
+        if ids.count > limit { ids.removeLast(ids.count - limit) }
+        if fetch == limit && ids.count == limit, let last = ids.last {
+            // LIMIT is the capacity, the most the store reads at once: look past the page for an
+            // item the page would not have hidden (an original it already showed).
+            let shown = Set(items.map(\.tweetId))
+            let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
+            if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+            more = after.contains { !shown.contains($0.tweetId) }
+        }
+        return (ids, more ? ids.last : nil)
     }
 
     /// `handle`'s home timeline like `home(handle:limit:before:)`, skipping the `offset` newest

@@ -34,6 +34,12 @@ public final class SocialDB: Sendable {
     /// Tweets as hydration builds them from their records, without counts or nested tweets
     /// (`SocialOptions.tweetCacheBytes`; see `SocialDB.tweets(ids:)`).
     let tweetViews: IDCache<Tweet>
+    /// Tweets' views in the one `TweetViewEncoding` the application reads pages in (the server's
+    /// JSON), made at a tweet's first encoded read and dropped with its view
+    /// (`SocialOptions.tweetCacheBytes` again; see `encodedView(id:as:)`).
+    let tweetEncodings: IDCache<EncodedView>
+    /// The encoding `tweetEncodings` holds (`ObjectIdentifier` bits; 0 until the first use).
+    let tweetEncodingType = Atomic<Int>(0)
     /// The derived structures that follow the log (home timelines).
     let consumers: Consumers
     /// The fixed-window counters of `options.rateLimits`.
@@ -83,6 +89,7 @@ public final class SocialDB: Sendable {
         self.ids = ids
         self.consumers = consumers
         self.tweetViews = tweetViews
+        tweetEncodings = IDCache(maxBytes: options.tweetCacheBytes)
         rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 

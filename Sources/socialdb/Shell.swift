@@ -8,7 +8,9 @@ import Glibc
 /// Runs commands against one open database and renders their responses.
 final class Shell {
     let db: SocialDB
-    let json: Bool
+    /// Responses are rendered as JSON (`--json`, a server connection in `FORMAT json`). Pages of
+    /// tweets are then served from the tweets' cached JSON (`Response.json`, no human form).
+    var json: Bool
     /// Draw progress bars (on standard error) for long commands: set on a terminal only.
     let showsProgress: Bool
     /// QUIT was answered (or the server ends the session): the caller stops reading commands.
