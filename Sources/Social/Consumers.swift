@@ -263,6 +263,8 @@ final class Consumers: Sendable {
     /// writer (rare: the database stops checkpointing then, see `missedRecord`).
     private struct Queue {
         var records: [PendingRecord] = []
+        /// The encoded batches' bytes in `records`.
+        var bytes = 0
         var issued: UInt64 = 0
         var failures: [UInt64: SocialError] = [:]
     }
@@ -278,9 +280,11 @@ final class Consumers: Sendable {
     /// Records applied by a writer other than the one that appended them, and drains run.
     let combinedApplies = Atomic<Int>(0)
     let applyDrains = Atomic<Int>(0)
-    /// A writer appending while this many records wait applies them itself first (under the
-    /// writer lock), so a long import cannot queue its whole input in memory.
+    /// A writer appending while this many records, or this many bytes of them, wait applies them
+    /// itself first (under the writer lock), so a long import cannot queue its input in memory
+    /// (nor leave the apply of a batch until its bytes have left the CPU caches).
     static let pendingRecordsMax = 256
+    static let pendingBytesMax = 1 << 20
 
     /// The last ticket issued: a writer reads it under the writer lock before and after its
     /// body to know its own tickets (the writer lock serializes every enqueue).
@@ -303,12 +307,13 @@ final class Consumers: Sendable {
     }
 
     private func enqueue(_ record: PendingRecord) {
-        let waiting = queue.withLock { q -> Int in
+        let full = queue.withLock { q -> Bool in
             q.issued += 1
             q.records.append(record)
-            return q.records.count
+            if case .batch(_, let payload) = record.body { q.bytes += payload.count }
+            return q.records.count >= Self.pendingRecordsMax || q.bytes >= Self.pendingBytesMax
         }
-        if waiting >= Self.pendingRecordsMax { applying.withLock { drainLocked(&$0, own: nil, through: .max) } }
+        if full { applying.withLock { drainLocked(&$0, own: nil, through: .max) } }
     }
 
     /// Returns once every ticket through `last` is applied (applying whatever waits, other
@@ -342,6 +347,7 @@ final class Consumers: Sendable {
             queue.withLock { q in
                 first = q.issued - UInt64(q.records.count) + 1
                 swap(&spare, &q.records)
+                q.bytes = 0
             }
             if spare.isEmpty { return }
             var ticket = first
