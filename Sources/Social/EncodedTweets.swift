@@ -121,8 +121,9 @@ extension SocialDB {
 
     /// Appends tweet `id`'s part and returns the ids of the tweets it shows inside it; appends
     /// nothing and returns nil when the tweet does not exist. The part is copied from
-    /// `tweetEncodings` under its shard's lock (no reference to the cached bytes is taken, so
-    /// two cores reading the same tweets do not bounce its reference count between them), else
+    /// `tweetEncodings` under its shard's lock rather than handed out (a page holds no
+    /// reference to cached bytes; the dictionary's getter still copies the entry inside the
+    /// lock, a retain and release of its bytes that a profile shows at a few percent), else
     /// encoded from the tweet's view (itself from `tweetViews` or the tree) and counts
     /// (`tweetCounts(of:)`) and kept.
     ///

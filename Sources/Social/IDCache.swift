@@ -68,11 +68,11 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
     @inline(__always)
     func contains(_ id: UInt64) -> Bool {
         guard enabled else { return false }
-        return shard(id).state.withLock { $0.values[id] != nil }
+        return shard(id).state.withLock { $0.values.index(forKey: id) != nil }
     }
 
-    /// `body` run on `id`'s value under its shard's lock, without copying the value out (so no
-    /// reference it holds is retained); nil when `id` has no value. `body` must be short.
+    /// `body` run on `id`'s value under its shard's lock (nothing of it leaves the lock but
+    /// what `body` returns); nil when `id` has no value. `body` must be short.
     @inline(__always)
     func withValue<Result>(_ id: UInt64, _ body: (borrowing Value) -> Result) -> Result? {
         guard enabled else { return nil }

@@ -63,6 +63,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let readsOnEventLoop: Bool
     /// The answers of the reads run on the event loop, reused from batch to batch.
     private var inlineOutput: [UInt8] = []
+    static let inlineOutputKeptBytesMax = 64 * 1024
     /// Answers were written and not yet flushed (one flush per round of work, not per answer).
     private var unflushed = false
 
@@ -140,6 +141,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
                     context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: inlineOutput)), promise: nil)
                     unflushed = true
                 }
+                // Kept for the next batch up to a few pages' worth; an outsized batch's memory
+                // goes back (a connection holds at most this much between batches).
+                if inlineOutput.capacity > Self.inlineOutputKeptBytesMax { inlineOutput = [] }
                 if quit {
                     closing = true
                     context.flush()
