@@ -132,7 +132,7 @@ extension SocialDB {
             }
             try Self.checkPassword(password)
             let account = try AccountRecord.make(password: password, isAdmin: isAdmin, cost: options.passwordHashing)
-            let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+            let record = try writing { () throws(SocialError) -> UserRecord in
                 var changes = ChangeSet()
                 let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
                 changes.put(SocialKeys.account(record.id), account.encoded())
@@ -151,7 +151,7 @@ extension SocialDB {
             let user = try userRecord(handle: handle)
             let isAdmin = try accountRecord(user.id)?.isAdmin ?? false
             let account = try AccountRecord.make(password: password, isAdmin: isAdmin, cost: options.passwordHashing)
-            try writer.withLock { () throws(SocialError) in
+            try writing { () throws(SocialError) in
                 var changes = ChangeSet()
                 changes.put(SocialKeys.account(user.id), account.encoded())
                 try changes.commit(to: self)

@@ -46,11 +46,11 @@ final class Consumers: Sendable {
     }
 
     /// Opens every consumer from its checkpoint and replays the log after it.
-    static func open(engine: Engine, options: SocialOptions) throws(SocialError) -> Consumers {
+    static func open(engine: Engine, options: SocialOptions, tweetViews: IDCache<Tweet>) throws(SocialError) -> Consumers {
         let users = UserNumbers(tree: engine.tree)
         let failure = FailureNote()
         let recent = AuthorItemsCache(maxItems: max(0, options.authorCacheItems))
-        let tweetSource = TweetStoreSource(tree: engine.tree, users: users, failure: failure, recent: recent)
+        let tweetSource = TweetStoreSource(tree: engine.tree, users: users, failure: failure, recent: recent, views: tweetViews)
         let log = engine.log
         let lastLSN = log.nextSequenceNumber - 1
         let directory = engine.directory + "/timeline"
@@ -233,7 +233,8 @@ final class Consumers: Sendable {
     /// older ones only if written since.
     private let trendsFedFrom = Atomic<UInt64>(0)
 
-    /// A deleted tweet's hashtags stop counting in trends (the writer lock is held). Only for
+    /// A deleted tweet's hashtags stop counting in trends (the writer lock is held; run in
+    /// `exclusively`, after the post's own record is applied). Only for
     /// a tweet trends counted: fed at open (its time is in the window then) or written since
     /// (at a time at or after that window's start, as every live post is).
     func forgetTrends(of record: TweetRecord) {
@@ -244,9 +245,144 @@ final class Consumers: Sendable {
     /// Records replayed from the log at open.
     let replayedRecords = Atomic<Int>(0)
 
-    /// Applies the events of the record at `lsn` (the writer lock is held), then checkpoints
-    /// when one is due (see `SocialOptions.checkpointEveryRecords`).
-    func apply(_ events: [SocialEvent], lsn: UInt64) throws(SocialError) {
+    // MARK: The apply pipeline (live writes)
+
+    /// A live record waiting to be applied: the encoded LSM batch as the log holds it (decoded
+    /// by whoever applies it), or a graph record's event.
+    struct PendingRecord: Sendable {
+        enum Body: Sendable {
+            case batch(type: UInt16, payload: [UInt8])
+            case events([SocialEvent])
+        }
+        let lsn: UInt64
+        let body: Body
+    }
+
+    /// Records appended and written to the tree/graph but not yet applied here, in log order.
+    /// Tickets number them from 1 (`issued`); a ticket's apply error waits in `failures` for its
+    /// writer (rare: the database stops checkpointing then, see `missedRecord`).
+    private struct Queue {
+        var records: [PendingRecord] = []
+        var issued: UInt64 = 0
+        var failures: [UInt64: SocialError] = [:]
+    }
+    private let queue = Mutex(Queue())
+    /// Held while records are applied (and while a checkpoint or another change of the derived
+    /// structures outside the log runs: `exclusively`); the value is the spare buffer the queue
+    /// is swapped with, so draining allocates nothing.
+    private let applying = Mutex<[PendingRecord]>([])
+    /// Tickets applied, in order: every ticket at or below is done.
+    private let appliedTickets = Atomic<UInt64>(0)
+    /// Whether `failures` may hold anything (read without the queue's lock).
+    private let hasFailures = Atomic<Bool>(false)
+    /// Records applied by a writer other than the one that appended them, and drains run.
+    let combinedApplies = Atomic<Int>(0)
+    let applyDrains = Atomic<Int>(0)
+    /// A writer appending while this many records wait applies them itself first (under the
+    /// writer lock), so a long import cannot queue its whole input in memory.
+    static let pendingRecordsMax = 256
+
+    /// The last ticket issued: a writer reads it under the writer lock before and after its
+    /// body to know its own tickets (the writer lock serializes every enqueue).
+    var issuedTickets: UInt64 { queue.withLock { $0.issued } }
+
+    /// Records queued and not yet applied.
+    var pendingApplies: Int {
+        let applied = appliedTickets.load(ordering: .acquiring)  // first: tickets only grow
+        return Int(issuedTickets - applied)
+    }
+
+    /// Queues the record a write just appended (the writer lock is held, so records queue in log
+    /// order). Its writer calls `finish` after releasing the writer lock.
+    func enqueue(lsn: UInt64, type: UInt16, payload: [UInt8]) {
+        enqueue(PendingRecord(lsn: lsn, body: .batch(type: type, payload: payload)))
+    }
+
+    func enqueue(_ events: [SocialEvent], lsn: UInt64) {
+        enqueue(PendingRecord(lsn: lsn, body: .events(events)))
+    }
+
+    private func enqueue(_ record: PendingRecord) {
+        let waiting = queue.withLock { q -> Int in
+            q.issued += 1
+            q.records.append(record)
+            return q.records.count
+        }
+        if waiting >= Self.pendingRecordsMax { applying.withLock { drainLocked(&$0, own: nil, through: .max) } }
+    }
+
+    /// Returns once every ticket through `last` is applied (applying whatever waits, other
+    /// writers' records included, when no one else is), then throws the first apply error of
+    /// tickets `first...last`, the caller's own.
+    func finish(first: UInt64, last: UInt64) throws(SocialError) {
+        guard last >= first else { return }
+        if appliedTickets.load(ordering: .acquiring) < last {
+            applying.withLock { spare in
+                if appliedTickets.load(ordering: .relaxed) < last { drainLocked(&spare, own: first...last, through: last) }
+            }
+        }
+        guard hasFailures.load(ordering: .acquiring) else { return }
+        let failure = queue.withLock { q -> SocialError? in
+            var found: SocialError?
+            for ticket in first...last {
+                if let error = q.failures.removeValue(forKey: ticket), found == nil { found = error }
+            }
+            return found
+        }
+        if let failure { throw failure }
+    }
+
+    /// Applies queued records in order (`applying` is held) until none waits or every ticket
+    /// through `through` is applied (so a writer leaves once its own are, while others keep
+    /// queueing). `own`: the caller's tickets, for counting the records it applied for others.
+    private func drainLocked(_ spare: inout [PendingRecord], own: ClosedRange<UInt64>?, through: UInt64) {
+        applyDrains.add(1, ordering: .relaxed)
+        while appliedTickets.load(ordering: .relaxed) < through {
+            var first: UInt64 = 0
+            queue.withLock { q in
+                first = q.issued - UInt64(q.records.count) + 1
+                swap(&spare, &q.records)
+            }
+            if spare.isEmpty { return }
+            var ticket = first
+            var others = 0
+            for record in spare {
+                if let own, !own.contains(ticket) { others += 1 }
+                do throws(SocialError) {
+                    switch record.body {
+                    case .batch(let type, let payload):
+                        let decoded = payload.withUnsafeBytes { bytes -> Result<[SocialEvent], SocialError> in
+                            do throws(SocialError) { return .success(try SocialEvent.decode(type: type, payload: bytes)) } catch { return .failure(error) }
+                        }
+                        try apply(try decoded.get(), lsn: record.lsn)
+                    case .events(let events):
+                        try apply(events, lsn: record.lsn)
+                    }
+                } catch {
+                    queue.withLock { $0.failures[ticket] = error }
+                    hasFailures.store(true, ordering: .releasing)
+                }
+                appliedTickets.store(ticket, ordering: .releasing)
+                ticket += 1
+            }
+            if others > 0 { combinedApplies.add(others, ordering: .relaxed) }
+            spare.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Runs `body` with every queued record applied and no apply running: for what changes the
+    /// derived structures outside the log order (checkpoints, trends of a delete, a bulk load's
+    /// reset). Callers hold the writer lock, so nothing queues meanwhile.
+    func exclusively<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try applying.withLock { (spare) throws(E) -> T in
+            drainLocked(&spare, own: nil, through: .max)
+            return try body()
+        }
+    }
+
+    /// Applies the events of the record at `lsn` (`applying` is held, records come in log
+    /// order), then checkpoints when one is due (see `SocialOptions.checkpointEveryRecords`).
+    private func apply(_ events: [SocialEvent], lsn: UInt64) throws(SocialError) {
         do {
             try apply(events, lsn: lsn, live: true)
         } catch {
@@ -303,11 +439,6 @@ final class Consumers: Sendable {
             periodicCheckpointFailure.withLock { $0 = "\(error)" }
             periodic.withLock { $0.records = 0; $0.lastNanoseconds = SnowflakeGenerator.systemMonotonicNanoseconds() }
         }
-    }
-
-    /// Decodes the record a write just appended and applies its events.
-    func apply(recordAt lsn: UInt64, type: UInt16, payload: UnsafeRawBufferPointer) throws(SocialError) {
-        try apply(try SocialEvent.decode(type: type, payload: payload), lsn: lsn)
     }
 
     /// `live`: a write of this process (trends count it; at replay they were fed from the store).
@@ -395,15 +526,17 @@ final class Consumers: Sendable {
     }
 
     /// After a change that bypassed the log (IMPORT FOLLOWS' bulk load): the timelines start
-    /// over from the sources, and that is checkpointed at once so no replay can undo it.
+    /// over from the sources, and that is checkpointed at once so no replay can undo it (run in
+    /// `exclusively`).
     func resetTimelines() throws(SocialError) {
         let last = engine.log.nextSequenceNumber - 1
         timeline.resetFromSources(appliedLSN: Self.position(last, (1 << Self.eventBits) - 1))
         try checkpoint()
     }
 
-    /// Checkpoints every consumer and moves its log checkpoint (the writer lock is held, so no
-    /// record is half applied).
+    /// Checkpoints every consumer and moves its log checkpoint. `applying` is held (a drain's
+    /// periodic checkpoint, or `exclusively`), so no record is half applied; writers may append
+    /// meanwhile, and their records, queued, are after every structure's applied position.
     func checkpoint() throws(SocialError) {
         periodic.withLock { $0.records = 0; $0.lastNanoseconds = SnowflakeGenerator.systemMonotonicNanoseconds() }
         do { try engine.log.sync() } catch { throw .io("log: \(error)") }

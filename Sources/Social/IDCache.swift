@@ -64,6 +64,28 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
         }
     }
 
+    /// Whether `id` is cached, without copying its value or counting a hit or miss.
+    @inline(__always)
+    func contains(_ id: UInt64) -> Bool {
+        guard enabled else { return false }
+        return shard(id).state.withLock { $0.values[id] != nil }
+    }
+
+    /// `body` run on `id`'s value under its shard's lock, without copying the value out (so no
+    /// reference it holds is retained); nil when `id` has no value. `body` must be short.
+    @inline(__always)
+    func withValue<Result>(_ id: UInt64, _ body: (borrowing Value) -> Result) -> Result? {
+        guard enabled else { return nil }
+        return shard(id).state.withLock { s -> Result? in
+            guard let index = s.values.index(forKey: id) else {
+                s.misses &+= 1
+                return nil
+            }
+            s.hits &+= 1
+            return body(s.values.values[index])
+        }
+    }
+
     /// The generation to pass to `install` for `id`: take it before reading the tree.
     @inline(__always)
     func stamp(_ id: UInt64) -> UInt64 {

@@ -148,7 +148,7 @@ struct ChangeSet {
         counterDeltas[key, default: 0] += delta
     }
 
-    /// Writes the changes (the caller holds the writer lock): counters first (read now, under the caller's writer lock, and
+    /// Writes the changes (the caller holds the writer lock, in `SocialDB.writing`): counters first (read now, under the caller's writer lock, and
     /// written as their new values), then the entries in the order given, as one batch, or
     /// as several of at most `entriesPerBatchMax` when a delete cleans up that much (the first
     /// batch then holds the counters and the first entries, which callers make the visible part).
@@ -178,9 +178,16 @@ struct ChangeSet {
             func invalidate() {
                 for (key, _) in all[start..<end] {
                     if key.count == 17 && key[0] == KeySpace.counters.rawValue {
-                        db.tweetCountsCache.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                        // The counts first, then the encoding made from them (see below).
+                        let id = key.withUnsafeBytes { Keys.number($0, at: 1) }
+                        db.tweetCountsCache.invalidate(id)
+                        db.tweetEncodings.invalidate(id)
                     } else if key.count == 9 && key[0] == KeySpace.tweets.rawValue {
-                        db.tweetViews.invalidate(key.withUnsafeBytes { Keys.number($0, at: 1) })
+                        // The view first: an encoding made after the second invalidation
+                        // reads a view made after the first (see `SocialDB.encodedView`).
+                        let id = key.withUnsafeBytes { Keys.number($0, at: 1) }
+                        db.tweetViews.invalidate(id)
+                        db.tweetEncodings.invalidate(id)
                     }
                 }
             }
@@ -190,14 +197,10 @@ struct ChangeSet {
                 throw SocialError(error)
             }
             invalidate()
-            // In the tree: now the derived structures (see `Consumers`). Durable later: the
-            // public call waits for the log before it answers (`SocialDB.acknowledged`).
-            let applied: Result<Void, SocialError> = batch.encoded.withUnsafeBytes { payload in
-                do throws(SocialError) {
-                    return .success(try db.consumers.apply(recordAt: lsn, type: tree.options.logRecordType, payload: payload))
-                } catch { return .failure(error) }
-            }
-            try applied.get()
+            // In the tree: now the derived structures, in log order, after the writer lock is
+            // released (see `SocialDB.writing`). Durable later: the public call waits for the
+            // log before it answers (`SocialDB.acknowledged`).
+            db.consumers.enqueue(lsn: lsn, type: tree.options.logRecordType, payload: batch.encoded)
             start = end
         }
     }

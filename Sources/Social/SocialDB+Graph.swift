@@ -25,9 +25,9 @@ extension SocialDB {
         }
     }
 
-    /// One graph record, applied to the derived structures before the writer lock is released.
+    /// One graph record, queued for the derived structures like an LSM batch (`writing`).
     private func setEdge(_ a: UserRecord, _ b: UserRecord, present: Bool) throws(SocialError) -> Bool {
-        try writer.withLock { () throws(SocialError) -> Bool in
+        try writing { () throws(SocialError) -> Bool in
             // The follow notification goes first (reads skip it while the edge is absent); the
             // unfollow's removal after the graph record. Nothing is written for a no-op.
             guard graph.follows(a.number, b.number) != present else { return false }
@@ -36,7 +36,7 @@ extension SocialDB {
             do throws(GraphError) { lsn = try graph.setEdge(a.number, b.number, present: present, waitForAcknowledgement: false) } catch { throw SocialError(error) }
             guard let lsn else { return false }
             let event: SocialEvent = present ? .followed(follower: a.number, followee: b.number) : .unfollowed(follower: a.number, followee: b.number)
-            try consumers.apply([event], lsn: lsn)
+            consumers.enqueue([event], lsn: lsn)
             if !present {
                 var changes = ChangeSet()
                 try unnotifyFollow(follower: a.id, followee: b.id, into: &changes)
@@ -148,7 +148,7 @@ extension SocialDB {
 
             var numberOf: [UInt32: UInt32] = [:]
             numberOf.reserveCapacity(unique.count)
-            try writer.withLock { () throws(SocialError) in
+            try writing { () throws(SocialError) in
                 var next: UInt64
                 next = try value(SocialKeys.nextUserNumber)?.u64 ?? 0
                 var changes = ChangeSet()
@@ -193,9 +193,11 @@ extension SocialDB {
             report.graphEdges = graph.statistics().edges
             // The bulk-loaded edges are not in the log: user search takes the new follower counts,
             // and the timelines start over from the graph (checkpointing both).
-            try writer.withLock { () throws(SocialError) in
-                for (number, changed) in followees.enumerated() where changed { try consumers.refreshUser(number: UInt32(number)) }
-                try consumers.resetTimelines()
+            try writing { () throws(SocialError) in
+                try consumers.exclusively { () throws(SocialError) in
+                    for (number, changed) in followees.enumerated() where changed { try consumers.refreshUser(number: UInt32(number)) }
+                    try consumers.resetTimelines()
+                }
             }
             return report
         }

@@ -39,7 +39,7 @@ extension SocialDB {
                 id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
                 if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
             }
-            let (record, stamps) = try writer.withLock { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
+            let (record, stamps) = try writing { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 // The tweets replied to or quoted may be deleted meanwhile: read under the lock.
                 let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
                 let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
@@ -65,7 +65,7 @@ extension SocialDB {
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
         try answering { () throws(SocialError) -> Tweet in
             try admitWrite(handle, .post)
-            let (record, stamps) = try writer.withLock { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
+            let (record, stamps) = try writing { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 let user = try userRecord(handle: handle)
                 let original = try target(tweet)
                 if try retweetID(of: original.id, by: user.id) != nil {
@@ -134,7 +134,7 @@ extension SocialDB {
     public func unretweet(handle: String, tweet: UInt64) throws(SocialError) -> UInt64 {
         try answering { () throws(SocialError) -> UInt64 in
             try admitWrite(handle)
-            return try writer.withLock { () throws(SocialError) -> UInt64 in
+            return try writing { () throws(SocialError) -> UInt64 in
                 let user = try userRecord(handle: handle)
                 let original = try target(tweet)
                 guard let retweet = try retweetID(of: original.id, by: user.id) else {
@@ -164,7 +164,7 @@ extension SocialDB {
     private func setLike(handle: String, tweet: UInt64, liked: Bool) throws(SocialError) -> Tweet {
         try answering { () throws(SocialError) -> Tweet in
             try admitWrite(handle, liked ? .like : .other)
-            let record = try writer.withLock { () throws(SocialError) -> TweetRecord in
+            let record = try writing { () throws(SocialError) -> TweetRecord in
                 let user = try userRecord(handle: handle)
                 let record = try target(tweet)
                 let key = Keys.two(.likes, record.id, user.id)
@@ -196,7 +196,7 @@ extension SocialDB {
     public func delete(handle: String, tweet id: UInt64) throws(SocialError) {
         try answering { () throws(SocialError) in
             try admitWrite(handle)
-            try writer.withLock { () throws(SocialError) in
+            try writing { () throws(SocialError) in
                 let user = try userRecord(handle: handle)
                 guard let record = try tweetRecord(id) else { throw .notFound("no tweet \(id)") }
                 guard record.author == user.id else {
@@ -210,7 +210,7 @@ extension SocialDB {
                     try removeTweet(record, into: &changes)
                 }
                 try changes.commit(to: self)
-                if record.retweetOf == nil { consumers.forgetTrends(of: record) }
+                if record.retweetOf == nil { consumers.exclusively { consumers.forgetTrends(of: record) } }
             }
         }
     }
@@ -297,15 +297,21 @@ extension SocialDB {
     /// `handle`'s tweets, replies, quotes and retweets, newest first, below `before` (exclusive).
     public func tweets(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
         try answering { () throws(SocialError) -> Page<Tweet> in
-            try Self.checkLimit(limit)
-            let user = try userIdentity(handle: handle)
-            // One more than asked tells whether there is a next page, so the last page has no cursor.
-            var ids: [UInt64]
-            ids = try authorItemIDs(user, before: before ?? UInt64.max, limit: limit + 1)
-            let more = ids.count > limit
-            if more { ids.removeLast() }
-            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+            let (ids, next) = try authorPageIDs(handle: handle, limit: limit, before: before)
+            return Page(items: try tweets(ids: ids), nextCursor: next)
         }
+    }
+
+    /// The ids of the page `tweets(handle:limit:before:)` shows, and its next cursor.
+    func authorPageIDs(handle: String, limit: Int, before: UInt64?) throws(SocialError) -> (ids: [UInt64], next: UInt64?) {
+        try Self.checkLimit(limit)
+        let user = try userIdentity(handle: handle)
+        // One more than asked tells whether there is a next page, so the last page has no cursor.
+        var ids: [UInt64]
+        ids = try authorItemIDs(user, before: before ?? UInt64.max, limit: limit + 1)
+        let more = ids.count > limit
+        if more { ids.removeLast() }
+        return (ids, more ? ids.last : nil)
     }
 
     /// The largest `offset` of `tweets(handle:limit:offset:)`.
@@ -482,26 +488,32 @@ extension SocialDB {
     /// followees retweeted it. `limit` is 1 to the timeline capacity.
     public func home(handle: String, limit: Int = SocialDB.pageLimitDefault, before: UInt64? = nil) throws(SocialError) -> Page<Tweet> {
         try answering { () throws(SocialError) -> Page<Tweet> in
-            try Self.checkLimit(limit, max: homeLimitMax)
-            let user = try userIdentity(handle: handle)
-            // One more than asked tells whether there is a next page (when the capacity allows).
-            let fetch = min(limit + 1, homeLimitMax)
-            consumers.noteActivityDay()
-            let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
-            if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-            var ids = items.map(\.id)
-            var more = ids.count > limit
-            if ids.count > limit { ids.removeLast(ids.count - limit) }
-            if fetch == limit && ids.count == limit, let last = ids.last {
-                // LIMIT is the capacity, the most the store reads at once: look past the page for an
-                // item the page would not have hidden (an original it already showed).
-                let shown = Set(items.map(\.tweetId))
-                let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
-                if let failure = consumers.sourceFailure.take() { throw .io(failure) }
-                more = after.contains { !shown.contains($0.tweetId) }
-            }
-            return Page(items: try tweets(ids: ids), nextCursor: more ? ids.last : nil)
+            let (ids, next) = try homeIDs(handle: handle, limit: limit, before: before)
+            return Page(items: try tweets(ids: ids), nextCursor: next)
         }
+    }
+
+    /// The ids of the page `home(handle:limit:before:)` shows, and its next cursor.
+    func homeIDs(handle: String, limit: Int, before: UInt64?) throws(SocialError) -> (ids: [UInt64], next: UInt64?) {
+        try Self.checkLimit(limit, max: homeLimitMax)
+        let user = try userIdentity(handle: handle)
+        // One more than asked tells whether there is a next page (when the capacity allows).
+        let fetch = min(limit + 1, homeLimitMax)
+        consumers.noteActivityDay()
+        let items = consumers.timeline.home(of: user.number, limit: fetch, before: before ?? .max)
+        if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+        var ids = items.map(\.id)
+        var more = ids.count > limit
+        if ids.count > limit { ids.removeLast(ids.count - limit) }
+        if fetch == limit && ids.count == limit, let last = ids.last {
+            // LIMIT is the capacity, the most the store reads at once: look past the page for an
+            // item the page would not have hidden (an original it already showed).
+            let shown = Set(items.map(\.tweetId))
+            let after = consumers.timeline.home(of: user.number, limit: fetch, before: last)
+            if let failure = consumers.sourceFailure.take() { throw .io(failure) }
+            more = after.contains { !shown.contains($0.tweetId) }
+        }
+        return (ids, more ? ids.last : nil)
     }
 
     /// `handle`'s home timeline like `home(handle:limit:before:)`, skipping the `offset` newest

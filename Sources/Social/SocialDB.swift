@@ -26,13 +26,20 @@ public final class SocialDB: Sendable {
     public let options: SocialOptions
     let ids: SnowflakeGenerator
     /// Serializes every write (LSM batches and graph records) from its validation until its
-    /// record is applied to the derived structures, so they receive records in log order.
+    /// record is in the tree or the graph and queued for the derived structures, so they
+    /// receive records in log order (`writing`).
     let writer = ConditionLock()
     /// Tweets' counts as hydration reads them (see `TweetCounts`).
     let tweetCountsCache = TweetCountsCache(maxBytes: 64 << 20)
     /// Tweets as hydration builds them from their records, without counts or nested tweets
     /// (`SocialOptions.tweetCacheBytes`; see `SocialDB.tweets(ids:)`).
     let tweetViews: IDCache<Tweet>
+    /// Tweets' views in the one `TweetViewEncoding` the application reads pages in (the server's
+    /// JSON), made at a tweet's first encoded read and dropped with its view
+    /// (`SocialOptions.tweetCacheBytes` again; see `encodedView(id:as:)`).
+    let tweetEncodings: IDCache<EncodedView>
+    /// The encoding `tweetEncodings` holds (`ObjectIdentifier` bits; 0 until the first use).
+    let tweetEncodingType = Atomic<Int>(0)
     /// The derived structures that follow the log (home timelines).
     let consumers: Consumers
     /// The fixed-window counters of `options.rateLimits`.
@@ -66,21 +73,23 @@ public final class SocialDB: Sendable {
         let ids = SnowflakeGenerator(node: options.node, floor: largest > 0 ? Snowflake(rawValue: largest) : nil,
                                      wallClockMilliseconds: options.wallClockMilliseconds)
         let consumers: Consumers
+        let tweetViews = IDCache<Tweet>(maxBytes: options.tweetCacheBytes)
         do {
-            consumers = try Consumers.open(engine: engine, options: options)
+            consumers = try Consumers.open(engine: engine, options: options, tweetViews: tweetViews)
         } catch {
             try? engine.close()
             throw error
         }
-        return SocialDB(engine: engine, options: options, ids: ids, consumers: consumers)
+        return SocialDB(engine: engine, options: options, ids: ids, consumers: consumers, tweetViews: tweetViews)
     }
 
-    private init(engine: Engine, options: Options, ids: SnowflakeGenerator, consumers: Consumers) {
+    private init(engine: Engine, options: Options, ids: SnowflakeGenerator, consumers: Consumers, tweetViews: IDCache<Tweet>) {
         self.engine = engine
         self.options = options
         self.ids = ids
         self.consumers = consumers
-        tweetViews = IDCache(maxBytes: options.tweetCacheBytes)
+        self.tweetViews = tweetViews
+        tweetEncodings = IDCache(maxBytes: options.tweetCacheBytes)
         rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 
@@ -88,7 +97,7 @@ public final class SocialDB: Sendable {
     /// durable, folds the graph's changes into its base, and releases the directory.
     public func close() throws(SocialError) {
         var first: SocialError?
-        do { try writer.withLock { () throws(SocialError) in try consumers.checkpoint() } } catch { first = error }
+        do { try writing { () throws(SocialError) in try consumers.exclusively { () throws(SocialError) in try consumers.checkpoint() } } } catch { first = error }
         consumers.close()
         do { try engine.close() } catch { if first == nil { first = SocialError(error) } }
         if let first { throw first }
@@ -98,6 +107,9 @@ public final class SocialDB: Sendable {
     /// opened again in this process), but no derived structure is checkpointed, so the next open
     /// must recover them from older checkpoints and the log. For tests.
     func closeWithoutCheckpoints() throws(SocialError) {
+        // Every call has returned, so nothing waits to be applied; this only keeps a drain from
+        // running into the closed search index.
+        writer.withLock { consumers.exclusively {} }
         consumers.close()
         do { try engine.close() } catch { throw SocialError(error) }
     }
@@ -123,6 +135,36 @@ public final class SocialDB: Sendable {
             throw error
         }
         return try acknowledged(result)
+    }
+
+    /// Runs a write's `body` under the writer lock, then, with the lock released, returns once
+    /// the records it appended are applied to the derived structures (timelines, search).
+    ///
+    /// The pipeline: `body` validates, writes its batches to the tree (or its edge to the graph)
+    /// and queues each record (`Consumers.enqueue`), all under `writer`, so records queue in log
+    /// order. The lock goes, the next writer starts, and this one applies the queue in order
+    /// under the consumers' own lock (`Consumers.finish`), other writers' records included when
+    /// they are first in line (combining): on two cores one writer builds and writes its batch
+    /// while another fans out and indexes. A call still returns only after its own records are
+    /// applied (and, by `answering`, durable), so a caller reads its own writes everywhere.
+    /// The records a failing body appended are applied before its error is thrown.
+    @inline(__always)
+    func writing<T>(_ body: () throws(SocialError) -> T) throws(SocialError) -> T {
+        var first: UInt64 = 0
+        var last: UInt64 = 0
+        let result: Result<T, SocialError> = writer.withLock {
+            first = consumers.issuedTickets + 1
+            defer { last = consumers.issuedTickets }
+            do throws(SocialError) { return .success(try body()) } catch { return .failure(error) }
+        }
+        switch result {
+        case .success(let value):
+            try consumers.finish(first: first, last: last)
+            return value
+        case .failure(let error):
+            try? consumers.finish(first: first, last: last)
+            throw error
+        }
     }
 
     /// Returns `value` once the log has acknowledged every record appended so far.
@@ -176,7 +218,7 @@ public final class SocialDB: Sendable {
             guard name.count <= TextRules.nameLengthMax else {
                 throw .tooLong("the display name is \(name.count) characters; at most \(TextRules.nameLengthMax)")
             }
-            let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+            let record = try writing { () throws(SocialError) -> UserRecord in
                 var changes = ChangeSet()
                 let record = try addUser(handle: handle, name: name, to: &changes, nextNumber: nil)
                 try changes.commit(to: self)
@@ -239,7 +281,7 @@ public final class SocialDB: Sendable {
                 throw .tooLong("the bio is \(bio.count) characters; at most \(TextRules.bioLengthMax)")
             }
             try admitWrite(handle)
-            let record = try writer.withLock { () throws(SocialError) -> UserRecord in
+            let record = try writing { () throws(SocialError) -> UserRecord in
                 var record = try userRecord(handle: handle)
                 if let name { record.name = name }
                 if let bio { record.bio = bio }
@@ -264,7 +306,9 @@ public final class SocialDB: Sendable {
                          search: consumers.search.statistics(),
                          periodicCheckpoints: consumers.periodicCheckpoints.load(ordering: .relaxed),
                          authorCache: consumers.recentItems.statistics,
-                         tweetCache: Self.figures(tweetViews.statistics), countsCache: Self.figures(tweetCountsCache.statistics))
+                         tweetCache: Self.figures(tweetViews.statistics), countsCache: Self.figures(tweetCountsCache.statistics),
+                         pendingApplies: consumers.pendingApplies, combinedApplies: consumers.combinedApplies.load(ordering: .relaxed),
+                         applyDrains: consumers.applyDrains.load(ordering: .relaxed))
     }
 
     private static func figures<V>(_ s: IDCache<V>.Statistics) -> HydrationCacheStatistics {

@@ -89,7 +89,7 @@ final class UserNumbers: Sendable {
 
 /// The home-timeline store's view of the tweet store: an author's items newest first, a reverse
 /// scan of `tweetsByAuthor`, whose values say each item's kind (`AuthorTweetValue`), plus one
-/// `multiGet` of the retweeted originals (still there?); records are read only for entries
+/// `multiGet` of the retweeted originals hydration has not cached (still there?); records are read only for entries
 /// written before the values existed. The store's contract: deleted tweets are left out (their keys are gone), and so
 /// are retweets whose original is gone (a DELETE split over several records can leave them for
 /// a moment; checked here, not assumed).
@@ -105,6 +105,12 @@ struct TweetStoreSource: AuthorTweetSource {
     let users: UserNumbers
     let failure: FailureNote
     let recent: AuthorItemsCache
+    /// The tweets hydration has cached (`SocialDB.tweetViews`): a retweeted original found
+    /// there exists, so only the others are looked up in the tree. A cached view is removed
+    /// after the tree has a batch that deletes its record, and a view is installed only from a
+    /// record read (or a post) with no such write since, so an original the tree lost (a
+    /// delete, or a crash in the middle of a DELETE split over several records) is never there.
+    let views: IDCache<Tweet>
 
     func newestItems(of author: UInt32, before: UInt64, limit: Int, into items: inout ContiguousArray<TimelineItem>) {
         guard limit > 0 else { return }
@@ -151,17 +157,19 @@ struct TweetStoreSource: AuthorTweetSource {
                     }
                 }
                 var originals: [UInt64] = []
-                for entry in entries { if let original = entry.value?.original { originals.append(original) } }
-                var present = Set<UInt64>()
+                for entry in entries {
+                    if let original = entry.value?.original, !views.contains(original) { originals.append(original) }
+                }
+                var absent = Set<UInt64>()
                 if !originals.isEmpty {
                     let values = try tree.multiGet(originals.map { Keys.tweet($0) })
-                    for (original, value) in zip(originals, values) where value != nil { present.insert(original) }
+                    for (original, value) in zip(originals, values) where value == nil { absent.insert(original) }
                 }
                 for entry in entries where wanted > 0 {
                     let kind: (reply: Bool, quote: Bool, original: UInt64?, originalAuthor: UInt64?)
                     if let value = entry.value {
                         kind = value
-                        if let original = value.original, !present.contains(original) { continue }
+                        if let original = value.original, absent.contains(original) { continue }
                     } else {
                         // Written before the index carried kinds: the record says (and a
                         // retweet whose original is gone has no original author).

@@ -263,7 +263,7 @@ extension SocialDB {
             // documents in increasing id order without sealing a segment for each.
             parsed.sort { $0.id < $1.id }
             if let largest = parsed.last?.id { ids.advance(past: Snowflake(rawValue: largest)) }
-            try writer.withLock { () throws(SocialError) in
+            try writing { () throws(SocialError) in
                 try writeImported(parsed, report: &report, progress: progress)
             }
             report.badLineSamples.sort { $0.line < $1.line }

@@ -101,6 +101,12 @@ public struct SocialStatistics: Sendable {
     /// The hydration caches: tweets' views (`SocialOptions.tweetCacheBytes`) and counts.
     public var tweetCache: HydrationCacheStatistics
     public var countsCache: HydrationCacheStatistics
+    /// The apply pipeline (`SocialDB.writing`): records written but not yet applied to the
+    /// derived structures (0 when no write is in flight), records one writer applied for
+    /// another (combining), and drains run.
+    public var pendingApplies: Int
+    public var combinedApplies: Int
+    public var applyDrains: Int
 }
 
 public struct HydrationCacheStatistics: Sendable {

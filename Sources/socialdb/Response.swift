@@ -18,6 +18,9 @@ enum JSONValue {
     case tweet(Tweet)
     /// A list of tweets as an array of those objects (pages: the server's most frequent answer).
     case tweets([Tweet])
+    /// JSON text already written (a page or a tweet served from the tweets' cached JSON by
+    /// `SocialDB.appendEncodedHome` and the like: the bytes `.tweets` or `.tweet` would write).
+    case raw([UInt8])
 
     func render(into out: inout [UInt8]) {
         switch self {
@@ -57,6 +60,7 @@ enum JSONValue {
             }
             out.append(UInt8(ascii: "]"))
         case .tweet(let tweet): renderTweetJSON(tweet, into: &out)
+        case .raw(let bytes): out.append(contentsOf: bytes)
         case .tweets(let tweets):
             out.append(UInt8(ascii: "["))
             var first = true
@@ -178,6 +182,9 @@ enum Response {
     /// from `list` only when it is asked for (a server connection in JSON never asks), with a
     /// last line `more: BEFORE <more>` when there is a next page and `empty` for no tweets.
     case tweets(fields: [(String, JSONValue)], list: [Tweet], more: UInt64?, empty: String)
+    /// A success made for a shell or connection that answers in JSON only (pages served from
+    /// the tweets' cached JSON): it has no human form, and asking for one is a programmer error.
+    case json(fields: [(String, JSONValue)])
     case error(ErrorCode, String)
 
     var isError: Bool { if case .error = self { true } else { false } }
@@ -185,7 +192,7 @@ enum Response {
     /// The fields of a success (`ok` is not among them); nil for an error.
     var fields: [(String, JSONValue)]? {
         switch self {
-        case .ok(let fields, _), .tweets(let fields, _, _, _): fields
+        case .ok(let fields, _), .tweets(let fields, _, _, _), .json(let fields): fields
         case .error: nil
         }
     }
@@ -216,7 +223,7 @@ enum Response {
     /// The JSON form, one object without a newline, appended to `out`.
     func appendJSON(to out: inout [UInt8]) {
         switch self {
-        case .ok(let fields, _), .tweets(let fields, _, _, _):
+        case .ok(let fields, _), .tweets(let fields, _, _, _), .json(let fields):
             JSONBytes.append("{\"ok\":true", to: &out)
             for (key, value) in fields {
                 out.append(UInt8(ascii: ","))
@@ -242,6 +249,8 @@ enum Response {
             var text = tweetsText(list, empty: empty)
             if let more { text += "\nmore: BEFORE \(more)" }
             return text
+        case .json:
+            preconditionFailure("a response made for a JSON answer has no human form (Shell.json was on)")
         case .error(let code, let message): return "error (\(code.rawValue)): \(message)"
         }
     }

@@ -82,6 +82,11 @@ extension Shell {
         case "TWEET":
             let id = try args.id("tweet-id")
             try args.end()
+            if json {
+                var tweet: [UInt8] = []
+                try db.appendEncodedTweet(id: id, as: JSONTweetEncoding.self, into: &tweet)
+                return .json(fields: [("tweet", .raw(tweet))])
+            }
             return tweetResponse(try db.tweet(id: id))
         case "THREAD":
             let id = try args.id("tweet-id")
@@ -115,13 +120,25 @@ extension Shell {
         case "TWEETS":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
-            let page = try db.tweets(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
-            return tweetPage(page)
+            let limit = clauses.limit ?? SocialDB.pageLimitDefault
+            if json {
+                var page: [UInt8] = [UInt8(ascii: "[")]
+                page.reserveCapacity(limit * 512)
+                let next = try db.appendEncodedTweets(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self, into: &page)
+                return encodedPage(page, next)
+            }
+            return tweetPage(try db.tweets(handle: handle, limit: limit, before: clauses.cursor))
         case "HOME":
             let handle = try args.word("handle")
             let clauses = try args.clauses(["LIMIT", "BEFORE"])
-            let page = try db.home(handle: handle, limit: clauses.limit ?? SocialDB.pageLimitDefault, before: clauses.cursor)
-            return tweetPage(page)
+            let limit = clauses.limit ?? SocialDB.pageLimitDefault
+            if json {
+                var page: [UInt8] = [UInt8(ascii: "[")]
+                page.reserveCapacity(limit * 512)
+                let next = try db.appendEncodedHome(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self, into: &page)
+                return encodedPage(page, next)
+            }
+            return tweetPage(try db.home(handle: handle, limit: limit, before: clauses.cursor))
         case "SEARCH":
             if let first = args.words.first, !first.quoted, first.text.uppercased() == "USERS" {
                 args.words.removeFirst()
@@ -273,6 +290,14 @@ extension Shell {
         .tweets(fields: [("tweet", .tweet(tweet))], list: [tweet], more: nil, empty: "")
     }
 
+    /// A page of HOME or TWEETS served from the tweets' cached JSON (the shell answers in JSON):
+    /// `page` holds `[` and the tweets.
+    private func encodedPage(_ page: [UInt8], _ next: UInt64?) -> Response {
+        var page = page
+        page.append(UInt8(ascii: "]"))
+        return .json(fields: [("tweets", .raw(page)), ("next", cursorJSON(next))])
+    }
+
     /// A page of HOME or TWEETS: `tweets` and `next`, each form rendered only when asked for.
     private func tweetPage(_ page: Page<Tweet>) -> Response {
         .tweets(fields: [("tweets", .tweets(page.items)), ("next", cursorJSON(page.nextCursor))],
@@ -402,37 +427,62 @@ func cursorJSON(_ cursor: UInt64?) -> JSONValue { cursor.map { .string(String($0
 /// One tweet as a JSON object, written into `out` field by field (the fields of Docs/SHELL.md,
 /// in that order; a retweet or quote nests the original the same way).
 func renderTweetJSON(_ tweet: Tweet, into out: inout [UInt8]) {
-    func strings(_ values: [String], _ out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        var first = true
-        for value in values {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            JSONBytes.appendString(value, to: &out)
-        }
-        out.append(UInt8(ascii: "]"))
-    }
-    JSONBytes.append("{\"id\":", to: &out); JSONBytes.appendID(tweet.id, to: &out)
-    JSONBytes.append(",\"author\":", to: &out); JSONBytes.appendString(tweet.authorHandle, to: &out)
-    JSONBytes.append(",\"author_id\":", to: &out); JSONBytes.appendID(tweet.authorID, to: &out)
-    JSONBytes.append(",\"created_at\":\"", to: &out); TimeFormat.appendISO8601(tweet.createdAtMilliseconds, to: &out)
-    JSONBytes.append("\",\"text\":", to: &out); JSONBytes.appendString(tweet.text, to: &out)
-    JSONBytes.append(",\"reply_to\":", to: &out); JSONBytes.appendID(tweet.replyTo, to: &out)
-    JSONBytes.append(",\"conversation_id\":", to: &out); JSONBytes.appendID(tweet.conversationID, to: &out)
-    JSONBytes.append(",\"retweet_of\":", to: &out); JSONBytes.appendID(tweet.retweetOf, to: &out)
-    JSONBytes.append(",\"quote_of\":", to: &out); JSONBytes.appendID(tweet.quoteOf, to: &out)
-    JSONBytes.append(",\"mentions\":", to: &out); strings(tweet.mentions, &out)
-    JSONBytes.append(",\"hashtags\":", to: &out); strings(tweet.hashtags, &out)
-    JSONBytes.append(",\"urls\":", to: &out); strings(tweet.urls, &out)
-    JSONBytes.append(",\"likes\":", to: &out); JSONBytes.appendInteger(tweet.likeCount, to: &out)
-    JSONBytes.append(",\"retweets\":", to: &out); JSONBytes.appendInteger(tweet.retweetCount, to: &out)
-    JSONBytes.append(",\"replies\":", to: &out); JSONBytes.appendInteger(tweet.replyCount, to: &out)
-    JSONBytes.append(",\"quotes\":", to: &out); JSONBytes.appendInteger(tweet.quoteCount, to: &out)
+    JSONTweetEncoding.encodeView(tweet, likes: tweet.likeCount, retweets: tweet.retweetCount, replies: tweet.replyCount,
+                                 quotes: tweet.quoteCount, into: &out)
     JSONBytes.append(",\"retweeted\":", to: &out)
     if let retweeted = tweet.retweeted { renderTweetJSON(retweeted, into: &out) } else { JSONBytes.append("null", to: &out) }
     JSONBytes.append(",\"quoted\":", to: &out)
     if let quoted = tweet.quoted { renderTweetJSON(quoted, into: &out) } else { JSONBytes.append("null", to: &out) }
     out.append(UInt8(ascii: "}"))
+}
+
+/// A tweet's JSON object in parts: its fields up to its counts (`encodeView`, from `{"id":` to
+/// `"quotes":N`, which `SocialDB` keeps per tweet for pages until the tweet or its counts
+/// change), then its nested tweets and closing brace, written at every read. `renderTweetJSON`
+/// (from a `Tweet`) writes the same fields through `encodeView`, and `SocialDB.appendEncodedHome`
+/// and the like write the same punctuation through the other methods, so the bytes are the
+/// same whichever path a page took.
+enum JSONTweetEncoding: TweetViewEncoding {
+    static func encodeView(_ tweet: Tweet, likes: Int, retweets: Int, replies: Int, quotes: Int, into out: inout [UInt8]) {
+        func strings(_ values: [String], _ out: inout [UInt8]) {
+            out.append(UInt8(ascii: "["))
+            var first = true
+            for value in values {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                JSONBytes.appendString(value, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        JSONBytes.append("{\"id\":", to: &out); JSONBytes.appendID(tweet.id, to: &out)
+        JSONBytes.append(",\"author\":", to: &out); JSONBytes.appendString(tweet.authorHandle, to: &out)
+        JSONBytes.append(",\"author_id\":", to: &out); JSONBytes.appendID(tweet.authorID, to: &out)
+        JSONBytes.append(",\"created_at\":\"", to: &out); TimeFormat.appendISO8601(tweet.createdAtMilliseconds, to: &out)
+        JSONBytes.append("\",\"text\":", to: &out); JSONBytes.appendString(tweet.text, to: &out)
+        JSONBytes.append(",\"reply_to\":", to: &out); JSONBytes.appendID(tweet.replyTo, to: &out)
+        JSONBytes.append(",\"conversation_id\":", to: &out); JSONBytes.appendID(tweet.conversationID, to: &out)
+        JSONBytes.append(",\"retweet_of\":", to: &out); JSONBytes.appendID(tweet.retweetOf, to: &out)
+        JSONBytes.append(",\"quote_of\":", to: &out); JSONBytes.appendID(tweet.quoteOf, to: &out)
+        JSONBytes.append(",\"mentions\":", to: &out); strings(tweet.mentions, &out)
+        JSONBytes.append(",\"hashtags\":", to: &out); strings(tweet.hashtags, &out)
+        JSONBytes.append(",\"urls\":", to: &out); strings(tweet.urls, &out)
+        JSONBytes.append(",\"likes\":", to: &out); JSONBytes.appendInteger(likes, to: &out)
+        JSONBytes.append(",\"retweets\":", to: &out); JSONBytes.appendInteger(retweets, to: &out)
+        JSONBytes.append(",\"replies\":", to: &out); JSONBytes.appendInteger(replies, to: &out)
+        JSONBytes.append(",\"quotes\":", to: &out); JSONBytes.appendInteger(quotes, to: &out)
+    }
+
+    static func appendBeforeNested(_ kind: NestedTweetKind, into out: inout [UInt8]) {
+        switch kind {
+        case .retweeted: JSONBytes.append(",\"retweeted\":", to: &out)
+        case .quoted: JSONBytes.append(",\"quoted\":", to: &out)
+        }
+    }
+
+    static func appendAfterNestedTweet(into out: inout [UInt8]) { JSONBytes.append(",\"retweeted\":null,\"quoted\":null}", to: &out) }
+    static func appendAbsentNested(into out: inout [UInt8]) { JSONBytes.append("null", to: &out) }
+    static func appendAfterTweet(into out: inout [UInt8]) { out.append(UInt8(ascii: "}")) }
+    static func appendSeparator(into out: inout [UInt8]) { out.append(UInt8(ascii: ",")) }
 }
 
 func tweetText(_ tweet: Tweet, indent: String = "") -> [String] {

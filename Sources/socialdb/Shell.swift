@@ -8,7 +8,9 @@ import Glibc
 /// Runs commands against one open database and renders their responses.
 final class Shell {
     let db: SocialDB
-    let json: Bool
+    /// Responses are rendered as JSON (`--json`, a server connection in `FORMAT json`). Pages of
+    /// tweets are then served from the tweets' cached JSON (`Response.json`, no human form).
+    var json: Bool
     /// Draw progress bars (on standard error) for long commands: set on a terminal only.
     let showsProgress: Bool
     /// QUIT was answered (or the server ends the session): the caller stops reading commands.
@@ -160,6 +162,7 @@ final class Shell {
                 ("record_cache_entries", .int(tree.recordCacheEntries)),
                 ("record_cache_hits", .int(Int(tree.recordCacheHits))),
                 ("record_cache_misses", .int(Int(tree.recordCacheMisses))),
+                ("mmap_fallbacks", .int(tree.mmapFallbacks)),
             ])),
             ("users", .int(users)),
             ("graph", .object([
@@ -214,6 +217,9 @@ final class Shell {
                     ("applied_lsn", .string(String(q.appliedLSN >> 12))),
                 ])),
                 ("periodic_checkpoints", .int(social.periodicCheckpoints)),
+                ("apply_pending", .int(social.pendingApplies)),
+                ("apply_combined", .int(social.combinedApplies)),
+                ("apply_drains", .int(social.applyDrains)),
             ]
             extraHuman += "\ntimelines       \(t.rings) rings, \(t.entries) entries, \(t.ringBytes) bytes; \(t.pushes) pushes, "
                 + "\(t.celebrityPosts) celebrity posts, \(t.mergesAtRead) merges at read, \(t.rebuilds) rebuilds"
@@ -228,6 +234,8 @@ final class Shell {
             extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "
                 + "\(q.frozenSegments) frozen segments (\(q.frozenFileBytes) bytes), \(q.tombstones) tombstones"
             extraHuman += "\ncheckpoints     \(social.periodicCheckpoints) periodic since open"
+            extraHuman += "\napply pipeline  \(social.pendingApplies) records waiting, \(social.combinedApplies) applied by another writer, "
+                + "\(social.applyDrains) drains"
         }
         let allFields = fields + extra
         var human = """
@@ -245,6 +253,9 @@ final class Shell {
         let recordLookups = tree.recordCacheHits + tree.recordCacheMisses
         human += "\nrecord cache    \(tree.recordCacheBytes) bytes, \(tree.recordCacheEntries) records, \(tree.recordCacheHits) hits, "
             + "\(tree.recordCacheMisses) misses (\(formatRatio(recordLookups == 0 ? 0 : Double(tree.recordCacheHits) * 100 / Double(recordLookups)))%)"
+        if let reason = tree.lastMmapFallback {
+            human += "\nwarning         \(tree.mmapFallbacks) table(s) not mapped, read with the block cache (last: \(reason))"
+        }
         human += "\nusers           \(users)"
         human += "\ngraph           \(graph.edges) edges (\(graph.baseEdges) in base generation \(graph.baseGeneration), \(graph.baseFileBytes) bytes, "
             + "\(formatRatio(graph.following.bitsPerEdge)) bits/edge); overlay \(graph.overlayEntries) changes, \(graph.overlayBytes) bytes"

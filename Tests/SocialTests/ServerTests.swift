@@ -162,6 +162,43 @@ func errorCode(_ line: String) -> String? {
         }
     }
 
+    /// Reads run on the event loop (`--sync off` or `interval`) and writes on the workers: a
+    /// pipeline that mixes them, in both formats, is answered in order, each read seeing the
+    /// writes sent before it, with the same bytes as when every command runs on the workers
+    /// (`--sync always`, or `readsOnEventLoop` off).
+    @Test func pipelinedReadsAndWritesAreAnsweredTheSameWhereverTheyRun() throws {
+        var transcripts: [[String]] = []
+        for (sync, onEventLoop) in [(LogSyncPolicy.always, true), (.off, true), (.interval(milliseconds: 5), true), (.off, false)] {
+            var options = ServerAuthTests.options()
+            options.sync = sync
+            let t = try TestServer(options: options) { $0.readsOnEventLoop = onEventLoop }
+            let c = try t.client()
+            var script = "USER ADD a\nUSER ADD b\nFOLLOW b a\n"
+            for i in 0..<40 {
+                script += "POST a \"post \(i) #p\"\nHOME b LIMIT 1\nTWEETS a LIMIT 2\nLIKE b \(i)\nFORMAT text\nHOME b LIMIT 1\nFORMAT json\n"
+            }
+            script += "HOME b LIMIT 50\nSEARCH #p LIMIT 3\n"
+            c.send(script)
+            var lines: [String] = []
+            for _ in 0..<3 { lines.append(c.readLine() ?? "<closed>") }
+            for i in 0..<40 {
+                for _ in 0..<4 { lines.append(c.readLine() ?? "<closed>") }
+                #expect(lines[lines.count - 3].contains("\"text\":\"post \(i) #p\""), "\(sync): HOME after post \(i): \(lines[lines.count - 3])")
+                // FORMAT text, the text page, FORMAT json: each a text answer ended by a line ".".
+                for _ in 0..<2 {
+                    while let line = c.readLine(), line != "." { lines.append(line) }
+                    lines.append(".")
+                }
+                lines.append(c.readLine() ?? "<closed>")
+                #expect(lines.contains { $0.contains("  post \(i) #p") }, "\(sync): text HOME after post \(i)")
+            }
+            for _ in 0..<2 { lines.append(c.readLine() ?? "<closed>") }
+            #expect(lines.last?.hasPrefix("{\"ok\":true,\"query\"") == true, "\(lines.last ?? "")")
+            transcripts.append(lines)
+        }
+        for other in transcripts.dropFirst() { #expect(other == transcripts[0]) }
+    }
+
     @Test func manyClientsAtOnce() throws {
         let t = try TestServer()
         let setup = try t.client()

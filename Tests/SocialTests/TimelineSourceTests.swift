@@ -64,6 +64,37 @@ import Testing
         #expect(Self.ids(try t.db.home(handle: "bob", limit: 10, offset: 7)) == Array(expected[7..<17]))
     }
 
+    /// A rebuild trusts the hydration cache (`tweetViews`) that a retweeted original exists and
+    /// looks the others up in the tree: an original the tree no longer has (the first record of
+    /// a DELETE split over several records, its view invalidated as `ChangeSet.commit` does)
+    /// drops its retweet, cached before or not.
+    @Test func retweetsOfOriginalsTheTreeLostAreSkippedWhateverWasCached() throws {
+        let t = try TestDatabase()
+        for h in ["alice", "bob"] { try t.db.createUser(handle: h) }
+        let kept = try t.db.post(handle: "alice", text: "kept")
+        let lost = try t.db.post(handle: "alice", text: "lost")
+        let keptRetweet = try t.db.retweet(handle: "bob", tweet: kept.id)
+        let lostRetweet = try t.db.retweet(handle: "bob", tweet: lost.id)
+        #expect(t.db.tweetViews.contains(kept.id) && t.db.tweetViews.contains(lost.id))
+        let bob = try t.db.userRecord(handle: "bob").number
+        func bobsItems() -> [UInt64] {
+            t.db.consumers.recentItems.clear()
+            var items = ContiguousArray<TimelineItem>()
+            t.db.consumers.tweetSource.newestItems(of: bob, before: .max, limit: 10, into: &items)
+            return items.map(\.id)
+        }
+        #expect(bobsItems() == [lostRetweet.id, keptRetweet.id])
+        // The original's record goes, its retweet's author entry stays (bypassing the log).
+        var batch = WriteBatch()
+        batch.delete(Keys.tweet(lost.id))
+        _ = try t.db.engine.tree.write(batch)
+        t.db.tweetViews.invalidate(lost.id)
+        #expect(bobsItems() == [keptRetweet.id])
+        // Nothing cached: the tree answers for both.
+        t.db.tweetViews.invalidate(kept.id)
+        #expect(bobsItems() == [keptRetweet.id])
+    }
+
     /// The authors' recent items (`AuthorItemsCache`) give the same rebuilt rings as scans of
     /// the tree: a seeded mix of posts, replies, quotes, retweets, unretweets, deletes, follows
     /// and unfollows runs on two databases, one with the cache (small, so lists are evicted and

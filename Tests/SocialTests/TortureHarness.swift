@@ -490,7 +490,8 @@ final class ShellProcess {
     private var buffer: [UInt8] = []
     private(set) var exited = false
 
-    init(binary: String, arguments: [String], stderrPath: String) throws {
+    /// `environment`: variables set for the child on top of this process's environment.
+    init(binary: String, arguments: [String], stderrPath: String, environment: [String: String] = [:]) throws {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
         guard pipe(&toChild) == 0 else { throw POSIXError(.EMFILE) }
@@ -513,8 +514,17 @@ final class ShellProcess {
         for fd in toChild + fromChild { posix_spawn_file_actions_addclose(&actions, fd) }
         let argv = ([binary] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        var envp: [UnsafeMutablePointer<CChar>?] = [nil]
+        if !environment.isEmpty {
+            var merged = ProcessInfo.processInfo.environment
+            for (name, value) in environment { merged[name] = value }
+            envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        }
+        defer { for p in envp { free(p) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, binary, &actions, nil, argv, environ)
+        let rc = environment.isEmpty
+            ? posix_spawn(&child, binary, &actions, nil, argv, environ)
+            : posix_spawn(&child, binary, &actions, nil, argv, envp)
         close(toChild[0])
         close(fromChild[1])
         guard rc == 0 else {

@@ -100,9 +100,9 @@ struct ServerSuite {
         try admin.expectOK("IMPORT FOLLOWS \(edges)")
         let load = try measureSocialDBLoad(port: server.port)
         result.rows.append(load)
-        let socialdbReads = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 0)
+        let socialdbReads = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 0, serverPID: server.pid)
         result.rows.append(socialdbReads)
-        let socialdb = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 1)
+        let socialdb = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 1, serverPID: server.pid)
         result.rows.append(socialdb)
 
         var peer: ResultRow?
@@ -110,7 +110,7 @@ struct ServerSuite {
             let redis = try RedisServer()
             defer { redis.stop() }
             try loadRedis(port: redis.port, graph: graph)
-            peer = try measureMix(system: .redis(port: redis.port), graph: graph, postsPerTen: 1)
+            peer = try measureMix(system: .redis(port: redis.port), graph: graph, postsPerTen: 1, serverPID: redis.pid)
         } catch {
             result.notes.append("redis: skipped (\(error)); run scripts/install-bench-deps")
         }
@@ -187,7 +187,9 @@ struct ServerSuite {
     }
 
     /// `postsPerTen` 1: the dsb mix; 0: its reads only (2/3 home, 1/3 user timelines).
-    private func measureMix(system: System, graph: DSBGraph, postsPerTen: UInt64) throws -> ResultRow {
+    /// `serverPID`: the server process, whose CPU time over the run is reported per operation
+    /// (less sensitive to a loaded machine than ops/s).
+    private func measureMix(system: System, graph: DSBGraph, postsPerTen: UInt64, serverPID: pid_t) throws -> ResultRow {
         let perThread = sizes.operations / clientThreads
         let connectionsPerThread = max(1, sizes.connections / clientThreads)
         let depth = sizes.depth
@@ -290,10 +292,12 @@ struct ServerSuite {
             }
         }
         gate.waitForArrivals(clientThreads)
+        let serverCPUStart = processCPUMicroseconds(serverPID)
         let start = monotonicNanoseconds()
         gate.open()
         for worker in workers { worker.join() }
         let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let serverCPU = processCPUMicroseconds(serverPID) - serverCPUStart
         progress.finish()
         let name: String
         switch system {
@@ -304,7 +308,8 @@ struct ServerSuite {
         let operations = perThread * clientThreads
         let latency = percentiles(of: samples)
         var metrics = [Metric(key: "connections", label: "conns", value: Double(connectionsPerThread * clientThreads)),
-                       Metric(key: "pipeline_depth", label: "pipeline", value: Double(depth))]
+                       Metric(key: "pipeline_depth", label: "pipeline", value: Double(depth)),
+                       Metric(key: "server_cpu_us_per_op", label: "server cpu us/op", value: serverCPU / Double(max(1, perThread * clientThreads)), decimals: 1)]
         if case .socialdb = system { metrics.append(Metric(key: "errors", label: "errors", value: Double(errors.load(ordering: .relaxed)))) }
         return ResultRow(suite: Self.name, workload: postsPerTen == 0 ? "dsb reads only 67/33, \(Self.pageSize) per read" : "dsb mix 60/30/10, \(Self.pageSize) per read", system: name,
                          operationsPerSecond: Double(operations) / elapsed,
@@ -391,6 +396,24 @@ struct DSBGraph: Sendable {
             done += n
         }
     }
+}
+
+/// The CPU time (user + system) process `pid` has used, from `/proc/<pid>/stat` (clock ticks,
+/// 10 ms each on Linux), in microseconds; 0 when it cannot be read.
+func processCPUMicroseconds(_ pid: pid_t) -> Double {
+    let fd = open("/proc/\(pid)/stat", O_RDONLY)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+    guard n > 0 else { return 0 }
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after it.
+    guard let close = buffer[..<n].lastIndex(of: UInt8(ascii: ")")) else { return 0 }
+    let fields = buffer[(close + 2)..<n].split(separator: UInt8(ascii: " "))
+    // Fields 14 (utime) and 15 (stime) of the line are the 12th and 13th after the name.
+    guard fields.count > 12, let user = Double(String(decoding: fields[11], as: UTF8.self)),
+          let system = Double(String(decoding: fields[12], as: UTF8.self)) else { return 0 }
+    return (user + system) * 1_000_000 / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// `socialdb serve` as a child process on a free port of 127.0.0.1.

@@ -95,7 +95,7 @@ public final class CrashSimulator: Sendable {
 
     static func mutates(_ operation: IOOperation) -> Bool {
         switch operation {
-        case .read, .stat, .listDirectory, .close: false
+        case .read, .stat, .listDirectory, .close, .mmap: false
         default: true
         }
     }

@@ -251,6 +251,18 @@ public final class FileSystem: Sendable {
         return UnsafeMutableRawBufferPointer(rebasing: image[0..<size])
     }
 
+    /// Maps the first `bytes` bytes of `file` read-only and shared (the caller unmaps them with
+    /// `munmap`). Goes through the fault seam as `.mmap`, so tests can make it fail with any
+    /// errno; the error names the file. `bytes` must be positive.
+    public func mapReadOnly(_ file: File, bytes: Int) throws(IOError) -> UnsafeRawBufferPointer {
+        precondition(bytes > 0, "an empty mapping")
+        try inject(.mmap, file.path)
+        guard !file.isClosed else { throw IOError(errno: EBADF, operation: .mmap, path: file.path) }
+        let p = Glibc.mmap(nil, bytes, PROT_READ, MAP_SHARED, file.fd, 0)
+        guard let p, p != MAP_FAILED else { throw IOError(errno: errno, operation: .mmap, path: file.path) }
+        return UnsafeRawBufferPointer(start: p, count: bytes)
+    }
+
     public func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0

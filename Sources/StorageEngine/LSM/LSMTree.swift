@@ -11,6 +11,19 @@ final class Version: Sendable {
     init(levels: [[Table]]) { self.levels = levels }
 }
 
+/// Tables opened unmapped because mmap lacked a resource (`Table.mapFallback`): how many since
+/// the tree opened, and the last reason (STATS shows both). Any thread may record.
+final class MapFallbacks: Sendable {
+    private let state = Mutex<(count: Int, last: IOError?)>((0, nil))
+
+    func record(_ table: Table) {
+        guard let error = table.mapFallback else { return }
+        state.withLock { $0 = ($0.count + 1, error) }
+    }
+
+    var snapshot: (count: Int, last: IOError?) { state.withLock { $0 } }
+}
+
 /// The LSM tree: the store for tweets and the engine's other keyed records.
 ///
 /// Writes go to the durable log first (the tree's write-ahead log: one record per batch, its LSN
@@ -34,7 +47,17 @@ public final class LSMTree: @unchecked Sendable {
     /// Recently read records (a no-op when `options.recordCacheBytes` is 0), and the batch
     /// sequence (a seqlock) that keeps multi-gets whole with respect to write batches.
     let records: RecordCache
+    let mapFallbacks: MapFallbacks
     static let consumerName = "lsm"
+
+    /// Opens table `meta` for reading (mapped when `options.mmapReads`), counting a fallback to
+    /// unmapped reads.
+    private static func openTable(_ meta: TableMeta, directory: String, fileSystem: FileSystem, cache: BlockCache,
+                                  options: LSMOptions, fallbacks: MapFallbacks) throws(LSMError) -> Table {
+        let table = try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads)
+        fallbacks.record(table)
+        return table
+    }
 
     private struct Frozen {
         let memtable: Memtable
@@ -108,16 +131,17 @@ public final class LSMTree: @unchecked Sendable {
             do throws(IOError) { try fileSystem.syncDirectory(directory) } catch { throw .io(error) }
         }
         let cache = BlockCache(capacityBytes: options.blockCacheBytes)
+        let fallbacks = MapFallbacks()
         var levels: [[Table]] = []
         for level in m.levels {
             var tables: [Table] = []
             for meta in level {
-                tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads))
+                tables.append(try openTable(meta, directory: directory, fileSystem: fileSystem, cache: cache, options: options, fallbacks: fallbacks))
             }
             levels.append(tables)
         }
         let tree = LSMTree(directory: directory, options: options, fileSystem: fileSystem, log: log, cache: cache,
-                           manifest: m, version: Version(levels: levels))
+                           mapFallbacks: fallbacks, manifest: m, version: Version(levels: levels))
         try tree.replay()
         if options.backgroundWork {
             tree.background = BackgroundThread { [tree] in tree.backgroundLoop() }
@@ -126,7 +150,8 @@ public final class LSMTree: @unchecked Sendable {
     }
 
     private init(directory: String, options: LSMOptions, fileSystem: FileSystem, log: Log, cache: BlockCache,
-                 manifest: ManifestState, version: Version) {
+                 mapFallbacks: MapFallbacks, manifest: ManifestState, version: Version) {
+        self.mapFallbacks = mapFallbacks
         self.directory = directory
         self.options = options
         self.fileSystem = fileSystem
@@ -490,7 +515,7 @@ public final class LSMTree: @unchecked Sendable {
         }
         var tables: [Table] = []
         for meta in outputs {
-            tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads))
+            tables.append(try Self.openTable(meta, directory: directory, fileSystem: fileSystem, cache: cache, options: options, fallbacks: mapFallbacks))
         }
         // The manifest may claim only what the log has made durable. The boundary is the log's
         // next LSN at the freeze, and a batch whose append failed (the log failed under it) has
@@ -673,7 +698,7 @@ public final class LSMTree: @unchecked Sendable {
         }
         var tables: [Table] = []
         for meta in outputs {
-            tables.append(try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: options.mmapReads))
+            tables.append(try Self.openTable(meta, directory: directory, fileSystem: fileSystem, cache: cache, options: options, fallbacks: mapFallbacks))
         }
         var m = state.withLock { manifest }
         m.levels[job.level].removeAll { inputNumbers.contains($0.number) }
@@ -1163,6 +1188,12 @@ public final class LSMTree: @unchecked Sendable {
         public var recordCacheEntries: Int = 0
         public var recordCacheHits: UInt64 = 0
         public var recordCacheMisses: UInt64 = 0
+        /// Tables opened since the tree opened whose mapping failed for want of a resource
+        /// (ENOMEM, EAGAIN, ENODEV) and that read through the file layer and the block cache
+        /// instead, and the last such failure. 0 and nil when every table is mapped (or
+        /// `mmapReads` is off). Other mmap failures are errors, never fallbacks.
+        public var mmapFallbacks: Int = 0
+        public var lastMmapFallback: IOError? = nil
 
         public var tableBytes: UInt64 { bytesPerLevel.reduce(0, +) }
         /// Bytes written to tables (flushes and compactions) per byte of keys and values written.
@@ -1198,6 +1229,7 @@ public final class LSMTree: @unchecked Sendable {
         s.recordCacheEntries = r.entries
         s.recordCacheHits = r.hits
         s.recordCacheMisses = r.misses
+        (s.mmapFallbacks, s.lastMmapFallback) = mapFallbacks.snapshot
         return s
     }
 

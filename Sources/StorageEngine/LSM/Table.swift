@@ -191,6 +191,9 @@ final class Table: @unchecked Sendable {
     /// (the mapping never changes, so later reads skip the XXH3 pass, as the block cache's
     /// blocks do); cleared by `dropPages`, so pages read again from disk are checked again.
     private let verified: UnsafeMutablePointer<Atomic<UInt8>>?
+    /// Why a table opened with `mapped` is not mapped: the resource shortage mmap reported
+    /// (its blocks are read through the file layer into the block cache instead).
+    let mapFallback: IOError?
 
     init(meta: TableMeta, directory: String, fileSystem: FileSystem, cache: BlockCache, mapped: Bool = false) throws(LSMError) {
         let path = directory + "/" + TableFormat.fileName(meta.number)
@@ -201,14 +204,25 @@ final class Table: @unchecked Sendable {
             f.close()
             throw error
         }
+        // A mapping that fails for want of a resource (memory, address space) falls back to
+        // reads through the file layer, and says so (`mapFallback`, counted by the tree). Any
+        // other failure (EBADF: the descriptor was closed under us; EINVAL, EACCES) is a bug or
+        // a broken file, and silently reading through the descriptor number anyway once read
+        // another file's bytes (ARCHITECTURE.md, "Descriptors in tests"): the open fails, naming
+        // the table.
         var map: UnsafeRawBufferPointer? = nil
+        var fallback: IOError? = nil
         if mapped && meta.fileBytes > 0 {
-            let p = mmap(nil, Int(meta.fileBytes), PROT_READ, MAP_SHARED, f.fd, 0)
-            if let p, p != MAP_FAILED {
-                map = UnsafeRawBufferPointer(start: p, count: Int(meta.fileBytes))
+            do throws(IOError) { map = try fileSystem.mapReadOnly(f, bytes: Int(meta.fileBytes)) } catch {
+                guard error.isResourceShortage else {
+                    f.close()
+                    throw .io(error)
+                }
+                fallback = error
             }
         }
         mapping = map
+        mapFallback = fallback
         if map != nil {
             let n = max(1, loaded.blockOffsets.count)
             let v = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: n)

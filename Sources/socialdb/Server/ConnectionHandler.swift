@@ -59,10 +59,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// The client shut down its side (`shutdown(SHUT_WR)`, `nc -N`): answer what it sent, then close.
     private var inputClosed = false
 
-    init(session: Session, pool: NIOThreadPool, limits: ConnectionLimits) {
+    /// Reads run on the event loop instead of the worker pool (see `Server.Configuration`).
+    private let readsOnEventLoop: Bool
+    /// The answers of the reads run on the event loop, reused from batch to batch.
+    private var inlineOutput: [UInt8] = []
+    /// Answers were written and not yet flushed (one flush per round of work, not per answer).
+    private var unflushed = false
+
+    init(session: Session, pool: NIOThreadPool, limits: ConnectionLimits, readsOnEventLoop: Bool = false) {
         self.session = session
         self.pool = pool
         self.limits = limits
+        self.readsOnEventLoop = readsOnEventLoop
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -116,10 +124,58 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Starts a job for the lines at the front of `pending`, unless one runs or the client is
-    /// not reading its answers.
+    /// Runs what can run now, in order: the reads at the front of `pending` right here on the
+    /// event loop (when `readsOnEventLoop`), else one job on the worker pool for the lines at
+    /// the front; nothing while a job runs or the client is not reading its answers. Answers
+    /// made here are written as they come and flushed once, when nothing more runs now or,
+    /// when a job starts, with the job's answers.
     private func startJob(context: ChannelHandlerContext) {
-        guard !jobRunning, !closing, !pending.isEmpty, context.channel.isWritable else { return }
+        while !jobRunning, !closing, !pending.isEmpty, context.channel.isWritable {
+            let inline = readsOnEventLoop ? inlineCount() : 0
+            if inline > 0 {
+                inlineOutput.removeAll(keepingCapacity: true)
+                let (consumed, quit) = session.run(pending.prefix(inline), into: &inlineOutput, outputBytesMax: limits.batchOutputBytesMax)
+                pending.removeFirst(consumed)
+                if !inlineOutput.isEmpty {
+                    context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: inlineOutput)), promise: nil)
+                    unflushed = true
+                }
+                if quit {
+                    closing = true
+                    context.flush()
+                    context.close(promise: nil)
+                    return
+                }
+                cutLines()
+                continue
+            }
+            // The answers written so far go out with the job's (one write for the round).
+            startPoolJob(context: context)
+            return
+        }
+        flushIfNeeded(context: context)
+    }
+
+    private func flushIfNeeded(context: ChannelHandlerContext) {
+        if unflushed {
+            unflushed = false
+            context.flush()
+        }
+    }
+
+    /// How many lines at the front of `pending` (at most a batch) may run on the event loop:
+    /// reads, which neither take the writer lock nor wait for the log's fdatasync.
+    private func inlineCount() -> Int {
+        var count = 0
+        for input in pending {
+            guard count < limits.batchLinesMax, Session.runsOnEventLoop(input) else { break }
+            count += 1
+        }
+        return count
+    }
+
+    /// Starts a job on the worker pool for the lines at the front of `pending`.
+    private func startPoolJob(context: ChannelHandlerContext) {
         let count = min(pending.count, limits.batchLinesMax)
         let batch = Array(pending.prefix(count))
         jobRunning = true
@@ -148,20 +204,24 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard case .success(let job) = result else {
             // The pool has stopped: the server is going down.
             closing = true
+            context.flush()
             context.close(promise: nil)
             return
         }
         // channelInactive empties `pending` when the client went away during the job.
         pending.removeFirst(min(job.consumed, pending.count))
         if !job.output.isEmpty && context.channel.isActive {
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: job.output)), promise: nil)
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: job.output)), promise: nil)
+            unflushed = true
         }
         if job.quit || closing {
             closing = true
+            context.flush()
             context.close(promise: nil)
             return
         }
         cutLines()
+        // Reads that follow run here now, and their answers share the flush with this job's.
         startJob(context: context)
         releaseHeldRead(context: context)
         closeIfInputDone(context: context)

@@ -57,7 +57,7 @@ final class ServerMetrics: Sendable {
 final class DatabaseGauges: Sendable {
     let db: SocialDB
     let nextLSN, durableLSN, logSegments, fdatasyncs: Gauge
-    let cacheHits, cacheMisses, cacheHitRatio, cacheBytes, tableBytes, graphEdges, users: Gauge
+    let cacheHits, cacheMisses, cacheHitRatio, cacheBytes, tableBytes, mmapFallbacks, graphEdges, users: Gauge
 
     init(db: SocialDB, factory: MetricsFactory) {
         self.db = db
@@ -71,6 +71,7 @@ final class DatabaseGauges: Sendable {
         cacheHitRatio = gauge("socialdb_cache_hit_ratio")
         cacheBytes = gauge("socialdb_cache_bytes")
         tableBytes = gauge("socialdb_lsm_table_bytes")
+        mmapFallbacks = gauge("socialdb_lsm_mmap_fallbacks")
         graphEdges = gauge("socialdb_graph_edges")
         users = gauge("socialdb_users")
     }
@@ -87,6 +88,7 @@ final class DatabaseGauges: Sendable {
         cacheHitRatio.record(tree.cacheHitRate)
         cacheBytes.record(tree.cacheBytes)
         tableBytes.record(Int64(clamping: tree.tableBytes))
+        mmapFallbacks.record(tree.mmapFallbacks)
         graphEdges.record(db.engine.graph.statistics().edges)
         users.record((try? db.userCount()) ?? 0)
     }

@@ -42,7 +42,7 @@ final class Session: @unchecked Sendable {
     /// The responses to `inputs`, in order, appended to `output`; stops after QUIT and says so.
     /// `outputBytesMax` ends the batch early (the rest is run by the next job) so that one job's
     /// answer stays bounded; returns how many inputs were consumed.
-    func run(_ inputs: ArraySlice<Input>, into output: inout [UInt8], outputBytesMax: Int) -> (consumed: Int, quit: Bool) {
+    func run<Inputs: Collection<Input>>(_ inputs: Inputs, into output: inout [UInt8], outputBytesMax: Int) -> (consumed: Int, quit: Bool) {
         var consumed = 0
         for input in inputs {
             consumed += 1
@@ -63,6 +63,32 @@ final class Session: @unchecked Sendable {
         }
         return (consumed, false)
     }
+
+    /// Whether `input` may run on an event loop (`Server.Configuration.readsOnEventLoop`): a
+    /// read of the language (it takes no writer lock, and under `--sync off` or `interval` it
+    /// waits for no fdatasync), a blank line or comment, FORMAT, or a line answered with an
+    /// error before it runs. Writes, AUTH (a password hash takes milliseconds), IMPORT and the
+    /// rest go to the worker pool.
+    static func runsOnEventLoop(_ input: Input) -> Bool {
+        guard case .line(var text) = input else { return true }
+        return text.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count && (bytes[start] == 32 || bytes[start] == 9) { start += 1 }
+            var end = start
+            while end < bytes.count && bytes[end] != 32 && bytes[end] != 9 { end += 1 }
+            if end == start { return true } // blank
+            if end - start >= 2 && bytes[start] == UInt8(ascii: "-") && bytes[start + 1] == UInt8(ascii: "-") { return true } // comment
+            let word = UnsafeBufferPointer(rebasing: bytes[start..<end])
+            return eventLoopVerbs.contains { verb in
+                verb.count == word.count && zip(verb, word).allSatisfy { $0 == ($1 >= 97 && $1 <= 122 ? $1 - 32 : $1) }
+            }
+        }
+    }
+
+    /// The verbs `runsOnEventLoop` lets run there, in upper case: reads of public data and of
+    /// one's own notifications, and FORMAT.
+    private static let eventLoopVerbs: [[UInt8]] = ["HOME", "TWEETS", "TWEET", "THREAD", "SEARCH", "FOLLOWERS", "FOLLOWING",
+                                                    "NOTIFICATIONS", "TRENDS", "HELP", "FORMAT"].map { Array($0.utf8) }
 
     /// One command line: FORMAT is the connection's own; the rest is the shell's language.
     func execute(_ line: String) -> Response? {
@@ -101,6 +127,7 @@ final class Session: @unchecked Sendable {
         case "text": json = false
         default: return .error(.syntax, "FORMAT takes text or json, not '\(words[1].text)'")
         }
+        shell.json = json
         return .ok(fields: [("format", .string(json ? "json" : "text"))], human: "format is \(json ? "json" : "text")")
     }
 
