@@ -41,13 +41,35 @@ final class ActiveSegment: @unchecked Sendable {
     struct TermState {
         var head: UnsafeMutablePointer<UInt64>
         var hash: UInt64
+        /// The name's first 8 bytes (zero-padded), so that most names compare without reading
+        /// the arena (a cache miss per token on a large segment).
+        var prefix: UInt64
         var nameOffset: UInt32
         var nameLength: UInt32
         var headCount: Int32
-        /// Index in `chunkCapacities` of the head chunk's capacity.
-        var headClass: Int32
+        /// The head chunk's capacity (kept here so an append does not read the chunk first).
+        var headCapacity: Int32
         var lastDocument: Int32
         var documentCount: Int32
+    }
+
+    /// The first 8 bytes at `p` (of `count`), zero-padded.
+    @inline(__always)
+    static func prefixWord(_ p: UnsafeRawPointer, _ count: Int) -> UInt64 {
+        if count >= 8 { return p.loadUnaligned(as: UInt64.self) }
+        var word: UInt64 = 0
+        var k = 0
+        while k < count {
+            word |= UInt64(p.load(fromByteOffset: k, as: UInt8.self)) &<< UInt64(k &* 8)
+            k &+= 1
+        }
+        return word
+    }
+
+    /// The capacity of the chunk after one of `capacity` (the last size repeats).
+    @inline(__always)
+    static func nextCapacity(_ capacity: Int32) -> Int32 {
+        capacity == 2 ? 14 : capacity == 14 ? 126 : 2046
     }
 
     /// What a reader needs to iterate one term: valid until the segment is released.
@@ -109,14 +131,18 @@ final class ActiveSegment: @unchecked Sendable {
     @inline(__always)
     private func find(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64) -> (id: Int, slot: Int) {
         let tag = hash & 0xFFFF_FFFF_0000_0000
+        let prefix = Self.prefixWord(bytes, count)
         var slot = Int(truncatingIfNeeded: hash) & termTableMask
         while true {
             let entry = termTable[slot]
             if entry == 0 { return (-1, slot) }
             if entry & 0xFFFF_FFFF_0000_0000 == tag {
                 let id = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
-                let s = states[id]
-                if Int(s.nameLength) == count && Self.sameBytes(names + Int(s.nameOffset), bytes, count) { return (id, slot) }
+                let s = states + id
+                if Int(s.pointee.nameLength) == count && s.pointee.prefix == prefix
+                    && (count <= 8 || Self.sameBytes(names + Int(s.pointee.nameOffset) + 8, bytes + 8, count - 8)) {
+                    return (id, slot)
+                }
             }
             slot = (slot &+ 1) & termTableMask
         }
@@ -158,8 +184,9 @@ final class ActiveSegment: @unchecked Sendable {
         }
         let chunk = allocateChunk(capacity: Self.chunkCapacities[0], previous: nil)
         chunk[2] = entry
-        (states + termCount).initialize(to: TermState(head: chunk, hash: hash, nameOffset: UInt32(namesCount), nameLength: UInt32(count),
-                                                      headCount: 1, headClass: 0, lastDocument: doc, documentCount: 1))
+        (states + termCount).initialize(to: TermState(head: chunk, hash: hash, prefix: Self.prefixWord(bytes, count), nameOffset: UInt32(namesCount),
+                                                      nameLength: UInt32(count), headCount: 1, headCapacity: Int32(Self.chunkCapacities[0]),
+                                                      lastDocument: doc, documentCount: 1))
         namesCount += count
         termCount += 1
         termTable[slot] = (hash & 0xFFFF_FFFF_0000_0000) | UInt64(termCount)
@@ -196,10 +223,10 @@ final class ActiveSegment: @unchecked Sendable {
     @inline(__always)
     private func appendEntry(_ entry: UInt64, term: Int, doc: Int32) {
         let state = states + term
-        if state.pointee.headCount == Int32(truncatingIfNeeded: state.pointee.head[1]) {
-            let nextClass = min(Int(state.pointee.headClass) + 1, Self.chunkCapacities.count - 1)
-            state.pointee.head = allocateChunk(capacity: Self.chunkCapacities[nextClass], previous: state.pointee.head)
-            state.pointee.headClass = Int32(nextClass)
+        if state.pointee.headCount == state.pointee.headCapacity {
+            let next = Self.nextCapacity(state.pointee.headCapacity)
+            state.pointee.head = allocateChunk(capacity: Int(next), previous: state.pointee.head)
+            state.pointee.headCapacity = next
             state.pointee.headCount = 0
         }
         state.pointee.head[2 + Int(state.pointee.headCount)] = entry
