@@ -383,8 +383,20 @@ final class ActiveSegment: @unchecked Sendable {
         var positions = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
         var positionsCapacity = 64
         defer { positions.deallocate() }
+        var touched: UInt64 = 0
         newDocument.withUnsafeBufferPointer { mapping in
-            for (_, t) in keyed {
+            for (k, (_, t)) in keyed.enumerated() {
+                // Every 16 terms, warm the cache for the next 16: their states (in name order,
+                // so scattered), then each one's newest entry, as independent loads whose misses
+                // overlap (walked one term at a time they were most of a freeze's time).
+                if k & 15 == 0 {
+                    let end = min(k + 16, keyed.count)
+                    for j in k..<end { touched &+= UInt64(UInt(bitPattern: states[Int(keyed[j].term)].head)) }
+                    for j in k..<end {
+                        let s = states[Int(keyed[j].term)]
+                        touched &+= s.head[2 + Int(s.headCount) - 1]
+                    }
+                }
                 let term = Int(t)
                 builder.beginTerm()
                 var n = 0
@@ -425,6 +437,7 @@ final class ActiveSegment: @unchecked Sendable {
                 if n > 0 { builder.endTerm(name(term), docs: UnsafeBufferPointer(start: docs, count: n)) }
             }
         }
+        warmed = touched
         return (builder.finish(), purged)
     }
 }
