@@ -37,17 +37,41 @@ final class ActiveSegment: @unchecked Sendable {
     private var slabNext: UnsafeMutablePointer<UInt64>?
     private var slabRemaining = 0
     static let slabWords = 1 << 15
+    /// Where `append` leaves the sum of its cache-warming loads (so they are not optimized away).
+    private var warmed: UInt64 = 0
 
     struct TermState {
         var head: UnsafeMutablePointer<UInt64>
         var hash: UInt64
+        /// The name's first 8 bytes (zero-padded), so that most names compare without reading
+        /// the arena (a cache miss per token on a large segment).
+        var prefix: UInt64
         var nameOffset: UInt32
         var nameLength: UInt32
         var headCount: Int32
-        /// Index in `chunkCapacities` of the head chunk's capacity.
-        var headClass: Int32
+        /// The head chunk's capacity (kept here so an append does not read the chunk first).
+        var headCapacity: Int32
         var lastDocument: Int32
         var documentCount: Int32
+    }
+
+    /// The first 8 bytes at `p` (of `count`), zero-padded.
+    @inline(__always)
+    static func prefixWord(_ p: UnsafeRawPointer, _ count: Int) -> UInt64 {
+        if count >= 8 { return p.loadUnaligned(as: UInt64.self) }
+        var word: UInt64 = 0
+        var k = 0
+        while k < count {
+            word |= UInt64(p.load(fromByteOffset: k, as: UInt8.self)) &<< UInt64(k &* 8)
+            k &+= 1
+        }
+        return word
+    }
+
+    /// The capacity of the chunk after one of `capacity` (the last size repeats).
+    @inline(__always)
+    static func nextCapacity(_ capacity: Int32) -> Int32 {
+        capacity == 2 ? 14 : capacity == 14 ? 126 : 2046
     }
 
     /// What a reader needs to iterate one term: valid until the segment is released.
@@ -109,14 +133,18 @@ final class ActiveSegment: @unchecked Sendable {
     @inline(__always)
     private func find(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64) -> (id: Int, slot: Int) {
         let tag = hash & 0xFFFF_FFFF_0000_0000
+        let prefix = Self.prefixWord(bytes, count)
         var slot = Int(truncatingIfNeeded: hash) & termTableMask
         while true {
             let entry = termTable[slot]
             if entry == 0 { return (-1, slot) }
             if entry & 0xFFFF_FFFF_0000_0000 == tag {
                 let id = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
-                let s = states[id]
-                if Int(s.nameLength) == count && Self.sameBytes(names + Int(s.nameOffset), bytes, count) { return (id, slot) }
+                let s = states + id
+                if Int(s.pointee.nameLength) == count && s.pointee.prefix == prefix
+                    && (count <= 8 || Self.sameBytes(names + Int(s.pointee.nameOffset) + 8, bytes + 8, count - 8)) {
+                    return (id, slot)
+                }
             }
             slot = (slot &+ 1) & termTableMask
         }
@@ -158,8 +186,9 @@ final class ActiveSegment: @unchecked Sendable {
         }
         let chunk = allocateChunk(capacity: Self.chunkCapacities[0], previous: nil)
         chunk[2] = entry
-        (states + termCount).initialize(to: TermState(head: chunk, hash: hash, nameOffset: UInt32(namesCount), nameLength: UInt32(count),
-                                                      headCount: 1, headClass: 0, lastDocument: doc, documentCount: 1))
+        (states + termCount).initialize(to: TermState(head: chunk, hash: hash, prefix: Self.prefixWord(bytes, count), nameOffset: UInt32(namesCount),
+                                                      nameLength: UInt32(count), headCount: 1, headCapacity: Int32(Self.chunkCapacities[0]),
+                                                      lastDocument: doc, documentCount: 1))
         namesCount += count
         termCount += 1
         termTable[slot] = (hash & 0xFFFF_FFFF_0000_0000) | UInt64(termCount)
@@ -176,6 +205,16 @@ final class ActiveSegment: @unchecked Sendable {
         let doc = Int32(documentCount)
         let high = UInt64(UInt32(bitPattern: doc)) << 32
         let base = UnsafeRawPointer(terms.bytes)
+        // Warm the cache first: every term's table slot, then the state it names, as loads that
+        // do not depend on one another, so their misses overlap instead of stalling one after
+        // the other in the probe loop below (on a full segment most of a token's cost).
+        var touched: UInt64 = 0
+        for k in 0..<terms.count { touched &+= termTable[Int(truncatingIfNeeded: terms.terms[k].hash) & termTableMask] }
+        for k in 0..<terms.count {
+            let entry = termTable[Int(truncatingIfNeeded: terms.terms[k].hash) & termTableMask]
+            if entry != 0 { touched &+= states[Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1].prefix }
+        }
+        warmed = touched
         for k in 0..<terms.count {
             let term = terms.terms[k]
             let start = base + Int(term.offset)
@@ -196,10 +235,10 @@ final class ActiveSegment: @unchecked Sendable {
     @inline(__always)
     private func appendEntry(_ entry: UInt64, term: Int, doc: Int32) {
         let state = states + term
-        if state.pointee.headCount == Int32(truncatingIfNeeded: state.pointee.head[1]) {
-            let nextClass = min(Int(state.pointee.headClass) + 1, Self.chunkCapacities.count - 1)
-            state.pointee.head = allocateChunk(capacity: Self.chunkCapacities[nextClass], previous: state.pointee.head)
-            state.pointee.headClass = Int32(nextClass)
+        if state.pointee.headCount == state.pointee.headCapacity {
+            let next = Self.nextCapacity(state.pointee.headCapacity)
+            state.pointee.head = allocateChunk(capacity: Int(next), previous: state.pointee.head)
+            state.pointee.headCapacity = next
             state.pointee.headCount = 0
         }
         state.pointee.head[2 + Int(state.pointee.headCount)] = entry
@@ -344,8 +383,20 @@ final class ActiveSegment: @unchecked Sendable {
         var positions = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
         var positionsCapacity = 64
         defer { positions.deallocate() }
+        var touched: UInt64 = 0
         newDocument.withUnsafeBufferPointer { mapping in
-            for (_, t) in keyed {
+            for (k, (_, t)) in keyed.enumerated() {
+                // Every 16 terms, warm the cache for the next 16: their states (in name order,
+                // so scattered), then each one's newest entry, as independent loads whose misses
+                // overlap (walked one term at a time they were most of a freeze's time).
+                if k & 15 == 0 {
+                    let end = min(k + 16, keyed.count)
+                    for j in k..<end { touched &+= UInt64(UInt(bitPattern: states[Int(keyed[j].term)].head)) }
+                    for j in k..<end {
+                        let s = states[Int(keyed[j].term)]
+                        touched &+= s.head[2 + Int(s.headCount) - 1]
+                    }
+                }
                 let term = Int(t)
                 builder.beginTerm()
                 var n = 0
@@ -386,6 +437,7 @@ final class ActiveSegment: @unchecked Sendable {
                 if n > 0 { builder.endTerm(name(term), docs: UnsafeBufferPointer(start: docs, count: n)) }
             }
         }
+        warmed = touched
         return (builder.finish(), purged)
     }
 }

@@ -459,7 +459,7 @@ struct SegmentBuilder {
     mutating func endTerm(_ name: UnsafeRawBufferPointer, docs: UnsafeBufferPointer<UInt32>) {
         precondition(!docs.isEmpty && docs.count == termPostings, "a term needs postings, one per document")
         if termCount > 0 {
-            let ordered = names.withUnsafeBytes { FrozenSegment.compare(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
+            let ordered = names.withUnsafeBytes { FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
             precondition(ordered, "terms must be added in increasing byte order")
         }
         lastNameStart = names.count

@@ -76,9 +76,11 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
     public static func parse(_ text: String) throws(SearchQueryError) -> SearchQuery {
         var lexer = Lexer(text)
         var items: [Item] = []
+        items.reserveCapacity(4)
         while let item = try lexer.next() { items.append(item) }
         if items.isEmpty { throw SearchQueryError("empty query") }
         var query = SearchQuery(clauses: [])
+        query.clauses.reserveCapacity(items.count)
         var index = 0
         while index < items.count {
             let item = items[index]
@@ -127,17 +129,26 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
     }
 
     struct Lexer {
+        /// The scalars, when the text is not all ASCII (else empty: `bytes` serve).
         let text: [Unicode.Scalar]
-        /// Whether every scalar is ASCII; then words are cut from `bytes` (the same indices).
+        /// Whether every scalar is ASCII; then the lexer reads `bytes` alone (a byte is a scalar).
         let ascii: Bool
         let bytes: [UInt8]
+        /// The number of scalars.
+        let count: Int
         var i = 0
 
         init(_ source: String) {
-            text = Array(source.unicodeScalars)
-            ascii = text.count == source.utf8.count
+            var source = source
+            ascii = source.withUTF8 { SearchTokenizer.isASCII($0) }
             bytes = ascii ? Array(source.utf8) : []
+            text = ascii ? [] : Array(source.unicodeScalars)
+            count = ascii ? bytes.count : text.count
         }
+
+        /// Scalar `k`.
+        @inline(__always)
+        func scalar(_ k: Int) -> Unicode.Scalar { ascii ? Unicode.Scalar(bytes[k]) : text[k] }
 
         /// `Unicode.Scalar.Properties.isWhitespace`, without the property lookup for ASCII.
         @inline(__always)
@@ -150,19 +161,19 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
         }
 
         mutating func next() throws(SearchQueryError) -> Item? {
-            while i < text.count, Self.isSpace(text[i]) { i += 1 }
-            guard i < text.count else { return nil }
+            while i < count, Self.isSpace(scalar(i)) { i += 1 }
+            guard i < count else { return nil }
             var negated = false
-            if text[i] == "-" {
+            if scalar(i) == "-" {
                 negated = true
                 i += 1
-                guard i < text.count, !Self.isSpace(text[i]) else { throw SearchQueryError("'-' must be followed by what to exclude") }
+                guard i < count, !Self.isSpace(scalar(i)) else { throw SearchQueryError("'-' must be followed by what to exclude") }
             }
-            if text[i] == "\"" {
+            if scalar(i) == "\"" {
                 let start = i + 1
                 var j = start
-                while j < text.count, text[j] != "\"" { j += 1 }
-                guard j < text.count else { throw SearchQueryError("unterminated quote") }
+                while j < count, scalar(j) != "\"" { j += 1 }
+                guard j < count else { throw SearchQueryError("unterminated quote") }
                 i = j + 1
                 let inner = string(start..<j)
                 var tokens: [SearchToken] = []
@@ -171,7 +182,7 @@ public struct SearchQuery: Equatable, Sendable, CustomStringConvertible {
                 return .match(Phrase(tokens.map(\.term)), negated: negated)
             }
             let start = i
-            while i < text.count, !Self.isSpace(text[i]) { i += 1 }
+            while i < count, !Self.isSpace(scalar(i)) { i += 1 }
             let word = string(start..<i)
             if word == "OR" && !negated { return .or }
             // ASCII: a scalar is a character, so the first ':' byte is the first ':' character.
