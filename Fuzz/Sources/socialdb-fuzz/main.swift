@@ -283,7 +283,7 @@ func searchSegment(_ input: UnsafeRawBufferPointer) {
         if docs.count > segment.documentCount { fuzzFailure("a term with more postings than documents") }
         for d in docs where Int(d) >= segment.documentCount { fuzzFailure("posting \(d) past the \(segment.documentCount) documents") }
         for i in docs.indices.dropFirst() where docs[i] >= docs[i - 1] { fuzzFailure("postings not strictly decreasing") }
-        _ = segment.lookup(Array(UnsafeRawBufferPointer(segment.termName(t))))
+        _ = segment.lookup(String(decoding: segment.termName(t), as: UTF8.self))
     }
 }
 

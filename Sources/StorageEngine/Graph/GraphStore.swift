@@ -505,7 +505,29 @@ public final class GraphStore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return ListView(base: base, adjacency: base.followers, user: user,
-                        delta: followersDelta.isEmpty ? nil : followersDelta[user])
+                        delta: followersDelta.isEmpty ? nil : Self.detached(followersDelta[user]))
+    }
+
+    /// The overlay a view reads after the lock is released. Ordinarily the copy shares the
+    /// entries' buffer (copy on write: a writer that finds it shared copies it before changing
+    /// it, and one that finds it unique again runs after the view let it go). ThreadSanitizer
+    /// cannot see that: the buffer's reference count is changed by atomics in the uninstrumented
+    /// Swift runtime, so a writer changing the buffer in place after a reader released it read as
+    /// a race with the reader's reads (ConcurrentStressTests, follows against follower pages).
+    /// The TSan build (`-DSOCIALDB_TSAN`) therefore gives the view its own copy of the entries,
+    /// made under the lock, and TSan checks every other access as it is.
+    @inline(__always)
+    private static func detached(_ delta: DeltaList?) -> DeltaList? {
+        #if SOCIALDB_TSAN
+        guard var copy = delta else { return nil }
+        var entries = ContiguousArray<DeltaEntry>()
+        entries.reserveCapacity(copy.entries.count)
+        entries.append(contentsOf: copy.entries)
+        copy.entries = entries
+        return copy
+        #else
+        return delta
+        #endif
     }
 
     @usableFromInline
@@ -513,7 +535,7 @@ public final class GraphStore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return ListView(base: base, adjacency: base.following, user: user,
-                        delta: followingDelta.isEmpty ? nil : followingDelta[user])
+                        delta: followingDelta.isEmpty ? nil : Self.detached(followingDelta[user]))
     }
 
     /// Calls `body` with every follower of `user` in increasing order, without allocating (the

@@ -9,6 +9,10 @@ import Glibc
 /// reported as a race (a false positive). The module's own declaration shadows the imported
 /// one; ordinary builds never compile this file's contents. Sources/Social/TSanMutex.swift is a
 /// symbolic link to this file: each module needs its own copy of the shadowing declaration.
+/// So are Tests/StorageEngineTests/TSanMutex.swift and Tests/SocialTests/TSanMutex.swift: the
+/// tests guard their own results with `Mutex` from many threads, and without the shadow TSan
+/// reported a "Swift access race" on one (LogGroupCommitTests, an append's LSN recorded under
+/// the lock) and halted the run.
 final class Mutex<Value>: @unchecked Sendable {
     // @unchecked: `value` is only touched with `lock` held. Both live outside the object (a
     // class property's inout access is itself instrumented, and a zero-sized value shares its

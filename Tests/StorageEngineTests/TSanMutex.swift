@@ -1,0 +1,1 @@
+../../Sources/StorageEngine/Support/TSanMutex.swift
