@@ -643,7 +643,8 @@ public final class GraphStore: @unchecked Sendable {
     /// filled by `GraphCodec.copy` (no closure per value).
     private static func basePage(_ adjacency: Adjacency, _ user: UInt32, after: UInt32?, limit: Int) -> [UInt32] {
         let (list, count) = adjacency.list(user)
-        guard let list else { return [] }
+        // Never capacity 0: that stores into the runtime's shared empty-array storage (see `makeArray`).
+        guard let list, count > 0, limit > 0 else { return [] }
         return [UInt32](unsafeUninitializedCapacity: min(limit, count)) { buffer, initialized in
             initialized = GraphCodec.copy(list, count: count, after: after, limit: buffer.count, into: buffer.baseAddress!)
         }

@@ -103,11 +103,16 @@ enum InternalKey {
     }
 }
 
-/// Copies raw bytes into a fresh array (for the convenience APIs that return values).
+/// Copies raw bytes into a fresh array (for the convenience APIs that return values). An
+/// empty value is the literal: the initializer with capacity 0 stores its count into the
+/// runtime's shared empty-array storage, a write ThreadSanitizer reports against every reader
+/// of any empty array (the whole-suite TSan run did: an empty value read under the writer lock
+/// against a follower batch read by the apply pipeline).
 @inlinable
 func makeArray(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-    [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
-        if bytes.count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes) }
+    guard !bytes.isEmpty else { return [] }
+    return [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+        UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes)
         count = bytes.count
     }
 }
