@@ -380,26 +380,24 @@ public final class SearchIndex: @unchecked Sendable {
         var results: [UInt64] = []
         results.reserveCapacity(limit * 2)
         var segmentsWithHits = 0
+        /// The term's postings in an in-memory segment (the active one, or one sealed and not yet
+        /// frozen), `count` of its documents.
+        func runInMemory(_ segment: ActiveSegment, _ view: ActiveSegment.TermView, count: Int, floorID: UInt64?) {
+            var cursor = PostingCursor(active: view)
+            let upper = before.map { segment.documents(below: $0, count: count) } ?? count
+            let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
+            let start = results.count
+            QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: floorID, limit: limit, into: &results)
+            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+        }
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: PostingCodec.blockSize) { buffer in
             withExtendedLifetime(activeSegment) {
-                if activeCount > 0, let view {
-                    var cursor = PostingCursor(active: view)
-                    let upper = before.map { activeSegment.documents(below: $0, count: activeCount) } ?? activeCount
-                    let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs), times: UnsafeRawPointer(activeSegment.times), stride: 8)
-                    let start = results.count
-                    QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: nil, limit: limit, into: &results)
-                    Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
-                }
+                if activeCount > 0, let view { runInMemory(activeSegment, view, count: activeCount, floorID: nil) }
             }
             for segment in sealedSegments.reversed() {
                 guard let count = Optional(segment.documentCount), count > 0, let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]),
                       let view = segment.view(term) else { continue }
-                var cursor = PostingCursor(active: view)
-                let upper = before.map { segment.documents(below: $0, count: count) } ?? count
-                let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
-                let start = results.count
-                QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: f, limit: limit, into: &results)
-                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+                runInMemory(segment, view, count: count, floorID: f)
             }
             for segment in frozenSegments {
                 guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
