@@ -498,3 +498,58 @@ struct SplitMix64 {
         return z ^ (z >> 31)
     }
 }
+
+// MARK: profiling
+
+extension LSMSuite {
+    /// `lsm-profile RECORDS ROW [DIR] [--peers]`: the increasing-id data set loaded into
+    /// socialdb's tree alone (with `--peers`, RocksDB and LevelDB one after the other), settled
+    /// and fully compacted, then one read row (`get`, `multi-get`, `author`) run twice, for a
+    /// profiler such as callgrind (`--toggle-collect` on the row's function) or side-by-side
+    /// timings; prints the row's figures and its verification.
+    static func profile(records: Int, row: String, directory: String, withPeers: Bool) throws {
+        var sizes = Sizes(.small)
+        sizes.records = records
+        sizes.authors = max(1, records / 100)
+        sizes.pages = records / pageSize
+        sizes.scans = records / 10
+        let fileSystem = try FileSystem(backend: .automatic)
+        try? fileSystem.removeTree(directory)
+        try fileSystem.makeDirectory(directory)
+        let scratch = try ScratchSpace(fileSystem: fileSystem, base: directory)
+        let suite = LSMSuite(fileSystem: fileSystem, scratch: scratch, sizes: sizes)
+        let data = Dataset(sizes)
+        for system in withPeers ? System.allCases : [.socialdb] {
+            let path = try scratch.freshDirectory("lsm-profile-\(system.name)")
+            let store = try system.open(path, fileSystem: fileSystem)
+            var problems: [String] = []
+            for i in 0..<data.count {
+                try withUnsafeTemporaryAllocation(byteCount: 32 + valueBytes, alignment: 8) { buffer in
+                    let key = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<9])
+                    let value = UnsafeMutableRawBufferPointer(rebasing: buffer[32..<(32 + valueBytes)])
+                    data.tweetKey(i, key)
+                    data.value(i, value)
+                    try store.put(UnsafeRawBufferPointer(key), UnsafeRawBufferPointer(value))
+                    let authorKey = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<17])
+                    data.authorKey(i, authorKey)
+                    try store.put(UnsafeRawBufferPointer(authorKey), UnsafeRawBufferPointer(rebasing: buffer[32..<32]))
+                }
+            }
+            try store.settle()
+            try store.compactFully()
+            for _ in 0..<2 {
+                let result: ResultRow
+                switch row {
+                case "get": result = try suite.gets(store, workload: Workload.getWarm, data, warmUp: false, &problems)
+                case "multi-get": result = try suite.multiGets(store, data, &problems)
+                case "author": result = try suite.authorScans(store, data, &problems)
+                default: throw BenchmarkFailure(description: "unknown row \(row) (get, multi-get, author)")
+                }
+                print("\(system.name) \(row): \(Format.grouped(result.operationsPerSecond)) ops/s, p50 \(result.p50Microseconds ?? .nan) us")
+            }
+            print(problems.isEmpty ? "\(system.name): verification ok" : "\(system.name): VERIFICATION FAILED: \(problems)")
+            try store.close()
+            try scratch.discard(path)
+        }
+    }
+}

@@ -90,6 +90,19 @@ struct SocialDBBench: ParsableCommand {
             TimelineSuite.profile(users: users, posts: posts, reads: reads)
             Glibc.exit(0)
         }
+        // `lsm-profile RECORDS ROW [DIR] [--peers]`: one read row of the lsm suite on socialdb's
+        // tree alone (the peers too with --peers), for a profiler such as callgrind.
+        if arguments.count >= 4 && arguments[1] == "lsm-profile", let records = Int(arguments[2]) {
+            do {
+                let rest = arguments.dropFirst(4).filter { $0 != "--peers" }
+                try LSMSuite.profile(records: records, row: arguments[3], directory: rest.first ?? "/tmp/socialdb-lsm-profile",
+                                     withPeers: arguments.contains("--peers"))
+                Glibc.exit(0)
+            } catch {
+                printError("socialdb-bench lsm-profile: \(error)")
+                Glibc.exit(1)
+            }
+        }
         // `search-profile TWEETS KIND QUERIES [DIR] [--fts5]`: the search suite's index and one
         // kind of query alone (FTS5 too with --fts5), for a profiler such as callgrind; prints a
         // checksum of the results so that two builds can be compared for the same answers.

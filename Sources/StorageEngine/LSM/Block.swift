@@ -74,6 +74,14 @@ final class Block: @unchecked Sendable {
     let restartCount: Int
     let restartsOffset: Int
 
+    /// A block with no entries (one restart at 0): what a table cursor holds before its first load.
+    static let empty: Block = {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+        bytes.storeBytes(of: UInt32(0).littleEndian, toByteOffset: 0, as: UInt32.self)
+        bytes.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 4, as: UInt32.self)
+        return try! Block(taking: bytes, file: "(empty block)")
+    }()
+
     /// Takes ownership of `bytes` (allocated with `UnsafeMutableRawBufferPointer.allocate`),
     /// whose first `count` bytes (all of them by default) are the checksum-verified block.
     /// Throws on a malformed restart array.

@@ -1095,7 +1095,7 @@ public final class LSMTree: @unchecked Sendable {
             } else {
                 end = level.count
             }
-            if lo < end { sources.append(.level(LevelCursor(lo == 0 && end == level.count ? level : Array(level[lo..<end])))) }
+            if lo < end { sources.append(.level(LevelCursor(level, range: lo..<end))) }
         }
         var given = 0
         let previous = KeyBuffer()
