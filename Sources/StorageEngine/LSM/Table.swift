@@ -170,6 +170,11 @@ final class Table: @unchecked Sendable {
     /// Index: last internal key of each block (concatenated) and the block handles.
     private let indexKeys: [UInt8]
     private let indexKeyEnds: [Int]
+    /// The first 8 bytes of each index key's user key, big-endian (zero-padded when shorter):
+    /// the binary search compares these integers and compares whole keys only on a tie (a
+    /// point read spent ~700 instructions in it through memcmp; every tweet key differs in
+    /// its first 8 bytes).
+    private let indexPrefixes: [UInt64]
     let blockOffsets: [UInt64]
     let blockSizes: [UInt32]
     private let filter: [UInt8]
@@ -237,6 +242,12 @@ final class Table: @unchecked Sendable {
         self.file = f
         indexKeys = loaded.indexKeys
         indexKeyEnds = loaded.indexKeyEnds
+        indexPrefixes = loaded.indexKeys.withUnsafeBytes { keys in
+            (0..<loaded.indexKeyEnds.count).map { i in
+                let start = i == 0 ? 0 : loaded.indexKeyEnds[i - 1]
+                return Table.prefix(user: UnsafeRawBufferPointer(rebasing: keys[start..<(loaded.indexKeyEnds[i] - 8)]))
+            }
+        }
         blockOffsets = loaded.blockOffsets
         blockSizes = loaded.blockSizes
         filter = loaded.filter
@@ -393,15 +404,36 @@ final class Table: @unchecked Sendable {
     func blockIndex(for target: UnsafeRawBufferPointer) -> Int {
         var lo = 0
         var hi = blockOffsets.count
+        let wanted = Table.prefix(user: UnsafeRawBufferPointer(rebasing: target[..<(target.count - 8)]))
         indexKeys.withUnsafeBytes { keys in
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                let start = mid == 0 ? 0 : indexKeyEnds[mid - 1]
-                let k = UnsafeRawBufferPointer(rebasing: keys[start..<indexKeyEnds[mid]])
-                if InternalKey.compare(k, target) < 0 { lo = mid + 1 } else { hi = mid }
+            indexPrefixes.withUnsafeBufferPointer { prefixes in
+                indexKeyEnds.withUnsafeBufferPointer { ends in
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        let p = prefixes[mid]
+                        let less: Bool
+                        if p != wanted {
+                            less = p < wanted
+                        } else {
+                            let start = mid == 0 ? 0 : ends[mid - 1]
+                            less = InternalKey.compare(UnsafeRawBufferPointer(rebasing: keys[start..<ends[mid]]), target) < 0
+                        }
+                        if less { lo = mid + 1 } else { hi = mid }
+                    }
+                }
             }
         }
         return lo
+    }
+
+    /// The first 8 bytes of a user key as a big-endian integer, zero-padded: integers order as
+    /// the keys do wherever they differ (a tie needs the whole keys).
+    @inline(__always)
+    static func prefix(user: UnsafeRawBufferPointer) -> UInt64 {
+        if user.count >= 8 { return UInt64(bigEndian: user.loadUnaligned(as: UInt64.self)) }
+        var v: UInt64 = 0
+        for i in 0..<user.count { v |= UInt64(user[i]) << (56 - 8 * UInt64(i)) }
+        return v
     }
 
     @inline(__always)
