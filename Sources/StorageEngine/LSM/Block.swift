@@ -114,7 +114,7 @@ final class Block: @unchecked Sendable {
     /// or its offsets are not 0 then strictly increasing inside the entries (cursors binary-search
     /// them and step back through them: unordered ones made `previous()` cycle forever; found by
     /// fuzzing). One pass over a few dozen words per block.
-    private static func restarts(_ raw: UnsafeRawBufferPointer) -> (Int, Int)? {
+    static func restarts(_ raw: UnsafeRawBufferPointer) -> (Int, Int)? {
         guard raw.count >= 4 else { return nil }
         let n = Int(raw.loadLE(UInt32.self, at: raw.count - 4))
         guard n >= 1, n <= (raw.count - 4) / 4 else { return nil }
@@ -213,12 +213,51 @@ func readBlockVarint(_ raw: UnsafeRawBufferPointer, _ i: inout Int, _ limit: Int
 }
 
 extension Block {
-    /// Where `find` found a key: its trailer and where its value lies in the block.
+    /// Where `locate` found a key: its trailer and where its value lies in the block.
     struct Found {
         var trailer: UInt64
         var valueStart: Int
         var valueCount: Int
     }
+
+    /// This block as a `BlockView` (for point lookups).
+    @inline(__always)
+    var view: BlockView { BlockView(raw: raw, restartCount: restartCount, restartsOffset: restartsOffset) }
+
+    func locate(target: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer, file: String) throws(LSMError) -> Found? {
+        try view.locate(target: target, user: user, file: file)
+    }
+
+    @inline(__always)
+    func value(_ f: Found) -> UnsafeRawBufferPointer { view.value(f) }
+}
+
+/// A verified block's bytes and restart array, as point lookups read them. A view of a mapped
+/// table's block is made with no allocation (`Table.pointBlock`); a `Block` object exists for
+/// bytes that must be owned and shared (the block cache) and for cursors. The bytes must stay
+/// alive while the view is used: the mapping lives as long as its table, and a cached block
+/// as long as the `Block` the caller holds.
+struct BlockView {
+    let raw: UnsafeRawBufferPointer
+    let restartCount: Int
+    let restartsOffset: Int
+
+    init(raw: UnsafeRawBufferPointer, restartCount: Int, restartsOffset: Int) {
+        self.raw = raw
+        self.restartCount = restartCount
+        self.restartsOffset = restartsOffset
+    }
+
+    /// A view of `raw`, or nil when its restart array is malformed (see `Block.restarts`).
+    init?(checking raw: UnsafeRawBufferPointer) {
+        guard let (c, o) = Block.restarts(raw) else { return nil }
+        self.init(raw: raw, restartCount: c, restartsOffset: o)
+    }
+
+    @inline(__always)
+    func restart(_ i: Int) -> Int { Int(raw.loadLE(UInt32.self, at: restartsOffset + i * 4)) }
+
+    typealias Found = Block.Found
 
     /// Point lookup without a cursor: finds the first entry whose internal key is >= `target`
     /// and returns it when its user key equals `user`; nil when no version of the key is in

@@ -803,30 +803,48 @@ public final class LSMTree: @unchecked Sendable {
                 return Memtable.kind(n) == .value ? body(Memtable.value(n)) : nil
             }
         }
-        guard let (b, f) = try locateInTables(snap.version, key) else { return nil }
-        return UInt8(truncatingIfNeeded: f.trailer) == ValueKind.value.rawValue ? body(b.value(f)) : nil
+        guard let l = try locateInTables(snap.version, key) else { return nil }
+        // The block's owner lives until the body is done. (Not `withExtendedLifetime(_:_:)`
+        // returning `R?`: in this generic function that looked `Optional<R>`'s metadata up at
+        // run time on every read.)
+        defer { withExtendedLifetime(l) {} }
+        return UInt8(truncatingIfNeeded: l.found.trailer) == ValueKind.value.rawValue ? body(l.view.value(l.found)) : nil
     }
 
-    /// The newest version of `key` in the tables: its block and place. Not generic, so the whole
+    /// Where a point lookup found its key: the block (a view, plus, for a block that is not a
+    /// view of a mapping, the object owning its bytes: keep it alive while reading the view).
+    struct Located {
+        var view: BlockView
+        var owner: Block?
+        var found: Block.Found
+    }
+
+    /// The newest version of `key` in the tables: its block and place. Not generic, and no
+    /// `Result` of a tuple (its metadata was looked up at run time on every call), so the whole
     /// point-lookup path is compiled specialized.
-    private func locateInTables(_ version: Version, _ key: UnsafeRawBufferPointer) throws(LSMError) -> (Block, Block.Found)? {
+    private func locateInTables(_ version: Version, _ key: UnsafeRawBufferPointer) throws(LSMError) -> Located? {
         let hash = BloomFilter.hash(key)
-        let r: Result<(Block, Block.Found)?, LSMError> = withUnsafeTemporaryAllocation(byteCount: key.count + 8, alignment: 8) { buffer in
+        var failure: LSMError?
+        let located: Located? = withUnsafeTemporaryAllocation(byteCount: key.count + 8, alignment: 8) { buffer in
             if key.count > 0 { buffer.baseAddress!.copyMemory(from: key.baseAddress!, byteCount: key.count) }
             buffer.storeLE(UInt64.max, at: key.count)
             let target = UnsafeRawBufferPointer(buffer)
             var location = SearchLocation()
             while let (table, block) = nextCandidate(version, user: key, target: target, hash: hash, &location) {
                 do throws(LSMError) {
-                    let b = try table.block(block)
-                    if let f = try b.locate(target: target, user: key, file: table.path) { return .success((b, f)) }
+                    let (view, owner) = try table.pointBlock(block)
+                    if let f = try view.locate(target: target, user: key, file: table.path) {
+                        return Located(view: view, owner: owner, found: f)
+                    }
                 } catch {
-                    return .failure(error)
+                    failure = error
+                    return nil
                 }
             }
-            return .success(nil)
+            return nil
         }
-        return try r.get()
+        if let failure { throw failure }
+        return located
     }
 
     /// The value of `key`, or nil.
@@ -964,6 +982,7 @@ public final class LSMTree: @unchecked Sendable {
         while !pending.isEmpty {
             // Advance each key to its next candidate block.
             var next: [Pending] = []
+            next.reserveCapacity(pending.count)
             for var p in pending {
                 let c: (Table, Int)? = keys[p.key].withUnsafeBytes { user in
                     withTargetNoThrow(user) { target in nextCandidate(snap.version, user: user, target: target, hash: p.hash, &p.location) }
@@ -1024,12 +1043,14 @@ public final class LSMTree: @unchecked Sendable {
             var again: [Pending] = []
             for p in pending {
                 let t = p.table!
-                let block: Block
-                if let b = fetched[BlockCache.Key(file: t.meta.number, offset: t.blockOffsets[p.block])] {
-                    block = b
+                let block: BlockView
+                let owner: Block?
+                if !fetched.isEmpty, let b = fetched[BlockCache.Key(file: t.meta.number, offset: t.blockOffsets[p.block])] {
+                    (block, owner) = (b.view, b)
                 } else {
-                    block = try t.block(p.block)
+                    (block, owner) = try t.pointBlock(p.block)
                 }
+                defer { withExtendedLifetime(owner) {} }
                 let found: Result<Bool?, LSMError> = keys[p.key].withUnsafeBytes { user in
                     withTargetNoThrow(user) { target in
                         do throws(LSMError) {

@@ -343,6 +343,12 @@ final class Table: @unchecked Sendable {
     /// Block `i` as a verified view into the mapping.
     @inline(__always)
     private func mappedBlock(_ i: Int, _ mapping: UnsafeRawBufferPointer) throws(LSMError) -> Block {
+        try Block(viewing: verifiedMappedBytes(i, mapping), owner: self, file: path)
+    }
+
+    /// Block `i`'s bytes in the mapping, checksum-verified on their first read.
+    @inline(__always)
+    private func verifiedMappedBytes(_ i: Int, _ mapping: UnsafeRawBufferPointer) throws(LSMError) -> UnsafeRawBufferPointer {
         let offset = Int(blockOffsets[i])
         let size = Int(blockSizes[i])
         let body = UnsafeRawBufferPointer(rebasing: mapping[offset..<(offset + size)])
@@ -353,7 +359,22 @@ final class Table: @unchecked Sendable {
             }
             flag.pointee.store(1, ordering: .relaxed)
         }
-        return try Block(viewing: body, owner: self, file: path)
+        return body
+    }
+
+    /// Block `i` for a point lookup: a view into the mapping (no object allocated: a `Block`
+    /// per lookup was ~550 instructions of a multi-get's key), or the cached or read block,
+    /// returned with its view so the caller keeps its bytes alive while it reads them.
+    func pointBlock(_ i: Int) throws(LSMError) -> (view: BlockView, owner: Block?) {
+        if let mapping {
+            let body = try verifiedMappedBytes(i, mapping)
+            guard let view = BlockView(checking: body) else {
+                throw .corrupt(file: path, detail: "block restart array does not fit its \(body.count) bytes")
+            }
+            return (view, nil)
+        }
+        let b = try block(i)
+        return (b.view, b)
     }
 
     private static func varint(_ v: UnsafeRawBufferPointer, _ i: inout Int, _ out: inout UInt64) -> Bool {
