@@ -422,7 +422,7 @@ struct GraphSuite {
 
     /// What each candidate list codec would take for this graph's lists (coded lists only, no
     /// per-user index), computed over the very lists the store returns: the one in use
-    /// (bit-packed gap blocks of 128) against bit-packed blocks of 32, byte varints of the gaps,
+    /// (gap blocks of 128, each packed, Rice, adaptive Rice or varints) against bit-packed blocks of 32, byte varints of the gaps,
     /// Elias-Fano per list, Rice-coded gaps with the best parameter per list, and Elias-delta
     /// per gap. Sizes only, in bits per edge; the per-list header a codec needs (first value,
     /// parameter, lower-bit count) is counted as the bits it takes.
@@ -473,7 +473,7 @@ struct GraphSuite {
             }
             let e = Double(max(edges, 1))
             rows.append(row(graph, "codec sizes, \(direction) lists", "socialdb", ops: .nan, metrics: [
-                Metric(key: "packed128", label: "bit-packed 128 (in use)", value: Double(packed128) / e, decimals: 2),
+                Metric(key: "packed128", label: "blocks of 128 (in use)", value: Double(packed128) / e, decimals: 2),
                 Metric(key: "packed32", label: "bit-packed 32", value: Double(packed32) / e, decimals: 2),
                 Metric(key: "varint", label: "varint", value: Double(varint) / e, decimals: 2),
                 Metric(key: "elias_fano", label: "Elias-Fano", value: Double(eliasFano) / e, decimals: 2),
