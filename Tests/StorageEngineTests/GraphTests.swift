@@ -353,6 +353,33 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
     }
 
+    /// `Forms.fast` (the base's long follower lists) writes only packed and varint bodies, of
+    /// the size `encodedSize` says, which every reader decodes; `all` is never larger.
+    @Test func fastFormsOnly() {
+        var random = SeededRandom(seed: 5)
+        for count in [2, 50, 128, 129, 1000, 3000] {
+            var set = Set<UInt32>()
+            while set.count < count { set.insert(UInt32(random.next() % 2_000_000)) }
+            let values = set.sorted()
+            values.withUnsafeBufferPointer { v in
+                let size = GraphCodec.encodedSize(v, forms: .fast)
+                #expect(GraphCodec.encodedSize(v, forms: .all) <= size)
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: size + GraphCodec.paddingBytes, alignment: 8)
+                defer { buffer.deallocate() }
+                buffer.initializeMemory(as: UInt8.self, repeating: 0, count: size + GraphCodec.paddingBytes)
+                #expect(GraphCodec.encode(v, into: buffer, forms: .fast) == size)
+                let blocks = (count + 127) / 128
+                for b in 0..<blocks {
+                    let modeAt = blocks == 1 ? Varint.size(UInt64(v[0])) : Int(buffer.load(fromByteOffset: b * 8 + 4, as: UInt32.self))
+                    let mode = buffer.load(fromByteOffset: modeAt, as: UInt8.self)
+                    #expect(mode <= 32 || mode == GraphCodec.varintMode, "count \(count) block \(b): mode \(mode)")
+                }
+                var copy = random
+                check(buffer, size: size, values, &copy, context: "fast forms \(count)")
+            }
+        }
+    }
+
     @Test func extremeGaps() {
         var random = SeededRandom(seed: 7)
         roundTrip([0], &random, context: "zero")

@@ -67,22 +67,23 @@ public enum GraphCodec {
     /// k with count << k >= sum (LOCO-I's rule, k = ceil(log2(mean))), at most 31.
     @usableFromInline
     struct AdaptiveRice {
+        /// About `count` recent gaps added up (0 after a run of zero gaps).
         @usableFromInline var sum: UInt64
+        /// 1, 2 or 3: it goes to 2 with the halving at 4.
         @usableFromInline var count: UInt64 = 1
-        @usableFromInline var k: Int
 
-        @inlinable init(initial k0: Int) {
-            sum = 1 << UInt64(k0)
-            k = k0
-        }
+        @inlinable init(initial k0: Int) { sum = 1 << UInt64(k0) }
 
-        /// The parameter for the next gap, moved from the last one (the estimate moves little
-        /// a gap, so this is a step or two).
+        /// The parameter for the next gap: the smallest k with count << k >= sum, which is the
+        /// bit width of (sum - 1) / count (0 when sum is 0), at most 31. Without a loop or a
+        /// branch (the parameter moves up and down from gap to gap, which a loop mispredicts):
+        /// count is 1, 2 or 3, so the division is a shift or a multiply by the inverse of 3.
         @inlinable @inline(__always)
-        mutating func parameter() -> Int {
-            while k > 0 && count &<< UInt64(k &- 1) >= sum { k &-= 1 }
-            while k < 31 && count &<< UInt64(k) < sum { k &+= 1 }
-            return k
+        func parameter() -> Int {
+            let below = sum &- 1
+            let quotient = count == 3 ? below / 3 : below &>> (count &- 1)
+            let width = 64 &- quotient.leadingZeroBitCount
+            return sum == 0 ? 0 : min(width, 31)
         }
 
         @inlinable @inline(__always)
@@ -104,10 +105,24 @@ public enum GraphCodec {
         case varint
     }
 
+    /// Which body forms the encoder may take. `all` is the smallest of them (see the layout);
+    /// `fast` only the packed and varint forms (what format 3 wrote): the base builder codes the
+    /// follower lists of more than one block so, because the fan-out and the follower-list
+    /// decode iterate them, and a packed block decodes about three times as fast as a Rice one
+    /// (bench, top-100 follower lists), for about a bit a gap more.
+    public enum Forms: Sendable {
+        case all
+        case fast
+    }
+
     /// The form the encoder writes for `values[start..<end]` and its bytes after the mode byte.
-    static func bodyForm(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> (form: BodyForm, bytes: Int) {
+    static func bodyForm(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, forms: Forms = .all) -> (form: BodyForm, bytes: Int) {
         let width = blockWidth(values, from: start, to: end)
         var best = (form: BodyForm.packed(width: width), bytes: ((end - start - 1) * width + 7) >> 3)
+        guard case .all = forms else {
+            let varints = varintBytes(values, from: start, to: end)
+            return varints < best.bytes ? (.varint, varints) : best
+        }
         let rice = riceParameter(values, from: start, to: end)
         if (rice.bits + 7) >> 3 < best.bytes { best = (.rice(k: rice.k), (rice.bits + 7) >> 3) }
         let varints = varintBytes(values, from: start, to: end)
@@ -123,17 +138,17 @@ public enum GraphCodec {
     static func bitWidth(_ value: UInt32) -> Int { 32 - value.leadingZeroBitCount }
 
     /// The bytes `values` (sorted, strictly increasing, non-empty) take when coded.
-    public static func encodedSize(_ values: UnsafeBufferPointer<UInt32>) -> Int {
+    public static func encodedSize(_ values: UnsafeBufferPointer<UInt32>, forms: Forms = .all) -> Int {
         let count = values.count
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
-            return Varint.size(UInt64(values[0])) + 1 + packedBytes(values, from: 0, to: count)
+            return Varint.size(UInt64(values[0])) + 1 + packedBytes(values, from: 0, to: count, forms: forms)
         }
         var total = ((count + blockSize - 1) >> blockShift) * directoryEntryBytes
         var start = 0
         while start < count {
             let end = min(count, start + blockSize)
-            total += 1 + packedBytes(values, from: start, to: end)
+            total += 1 + packedBytes(values, from: start, to: end, forms: forms)
             start = end
         }
         return total
@@ -151,8 +166,8 @@ public enum GraphCodec {
     }
 
     /// The bytes of a block's body after its mode byte, in the form the encoder takes.
-    static func packedBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> Int {
-        bodyForm(values, from: start, to: end).bytes
+    static func packedBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, forms: Forms = .all) -> Int {
+        bodyForm(values, from: start, to: end, forms: forms).bytes
     }
 
     /// The bits of the block's gaps in adaptive Rice codes starting at parameter `k0`.
@@ -251,7 +266,7 @@ public enum GraphCodec {
     /// Codes `values` (sorted, strictly increasing, non-empty) at `destination`, which must have
     /// room for `encodedSize(values)` bytes; returns the bytes written.
     @discardableResult
-    public static func encode(_ values: UnsafeBufferPointer<UInt32>, into destination: UnsafeMutableRawPointer) -> Int {
+    public static func encode(_ values: UnsafeBufferPointer<UInt32>, into destination: UnsafeMutableRawPointer, forms: Forms = .all) -> Int {
         let count = values.count
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
@@ -264,7 +279,7 @@ public enum GraphCodec {
             }
             destination.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: at, as: UInt8.self)
             at += 1
-            return at + encodeBody(values, from: 0, to: count, into: destination + at)
+            return at + encodeBody(values, from: 0, to: count, into: destination + at, forms: forms)
         }
         let blocks = (count + blockSize - 1) >> blockShift
         var at = blocks * directoryEntryBytes
@@ -273,15 +288,15 @@ public enum GraphCodec {
             let end = min(count, start + blockSize)
             destination.storeBytes(of: values[start].littleEndian, toByteOffset: block * 8, as: UInt32.self)
             destination.storeBytes(of: UInt32(at).littleEndian, toByteOffset: block * 8 + 4, as: UInt32.self)
-            at += encodeBody(values, from: start, to: end, into: destination + at)
+            at += encodeBody(values, from: start, to: end, into: destination + at, forms: forms)
         }
         return at
     }
 
     /// Mode byte then the gaps of `values[start+1..<end]` in the form `bodyForm` picks.
     static func encodeBody(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int,
-                           into destination: UnsafeMutableRawPointer) -> Int {
-        let (form, formBytes) = bodyForm(values, from: start, to: end)
+                           into destination: UnsafeMutableRawPointer, forms: Forms = .all) -> Int {
+        let (form, formBytes) = bodyForm(values, from: start, to: end, forms: forms)
         let width: Int
         switch form {
         case .rice(let k): return encodeRice(values, from: start, to: end, k: k, bytes: formBytes, into: destination)
@@ -467,10 +482,10 @@ public enum GraphCodec {
         if mode > 32 {
             let k = Int(mode &- riceMode)
             quotients(blockBody + 1, k: k, gaps: size &- 1, into: out + 1)
-            unpack(blockBody + 1, width: k, after: first, gaps: size &- 1, into: out + 1, high: true)
+            unpackRice(blockBody + 1, width: k, after: first, gaps: size &- 1, into: out + 1)
             return size
         }
-        unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1, high: false)
+        unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1)
         return size
     }
 
@@ -485,17 +500,24 @@ public enum GraphCodec {
     /// quotient (56 bits a load), then the low bits.
     @inlinable @inline(__always)
     static func adaptiveGap(_ packed: UnsafeRawPointer, _ position: inout Int, k: Int) -> UInt64 {
-        var quotient = 0
+        let mask: UInt64 = (1 << UInt64(k)) &- 1
         var word = bits(packed, at: position)
+        let zeros = word.trailingZeroBitCount
+        // Most gaps: quotient, its one bit and the low bits all in this load.
+        if zeros &+ 1 &+ k <= 56 {
+            position &+= zeros &+ 1 &+ k
+            return UInt64(truncatingIfNeeded: zeros) &<< UInt64(k) | (word &>> UInt64(zeros &+ 1)) & mask
+        }
+        var quotient = 0
         while word == 0 {
             quotient &+= 56
             position &+= 56
             word = bits(packed, at: position)
         }
-        let zeros = word.trailingZeroBitCount
-        quotient &+= zeros
-        position &+= zeros &+ 1
-        let low = bits(packed, at: position) & ((1 << UInt64(k)) &- 1)
+        let rest = word.trailingZeroBitCount
+        quotient &+= rest
+        position &+= rest &+ 1
+        let low = bits(packed, at: position) & mask
         position &+= k
         return UInt64(truncatingIfNeeded: quotient) &<< UInt64(k) | low
     }
@@ -549,17 +571,68 @@ public enum GraphCodec {
             var word = (UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: position &>> 3, as: UInt64.self)) &>> UInt64(position & 7))
                 & ((1 << UInt64(wordBits)) &- 1)
             var consumed = 0
-            while word != 0 {
+            // The word's one bits that end a quotient of this block: a counted loop.
+            let ones = min(word.nonzeroBitCount, gaps &- i)
+            let end = i &+ ones
+            while i < end {
                 let zeros = word.trailingZeroBitCount
                 out[i] = UInt32(truncatingIfNeeded: carried &+ zeros &- consumed) &<< UInt32(k)
                 carried = 0
                 consumed = zeros &+ 1
                 word &= word &- 1
                 i &+= 1
-                if i == gaps { return }
             }
             carried &+= wordBits &- consumed
             position &+= wordBits
+        }
+    }
+
+    /// The second pass of a Rice block: `out` holds each gap's high part (from `quotients`);
+    /// adds the low bits packed at `width` (0...31) and the prefix sum, with the packed loops
+    /// (a copy per width, as `unpack`).
+    @inlinable
+    static func unpackRice(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        switch width {
+        case 0:
+            var value = after
+            var i = 0
+            while i < gaps {
+                value = value &+ out[i] &+ 1
+                out[i] = value
+                i &+= 1
+            }
+        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: true)
+        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: true)
+        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: true)
+        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: true)
+        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: true)
+        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: true)
+        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: true)
+        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: true)
+        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: true)
+        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: true)
+        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: true)
+        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: true)
+        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: true)
+        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: true)
+        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: true)
+        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: true)
+        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: true)
+        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: true)
+        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: true)
+        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: true)
+        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: true)
+        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: true)
+        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: true)
+        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: true)
+        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: true)
+        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: true)
+        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: true)
+        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: true)
+        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: true)
+        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: true)
+        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: true)
+        default: preconditionFailure("Rice parameter \(width) out of range (the list was verified)")
         }
     }
 
@@ -567,53 +640,7 @@ public enum GraphCodec {
     /// the first after `after`, to `out`. Dispatches once per block to a copy of the loop made
     /// for each width, in which every shift and byte offset is a constant (see `unpackGroup`).
     @inlinable
-    static func unpack(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>, high: Bool) {
-        if high {
-            // Rice: `out` holds each gap's high part; the same loops add the low bits.
-            switch width {
-            case 0:
-                var value = after
-                var i = 0
-                while i < gaps {
-                    value = value &+ out[i] &+ 1
-                    out[i] = value
-                    i &+= 1
-                }
-            case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: true)
-            case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: true)
-            case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: true)
-            case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: true)
-            case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: true)
-            case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: true)
-            case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: true)
-            case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: true)
-            case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: true)
-            case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: true)
-            case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: true)
-            case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: true)
-            case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: true)
-            case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: true)
-            case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: true)
-            case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: true)
-            case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: true)
-            case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: true)
-            case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: true)
-            case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: true)
-            case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: true)
-            case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: true)
-            case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: true)
-            case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: true)
-            case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: true)
-            case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: true)
-            case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: true)
-            case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: true)
-            case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: true)
-            case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: true)
-            case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: true)
-            default: preconditionFailure("Rice parameter \(width) out of range (the list was verified)")
-            }
-            return
-        }
+    static func unpack(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
         switch width {
         case 0:
             var i = 0
@@ -658,7 +685,9 @@ public enum GraphCodec {
     }
 
     /// `unpack` for one width: groups of 8 gaps (8 * width bits = `width` whole bytes, so each
-    /// group starts on a byte), then the last < 8 gaps one by one.
+    /// group starts on a byte), then the last < 8 gaps one by one. With `high` (a literal at
+    /// every call, so each copy has no test of it) the bits are a Rice gap's low part, added to
+    /// the high part `quotients` left in `out`.
     @inlinable @inline(__always)
     static func unpackFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>,
                             high: Bool) {

@@ -374,13 +374,15 @@ struct GraphBaseBuilder {
             setIndex(user, offset: offset, degree: 0)
         } else {
             let escape = values.count >= Int(GraphFormat.degreeEscape)
-            let size = GraphCodec.encodedSize(values) + (escape ? 4 : 0)
+            // The follower lists of more than a block keep the fast forms (see GraphCodec.Forms).
+            let forms: GraphCodec.Forms = sections.count >= 2 && values.count > GraphCodec.blockSize ? .fast : .all
+            let size = GraphCodec.encodedSize(values, forms: forms) + (escape ? 4 : 0)
             reserve(size)
             if escape {
                 (base + count).storeBytes(of: UInt32(values.count).littleEndian, as: UInt32.self)
                 count += 4
             }
-            count += GraphCodec.encode(values, into: base + count)
+            count += GraphCodec.encode(values, into: base + count, forms: forms)
             setIndex(user, offset: offset, degree: values.count)
         }
         directionEdges += values.count
