@@ -42,10 +42,10 @@
 public enum GraphFormat {
     /// 2: a block's gaps may be varints (mode byte 0xFF, see `GraphCodec`). 3: 6-byte index
     /// entries with an 8-bit degree (was 8 bytes, 24 bits). 4: a block's gaps may be Rice-coded
-    /// (mode bytes 0x40...0x5F). Version 3 files are read as they are (every version 3 list is
-    /// a version 4 list that happens to use no Rice block, so lists copy verbatim into a new
-    /// base); older files are rejected ("unknown format version N"); rebuild them from an edge
-    /// list or the log.
+    /// (mode bytes 0x40...0x5F) or in adaptive Rice codes (0x60...0x7F). Version 3 files are
+    /// read as they are (every version 3 list is a version 4 list that happens to use no Rice
+    /// block, so lists copy verbatim into a new base); older files are rejected ("unknown
+    /// format version N"); rebuild them from an edge list or the log.
     public static let formatVersion: UInt32 = 4
     /// The versions a reader accepts.
     public static let readableVersions: ClosedRange<UInt32> = 3...4
