@@ -98,6 +98,22 @@ import Testing
         #expect(base([0x00, 0x01, 0x02], degree: 2, followers: two).contains(.graphListLength), "a non-zero padding bit")
         // A value past UInt32 by a varint gap.
         #expect(base([0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0xFF, 0x00], degree: 2, followers: two).first == .graphListRange)
+        // Rice bodies (mode 0x40 + k): [0, 1] as gap 0 at k = 0 is one unary one bit.
+        #expect(base([0x00, 0x40, 0x01], degree: 2, followers: two).isEmpty, "the crafted Rice list [0, 1] is sound")
+        #expect(base([0x00, 0x40, 0x00], degree: 2, followers: two) == [.graphListLength], "a quotient without its one bit")
+        #expect(base([0x00, 0x40, 0x03], degree: 2, followers: two).contains(.graphListLength), "a non-zero bit after the quotients")
+        #expect(base([0x00, 0x40, 0x01, 0x00], degree: 2, followers: two).contains(.graphListLength), "a byte after the quotients")
+        #expect(base([0x00, 0x41], degree: 2, followers: two) == [.graphListLength], "low bits past the body")
+        // Gap 0 after UInt32.max at k = 31: 31 low zero bits, then the one bit.
+        #expect(base([0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x5F, 0x00, 0x00, 0x00, 0x80], degree: 2, followers: two).first == .graphListRange)
+        // Adaptive Rice bodies (mode 0x60 + k0): [0, 1] as gap 0 at k0 = 0 is one unary one bit.
+        #expect(base([0x00, 0x60, 0x01], degree: 2, followers: two).isEmpty, "the crafted adaptive list [0, 1] is sound")
+        #expect(base([0x00, 0x60, 0x00], degree: 2, followers: two) == [.graphListLength], "a quotient without its one bit")
+        #expect(base([0x00, 0x60, 0x03], degree: 2, followers: two).contains(.graphListLength), "a non-zero bit after the last gap")
+        #expect(base([0x00, 0x60, 0x01, 0x00], degree: 2, followers: two).contains(.graphListLength), "a byte after the last gap")
+        #expect(base([0x00, 0x6A, 0x01], degree: 2, followers: two) == [.graphListLength], "low bits past the body")
+        #expect(base([0x00, 0x80, 0x01], degree: 2, followers: two) == [.graphListMalformed], "mode byte 0x80 (k0 32)")
+        #expect(base([0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x60, 0x01], degree: 2, followers: two).first == .graphListRange)
         // An escaped degree below 255: user 1's entry written with degree 1 and a 4-byte count of
         // 1 before its list, then its index entry's degree byte set to the escape and resealed.
         var escaped = Self.graphImage(users: 2, following: [:], followers: followers, coded: [1: ([0x01, 0x00, 0x00, 0x00, 0x00, 0x00], 1)])

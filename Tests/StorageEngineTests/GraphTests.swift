@@ -1,4 +1,4 @@
-import StorageEngine
+@testable import StorageEngine
 import Synchronization
 import Testing
 
@@ -69,6 +69,16 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         buffer.initializeMemory(as: UInt8.self, repeating: 0xAB, count: size + GraphCodec.paddingBytes)
         let written = values.withUnsafeBufferPointer { GraphCodec.encode($0, into: buffer) }
         #expect(written == size, "\(context): size")
+        check(buffer, size: size, values, &random, context: context)
+    }
+
+    /// Every reader of a coded list (`size` bytes at `buffer`, padding after it) against the
+    /// values it must hold: whole decode, scan, forEach, membership of each value and its
+    /// neighbours, intersection, scans and pages after cursors, and the deep check's decoder.
+    func check(_ buffer: UnsafeMutableRawPointer, size: Int, _ values: [UInt32], _ random: inout SeededRandom, context: String) {
+        var checked: [UInt32] = []
+        let problem = GraphCodec.checkedDecode(UnsafeRawBufferPointer(start: buffer, count: size), count: values.count, into: &checked)
+        #expect(problem == nil && checked == values, "\(context): checked decode \(String(describing: problem))")
         var decoded = [UInt32](repeating: 0, count: values.count)
         decoded.withUnsafeMutableBufferPointer { GraphCodec.decode(buffer, count: values.count, into: $0.baseAddress!) }
         #expect(decoded == values, "\(context): decode")
@@ -171,6 +181,205 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
     }
 
+    /// Codes `values` as one block per 128 with every block's body written by `body` (a forced
+    /// form, as the encoder writes it when that form is the one it takes), padded.
+    func forcedCoded(_ values: [UInt32], body: (UnsafeBufferPointer<UInt32>, Int, Int, UnsafeMutableRawPointer) -> Int) -> (UnsafeMutableRawPointer, Int) {
+        let blocks = (values.count + 127) / 128
+        let capacity = values.count * 600 + 64 + GraphCodec.paddingBytes
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xAB, count: capacity)
+        var at = 0
+        values.withUnsafeBufferPointer { v in
+            if blocks == 1 {
+                var first = UInt64(v[0])
+                while first >= 0x80 { buffer.storeBytes(of: UInt8(truncatingIfNeeded: first) | 0x80, toByteOffset: at, as: UInt8.self); first >>= 7; at += 1 }
+                buffer.storeBytes(of: UInt8(first), toByteOffset: at, as: UInt8.self)
+                at += 1
+                at += body(v, 0, v.count, buffer + at)
+            } else {
+                at = blocks * 8
+                for b in 0..<blocks {
+                    let start = b * 128, end = min(v.count, start + 128)
+                    buffer.storeBytes(of: v[start].littleEndian, toByteOffset: b * 8, as: UInt32.self)
+                    buffer.storeBytes(of: UInt32(at).littleEndian, toByteOffset: b * 8 + 4, as: UInt32.self)
+                    at += body(v, start, end, buffer + at)
+                }
+            }
+        }
+        precondition(at + GraphCodec.paddingBytes <= capacity)
+        (buffer + at).initializeMemory(as: UInt8.self, repeating: 0, count: GraphCodec.paddingBytes)
+        return (buffer, at)
+    }
+
+    func riceCoded(_ values: [UInt32], k: Int) -> (UnsafeMutableRawPointer, Int) {
+        forcedCoded(values) { v, start, end, out in
+            GraphCodec.encodeRice(v, from: start, to: end, k: k, bytes: (GraphCodec.riceBits(v, from: start, to: end, k: k) + 7) / 8, into: out)
+        }
+    }
+
+    func adaptiveCoded(_ values: [UInt32], k0: Int) -> (UnsafeMutableRawPointer, Int) {
+        forcedCoded(values) { v, start, end, out in
+            GraphCodec.encodeAdaptive(v, from: start, to: end, k0: k0, bytes: (GraphCodec.adaptiveBits(v, from: start, to: end, k0: k0) + 7) / 8, into: out)
+        }
+    }
+
+    func modeByte(_ buffer: UnsafeMutableRawPointer, _ values: [UInt32]) -> UInt8 {
+        buffer.load(fromByteOffset: values.count > 128 ? ((values.count + 127) / 128) * 8 : Varint.size(UInt64(values[0])), as: UInt8.self)
+    }
+
+    /// Every adaptive Rice start 0...31 through every reader: gaps that grow along the list
+    /// from 2^k0 (the parameter climbs) and fall back, with zeros and rare far gaps (quotients
+    /// past 56 bits, a load without a one bit), at lengths around the group and block edges.
+    @Test func everyAdaptiveStart() {
+        var random = SeededRandom(seed: 60)
+        for k0 in 0...GraphCodec.riceParameterMax {
+            for count in [1, 2, 3, 4, 5, 9, 17, 57, 100, 128, 129, 300] {
+                var values: [UInt32] = []
+                var v = UInt64(random.next() % 1000)
+                var scale = Double(UInt64(1) << UInt64(k0))
+                var state = GraphCodec.AdaptiveRice(initial: k0)
+                for i in 0..<count {
+                    values.append(UInt32(v))
+                    let r = random.next() % 100
+                    var gap = UInt64(Double(random.next() % 1000) / 1000 * scale * 2)
+                    if r < 5 { gap = 0 } else if r < 8 { gap = UInt64(scale) * (60 + random.next() % 100) }
+                    scale = i % 60 < 40 ? min(scale * 1.3, 1e9) : max(scale / 1.5, 1)
+                    gap = min(gap, UInt64(UInt32.max) - 1)
+                    // The gap to value i + 1 is coded in the block of i + 1 unless that starts a
+                    // block; a block starts from k0. Quotients stay below 300 bits (the test's
+                    // buffer), far past a 56-bit load all the same.
+                    if i % 128 == 0 { state = GraphCodec.AdaptiveRice(initial: k0) }
+                    if (i + 1) % 128 != 0 {
+                        let k = state.parameter()
+                        if gap >> UInt64(k) > 300 { gap = 300 << UInt64(k) | (gap & ((1 << UInt64(k)) - 1)) }
+                        state.update(gap)
+                    }
+                    v += gap + 1
+                    if v > UInt64(UInt32.max) { break }
+                }
+                let (buffer, size) = adaptiveCoded(values, k0: k0)
+                defer { buffer.deallocate() }
+                if values.count > 1 {
+                    #expect(modeByte(buffer, values) == GraphCodec.adaptiveMode + UInt8(k0), "k0 \(k0) count \(count)")
+                }
+                check(buffer, size: size, values, &random, context: "adaptive k0 \(k0) count \(count)")
+            }
+        }
+    }
+
+    /// A following-shaped list (draws from a power law over user numbers: close together among
+    /// the low numbers, ever further apart above) is written in adaptive Rice codes, at least a
+    /// bit a gap smaller than Rice, packed or varints.
+    @Test func adaptiveForPowerLawDraws() {
+        // A fixed seed: which form is smallest for one draw is a matter of chance at the margin.
+        let seed: UInt64 = 2010
+        var random = SeededRandom(seed: seed)
+        for count in [40, 80, 128, 1000] {
+            var set = Set<UInt32>()
+            while set.count < count {
+                let u = Double(random.next() >> 11) / Double(1 << 53)
+                set.insert(UInt32(200 * pow(5001.0, u) - 200))
+            }
+            let values = set.sorted()
+            // Lists of a block, as most following lists are: a longer list's blocks each span
+            // a narrower range of the law, which one Rice parameter fits (checked by the round trip).
+            if count <= 128 { values.withUnsafeBufferPointer { v in
+                let start = 0, end = count
+                let form = GraphCodec.bodyForm(v, from: start, to: end)
+                guard case .adaptive = form.form else { Issue.record("count \(count): \(form.form) taken"); return }
+                let others = min((GraphCodec.riceParameter(v, from: start, to: end).bits + 7) / 8, GraphCodec.varintBytes(v, from: start, to: end),
+                                 ((end - start - 1) * GraphCodec.blockWidth(v, from: start, to: end) + 7) / 8)
+                #expect(form.bytes + (end - start - 1) / 8 < others, "count \(count)")
+            } }
+            roundTrip(values, &random, context: "power-law draws \(count) seed \(seed)")
+        }
+    }
+
+    /// Every Rice parameter 0...31 through every reader (the unpack loops have a copy per
+    /// parameter): gaps around 2^k with quotients 0 to a few, some far larger (runs of more than
+    /// 56 zero bits, a word without a one bit), at lengths around the group and block edges.
+    @Test func everyRiceParameter() {
+        var random = SeededRandom(seed: 31)
+        for k in 0...GraphCodec.riceParameterMax {
+            for count in [1, 2, 8, 9, 10, 16, 17, 57, 100, 127, 128, 129, 136, 137, 300] {
+                var values: [UInt32] = []
+                var v = UInt64(random.next() % 1000)
+                for i in 0..<count {
+                    values.append(UInt32(v))
+                    let low = k == 0 ? 0 : random.next() & ((1 << UInt64(k)) - 1)
+                    let r = random.next() % 100
+                    var quotient: UInt64 = r < 60 ? random.next() % 3 : r < 95 ? random.next() % 12 : 56 + random.next() % 200
+                    if i % 50 == 3 { quotient = 0 }
+                    // A gap stays below 2^32 and the list below UInt32.max.
+                    while quotient > 0 && (quotient << UInt64(k) | low) >= UInt64(UInt32.max) { quotient >>= 1 }
+                    v += (quotient << UInt64(k) | low) + 1
+                    if v > UInt64(UInt32.max) { break }
+                }
+                let (buffer, size) = riceCoded(values, k: k)
+                defer { buffer.deallocate() }
+                if values.count > 1 {
+                    #expect(modeByte(buffer, values) == GraphCodec.riceMode + UInt8(k), "k \(k) count \(count)")
+                }
+                check(buffer, size: size, values, &random, context: "Rice k \(k) count \(count)")
+            }
+        }
+    }
+
+    /// Random subsets (the shape of a follower list: geometric gaps) are Rice-coded by the
+    /// encoder, at the parameter that takes the fewest bits, and smaller than packed or varints.
+    @Test func riceForRandomSubsets() {
+        let seed = testSeed()
+        print("GraphCodecTests.riceForRandomSubsets seed \(seed) (SOCIALDB_SEED to replay)")
+        var random = SeededRandom(seed: seed)
+        for (count, span) in [(100, UInt32(1_000_000)), (128, 5_000), (1000, 10_000_000), (5000, 4_000_000_000)] {
+            var set = Set<UInt32>()
+            while set.count < count { set.insert(UInt32.random(in: 0...span, using: &random)) }
+            let values = set.sorted()
+            values.withUnsafeBufferPointer { v in
+                let end = min(count, 128)
+                let (k, bits) = GraphCodec.riceParameter(v, from: 0, to: end)
+                for other in 0...GraphCodec.riceParameterMax {
+                    #expect(GraphCodec.riceBits(v, from: 0, to: end, k: other) >= bits, "count \(count): k \(other) beats the chosen \(k)")
+                }
+                #expect((bits + 7) / 8 < ((end - 1) * GraphCodec.blockWidth(v, from: 0, to: end) + 7) / 8, "count \(count): Rice beats packed")
+                let size = GraphCodec.encodedSize(v)
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: size + GraphCodec.paddingBytes, alignment: 8)
+                defer { buffer.deallocate() }
+                GraphCodec.encode(v, into: buffer)
+                let modeAt = count > 128 ? ((count + 127) / 128) * 8 : Varint.size(UInt64(v[0]))
+                #expect(buffer.load(fromByteOffset: modeAt, as: UInt8.self) == GraphCodec.riceMode + UInt8(k), "count \(count): block 0 is Rice at k \(k)")
+            }
+            roundTrip(values, &random, context: "random subset \(count) of \(span) seed \(seed)")
+        }
+    }
+
+    /// `Forms.fast` (the base's long follower lists) writes only packed and varint bodies, of
+    /// the size `encodedSize` says, which every reader decodes; `all` is never larger.
+    @Test func fastFormsOnly() {
+        var random = SeededRandom(seed: 5)
+        for count in [2, 50, 128, 129, 1000, 3000] {
+            var set = Set<UInt32>()
+            while set.count < count { set.insert(UInt32(random.next() % 2_000_000)) }
+            let values = set.sorted()
+            values.withUnsafeBufferPointer { v in
+                let size = GraphCodec.encodedSize(v, forms: .fast)
+                #expect(GraphCodec.encodedSize(v, forms: .all) <= size)
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: size + GraphCodec.paddingBytes, alignment: 8)
+                defer { buffer.deallocate() }
+                buffer.initializeMemory(as: UInt8.self, repeating: 0, count: size + GraphCodec.paddingBytes)
+                #expect(GraphCodec.encode(v, into: buffer, forms: .fast) == size)
+                let blocks = (count + 127) / 128
+                for b in 0..<blocks {
+                    let modeAt = blocks == 1 ? Varint.size(UInt64(v[0])) : Int(buffer.load(fromByteOffset: b * 8 + 4, as: UInt32.self))
+                    let mode = buffer.load(fromByteOffset: modeAt, as: UInt8.self)
+                    #expect(mode <= 32 || mode == GraphCodec.varintMode, "count \(count) block \(b): mode \(mode)")
+                }
+                var copy = random
+                check(buffer, size: size, values, &copy, context: "fast forms \(count)")
+            }
+        }
+    }
+
     @Test func extremeGaps() {
         var random = SeededRandom(seed: 7)
         roundTrip([0], &random, context: "zero")
@@ -225,6 +434,35 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         } catch {
             #expect("\(error)".contains("unknown format version 1"), "\(error)")
         }
+    }
+
+    /// A version 3 base (no Rice bodies) opens as it is, answers, and merges into a version 4
+    /// base with its lists copied verbatim.
+    @Test func versionThreeBaseIsRead() throws {
+        let dir = TemporaryDirectory("graph-version-3")
+        let fs = try FileSystem(backend: .posix)
+        do {
+            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+            // Consecutive and far numbers only: packed and varint bodies, as version 3 wrote them.
+            var edges: ContiguousArray<UInt64> = [1 << 32 | 2, 2 << 32 | 1, 1 << 32 | 3, 1 << 32 | 400, 3 << 32 | 1]
+            try store.bulkLoad(&edges)
+            store.close()
+        }
+        let path = dir.path + "/" + GraphFormat.fileName(generation: 1)
+        var bytes = readWholeFile(path)
+        #expect(bytes[8] == 4)
+        bytes[8] = 3
+        bytes.withUnsafeMutableBytes { raw in
+            raw.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<56]), seed: GraphFormat.headerSeed), at: 56)
+        }
+        writeWholeFile(path, bytes)
+        let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+        #expect(store.follows(1, 2) && store.follows(1, 400) && store.follows(3, 1) && !store.follows(2, 3))
+        #expect(store.following(of: 1, after: nil, limit: 10) == [2, 3, 400])
+        try store.follow(2, 3)
+        _ = try store.merge()
+        #expect(store.follows(2, 3) && store.follows(1, 400))
+        store.close()
     }
 
     @Test func radixSortMatchesSort() {

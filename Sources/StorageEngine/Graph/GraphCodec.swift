@@ -16,10 +16,27 @@
 ///
 ///     body:  u8 mode w, then
 ///            w in 0...32: the gaps packed at w bits each, LSB first, ceil((size-1)*w / 8) bytes
+///            w = 0x40+k, k in 0...31: the gaps Rice-coded with parameter k, in two parts of one
+///                         bit stream (LSB first): the low k bits of every gap packed at k bits
+///                         each, then every gap's quotient `gap >> k` in unary (that many zero
+///                         bits, then a one); zero bits to the byte's end
+///            w = 0x60+k0, k0 in 0...31: the gaps in adaptive Rice codes, one bit stream (LSB
+///                         first): for each gap, its quotient `gap >> k` in unary, then its low
+///                         k bits, where k follows the gaps before it (`AdaptiveRice`: the
+///                         smallest k with count << k >= sum of the recent gaps, starting at
+///                         k0); zero bits to the byte's end
 ///            w = 0xFF:    the gaps as LEB128 varints (7 bits a byte, low first)
-///            The encoder takes the varint form when it is strictly smaller: a block with a few
-///            large gaps among small ones (the skew of a following list: many popular, low
-///            user numbers, then a few far apart) costs the width of its largest gap when packed.
+///            The encoder takes the smallest of packed, Rice and varint (ties in that order):
+///            packed is fastest and exact for gaps of one size; Rice costs about
+///            log2(mean gap) + 1.5 bits a gap whatever the largest (near the entropy of a random
+///            subset, the shape of a follower list); varint wins where a few far gaps sit among
+///            small ones. Adaptive Rice replaces it when it saves at least one bit a gap: it
+///            follows gaps that grow along the list (a following list: many popular, low user
+///            numbers close together, then rarer ones ever further apart), but decodes a value
+///            at a time through a dependent chain, so a follower list keeps the faster forms.
+///            Rice keeps the quotients apart from the low bits so both decode without a
+///            branch per value: the low bits with the packed loops, the quotients by walking
+///            the one bits of 56-bit words (trailing-zero count, clear lowest bit).
 ///
 /// A gap is `value[i] - value[i-1] - 1` (values are distinct), so consecutive users cost 0 bits
 /// and the largest gap, 0 then 2^32-1, is 2^32-2 at width 32. Block b holds values
@@ -37,6 +54,83 @@ public enum GraphCodec {
     public static let paddingBytes = 8
     /// The mode byte of a block whose gaps are varints.
     public static let varintMode: UInt8 = 0xFF
+    /// The mode byte of a Rice-coded block with parameter 0; parameter k is `riceMode + k`.
+    public static let riceMode: UInt8 = 0x40
+    /// The largest Rice parameter (a gap is below 2^32, so a larger one is never smaller than packed).
+    public static let riceParameterMax = 31
+    /// The mode byte of an adaptive Rice block starting at parameter 0; k0 is `adaptiveMode + k0`.
+    public static let adaptiveMode: UInt8 = 0x60
+
+    /// The state of adaptive Rice coding, the same in the encoder and every decoder: `sum`
+    /// holds about `count` recent gaps (both halved when count reaches 4, so the estimate
+    /// follows a list whose gaps grow or shrink), and the next gap's parameter is the smallest
+    /// k with count << k >= sum (LOCO-I's rule, k = ceil(log2(mean))), at most 31.
+    @usableFromInline
+    struct AdaptiveRice {
+        /// About `count` recent gaps added up (0 after a run of zero gaps).
+        @usableFromInline var sum: UInt64
+        /// 1, 2 or 3: it goes to 2 with the halving at 4.
+        @usableFromInline var count: UInt64 = 1
+
+        @inlinable init(initial k0: Int) { sum = 1 << UInt64(k0) }
+
+        /// The parameter for the next gap: the smallest k with count << k >= sum, which is the
+        /// bit width of (sum - 1) / count (0 when sum is 0), at most 31. Without a loop or a
+        /// branch (the parameter moves up and down from gap to gap, which a loop mispredicts):
+        /// count is 1, 2 or 3, so the division is a shift or a multiply by the inverse of 3.
+        @inlinable @inline(__always)
+        func parameter() -> Int {
+            let below = sum &- 1
+            let quotient = count == 3 ? below / 3 : below &>> (count &- 1)
+            let width = 64 &- quotient.leadingZeroBitCount
+            return sum == 0 ? 0 : min(width, 31)
+        }
+
+        @inlinable @inline(__always)
+        mutating func update(_ gap: UInt64) {
+            sum &+= gap
+            count &+= 1
+            if count == 4 {
+                sum &>>= 1
+                count = 2
+            }
+        }
+    }
+
+    /// A block body's form: what its mode byte says.
+    enum BodyForm {
+        case packed(width: Int)
+        case rice(k: Int)
+        case adaptive(k0: Int)
+        case varint
+    }
+
+    /// Which body forms the encoder may take. `all` is the smallest of them (see the layout);
+    /// `fast` only the packed and varint forms (what format 3 wrote): the base builder codes the
+    /// follower lists of more than one block so, because the fan-out and the follower-list
+    /// decode iterate them, and a packed block decodes about three times as fast as a Rice one
+    /// (bench, top-100 follower lists), for about a bit a gap more.
+    public enum Forms: Sendable {
+        case all
+        case fast
+    }
+
+    /// The form the encoder writes for `values[start..<end]` and its bytes after the mode byte.
+    static func bodyForm(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, forms: Forms = .all) -> (form: BodyForm, bytes: Int) {
+        let width = blockWidth(values, from: start, to: end)
+        var best = (form: BodyForm.packed(width: width), bytes: ((end - start - 1) * width + 7) >> 3)
+        guard case .all = forms else {
+            let varints = varintBytes(values, from: start, to: end)
+            return varints < best.bytes ? (.varint, varints) : best
+        }
+        let rice = riceParameter(values, from: start, to: end)
+        if (rice.bits + 7) >> 3 < best.bytes { best = (.rice(k: rice.k), (rice.bits + 7) >> 3) }
+        let varints = varintBytes(values, from: start, to: end)
+        if varints < best.bytes { best = (.varint, varints) }
+        let adaptive = adaptiveParameter(values, from: start, to: end)
+        if (adaptive.bits + 7) >> 3 + (end - start - 1) >> 3 < best.bytes { best = (.adaptive(k0: adaptive.k), (adaptive.bits + 7) >> 3) }
+        return best
+    }
 
     // MARK: Sizes and encoding
 
@@ -44,17 +138,17 @@ public enum GraphCodec {
     static func bitWidth(_ value: UInt32) -> Int { 32 - value.leadingZeroBitCount }
 
     /// The bytes `values` (sorted, strictly increasing, non-empty) take when coded.
-    public static func encodedSize(_ values: UnsafeBufferPointer<UInt32>) -> Int {
+    public static func encodedSize(_ values: UnsafeBufferPointer<UInt32>, forms: Forms = .all) -> Int {
         let count = values.count
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
-            return Varint.size(UInt64(values[0])) + 1 + packedBytes(values, from: 0, to: count)
+            return Varint.size(UInt64(values[0])) + 1 + packedBytes(values, from: 0, to: count, forms: forms)
         }
         var total = ((count + blockSize - 1) >> blockShift) * directoryEntryBytes
         var start = 0
         while start < count {
             let end = min(count, start + blockSize)
-            total += 1 + packedBytes(values, from: start, to: end)
+            total += 1 + packedBytes(values, from: start, to: end, forms: forms)
             start = end
         }
         return total
@@ -71,9 +165,75 @@ public enum GraphCodec {
         return bitWidth(maximum)
     }
 
-    static func packedBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> Int {
-        let packed = ((end - start - 1) * blockWidth(values, from: start, to: end) + 7) >> 3
-        return min(packed, varintBytes(values, from: start, to: end))
+    /// The bytes of a block's body after its mode byte, in the form the encoder takes.
+    static func packedBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, forms: Forms = .all) -> Int {
+        bodyForm(values, from: start, to: end, forms: forms).bytes
+    }
+
+    /// The bits of the block's gaps in adaptive Rice codes starting at parameter `k0`.
+    static func adaptiveBits(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, k0: Int) -> Int {
+        var state = AdaptiveRice(initial: k0)
+        var total = 0
+        var i = start + 1
+        while i < end {
+            let gap = UInt64(values[i] &- values[i - 1] &- 1)
+            let k = state.parameter()
+            total += Int(gap >> UInt64(k)) + 1 + k
+            state.update(gap)
+            i += 1
+        }
+        return total
+    }
+
+    /// The starting parameter (among the four around the first gap's width, where it matters:
+    /// the state forgets it within a few gaps) that takes the fewest bits, and those bits.
+    static func adaptiveParameter(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> (k: Int, bits: Int) {
+        guard end - start > 1 else { return (0, 0) }
+        let firstGap = values[start + 1] &- values[start] &- 1
+        let center = max(0, 31 - firstGap.leadingZeroBitCount)
+        var best = (k: 0, bits: Int.max)
+        for k0 in max(0, center - 2)...min(riceParameterMax, center + 1) {
+            let bits = adaptiveBits(values, from: start, to: end, k0: k0)
+            if bits < best.bits { best = (k0, bits) }
+        }
+        return best
+    }
+
+    /// The bits of the block's gaps Rice-coded with parameter `k`.
+    static func riceBits(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, k: Int) -> Int {
+        var total = (end - start - 1) * (k + 1)
+        var i = start + 1
+        while i < end {
+            total += Int((values[i] &- values[i - 1] &- 1) >> UInt32(k))
+            i += 1
+        }
+        return total
+    }
+
+    /// The Rice parameter (0...riceParameterMax) that codes the block's gaps in the fewest bits,
+    /// and those bits. The cost `n(k+1) + sum(gap >> k)` is convex in k (each step up adds n
+    /// bits and saves sum(ceil((gap >> k) / 2)), which falls as k grows), so a walk from
+    /// floor(log2(mean gap)) to the first step that does not pay finds the minimum; ties go to
+    /// the smaller k.
+    static func riceParameter(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> (k: Int, bits: Int) {
+        let n = end - start - 1
+        guard n > 0 else { return (0, 0) }
+        let gapSum = UInt64(values[end - 1]) - UInt64(values[start]) - UInt64(n)
+        var k = min(riceParameterMax, max(0, 63 - (gapSum / UInt64(n)).leadingZeroBitCount))
+        var bits = riceBits(values, from: start, to: end, k: k)
+        while k > 0 {
+            let lower = riceBits(values, from: start, to: end, k: k - 1)
+            guard lower <= bits else { break }
+            k -= 1
+            bits = lower
+        }
+        while k < riceParameterMax {
+            let higher = riceBits(values, from: start, to: end, k: k + 1)
+            guard higher < bits else { break }
+            k += 1
+            bits = higher
+        }
+        return (k, bits)
     }
 
     static func varintBytes(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int) -> Int {
@@ -106,7 +266,7 @@ public enum GraphCodec {
     /// Codes `values` (sorted, strictly increasing, non-empty) at `destination`, which must have
     /// room for `encodedSize(values)` bytes; returns the bytes written.
     @discardableResult
-    public static func encode(_ values: UnsafeBufferPointer<UInt32>, into destination: UnsafeMutableRawPointer) -> Int {
+    public static func encode(_ values: UnsafeBufferPointer<UInt32>, into destination: UnsafeMutableRawPointer, forms: Forms = .all) -> Int {
         let count = values.count
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
@@ -119,7 +279,7 @@ public enum GraphCodec {
             }
             destination.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: at, as: UInt8.self)
             at += 1
-            return at + encodeBody(values, from: 0, to: count, into: destination + at)
+            return at + encodeBody(values, from: 0, to: count, into: destination + at, forms: forms)
         }
         let blocks = (count + blockSize - 1) >> blockShift
         var at = blocks * directoryEntryBytes
@@ -128,18 +288,25 @@ public enum GraphCodec {
             let end = min(count, start + blockSize)
             destination.storeBytes(of: values[start].littleEndian, toByteOffset: block * 8, as: UInt32.self)
             destination.storeBytes(of: UInt32(at).littleEndian, toByteOffset: block * 8 + 4, as: UInt32.self)
-            at += encodeBody(values, from: start, to: end, into: destination + at)
+            at += encodeBody(values, from: start, to: end, into: destination + at, forms: forms)
         }
         return at
     }
 
-    /// Mode byte then the gaps of `values[start+1..<end]`, packed or as varints (the smaller).
+    /// Mode byte then the gaps of `values[start+1..<end]` in the form `bodyForm` picks.
     static func encodeBody(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int,
-                           into destination: UnsafeMutableRawPointer) -> Int {
-        let width = blockWidth(values, from: start, to: end)
-        let bytes = ((end - start - 1) * width + 7) >> 3
-        let varints = varintBytes(values, from: start, to: end)
-        if varints < bytes {
+                           into destination: UnsafeMutableRawPointer, forms: Forms = .all) -> Int {
+        let (form, formBytes) = bodyForm(values, from: start, to: end, forms: forms)
+        let width: Int
+        switch form {
+        case .rice(let k): return encodeRice(values, from: start, to: end, k: k, bytes: formBytes, into: destination)
+        case .adaptive(let k0): return encodeAdaptive(values, from: start, to: end, k0: k0, bytes: formBytes, into: destination)
+        case .packed(let w): width = w
+        case .varint: width = -1
+        }
+        let varints = formBytes
+        let bytes = formBytes
+        if width < 0 {
             destination.storeBytes(of: varintMode, as: UInt8.self)
             var at = 1
             var i = start + 1
@@ -183,6 +350,90 @@ public enum GraphCodec {
         return 1 + bytes
     }
 
+    /// Mode byte `riceMode + k`, then the low k bits of every gap, then every quotient in unary.
+    static func encodeRice(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, k: Int, bytes: Int,
+                           into destination: UnsafeMutableRawPointer) -> Int {
+        destination.storeBytes(of: riceMode + UInt8(k), as: UInt8.self)
+        var writer = BitWriter(destination + 1)
+        let mask: UInt32 = k == 32 ? .max : (1 << UInt32(k)) &- 1
+        var i = start + 1
+        while i < end {
+            writer.put(UInt64((values[i] &- values[i - 1] &- 1) & mask), bits: k)
+            i += 1
+        }
+        i = start + 1
+        while i < end {
+            writer.zeros(Int((values[i] &- values[i - 1] &- 1) >> UInt32(k)))
+            writer.put(1, bits: 1)
+            i += 1
+        }
+        writer.finish()
+        precondition(writer.written == bytes, "Rice size mismatch")
+        return 1 + bytes
+    }
+
+    /// Mode byte `adaptiveMode + k0`, then each gap's quotient in unary and its low bits, at
+    /// the parameter `AdaptiveRice` gives it.
+    static func encodeAdaptive(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, k0: Int, bytes: Int,
+                               into destination: UnsafeMutableRawPointer) -> Int {
+        destination.storeBytes(of: adaptiveMode + UInt8(k0), as: UInt8.self)
+        var writer = BitWriter(destination + 1)
+        var state = AdaptiveRice(initial: k0)
+        var i = start + 1
+        while i < end {
+            let gap = UInt64(values[i] &- values[i - 1] &- 1)
+            let k = state.parameter()
+            writer.zeros(Int(gap >> UInt64(k)))
+            writer.put(1, bits: 1)
+            writer.put(gap & ((1 << UInt64(k)) - 1), bits: k)
+            state.update(gap)
+            i += 1
+        }
+        writer.finish()
+        precondition(writer.written == bytes, "adaptive Rice size mismatch")
+        return 1 + bytes
+    }
+
+    /// Writes bits LSB first, a byte at a time.
+    struct BitWriter {
+        let out: UnsafeMutableRawPointer
+        var accumulator: UInt64 = 0
+        var pending = 0
+        var written = 0
+
+        init(_ out: UnsafeMutableRawPointer) { self.out = out }
+
+        /// The low `bits` (0...32) bits of `value`.
+        mutating func put(_ value: UInt64, bits: Int) {
+            accumulator |= value << UInt64(pending)
+            pending += bits
+            while pending >= 8 {
+                out.storeBytes(of: UInt8(truncatingIfNeeded: accumulator), toByteOffset: written, as: UInt8.self)
+                written += 1
+                accumulator >>= 8
+                pending -= 8
+            }
+        }
+
+        mutating func zeros(_ count: Int) {
+            var left = count
+            while left > 0 {
+                let take = min(left, 32)
+                put(0, bits: take)
+                left -= take
+            }
+        }
+
+        mutating func finish() {
+            if pending > 0 {
+                out.storeBytes(of: UInt8(truncatingIfNeeded: accumulator), toByteOffset: written, as: UInt8.self)
+                written += 1
+                accumulator = 0
+                pending = 0
+            }
+        }
+    }
+
     // MARK: Decoding
 
     /// Where block `block` of a coded list of `count` values starts: its first value, the address
@@ -224,8 +475,165 @@ public enum GraphCodec {
             }
             return size
         }
+        if mode >= adaptiveMode {
+            adaptiveDecode(blockBody + 1, k0: Int(mode &- adaptiveMode), after: first, gaps: size &- 1, into: out + 1)
+            return size
+        }
+        if mode > 32 {
+            let k = Int(mode &- riceMode)
+            quotients(blockBody + 1, k: k, gaps: size &- 1, into: out + 1)
+            unpackRice(blockBody + 1, width: k, after: first, gaps: size &- 1, into: out + 1)
+            return size
+        }
         unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1)
         return size
+    }
+
+    /// The 56 bits of `packed` from bit `position` on (one unaligned 8-byte load).
+    @inlinable @inline(__always)
+    static func bits(_ packed: UnsafeRawPointer, at position: Int) -> UInt64 {
+        (UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: position &>> 3, as: UInt64.self)) &>> UInt64(position & 7))
+            & ((1 << 56) &- 1)
+    }
+
+    /// The adaptive Rice gap at bit `position` (moved past it), at parameter `k`: the unary
+    /// quotient (56 bits a load), then the low bits.
+    @inlinable @inline(__always)
+    static func adaptiveGap(_ packed: UnsafeRawPointer, _ position: inout Int, k: Int) -> UInt64 {
+        let mask: UInt64 = (1 << UInt64(k)) &- 1
+        var word = bits(packed, at: position)
+        let zeros = word.trailingZeroBitCount
+        // Most gaps: quotient, its one bit and the low bits all in this load.
+        if zeros &+ 1 &+ k <= 56 {
+            position &+= zeros &+ 1 &+ k
+            return UInt64(truncatingIfNeeded: zeros) &<< UInt64(k) | (word &>> UInt64(zeros &+ 1)) & mask
+        }
+        var quotient = 0
+        while word == 0 {
+            quotient &+= 56
+            position &+= 56
+            word = bits(packed, at: position)
+        }
+        let rest = word.trailingZeroBitCount
+        quotient &+= rest
+        position &+= rest &+ 1
+        let low = bits(packed, at: position) & mask
+        position &+= k
+        return UInt64(truncatingIfNeeded: quotient) &<< UInt64(k) | low
+    }
+
+    /// Decodes an adaptive Rice body (`packed` = after the mode byte) of `gaps` gaps after `after`.
+    @inlinable
+    static func adaptiveDecode(_ packed: UnsafeRawPointer, k0: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        var state = AdaptiveRice(initial: k0)
+        var position = 0
+        var value = after
+        var i = 0
+        while i < gaps {
+            let gap = adaptiveGap(packed, &position, k: state.parameter())
+            value = value &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            out[i] = value
+            state.update(gap)
+            i &+= 1
+        }
+    }
+
+    /// Whether `value` (> `after`) is among the values of an adaptive Rice body.
+    @inlinable
+    static func adaptiveSearch(_ packed: UnsafeRawPointer, k0: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
+        var state = AdaptiveRice(initial: k0)
+        var position = 0
+        var current = after
+        var i = 0
+        while i < gaps {
+            let gap = adaptiveGap(packed, &position, k: state.parameter())
+            current = current &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            if current >= value { return current == value }
+            state.update(gap)
+            i &+= 1
+        }
+        return false
+    }
+
+    /// The unary quotients of a Rice body (`packed` = after the mode byte, `gaps` gaps at
+    /// parameter `k`), each shifted left by k, to `out`. Walks the one bits of 56-bit words:
+    /// a trailing-zero count and a clear-lowest-bit per gap, the zeros of a word without a one
+    /// carried into the next quotient.
+    @inlinable @inline(__always)
+    static func quotients(_ packed: UnsafeRawPointer, k: Int, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        // The bits of a word loaded at a bit position that are surely the body's: 64 less at
+        // most 7 skipped.
+        let wordBits = 56
+        var position = gaps &* k
+        var carried = 0
+        var i = 0
+        while i < gaps {
+            var word = (UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: position &>> 3, as: UInt64.self)) &>> UInt64(position & 7))
+                & ((1 << UInt64(wordBits)) &- 1)
+            var consumed = 0
+            // The word's one bits that end a quotient of this block: a counted loop.
+            let ones = min(word.nonzeroBitCount, gaps &- i)
+            let end = i &+ ones
+            while i < end {
+                let zeros = word.trailingZeroBitCount
+                out[i] = UInt32(truncatingIfNeeded: carried &+ zeros &- consumed) &<< UInt32(k)
+                carried = 0
+                consumed = zeros &+ 1
+                word &= word &- 1
+                i &+= 1
+            }
+            carried &+= wordBits &- consumed
+            position &+= wordBits
+        }
+    }
+
+    /// The second pass of a Rice block: `out` holds each gap's high part (from `quotients`);
+    /// adds the low bits packed at `width` (0...31) and the prefix sum, with the packed loops
+    /// (a copy per width, as `unpack`).
+    @inlinable
+    static func unpackRice(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        switch width {
+        case 0:
+            var value = after
+            var i = 0
+            while i < gaps {
+                value = value &+ out[i] &+ 1
+                out[i] = value
+                i &+= 1
+            }
+        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: true)
+        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: true)
+        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: true)
+        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: true)
+        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: true)
+        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: true)
+        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: true)
+        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: true)
+        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: true)
+        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: true)
+        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: true)
+        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: true)
+        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: true)
+        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: true)
+        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: true)
+        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: true)
+        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: true)
+        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: true)
+        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: true)
+        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: true)
+        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: true)
+        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: true)
+        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: true)
+        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: true)
+        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: true)
+        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: true)
+        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: true)
+        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: true)
+        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: true)
+        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: true)
+        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: true)
+        default: preconditionFailure("Rice parameter \(width) out of range (the list was verified)")
+        }
     }
 
     /// Writes the `gaps` values coded as gaps packed at `width` bits (0...32) from `packed` on,
@@ -240,46 +648,49 @@ public enum GraphCodec {
                 out[i] = after &+ UInt32(truncatingIfNeeded: i) &+ 1
                 i &+= 1
             }
-        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out)
-        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out)
-        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out)
-        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out)
-        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out)
-        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out)
-        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out)
-        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out)
-        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out)
-        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out)
-        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out)
-        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out)
-        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out)
-        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out)
-        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out)
-        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out)
-        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out)
-        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out)
-        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out)
-        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out)
-        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out)
-        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out)
-        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out)
-        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out)
-        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out)
-        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out)
-        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out)
-        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out)
-        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out)
-        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out)
-        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out)
-        case 32: unpackFixed(packed, width: 32, after: after, gaps: gaps, into: out)
+        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: false)
+        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: false)
+        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: false)
+        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: false)
+        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: false)
+        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: false)
+        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: false)
+        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: false)
+        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: false)
+        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: false)
+        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: false)
+        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: false)
+        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: false)
+        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: false)
+        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: false)
+        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: false)
+        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: false)
+        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: false)
+        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: false)
+        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: false)
+        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: false)
+        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: false)
+        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: false)
+        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: false)
+        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: false)
+        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: false)
+        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: false)
+        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: false)
+        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: false)
+        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: false)
+        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: false)
+        case 32: unpackFixed(packed, width: 32, after: after, gaps: gaps, into: out, high: false)
         default: preconditionFailure("bit width \(width) out of range (the list was verified)")
         }
     }
 
     /// `unpack` for one width: groups of 8 gaps (8 * width bits = `width` whole bytes, so each
-    /// group starts on a byte), then the last < 8 gaps one by one.
+    /// group starts on a byte), then the last < 8 gaps one by one. With `high` (a literal at
+    /// every call, so each copy has no test of it) the bits are a Rice gap's low part, added to
+    /// the high part `quotients` left in `out`.
     @inlinable @inline(__always)
-    static func unpackFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+    static func unpackFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>,
+                            high: Bool) {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
         var value = after
         var group = packed
@@ -287,7 +698,8 @@ public enum GraphCodec {
         while i &+ 8 <= gaps {
             var k = 0
             while k < 8 {
-                value = value &+ gap(group, bit: k &* width, mask: mask) &+ 1
+                let low = gap(group, bit: k &* width, mask: mask)
+                value = value &+ (high ? out[i &+ k] | low : low) &+ 1
                 out[i &+ k] = value
                 k &+= 1
             }
@@ -296,7 +708,8 @@ public enum GraphCodec {
         }
         var bit = 0
         while i < gaps {
-            value = value &+ gap(group, bit: bit, mask: mask) &+ 1
+            let low = gap(group, bit: bit, mask: mask)
+            value = value &+ (high ? out[i] | low : low) &+ 1
             out[i] = value
             bit &+= width
             i &+= 1
@@ -492,7 +905,43 @@ public enum GraphCodec {
             }
             return false
         }
+        if mode >= adaptiveMode { return adaptiveSearch(blockBody + 1, k0: Int(mode &- adaptiveMode), after: first, gaps: size &- 1, value) }
+        if mode > 32 { return riceSearch(blockBody + 1, k: Int(mode &- riceMode), after: first, gaps: size &- 1, value) }
         return search(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, value)
+    }
+
+    /// Whether `value` (> `after`) is among the `gaps` values of a Rice body (`packed` = after
+    /// the mode byte), the first after `after`: walks the quotients' one bits as `quotients`
+    /// does, adding each gap's low bits, until a value reaches `value`.
+    @inlinable
+    static func riceSearch(_ packed: UnsafeRawPointer, k: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
+        let mask: UInt64 = (1 << UInt64(k)) &- 1
+        let wordBits = 56
+        var current = after
+        var position = gaps &* k
+        var lowBit = 0
+        var carried = 0
+        var i = 0
+        while i < gaps {
+            var word = (UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: position &>> 3, as: UInt64.self)) &>> UInt64(position & 7))
+                & ((1 << UInt64(wordBits)) &- 1)
+            var consumed = 0
+            while word != 0 {
+                let zeros = word.trailingZeroBitCount
+                let quotient = UInt32(truncatingIfNeeded: carried &+ zeros &- consumed)
+                current = current &+ (quotient &<< UInt32(k) | gap(packed, bit: lowBit, mask: mask)) &+ 1
+                if current >= value { return current == value }
+                carried = 0
+                consumed = zeros &+ 1
+                word &= word &- 1
+                lowBit &+= k
+                i &+= 1
+                if i == gaps { return false }
+            }
+            carried &+= wordBits &- consumed
+            position &+= wordBits
+        }
+        return false
     }
 
     /// Whether `value` (> `after`) is among the `gaps` values coded as gaps packed at `width`

@@ -200,6 +200,49 @@ extension GraphCodec {
                 out.append(UInt32(value))
             }
             if !bits.finishByte() { return (.graphListLength, from + body.count - 1, "non-zero padding bits after the last gap") }
+        } else if mode >= riceMode && Int(mode - riceMode) <= riceParameterMax {
+            let k = Int(mode - riceMode)
+            var bits = CheckedBits(UnsafeRawBufferPointer(rebasing: body[1...]))
+            var lows: [UInt64] = []
+            lows.reserveCapacity(size - 1)
+            for _ in 1..<size {
+                guard let low = bits.take(k) else { return (.graphListLength, from, "Rice low bits run past the body") }
+                lows.append(low)
+            }
+            for low in lows {
+                guard let quotient = bits.unary() else { return (.graphListLength, from, "a Rice quotient runs past the body") }
+                guard quotient < (1 << 32) else { return (.graphListRange, from, "a Rice quotient of \(quotient) passes UInt32") }
+                let gap = UInt64(quotient) << UInt64(k) | low
+                guard gap < UInt64(UInt32.max), value + gap + 1 <= UInt64(UInt32.max) else {
+                    return (.graphListRange, from, "gap \(gap) after \(value) passes UInt32")
+                }
+                value += gap + 1
+                out.append(UInt32(value))
+            }
+            if !bits.finishByte() { return (.graphListLength, from + body.count - 1, "non-zero padding bits after the last quotient") }
+            if bits.byteOffset != body.count - 1 {
+                return (.graphListLength, from + 1 + bits.byteOffset, "\(body.count - 1 - bits.byteOffset) bytes after the block's last quotient")
+            }
+        } else if mode >= adaptiveMode && Int(mode - adaptiveMode) <= riceParameterMax {
+            var state = AdaptiveRice(initial: Int(mode - adaptiveMode))
+            var bits = CheckedBits(UnsafeRawBufferPointer(rebasing: body[1...]))
+            for _ in 1..<size {
+                let k = state.parameter()
+                guard let quotient = bits.unary() else { return (.graphListLength, from, "an adaptive Rice quotient runs past the body") }
+                guard quotient < (1 << 32) else { return (.graphListRange, from, "a Rice quotient of \(quotient) passes UInt32") }
+                guard let low = bits.take(k) else { return (.graphListLength, from, "adaptive Rice low bits run past the body") }
+                let gap = UInt64(quotient) << UInt64(k) | low
+                guard gap < UInt64(UInt32.max), value + gap + 1 <= UInt64(UInt32.max) else {
+                    return (.graphListRange, from, "gap \(gap) after \(value) passes UInt32")
+                }
+                value += gap + 1
+                out.append(UInt32(value))
+                state.update(gap)
+            }
+            if !bits.finishByte() { return (.graphListLength, from + body.count - 1, "non-zero padding bits after the last gap") }
+            if bits.byteOffset != body.count - 1 {
+                return (.graphListLength, from + 1 + bits.byteOffset, "\(body.count - 1 - bits.byteOffset) bytes after the block's last gap")
+            }
         } else {
             return (.graphListMalformed, from, "unknown mode byte \(mode)")
         }

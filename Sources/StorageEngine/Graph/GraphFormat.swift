@@ -10,7 +10,7 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBGRAPH"
-///          8   4  format version (2)
+///          8   4  format version (4; 3 is read too)
 ///          12  4  flags (0)
 ///          16  8  generation
 ///          24  8  covered LSN: every graph record of the log up to it is in this base
@@ -41,9 +41,14 @@
 /// These constants are part of the format and must not change.
 public enum GraphFormat {
     /// 2: a block's gaps may be varints (mode byte 0xFF, see `GraphCodec`). 3: 6-byte index
-    /// entries with an 8-bit degree (was 8 bytes, 24 bits). Older files are rejected ("unknown
+    /// entries with an 8-bit degree (was 8 bytes, 24 bits). 4: a block's gaps may be Rice-coded
+    /// (mode bytes 0x40...0x5F) or in adaptive Rice codes (0x60...0x7F). Version 3 files are
+    /// read as they are (every version 3 list is a version 4 list that happens to use no Rice
+    /// block, so lists copy verbatim into a new base); older files are rejected ("unknown
     /// format version N"); rebuild them from an edge list or the log.
-    public static let formatVersion: UInt32 = 3
+    public static let formatVersion: UInt32 = 4
+    /// The versions a reader accepts.
+    public static let readableVersions: ClosedRange<UInt32> = 3...4
     public static let magic: [UInt8] = Array("SDBGRAPH".utf8)
     public static let footerMagic: [UInt8] = Array("SDBGEND\n".utf8)
     public static let headerBytes = 64
@@ -234,7 +239,7 @@ public final class GraphBase: @unchecked Sendable {
         guard raw.count >= GraphFormat.headerBytes + GraphFormat.footerBytes else { return "file too short (\(raw.count) bytes)" }
         guard GraphFormat.magic.elementsEqual(raw[0..<8]) else { return "bad magic" }
         let version = raw.loadLE(UInt32.self, at: 8)
-        guard version == GraphFormat.formatVersion else { return "unknown format version \(version)" }
+        guard GraphFormat.readableVersions.contains(version) else { return "unknown format version \(version)" }
         guard Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<56]), seed: GraphFormat.headerSeed) == raw.loadLE(UInt64.self, at: 56) else {
             return "header checksum mismatch"
         }
@@ -369,13 +374,15 @@ struct GraphBaseBuilder {
             setIndex(user, offset: offset, degree: 0)
         } else {
             let escape = values.count >= Int(GraphFormat.degreeEscape)
-            let size = GraphCodec.encodedSize(values) + (escape ? 4 : 0)
+            // The follower lists of more than a block keep the fast forms (see GraphCodec.Forms).
+            let forms: GraphCodec.Forms = sections.count >= 2 && values.count > GraphCodec.blockSize ? .fast : .all
+            let size = GraphCodec.encodedSize(values, forms: forms) + (escape ? 4 : 0)
             reserve(size)
             if escape {
                 (base + count).storeBytes(of: UInt32(values.count).littleEndian, as: UInt32.self)
                 count += 4
             }
-            count += GraphCodec.encode(values, into: base + count)
+            count += GraphCodec.encode(values, into: base + count, forms: forms)
             setIndex(user, offset: offset, degree: values.count)
         }
         directionEdges += values.count
