@@ -274,22 +274,40 @@ struct PostingCursor {
         }
         let stream = positionsBase.unsafelyUnwrapped
         var offset = positionOffset
-        while positionIndex &+ 4 <= inBlock {
-            // Four postings of one position below 128 each ([1, p] x 4, the usual case) at once.
+        var index = positionIndex
+        let wanted = inBlock
+        while index < wanted {
+            // Postings of one position below 128 each ([1, p], the usual case) four or two at
+            // a time; else one posting of fewer than 7 one-byte positions (1 + count bytes);
+            // else the varints one by one. Each fast case looks at one 8-byte load.
             let word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-            if word & 0x8080_8080_8080_8080 != 0 || word & 0x00FF_00FF_00FF_00FF != 0x0001_0001_0001_0001 { break }
-            offset &+= 8
-            positionIndex &+= 4
-        }
-        while positionIndex < inBlock {
+            if word & 0x8080_8080_8080_8080 == 0 {
+                if index &+ 4 <= wanted && word & 0x00FF_00FF_00FF_00FF == 0x0001_0001_0001_0001 {
+                    offset &+= 8
+                    index &+= 4
+                    continue
+                }
+                if index &+ 2 <= wanted && word & 0x00FF_00FF == 0x0001_0001 {
+                    offset &+= 4
+                    index &+= 2
+                    continue
+                }
+            }
+            let c = Int(truncatingIfNeeded: word & 0xFF)
+            if c < 7 && word & ((UInt64(1) &<< UInt64((c &+ 1) &* 8)) &- 1) & 0x8080_8080_8080_8080 == 0 {
+                offset &+= 1 &+ c
+                index &+= 1
+                continue
+            }
             // Skip a posting: its count, then that many varints (count their last bytes).
-            var c = Self.readVarint(stream, &offset)
-            while c > 0 {
-                if stream.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { c &-= 1 }
+            var n = Self.readVarint(stream, &offset)
+            while n > 0 {
+                if stream.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { n &-= 1 }
                 offset &+= 1
             }
-            positionIndex &+= 1
+            index &+= 1
         }
+        positionIndex = index
         positionOffset = offset
         let count = Int(truncatingIfNeeded: Self.readVarint(stream, &offset))
         let n = min(count, capacity)
