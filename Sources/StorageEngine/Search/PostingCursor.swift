@@ -277,24 +277,33 @@ struct PostingCursor {
         var index = positionIndex
         let wanted = inBlock
         while index < wanted {
-            // Postings of one position below 128 each ([1, p], the usual case) four or two at
-            // a time; else one posting of fewer than 7 one-byte positions (1 + count bytes);
-            // else the varints one by one. Each fast case looks at one 8-byte load.
+            // When none of the next 8 bytes has its high bit set, each is a varint of its own:
+            // postings of one position ([1, p], the usual case) go four, two or one at a time,
+            // and a posting of up to 6 positions lies wholly in these bytes (1 + count). Else
+            // a posting of fewer than 7 one-byte positions is still 1 + count bytes. Else the
+            // varints one by one.
             let word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-            if word & 0x8080_8080_8080_8080 == 0 {
-                if index &+ 4 <= wanted && word & 0x00FF_00FF_00FF_00FF == 0x0001_0001_0001_0001 {
-                    offset &+= 8
-                    index &+= 4
-                    continue
-                }
-                if index &+ 2 <= wanted && word & 0x00FF_00FF == 0x0001_0001 {
-                    offset &+= 4
-                    index &+= 2
-                    continue
-                }
-            }
             let c = Int(truncatingIfNeeded: word & 0xFF)
-            if c < 7 && word & ((UInt64(1) &<< UInt64((c &+ 1) &* 8)) &- 1) & 0x8080_8080_8080_8080 == 0 {
+            if word & 0x8080_8080_8080_8080 == 0 {
+                if c == 1 {
+                    if word & 0x00FF_00FF_00FF_00FF == 0x0001_0001_0001_0001 && index &+ 4 <= wanted {
+                        offset &+= 8
+                        index &+= 4
+                    } else if word & 0x00FF_0000 == 0x0001_0000 && index &+ 2 <= wanted {
+                        offset &+= 4
+                        index &+= 2
+                    } else {
+                        offset &+= 2
+                        index &+= 1
+                    }
+                    continue
+                }
+                if c < 7 {
+                    offset &+= 1 &+ c
+                    index &+= 1
+                    continue
+                }
+            } else if c < 7 && word & ((UInt64(1) &<< UInt64((c &+ 1) &* 8)) &- 1) & 0x8080_8080_8080_8080 == 0 {
                 offset &+= 1 &+ c
                 index &+= 1
                 continue
