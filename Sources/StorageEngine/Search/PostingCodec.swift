@@ -360,18 +360,21 @@ public enum PostingCodec {
         let unary = body + 1 + lowBytes
         let shift = UInt32(truncatingIfNeeded: k)
         var wordStart = 0
-        var word = UInt64(littleEndian: unary.loadUnaligned(as: UInt64.self))
         var position = 0
         var i = 1
         while i < size {
-            while word == 0 {
-                wordStart &+= 64
-                word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: wordStart &>> 3, as: UInt64.self))
+            // A word's set bits are documents i, i + 1, ... (all of them but in the run's last
+            // word, where bits after the run may follow: only the first size - i count), so
+            // the inner loop checks no word for zero and no count per bit.
+            var word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: wordStart &>> 3, as: UInt64.self))
+            let end = i &+ min(word.nonzeroBitCount, size &- i)
+            while i < end {
+                position = wordStart &+ word.trailingZeroBitCount
+                word &= word &- 1
+                docs[i] = docs[i] &- (UInt32(truncatingIfNeeded: position &- i &+ 1) &<< shift)
+                i &+= 1
             }
-            position = wordStart &+ word.trailingZeroBitCount
-            word &= word &- 1
-            docs[i] = docs[i] &- (UInt32(truncatingIfNeeded: position &- i &+ 1) &<< shift)
-            i &+= 1
+            wordStart &+= 64
         }
         return 1 + lowBytes + ((position + 1 + 7) >> 3)
     }
