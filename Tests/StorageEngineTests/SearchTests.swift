@@ -508,6 +508,128 @@ struct SearchModel {
         bytes.append(contentsOf: repeatElement(0, count: PostingCodec.paddingBytes))
         #expect(bytes.withUnsafeBytes { PostingCodec.decodeList($0, count: extreme.count) } == extreme)
     }
+
+    /// The bit-packed decoder has a copy of its loop per width (groups of 8 gaps, then the
+    /// rest one by one): every width 1...32 and gap counts around the group size, from bytes
+    /// packed here by hand (gaps up to the width's largest, the documents wrapping as the
+    /// decoder's arithmetic does), agree with a plain decode.
+    @Test func bitPackedDecoderEveryWidth() {
+        var rng = SeededRandom(seed: 6032)
+        for width in 1...32 {
+            let largest: UInt64 = (1 << UInt64(width)) - 1
+            for gaps in [1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 120, 127] {
+                var values: [UInt64] = []
+                for i in 0..<gaps { values.append(i == gaps / 2 ? largest : UInt64.random(in: 0...largest, using: &rng)) }
+                var bytes: [UInt8] = []
+                var accumulator: UInt64 = 0
+                var bits = 0
+                for v in values {
+                    accumulator |= v << UInt64(bits)
+                    bits += width
+                    while bits >= 8 {
+                        bytes.append(UInt8(truncatingIfNeeded: accumulator))
+                        accumulator >>= 8
+                        bits -= 8
+                    }
+                }
+                if bits > 0 { bytes.append(UInt8(truncatingIfNeeded: accumulator)) }
+                bytes.append(contentsOf: repeatElement(0, count: PostingCodec.paddingBytes))
+                let first = UInt32.random(in: 0...UInt32.max, using: &rng)
+                var expected: [UInt32] = []
+                var previous = first
+                for v in values {
+                    previous = previous &- UInt32(truncatingIfNeeded: v) &- 1
+                    expected.append(previous)
+                }
+                var got = [UInt32](repeating: 0, count: gaps)
+                bytes.withUnsafeBytes { raw in
+                    got.withUnsafeMutableBufferPointer { PostingCodec.unpack(raw.baseAddress!, width: width, first: first, gaps: gaps, into: $0.baseAddress!) }
+                }
+                #expect(got == expected, "width \(width) gaps \(gaps)")
+            }
+        }
+    }
+    /// Dense lists: blocks Rice-coded with k = 0 are searched in place as bitmaps (never
+    /// decoded into the buffer). Lists of several densities, built into a segment, are walked
+    /// by cursors with random non-increasing targets (small steps, long jumps, past the end)
+    /// and give the documents and positions a brute-force scan of the lists gives; and the
+    /// densest lists do have such blocks.
+    @Test func denseBlocksAreSearchedAsBitmaps() {
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        let documentCount = 6000
+        var builder = SegmentBuilder(number: 1)
+        for d in 0..<documentCount { builder.addDocument(tweetID: UInt64(100 + d), time: 0) }
+        let densities: [(String, Double)] = [("a", 0.9), ("b", 0.7), ("c", 0.45), ("d", 0.3), ("e", 0.05), ("f", 0.004)]
+        var lists: [String: (docs: [UInt32], positions: [[UInt32]])] = [:]
+        for (name, density) in densities {
+            var docs: [UInt32] = []
+            var positions: [[UInt32]] = []
+            for d in stride(from: documentCount - 1, through: 0, by: -1) where Double.random(in: 0..<1, using: &rng) < density {
+                docs.append(UInt32(d))
+                var p = UInt32.random(in: 0..<3, using: &rng)
+                var run: [UInt32] = []
+                for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                    run.append(p)
+                    p += UInt32.random(in: 1...200, using: &rng)
+                }
+                positions.append(run)
+            }
+            if docs.isEmpty { docs = [7]; positions = [[1]] }
+            lists[name] = (docs, positions)
+            var starts: [Int] = []
+            var values: [UInt32] = []
+            for run in positions {
+                starts.append(values.count)
+                values += run
+            }
+            builder.addTerm(Array(name.utf8), docs: docs, positionStarts: starts, positionValues: values)
+        }
+        let segment = builder.finish()
+        let scratch = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingCodec.blockSize)
+        defer { scratch.deallocate() }
+        var bitmapBlocks = 0
+        for (name, _) in densities {
+            let (docs, positions) = lists[name]!
+            let info = segment.termInfo(segment.lookup(name)!)
+            if docs.count > PostingCodec.blockSize {
+                for b in 0..<((docs.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize) {
+                    let body = Int(UInt32(littleEndian: info.postings.loadUnaligned(fromByteOffset: b * PostingCodec.directoryEntryBytes + 4, as: UInt32.self)))
+                    if info.postings.load(fromByteOffset: body, as: UInt8.self) == PostingCodec.riceFlag && b * PostingCodec.blockSize + 1 < docs.count {
+                        bitmapBlocks += 1
+                    }
+                }
+            }
+            for round in 0..<40 {
+                var cursor = PostingCursor(frozen: info)
+                cursor.buffer = scratch
+                var target = Int32(documentCount + 5)
+                while true {
+                    let expected = docs.firstIndex { Int32($0) <= target }
+                    let got = cursor.seek(atOrBelow: target)
+                    #expect(got == expected.map { Int32(docs[$0]) } ?? -1, "seed \(seed) term \(name) round \(round) target \(target)")
+                    guard let e = expected, got == Int32(docs[e]) else { break }
+                    // Positions only some of the time, so that seeks also pass postings unread.
+                    if round % 2 == 0 || Int.random(in: 0..<3, using: &rng) == 0 {
+                        var out: [UInt32] = []
+                        cursor.positions(into: &out)
+                        #expect(out == positions[e], "seed \(seed) term \(name) document \(got)")
+                    }
+                    // Mostly small steps, sometimes the same target again, sometimes a long jump.
+                    switch Int.random(in: 0..<10, using: &rng) {
+                    case 0: break
+                    case 1: target = got - Int32.random(in: 1...2000, using: &rng)
+                    default: target = got - Int32.random(in: 1...(round % 3 == 0 ? 3 : 12), using: &rng)
+                    }
+                    if target < 0 {
+                        #expect(cursor.seek(atOrBelow: target) == -1, "seed \(seed) term \(name): past the end")
+                        break
+                    }
+                }
+            }
+        }
+        #expect(bitmapBlocks > 20, "seed \(seed): only \(bitmapBlocks) blocks of the dense lists are bitmaps")
+    }
 }
 
 /// The fast paths of the search hot loops against slow models: the ASCII tokenizer against the

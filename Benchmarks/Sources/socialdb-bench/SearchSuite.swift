@@ -342,6 +342,10 @@ struct SearchSuite {
               + "\(ourCPU) CPU s (all threads), \(Format.grouped(Double(corpus.tweets.count) / ourCPU)) tweets per CPU second")
         index.runMaintenance()
         defer { index.close() }
+        let stats = index.statistics()
+        print("frozen: \(stats.frozenSegments) segments, \(stats.frozenPostings) postings, "
+              + "\(Format.grouped(Double(stats.frozenPostingsBytes) / Double(max(1, stats.frozenPostings)), decimals: 3)) bytes per posting (documents), "
+              + "\(Format.grouped(Double(stats.frozenPositionsBytes) / Double(max(1, stats.frozenPostings)), decimals: 3)) (positions)")
         let kinds = Kind.allCases.enumerated().filter { $0.element.rawValue == name || $0.element.rawValue.hasPrefix(name + " ") || name == "all" }
         guard !kinds.isEmpty || name == "index" else { throw Failure(description: "unknown kind \(name)") }
         var fts: FTS5?

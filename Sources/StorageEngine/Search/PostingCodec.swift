@@ -24,7 +24,8 @@
 ///     take the low bits like packed gaps and the high parts one set bit at a time.)
 /// The encoder takes Rice only when it is at least 1/20 smaller than bit-packing (it decodes a
 /// little slower), so blocks of evenly spread gaps stay bit-packed and blocks with a few large
-/// gaps among small ones (rare terms, `from:` lists) shrink.
+/// gaps among small ones (rare terms, `from:` lists) shrink; and Rice with k = 0 (a bitmap of
+/// the block, searched in place) whenever it is at most 5/4 of the best coding's bits.
 ///
 /// Positions are a separate stream per term: for each posting in list order, varint count
 /// c >= 1, then c varints (the first position, then each later one minus the one before it
@@ -148,6 +149,11 @@ public enum PostingCodec {
             let bits = gaps * (k + 1) + h
             if bits < bestBits { bestBits = bits; bestK = k }
         }
+        // Rice with k = 0 is the block's bitmap, which a cursor searches in place without
+        // decoding (see `PostingCursor`): taken when it is at most a quarter larger than the
+        // best coding (dense lists, the ones intersections and phrases probe most).
+        let bitmapBits = gaps + Int(sum)
+        if bestK != 0, width > 0, bitmapBits <= (bestK < 0 ? packedBits : bestBits) * 5 / 4 { bestK = 0 }
         var writer = BitWriter()
         if bestK < 0 {
             out.append(UInt8(width))
@@ -223,59 +229,153 @@ public enum PostingCodec {
             }
             return 1
         }
-        let packed = body + 1
-        let mask = (UInt64(1) &<< UInt64(width)) &- 1
-        // The previous document stays in a register; each gap is one unaligned load. Wrapping
-        // operators: a block's bit offsets are far below any overflow, and the shift counts are
-        // below 64, so the checks would only cost instructions in the hottest loop.
-        var previous = first
-        var bit = 0
-        var i = 1
-        while i < size {
-            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self))
-            let gap = UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
-            previous = previous &- gap &- 1
-            docs[i] = previous
-            bit &+= width
-            i &+= 1
-        }
+        unpack(body + 1, width: width, first: first, gaps: size &- 1, into: docs + 1)
         return 1 + ((size - 1) * width + 7) >> 3
     }
 
-    /// The Rice-coded body: the k low bits of every gap first (decoded like bit-packed gaps,
-    /// into `docs` as scratch), then the high parts from the unary bitmap one set bit at a time,
-    /// so no load waits on the length of the run before it.
+    /// Writes the `gaps` documents coded as gaps packed at `width` bits (1...32) from `packed`
+    /// on, the first below `first`, to `out`. Dispatches once per block to a copy of the loop
+    /// made for each width, in which every shift and byte offset is a constant (as
+    /// `GraphCodec.unpack` does for increasing lists).
     @inlinable
-    static func decodeRice(_ body: UnsafeRawPointer, k: Int, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
-        // One pass: the i-th gap's low bits from the first run, its high part from the next set
-        // bit of the unary run (which starts where the low bits end), the previous document in
-        // a register. Wrapping operators as in `decodeBlock` (k <= 31, offsets within a block).
-        let lowBits = body + 1
-        let lowBytes = ((size - 1) * k + 7) >> 3
-        let unary = lowBits + lowBytes
-        let mask = (UInt64(1) &<< UInt64(k)) &- 1
-        let shift = UInt32(truncatingIfNeeded: k)
-        var bit = 0
-        var wordStart = 0
-        var word = UInt64(littleEndian: unary.loadUnaligned(as: UInt64.self))
-        var previousBit = -1
-        var previous = docs[0]
-        var i = 1
-        while i < size {
-            let low = UInt32(truncatingIfNeeded: (UInt64(littleEndian: lowBits.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self)) &>> UInt64(bit & 7)) & mask)
-            bit &+= k
-            while word == 0 {
-                wordStart &+= 64
-                word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: wordStart &>> 3, as: UInt64.self))
+    static func unpack(_ packed: UnsafeRawPointer, width: Int, first: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        switch width {
+        case 1: unpackFixed(packed, width: 1, first: first, gaps: gaps, into: out)
+        case 2: unpackFixed(packed, width: 2, first: first, gaps: gaps, into: out)
+        case 3: unpackFixed(packed, width: 3, first: first, gaps: gaps, into: out)
+        case 4: unpackFixed(packed, width: 4, first: first, gaps: gaps, into: out)
+        case 5: unpackFixed(packed, width: 5, first: first, gaps: gaps, into: out)
+        case 6: unpackFixed(packed, width: 6, first: first, gaps: gaps, into: out)
+        case 7: unpackFixed(packed, width: 7, first: first, gaps: gaps, into: out)
+        case 8: unpackFixed(packed, width: 8, first: first, gaps: gaps, into: out)
+        case 9: unpackFixed(packed, width: 9, first: first, gaps: gaps, into: out)
+        case 10: unpackFixed(packed, width: 10, first: first, gaps: gaps, into: out)
+        case 11: unpackFixed(packed, width: 11, first: first, gaps: gaps, into: out)
+        case 12: unpackFixed(packed, width: 12, first: first, gaps: gaps, into: out)
+        case 13: unpackFixed(packed, width: 13, first: first, gaps: gaps, into: out)
+        case 14: unpackFixed(packed, width: 14, first: first, gaps: gaps, into: out)
+        case 15: unpackFixed(packed, width: 15, first: first, gaps: gaps, into: out)
+        case 16: unpackFixed(packed, width: 16, first: first, gaps: gaps, into: out)
+        case 17: unpackFixed(packed, width: 17, first: first, gaps: gaps, into: out)
+        case 18: unpackFixed(packed, width: 18, first: first, gaps: gaps, into: out)
+        case 19: unpackFixed(packed, width: 19, first: first, gaps: gaps, into: out)
+        case 20: unpackFixed(packed, width: 20, first: first, gaps: gaps, into: out)
+        case 21: unpackFixed(packed, width: 21, first: first, gaps: gaps, into: out)
+        case 22: unpackFixed(packed, width: 22, first: first, gaps: gaps, into: out)
+        case 23: unpackFixed(packed, width: 23, first: first, gaps: gaps, into: out)
+        case 24: unpackFixed(packed, width: 24, first: first, gaps: gaps, into: out)
+        case 25: unpackFixed(packed, width: 25, first: first, gaps: gaps, into: out)
+        case 26: unpackFixed(packed, width: 26, first: first, gaps: gaps, into: out)
+        case 27: unpackFixed(packed, width: 27, first: first, gaps: gaps, into: out)
+        case 28: unpackFixed(packed, width: 28, first: first, gaps: gaps, into: out)
+        case 29: unpackFixed(packed, width: 29, first: first, gaps: gaps, into: out)
+        case 30: unpackFixed(packed, width: 30, first: first, gaps: gaps, into: out)
+        case 31: unpackFixed(packed, width: 31, first: first, gaps: gaps, into: out)
+        case 32: unpackFixed(packed, width: 32, first: first, gaps: gaps, into: out)
+        default: preconditionFailure("bit width \(width) out of range (the segment was verified)")
+        }
+    }
+
+    /// `unpack` for one width: groups of 8 gaps (8 * width bits = `width` whole bytes, so each
+    /// group starts on a byte and every load offset and shift in it is a constant), then the
+    /// last < 8 gaps one by one. Loads stay inside the gaps' bytes plus 7 (the padding after a
+    /// list covers the last body). Wrapping operators: offsets are far below any overflow and
+    /// shift counts below 64.
+    @inlinable @inline(__always)
+    static func unpackFixed(_ packed: UnsafeRawPointer, width: Int, first: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        let mask: UInt64 = (1 &<< UInt64(width)) &- 1
+        var previous = first
+        var group = packed
+        var i = 0
+        while i &+ 8 <= gaps {
+            var k = 0
+            while k < 8 {
+                previous = previous &- gap(group, bit: k &* width, mask: mask) &- 1
+                out[i &+ k] = previous
+                k &+= 1
             }
-            let position = wordStart &+ word.trailingZeroBitCount
-            word &= word &- 1
-            let quotient = UInt32(truncatingIfNeeded: position &- previousBit &- 1)
-            previousBit = position
-            previous = previous &- ((quotient &<< shift) | low) &- 1
-            docs[i] = previous
+            group += width
+            i &+= 8
+        }
+        var bit = 0
+        while i < gaps {
+            previous = previous &- gap(group, bit: bit, mask: mask) &- 1
+            out[i] = previous
+            bit &+= width
             i &+= 1
         }
-        return 1 + lowBytes + ((previousBit + 1 + 7) >> 3)
+    }
+
+    /// The gap packed at bit `bit` of `group` (`mask` = its width's low bits): one unaligned
+    /// 8-byte load at the bit's byte.
+    @inlinable @inline(__always)
+    static func gap(_ group: UnsafeRawPointer, bit: Int, mask: UInt64) -> UInt32 {
+        let word = UInt64(littleEndian: group.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self))
+        return UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
+    }
+
+    /// The bit after the `ones`-th set bit (`ones` >= 1) of the bitmap at `bits`: for the unary
+    /// run of a Rice block with k = 0 (bit `first - doc - 1` set per later document, `ones` of
+    /// them), one past the last document's bit. Words before the one holding that bit hold only
+    /// the run's bits, so whatever follows the run is never counted.
+    @inlinable
+    static func bitmapSpan(_ bits: UnsafeRawPointer, ones: Int) -> Int {
+        var remaining = ones
+        var w = 0
+        while true {
+            var word = UInt64(littleEndian: bits.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self))
+            let c = word.nonzeroBitCount
+            if c >= remaining {
+                while remaining > 1 {
+                    word &= word &- 1
+                    remaining &-= 1
+                }
+                return (w &<< 6) &+ word.trailingZeroBitCount &+ 1
+            }
+            remaining &-= c
+            w &+= 1
+        }
+    }
+
+    /// The Rice-coded body, in two passes: the k low bits of every gap with the bit-packed
+    /// decoder (so `docs[i]` = first - the sum of (low + 1) up to i), then the high parts from
+    /// the unary run: the i-th set bit at p has p - (i - 1) zero bits before it, the sum of the
+    /// quotients up to i, which is subtracted shifted left by k.
+    @inlinable
+    static func decodeRice(_ body: UnsafeRawPointer, k: Int, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
+        // Wrapping operators as in `decodeBlock`: k <= 31, offsets within a block, and the
+        // documents of a verified list never go below 0.
+        let gaps = size &- 1
+        let lowBytes = (gaps &* k &+ 7) &>> 3
+        let first = docs[0]
+        if k == 0 {
+            var i = 1
+            while i < size {
+                docs[i] = first &- UInt32(truncatingIfNeeded: i)
+                i &+= 1
+            }
+        } else {
+            unpack(body + 1, width: k, first: first, gaps: gaps, into: docs + 1)
+        }
+        let unary = body + 1 + lowBytes
+        let shift = UInt32(truncatingIfNeeded: k)
+        var wordStart = 0
+        var position = 0
+        var i = 1
+        while i < size {
+            // A word's set bits are documents i, i + 1, ... (all of them but in the run's last
+            // word, where bits after the run may follow: only the first size - i count), so
+            // the inner loop checks no word for zero and no count per bit.
+            var word = UInt64(littleEndian: unary.loadUnaligned(fromByteOffset: wordStart &>> 3, as: UInt64.self))
+            let end = i &+ min(word.nonzeroBitCount, size &- i)
+            while i < end {
+                position = wordStart &+ word.trailingZeroBitCount
+                word &= word &- 1
+                docs[i] = docs[i] &- (UInt32(truncatingIfNeeded: position &- i &+ 1) &<< shift)
+                i &+= 1
+            }
+            wordStart &+= 64
+        }
+        return 1 + lowBytes + ((position + 1 + 7) >> 3)
     }
 }

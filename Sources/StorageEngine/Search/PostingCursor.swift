@@ -30,6 +30,15 @@ struct PostingCursor {
     var blockPositions = 0
     var positionIndex = 0
     var positionOffset = 0
+    /// A block Rice-coded with k = 0 is not decoded: its unary run is a bitmap of the block
+    /// (bit `first - doc - 1` set for each later document), searched in place. Then `bits`
+    /// points at it, `blockLength` is 0 (so the inline step never reads the buffer), `span` is
+    /// one past the last document's bit and `bitIndex` the current document's bit + 1 (0 for
+    /// the block's first); `inBlock` is computed from it only when positions are read.
+    var bits: UnsafeRawPointer?
+    var blockFirst: Int32 = 0
+    var span = 0
+    var bitIndex = 0
 
     /// An exhausted cursor (a term the segment lacks).
     init() {
@@ -57,16 +66,25 @@ struct PostingCursor {
     mutating func seek(atOrBelow target: Int32) -> Int32 {
         if doc <= target && doc != Self.notStarted { return doc }
         if doc < 0 { return -1 }
-        // The usual step of a frozen cursor, inline: the next posting of the decoded block.
-        if !isActive && block >= 0 {
-            let next = inBlock + 1
-            if next < blockLength {
-                let d = Int32(bitPattern: buffer.unsafelyUnwrapped[next])
-                if d <= target {
-                    inBlock = next
-                    doc = d
-                    return d
+        // The usual steps of a frozen cursor, inline: forward through the decoded block when
+        // the target is inside it (its last document is at or below the target, so the scan
+        // stops there at the latest). `blockLength` is 0 for an active cursor, a frozen one
+        // before its first block and a bitmap block. More than 16 steps away, `seekFrozen`
+        // binary-searches from the 16th.
+        let end = blockLength
+        if end > 0 {
+            let docs = buffer.unsafelyUnwrapped
+            if Int32(bitPattern: docs[end &- 1]) <= target {
+                var next = inBlock &+ 1
+                let far = next &+ 15
+                if far < end && Int32(bitPattern: docs[far]) > target {
+                    inBlock = far
+                    return seekFrozen(target)
                 }
+                while Int32(bitPattern: docs[next]) > target { next &+= 1 }
+                inBlock = next
+                doc = Int32(bitPattern: docs[next])
+                return doc
             }
         }
         return isActive ? seekActive(target) : seekFrozen(target)
@@ -101,22 +119,35 @@ struct PostingCursor {
         block = b
         inBlock = 0
         positionIndex = 0
+        let first: UInt32
+        let body: UnsafeRawPointer
+        let size: Int
         if blockCount == 1 {
-            guard let (first, next) = Varint.read(from: UnsafeRawBufferPointer(start: base, count: 10), at: 0) else {
+            guard let (value, next) = Varint.read(from: UnsafeRawBufferPointer(start: base, count: 10), at: 0) else {
                 preconditionFailure("verified search segment has a bad varint")
             }
-            blockLength = count
-            _ = PostingCodec.decodeBlock(base + next, first: UInt32(truncatingIfNeeded: first), size: count, into: buffer!)
+            first = UInt32(truncatingIfNeeded: value)
+            body = base + next
+            size = count
             blockPositions = 0
         } else {
             let entry = b * PostingCodec.directoryEntryBytes
-            let first = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry, as: UInt32.self))
-            let body = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry + 4, as: UInt32.self)))
+            first = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry, as: UInt32.self))
+            body = base + Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry + 4, as: UInt32.self)))
             blockPositions = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry + 8, as: UInt32.self)))
-            blockLength = min(PostingCodec.blockSize, count - b * PostingCodec.blockSize)
-            _ = PostingCodec.decodeBlock(base + body, first: first, size: blockLength, into: buffer!)
+            size = min(PostingCodec.blockSize, count - b * PostingCodec.blockSize)
         }
         positionOffset = blockPositions
+        if size > 1 && body.load(as: UInt8.self) == PostingCodec.riceFlag {
+            bits = body + 1
+            blockFirst = Int32(bitPattern: first)
+            span = PostingCodec.bitmapSpan(body + 1, ones: size - 1)
+            blockLength = 0
+        } else {
+            bits = nil
+            blockLength = size
+            _ = PostingCodec.decodeBlock(body, first: first, size: size, into: buffer!)
+        }
     }
 
     private mutating func seekFrozen(_ target: Int32) -> Int32 {
@@ -125,6 +156,34 @@ struct PostingCursor {
         while b + 1 < blockCount && directoryFirst(b + 1) >= target { b += 1 }
         if b != block { loadBlock(b) }
         while true {
+            if let map = bits {
+                // A bitmap block: the first set bit at or after the target's.
+                let j = Int(blockFirst) &- Int(target)
+                if j <= 0 {
+                    bitIndex = 0
+                    doc = blockFirst
+                    return doc
+                }
+                if j <= span {
+                    var w = (j &- 1) &>> 6
+                    var word = UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self)) & (~UInt64(0) &<< UInt64((j &- 1) & 63))
+                    // Stops at the latest at the last document's bit (span - 1), before any
+                    // byte after the block.
+                    while word == 0 {
+                        w &+= 1
+                        word = UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self))
+                    }
+                    bitIndex = (w &<< 6) &+ word.trailingZeroBitCount &+ 1
+                    doc = blockFirst &- Int32(truncatingIfNeeded: bitIndex)
+                    return doc
+                }
+                if block + 1 >= blockCount {
+                    doc = -1
+                    return -1
+                }
+                loadBlock(block + 1)
+                continue
+            }
             var i = inBlock
             let docs = buffer!
             let end = blockLength
@@ -191,28 +250,73 @@ struct PostingCursor {
         // Frozen: walk the block's positions stream forward to this posting. The stream is
         // covered by the segment's verified checksum, so varints are read without bounds checks
         // (as before, through a buffer of unbounded length).
+        if let map = bits {
+            // The current document's index in a bitmap block: 1 + the set bits before its bit.
+            var index = 0
+            if bitIndex > 0 {
+                let bit = bitIndex &- 1
+                index = 1
+                var w = 0
+                while (w &+ 1) &<< 6 <= bit {
+                    index &+= UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self)).nonzeroBitCount
+                    w &+= 1
+                }
+                if bit & 63 != 0 {
+                    let word = UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self))
+                    index &+= (word & ((UInt64(1) &<< UInt64(bit & 63)) &- 1)).nonzeroBitCount
+                }
+            }
+            inBlock = index
+        }
         if positionIndex > inBlock {
             positionIndex = 0
             positionOffset = blockPositions
         }
         let stream = positionsBase.unsafelyUnwrapped
         var offset = positionOffset
-        while positionIndex &+ 4 <= inBlock {
-            // Four postings of one position below 128 each ([1, p] x 4, the usual case) at once.
+        var index = positionIndex
+        let wanted = inBlock
+        while index < wanted {
+            // When none of the next 8 bytes has its high bit set, each is a varint of its own:
+            // postings of one position ([1, p], the usual case) go four, two or one at a time,
+            // and a posting of up to 6 positions lies wholly in these bytes (1 + count). Else
+            // a posting of fewer than 7 one-byte positions is still 1 + count bytes. Else the
+            // varints one by one.
             let word = UInt64(littleEndian: stream.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-            if word & 0x8080_8080_8080_8080 != 0 || word & 0x00FF_00FF_00FF_00FF != 0x0001_0001_0001_0001 { break }
-            offset &+= 8
-            positionIndex &+= 4
-        }
-        while positionIndex < inBlock {
+            let c = Int(truncatingIfNeeded: word & 0xFF)
+            if word & 0x8080_8080_8080_8080 == 0 {
+                if c == 1 {
+                    if word & 0x00FF_00FF_00FF_00FF == 0x0001_0001_0001_0001 && index &+ 4 <= wanted {
+                        offset &+= 8
+                        index &+= 4
+                    } else if word & 0x00FF_0000 == 0x0001_0000 && index &+ 2 <= wanted {
+                        offset &+= 4
+                        index &+= 2
+                    } else {
+                        offset &+= 2
+                        index &+= 1
+                    }
+                    continue
+                }
+                if c < 7 {
+                    offset &+= 1 &+ c
+                    index &+= 1
+                    continue
+                }
+            } else if c < 7 && word & ((UInt64(1) &<< UInt64((c &+ 1) &* 8)) &- 1) & 0x8080_8080_8080_8080 == 0 {
+                offset &+= 1 &+ c
+                index &+= 1
+                continue
+            }
             // Skip a posting: its count, then that many varints (count their last bytes).
-            var c = Self.readVarint(stream, &offset)
-            while c > 0 {
-                if stream.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { c &-= 1 }
+            var n = Self.readVarint(stream, &offset)
+            while n > 0 {
+                if stream.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { n &-= 1 }
                 offset &+= 1
             }
-            positionIndex &+= 1
+            index &+= 1
         }
+        positionIndex = index
         positionOffset = offset
         let count = Int(truncatingIfNeeded: Self.readVarint(stream, &offset))
         let n = min(count, capacity)

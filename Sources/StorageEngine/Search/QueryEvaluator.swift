@@ -176,6 +176,19 @@ struct QueryEvaluator {
         var candidate = t
         var i = 0
         let n = driverCount
+        if n == 2 {
+            // Two terms (the usual AND and phrase): the same steps, without the index juggling.
+            let a = cursors + drivers[0]
+            let b = cursors + drivers[1]
+            while true {
+                let d = a.pointee.seek(atOrBelow: candidate)
+                if d < 0 { return -1 }
+                let e = b.pointee.seek(atOrBelow: d)
+                if e == d { return d }
+                if e < 0 { return -1 }
+                candidate = e
+            }
+        }
         while i < n {
             let d = cursors[drivers[i]].seek(atOrBelow: candidate)
             if d < 0 { return -1 }
