@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The memory rings live in: per size class, segments of equal slots, allocated as needed and
 /// kept for the store's life.
 ///
@@ -71,10 +75,52 @@ struct RingArena {
         precondition(slot < Int(UInt32.max), "ring arena slot numbers exhausted")
         if slot / classes[index].slotsPerSegment == classes[index].segments.count {
             // Uninitialized: see above.
-            classes[index].segments.append(.allocate(capacity: classes[index].segmentEntries))
+            classes[index].segments.append(Self.allocateSegment(entries: classes[index].segmentEntries))
         }
         classes[index].nextSlot += 1
         return (UInt32(slot), pointer(sizeClass: index, slot: UInt32(slot)))
+    }
+
+    /// Experiment switch (SOCIALDB_TIMELINE_HUGEPAGES=1): segments as 2 MiB-aligned mappings
+    /// advised as transparent huge pages.
+    static let hugePages: Bool = {
+        guard let value = getenv("SOCIALDB_TIMELINE_HUGEPAGES") else { return false }
+        return value.pointee == 0x31
+    }()
+    static let hugePageBytes = 2 << 20
+
+    static func allocateSegment(entries: Int) -> UnsafeMutablePointer<TimelineEntry> {
+        let bytes = entries * MemoryLayout<TimelineEntry>.stride
+        guard hugePages && bytes <= hugePageBytes else { return .allocate(capacity: entries) }
+        let mapped = mmap(nil, 2 * hugePageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let mapped, mapped != MAP_FAILED else { return .allocate(capacity: entries) }
+        let address = UInt(bitPattern: mapped)
+        let aligned = (address + UInt(hugePageBytes) - 1) & ~UInt(hugePageBytes - 1)
+        let head = Int(aligned - address)
+        if head > 0 { munmap(mapped, head) }
+        let tail = hugePageBytes - head
+        if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + UInt(hugePageBytes)), tail) }
+        let start = UnsafeMutableRawPointer(bitPattern: aligned)!
+        madvise(start, hugePageBytes, MADV_HUGEPAGE)
+        return start.bindMemory(to: TimelineEntry.self, capacity: entries)
+    }
+
+    /// Advises the whole 2 MiB pages inside `buffer` (a grown table) as transparent huge pages.
+    static func adviseHugePages(_ base: UnsafeRawPointer?, bytes: Int) {
+        guard hugePages, let base else { return }
+        let start = (UInt(bitPattern: base) + UInt(hugePageBytes) - 1) & ~UInt(hugePageBytes - 1)
+        let end = (UInt(bitPattern: base) + UInt(bytes)) & ~UInt(hugePageBytes - 1)
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_HUGEPAGE)
+    }
+
+    static func deallocateSegment(_ segment: UnsafeMutablePointer<TimelineEntry>, entries: Int) {
+        let bytes = entries * MemoryLayout<TimelineEntry>.stride
+        if hugePages && bytes <= hugePageBytes {
+            munmap(UnsafeMutableRawPointer(segment), hugePageBytes)
+        } else {
+            segment.deallocate()
+        }
     }
 
     mutating func free(sizeClass index: Int, slot: UInt32) {
@@ -99,7 +145,7 @@ struct RingArena {
 
     mutating func deallocateAll() {
         for index in classes.indices {
-            for segment in classes[index].segments { segment.deallocate() }
+            for segment in classes[index].segments { Self.deallocateSegment(segment, entries: classes[index].segmentEntries) }
             classes[index].segments = []
             classes[index].nextSlot = 0
             classes[index].freeSlots = []
