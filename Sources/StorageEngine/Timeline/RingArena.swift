@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The memory rings live in: per size class, segments of equal slots, allocated as needed and
 /// kept for the store's life.
 ///
@@ -14,7 +10,11 @@ import Glibc
 /// not zeroed: entries are plain values and no slot is read beyond its ring's count, so the
 /// pages are first touched by the pushes that fill them. (Advising segments as transparent huge
 /// pages was tried: on the development VM it made fan-out 1.6x and reads 1.2x slower, the
-/// kernel's clearing of whole 2 MiB pages showing as a quarter of the profile.)
+/// kernel's clearing of whole 2 MiB pages showing as a quarter of the profile. Tried again on
+/// 2026-12-02 with 2 MiB-aligned mappings, `timeline-profile 300000 450000`: home reads took
+/// 10-25% less CPU (fewer TLB misses), but fan-out into the new store 60-80 ns more per push,
+/// `clear_page_erms` 35% of its profile; advising only the user table, ring records and activity
+/// table (collapsed with MADV_COLLAPSE after each growth) moved nothing the load-6 noise did not.)
 ///
 /// Why memory and not mmap: a home read must never wait for a page fault to the disk, a push
 /// must not dirty file pages the kernel writes back on its own schedule, and a checkpoint must be
@@ -75,52 +75,10 @@ struct RingArena {
         precondition(slot < Int(UInt32.max), "ring arena slot numbers exhausted")
         if slot / classes[index].slotsPerSegment == classes[index].segments.count {
             // Uninitialized: see above.
-            classes[index].segments.append(Self.allocateSegment(entries: classes[index].segmentEntries))
+            classes[index].segments.append(.allocate(capacity: classes[index].segmentEntries))
         }
         classes[index].nextSlot += 1
         return (UInt32(slot), pointer(sizeClass: index, slot: UInt32(slot)))
-    }
-
-    /// Experiment switch (SOCIALDB_TIMELINE_HUGEPAGES=1): segments as 2 MiB-aligned mappings
-    /// advised as transparent huge pages.
-    static let hugePages: Bool = {
-        guard let value = getenv("SOCIALDB_TIMELINE_HUGEPAGES") else { return false }
-        return value.pointee == 0x31
-    }()
-    static let hugePageBytes = 2 << 20
-
-    static func allocateSegment(entries: Int) -> UnsafeMutablePointer<TimelineEntry> {
-        let bytes = entries * MemoryLayout<TimelineEntry>.stride
-        guard hugePages && bytes <= hugePageBytes else { return .allocate(capacity: entries) }
-        let mapped = mmap(nil, 2 * hugePageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let mapped, mapped != MAP_FAILED else { return .allocate(capacity: entries) }
-        let address = UInt(bitPattern: mapped)
-        let aligned = (address + UInt(hugePageBytes) - 1) & ~UInt(hugePageBytes - 1)
-        let head = Int(aligned - address)
-        if head > 0 { munmap(mapped, head) }
-        let tail = hugePageBytes - head
-        if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + UInt(hugePageBytes)), tail) }
-        let start = UnsafeMutableRawPointer(bitPattern: aligned)!
-        madvise(start, hugePageBytes, MADV_HUGEPAGE)
-        return start.bindMemory(to: TimelineEntry.self, capacity: entries)
-    }
-
-    /// Advises the whole 2 MiB pages inside `buffer` (a grown table) as transparent huge pages.
-    static func adviseHugePages(_ base: UnsafeRawPointer?, bytes: Int) {
-        guard hugePages, let base else { return }
-        let start = (UInt(bitPattern: base) + UInt(hugePageBytes) - 1) & ~UInt(hugePageBytes - 1)
-        let end = (UInt(bitPattern: base) + UInt(bytes)) & ~UInt(hugePageBytes - 1)
-        guard end > start else { return }
-        madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_HUGEPAGE)
-    }
-
-    static func deallocateSegment(_ segment: UnsafeMutablePointer<TimelineEntry>, entries: Int) {
-        let bytes = entries * MemoryLayout<TimelineEntry>.stride
-        if hugePages && bytes <= hugePageBytes {
-            munmap(UnsafeMutableRawPointer(segment), hugePageBytes)
-        } else {
-            segment.deallocate()
-        }
     }
 
     mutating func free(sizeClass index: Int, slot: UInt32) {
@@ -145,7 +103,7 @@ struct RingArena {
 
     mutating func deallocateAll() {
         for index in classes.indices {
-            for segment in classes[index].segments { Self.deallocateSegment(segment, entries: classes[index].segmentEntries) }
+            for segment in classes[index].segments { segment.deallocate() }
             classes[index].segments = []
             classes[index].nextSlot = 0
             classes[index].freeSlots = []

@@ -535,11 +535,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
 
     mutating func ensureUser(_ user: UInt32) {
         if Int(user) >= userTable.count {
-            let capacity = userTable.capacity
             userTable.append(contentsOf: repeatElement(0, count: Int(user) + 1 - userTable.count))
-            if userTable.capacity != capacity {
-                userTable.withUnsafeBufferPointer { RingArena.adviseHugePages(UnsafeRawPointer($0.baseAddress), bytes: userTable.capacity * 4) }
-            }
         }
     }
 
@@ -688,11 +684,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         } else {
             number = rings.count
             precondition(number < Int(UInt32.max) - 1, "ring numbers exhausted")
-            let capacity = rings.capacity
             rings.append(record)
-            if rings.capacity != capacity {
-                rings.withUnsafeBufferPointer { RingArena.adviseHugePages(UnsafeRawPointer($0.baseAddress), bytes: rings.capacity * MemoryLayout<RingRecord>.stride) }
-            }
             ringCelebrities.append([])
         }
         userTable[Int(user)] = UInt32(number + 1)
