@@ -690,6 +690,42 @@ struct TimelineScenario {
 }
 
 /// The timeline store's lock: readers on their own lines, writers first.
+/// The pool of every ring's celebrity list: random sets (growing, shrinking, emptying lists,
+/// which moves them, leaves garbage, compacts and grows the pool) against a dictionary model.
+@Suite struct CelebrityListsTests {
+    @Test func randomSetsMatchTheModel() {
+        let seed = testSeed()
+        print("CelebrityListsTests.randomSetsMatchTheModel seed \(seed) (rerun with SOCIALDB_SEED=\(seed))")
+        var random = SeededRandom(seed: seed)
+        var lists = CelebrityLists()
+        defer { lists.deallocate() }
+        var model: [[UInt32]] = []
+        for step in 0..<4000 {
+            if model.count < 40 && (model.isEmpty || Int.random(in: 0..<10, using: &random) == 0) {
+                lists.appendEmpty()
+                model.append([])
+            } else {
+                let number = Int.random(in: 0..<model.count, using: &random)
+                let count = [0, 1, 2, 3, 5, 9, 40].randomElement(using: &random)!
+                let list = (0..<count).map { _ in UInt32.random(in: 0..<1000, using: &random) }
+                lists.set(number, to: list)
+                model[number] = list
+            }
+            if step == 2000 {
+                lists.removeAll()
+                model.removeAll()
+                continue
+            }
+            for number in model.indices {
+                #expect(Array(lists.list(of: number)) == model[number], "seed \(seed) step \(step) ring \(number)")
+            }
+            let live = model.reduce(0) { $0 + $1.count }
+            #expect(lists.poolCount - lists.garbage == live, "seed \(seed) step \(step)")
+            #expect(lists.poolCount <= lists.poolCapacity)
+        }
+    }
+}
+
 @Suite struct StripedReadWriteLockTests {
     /// Two plain counters a writer moves together under the write lock; readers under the read
     /// lock must never see them apart, and every write must happen (no lost or torn updates).

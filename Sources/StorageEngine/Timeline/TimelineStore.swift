@@ -65,6 +65,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         }
         state.pointee.arena.deallocateAll()
         state.pointee.deallocateCelebrityCaches()
+        state.pointee.ringCelebrities.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
     }
@@ -399,7 +400,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     @usableFromInline var rings = ContiguousArray<RingRecord>()
     var freeRingNumbers: [UInt32] = []
     /// Per ring number: the celebrities among the ring owner's followees and the owner itself.
-    @usableFromInline var ringCelebrities = ContiguousArray<ContiguousArray<UInt32>>()
+    @usableFromInline var ringCelebrities = CelebrityLists()
     @usableFromInline var arena: RingArena
 
     /// Authors currently treated as celebrities (not fanned out). Changes only when the author
@@ -680,12 +681,12 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         if let free = freeRingNumbers.popLast() {
             number = Int(free)
             rings[number] = record
-            ringCelebrities[number] = []
+            ringCelebrities.set(number, to: EmptyCollection())
         } else {
             number = rings.count
             precondition(number < Int(UInt32.max) - 1, "ring numbers exhausted")
             rings.append(record)
-            ringCelebrities.append([])
+            ringCelebrities.appendEmpty()
         }
         userTable[Int(user)] = UInt32(number + 1)
         return number
@@ -713,7 +714,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             let number = Int(value - 1)
             arena.free(sizeClass: Int(rings[number].sizeClass), slot: rings[number].slot)
             rings[number].count = 0
-            ringCelebrities[number] = []
+            ringCelebrities.set(number, to: EmptyCollection())
             freeRingNumbers.append(UInt32(number))
         }
         ensureUser(user)
@@ -943,10 +944,10 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 collectAuthors(of: reader, into: &scratchUsers)
                 for author in scratchUsers where celebrities.contains(author) { list.append(author) }
             }
-            ringCelebrities[number] = list
+            ringCelebrities.set(number, to: list)
             rings[number].celebrityEpoch = celebrityEpoch
         }
-        for celebrity in ringCelebrities[number] where celebrityCaches[celebrity] == nil {
+        for celebrity in ringCelebrities.list(of: number) where celebrityCaches[celebrity] == nil {
             fillCelebrityCache(celebrity)
         }
     }
@@ -957,7 +958,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         userTable = []
         rings = []
         freeRingNumbers = []
-        ringCelebrities = []
+        ringCelebrities.removeAll()
         celebrities = []
         celebrityEpoch &+= 1
         deallocateCelebrityCaches()
@@ -1054,7 +1055,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             }
             socialdb_prefetch(ring.base + ring.physical(stop))
         }
-        let celebrityList = ringCelebrities[number]
+        // Valid for the whole read: lists move only under the write lock.
+        let celebrityList = ringCelebrities.list(of: number)
         for celebrity in celebrityList {
             // One probe per celebrity: the stream reads the cache in place from here on.
             guard let cache = celebrityCaches[celebrity] else { return false }
