@@ -355,6 +355,60 @@ struct TimelineScenario {
         #expect(store.statistics.pushes > 50 * 150)
     }
 
+    /// Celebrity streams start in the author's cache, read in place, and continue from the
+    /// source below the cache's oldest item: readers following several celebrities whose
+    /// caches hold 3 of their 12 items page through everything at every limit, with one
+    /// `TimelinePage` reused across readers and stores (a stream set up for one read must never
+    /// be read by the next), before and after more posts, a delete and a new follow.
+    @Test func celebrityStreamsReadTheCacheInPlaceThenTheSource() {
+        var scenario = TimelineScenario(seed: 21, users: 8)
+        let stores = [Self.makeStore(scenario, capacity: 5, threshold: 1), Self.makeStore(scenario, capacity: 800, threshold: 1)]
+        var lsn: UInt64 = 0
+        func post(_ author: UInt32) {
+            lsn += 1
+            scenario.nextId += 1
+            let item = TimelineItem.post(id: scenario.nextId, author: author)
+            scenario.tweets.add(item)
+            for store in stores { store.fanOut(item, lsn: lsn) }
+        }
+        func follow(_ a: UInt32, _ b: UInt32) {
+            lsn += 1
+            scenario.graph.follow(a, b)
+            for store in stores { store.follow(follower: a, followee: b, lsn: lsn) }
+        }
+        // 0, 1 and 2 have four followers each (celebrities above 1); 3 has one.
+        for reader: UInt32 in 4...7 { for celebrity: UInt32 in 0...2 { follow(reader, celebrity) } }
+        follow(7, 3)
+        for round in 0..<12 { for author: UInt32 in [0, 1, 2, 3, UInt32(4 + round % 4)] { post(author) } }
+        var page = TimelinePage()
+        func check(_ label: String) {
+            for limit in 1...13 {
+                for (index, store) in stores.enumerated() {
+                    for reader: UInt32 in 3...7 {
+                        var before = UInt64.max
+                        for _ in 0..<100 {
+                            store.home(of: reader, limit: min(limit, store.options.capacity), before: before, into: &page)
+                            let expected = scenario.tweets.page(of: reader, graph: scenario.graph, limit: min(limit, store.options.capacity), before: before)
+                            #expect(Array(page.items) == expected, "\(label): store \(index) reader \(reader) limit \(limit) before \(before)")
+                            guard Array(page.items) == expected, let next = page.nextBefore else { break }
+                            before = next
+                        }
+                    }
+                }
+            }
+        }
+        check("start")
+        #expect(stores[0].statistics.celebrityPosts == 36)
+        post(0); post(2); check("more posts")
+        let victim = scenario.tweets.byAuthor[1]![5].id
+        lsn += 1
+        scenario.tweets.deleted.insert(victim)
+        for store in stores { store.delete(id: victim, lsn: lsn) }
+        check("a delete")
+        follow(3, 1); check("a new follow")
+        #expect(stores[1].statistics.mergesAtRead > 0)
+    }
+
     @Test func celebritiesMergeAtReadAndCrossTheThresholdBothWays() {
         var scenario = TimelineScenario(seed: 1, users: 6)
         let store = Self.makeStore(scenario, capacity: 800, threshold: 2)
@@ -636,6 +690,42 @@ struct TimelineScenario {
 }
 
 /// The timeline store's lock: readers on their own lines, writers first.
+/// The pool of every ring's celebrity list: random sets (growing, shrinking, emptying lists,
+/// which moves them, leaves garbage, compacts and grows the pool) against a dictionary model.
+@Suite struct CelebrityListsTests {
+    @Test func randomSetsMatchTheModel() {
+        let seed = testSeed()
+        print("CelebrityListsTests.randomSetsMatchTheModel seed \(seed) (rerun with SOCIALDB_SEED=\(seed))")
+        var random = SeededRandom(seed: seed)
+        var lists = CelebrityLists()
+        defer { lists.deallocate() }
+        var model: [[UInt32]] = []
+        for step in 0..<4000 {
+            if model.count < 40 && (model.isEmpty || Int.random(in: 0..<10, using: &random) == 0) {
+                lists.appendEmpty()
+                model.append([])
+            } else {
+                let number = Int.random(in: 0..<model.count, using: &random)
+                let count = [0, 1, 2, 3, 5, 9, 40].randomElement(using: &random)!
+                let list = (0..<count).map { _ in UInt32.random(in: 0..<1000, using: &random) }
+                lists.set(number, to: list)
+                model[number] = list
+            }
+            if step == 2000 {
+                lists.removeAll()
+                model.removeAll()
+                continue
+            }
+            for number in model.indices {
+                #expect(Array(lists.list(of: number)) == model[number], "seed \(seed) step \(step) ring \(number)")
+            }
+            let live = model.reduce(0) { $0 + $1.count }
+            #expect(lists.poolCount - lists.garbage == live, "seed \(seed) step \(step)")
+            #expect(lists.poolCount <= lists.poolCapacity)
+        }
+    }
+}
+
 @Suite struct StripedReadWriteLockTests {
     /// Two plain counters a writer moves together under the write lock; readers under the read
     /// lock must never see them apart, and every write must happen (no lost or torn updates).

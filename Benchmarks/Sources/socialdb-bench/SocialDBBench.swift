@@ -83,11 +83,11 @@ struct SocialDBBench: ParsableCommand {
                 Glibc.exit(1)
             }
         }
-        // `timeline-profile USERS POSTS READS`: the timeline suite's fan-out and reads
+        // `timeline-profile USERS POSTS READS [THREADS]`: the timeline suite's fan-out and reads
         // alone (no peers), for a profiler such as callgrind.
-        if arguments.count == 5 && arguments[1] == "timeline-profile",
+        if (arguments.count == 5 || arguments.count == 6) && arguments[1] == "timeline-profile",
            let users = Int(arguments[2]), let posts = Int(arguments[3]), let reads = Int(arguments[4]) {
-            TimelineSuite.profile(users: users, posts: posts, reads: reads)
+            TimelineSuite.profile(users: users, posts: posts, reads: reads, threads: arguments.count == 6 ? Int(arguments[5]) ?? 1 : 1)
             Glibc.exit(0)
         }
         // `lsm-profile RECORDS ROW [DIR] [--peers]`: one read row of the lsm suite on socialdb's

@@ -138,17 +138,21 @@ struct TimelineSuite {
 
         // Fan-out: every post, one thread.
         var fanOutProgress = ProgressBar("\(label) fan-out", total: tweets.posts.count)
+        let fanOutCPU = threadCPUNanoseconds()
         var start = monotonicNanoseconds()
         for (i, post) in tweets.posts.enumerated() {
             store.fanOut(post, lsn: UInt64(i + 1))
             if i & 0x3FFF == 0 { fanOutProgress.update(done: i) }
         }
         var elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let fanOutCPUNanoseconds = threadCPUNanoseconds() - fanOutCPU
         fanOutProgress.finish()
         let stats = store.statistics
         var fanOut = ResultRow(suite: Self.name, workload: "\(label) fan-out", system: "socialdb",
                                operationsPerSecond: Double(stats.pushes) / elapsed, ratioVersusPeer: nil,
                                metrics: [Metric(key: "posts_per_sec", label: "posts/s", value: Double(tweets.posts.count) / elapsed),
+                                         Metric(key: "cpu_ns_per_op", label: "CPU ns/push",
+                                                value: Double(fanOutCPUNanoseconds) / Double(max(1, stats.pushes)), decimals: 1),
                                          Metric(key: "pushes", label: "pushes", value: Double(stats.pushes)),
                                          Metric(key: "celebrity_posts", label: "celebrity posts", value: Double(stats.celebrityPosts)),
                                          Metric(key: "rings", label: "rings", value: Double(stats.rings)),
@@ -247,7 +251,7 @@ struct TimelineSuite {
 
     private func measureReads(label: String, store: Store, readers: ContiguousArray<UInt32>, threads: Int) throws -> ResultRow {
         let perThread = readers.count / threads
-        let (elapsed, seen) = Self.timedOnThreads(threads) { index in
+        let (elapsed, seen, cpu) = Self.timedOnThreads(threads) { index in
             var page = TimelinePage()
             var items = 0
             let first = index * perThread
@@ -262,6 +266,7 @@ struct TimelineSuite {
                          system: "socialdb", operationsPerSecond: Double(reads) / elapsed, ratioVersusPeer: nil,
                          metrics: [Metric(key: "ids_per_page", label: "ids/page",
                                           value: Double(seen) / Double(reads), decimals: 1),
+                                   Metric(key: "cpu_ns_per_op", label: "CPU ns/read", value: Double(cpu) / Double(reads), decimals: 1),
                                    Metric(key: "reads", label: "reads", value: Double(reads))])
     }
 
@@ -295,7 +300,7 @@ struct TimelineSuite {
             store.home(of: readers[i], limit: Self.pageSize, into: &warm)
             _ = try tree.multiGet(warm.items.map { Self.tweetKey($0.tweetId) })
         }
-        let (elapsed, hits) = Self.timedOnThreads(threads) { index in
+        let (elapsed, hits, cpu) = Self.timedOnThreads(threads) { index in
             var page = TimelinePage()
             var hits = 0
             let first = index * perThread
@@ -316,27 +321,34 @@ struct TimelineSuite {
                          system: "socialdb", operationsPerSecond: Double(pages) / elapsed, ratioVersusPeer: nil,
                          metrics: [Metric(key: "tweets_per_page", label: "tweets/page",
                                           value: Double(hits) / Double(pages), decimals: 1),
+                                   Metric(key: "cpu_ns_per_op", label: "CPU ns/page", value: Double(cpu) / Double(pages), decimals: 1),
                                    Metric(key: "record_cache_hit_rate", label: "record cache hits %",
                                           value: 100 * Double(cache.recordCacheHits) / Double(max(1, cache.recordCacheHits + cache.recordCacheMisses)), decimals: 1),
                                    Metric(key: "pages", label: "pages", value: Double(pages))])
     }
 
     /// Runs `body(index)` on `threads` threads released together; returns the seconds from the
-    /// release to the last one's end and the sum of what the bodies returned.
-    static func timedOnThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Int) -> (seconds: Double, total: Int) {
+    /// release to the last one's end, the sum of what the bodies returned, and the CPU time the
+    /// bodies took in all (nanoseconds, each thread's own clock: what the work costs even when
+    /// other processes stretch the wall clock).
+    static func timedOnThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Int) -> (seconds: Double, total: Int, cpuNanoseconds: Int) {
         let gate = StartGate()
         let total = Atomic<Int>(0)
+        let cpu = Atomic<Int>(0)
         let workers = (0..<threads).map { index in
             BackgroundThread {
                 gate.arriveAndWait()
-                total.wrappingAdd(body(index), ordering: .relaxed)
+                let before = threadCPUNanoseconds()
+                let result = body(index)
+                cpu.wrappingAdd(Int(threadCPUNanoseconds() - before), ordering: .relaxed)
+                total.wrappingAdd(result, ordering: .relaxed)
             }
         }
         gate.waitForArrivals(threads)
         let start = monotonicNanoseconds()
         gate.open()
         for worker in workers { worker.join() }
-        return (seconds(from: start, to: monotonicNanoseconds()), total.load(ordering: .relaxed))
+        return (seconds(from: start, to: monotonicNanoseconds()), total.load(ordering: .relaxed), cpu.load(ordering: .relaxed))
     }
 
     static func tweetKey(_ id: UInt64) -> [UInt8] {
@@ -487,30 +499,51 @@ struct TimelineSuite {
 }
 
 extension TimelineSuite {
-    /// The hidden `timeline-profile USERS POSTS READS`: the synthetic graph's fan-out, then
-    /// READS home reads of 20 ids on one thread, with no peer and no hydration, so a profiler
-    /// (`valgrind --tool=callgrind`) sees the ring code alone. Prints both rates.
-    static func profile(users: Int, posts: Int, reads: Int) {
+    /// The hidden `timeline-profile USERS POSTS READS [THREADS]`: the synthetic graph's fan-out,
+    /// then READS home reads of 20 ids on THREADS threads (default 1), with no peer and no
+    /// hydration, so a profiler sees the ring code alone. Prints each phase's rate by the wall
+    /// clock and its CPU time per operation. The phases are the functions `runProfileFanOut`
+    /// and `runProfileReads`, for `valgrind --tool=callgrind --collect-atstart=no
+    /// --toggle-collect='*runProfileFanOut*'` (or `*runProfileReads*`).
+    static func profile(users: Int, posts: Int, reads: Int, threads: Int = 1) {
         let graph = BenchGraph.synthetic(users: users, meanFollowees: 35, seed: 0x7131_E11E)
         let tweets = BenchTweets(users: users, count: posts, seed: 0x7EE7)
         let store = Store(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold), followers: graph, tweets: tweets)
         store.reserveUsers(graph.users)
-        var start = monotonicNanoseconds()
-        for (i, post) in tweets.posts.enumerated() { store.fanOut(post, lsn: UInt64(i + 1)) }
-        var elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let cpu = threadCPUNanoseconds()
+        let start = monotonicNanoseconds()
+        runProfileFanOut(store, tweets.posts)
+        let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let cpuNanoseconds = threadCPUNanoseconds() - cpu
         let pushes = store.statistics.pushes
-        print("fan-out: \(pushes) pushes in \(elapsed) s, \(Format.grouped(Double(pushes) / elapsed)) pushes/s")
+        print("fan-out: \(pushes) pushes in \(elapsed) s, \(Format.grouped(Double(pushes) / elapsed)) pushes/s, "
+            + "CPU \(Format.grouped(Double(cpuNanoseconds) / Double(max(1, pushes)), decimals: 1)) ns/push")
         var random = BenchRandom(seed: 0x2EAD)
         let readers = ContiguousArray((0..<reads).map { _ in UInt32(random.next() % UInt64(graph.users)) })
         var page = TimelinePage()
         for user in 0..<graph.users { store.home(of: UInt32(user), limit: pageSize, into: &page) }
+        let perThread = reads / max(1, threads)
+        let (readSeconds, items, readCPU) = timedOnThreads(max(1, threads)) { index in
+            runProfileReads(store, readers, from: index * perThread, count: perThread)
+        }
+        let done = perThread * max(1, threads)
+        print("reads: \(done) pages (\(items) ids) in \(readSeconds) s, \(Format.grouped(Double(done) / readSeconds)) pages/s, "
+            + "\(max(1, threads)) thread\(threads > 1 ? "s" : ""), CPU \(Format.grouped(Double(readCPU) / Double(max(1, done)), decimals: 1)) ns/read")
+    }
+
+    @inline(never)
+    static func runProfileFanOut(_ store: Store, _ posts: ContiguousArray<TimelineItem>) {
+        for (i, post) in posts.enumerated() { store.fanOut(post, lsn: UInt64(i + 1)) }
+    }
+
+    @inline(never)
+    static func runProfileReads(_ store: Store, _ readers: ContiguousArray<UInt32>, from first: Int, count: Int) -> Int {
+        var page = TimelinePage()
         var items = 0
-        start = monotonicNanoseconds()
-        for reader in readers {
-            store.home(of: reader, limit: pageSize, into: &page)
+        for i in first..<(first + count) {
+            store.home(of: readers[i], limit: pageSize, into: &page)
             items &+= page.items.count
         }
-        elapsed = seconds(from: start, to: monotonicNanoseconds())
-        print("reads: \(reads) pages (\(items) ids) in \(elapsed) s, \(Format.grouped(Double(reads) / elapsed)) pages/s, 1 thread")
+        return items
     }
 }

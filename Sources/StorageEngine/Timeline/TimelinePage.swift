@@ -36,12 +36,31 @@ public struct TimelinePage: Sendable {
         streams[streamCount].reset(author: author, before: before)
         streamCount += 1
     }
+
+    /// Adds a stream of celebrity `author`'s items below `before` that starts in the author's
+    /// cache, read in place (the caller holds the store's read lock for the whole read).
+    @inlinable
+    mutating func addStream(author: UInt32, before: UInt64, cache: UnsafeBufferPointer<TimelineItem>, complete: Bool) {
+        if streamCount == streams.count { streams.append(SourceStream()) }
+        streams[streamCount].reset(author: author, before: before, cache: cache, complete: complete)
+        streamCount += 1
+    }
 }
 
-/// One author's items during a read, newest first, fetched in batches below `nextBefore`.
+/// One author's items during a read, newest first: for a celebrity, first its cache (read in
+/// place, from `cacheNext` down), then batches fetched from the source below `nextBefore`.
+///
+/// `@unchecked Sendable`: `cache` points into a celebrity cache of the store, valid only while
+/// the read lock the read holds is held; a stream is set up and used within one read, and
+/// `TimelinePage.reset` forgets it before the next (a stale pointer is never dereferenced).
 @usableFromInline
-struct SourceStream: Sendable {
+struct SourceStream: @unchecked Sendable {
     @usableFromInline var author: UInt32 = 0
+    /// The author's celebrity cache, oldest first (empty when the stream has none).
+    @usableFromInline var cache = UnsafeBufferPointer<TimelineItem>(start: nil, count: 0)
+    /// The index in `cache` of the next item to yield; -1 once the cache part is done.
+    @usableFromInline var cacheNext = -1
+    /// Items fetched from the source, newest first.
     @usableFromInline var items = ContiguousArray<TimelineItem>()
     @usableFromInline var position = 0
     /// The source has nothing below the last item fetched.
@@ -53,12 +72,49 @@ struct SourceStream: Sendable {
     @inlinable
     mutating func reset(author: UInt32, before: UInt64) {
         self.author = author
+        cache = UnsafeBufferPointer(start: nil, count: 0)
+        cacheNext = -1
         items.removeAll(keepingCapacity: true)
         position = 0
         finished = before == 0
         nextBefore = before
     }
 
+    /// A stream whose newest items are `cache` (the author's newest, oldest first; `complete`
+    /// when it holds everything the source has): the items below `before` in it first, then,
+    /// unless complete, the source's items older than the cache's oldest.
+    @inlinable
+    mutating func reset(author: UInt32, before: UInt64, cache: UnsafeBufferPointer<TimelineItem>, complete: Bool) {
+        reset(author: author, before: before)
+        guard before != 0 else { return }
+        self.cache = cache
+        cacheNext = cache.partitioningIndex { $0.id >= before } - 1
+        if complete {
+            finished = true
+        } else if let oldest = cache.first {
+            nextBefore = min(before, oldest.id)
+        }
+    }
+
+    /// Whether the stream must fetch from the source before it has a current item.
+    @inlinable var needsRefill: Bool { cacheNext < 0 && position == items.count && !finished }
+
     /// The id of the current item, 0 when none is buffered.
-    @inlinable var currentId: UInt64 { position < items.count ? items[position].id : 0 }
+    @inlinable var currentId: UInt64 {
+        if cacheNext >= 0 { return cache[cacheNext].id }
+        return position < items.count ? items[position].id : 0
+    }
+
+    /// The current item and a step to the next (there must be one: `currentId` not 0).
+    @inlinable
+    mutating func take() -> TimelineItem {
+        if cacheNext >= 0 {
+            let item = cache[cacheNext]
+            cacheNext &-= 1
+            return item
+        }
+        let item = items[position]
+        position &+= 1
+        return item
+    }
 }

@@ -40,8 +40,14 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     /// read or post. Entries are created under the write lock (at the current day: a user first
     /// seen counts as just active) and stored into under the read lock, with relaxed atomics.
     @usableFromInline let activityDay = Atomic<UInt32>(0)
-    @usableFromInline var activity: UnsafeMutablePointer<Atomic<UInt32>>?
-    @usableFromInline var activityCapacity = 0
+    /// The per-user days (see above), `activityCapacity` of them.
+    ///
+    /// `@exclusivity(unchecked)`: both are written only under the write lock and read under a
+    /// lock, so no access can overlap a write; without it every home read paid two dynamic
+    /// exclusivity checks (`swift_beginAccess`/`swift_endAccess`, each a thread-local lookup),
+    /// about a tenth of the timeline suite's CPU samples.
+    @usableFromInline @exclusivity(unchecked) var activity: UnsafeMutablePointer<Atomic<UInt32>>?
+    @usableFromInline @exclusivity(unchecked) var activityCapacity = 0
     let inactiveRingsDropped = Atomic<Int>(0)
 
     /// An empty store whose rings are complete: a push to a user without a ring creates one
@@ -59,6 +65,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         }
         state.pointee.arena.deallocateAll()
         state.pointee.deallocateCelebrityCaches()
+        state.pointee.ringCelebrities.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
     }
@@ -393,7 +400,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     @usableFromInline var rings = ContiguousArray<RingRecord>()
     var freeRingNumbers: [UInt32] = []
     /// Per ring number: the celebrities among the ring owner's followees and the owner itself.
-    @usableFromInline var ringCelebrities = ContiguousArray<ContiguousArray<UInt32>>()
+    @usableFromInline var ringCelebrities = CelebrityLists()
     @usableFromInline var arena: RingArena
 
     /// Authors currently treated as celebrities (not fanned out). Changes only when the author
@@ -467,8 +474,23 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
         if state.pointee.celebrities.contains(author) { state.pointee.demote(author) }
         let entry = TimelineEntry(id: item.id, user: author, flags: item.flags)
-        state.pointee.push(entry, to: author)
+        // The author's ring last: its record's lines load while the followers' pushes run.
+        state.pointee.prefetchRecord(of: author)
         followers.forEachFollowerBatch(of: author) { batch in state.pointee.push(entry, toEach: batch) }
+        state.pointee.push(entry, to: author)
+    }
+
+    /// Starts loading `user`'s ring record (both lines it may straddle). `mutating` only to
+    /// borrow the state in place (see `read`); it writes nothing.
+    @inlinable @inline(__always)
+    mutating func prefetchRecord(of user: UInt32) {
+        let value = tableValue(user)
+        guard value &- 1 < Self.dropped &- 1 else { return }
+        rings.withUnsafeBufferPointer { records in
+            let r = UnsafeRawPointer(records.baseAddress! + Int(value &- 1))
+            socialdb_prefetch(r)
+            socialdb_prefetch(r + (MemoryLayout<RingRecord>.size &- 1))
+        }
     }
 
     @usableFromInline
@@ -537,33 +559,84 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         rings[number].update(from: ring)
     }
 
-    /// Pushes `entry` to every user of `batch`, software-pipelined: each push's three dependent
-    /// loads (user table, ring record, ring slot) would otherwise be three cache misses in a
-    /// row. While pushing to `batch[i]` it prefetches the slot of `batch[i + 4]` (whose record
-    /// was prefetched 4 pushes ago), the record of `batch[i + 8]` and the table entry of
-    /// `batch[i + 12]`. Prefetches never fault; a stale one (a ring created or grown meanwhile)
-    /// only costs a wasted load.
+    /// Users per stage of `push(_:toEach:)`: a post's followers (35 on average) are one chunk.
+    @inlinable static var pushChunk: Int { 64 }
+
+    /// Pushes `entry` to every user of `batch`, in chunks of `pushChunk` users, each in three
+    /// passes: the first loads each user's table entry and prefetches their ring record, the
+    /// second loads the records (by then arriving together) and prefetches the ring lines the
+    /// push reads and writes, the third pushes. So a chunk's misses overlap each other instead
+    /// of coming one after another: about three memory latencies per chunk, where a push done
+    /// alone waits for three dependent misses (table, record, slot). A rolling pipeline
+    /// (prefetching 4, 8 and 12 pushes ahead) was what this replaced: a post's batch is too
+    /// short for it to fill, and the first dozen pushes of every post waited for their misses in
+    /// turn. Prefetches never fault; a stale one (a ring created or grown meanwhile) only costs
+    /// a wasted load.
     ///
-    /// The loop runs on the tables' raw buffers, taken once (no uniqueness or bounds check per
-    /// push); a push that must create or grow a ring, which may move the tables, leaves it for
-    /// `push(_:to:)` and the loop resumes after it with the buffers taken again.
+    /// The passes run on the tables' raw buffers, taken once per pass (no uniqueness or bounds
+    /// check per push); a push that must create or grow a ring, which may move the tables, leaves
+    /// it for `push(_:to:)` and the pass resumes after it with the buffers taken again.
     @inlinable
     mutating func push(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>) {
         let n = batch.count
         var i = 0
         while i < n {
-            i = pushInPlace(entry, toEach: batch, from: i)
-            guard i < n else { break }
-            push(entry, to: batch[i])
-            i &+= 1
+            let end = min(n, i &+ Self.pushChunk)
+            prefetchRings(of: batch, from: i, to: end)
+            var j = i
+            while j < end {
+                j = pushInPlace(entry, toEach: batch, from: j, to: end)
+                guard j < end else { break }
+                push(entry, to: batch[j])
+                j &+= 1
+            }
+            i = end
         }
     }
 
-    /// `push(_:toEach:)` from `batch[first]` on, until the end or the first user whose push
-    /// needs a new or larger ring; returns that user's index (`batch.count` at the end).
+    /// The first two passes of `push(_:toEach:)` over `batch[first..<end]`: ring records, then
+    /// the ring lines a push touches (the newest entry, compared, and the next one, stored).
+    /// A record is 48 bytes and may straddle two lines: both are prefetched. `mutating` only to
+    /// borrow the state in place (see `read`); it writes nothing.
     @inlinable
-    mutating func pushInPlace(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>, from first: Int) -> Int {
-        let n = batch.count
+    mutating func prefetchRings(of batch: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int) {
+        userTable.withUnsafeBufferPointer { table in
+            let tableBase = table.baseAddress!
+            let tableCount = UInt32(truncatingIfNeeded: table.count)
+            rings.withUnsafeBufferPointer { records in
+                let recordBase = records.baseAddress!
+                for j in first..<end {
+                    let u = batch[j]
+                    let value = u < tableCount ? tableBase[Int(u)] : 0
+                    if value &- 1 < Self.dropped &- 1 {
+                        let r = UnsafeRawPointer(recordBase + Int(value &- 1))
+                        socialdb_prefetch(r)
+                        socialdb_prefetch(r + (MemoryLayout<RingRecord>.size &- 1))
+                    }
+                }
+                for j in first..<end {
+                    let u = batch[j]
+                    let value = u < tableCount ? tableBase[Int(u)] : 0
+                    if value &- 1 < Self.dropped &- 1 {
+                        let r = recordBase + Int(value &- 1)
+                        let c = Int(r.pointee.count)
+                        let capacity = Int(r.pointee.slotCapacity)
+                        var p = Int(r.pointee.head) &+ c &- 1
+                        if p < 0 { p = 0 } else if p >= capacity { p &-= capacity }
+                        socialdb_prefetch_write(r.pointee.base + p)
+                        p &+= 1
+                        if p >= capacity { p = 0 }
+                        socialdb_prefetch_write(r.pointee.base + p)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The third pass of `push(_:toEach:)`, from `batch[first]` until `end` or the first user
+    /// whose push needs a new or larger ring; returns that user's index (`end` when done).
+    @inlinable
+    mutating func pushInPlace(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int) -> Int {
         let largestClass = UInt8(truncatingIfNeeded: arena.largestClass)
         let createMissing = !lazyRebuild
         var stored = 0
@@ -573,32 +646,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             let tableCount = UInt32(truncatingIfNeeded: table.count)
             rings.withUnsafeMutableBufferPointer { records in
                 let recordBase = records.baseAddress!
-                while i < n {
-                    if i &+ 12 < n {
-                        let u = batch[i &+ 12]
-                        if u < tableCount { socialdb_prefetch(tableBase + Int(u)) }
-                    }
-                    if i &+ 8 < n {
-                        let u = batch[i &+ 8]
-                        let value = u < tableCount ? tableBase[Int(u)] : 0
-                        if value &- 1 < Self.dropped &- 1 { socialdb_prefetch(recordBase + Int(value &- 1)) }
-                    }
-                    if i &+ 4 < n {
-                        let u = batch[i &+ 4]
-                        let value = u < tableCount ? tableBase[Int(u)] : 0
-                        if value &- 1 < Self.dropped &- 1 {
-                            let r = recordBase + Int(value &- 1)
-                            let c = Int(r.pointee.count)
-                            let capacity = Int(r.pointee.slotCapacity)
-                            // The newest entry (compared) and the next one (stored): one or two lines.
-                            var p = Int(r.pointee.head) &+ c &- 1
-                            if p < 0 { p = 0 } else if p >= capacity { p &-= capacity }
-                            socialdb_prefetch_write(r.pointee.base + p)
-                            p &+= 1
-                            if p >= capacity { p = 0 }
-                            socialdb_prefetch_write(r.pointee.base + p)
-                        }
-                    }
+                while i < end {
                     let u = batch[i]
                     let value = u < tableCount ? tableBase[Int(u)] : 0
                     // 0 (no ring) and `dropped` both wrap to at least `dropped - 1`.
@@ -633,12 +681,12 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         if let free = freeRingNumbers.popLast() {
             number = Int(free)
             rings[number] = record
-            ringCelebrities[number] = []
+            ringCelebrities.set(number, to: EmptyCollection())
         } else {
             number = rings.count
             precondition(number < Int(UInt32.max) - 1, "ring numbers exhausted")
             rings.append(record)
-            ringCelebrities.append([])
+            ringCelebrities.appendEmpty()
         }
         userTable[Int(user)] = UInt32(number + 1)
         return number
@@ -666,7 +714,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             let number = Int(value - 1)
             arena.free(sizeClass: Int(rings[number].sizeClass), slot: rings[number].slot)
             rings[number].count = 0
-            ringCelebrities[number] = []
+            ringCelebrities.set(number, to: EmptyCollection())
             freeRingNumbers.append(UInt32(number))
         }
         ensureUser(user)
@@ -896,10 +944,10 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 collectAuthors(of: reader, into: &scratchUsers)
                 for author in scratchUsers where celebrities.contains(author) { list.append(author) }
             }
-            ringCelebrities[number] = list
+            ringCelebrities.set(number, to: list)
             rings[number].celebrityEpoch = celebrityEpoch
         }
-        for celebrity in ringCelebrities[number] where celebrityCaches[celebrity] == nil {
+        for celebrity in ringCelebrities.list(of: number) where celebrityCaches[celebrity] == nil {
             fillCelebrityCache(celebrity)
         }
     }
@@ -910,7 +958,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         userTable = []
         rings = []
         freeRingNumbers = []
-        ringCelebrities = []
+        ringCelebrities.removeAll()
         celebrities = []
         celebrityEpoch &+= 1
         deallocateCelebrityCaches()
@@ -1007,10 +1055,12 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             }
             socialdb_prefetch(ring.base + ring.physical(stop))
         }
-        let celebrityList = ringCelebrities[number]
+        // Valid for the whole read: lists move only under the write lock.
+        let celebrityList = ringCelebrities.list(of: number)
         for celebrity in celebrityList {
-            guard celebrityCaches[celebrity] != nil else { return false }
-            page.addStream(author: celebrity, before: before)
+            // One probe per celebrity: the stream reads the cache in place from here on.
+            guard let cache = celebrityCaches[celebrity] else { return false }
+            page.addStream(author: celebrity, before: before, cache: cache.items, complete: cache.complete)
         }
         merged = !celebrityList.isEmpty
         let checkTombstones = !tombstones.isEmpty
@@ -1049,7 +1099,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 }
             }
             for s in 0..<page.streamCount {
-                if page.streams[s].position == page.streams[s].items.count && !page.streams[s].finished {
+                if page.streams[s].needsRefill {
                     refill(&page.streams[s], batch: batch)
                 }
                 let key = page.streams[s].currentId
@@ -1067,8 +1117,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 if !celebrityList.isEmpty && celebrityList.contains(entry.user) { continue }
                 item = self.item(of: entry)
             } else {
-                item = page.streams[bestStream].items[page.streams[bestStream].position]
-                page.streams[bestStream].position += 1
+                item = page.streams[bestStream].take()
             }
             appendIfShown(item, to: &page, checkTombstones: checkTombstones)
         }
@@ -1103,37 +1152,14 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         page.itemStorage.append(item)
     }
 
-    /// Refills a stream with up to `batch` items below its `nextBefore`: from the author's
-    /// celebrity cache while it covers them, then from the source.
+    /// Refills a stream, whose cache part (if any) is done, with up to `batch` items from the
+    /// source below its `nextBefore`.
     @inlinable
     func refill(_ stream: inout SourceStream, batch: Int) {
         stream.items.removeAll(keepingCapacity: true)
         stream.position = 0
-        var before = stream.nextBefore
-        var wanted = batch
-        if let cache = celebrityCaches[stream.author] {
-            var i = cache.items.partitioningIndex { $0.id >= before } - 1
-            while i >= 0 && wanted > 0 {
-                stream.items.append(cache.items[i])
-                i -= 1
-                wanted -= 1
-            }
-            if let last = stream.items.last { before = last.id }
-            if wanted == 0 {
-                stream.nextBefore = before
-                return
-            }
-            // The cache ran out below `before`: it holds every newer item, so the rest is
-            // either nothing (a complete cache) or older items from the source.
-            if cache.complete {
-                stream.finished = true
-                return
-            }
-            if !cache.items.isEmpty { before = min(before, cache.items[0].id) }
-        }
-        let had = stream.items.count
-        tweets.newestItems(of: stream.author, before: before, limit: wanted, into: &stream.items)
-        if stream.items.count - had < wanted { stream.finished = true }
+        tweets.newestItems(of: stream.author, before: stream.nextBefore, limit: batch, into: &stream.items)
+        if stream.items.count < batch { stream.finished = true }
         if let last = stream.items.last { stream.nextBefore = last.id }
     }
 }
