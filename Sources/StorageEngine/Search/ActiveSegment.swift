@@ -177,13 +177,7 @@ final class ActiveSegment: @unchecked Sendable {
             namesCapacity = grown
         }
         UnsafeMutableRawPointer(names + namesCount).copyMemory(from: bytes, byteCount: count)
-        if termCount == stateCapacity {
-            let next = UnsafeMutablePointer<TermState>.allocate(capacity: stateCapacity * 2)
-            next.moveInitialize(from: states, count: termCount)
-            states.deallocate()
-            states = next
-            stateCapacity *= 2
-        }
+        if termCount == stateCapacity { doubleBuffer(&states, count: termCount, capacity: &stateCapacity) }
         let chunk = allocateChunk(capacity: Self.chunkCapacities[0], previous: nil)
         chunk[2] = entry
         (states + termCount).initialize(to: TermState(head: chunk, hash: hash, prefix: Self.prefixWord(bytes, count), nameOffset: UInt32(namesCount),
@@ -418,13 +412,7 @@ final class ActiveSegment: @unchecked Sendable {
                                 n += 1
                                 held = 0
                             }
-                            if held == positionsCapacity {
-                                let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: positionsCapacity * 2)
-                                grown.moveInitialize(from: positions, count: held)
-                                positions.deallocate()
-                                positions = grown
-                                positionsCapacity *= 2
-                            }
+                            if held == positionsCapacity { doubleBuffer(&positions, count: held, capacity: &positionsCapacity) }
                             positions[held] = UInt32(truncatingIfNeeded: entry)
                             held += 1
                         }
@@ -599,4 +587,14 @@ extension PackedTerms {
             append(SearchQuery.fromTerm(handle), position: position)
         }
     }
+}
+
+/// Doubles an owned buffer's capacity, moving its first `count` elements into the new one.
+@inline(__always)
+private func doubleBuffer<T>(_ base: inout UnsafeMutablePointer<T>, count: Int, capacity: inout Int) {
+    let grown = UnsafeMutablePointer<T>.allocate(capacity: capacity * 2)
+    grown.moveInitialize(from: base, count: count)
+    base.deallocate()
+    base = grown
+    capacity *= 2
 }
