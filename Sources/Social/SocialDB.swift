@@ -307,6 +307,7 @@ public final class SocialDB: Sendable {
                          periodicCheckpoints: consumers.periodicCheckpoints.load(ordering: .relaxed),
                          authorCache: consumers.recentItems.statistics,
                          tweetCache: Self.figures(tweetViews.statistics), countsCache: Self.figures(tweetCountsCache.statistics),
+                         encodedCache: Self.figures(tweetEncodings.statistics),
                          pendingApplies: consumers.pendingApplies, combinedApplies: consumers.combinedApplies.load(ordering: .relaxed),
                          applyDrains: consumers.applyDrains.load(ordering: .relaxed))
     }

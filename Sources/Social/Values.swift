@@ -101,6 +101,9 @@ public struct SocialStatistics: Sendable {
     /// The hydration caches: tweets' views (`SocialOptions.tweetCacheBytes`) and counts.
     public var tweetCache: HydrationCacheStatistics
     public var countsCache: HydrationCacheStatistics
+    /// Tweets' encoded parts for the pages the server and the shell's JSON form answer
+    /// (`SocialOptions.tweetCacheBytes` again; see `SocialDB.appendEncodedHome`).
+    public var encodedCache: HydrationCacheStatistics
     /// The apply pipeline (`SocialDB.writing`): records written but not yet applied to the
     /// derived structures (0 when no write is in flight), records one writer applied for
     /// another (combining), and drains run.

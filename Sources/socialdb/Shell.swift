@@ -205,6 +205,10 @@ final class Shell {
                     ("counts_cache_entries", .int(social.countsCache.entries)),
                     ("counts_cache_hits", .int(social.countsCache.hits)),
                     ("counts_cache_misses", .int(social.countsCache.misses)),
+                    ("encoded_cache_entries", .int(social.encodedCache.entries)),
+                    ("encoded_cache_bytes", .int(social.encodedCache.bytes)),
+                    ("encoded_cache_hits", .int(social.encodedCache.hits)),
+                    ("encoded_cache_misses", .int(social.encodedCache.misses)),
                 ])),
                 ("search", .object([
                     ("documents", .int(q.activeDocuments + q.frozenDocuments)),
@@ -229,6 +233,8 @@ final class Shell {
             let v = social.tweetCache, c = social.countsCache
             extraHuman += "\ntweet cache     \(v.entries) tweets hydrated in \(v.bytes) bytes (\(v.hits) hits, \(v.misses) misses), "
                 + "\(c.entries) tweets' counts (\(c.hits) hits, \(c.misses) misses)"
+            let e = social.encodedCache
+            extraHuman += "\nencoded cache   \(e.entries) tweets' encoded parts in \(e.bytes) bytes (\(e.hits) hits, \(e.misses) misses)"
             extraHuman += "\ndeletes         \(t.tombstones) tombstones filtered, \(t.compactedEntries) entries compacted; "
                 + "\(t.inactiveRingsDropped) inactive users' rings dropped"
             extraHuman += "\nsearch          \(q.activeDocuments + q.frozenDocuments) tweets, \(q.activePostings + q.frozenPostings) postings, "

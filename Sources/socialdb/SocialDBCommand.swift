@@ -40,6 +40,9 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("cache-size"), help: "Record cache budget in bytes (recently read tweets, users, counters; also the block cache for unmapped reads).")
     var cacheSize = 64 << 20
 
+    @Option(name: .customLong("tweet-cache-size"), help: "Bytes of hydrated tweets kept for page reads, and as many again of their encoded answers (default: 64 MiB each; 256 MiB for serve).")
+    var tweetCacheSize: Int?
+
     @Option(name: .customLong("checkpoint-records"), help: "Checkpoint timelines and search after this many written log records (0: not by count).")
     var checkpointRecords = 250_000
 
@@ -53,6 +56,7 @@ struct DatabaseOptions: ParsableArguments {
         guard timelineCapacity >= 1 && timelineCapacity <= 65_536 else { throw ValidationError("--timeline-capacity must be 1 to 65536") }
         guard celebrityThreshold >= 0 else { throw ValidationError("--celebrity-threshold must not be negative") }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
+        guard (tweetCacheSize ?? 0) >= 0 else { throw ValidationError("--tweet-cache-size must not be negative") }
         guard checkpointRecords >= 0 else { throw ValidationError("--checkpoint-records must not be negative") }
         guard checkpointSeconds >= 0 else { throw ValidationError("--checkpoint-seconds must not be negative") }
     }
@@ -72,6 +76,7 @@ struct DatabaseOptions: ParsableArguments {
         options.timelineCapacity = timelineCapacity
         options.celebrityThreshold = celebrityThreshold
         options.cacheSizeBytes = cacheSize
+        if let tweetCacheSize { options.tweetCacheBytes = tweetCacheSize }
         options.checkpointEveryRecords = checkpointRecords
         options.checkpointEverySeconds = checkpointSeconds
         return options

@@ -107,5 +107,12 @@ import Testing
         // b's post went to b's ring and a's (a follows b), and into the search index.
         #expect(after.contains("\"pushes\":2,"), "\(after)")
         #expect(after.contains("\"search\":{\"documents\":1,"), "\(after)")
+        // A JSON page builds b's tweet's encoded part once (a miss), the next reads find it.
+        _ = shell.execute("HOME a")
+        _ = shell.execute("HOME a")
+        _ = shell.execute("TWEETS b")
+        let reads = shell.execute("STATS")?.render(json: true) ?? ""
+        #expect(reads.contains("\"encoded_cache_entries\":1,\"encoded_cache_bytes\":"), "\(reads)")
+        #expect(reads.contains("\"encoded_cache_hits\":2,\"encoded_cache_misses\":1}"), "\(reads)")
     }
 }

@@ -100,10 +100,17 @@ struct ServerSuite {
         try admin.expectOK("IMPORT FOLLOWS \(edges)")
         let load = try measureSocialDBLoad(port: server.port)
         result.rows.append(load)
+        var cacheNotes: [String] = []
+        var before = Self.cacheCounters(try admin.answer("STATS"))
         let socialdbReads = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 0, serverPID: server.pid)
         result.rows.append(socialdbReads)
+        var after = Self.cacheCounters(try admin.answer("STATS"))
+        cacheNotes.append("  server caches over `dsb reads only`: " + Self.describeCaches(before, after))
+        before = after
         let socialdb = try measureMix(system: .socialdb(port: server.port), graph: graph, postsPerTen: 1, serverPID: server.pid)
         result.rows.append(socialdb)
+        after = Self.cacheCounters(try admin.answer("STATS"))
+        cacheNotes.append("  server caches over `dsb mix`: " + Self.describeCaches(before, after))
 
         var peer: ResultRow?
         do {
@@ -129,13 +136,41 @@ struct ServerSuite {
             "  redis: LRANGE 0 9 per read; a post = LPUSH+LTRIM into the author's user list and the author's and each",
             "  follower's home list (client-side fan-out, as DeathStarBench's write-home-timeline service).",
             "  Client and server share the machine's cores: the figures are what 2 cores do for both.",
-        ] + result.notes
+        ] + cacheNotes + result.notes
         result.targets = [TargetCheck(description: "socialdb serve dsb mix over loopback", measured: socialdb.operationsPerSecond,
                                       threshold: 150_000, isRatio: false)]
         return result
     }
 
     // MARK: socialdb
+
+    /// The hydration caches' counters in a STATS answer (JSON), by field name.
+    static let cacheFields = ["encoded_cache", "tweet_cache", "counts_cache", "author_cache"]
+
+    static func cacheCounters(_ stats: String) -> [String: (hits: Int, misses: Int, entries: Int)] {
+        func number(_ field: String) -> Int {
+            guard let range = stats.range(of: "\"\(field)\":") else { return 0 }
+            return Int(stats[range.upperBound...].prefix(while: { $0.isNumber })) ?? 0
+        }
+        var counters: [String: (hits: Int, misses: Int, entries: Int)] = [:]
+        for field in cacheFields {
+            counters[field] = (number(field + "_hits"), number(field + "_misses"),
+                               number(field + (field == "author_cache" ? "_authors" : "_entries")))
+        }
+        return counters
+    }
+
+    /// "encoded_cache 97.1% hits of 1,234,567 probes (200,000 entries), ..." over the span
+    /// between two STATS answers.
+    static func describeCaches(_ before: [String: (hits: Int, misses: Int, entries: Int)],
+                               _ after: [String: (hits: Int, misses: Int, entries: Int)]) -> String {
+        cacheFields.map { field -> String in
+            let b = before[field] ?? (0, 0, 0), a = after[field] ?? (0, 0, 0)
+            let hits = a.hits - b.hits, probes = hits + a.misses - b.misses
+            let rate = probes > 0 ? Double(hits) * 100 / Double(probes) : 0
+            return "\(field) \(Format.grouped(rate, decimals: 1))% hits of \(Format.grouped(Double(probes))) probes (\(Format.grouped(Double(a.entries))) held)"
+        }.joined(separator: ", ")
+    }
 
     private func measureSocialDBLoad(port: UInt16) throws -> ResultRow {
         let posts = sizes.users * sizes.postsPerUser
@@ -551,6 +586,12 @@ final class LineConnection {
 
     /// Sends one command and throws unless it answers `{"ok":true`.
     func expectOK(_ command: String) throws {
+        let text = try answer(command)
+        guard text.hasPrefix("{\"ok\":true") else { throw BenchmarkFailure(description: "'\(command)' answered \(text.prefix(300))") }
+    }
+
+    /// Sends one command and returns its whole answer line.
+    func answer(_ command: String) throws -> String {
         output.append(contentsOf: command.utf8)
         output.append(10)
         try flush()
@@ -565,9 +606,8 @@ final class LineConnection {
             let b = input[inputStart]
             inputStart += 1
             if b == 10 { break }
-            if line.count < 300 { line.append(b) }
+            line.append(b)
         }
-        let text = String(decoding: line, as: UTF8.self)
-        guard text.hasPrefix("{\"ok\":true") else { throw BenchmarkFailure(description: "'\(command)' answered \(text)") }
+        return String(decoding: line, as: UTF8.self)
     }
 }

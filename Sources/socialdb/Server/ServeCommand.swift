@@ -18,6 +18,11 @@ struct ServeCommand: ParsableCommand {
         """
     )
 
+    /// The hydration caches' budget when `--tweet-cache-size` is not given: a server answers
+    /// pages to many clients, whose working set of recent tweets is larger than one app's
+    /// (each of the two caches; `SocialOptions.tweetCacheBytes` is 64 MiB embedded).
+    static let tweetCacheBytesDefault = 256 << 20
+
     @OptionGroup var database: DatabaseOptions
 
     @Option(name: .long, help: "HOST:PORT to listen on.")
@@ -107,8 +112,10 @@ struct ServeCommand: ParsableCommand {
                                 postsPerDay: RateLimits.server.postsPerDay, followsPerDay: RateLimits.server.followsPerDay,
                                 likesPerDay: RateLimits.server.likesPerDay)
         let cost = passwordCost
+        let tweetCacheBytes = database.tweetCacheSize ?? Self.tweetCacheBytesDefault
         let db = try database.open {
             $0.rateLimits = limits
+            $0.tweetCacheBytes = tweetCacheBytes
             $0.passwordHashing = PasswordHashing(log2N: cost)
         }
         let password = adminPassword ?? getenv("SOCIALDB_ADMIN_PASSWORD").map { String(cString: $0) }
