@@ -37,17 +37,6 @@ public enum NestedTweetKind: Sendable {
     case quoted
 }
 
-/// A tweet's part as `SocialDB.tweetEncodings` keeps it, with the ids of the tweets a page shows
-/// inside it.
-struct EncodedView: Sendable, CacheCost {
-    var bytes: [UInt8]
-    var retweetOf: UInt64?
-    var quoteOf: UInt64?
-
-    /// The bytes, the array's header, and the dictionary's slot and metadata.
-    var cacheBytes: Int { bytes.count + 32 + 64 }
-}
-
 extension SocialDB {
     /// Appends the page `home(handle:limit:before:)` shows, written in `encoding` (its tweets
     /// with separators, no brackets), and returns the page's next cursor: the same tweets, in
@@ -86,6 +75,7 @@ extension SocialDB {
     /// The tweets of `ids` that exist, as `tweets(ids:)` shows them (a retweet whose original
     /// is gone is left out), each from its part and the parts of its nested tweets.
     func appendEncodedTweets<Encoding: TweetViewEncoding>(ids: [UInt64], as encoding: Encoding.Type, into out: inout [UInt8]) throws(SocialError) {
+        tweetEncodings.prefetch(ids)
         var first = true
         for id in ids {
             let start = out.count
@@ -122,8 +112,7 @@ extension SocialDB {
     /// Appends tweet `id`'s part and returns the ids of the tweets it shows inside it; appends
     /// nothing and returns nil when the tweet does not exist. The part is copied from
     /// `tweetEncodings` under its shard's lock rather than handed out (a page holds no
-    /// reference to cached bytes; the dictionary's getter still copies the entry inside the
-    /// lock, a retain and release of its bytes that a profile shows at a few percent), else
+    /// reference to cached bytes), else
     /// encoded from the tweet's view (itself from `tweetViews` or the tree) and counts
     /// (`tweetCounts(of:)`) and kept.
     ///
@@ -134,12 +123,7 @@ extension SocialDB {
     @discardableResult
     func appendPart<Encoding: TweetViewEncoding>(_ id: UInt64, as encoding: Encoding.Type,
                                                  into out: inout [UInt8]) throws(SocialError) -> (retweetOf: UInt64?, quoteOf: UInt64?)? {
-        if let inside = tweetEncodings.withValue(id, { (part: borrowing EncodedView) -> (retweetOf: UInt64?, quoteOf: UInt64?) in
-            part.bytes.withUnsafeBufferPointer { out.append(contentsOf: $0) }
-            return (part.retweetOf, part.quoteOf)
-        }) {
-            return inside
-        }
+        if let inside = tweetEncodings.append(id, into: &out) { return inside }
         checkEncoding(encoding)
         let stamp = tweetEncodings.stamp(id)
         guard let view = try view(id: id) else { return nil }
@@ -148,7 +132,7 @@ extension SocialDB {
         bytes.reserveCapacity(320 + view.text.utf8.count)
         Encoding.encodeView(view, likes: counts.likes, retweets: counts.retweets, replies: counts.replies, quotes: counts.quotes, into: &bytes)
         out.append(contentsOf: bytes)
-        tweetEncodings.install(id, EncodedView(bytes: bytes, retweetOf: view.retweetOf, quoteOf: view.quoteOf), since: stamp)
+        tweetEncodings.install(id, bytes: bytes, retweetOf: view.retweetOf, quoteOf: view.quoteOf, since: stamp)
         return (view.retweetOf, view.quoteOf)
     }
 

@@ -125,12 +125,7 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
         }
     }
 
-    struct Statistics {
-        var entries = 0
-        var bytes = 0
-        var hits: UInt64 = 0
-        var misses: UInt64 = 0
-    }
+    typealias Statistics = IDCacheStatistics
 
     var statistics: Statistics {
         var total = Statistics()
@@ -144,6 +139,14 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
         }
         return total
     }
+}
+
+/// A hydration cache's figures (`IDCache`, `PartCache`).
+struct IDCacheStatistics {
+    var entries = 0
+    var bytes = 0
+    var hits: UInt64 = 0
+    var misses: UInt64 = 0
 }
 
 /// What a cached value costs in memory, roughly: its inline size, the heap storage it owns and

@@ -37,7 +37,7 @@ public final class SocialDB: Sendable {
     /// Tweets' views in the one `TweetViewEncoding` the application reads pages in (the server's
     /// JSON), made at a tweet's first encoded read and dropped with its view
     /// (`SocialOptions.tweetCacheBytes` again; see `encodedView(id:as:)`).
-    let tweetEncodings: IDCache<EncodedView>
+    let tweetEncodings: PartCache
     /// The encoding `tweetEncodings` holds (`ObjectIdentifier` bits; 0 until the first use).
     let tweetEncodingType = Atomic<Int>(0)
     /// The derived structures that follow the log (home timelines).
@@ -89,7 +89,7 @@ public final class SocialDB: Sendable {
         self.ids = ids
         self.consumers = consumers
         self.tweetViews = tweetViews
-        tweetEncodings = IDCache(maxBytes: options.tweetCacheBytes)
+        tweetEncodings = PartCache(maxBytes: options.tweetCacheBytes)
         rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 
@@ -312,7 +312,7 @@ public final class SocialDB: Sendable {
                          applyDrains: consumers.applyDrains.load(ordering: .relaxed))
     }
 
-    private static func figures<V>(_ s: IDCache<V>.Statistics) -> HydrationCacheStatistics {
+    private static func figures(_ s: IDCacheStatistics) -> HydrationCacheStatistics {
         HydrationCacheStatistics(entries: s.entries, bytes: s.bytes, hits: Int(clamping: s.hits), misses: Int(clamping: s.misses))
     }
 

@@ -13,14 +13,14 @@ import Glibc
 /// tests guard their own results with `Mutex` from many threads, and without the shadow TSan
 /// reported a "Swift access race" on one (LogGroupCommitTests, an append's LSN recorded under
 /// the lock) and halted the run.
-final class Mutex<Value>: @unchecked Sendable {
+final class Mutex<Value: ~Copyable>: @unchecked Sendable {
     // @unchecked: `value` is only touched with `lock` held. Both live outside the object (a
     // class property's inout access is itself instrumented, and a zero-sized value shares its
     // address with its neighbour: TSan reported "Swift access races" on them).
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private let value: UnsafeMutablePointer<Value>
 
-    init(_ initial: Value) {
+    init(_ initial: consuming Value) {
         value = .allocate(capacity: 1)
         value.initialize(to: initial)
         lock = .allocate(capacity: 1)
