@@ -67,8 +67,10 @@ enum NotificationKeys {
 }
 
 extension Array where Element == UInt8 {
+    /// Appends `value` in big-endian byte order (keys sort by it), as one 8-byte append.
     mutating func appendBE(_ value: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) { append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+        var v = value.bigEndian
+        Swift.withUnsafeBytes(of: &v) { append(contentsOf: $0) }
     }
 }
 
