@@ -113,4 +113,29 @@ import Testing
         #expect(try t.db.user(handle: "w3_0").tweetCount == 2)
         #expect(try t.db.user(handle: "w3_1").tweetCount == 1)
     }
+
+    /// A delete touches one counter for each retweeter (their tweet counts) besides the
+    /// author's and the parent's: past the change set's few counters searched in a list, each
+    /// is still written once with its whole delta, and a user who retweeted and replied keeps
+    /// the reply counted.
+    @Test(arguments: [3, 8, 9, 40])
+    func aDeleteCountsEveryRetweeterOnce(retweeters: Int) throws {
+        let t = try TestDatabase()
+        try t.db.createUser(handle: "author")
+        let parent = try t.db.post(handle: "author", text: "parent")
+        let tweet = try t.db.reply(handle: "author", to: parent.id, text: "popular")
+        for i in 0..<retweeters {
+            try t.db.createUser(handle: "r\(i)")
+            try t.db.retweet(handle: "r\(i)", tweet: tweet.id)
+            if i % 4 == 0 { try t.db.reply(handle: "r\(i)", to: tweet.id, text: "reply \(i)") }
+        }
+        #expect(try t.db.user(handle: "author").tweetCount == 2)
+        #expect(try t.db.tweet(id: parent.id).replyCount == 1)
+        try t.db.delete(handle: "author", tweet: tweet.id)
+        #expect(try t.db.user(handle: "author").tweetCount == 1)
+        #expect(try t.db.tweet(id: parent.id).replyCount == 0)
+        for i in 0..<retweeters {
+            #expect(try t.db.user(handle: "r\(i)").tweetCount == (i % 4 == 0 ? 1 : 0), "r\(i)")
+        }
+    }
 }
