@@ -237,7 +237,7 @@ import Testing
         } == [.searchPostingsRange])
         #expect(Self.damaged(image) { raw, terms, postings, _ in
             let p = Int(raw.loadLE(UInt64.self, at: terms + 32 + 16))
-            raw[postings + p + 2] = 0x40 // neither a width nor a Rice header
+            raw[postings + p + 2] = 0x60 // neither a width nor a Rice or Elias-Fano header
         } == [.searchPostingsMalformed])
         #expect(Self.damaged(image) { raw, terms, postings, _ in
             let p = Int(raw.loadLE(UInt64.self, at: terms + 32 + 16))

@@ -152,6 +152,37 @@ extension PostingCodec {
             if !bits.finishByte() { return (.searchPostingsLength, from + body.count - 1, "non-zero padding bits after the last gap") }
             return nil
         }
+        if header & 0xE0 == eliasFanoFlag {
+            // Elias-Fano: e_i = first - doc_i - 1 = (zeros before its one bit) << l | its low
+            // bits, strictly increasing.
+            let l = Int(header & 0x1F)
+            let lowBytes = ((size - 1) * l + 7) >> 3
+            guard 1 + lowBytes <= body.count else { return (.searchPostingsLength, from, "the Elias-Fano low bits run past the body") }
+            var low = CheckedBits(UnsafeRawBufferPointer(rebasing: body[1..<(1 + lowBytes)]))
+            var high = CheckedBits(UnsafeRawBufferPointer(rebasing: body[(1 + lowBytes)...]))
+            var highPart: UInt64 = 0
+            var previous: UInt64?
+            for _ in 1..<size {
+                guard let bits = low.take(l) else { return (.searchPostingsLength, from, "the Elias-Fano low bits run past their bytes") }
+                guard let zeros = high.unary() else { return (.searchPostingsLength, from + body.count, "an Elias-Fano high part runs past the body") }
+                highPart += UInt64(zeros)
+                guard highPart < 1 << 32 else { return (.searchPostingsOrder, from + 1 + lowBytes + high.bit >> 3, "an Elias-Fano high part of \(highPart)") }
+                let e = highPart << UInt64(l) | bits
+                let at = 1 + lowBytes + high.bit >> 3
+                if let previous, e <= previous {
+                    return (.searchPostingsOrder, from + at, "Elias-Fano offsets not increasing (\(e) after \(previous))")
+                }
+                guard e < first else { return (.searchPostingsOrder, from + at, "offset \(e) below document \(first) goes below 0") }
+                docs.append(UInt32(first - 1 - e))
+                previous = e
+            }
+            if !low.finishByte() { return (.searchPostingsLength, from + lowBytes, "non-zero padding bits after the Elias-Fano low bits") }
+            if !high.finishByte() { return (.searchPostingsLength, from + 1 + lowBytes + (high.bit >> 3) - 1, "non-zero padding bits after the last high part") }
+            if high.bit >> 3 != high.bytes.count {
+                return (.searchPostingsLength, from + 1 + lowBytes + high.bit >> 3, "\(high.bytes.count - high.bit >> 3) bytes after the block's last document")
+            }
+            return nil
+        }
         guard header & riceFlag != 0, header & 0x60 == 0 else { return (.searchPostingsMalformed, from, "unknown body header \(header)") }
         let k = Int(header & 0x1F)
         let lowBytes = ((size - 1) * k + 7) >> 3

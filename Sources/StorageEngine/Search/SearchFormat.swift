@@ -9,7 +9,8 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBSEARC"
-///          8   4  format version (2; 1 had no Rice blocks and is rebuilt)
+///          8   4  format version (3; 2 has no Elias-Fano blocks and is still read, and
+///                  rewritten as 3 by the next merge; 1 had no Rice blocks and is rebuilt)
 ///          12  4  flags (0)
 ///          16  8  segment number
 ///          24  8  document count N (documents are 0 ..< N in increasing tweet id)
@@ -32,7 +33,7 @@
 /// State file layout (little-endian):
 ///
 ///     0   8  magic "SDBSSTAT"
-///     8   4  format version (2)
+///     8   4  format version (2, `stateFormatVersion`: unchanged when segments went to 3)
 ///     12  4  flags (0)
 ///     16  8  applied LSN: every log record up to it is reflected in the named segments
 ///     24  8  next segment number
@@ -50,7 +51,12 @@
 ///
 /// These constants are part of the format and must not change.
 public enum SearchFormat {
-    public static let formatVersion: UInt32 = 2
+    /// The segment format written: 3 (Elias-Fano blocks in lists of more than one block).
+    public static let formatVersion: UInt32 = 3
+    /// The oldest segment format read (2: the same layout without Elias-Fano blocks).
+    public static let oldestReadableVersion: UInt32 = 2
+    /// The state file's format (its layout did not change with the segments').
+    public static let stateFormatVersion: UInt32 = 2
     public static let magic: [UInt8] = Array("SDBSEARC".utf8)
     public static let footerMagic: [UInt8] = Array("SDBSEND\n".utf8)
     public static let stateMagic: [UInt8] = Array("SDBSSTAT".utf8)
@@ -321,7 +327,7 @@ final class FrozenSegment: @unchecked Sendable {
         guard raw.count >= SearchFormat.headerBytes + SearchFormat.footerBytes else { return "file too short (\(raw.count) bytes)" }
         guard SearchFormat.magic.elementsEqual(raw[0..<8]) else { return "bad magic" }
         let version = raw.loadLE(UInt32.self, at: 8)
-        guard version == SearchFormat.formatVersion else { return "unknown format version \(version)" }
+        guard version >= SearchFormat.oldestReadableVersion && version <= SearchFormat.formatVersion else { return "unknown format version \(version)" }
         guard Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<56]), seed: SearchFormat.headerSeed) == raw.loadLE(UInt64.self, at: 56) else {
             return "header checksum mismatch"
         }
@@ -392,8 +398,15 @@ struct SegmentBuilder {
     /// The previous term's name: `names[lastNameStart...]` (none while `termCount` is 0).
     private var lastNameStart = 0
     private var blockOffsets: [UInt32] = []
+    /// The segment format written: `SearchFormat.formatVersion`, or 2 (no Elias-Fano blocks)
+    /// for tests that need a segment as an older build wrote it.
+    let version: UInt32
 
-    init(number: UInt64) { self.number = number }
+    init(number: UInt64, version: UInt32 = SearchFormat.formatVersion) {
+        precondition(version >= SearchFormat.oldestReadableVersion && version <= SearchFormat.formatVersion, "segment format \(version) is not written")
+        self.number = number
+        self.version = version
+    }
 
     mutating func addDocument(tweetID: UInt64, time: UInt64) {
         documents.appendLE(tweetID)
@@ -464,7 +477,7 @@ struct SegmentBuilder {
         }
         lastNameStart = names.count
         let postingsOffset = postings.count
-        PostingCodec.encode(docs, blockPositionOffsets: blockOffsets, into: &postings)
+        PostingCodec.encode(docs, blockPositionOffsets: blockOffsets, eliasFano: version >= 3, into: &postings)
         // The 32-byte entry in one append (six appendLE calls cost more than the rest of a
         // one-posting term).
         let entry = (UInt32(names.count).littleEndian, UInt32(name.count).littleEndian, UInt32(docs.count).littleEndian, UInt32(0),
@@ -492,7 +505,7 @@ struct SegmentBuilder {
         let image = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
         image.initializeMemory(as: UInt8.self, repeating: 0)
         for (i, byte) in SearchFormat.magic.enumerated() { image[i] = byte }
-        image.storeLE(SearchFormat.formatVersion, at: 8)
+        image.storeLE(version, at: 8)
         image.storeLE(number, at: 16)
         image.storeLE(UInt64(documentCount), at: 24)
         image.storeLE(UInt64(termCount), at: 32)
