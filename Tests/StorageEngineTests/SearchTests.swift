@@ -958,9 +958,10 @@ struct SearchModel {
         #expect(Self.load(bytes) == nil, "seed \(seed): a flipped bit in a list passed the checks")
     }
 
-    /// Segments of format 2 (written before Elias-Fano blocks) are read as they are, answer
-    /// as the same segments of format 3 do, and the next merge rewrites them in format 3.
-    @Test func version2SegmentsAreReadAndRewrittenOnMerge() throws {
+    /// Segments of formats 2 (written before Elias-Fano blocks) and 3 (before positions
+    /// checkpoints) are read as they are, answer as the same segments of format 4 do (phrases
+    /// included), and the next merge rewrites them in format 4.
+    @Test func olderSegmentsAreReadAndRewrittenOnMerge() throws {
         let seed = testSeed()
         var rng = SeededRandom(seed: seed)
         let dir = TemporaryDirectory("search-format2")
@@ -1000,15 +1001,20 @@ struct SearchModel {
         addTweets(6000)
         try index.checkpoint()
         index.close()
-        // The files as a build before format 3 wrote them.
+        // The files as builds before format 4 wrote them: format 2 (no Elias-Fano blocks) and
+        // format 3 (no positions checkpoints), one segment each way at least.
         var rewritten = 0
-        for name in try fs.listDirectory(dir.path) where name.hasSuffix(SearchFormat.segmentSuffix) {
+        for name in try fs.listDirectory(dir.path).sorted() where name.hasSuffix(SearchFormat.segmentSuffix) {
             let path = dir.path + "/" + name
             let current = Self.load(readWholeFile(path))!
-            #expect(current.image.load(fromByteOffset: 8, as: UInt32.self) == 3)
+            #expect(current.image.load(fromByteOffset: 8, as: UInt32.self) == SearchFormat.formatVersion)
             if current.documentCount >= 2500 { #expect(Self.eliasFanoBlocks(current) > 0, "seed \(seed): no Elias-Fano blocks in \(name)") }
-            let old = Self.rewrite(current, version: 2)
-            #expect(Self.eliasFanoBlocks(old) == 0)
+            let version: UInt32 = rewritten % 2 == 0 ? 2 : 3
+            let old = Self.rewrite(current, version: version)
+            if version == 2 { #expect(Self.eliasFanoBlocks(old) == 0) }
+            #expect(old.positionsBytes < current.positionsBytes, "seed \(seed): format \(version) has positions checkpoints")
+            let deep = FrozenSegment.deepVerify(UnsafeRawBufferPointer(old.image))
+            #expect(deep.problems.isEmpty, "seed \(seed): \(deep.problems)")
             writeWholeFile(path, Array(UnsafeRawBufferPointer(old.image)))
             rewritten += 1
         }
@@ -1024,7 +1030,7 @@ struct SearchModel {
         index.close()
         for name in try fs.listDirectory(dir.path) where name.hasSuffix(SearchFormat.segmentSuffix) {
             let segment = Self.load(readWholeFile(dir.path + "/" + name))!
-            #expect(segment.image.load(fromByteOffset: 8, as: UInt32.self) == 3, "seed \(seed): \(name) not rewritten")
+            #expect(segment.image.load(fromByteOffset: 8, as: UInt32.self) == SearchFormat.formatVersion, "seed \(seed): \(name) not rewritten")
             #expect(Self.eliasFanoBlocks(segment) > 0, "seed \(seed): no Elias-Fano blocks after the merge")
         }
         index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)

@@ -39,7 +39,11 @@
 ///
 /// Positions are a separate stream per term: for each posting in list order, varint count
 /// c >= 1, then c varints (the first position, then each later one minus the one before it
-/// minus 1).
+/// minus 1). From format version 4 on, each block's positions (of its `size` postings) start
+/// with a checkpoint table of (size - 1) / 16 u32 entries: entry k (1-based) is the offset of
+/// posting 16k's positions from the end of the table, so a reader reaches any posting's
+/// positions from the nearest checkpoint (at most 15 postings walked). The directory's
+/// positions offset of a block points at its table.
 ///
 /// Decoding loads 8 bytes at a time (unaligned), so a postings section ends with
 /// `paddingBytes` zero bytes. These constants are part of the segment format and must not change.
@@ -54,6 +58,8 @@ public enum PostingCodec {
     /// How much larger than the best other coding an Elias-Fano block may be and still be chosen
     /// (not part of the format: readers take any coding).
     static let eliasFanoTolerancePercent = 10
+    /// Postings between two checkpoints of a block's positions (format version 4 on).
+    public static let positionCheckpointInterval = 16
 
     @inline(__always)
     static func bitWidth(_ value: UInt32) -> Int { 32 - value.leadingZeroBitCount }

@@ -30,6 +30,11 @@ struct PostingCursor {
     var blockPositions = 0
     var positionIndex = 0
     var positionOffset = 0
+    /// Format 4 on: each block's positions start with a table of offsets of postings 16, 32,
+    /// ... (from the end of the table, which `blockPositions` then points past);
+    /// `positionTable` is where the current block's table starts.
+    var checkpoints = false
+    var positionTable = 0
     /// A block Rice-coded with k = 0 is not decoded: its unary run is a bitmap of the block
     /// (bit `first - doc - 1` set for each later document), searched in place. Then `bits`
     /// points at it, `blockLength` is 0 (so the inline step never reads the buffer), `span` is
@@ -76,6 +81,7 @@ struct PostingCursor {
         length = info.count
         blockCount = (info.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize
         positionsBase = info.positions
+        checkpoints = info.checkpoints
     }
 
     @inline(__always)
@@ -153,6 +159,8 @@ struct PostingCursor {
             blockPositions = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry + 8, as: UInt32.self)))
             size = min(PostingCodec.blockSize, count - b * PostingCodec.blockSize)
         }
+        positionTable = blockPositions
+        if checkpoints { blockPositions &+= ((size &- 1) / PostingCodec.positionCheckpointInterval) &* 4 }
         positionOffset = blockPositions
         let header = size > 1 ? body.load(as: UInt8.self) : 0
         if header == PostingCodec.riceFlag {
@@ -384,6 +392,14 @@ struct PostingCursor {
             positionOffset = blockPositions
         }
         let stream = positionsBase.unsafelyUnwrapped
+        // From the nearest checkpoint at or before the posting when the walk would start
+        // before it.
+        let interval = PostingCodec.positionCheckpointInterval
+        if checkpoints && inBlock >= interval && positionIndex < inBlock / interval * interval {
+            let c = inBlock / interval
+            positionIndex = c &* interval
+            positionOffset = blockPositions &+ Int(UInt32(littleEndian: stream.loadUnaligned(fromByteOffset: positionTable &+ (c &- 1) &* 4, as: UInt32.self)))
+        }
         var offset = positionOffset
         var index = positionIndex
         let wanted = inBlock

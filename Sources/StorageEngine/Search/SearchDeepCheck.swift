@@ -67,7 +67,8 @@ extension FrozenSegment {
             }
             let streamAt = positions.offset + current.positions
             let stream = UnsafeRawBufferPointer(rebasing: raw[streamAt..<(positions.offset + next.positions)])
-            if let (code, offset, detail) = PostingCodec.checkedPositions(stream, postings: current.count, blockPositions: blockPositions) {
+            if let (code, offset, detail) = PostingCodec.checkedPositions(stream, postings: current.count, blockPositions: blockPositions,
+                                                                          checkpoints: raw.loadLE(UInt32.self, at: 8) >= 4) {
                 found.add(code, (code == .searchDirectory ? listAt : streamAt) + offset, "\(label): \(detail)")
             }
         }
@@ -206,14 +207,32 @@ extension PostingCodec {
     /// The positions stream that is exactly `stream`, of `postings` runs (varint count >= 1, then
     /// the first position and each later one minus the one before minus 1). Checks each block's
     /// directory positions offset (`blockPositions[b]`, the run of posting b*128) against it.
-    public static func checkedPositions(_ stream: UnsafeRawBufferPointer, postings: Int, blockPositions: [Int]) -> (CheckCode, Int, String)? {
+    /// With `checkpoints` (format 4 on), each block's positions start with its checkpoint
+    /// table, whose every entry must be where that posting's positions start.
+    public static func checkedPositions(_ stream: UnsafeRawBufferPointer, postings: Int, blockPositions: [Int],
+                                        checkpoints: Bool = false) -> (CheckCode, Int, String)? {
         var at = 0
+        var table: [Int] = []
+        var tableEnd = 0
+        let interval = positionCheckpointInterval
         for i in 0..<postings {
             if i % blockSize == 0, postings > blockSize {
                 let b = i / blockSize
                 if b < blockPositions.count, blockPositions[b] != at {
                     return (.searchDirectory, b * directoryEntryBytes + 8,
                             "block \(b)'s positions offset is \(blockPositions[b]), but its first posting's positions start at \(at)")
+                }
+            }
+            if checkpoints && i % blockSize == 0 {
+                let entries = (min(blockSize, postings - i) - 1) / interval
+                guard entries * 4 <= stream.count - at else { return (.searchPositions, at, "posting \(i): the block's checkpoint table runs past the stream") }
+                table = (0..<entries).map { Int(stream.loadLE(UInt32.self, at: at + $0 * 4)) }
+                at += entries * 4
+                tableEnd = at
+            } else if checkpoints && (i % blockSize) % interval == 0 {
+                let mark = table[(i % blockSize) / interval - 1]
+                if mark != at - tableEnd {
+                    return (.searchPositions, tableEnd, "posting \(i): its checkpoint says \(mark), its positions start at \(at - tableEnd)")
                 }
             }
             let runAt = at

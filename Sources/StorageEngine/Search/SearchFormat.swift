@@ -9,8 +9,9 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBSEARC"
-///          8   4  format version (3; 2 has no Elias-Fano blocks and is still read, and
-///                  rewritten as 3 by the next merge; 1 had no Rice blocks and is rebuilt)
+///          8   4  format version (4; 3 has no positions checkpoint tables and 2 neither
+///                  those nor Elias-Fano blocks: both are still read, and rewritten as 4 by
+///                  the next merge; 1 had no Rice blocks and is rebuilt)
 ///          12  4  flags (0)
 ///          16  8  segment number
 ///          24  8  document count N (documents are 0 ..< N in increasing tweet id)
@@ -51,9 +52,11 @@
 ///
 /// These constants are part of the format and must not change.
 public enum SearchFormat {
-    /// The segment format written: 3 (Elias-Fano blocks in lists of more than one block).
-    public static let formatVersion: UInt32 = 3
-    /// The oldest segment format read (2: the same layout without Elias-Fano blocks).
+    /// The segment format written: 4 (3 with a checkpoint table at the start of each block's
+    /// positions; 3 added Elias-Fano blocks in lists of more than one block).
+    public static let formatVersion: UInt32 = 4
+    /// The oldest segment format read (2: the same layout without Elias-Fano blocks or
+    /// positions checkpoints).
     public static let oldestReadableVersion: UInt32 = 2
     /// The state file's format (its layout did not change with the segments').
     public static let stateFormatVersion: UInt32 = 2
@@ -119,6 +122,8 @@ final class FrozenSegment: @unchecked Sendable {
     let positions: UnsafeRawPointer
     let postingsBytes: Int
     let positionsBytes: Int
+    /// The segment's format version (positions checkpoint tables from 4 on).
+    let version: UInt32
     /// An in-memory hash table over the term names (not part of the file): open addressing,
     /// `termSlotMask + 1` slots (a power of two, at least twice the term count), each 0 when
     /// empty or the name's hash in the high 32 bits and the term index + 1 in the low 32, so a
@@ -132,6 +137,7 @@ final class FrozenSegment: @unchecked Sendable {
         self.image = image
         let raw = UnsafeRawBufferPointer(image)
         number = raw.loadLE(UInt64.self, at: 16)
+        version = raw.loadLE(UInt32.self, at: 8)
         documentCount = Int(raw.loadLE(UInt64.self, at: 24))
         termCount = Int(raw.loadLE(UInt64.self, at: 32))
         postingCount = Int(raw.loadLE(UInt64.self, at: 40))
@@ -214,6 +220,8 @@ final class FrozenSegment: @unchecked Sendable {
         var count: Int
         var postings: UnsafeRawPointer
         var positions: UnsafeRawPointer
+        /// Whether each block's positions start with a checkpoint table (format 4 on).
+        var checkpoints: Bool
     }
 
     @inline(__always) func termName(_ t: Int) -> UnsafeRawBufferPointer {
@@ -226,7 +234,7 @@ final class FrozenSegment: @unchecked Sendable {
         let count = Int(UInt32(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 8, as: UInt32.self)))
         let p = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 16, as: UInt64.self)))
         let q = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 24, as: UInt64.self)))
-        return TermInfo(count: count, postings: postings + p, positions: positions + q)
+        return TermInfo(count: count, postings: postings + p, positions: positions + q, checkpoints: version >= 4)
     }
 
     /// The term's index (through the hash table), or nil.
@@ -398,9 +406,14 @@ struct SegmentBuilder {
     /// The previous term's name: `names[lastNameStart...]` (none while `termCount` is 0).
     private var lastNameStart = 0
     private var blockOffsets: [UInt32] = []
-    /// The segment format written: `SearchFormat.formatVersion`, or 2 (no Elias-Fano blocks)
-    /// for tests that need a segment as an older build wrote it.
+    /// The segment format written: `SearchFormat.formatVersion`, or an older one (2: no
+    /// Elias-Fano blocks; 3: no positions checkpoints) for tests that need a segment as an
+    /// older build wrote it.
     let version: UInt32
+    /// Format 4 on: the current block's positions, written after its checkpoint table when the
+    /// block ends, and the offsets in it of postings 16, 32, ... of the block.
+    private var blockScratch: [UInt8] = []
+    private var blockMarks: [UInt32] = []
 
     init(number: UInt64, version: UInt32 = SearchFormat.formatVersion) {
         precondition(version >= SearchFormat.oldestReadableVersion && version <= SearchFormat.formatVersion, "segment format \(version) is not written")
@@ -444,24 +457,49 @@ struct SegmentBuilder {
         termPositionsStart = positions.count
         termPostings = 0
         blockOffsets.removeAll(keepingCapacity: true)
+        blockScratch.removeAll(keepingCapacity: true)
+        blockMarks.removeAll(keepingCapacity: true)
+    }
+
+    /// Format 4 on: appends the finished block's checkpoint table and positions.
+    private mutating func flushBlock() {
+        blockOffsets.append(UInt32(positions.count - termPositionsStart))
+        for mark in blockMarks { positions.appendLE(mark) }
+        positions.append(contentsOf: blockScratch)
+        blockScratch.removeAll(keepingCapacity: true)
+        blockMarks.removeAll(keepingCapacity: true)
     }
 
     /// The next posting's positions: increasing, or decreasing when `descending` (they are
     /// written increasing either way).
     mutating func addPosting(_ values: UnsafeBufferPointer<UInt32>, descending: Bool) {
         precondition(!values.isEmpty, "a posting needs a position")
-        if termPostings % PostingCodec.blockSize == 0 { blockOffsets.append(UInt32(positions.count - termPositionsStart)) }
+        let inBlock = termPostings % PostingCodec.blockSize
         termPostings += 1
+        if version >= 4 {
+            if inBlock == 0 && termPostings > 1 { flushBlock() }
+            if inBlock > 0 && inBlock % PostingCodec.positionCheckpointInterval == 0 { blockMarks.append(UInt32(blockScratch.count)) }
+            Self.appendPositions(values, descending: descending, to: &blockScratch)
+        } else {
+            if inBlock == 0 { blockOffsets.append(UInt32(positions.count - termPositionsStart)) }
+            Self.appendPositions(values, descending: descending, to: &positions)
+        }
+    }
+
+    /// One posting's positions: the count, then the first and each later one minus the one
+    /// before minus 1, as varints.
+    @inline(__always)
+    private static func appendPositions(_ values: UnsafeBufferPointer<UInt32>, descending: Bool, to out: inout [UInt8]) {
         let n = values.count
-        Varint.append(UInt64(n), to: &positions)
+        Varint.append(UInt64(n), to: &out)
         var previous: UInt32 = 0
         for k in 0..<n {
             let p = descending ? values[n - 1 - k] : values[k]
             let v = k == 0 ? p : p &- previous &- 1
             if v < 0x80 {
-                positions.append(UInt8(truncatingIfNeeded: v))
+                out.append(UInt8(truncatingIfNeeded: v))
             } else {
-                Varint.append(UInt64(v), to: &positions)
+                Varint.append(UInt64(v), to: &out)
             }
             previous = p
         }
@@ -471,6 +509,7 @@ struct SegmentBuilder {
     /// documents (strictly decreasing, one per `addPosting`).
     mutating func endTerm(_ name: UnsafeRawBufferPointer, docs: UnsafeBufferPointer<UInt32>) {
         precondition(!docs.isEmpty && docs.count == termPostings, "a term needs postings, one per document")
+        if version >= 4 { flushBlock() }
         if termCount > 0 {
             let ordered = names.withUnsafeBytes { FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
             precondition(ordered, "terms must be added in increasing byte order")
