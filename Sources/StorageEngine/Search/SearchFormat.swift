@@ -410,10 +410,14 @@ struct SegmentBuilder {
     /// Elias-Fano blocks; 3: no positions checkpoints) for tests that need a segment as an
     /// older build wrote it.
     let version: UInt32
-    /// Format 4 on: the current block's positions, written after its checkpoint table when the
-    /// block ends, and the offsets in it of postings 16, 32, ... of the block.
-    private var blockScratch: [UInt8] = []
+    /// Format 4 on: where the current block's checkpoint table starts in `positions` (room for
+    /// the largest table is made there when the block reaches its 17th posting; most blocks,
+    /// those of rare terms, never do and have no table), where its positions start, and the
+    /// offsets in them of postings 16, 32, ... of the block.
+    private var blockTableStart = 0
+    private var blockStreamStart = 0
     private var blockMarks: [UInt32] = []
+    private static let largestTableBytes = (PostingCodec.blockSize - 1) / PostingCodec.positionCheckpointInterval * 4
 
     init(number: UInt64, version: UInt32 = SearchFormat.formatVersion) {
         precondition(version >= SearchFormat.oldestReadableVersion && version <= SearchFormat.formatVersion, "segment format \(version) is not written")
@@ -457,17 +461,47 @@ struct SegmentBuilder {
         termPositionsStart = positions.count
         termPostings = 0
         blockOffsets.removeAll(keepingCapacity: true)
-        blockScratch.removeAll(keepingCapacity: true)
-        blockMarks.removeAll(keepingCapacity: true)
     }
 
-    /// Format 4 on: appends the finished block's checkpoint table and positions.
-    private mutating func flushBlock() {
-        blockOffsets.append(UInt32(positions.count - termPositionsStart))
-        for mark in blockMarks { positions.appendLE(mark) }
-        positions.append(contentsOf: blockScratch)
-        blockScratch.removeAll(keepingCapacity: true)
-        blockMarks.removeAll(keepingCapacity: true)
+    /// Format 4 on: a block's positions start here (its table, if it gets one, too).
+    @inline(__always)
+    private mutating func beginBlock() {
+        blockTableStart = positions.count
+        blockStreamStart = positions.count
+        if !blockMarks.isEmpty { blockMarks.removeAll(keepingCapacity: true) }
+    }
+
+    /// Format 4 on: at a block's 17th posting, room for the largest table before its positions
+    /// (the first 16 postings' runs move up).
+    private mutating func makeTableRoom() {
+        let streamBytes = positions.count - blockStreamStart
+        positions.append(contentsOf: repeatElement(0, count: Self.largestTableBytes))
+        let (tableStart, room) = (blockTableStart, Self.largestTableBytes)
+        positions.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            (base + tableStart + room).copyMemory(from: base + tableStart, byteCount: streamBytes)
+            (base + tableStart).initializeMemory(as: UInt8.self, repeating: 0, count: room)
+        }
+        blockStreamStart = blockTableStart + room
+    }
+
+    /// Format 4 on: writes the finished block's table into its room, moving the block's
+    /// positions back over the room a shorter block's table leaves unused.
+    private mutating func finishBlock() {
+        defer { blockOffsets.append(UInt32(blockTableStart - termPositionsStart)) }
+        if blockMarks.isEmpty { return }
+        let tableBytes = blockMarks.count * 4
+        let unused = Self.largestTableBytes - tableBytes
+        let streamBytes = positions.count - blockStreamStart
+        let (tableStart, marks) = (blockTableStart, blockMarks)
+        positions.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            if unused > 0 && streamBytes > 0 {
+                (base + tableStart + tableBytes).copyMemory(from: base + tableStart + Self.largestTableBytes, byteCount: streamBytes)
+            }
+            for (k, mark) in marks.enumerated() { raw.storeLE(mark, at: tableStart + k * 4) }
+        }
+        if unused > 0 { positions.removeLast(unused) }
     }
 
     /// The next posting's positions: increasing, or decreasing when `descending` (they are
@@ -477,29 +511,26 @@ struct SegmentBuilder {
         let inBlock = termPostings % PostingCodec.blockSize
         termPostings += 1
         if version >= 4 {
-            if inBlock == 0 && termPostings > 1 { flushBlock() }
-            if inBlock > 0 && inBlock % PostingCodec.positionCheckpointInterval == 0 { blockMarks.append(UInt32(blockScratch.count)) }
-            Self.appendPositions(values, descending: descending, to: &blockScratch)
-        } else {
-            if inBlock == 0 { blockOffsets.append(UInt32(positions.count - termPositionsStart)) }
-            Self.appendPositions(values, descending: descending, to: &positions)
+            if inBlock == 0 {
+                if termPostings > 1 { finishBlock() }
+                beginBlock()
+            } else if inBlock % PostingCodec.positionCheckpointInterval == 0 {
+                if blockMarks.isEmpty { makeTableRoom() }
+                blockMarks.append(UInt32(positions.count - blockStreamStart))
+            }
+        } else if inBlock == 0 {
+            blockOffsets.append(UInt32(positions.count - termPositionsStart))
         }
-    }
-
-    /// One posting's positions: the count, then the first and each later one minus the one
-    /// before minus 1, as varints.
-    @inline(__always)
-    private static func appendPositions(_ values: UnsafeBufferPointer<UInt32>, descending: Bool, to out: inout [UInt8]) {
         let n = values.count
-        Varint.append(UInt64(n), to: &out)
+        Varint.append(UInt64(n), to: &positions)
         var previous: UInt32 = 0
         for k in 0..<n {
             let p = descending ? values[n - 1 - k] : values[k]
             let v = k == 0 ? p : p &- previous &- 1
             if v < 0x80 {
-                out.append(UInt8(truncatingIfNeeded: v))
+                positions.append(UInt8(truncatingIfNeeded: v))
             } else {
-                Varint.append(UInt64(v), to: &out)
+                Varint.append(UInt64(v), to: &positions)
             }
             previous = p
         }
@@ -509,7 +540,7 @@ struct SegmentBuilder {
     /// documents (strictly decreasing, one per `addPosting`).
     mutating func endTerm(_ name: UnsafeRawBufferPointer, docs: UnsafeBufferPointer<UInt32>) {
         precondition(!docs.isEmpty && docs.count == termPostings, "a term needs postings, one per document")
-        if version >= 4 { flushBlock() }
+        if version >= 4 { finishBlock() }
         if termCount > 0 {
             let ordered = names.withUnsafeBytes { FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
             precondition(ordered, "terms must be added in increasing byte order")
