@@ -237,7 +237,7 @@ import Testing
         } == [.searchPostingsRange])
         #expect(Self.damaged(image) { raw, terms, postings, _ in
             let p = Int(raw.loadLE(UInt64.self, at: terms + 32 + 16))
-            raw[postings + p + 2] = 0x40 // neither a width nor a Rice header
+            raw[postings + p + 2] = 0x60 // neither a width nor a Rice or Elias-Fano header
         } == [.searchPostingsMalformed])
         #expect(Self.damaged(image) { raw, terms, postings, _ in
             let p = Int(raw.loadLE(UInt64.self, at: terms + 32 + 16))
@@ -267,10 +267,16 @@ import Testing
             let p = Int(raw.loadLE(UInt64.self, at: terms + 16))
             raw.storeLE(UInt32(1 << 30), at: postings + p + 12 + 4)
         } == [.searchPostingsMalformed])
-        // Term a's first posting has 0 positions.
+        // Term a's first posting has 0 positions (its count follows block 0's checkpoint table
+        // of 7 u32 entries: format 4).
         #expect(Self.damaged(image) { raw, terms, _, positions in
             let q = Int(raw.loadLE(UInt64.self, at: terms + 24))
-            raw[positions + q] = 0
+            raw[positions + q + 7 * 4] = 0
+        } == [.searchPositions])
+        // Term a's block 0 checkpoint for posting 32 points one byte off.
+        #expect(Self.damaged(image) { raw, terms, _, positions in
+            let q = Int(raw.loadLE(UInt64.self, at: terms + 24))
+            raw.storeLE(raw.loadLE(UInt32.self, at: positions + q + 4) + 1, at: positions + q + 4)
         } == [.searchPositions])
         // Term b's postings said to start where a's do.
         #expect(Self.damaged(image) { raw, terms, _, _ in raw.storeLE(UInt64(0), at: terms + 32 + 16) }.first == .searchPostingsMalformed)

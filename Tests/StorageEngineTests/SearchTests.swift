@@ -825,3 +825,216 @@ struct SearchModel {
         index.close()
     }
 }
+
+/// Elias-Fano blocks (format 3): coded when nearly as small as the best other coding in lists of
+/// several blocks, searched in place by the cursors that confirm a conjunction's documents, and
+/// still decoded in full by the others; segments of format 2 (none of them) are still read.
+@Suite struct EliasFanoTests {
+    /// How many blocks of the segment's lists are Elias-Fano-coded.
+    static func eliasFanoBlocks(_ segment: FrozenSegment) -> Int {
+        var found = 0
+        for t in 0..<segment.termCount {
+            let info = segment.termInfo(t)
+            guard info.count > PostingCodec.blockSize else { continue }
+            for b in 0..<((info.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize) where b * PostingCodec.blockSize + 1 < info.count {
+                let body = Int(UInt32(littleEndian: info.postings.loadUnaligned(fromByteOffset: b * PostingCodec.directoryEntryBytes + 4, as: UInt32.self)))
+                if info.postings.load(fromByteOffset: body, as: UInt8.self) & 0xE0 == PostingCodec.eliasFanoFlag { found += 1 }
+            }
+        }
+        return found
+    }
+
+    /// A segment image as a `FrozenSegment` (after the reader's checks).
+    static func load(_ bytes: [UInt8]) -> FrozenSegment? {
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        bytes.withUnsafeBytes { image.copyMemory(from: $0) }
+        if FrozenSegment.verify(UnsafeRawBufferPointer(image)) != nil {
+            image.deallocate()
+            return nil
+        }
+        return FrozenSegment(image: image)
+    }
+
+    /// The same documents and terms written again in format `version`.
+    static func rewrite(_ segment: FrozenSegment, version: UInt32) -> FrozenSegment {
+        var builder = SegmentBuilder(number: segment.number, version: version)
+        for d in 0..<segment.documentCount { builder.addDocument(tweetID: segment.tweetID(d), time: segment.time(d)) }
+        for t in 0..<segment.termCount {
+            var docs: [UInt32] = []
+            var starts: [Int] = []
+            var values: [UInt32] = []
+            segment.decodeAll(t, docs: &docs, positionStarts: &starts, positionValues: &values)
+            builder.addTerm(segment.termName(t), docs: docs, positionStarts: starts, positionValues: values)
+        }
+        return builder.finish()
+    }
+
+    /// Lists of several densities in one segment, walked by cursors in place and decoded, with
+    /// random non-increasing targets (small steps, long jumps, past the end), give the documents
+    /// and positions of a brute-force scan; the deep check passes; a flipped byte in a list is
+    /// caught by the checksums.
+    @Test func blocksAreSearchedInPlace() {
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        let documentCount = 30_000
+        var builder = SegmentBuilder(number: 1)
+        for d in 0..<documentCount { builder.addDocument(tweetID: UInt64(100 + d), time: 0) }
+        let densities: [(String, Double)] = [("a", 0.2), ("b", 0.08), ("c", 0.03), ("d", 0.012), ("e", 0.005), ("f", 0.002)]
+        var lists: [String: (docs: [UInt32], positions: [[UInt32]])] = [:]
+        for (name, density) in densities {
+            var docs: [UInt32] = []
+            var positions: [[UInt32]] = []
+            var d = documentCount - 1 - Int.random(in: 0..<50, using: &rng)
+            while d >= 0 {
+                docs.append(UInt32(d))
+                var p = UInt32.random(in: 0..<3, using: &rng)
+                var run: [UInt32] = []
+                for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                    run.append(p)
+                    p += UInt32.random(in: 1...200, using: &rng)
+                }
+                positions.append(run)
+                // Geometric gaps of the density, now and then a run of neighbours or a long gap.
+                switch Int.random(in: 0..<20, using: &rng) {
+                case 0: d -= 1
+                case 1: d -= Int(40 / density)
+                default: d -= 1 + Int(-log(Double.random(in: Double.ulpOfOne..<1, using: &rng)) / density)
+                }
+            }
+            lists[name] = (docs, positions)
+            var starts: [Int] = []
+            var values: [UInt32] = []
+            for run in positions {
+                starts.append(values.count)
+                values += run
+            }
+            builder.addTerm(Array(name.utf8), docs: docs, positionStarts: starts, positionValues: values)
+        }
+        let segment = builder.finish()
+        #expect(Self.eliasFanoBlocks(segment) > 20, "seed \(seed): \(Self.eliasFanoBlocks(segment)) Elias-Fano blocks")
+        let deep = FrozenSegment.deepVerify(UnsafeRawBufferPointer(segment.image))
+        #expect(deep.problems.isEmpty, "seed \(seed): \(deep.problems)")
+        let scratch = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingCodec.blockSize)
+        defer { scratch.deallocate() }
+        for (name, _) in densities {
+            let (docs, positions) = lists[name]!
+            let info = segment.termInfo(segment.lookup(name)!)
+            for round in 0..<60 {
+                var cursor = PostingCursor(frozen: info)
+                cursor.buffer = scratch
+                cursor.inPlace = round % 4 != 0
+                var target = Int32(documentCount + 5)
+                while true {
+                    let expected = docs.firstIndex { Int32($0) <= target }
+                    let got = cursor.seek(atOrBelow: target)
+                    #expect(got == expected.map { Int32(docs[$0]) } ?? -1, "seed \(seed) term \(name) round \(round) target \(target)")
+                    guard let e = expected, got == Int32(docs[e]) else { break }
+                    if round % 2 == 0 || Int.random(in: 0..<3, using: &rng) == 0 {
+                        var out: [UInt32] = []
+                        cursor.positions(into: &out)
+                        #expect(out == positions[e], "seed \(seed) term \(name) document \(got)")
+                    }
+                    // Small steps, the same target again, jumps within a block and across blocks.
+                    switch Int.random(in: 0..<10, using: &rng) {
+                    case 0: break
+                    case 1: target = got - Int32.random(in: 1...20_000, using: &rng)
+                    case 2, 3: target = got - Int32.random(in: 1...2_000, using: &rng)
+                    default: target = got - Int32.random(in: 1...(round % 3 == 0 ? 3 : 200), using: &rng)
+                    }
+                    if target < 0 {
+                        #expect(cursor.seek(atOrBelow: target) == -1, "seed \(seed) term \(name): past the end")
+                        break
+                    }
+                }
+            }
+        }
+        // Every byte of the lists is under a checksum: a flipped bit in a block body fails the
+        // reader's checks.
+        var bytes = Array(UnsafeRawBufferPointer(segment.image))
+        let info = segment.termInfo(segment.lookup("c")!)
+        let body = Int(UInt32(littleEndian: info.postings.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        let at = UnsafeRawPointer(segment.image.baseAddress!).distance(to: info.postings) + body + 3
+        bytes[at] ^= 0x10
+        #expect(Self.load(bytes) == nil, "seed \(seed): a flipped bit in a list passed the checks")
+    }
+
+    /// Segments of formats 2 (written before Elias-Fano blocks) and 3 (before positions
+    /// checkpoints) are read as they are, answer as the same segments of format 4 do (phrases
+    /// included), and the next merge rewrites them in format 4.
+    @Test func olderSegmentsAreReadAndRewrittenOnMerge() throws {
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-format2")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 2500
+        options.backgroundMaintenance = false
+        var index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        var model = SearchModel()
+        let words = (0..<60).map { "w\($0)" }
+        func word() -> String { words[min(words.count - 1, Int(-log(Double.random(in: Double.ulpOfOne..<1, using: &rng)) * 12))] }
+        var lsn: UInt64 = 0
+        func addTweets(_ count: Int) {
+            for _ in 0..<count {
+                lsn += 1
+                let text = (0..<Int.random(in: 3...9, using: &rng)).map { _ in word() }.joined(separator: " ")
+                let tweet = TweetRecord(id: 1000 + lsn * 2, author: 1, time: 0, text: text)
+                index.add(tweet: tweet, authorHandle: "alice", lsn: lsn)
+                model.add(tweet, handle: "alice")
+            }
+        }
+        func check(_ label: String) throws {
+            for _ in 0..<150 {
+                let text: String
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: text = word()
+                case 1: text = "\(word()) \(word())"
+                case 2: text = "\"\(word()) \(word())\""
+                default: text = "\(word()) \(word()) -\(word())"
+                }
+                let query = try SearchQuery.parse(text)
+                let limit = [20, 5000].randomElement(using: &rng)!
+                let expected = model.search(query, before: nil, limit: limit, deleted: [])
+                #expect(index.search(query, limit: limit) == expected, "seed \(seed) \(label): \(text) limit \(limit)")
+            }
+        }
+        addTweets(6000)
+        try index.checkpoint()
+        index.close()
+        // The files as builds before format 4 wrote them: format 2 (no Elias-Fano blocks) and
+        // format 3 (no positions checkpoints), one segment each way at least.
+        var rewritten = 0
+        for name in try fs.listDirectory(dir.path).sorted() where name.hasSuffix(SearchFormat.segmentSuffix) {
+            let path = dir.path + "/" + name
+            let current = Self.load(readWholeFile(path))!
+            #expect(current.image.load(fromByteOffset: 8, as: UInt32.self) == SearchFormat.formatVersion)
+            if current.documentCount >= 2500 { #expect(Self.eliasFanoBlocks(current) > 0, "seed \(seed): no Elias-Fano blocks in \(name)") }
+            let version: UInt32 = rewritten % 2 == 0 ? 2 : 3
+            let old = Self.rewrite(current, version: version)
+            if version == 2 { #expect(Self.eliasFanoBlocks(old) == 0) }
+            #expect(old.positionsBytes < current.positionsBytes, "seed \(seed): format \(version) has positions checkpoints")
+            let deep = FrozenSegment.deepVerify(UnsafeRawBufferPointer(old.image))
+            #expect(deep.problems.isEmpty, "seed \(seed): \(deep.problems)")
+            writeWholeFile(path, Array(UnsafeRawBufferPointer(old.image)))
+            rewritten += 1
+        }
+        #expect(rewritten >= 2)
+        index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        try check("format 2 segments")
+        addTweets(700)
+        index.freeze()
+        try check("format 2 and 3 segments")
+        index.mergeAll()
+        try index.checkpoint()
+        try check("merged")
+        index.close()
+        for name in try fs.listDirectory(dir.path) where name.hasSuffix(SearchFormat.segmentSuffix) {
+            let segment = Self.load(readWholeFile(dir.path + "/" + name))!
+            #expect(segment.image.load(fromByteOffset: 8, as: UInt32.self) == SearchFormat.formatVersion, "seed \(seed): \(name) not rewritten")
+            #expect(Self.eliasFanoBlocks(segment) > 0, "seed \(seed): no Elias-Fano blocks after the merge")
+        }
+        index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        try check("reopened")
+        index.close()
+    }
+}

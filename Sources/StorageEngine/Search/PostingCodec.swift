@@ -22,14 +22,28 @@
 ///     gap, LSB first, padded to a whole byte (absent when k is 0); then per gap q = gap >> k
 ///     zero bits and a one bit, LSB first, padded to a whole byte. (The split lets a decoder
 ///     take the low bits like packed gaps and the high parts one set bit at a time.)
+///   - 0x40 | l (l 0...31, format version 3 on): Elias-Fano, the block's offsets below its
+///     first document, e_i = first - doc_i - 1 (strictly increasing), in two runs: the l low
+///     bits of every e_i, LSB first, padded to a whole byte (absent when l is 0); then per
+///     document i = 1, 2, ... a one bit at (e_i >> l) + (i - 1), zeros elsewhere, LSB first,
+///     padded to a whole byte. The high part of e_i is the number of zeros before its one bit,
+///     so a reader finds the first document at or below a target without decoding the block
+///     (see `PostingCursor`); decoded in full, it takes the same two passes as Rice.
 /// The encoder takes Rice only when it is at least 1/20 smaller than bit-packing (it decodes a
 /// little slower), so blocks of evenly spread gaps stay bit-packed and blocks with a few large
 /// gaps among small ones (rare terms, `from:` lists) shrink; and Rice with k = 0 (a bitmap of
-/// the block, searched in place) whenever it is at most 5/4 of the best coding's bits.
+/// the block, searched in place) whenever it is at most 5/4 of the best coding's bits. In lists
+/// of more than one block (the long lists an intersection probes), a block that is not a bitmap
+/// is Elias-Fano-coded when that is at most `eliasFanoTolerancePercent` larger than the best
+/// coding, since an intersection then searches it in place instead of decoding it.
 ///
 /// Positions are a separate stream per term: for each posting in list order, varint count
 /// c >= 1, then c varints (the first position, then each later one minus the one before it
-/// minus 1).
+/// minus 1). From format version 4 on, each block's positions (of its `size` postings) start
+/// with a checkpoint table of (size - 1) / 16 u32 entries: entry k (1-based) is the offset of
+/// posting 16k's positions from the end of the table, so a reader reaches any posting's
+/// positions from the nearest checkpoint (at most 15 postings walked). The directory's
+/// positions offset of a block points at its table.
 ///
 /// Decoding loads 8 bytes at a time (unaligned), so a postings section ends with
 /// `paddingBytes` zero bytes. These constants are part of the segment format and must not change.
@@ -39,18 +53,26 @@ public enum PostingCodec {
     public static let paddingBytes = 8
     /// The first byte of a Rice-coded body: this flag plus k.
     static let riceFlag: UInt8 = 0x80
+    /// The first byte of an Elias-Fano body: this flag plus l (format version 3 on).
+    static let eliasFanoFlag: UInt8 = 0x40
+    /// How much larger than the best other coding an Elias-Fano block may be and still be chosen
+    /// (not part of the format: readers take any coding).
+    static let eliasFanoTolerancePercent = 10
+    /// Postings between two checkpoints of a block's positions (format version 4 on).
+    public static let positionCheckpointInterval = 16
 
     @inline(__always)
     static func bitWidth(_ value: UInt32) -> Int { 32 - value.leadingZeroBitCount }
 
     /// Appends the coded list of `docs` (strictly decreasing, non-empty); `blockPositionOffsets`
     /// gives, per block, the offset of its first posting's positions.
-    static func encode(_ docs: UnsafeBufferPointer<UInt32>, blockPositionOffsets: [UInt32], into out: inout [UInt8]) {
+    /// Elias-Fano blocks are written only when `eliasFano` (segments of format version 3 on).
+    static func encode(_ docs: UnsafeBufferPointer<UInt32>, blockPositionOffsets: [UInt32], eliasFano: Bool = true, into out: inout [UInt8]) {
         let count = docs.count
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
             Varint.append(UInt64(docs[0]), to: &out)
-            encodeBlock(docs, from: 0, to: count, into: &out)
+            encodeBlock(docs, from: 0, to: count, eliasFano: false, into: &out)
             return
         }
         let blocks = (count + blockSize - 1) / blockSize
@@ -59,7 +81,7 @@ public enum PostingCodec {
         for b in 0..<blocks {
             let from = b * blockSize
             let bodyOffset = UInt32(out.count - start)
-            encodeBlock(docs, from: from, to: min(count, from + blockSize), into: &out)
+            encodeBlock(docs, from: from, to: min(count, from + blockSize), eliasFano: eliasFano, into: &out)
             out.withUnsafeMutableBytes { raw in
                 raw.storeLE(docs[from], at: start + b * directoryEntryBytes)
                 raw.storeLE(bodyOffset, at: start + b * directoryEntryBytes + 4)
@@ -69,10 +91,10 @@ public enum PostingCodec {
     }
 
     /// Codes one list on its own (no positions), for tests and fuzzers of the codec.
-    public static func encodeList(_ docs: [UInt32]) -> [UInt8] {
+    public static func encodeList(_ docs: [UInt32], eliasFano: Bool = true) -> [UInt8] {
         let blocks = (docs.count + blockSize - 1) / blockSize
         var out: [UInt8] = []
-        docs.withUnsafeBufferPointer { encode($0, blockPositionOffsets: [UInt32](repeating: 0, count: blocks), into: &out) }
+        docs.withUnsafeBufferPointer { encode($0, blockPositionOffsets: [UInt32](repeating: 0, count: blocks), eliasFano: eliasFano, into: &out) }
         return out
     }
 
@@ -100,8 +122,9 @@ public enum PostingCodec {
     }
 
     /// Appends the body of the block `docs[from..<to]`: nothing for one document, else the
-    /// smaller of bit-packed and Rice-coded gaps.
-    private static func encodeBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, into out: inout [UInt8]) {
+    /// smaller of bit-packed and Rice-coded gaps (or Elias-Fano, when `eliasFano` and it is
+    /// nearly as small).
+    private static func encodeBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, eliasFano: Bool, into out: inout [UInt8]) {
         let gaps = to - from - 1
         guard gaps > 0 else { return }
         var maximum: UInt32 = 0
@@ -155,6 +178,48 @@ public enum PostingCodec {
         let bitmapBits = gaps + Int(sum)
         if bestK != 0, width > 0, bitmapBits <= (bestK < 0 ? packedBits : bestBits) * 5 / 4 { bestK = 0 }
         var writer = BitWriter()
+        if eliasFano, bestK != 0, width > 0 {
+            // Elias-Fano over e_i = first - doc_i - 1: (size-1) * l low bits, then one bit per
+            // document and one per bucket of 2^l below the last: l near log2 of the mean gap.
+            let chosenBits = bestK < 0 ? packedBits : bestBits
+            let first = docs[from]
+            let span = Int(first &- docs[to - 1] &- 1)
+            let mean = max(1, span / gaps)
+            let center = bitWidth(UInt32(truncatingIfNeeded: mean)) - 1
+            var bestL = -1
+            var bestEliasFano = Int.max
+            for l in max(0, center - 1)...min(31, center + 1) {
+                let bits = gaps * l + (span >> l) + gaps
+                if bits < bestEliasFano { bestEliasFano = bits; bestL = l }
+            }
+            if bestEliasFano * 100 <= chosenBits * (100 + eliasFanoTolerancePercent) {
+                out.append(eliasFanoFlag | UInt8(bestL))
+                if bestL > 0 {
+                    let low = (UInt64(1) << UInt64(bestL)) &- 1
+                    i = from + 1
+                    while i < to {
+                        writer.put(UInt64(first &- docs[i] &- 1) & low, bits: bestL, into: &out)
+                        i += 1
+                    }
+                    writer.finish(into: &out)
+                }
+                var previousHigh = 0
+                i = from + 1
+                while i < to {
+                    let high = Int((first &- docs[i] &- 1) >> UInt32(bestL))
+                    var zeros = high - previousHigh
+                    previousHigh = high
+                    while zeros >= 32 {
+                        writer.put(0, bits: 32, into: &out)
+                        zeros -= 32
+                    }
+                    writer.put(UInt64(1) << UInt64(zeros), bits: zeros + 1, into: &out)
+                    i += 1
+                }
+                writer.finish(into: &out)
+                return
+            }
+        }
         if bestK < 0 {
             out.append(UInt8(width))
             guard width > 0 else { return }
@@ -220,6 +285,7 @@ public enum PostingCodec {
         guard size > 1 else { return 0 }
         let header = body.load(as: UInt8.self)
         if header & 0x80 != 0 { return decodeRice(body, k: Int(header & 0x1F), size: size, into: docs) }
+        if header & 0x40 != 0 { return decodeEliasFano(body, l: Int(header & 0x1F), size: size, into: docs) }
         let width = Int(header)
         if width == 0 {
             var i = 1
@@ -306,6 +372,70 @@ public enum PostingCodec {
         }
     }
 
+    /// Writes `base` minus each of the `count` values packed at `width` bits (1...31) from
+    /// `packed` on to `out`: the low bits of an Elias-Fano block (no running sum, unlike
+    /// `unpack`). A copy of the loop per width, as in `unpack`.
+    @inlinable
+    static func unpackOffsets(_ packed: UnsafeRawPointer, width: Int, base: UInt32, count: Int, into out: UnsafeMutablePointer<UInt32>) {
+        switch width {
+        case 1: unpackOffsetsFixed(packed, width: 1, base: base, count: count, into: out)
+        case 2: unpackOffsetsFixed(packed, width: 2, base: base, count: count, into: out)
+        case 3: unpackOffsetsFixed(packed, width: 3, base: base, count: count, into: out)
+        case 4: unpackOffsetsFixed(packed, width: 4, base: base, count: count, into: out)
+        case 5: unpackOffsetsFixed(packed, width: 5, base: base, count: count, into: out)
+        case 6: unpackOffsetsFixed(packed, width: 6, base: base, count: count, into: out)
+        case 7: unpackOffsetsFixed(packed, width: 7, base: base, count: count, into: out)
+        case 8: unpackOffsetsFixed(packed, width: 8, base: base, count: count, into: out)
+        case 9: unpackOffsetsFixed(packed, width: 9, base: base, count: count, into: out)
+        case 10: unpackOffsetsFixed(packed, width: 10, base: base, count: count, into: out)
+        case 11: unpackOffsetsFixed(packed, width: 11, base: base, count: count, into: out)
+        case 12: unpackOffsetsFixed(packed, width: 12, base: base, count: count, into: out)
+        case 13: unpackOffsetsFixed(packed, width: 13, base: base, count: count, into: out)
+        case 14: unpackOffsetsFixed(packed, width: 14, base: base, count: count, into: out)
+        case 15: unpackOffsetsFixed(packed, width: 15, base: base, count: count, into: out)
+        case 16: unpackOffsetsFixed(packed, width: 16, base: base, count: count, into: out)
+        case 17: unpackOffsetsFixed(packed, width: 17, base: base, count: count, into: out)
+        case 18: unpackOffsetsFixed(packed, width: 18, base: base, count: count, into: out)
+        case 19: unpackOffsetsFixed(packed, width: 19, base: base, count: count, into: out)
+        case 20: unpackOffsetsFixed(packed, width: 20, base: base, count: count, into: out)
+        case 21: unpackOffsetsFixed(packed, width: 21, base: base, count: count, into: out)
+        case 22: unpackOffsetsFixed(packed, width: 22, base: base, count: count, into: out)
+        case 23: unpackOffsetsFixed(packed, width: 23, base: base, count: count, into: out)
+        case 24: unpackOffsetsFixed(packed, width: 24, base: base, count: count, into: out)
+        case 25: unpackOffsetsFixed(packed, width: 25, base: base, count: count, into: out)
+        case 26: unpackOffsetsFixed(packed, width: 26, base: base, count: count, into: out)
+        case 27: unpackOffsetsFixed(packed, width: 27, base: base, count: count, into: out)
+        case 28: unpackOffsetsFixed(packed, width: 28, base: base, count: count, into: out)
+        case 29: unpackOffsetsFixed(packed, width: 29, base: base, count: count, into: out)
+        case 30: unpackOffsetsFixed(packed, width: 30, base: base, count: count, into: out)
+        case 31: unpackOffsetsFixed(packed, width: 31, base: base, count: count, into: out)
+        default: preconditionFailure("Elias-Fano low bits \(width) out of range (the segment was verified)")
+        }
+    }
+
+    /// `unpackOffsets` for one width: groups of 8 values (`width` whole bytes), then the rest.
+    @inlinable @inline(__always)
+    static func unpackOffsetsFixed(_ packed: UnsafeRawPointer, width: Int, base: UInt32, count: Int, into out: UnsafeMutablePointer<UInt32>) {
+        let mask: UInt64 = (1 &<< UInt64(width)) &- 1
+        var group = packed
+        var i = 0
+        while i &+ 8 <= count {
+            var k = 0
+            while k < 8 {
+                out[i &+ k] = base &- gap(group, bit: k &* width, mask: mask)
+                k &+= 1
+            }
+            group += width
+            i &+= 8
+        }
+        var bit = 0
+        while i < count {
+            out[i] = base &- gap(group, bit: bit, mask: mask)
+            bit &+= width
+            i &+= 1
+        }
+    }
+
     /// The gap packed at bit `bit` of `group` (`mask` = its width's low bits): one unaligned
     /// 8-byte load at the bit's byte.
     @inlinable @inline(__always)
@@ -357,7 +487,16 @@ public enum PostingCodec {
         } else {
             unpack(body + 1, width: k, first: first, gaps: gaps, into: docs + 1)
         }
-        let unary = body + 1 + lowBytes
+        let position = subtractHighParts(body + 1 + lowBytes, shift: k, size: size, into: docs)
+        return 1 + lowBytes + ((position + 1 + 7) >> 3)
+    }
+
+    /// The second pass of Rice and Elias-Fano bodies: the one bit of document i (1 ..< size) at
+    /// p has p - (i - 1) zeros before it (Rice: the sum of the quotients up to i; Elias-Fano:
+    /// e_i's high part), which is subtracted from `docs[i]` shifted left by `shift`. Returns
+    /// the last one bit's position.
+    @inlinable @inline(__always)
+    static func subtractHighParts(_ unary: UnsafeRawPointer, shift k: Int, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
         let shift = UInt32(truncatingIfNeeded: k)
         var wordStart = 0
         var position = 0
@@ -376,6 +515,27 @@ public enum PostingCodec {
             }
             wordStart &+= 64
         }
+        return position
+    }
+
+    /// An Elias-Fano body decoded in full (a cursor that only confirms documents searches it
+    /// in place instead): `docs[i]` = first - 1 - the low bits of e_i, then the high parts as
+    /// in `decodeRice`.
+    @inlinable
+    static func decodeEliasFano(_ body: UnsafeRawPointer, l: Int, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
+        let gaps = size &- 1
+        let lowBytes = (gaps &* l &+ 7) &>> 3
+        let base = docs[0] &- 1
+        if l == 0 {
+            var i = 1
+            while i < size {
+                docs[i] = base
+                i &+= 1
+            }
+        } else {
+            unpackOffsets(body + 1, width: l, base: base, count: gaps, into: docs + 1)
+        }
+        let position = subtractHighParts(body + 1 + lowBytes, shift: l, size: size, into: docs)
         return 1 + lowBytes + ((position + 1 + 7) >> 3)
     }
 }

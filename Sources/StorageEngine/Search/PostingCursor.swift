@@ -30,6 +30,11 @@ struct PostingCursor {
     var blockPositions = 0
     var positionIndex = 0
     var positionOffset = 0
+    /// Format 4 on: each block's positions start with a table of offsets of postings 16, 32,
+    /// ... (from the end of the table, which `blockPositions` then points past);
+    /// `positionTable` is where the current block's table starts.
+    var checkpoints = false
+    var positionTable = 0
     /// A block Rice-coded with k = 0 is not decoded: its unary run is a bitmap of the block
     /// (bit `first - doc - 1` set for each later document), searched in place. Then `bits`
     /// points at it, `blockLength` is 0 (so the inline step never reads the buffer), `span` is
@@ -39,6 +44,22 @@ struct PostingCursor {
     var blockFirst: Int32 = 0
     var span = 0
     var bitIndex = 0
+    /// Whether Elias-Fano blocks are searched in place rather than decoded: set for the cursors
+    /// that confirm another list's documents in a conjunction (they skip most of their
+    /// documents, so decoding them all costs more than stepping over them in place).
+    var inPlace = false
+    /// An Elias-Fano block searched in place (`inPlace`): `high` points at its one bits (the
+    /// document e_i = blockFirst - doc - 1 at bit (e_i >> lowBits) + (i - 1)), `lows` at its
+    /// low bits; `element` is the current document's index in the block (0: the block's first,
+    /// which has no bits) and `elementBit` its one bit (-1 for the first); `highLast` is the
+    /// last document's high part, so a target beyond it moves to the next block at once.
+    var high: UnsafeRawPointer?
+    var lows: UnsafeRawPointer?
+    var lowBits = 0
+    var element = 0
+    var elementBit = -1
+    var highLast = 0
+    var blockSizeNow = 0
 
     /// An exhausted cursor (a term the segment lacks).
     init() {
@@ -60,6 +81,7 @@ struct PostingCursor {
         length = info.count
         blockCount = (info.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize
         positionsBase = info.positions
+        checkpoints = info.checkpoints
     }
 
     @inline(__always)
@@ -137,16 +159,101 @@ struct PostingCursor {
             blockPositions = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: entry + 8, as: UInt32.self)))
             size = min(PostingCodec.blockSize, count - b * PostingCodec.blockSize)
         }
+        positionTable = blockPositions
+        if checkpoints { blockPositions &+= ((size &- 1) / PostingCodec.positionCheckpointInterval) &* 4 }
         positionOffset = blockPositions
-        if size > 1 && body.load(as: UInt8.self) == PostingCodec.riceFlag {
+        let header = size > 1 ? body.load(as: UInt8.self) : 0
+        if header == PostingCodec.riceFlag {
             bits = body + 1
+            high = nil
             blockFirst = Int32(bitPattern: first)
             span = PostingCodec.bitmapSpan(body + 1, ones: size - 1)
             blockLength = 0
+        } else if inPlace && header & 0xC0 == PostingCodec.eliasFanoFlag {
+            bits = nil
+            let l = Int(header & 0x1F)
+            lowBits = l
+            lows = body + 1
+            let ones = body + 1 + (((size - 1) * l + 7) >> 3)
+            high = ones
+            // The last document's bit is one before the span of its size - 1 one bits.
+            highLast = PostingCodec.bitmapSpan(ones, ones: size - 1) - 1 - (size - 2)
+            element = 0
+            elementBit = -1
+            blockSizeNow = size
+            blockFirst = Int32(bitPattern: first)
+            blockLength = 0
         } else {
             bits = nil
+            high = nil
             blockLength = size
             _ = PostingCodec.decodeBlock(body, first: first, size: size, into: buffer!)
+        }
+    }
+
+    /// In an Elias-Fano block searched in place: the first document at or below `target`
+    /// after the current one, or nil when the block has none (the caller moves to the next
+    /// block). Steps over one bits (documents) from the current one; a word whose last
+    /// document is still above the target is passed whole (its set bits counted once).
+    @inline(__always)
+    private mutating func seekEliasFano(_ ones: UnsafeRawPointer, _ target: Int32) -> Int32? {
+        let first = Int(blockFirst)
+        // The first document i >= 1 with e_i >= u is the answer.
+        let u = first &- 1 &- Int(target)
+        if u < 0 {
+            element = 0
+            elementBit = -1
+            inBlock = 0
+            return blockFirst
+        }
+        let l = lowBits
+        let h = u &>> l
+        if h > highLast { return nil }
+        let size = blockSizeNow
+        let mask: UInt64 = (1 &<< UInt64(l)) &- 1
+        let lowBase = lows.unsafelyUnwrapped
+        var j = element &+ 1
+        // The current document may be the block's last (its bucket can be h, its low bits below u's).
+        if j >= size { return nil }
+        let start = elementBit &+ 1
+        var w = start &>> 6
+        var word = UInt64(littleEndian: ones.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self)) & (~UInt64(0) &<< UInt64(start & 63))
+        // Documents j, j + 1, ... (at least one) are the set bits from here on, and the last
+        // one reaches bucket h (h <= highLast): no load passes the block's bits before j
+        // reaches the size.
+        while true {
+            if word == 0 {
+                w &+= 1
+                word = UInt64(littleEndian: ones.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self))
+                continue
+            }
+            let p = (w &<< 6) &+ word.trailingZeroBitCount
+            let hi = p &- (j &- 1)
+            if hi >= h {
+                let bit = (j &- 1) &* l
+                let low = Int(truncatingIfNeeded: (UInt64(littleEndian: lowBase.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self)) &>> UInt64(bit & 7)) & mask)
+                let e = (hi &<< l) | low
+                if e >= u {
+                    element = j
+                    elementBit = p
+                    inBlock = j
+                    return Int32(truncatingIfNeeded: first &- 1 &- e)
+                }
+            } else if h &- hi > 8 {
+                // Far below the target's bucket: if the word's last document is too, pass the
+                // whole word.
+                let last = (w &<< 6) &+ 63 &- word.leadingZeroBitCount
+                let c = word.nonzeroBitCount
+                if last &- (j &+ c &- 2) < h {
+                    j &+= c
+                    w &+= 1
+                    word = UInt64(littleEndian: ones.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self))
+                    continue
+                }
+            }
+            word &= word &- 1
+            j &+= 1
+            if j == size { return nil }
         }
     }
 
@@ -176,6 +283,18 @@ struct PostingCursor {
                     bitIndex = (w &<< 6) &+ word.trailingZeroBitCount &+ 1
                     doc = blockFirst &- Int32(truncatingIfNeeded: bitIndex)
                     return doc
+                }
+                if block + 1 >= blockCount {
+                    doc = -1
+                    return -1
+                }
+                loadBlock(block + 1)
+                continue
+            }
+            if let ones = high {
+                if let d = seekEliasFano(ones, target) {
+                    doc = d
+                    return d
                 }
                 if block + 1 >= blockCount {
                     doc = -1
@@ -273,6 +392,14 @@ struct PostingCursor {
             positionOffset = blockPositions
         }
         let stream = positionsBase.unsafelyUnwrapped
+        // From the nearest checkpoint at or before the posting when the walk would start
+        // before it.
+        let interval = PostingCodec.positionCheckpointInterval
+        if checkpoints && inBlock >= interval && positionIndex < inBlock / interval * interval {
+            let c = inBlock / interval
+            positionIndex = c &* interval
+            positionOffset = blockPositions &+ Int(UInt32(littleEndian: stream.loadUnaligned(fromByteOffset: positionTable &+ (c &- 1) &* 4, as: UInt32.self)))
+        }
         var offset = positionOffset
         var index = positionIndex
         let wanted = inBlock

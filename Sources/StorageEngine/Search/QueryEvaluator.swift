@@ -55,6 +55,10 @@ struct QueryEvaluator {
     var positionsB: UnsafeMutablePointer<UInt32>?
     var positionsCapacity = 0
 
+    /// How many times longer than the shortest list a confirming list must be for its
+    /// Elias-Fano blocks to be searched in place rather than decoded.
+    static let inPlaceLengthRatio = 64
+
     /// Builds the plan once per query; `prepare` points it at each segment in turn.
     init(query: SearchQuery) {
         var terms: [String] = []
@@ -163,6 +167,16 @@ struct QueryEvaluator {
                 }
                 drivers[j] = c
                 i += 1
+            }
+            // The shortest list proposes and is read in full; the others only confirm its
+            // documents. One much longer steps over most of its documents, so its Elias-Fano
+            // blocks are searched in place instead of decoded (for lists of similar lengths,
+            // decoding and scanning the block costs less).
+            let shortest = cursors[drivers[0]].length
+            var k = 1
+            while k < driverCount {
+                if cursors[drivers[k]].length >= Self.inPlaceLengthRatio * shortest { cursors[drivers[k]].inPlace = true }
+                k += 1
             }
         }
         return true

@@ -67,7 +67,8 @@ extension FrozenSegment {
             }
             let streamAt = positions.offset + current.positions
             let stream = UnsafeRawBufferPointer(rebasing: raw[streamAt..<(positions.offset + next.positions)])
-            if let (code, offset, detail) = PostingCodec.checkedPositions(stream, postings: current.count, blockPositions: blockPositions) {
+            if let (code, offset, detail) = PostingCodec.checkedPositions(stream, postings: current.count, blockPositions: blockPositions,
+                                                                          checkpoints: raw.loadLE(UInt32.self, at: 8) >= 4) {
                 found.add(code, (code == .searchDirectory ? listAt : streamAt) + offset, "\(label): \(detail)")
             }
         }
@@ -152,6 +153,37 @@ extension PostingCodec {
             if !bits.finishByte() { return (.searchPostingsLength, from + body.count - 1, "non-zero padding bits after the last gap") }
             return nil
         }
+        if header & 0xE0 == eliasFanoFlag {
+            // Elias-Fano: e_i = first - doc_i - 1 = (zeros before its one bit) << l | its low
+            // bits, strictly increasing.
+            let l = Int(header & 0x1F)
+            let lowBytes = ((size - 1) * l + 7) >> 3
+            guard 1 + lowBytes <= body.count else { return (.searchPostingsLength, from, "the Elias-Fano low bits run past the body") }
+            var low = CheckedBits(UnsafeRawBufferPointer(rebasing: body[1..<(1 + lowBytes)]))
+            var high = CheckedBits(UnsafeRawBufferPointer(rebasing: body[(1 + lowBytes)...]))
+            var highPart: UInt64 = 0
+            var previous: UInt64?
+            for _ in 1..<size {
+                guard let bits = low.take(l) else { return (.searchPostingsLength, from, "the Elias-Fano low bits run past their bytes") }
+                guard let zeros = high.unary() else { return (.searchPostingsLength, from + body.count, "an Elias-Fano high part runs past the body") }
+                highPart += UInt64(zeros)
+                guard highPart < 1 << 32 else { return (.searchPostingsOrder, from + 1 + lowBytes + high.bit >> 3, "an Elias-Fano high part of \(highPart)") }
+                let e = highPart << UInt64(l) | bits
+                let at = 1 + lowBytes + high.bit >> 3
+                if let previous, e <= previous {
+                    return (.searchPostingsOrder, from + at, "Elias-Fano offsets not increasing (\(e) after \(previous))")
+                }
+                guard e < first else { return (.searchPostingsOrder, from + at, "offset \(e) below document \(first) goes below 0") }
+                docs.append(UInt32(first - 1 - e))
+                previous = e
+            }
+            if !low.finishByte() { return (.searchPostingsLength, from + lowBytes, "non-zero padding bits after the Elias-Fano low bits") }
+            if !high.finishByte() { return (.searchPostingsLength, from + 1 + lowBytes + (high.bit >> 3) - 1, "non-zero padding bits after the last high part") }
+            if high.bit >> 3 != high.bytes.count {
+                return (.searchPostingsLength, from + 1 + lowBytes + high.bit >> 3, "\(high.bytes.count - high.bit >> 3) bytes after the block's last document")
+            }
+            return nil
+        }
         guard header & riceFlag != 0, header & 0x60 == 0 else { return (.searchPostingsMalformed, from, "unknown body header \(header)") }
         let k = Int(header & 0x1F)
         let lowBytes = ((size - 1) * k + 7) >> 3
@@ -175,14 +207,32 @@ extension PostingCodec {
     /// The positions stream that is exactly `stream`, of `postings` runs (varint count >= 1, then
     /// the first position and each later one minus the one before minus 1). Checks each block's
     /// directory positions offset (`blockPositions[b]`, the run of posting b*128) against it.
-    public static func checkedPositions(_ stream: UnsafeRawBufferPointer, postings: Int, blockPositions: [Int]) -> (CheckCode, Int, String)? {
+    /// With `checkpoints` (format 4 on), each block's positions start with its checkpoint
+    /// table, whose every entry must be where that posting's positions start.
+    public static func checkedPositions(_ stream: UnsafeRawBufferPointer, postings: Int, blockPositions: [Int],
+                                        checkpoints: Bool = false) -> (CheckCode, Int, String)? {
         var at = 0
+        var table: [Int] = []
+        var tableEnd = 0
+        let interval = positionCheckpointInterval
         for i in 0..<postings {
             if i % blockSize == 0, postings > blockSize {
                 let b = i / blockSize
                 if b < blockPositions.count, blockPositions[b] != at {
                     return (.searchDirectory, b * directoryEntryBytes + 8,
                             "block \(b)'s positions offset is \(blockPositions[b]), but its first posting's positions start at \(at)")
+                }
+            }
+            if checkpoints && i % blockSize == 0 {
+                let entries = (min(blockSize, postings - i) - 1) / interval
+                guard entries * 4 <= stream.count - at else { return (.searchPositions, at, "posting \(i): the block's checkpoint table runs past the stream") }
+                table = (0..<entries).map { Int(stream.loadLE(UInt32.self, at: at + $0 * 4)) }
+                at += entries * 4
+                tableEnd = at
+            } else if checkpoints && (i % blockSize) % interval == 0 {
+                let mark = table[(i % blockSize) / interval - 1]
+                if mark != at - tableEnd {
+                    return (.searchPositions, tableEnd, "posting \(i): its checkpoint says \(mark), its positions start at \(at - tableEnd)")
                 }
             }
             let runAt = at

@@ -9,7 +9,9 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBSEARC"
-///          8   4  format version (2; 1 had no Rice blocks and is rebuilt)
+///          8   4  format version (4; 3 has no positions checkpoint tables and 2 neither
+///                  those nor Elias-Fano blocks: both are still read, and rewritten as 4 by
+///                  the next merge; 1 had no Rice blocks and is rebuilt)
 ///          12  4  flags (0)
 ///          16  8  segment number
 ///          24  8  document count N (documents are 0 ..< N in increasing tweet id)
@@ -32,7 +34,7 @@
 /// State file layout (little-endian):
 ///
 ///     0   8  magic "SDBSSTAT"
-///     8   4  format version (2)
+///     8   4  format version (2, `stateFormatVersion`: unchanged when segments went to 3)
 ///     12  4  flags (0)
 ///     16  8  applied LSN: every log record up to it is reflected in the named segments
 ///     24  8  next segment number
@@ -50,7 +52,14 @@
 ///
 /// These constants are part of the format and must not change.
 public enum SearchFormat {
-    public static let formatVersion: UInt32 = 2
+    /// The segment format written: 4 (3 with a checkpoint table at the start of each block's
+    /// positions; 3 added Elias-Fano blocks in lists of more than one block).
+    public static let formatVersion: UInt32 = 4
+    /// The oldest segment format read (2: the same layout without Elias-Fano blocks or
+    /// positions checkpoints).
+    public static let oldestReadableVersion: UInt32 = 2
+    /// The state file's format (its layout did not change with the segments').
+    public static let stateFormatVersion: UInt32 = 2
     public static let magic: [UInt8] = Array("SDBSEARC".utf8)
     public static let footerMagic: [UInt8] = Array("SDBSEND\n".utf8)
     public static let stateMagic: [UInt8] = Array("SDBSSTAT".utf8)
@@ -113,6 +122,8 @@ final class FrozenSegment: @unchecked Sendable {
     let positions: UnsafeRawPointer
     let postingsBytes: Int
     let positionsBytes: Int
+    /// The segment's format version (positions checkpoint tables from 4 on).
+    let version: UInt32
     /// An in-memory hash table over the term names (not part of the file): open addressing,
     /// `termSlotMask + 1` slots (a power of two, at least twice the term count), each 0 when
     /// empty or the name's hash in the high 32 bits and the term index + 1 in the low 32, so a
@@ -126,6 +137,7 @@ final class FrozenSegment: @unchecked Sendable {
         self.image = image
         let raw = UnsafeRawBufferPointer(image)
         number = raw.loadLE(UInt64.self, at: 16)
+        version = raw.loadLE(UInt32.self, at: 8)
         documentCount = Int(raw.loadLE(UInt64.self, at: 24))
         termCount = Int(raw.loadLE(UInt64.self, at: 32))
         postingCount = Int(raw.loadLE(UInt64.self, at: 40))
@@ -208,6 +220,8 @@ final class FrozenSegment: @unchecked Sendable {
         var count: Int
         var postings: UnsafeRawPointer
         var positions: UnsafeRawPointer
+        /// Whether each block's positions start with a checkpoint table (format 4 on).
+        var checkpoints: Bool
     }
 
     @inline(__always) func termName(_ t: Int) -> UnsafeRawBufferPointer {
@@ -220,7 +234,7 @@ final class FrozenSegment: @unchecked Sendable {
         let count = Int(UInt32(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 8, as: UInt32.self)))
         let p = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 16, as: UInt64.self)))
         let q = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 24, as: UInt64.self)))
-        return TermInfo(count: count, postings: postings + p, positions: positions + q)
+        return TermInfo(count: count, postings: postings + p, positions: positions + q, checkpoints: version >= 4)
     }
 
     /// The term's index (through the hash table), or nil.
@@ -321,7 +335,7 @@ final class FrozenSegment: @unchecked Sendable {
         guard raw.count >= SearchFormat.headerBytes + SearchFormat.footerBytes else { return "file too short (\(raw.count) bytes)" }
         guard SearchFormat.magic.elementsEqual(raw[0..<8]) else { return "bad magic" }
         let version = raw.loadLE(UInt32.self, at: 8)
-        guard version == SearchFormat.formatVersion else { return "unknown format version \(version)" }
+        guard version >= SearchFormat.oldestReadableVersion && version <= SearchFormat.formatVersion else { return "unknown format version \(version)" }
         guard Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<56]), seed: SearchFormat.headerSeed) == raw.loadLE(UInt64.self, at: 56) else {
             return "header checksum mismatch"
         }
@@ -392,8 +406,24 @@ struct SegmentBuilder {
     /// The previous term's name: `names[lastNameStart...]` (none while `termCount` is 0).
     private var lastNameStart = 0
     private var blockOffsets: [UInt32] = []
+    /// The segment format written: `SearchFormat.formatVersion`, or an older one (2: no
+    /// Elias-Fano blocks; 3: no positions checkpoints) for tests that need a segment as an
+    /// older build wrote it.
+    let version: UInt32
+    /// Format 4 on: where the current block's checkpoint table starts in `positions` (room for
+    /// the largest table is made there when the block reaches its 17th posting; most blocks,
+    /// those of rare terms, never do and have no table), where its positions start, and the
+    /// offsets in them of postings 16, 32, ... of the block.
+    private var blockTableStart = 0
+    private var blockStreamStart = 0
+    private var blockMarks: [UInt32] = []
+    private static let largestTableBytes = (PostingCodec.blockSize - 1) / PostingCodec.positionCheckpointInterval * 4
 
-    init(number: UInt64) { self.number = number }
+    init(number: UInt64, version: UInt32 = SearchFormat.formatVersion) {
+        precondition(version >= SearchFormat.oldestReadableVersion && version <= SearchFormat.formatVersion, "segment format \(version) is not written")
+        self.number = number
+        self.version = version
+    }
 
     mutating func addDocument(tweetID: UInt64, time: UInt64) {
         documents.appendLE(tweetID)
@@ -433,12 +463,64 @@ struct SegmentBuilder {
         blockOffsets.removeAll(keepingCapacity: true)
     }
 
+    /// Format 4 on: a block's positions start here (its table, if it gets one, too).
+    @inline(__always)
+    private mutating func beginBlock() {
+        blockTableStart = positions.count
+        blockStreamStart = positions.count
+        if !blockMarks.isEmpty { blockMarks.removeAll(keepingCapacity: true) }
+    }
+
+    /// Format 4 on: at a block's 17th posting, room for the largest table before its positions
+    /// (the first 16 postings' runs move up).
+    private mutating func makeTableRoom() {
+        let streamBytes = positions.count - blockStreamStart
+        positions.append(contentsOf: repeatElement(0, count: Self.largestTableBytes))
+        let (tableStart, room) = (blockTableStart, Self.largestTableBytes)
+        positions.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            (base + tableStart + room).copyMemory(from: base + tableStart, byteCount: streamBytes)
+            (base + tableStart).initializeMemory(as: UInt8.self, repeating: 0, count: room)
+        }
+        blockStreamStart = blockTableStart + room
+    }
+
+    /// Format 4 on: writes the finished block's table into its room, moving the block's
+    /// positions back over the room a shorter block's table leaves unused.
+    private mutating func finishBlock() {
+        defer { blockOffsets.append(UInt32(blockTableStart - termPositionsStart)) }
+        if blockMarks.isEmpty { return }
+        let tableBytes = blockMarks.count * 4
+        let unused = Self.largestTableBytes - tableBytes
+        let streamBytes = positions.count - blockStreamStart
+        let (tableStart, marks) = (blockTableStart, blockMarks)
+        positions.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            if unused > 0 && streamBytes > 0 {
+                (base + tableStart + tableBytes).copyMemory(from: base + tableStart + Self.largestTableBytes, byteCount: streamBytes)
+            }
+            for (k, mark) in marks.enumerated() { raw.storeLE(mark, at: tableStart + k * 4) }
+        }
+        if unused > 0 { positions.removeLast(unused) }
+    }
+
     /// The next posting's positions: increasing, or decreasing when `descending` (they are
     /// written increasing either way).
     mutating func addPosting(_ values: UnsafeBufferPointer<UInt32>, descending: Bool) {
         precondition(!values.isEmpty, "a posting needs a position")
-        if termPostings % PostingCodec.blockSize == 0 { blockOffsets.append(UInt32(positions.count - termPositionsStart)) }
+        let inBlock = termPostings % PostingCodec.blockSize
         termPostings += 1
+        if version >= 4 {
+            if inBlock == 0 {
+                if termPostings > 1 { finishBlock() }
+                beginBlock()
+            } else if inBlock % PostingCodec.positionCheckpointInterval == 0 {
+                if blockMarks.isEmpty { makeTableRoom() }
+                blockMarks.append(UInt32(positions.count - blockStreamStart))
+            }
+        } else if inBlock == 0 {
+            blockOffsets.append(UInt32(positions.count - termPositionsStart))
+        }
         let n = values.count
         Varint.append(UInt64(n), to: &positions)
         var previous: UInt32 = 0
@@ -458,13 +540,14 @@ struct SegmentBuilder {
     /// documents (strictly decreasing, one per `addPosting`).
     mutating func endTerm(_ name: UnsafeRawBufferPointer, docs: UnsafeBufferPointer<UInt32>) {
         precondition(!docs.isEmpty && docs.count == termPostings, "a term needs postings, one per document")
+        if version >= 4 { finishBlock() }
         if termCount > 0 {
             let ordered = names.withUnsafeBytes { FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
             precondition(ordered, "terms must be added in increasing byte order")
         }
         lastNameStart = names.count
         let postingsOffset = postings.count
-        PostingCodec.encode(docs, blockPositionOffsets: blockOffsets, into: &postings)
+        PostingCodec.encode(docs, blockPositionOffsets: blockOffsets, eliasFano: version >= 3, into: &postings)
         // The 32-byte entry in one append (six appendLE calls cost more than the rest of a
         // one-posting term).
         let entry = (UInt32(names.count).littleEndian, UInt32(name.count).littleEndian, UInt32(docs.count).littleEndian, UInt32(0),
@@ -492,7 +575,7 @@ struct SegmentBuilder {
         let image = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
         image.initializeMemory(as: UInt8.self, repeating: 0)
         for (i, byte) in SearchFormat.magic.enumerated() { image[i] = byte }
-        image.storeLE(SearchFormat.formatVersion, at: 8)
+        image.storeLE(version, at: 8)
         image.storeLE(number, at: 16)
         image.storeLE(UInt64(documentCount), at: 24)
         image.storeLE(UInt64(termCount), at: 32)

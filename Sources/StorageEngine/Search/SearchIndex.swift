@@ -660,7 +660,7 @@ public final class SearchIndex: @unchecked Sendable {
 
     static func encodeState(lsn: UInt64, next: UInt64, segments: [UInt64], tombstones: [UInt64], users: [SearchUser]) -> [UInt8] {
         var out = SearchFormat.stateMagic
-        out.appendLE(SearchFormat.formatVersion)
+        out.appendLE(SearchFormat.stateFormatVersion)
         out.appendLE(UInt32(0))
         out.appendLE(lsn)
         out.appendLE(next)
@@ -683,7 +683,7 @@ public final class SearchIndex: @unchecked Sendable {
     }
 
     static func decodeState(_ raw: UnsafeRawBufferPointer) -> (lsn: UInt64, next: UInt64, segments: [UInt64], tombstones: [UInt64], users: [SearchUser])? {
-        guard raw.count >= 72, SearchFormat.stateMagic.elementsEqual(raw[0..<8]), raw.loadLE(UInt32.self, at: 8) == SearchFormat.formatVersion,
+        guard raw.count >= 72, SearchFormat.stateMagic.elementsEqual(raw[0..<8]), raw.loadLE(UInt32.self, at: 8) == SearchFormat.stateFormatVersion,
               Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)]), seed: SearchFormat.stateSeed) == raw.loadLE(UInt64.self, at: raw.count - 8)
         else { return nil }
         let end = raw.count - 8
