@@ -31,23 +31,25 @@
 /// A user's entry in a lists section is its coded list, preceded by its true degree as a u32
 /// when the degree is 255 or more (`degreeEscape`).
 ///
-/// Index, format 5 (grouped): users in groups of 16, G = ceil(N / 16) groups:
+/// Index, format 5 (grouped): users in groups of 32, G = ceil(N / 32) groups:
 ///
 ///     0       u64 L: how many long entries (below) the direction has
-///     8       G group records of 40 bytes:
+///     8       G group records of 72 bytes:
 ///             u64  the group's short base (the byte offset of its first short entry, 40 bits)
 ///                  | the number of long entries of the users before the group << 40 (24 bits)
-///             16 x (u8 degree, u8 length), one pair per user of the group (zeros past N):
+///             32 x (u8 degree, u8 length), one pair per user of the group (zeros past N):
 ///                  degree = min(degree, 255); length = the entry's bytes when 1...254 (a
 ///                  short entry), 0 for no list (degree 0) or a long entry (degree > 0)
-///     8+40G   L x u64: the byte offset of each long entry, in user order
+///     8+72G   L x u64: the byte offset of each long entry, in user order
 ///
 /// Short entries (under 255 bytes) come first in the lists section, in user order and
 /// back to back, so a user's offset is its group's short base plus the lengths of the pairs
 /// before it in the group; long entries follow them, in user order, each found through the
-/// table (its rank: the group's count plus the long pairs before it). 20 bits a user where
-/// format 4 took 48 (a 40-bit offset and the degree per user): about 0.8 bits per edge less
-/// at a mean degree of 35, and the index of a million users is 2.5 MB instead of 6.
+/// table (its rank: the group's count plus the long pairs before it). 18 bits a user (and 64
+/// a long entry) where format 4 took 48 (a 40-bit offset and the degree per user): about 0.8
+/// bits per edge less at a mean degree of 35, and the index of a million users is 2.4 MB
+/// instead of 6. (Records of 16 users took 20 bits a user: measured 0.06 bits per edge more
+/// on the bench's medium graph, enough to keep its following lists above 14 bits per edge.)
 ///
 /// Index, formats 3 and 4: N x 6-byte entries, zero padding to an 8-byte boundary (at least 2
 /// bytes, so an 8-byte load of the last entry stays inside). An entry is 48 bits,
@@ -85,9 +87,9 @@ public enum GraphFormat {
     public static let indexEntryBytes = 6
     public static let indexEntryMask: UInt64 = (1 << 48) - 1
     /// Format 5: users per group, its shift, bytes per group record.
-    public static let groupUsers = 16
-    public static let groupShift = 4
-    public static let groupBytes = 40
+    public static let groupUsers = 32
+    public static let groupShift = 5
+    public static let groupBytes = 72
     /// Format 5: the longest entry kept short (in the group's length byte).
     public static let shortEntryBytesMax = 254
     /// Format 5: at most this many long entries per direction (the rank's 24 bits).
