@@ -443,7 +443,7 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         let fs = try FileSystem(backend: .posix)
         do {
             // Written as version 4 (the same index as 3), then relabeled 3.
-            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil, buildOptions: GraphBuildOptions(formatVersion: 4))
+            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil, buildOptions: GraphBuildOptions(formatVersion: 4, denseFollowingMax: 0))
             // Consecutive and far numbers only: packed and varint bodies, as version 3 wrote them.
             var edges: ContiguousArray<UInt64> = [1 << 32 | 2, 2 << 32 | 1, 1 << 32 | 3, 1 << 32 | 400, 3 << 32 | 1]
             try store.bulkLoad(&edges)
@@ -655,8 +655,9 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 store.close()
                 try log.close()
                 (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: logOptions)
-                // Every other reopen merges into format 4 (entries of either format copied verbatim into the other).
-                let options = i % 140_000 == 69_999 ? GraphBuildOptions(formatVersion: 4) : GraphBuildOptions()
+                // Every other reopen merges into format 4 with every list in the fast forms (entries
+                // of either format copied verbatim into the other; membership by the shorter list).
+                let options = i % 140_000 == 69_999 ? GraphBuildOptions(formatVersion: 4, denseFollowingMax: 0) : GraphBuildOptions()
                 store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log, buildOptions: options)
                 verifyAll(store, model, users: users, context: "after reopen at \(i), seed \(seed)")
             }

@@ -41,6 +41,10 @@ public final class GraphStore: @unchecked Sendable {
     public let openReport: GraphOpenReport
     /// How merges and bulk loads code new bases.
     public let buildOptions: GraphBuildOptions
+    /// Whether membership tests search the follower list whatever the degrees (see
+    /// `Adjacency.edge`): when the options code following lists in the dense forms and follower
+    /// lists in the fast ones only. A base coded otherwise answers the same, a little slower.
+    @usableFromInline let followersFirst: Bool
 
     @usableFromInline let lock = ConditionLock()
     /// What lock-free readers use (see `PublishedView`); replaced under `lock` with a
@@ -70,6 +74,7 @@ public final class GraphStore: @unchecked Sendable {
                  buildOptions: GraphBuildOptions) {
         self.directory = directory
         self.buildOptions = buildOptions
+        followersFirst = buildOptions.denseFollowingMax > 0 && buildOptions.denseFollowersMax == 0
         self.fileSystem = fileSystem
         self.log = log
         self.base = base
@@ -343,7 +348,7 @@ public final class GraphStore: @unchecked Sendable {
     @usableFromInline
     func followsLocked(_ a: UInt32, _ b: UInt32) -> Bool {
         if !followingDelta.isEmpty, let list = followingDelta[a], let state = list.state(of: b) { return state }
-        return Adjacency.edge(a, b, following: following, followers: followers)
+        return Adjacency.edge(a, b, following: following, followers: followers, followersFirst: followersFirst)
     }
 
     /// Whether `a` follows `b`: decodes at most one block of the shorter of a's following list
@@ -354,7 +359,7 @@ public final class GraphStore: @unchecked Sendable {
         let view = published.load(ordering: .acquiring)
         if view.pointee.isClean(following: a) {
             // a has no overlay entries, so the base decides (b's overlay holds a's changes too).
-            let answer = Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers)
+            let answer = Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers, followersFirst: followersFirst)
             slot.exit()
             return answer
         }
@@ -384,7 +389,7 @@ public final class GraphStore: @unchecked Sendable {
         }
         func listHead(_ a: UInt32, _ b: UInt32) -> UnsafeRawPointer? {
             let da = following.cappedDegree(a), db = followers.cappedDegree(b)
-            return da <= db ? following.list(a).0 : followers.list(b).0
+            return da <= db && !followersFirst ? following.list(a).0 : followers.list(b).0
         }
         for i in 0..<n {
             if i + 16 < n {
@@ -398,7 +403,7 @@ public final class GraphStore: @unchecked Sendable {
             }
             let a = UInt32(pairs[i] >> 32), b = UInt32(truncatingIfNeeded: pairs[i])
             if view.pointee.isClean(following: a) {
-                results[i] = Adjacency.edge(a, b, following: following, followers: followers)
+                results[i] = Adjacency.edge(a, b, following: following, followers: followers, followersFirst: followersFirst)
             } else {
                 pending.append(i)
             }
