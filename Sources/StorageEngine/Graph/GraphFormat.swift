@@ -121,13 +121,6 @@ public enum GraphFormat {
         return UInt64(digits)
     }
 
-    /// Format 5: the sum of the length bytes of a word's four (degree, length) pairs.
-    @inlinable @inline(__always)
-    static func lengthSum(_ word: UInt64) -> Int {
-        // Length bytes into 16-bit lanes (each <= 254), the four lanes added into the top one.
-        Int(truncatingIfNeeded: (((word &>> 8) & 0x00FF_00FF_00FF_00FF) &* 0x0001_0001_0001_0001) &>> 48)
-    }
-
     /// Format 5: one bit per pair of the word (bit 15 of its lane) whose entry is long:
     /// degree not 0, length 0.
     @inlinable @inline(__always)
@@ -276,29 +269,29 @@ struct Adjacency: @unchecked Sendable {
         let degree = UInt64(pair & 0xFF)
         var word = r + 8
         var left = i
+        // Both loops add up 16-bit lanes (lengths <= 254, or one long bit a lane, over at most 8
+        // words) and fold the four lanes with one multiply at the end.
+        let mask: UInt64 = (1 &<< UInt64((i & 3) &* 16)) &- 1
+        let lanes: UInt64 = 0x00FF_00FF_00FF_00FF
         if pair >= 0x100 || degree == 0 {
-            var offset = Int(truncatingIfNeeded: header & GraphFormat.offsetMask)
+            var sums: UInt64 = 0
             while left >= 4 {
-                offset &+= GraphFormat.lengthSum(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)))
+                sums &+= (UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) &>> 8) & lanes
                 word += 8
                 left &-= 4
             }
-            if left > 0 {
-                let mask: UInt64 = (1 &<< UInt64(left &* 16)) &- 1
-                offset &+= GraphFormat.lengthSum(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask)
-            }
-            return (offset, degree)
+            sums &+= ((UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 8) & lanes
+            let offset = Int(truncatingIfNeeded: header & GraphFormat.offsetMask)
+            return (offset &+ Int(truncatingIfNeeded: (sums &* 0x0001_0001_0001_0001) &>> 48), degree)
         }
-        var rank = Int(truncatingIfNeeded: header &>> GraphFormat.offsetBits)
+        var longs: UInt64 = 0
         while left >= 4 {
-            rank &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self))).nonzeroBitCount
+            longs &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self))) &>> 15
             word += 8
             left &-= 4
         }
-        if left > 0 {
-            let mask: UInt64 = (1 &<< UInt64(left &* 16)) &- 1
-            rank &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask).nonzeroBitCount
-        }
+        longs &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 15
+        let rank = Int(truncatingIfNeeded: header &>> GraphFormat.offsetBits) &+ Int(truncatingIfNeeded: (longs &* 0x0001_0001_0001_0001) &>> 48)
         return (Int(truncatingIfNeeded: UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank &* 8, as: UInt64.self))), degree)
     }
 
