@@ -26,8 +26,8 @@ import Testing
     /// A base from per-user lists; `coded` entries (user -> (bytes, degree)) are written verbatim
     /// in the following direction instead of coding `following[user]`.
     static func graphImage(users: Int, following: [Int: [UInt32]], followers: [Int: [UInt32]],
-                           coded: [Int: ([UInt8], Int)] = [:]) -> [UInt8] {
-        var builder = GraphBaseBuilder(userCount: users, generation: 1, coveredLSN: 0)
+                           coded: [Int: ([UInt8], Int)] = [:], version: UInt32 = GraphFormat.formatVersion) -> [UInt8] {
+        var builder = GraphBaseBuilder(userCount: users, generation: 1, coveredLSN: 0, options: GraphBuildOptions(formatVersion: version))
         for u in 0..<users {
             if let (bytes, degree) = coded[u] {
                 bytes.withUnsafeBytes { builder.appendCoded(user: u, $0, degree: degree) }
@@ -116,14 +116,19 @@ import Testing
         #expect(base([0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x60, 0x01], degree: 2, followers: two).first == .graphListRange)
         // An escaped degree below 255: user 1's entry written with degree 1 and a 4-byte count of
         // 1 before its list, then its index entry's degree byte set to the escape and resealed.
-        var escaped = Self.graphImage(users: 2, following: [:], followers: followers, coded: [1: ([0x01, 0x00, 0x00, 0x00, 0x00, 0x00], 1)])
-        escaped.withUnsafeMutableBytes { raw in
-            let index = Int(raw.loadLE(UInt64.self, at: raw.count - GraphFormat.footerBytes))
-            raw[index + GraphFormat.indexEntryBytes + 5] = UInt8(GraphFormat.degreeEscape)
+        // Format 4 (degree byte at 5 of the 6-byte entry) and 5 (the pair of user 1, first group).
+        for version in [UInt32(4), 5] {
+            var escaped = Self.graphImage(users: 2, following: [:], followers: followers, coded: [1: ([0x01, 0x00, 0x00, 0x00, 0x00, 0x00], 1)],
+                                          version: version)
+            escaped.withUnsafeMutableBytes { raw in
+                let index = Int(raw.loadLE(UInt64.self, at: raw.count - GraphFormat.footerBytes))
+                raw[version >= 5 ? index + 8 + 8 + 2 : index + GraphFormat.indexEntryBytes + 5] = UInt8(GraphFormat.degreeEscape)
+            }
+            Self.reseal(&escaped, headerSeed: GraphFormat.headerSeed, footerBytes: GraphFormat.footerBytes, sections: GraphFormat.sectionCount,
+                        sectionSeed: GraphFormat.sectionSeed, footerSeed: GraphFormat.footerSeed)
+            // Format 5's basic check reads the escaped degree itself and refuses it (below 255).
+            #expect(Self.codes(escaped) == (version >= 5 ? [.graphBase] : [.graphListMalformed]), "version \(version)")
         }
-        Self.reseal(&escaped, headerSeed: GraphFormat.headerSeed, footerBytes: GraphFormat.footerBytes, sections: GraphFormat.sectionCount,
-                    sectionSeed: GraphFormat.sectionSeed, footerSeed: GraphFormat.footerSeed)
-        #expect(Self.codes(escaped) == [.graphListMalformed])
     }
 
     @Test func multiBlockListDamageIsFound() {
@@ -161,19 +166,40 @@ import Testing
     }
 
     @Test func bytesThatBelongToNoListAreReported() {
-        // User 0 has degree 0, yet two bytes before user 1's list.
-        #expect(Self.codes(Self.graphImage(users: 2, following: [1: [0]], followers: [0: [1]], coded: [0: ([0x00, 0x00], 0)]))
+        // User 0 has degree 0, yet two bytes before user 1's list (format 4: offsets only; format
+        // 5 cannot say so, a pair of degree 0 and length 2 failing the basic check, below).
+        #expect(Self.codes(Self.graphImage(users: 2, following: [1: [0]], followers: [0: [1]], coded: [0: ([0x00, 0x00], 0)], version: 4))
                 == [.graphListLength])
         // An index entry damaged (user 0 given degree 0) and resealed: the degrees no longer add
         // up, and the basic check (`verify`) refuses the file before any list is decoded.
-        var image = Self.graphImage(users: 2, following: [0: [1], 1: [0]], followers: [0: [1], 1: [0]])
-        image.withUnsafeMutableBytes { raw in
-            let index = Int(raw.loadLE(UInt64.self, at: raw.count - GraphFormat.footerBytes))
-            raw[index + 5] = 0
+        for version in [UInt32(4), 5] {
+            var image = Self.graphImage(users: 2, following: [0: [1], 1: [0]], followers: [0: [1], 1: [0]], version: version)
+            image.withUnsafeMutableBytes { raw in
+                let index = Int(raw.loadLE(UInt64.self, at: raw.count - GraphFormat.footerBytes))
+                raw[version >= 5 ? index + 16 : index + 5] = 0
+            }
+            Self.reseal(&image, headerSeed: GraphFormat.headerSeed, footerBytes: GraphFormat.footerBytes, sections: GraphFormat.sectionCount,
+                        sectionSeed: GraphFormat.sectionSeed, footerSeed: GraphFormat.footerSeed)
+            #expect(Self.codes(image) == [.graphBase], "version \(version)")
         }
-        Self.reseal(&image, headerSeed: GraphFormat.headerSeed, footerBytes: GraphFormat.footerBytes, sections: GraphFormat.sectionCount,
-                    sectionSeed: GraphFormat.sectionSeed, footerSeed: GraphFormat.footerSeed)
-        #expect(Self.codes(image) == [.graphBase])
+        // Format 5: a group header, a length byte and the long table damaged and resealed.
+        // User 0 follows 300 users 61 apart (6-bit gaps: a 256-byte entry, long), user 5 follows 0.
+        let users = 20_000
+        let longList = (0..<300).map { UInt32(1 + 61 * $0) }
+        var followers: [Int: [UInt32]] = [0: [5]]
+        for v in longList { followers[Int(v)] = [0] }
+        let sound = Self.graphImage(users: users, following: [0: longList, 5: [0]], followers: followers)
+        #expect(Self.codes(sound).isEmpty)
+        let index = sound.withUnsafeBytes { Int($0.loadLE(UInt64.self, at: $0.count - GraphFormat.footerBytes)) }
+        #expect(sound.withUnsafeBytes { $0.loadLE(UInt64.self, at: index) } == 1, "user 0's following list is a long entry")
+        for (at, name) in [(index + 8 + GraphFormat.groupBytes, "second group's short base"), (index + 8 + 8 + 11, "user 5's length"),
+                           (index + 8 + GraphFormat.groupCount(userCount: users) * GraphFormat.groupBytes, "long table")] {
+            var damaged = sound
+            damaged[at] &+= 1
+            Self.reseal(&damaged, headerSeed: GraphFormat.headerSeed, footerBytes: GraphFormat.footerBytes, sections: GraphFormat.sectionCount,
+                        sectionSeed: GraphFormat.sectionSeed, footerSeed: GraphFormat.footerSeed)
+            #expect(Self.codes(damaged) == [.graphBase], "\(name)")
+        }
     }
 
     // MARK: Search

@@ -436,13 +436,14 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
     }
 
-    /// A version 3 base (no Rice bodies) opens as it is, answers, and merges into a version 4
+    /// A version 3 base (no Rice bodies) opens as it is, answers, and merges into a version 5
     /// base with its lists copied verbatim.
     @Test func versionThreeBaseIsRead() throws {
         let dir = TemporaryDirectory("graph-version-3")
         let fs = try FileSystem(backend: .posix)
         do {
-            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+            // Written as version 4 (the same index as 3), then relabeled 3.
+            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil, buildOptions: GraphBuildOptions(formatVersion: 4, denseFollowingMax: 0))
             // Consecutive and far numbers only: packed and varint bodies, as version 3 wrote them.
             var edges: ContiguousArray<UInt64> = [1 << 32 | 2, 2 << 32 | 1, 1 << 32 | 3, 1 << 32 | 400, 3 << 32 | 1]
             try store.bulkLoad(&edges)
@@ -462,7 +463,80 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         try store.follow(2, 3)
         _ = try store.merge()
         #expect(store.follows(2, 3) && store.follows(1, 400))
+        #expect(store.base.formatVersion == GraphFormat.formatVersion)
         store.close()
+    }
+
+    /// Format 5's grouped index against the model and beside format 4, over entries of every
+    /// kind: users without lists, short entries, long ones (255 bytes or more), escaped degrees
+    /// in short entries (runs of consecutive users) and in long ones, a last group cut short by
+    /// the user count. Then bases converted both ways by merges (untouched entries copied
+    /// verbatim), each deep-verified clean and answering as the model does.
+    @Test func groupedIndexMatchesTheModel() throws {
+        let seed = testSeed()
+        print("GraphStoreTests.groupedIndexMatchesTheModel seed \(seed) (SOCIALDB_SEED to replay)")
+        var random = SeededRandom(seed: seed)
+        let users = 3000 + Int(random.next() % 16)
+        var model = GraphModel()
+        for a in 0..<users {
+            var targets: [UInt32] = []
+            switch random.next() % 10 {
+            case 0: break
+            case 1: targets = (0..<300).map { UInt32(($0 + a + 1) % users) }
+            case 2: targets = (0..<(350 + Int(random.next() % 300))).map { _ in UInt32(random.next() % UInt64(users)) }
+            case 3: targets = (0..<60).map { UInt32($0) }
+            default: targets = (0..<Int(random.next() % 40)).map { _ in UInt32(random.next() % UInt64(users)) }
+            }
+            for b in targets where Int(b) != a { _ = model.set(UInt32(a), b, true) }
+        }
+        let dir = TemporaryDirectory("graph-grouped")
+        let fs = try FileSystem(backend: .posix)
+        func check(_ store: GraphStore, version: UInt32, _ context: String) {
+            #expect(store.base.formatVersion == version, "\(context): version")
+            let raw = UnsafeRawBufferPointer(store.base.image)
+            #expect(GraphBase.verify(raw) == nil, "\(context)")
+            #expect(GraphBase.deepVerify(raw).problems.isEmpty, "\(context): \(GraphBase.deepVerify(raw).problems)")
+            verifyAll(store, model, users: users, context: "\(context), seed \(seed)")
+            for _ in 0..<20_000 {
+                let a = UInt32(random.next() % UInt64(users)), b = UInt32(random.next() % UInt64(users))
+                #expect(store.follows(a, b) == model.follows(a, b), "\(context): follows \(a) \(b), seed \(seed)")
+            }
+        }
+        var edges = ContiguousArray(model.edges)
+        let v4 = try GraphStore.open(directory: dir.path + "/v4", fileSystem: fs, log: nil, buildOptions: GraphBuildOptions(formatVersion: 4))
+        try v4.bulkLoad(&edges)
+        check(v4, version: 4, "format 4")
+        edges = ContiguousArray(model.edges)
+        let v5 = try GraphStore.open(directory: dir.path + "/v5", fileSystem: fs, log: nil)
+        try v5.bulkLoad(&edges)
+        check(v5, version: 5, "format 5")
+        // Every kind of entry occurred.
+        var long = 0, short = 0, escapedShort = 0
+        for direction in 0..<2 {
+            GraphFormat.forEachEntry(UnsafeRawBufferPointer(v5.base.image), direction: direction) { _, _, bytes, degree in
+                if bytes > GraphFormat.shortEntryBytesMax { long += 1 } else if bytes > 0 { short += 1 }
+                if degree == 255 && bytes <= GraphFormat.shortEntryBytesMax { escapedShort += 1 }
+            }
+        }
+        #expect(long > 0 && short > 0 && escapedShort > 0, "long \(long), short \(short), escaped short \(escapedShort)")
+        #expect(v5.statistics().following.indexBytes < v4.statistics().following.indexBytes)
+        v4.close()
+        v5.close()
+        // Format 4 merged into 5 and 5 into 4: one change, every other entry copied verbatim.
+        for (from, to) in [(UInt32(4), UInt32(5)), (5, 4)] {
+            let store = try GraphStore.open(directory: dir.path + "/v\(from)", fileSystem: fs, log: nil,
+                                            buildOptions: GraphBuildOptions(formatVersion: to))
+            // A new edge, so the merge builds a base (an empty overlay would only relabel it).
+            var a = UInt32(random.next() % UInt64(users)), b = UInt32((Int(a) + 1) % users)
+            while model.follows(a, b) { a = UInt32(random.next() % UInt64(users)); b = UInt32((Int(a) + 1) % users) }
+            let changed = try store.follow(a, b)
+            #expect(changed && model.set(a, b, true))
+            try store.merge()
+            check(store, version: to, "format \(from) merged into \(to)")
+            store.close()
+            // The next round works on the other directory, which never had the change.
+            if changed { _ = model.set(a, b, false) }
+        }
     }
 
     @Test func radixSortMatchesSort() {
@@ -581,7 +655,10 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 store.close()
                 try log.close()
                 (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: logOptions)
-                store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log)
+                // Every other reopen merges into format 4 with every list in the fast forms (entries
+                // of either format copied verbatim into the other; membership by the shorter list).
+                let options = i % 140_000 == 69_999 ? GraphBuildOptions(formatVersion: 4, denseFollowingMax: 0) : GraphBuildOptions()
+                store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log, buildOptions: options)
                 verifyAll(store, model, users: users, context: "after reopen at \(i), seed \(seed)")
             }
         }

@@ -438,8 +438,9 @@ struct GraphSuite {
                 if direction == "following" { store.copyFollowing(of: UInt32(u), into: &list) } else { store.copyFollowers(of: UInt32(u), into: &list) }
                 let n = list.count
                 guard n > 0 else { continue }
-                // In use: the base's rule (follower lists of more than a block in the fast forms).
-                let forms: GraphCodec.Forms = direction == "followers" && n > GraphCodec.blockSize ? .fast : .all
+                // In use: the store's build options (lists up to a length per direction in every form).
+                let dense = direction == "followers" ? store.buildOptions.denseFollowersMax : store.buildOptions.denseFollowingMax
+                let forms: GraphCodec.Forms = n <= dense ? .all : .fast
                 packed128 += list.withUnsafeBufferPointer { GraphCodec.encodedSize($0, forms: forms) } * 8
                 allForms += list.withUnsafeBufferPointer { GraphCodec.encodedSize($0, forms: .all) } * 8
                 // Blocks of 32: directory (u32 first + u32 offset) when more than one block, a width byte each.
@@ -487,6 +488,112 @@ struct GraphSuite {
             ]))
         }
         return rows
+    }
+
+    // MARK: Profile
+
+    /// `socialdb-bench graph-profile USERS VARIANTS [ROWS]`: the synthetic graph of USERS users
+    /// built once per variant (comma-separated: `4` or `5` for the format with every list in the
+    /// fast forms, `5:F:G` for format 5 with following lists up to F values and follower lists up
+    /// to G in every form, `max` for no limit), then the query rows (`copy`, `foreach`,
+    /// `membership`, `intersection`, `page`; default all) over the same users and probes as the
+    /// suite, in three rounds that take the variants in turn, the median round printed. No
+    /// SQLite: for comparing codecs side by side in one process, or under callgrind with one
+    /// variant and one row.
+    static func profile(users: Int, variants: [String], rows: Set<String>) throws {
+        let fileSystem = try FileSystem(backend: .automatic)
+        let directory = "/tmp/socialdb-graph-profile"
+        try? fileSystem.removeTree(directory)
+        try fileSystem.makeDirectory(directory)
+        defer { try? fileSystem.removeTree(directory) }
+        let source = synthetic(users: users, seed: 2010)
+        print("synthetic graph: \(users) users, \(source.count) edges drawn")
+        var stores: [(name: String, store: GraphStore)] = []
+        for (i, variant) in variants.enumerated() {
+            let parts = variant.split(separator: ":").map(String.init)
+            func limit(_ text: String) -> Int { text == "max" ? Int.max : Int(text) ?? 0 }
+            let options = GraphBuildOptions(formatVersion: UInt32(parts[0]) ?? GraphFormat.formatVersion,
+                                            denseFollowingMax: parts.count > 1 ? limit(parts[1]) : 0,
+                                            denseFollowersMax: parts.count > 2 ? limit(parts[2]) : 0)
+            let store = try GraphStore.open(directory: directory + "/v\(i)", fileSystem: fileSystem, log: nil, buildOptions: options)
+            var edges = source
+            let start = monotonicNanoseconds()
+            try store.bulkLoad(&edges)
+            let loadSeconds = seconds(from: start, to: monotonicNanoseconds())
+            let s = store.statistics()
+            print("\(variant): bits/edge following \(Format.grouped(s.following.bitsPerEdge, decimals: 2)) "
+                + "(lists \(Format.grouped(s.following.listBitsPerEdge, decimals: 2)), index \(s.following.indexBytes) B), "
+                + "followers \(Format.grouped(s.followers.bitsPerEdge, decimals: 2)) "
+                + "(lists \(Format.grouped(s.followers.listBitsPerEdge, decimals: 2)), index \(s.followers.indexBytes) B); "
+                + "load \(Format.grouped(Double(s.edges) / loadSeconds)) edges/s")
+            stores.append((name: variant, store: store))
+        }
+        // The suite's users and probes (same seeds and order of draws).
+        var random = SplitMix(seed: 5)
+        var probes = ContiguousArray<UInt64>()
+        for i in 0..<2_000_000 {
+            if i & 1 == 0 {
+                probes.append(source[Int(random.next() % UInt64(source.count))])
+            } else {
+                probes.append((random.next() % UInt64(users)) << 32 | random.next() % UInt64(users))
+            }
+        }
+        var listUsers = (0..<20_000).map { _ in UInt32(random.next() % UInt64(users)) }
+        listUsers += (0..<min(100, users)).map { UInt32($0) }
+        let pairs = (0..<20_000).map { _ in (UInt32(random.next() % UInt64(users)), UInt32(random.next() % UInt64(min(users, 1000)))) }
+        let pageQueries = (0..<20_000).map { _ in (UInt32(random.next() % UInt64(min(users, 1000))), UInt32(random.next() % UInt64(users))) }
+        let all = ["copy", "foreach", "membership", "intersection", "page"]
+        let chosen = all.filter { rows.isEmpty || rows.contains($0) }
+        // rates[variant][row] over the rounds.
+        var rates = [[String: [Double]]](repeating: [:], count: stores.count)
+        var checks = [[String: UInt64]](repeating: [:], count: stores.count)
+        for _ in 0..<3 {
+            for (v, entry) in stores.enumerated() {
+                let store = entry.store
+                for row in chosen {
+                    var work = 0
+                    var check: UInt64 = 0
+                    let start = monotonicNanoseconds()
+                    switch row {
+                    case "copy":
+                        var buffer = ContiguousArray<UInt32>()
+                        for u in listUsers {
+                            store.copyFollowers(of: u, into: &buffer)
+                            work += buffer.count
+                            check &+= UInt64(buffer.last ?? 0)
+                        }
+                    case "foreach":
+                        for u in listUsers { store.forEachFollower(of: u) { check &+= UInt64($0); work &+= 1 } }
+                    case "membership":
+                        for p in probes where store.follows(UInt32(p >> 32), UInt32(truncatingIfNeeded: p)) { check &+= 1 }
+                        work = probes.count
+                    case "intersection":
+                        for (u, x) in pairs { check &+= UInt64(store.followingWhoFollow(u, x).count) }
+                        work = pairs.count
+                    default:
+                        for (u, after) in pageQueries { check &+= UInt64(store.followers(of: u, after: after, limit: 50).count) }
+                        work = pageQueries.count
+                    }
+                    let elapsed = seconds(from: start, to: monotonicNanoseconds())
+                    rates[v][row, default: []].append(Double(work) / elapsed)
+                    if let previous = checks[v][row], previous != check { print("\(entry.name) \(row): answers differ between rounds") }
+                    checks[v][row] = check
+                }
+            }
+        }
+        print("median of 3 rounds (copy and foreach in edges/s, the rest in queries/s):")
+        for (v, entry) in stores.enumerated() {
+            var line = entry.name + String(repeating: " ", count: max(0, 14 - entry.name.count))
+            for row in chosen {
+                let sorted = rates[v][row]!.sorted()
+                line += "  \(row) \(Format.grouped(sorted[sorted.count / 2]))"
+            }
+            print(line)
+        }
+        for row in chosen where Set(checks.map { $0[row] }).count > 1 {
+            print("VERIFICATION FAILED: the variants' answers differ on \(row)")
+        }
+        for entry in stores { entry.store.close() }
     }
 
     // MARK: Helpers

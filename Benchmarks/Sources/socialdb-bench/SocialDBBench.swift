@@ -90,6 +90,18 @@ struct SocialDBBench: ParsableCommand {
             TimelineSuite.profile(users: users, posts: posts, reads: reads, threads: arguments.count == 6 ? Int(arguments[5]) ?? 1 : 1)
             Glibc.exit(0)
         }
+        // `graph-profile USERS VARIANTS [ROWS]`: the graph suite's query rows on socialdb alone,
+        // one base per codec variant, side by side (see GraphSuite.profile).
+        if (arguments.count == 4 || arguments.count == 5) && arguments[1] == "graph-profile", let users = Int(arguments[2]) {
+            do {
+                let rows = arguments.count == 5 ? Set(arguments[4].split(separator: ",").map(String.init)) : []
+                try GraphSuite.profile(users: users, variants: arguments[3].split(separator: ",").map(String.init), rows: rows)
+                Glibc.exit(0)
+            } catch {
+                printError("socialdb-bench graph-profile: \(error)")
+                Glibc.exit(1)
+            }
+        }
         // `lsm-profile RECORDS ROW [DIR] [--peers]`: one read row of the lsm suite on socialdb's
         // tree alone (the peers too with --peers), for a profiler such as callgrind.
         if arguments.count >= 4 && arguments[1] == "lsm-profile", let records = Int(arguments[2]) {

@@ -21,12 +21,18 @@ extension GraphBase {
         func section(_ i: Int) -> (offset: Int, length: Int) {
             (Int(raw.loadLE(UInt64.self, at: footer + i * 24)), Int(raw.loadLE(UInt64.self, at: footer + i * 24 + 8)))
         }
+        let grouped = raw.loadLE(UInt32.self, at: 8) >= 5
+        // Where user b's index entry (format 5: its degree and length pair) is, for reports.
+        func followersEntry(_ b: Int) -> Int {
+            grouped ? section(2).offset + 8 + (b >> GraphFormat.groupShift) * GraphFormat.groupBytes + 8 + (b & (GraphFormat.groupUsers - 1)) * 2
+                : section(2).offset + b * GraphFormat.indexEntryBytes
+        }
         // Followers first (direction 1), kept whole; then following (direction 0), matched against it.
         var followerStart = [Int](repeating: 0, count: userCount + 1)
         var followerValues: [UInt32] = []
         followerValues.reserveCapacity(min(edgeCount, 1 << 26))
         var followersSound = true
-        let followersDecoded = decodeDirection(raw, index: section(2), lists: section(3), userCount: userCount, name: "followers",
+        let followersDecoded = decodeDirection(raw, direction: 1, lists: section(3), userCount: userCount, name: "followers",
                                                &found) { user, values in
             followerStart[user] = followerValues.count
             if let values { followerValues.append(contentsOf: values) } else { followersSound = false }
@@ -35,7 +41,7 @@ extension GraphBase {
         var consumed = [Int](repeating: 0, count: followersSound && followersDecoded ? userCount : 0)
         // The direction problems apart (the closure cannot touch `found` while it is passed inout).
         var directions = DeepProblems(limit: 4)
-        let followingDecoded = decodeDirection(raw, index: section(0), lists: section(1), userCount: userCount, name: "following",
+        let followingDecoded = decodeDirection(raw, direction: 0, lists: section(1), userCount: userCount, name: "following",
                                                &found) { user, values in
             // A damaged list ends the matching: the edges after it would all be off by its own.
             guard let values else { consumed = []; return }
@@ -46,7 +52,7 @@ extension GraphBase {
                 if at < followerStart[b + 1] && followerValues[at] == UInt32(user) {
                     consumed[b] += 1
                 } else {
-                    directions.add(.graphDirections, section(2).offset + b * GraphFormat.indexEntryBytes,
+                    directions.add(.graphDirections, followersEntry(b),
                                    "user \(user) follows \(b), but \(b)'s followers list does not hold \(user) where it should")
                 }
             }
@@ -54,7 +60,7 @@ extension GraphBase {
         if followingDecoded && !consumed.isEmpty && directions.problems.isEmpty {
             for b in 0..<userCount where consumed[b] != followerStart[b + 1] - followerStart[b] {
                 let extra = followerValues[followerStart[b] + consumed[b]]
-                directions.add(.graphDirections, section(2).offset + b * GraphFormat.indexEntryBytes,
+                directions.add(.graphDirections, followersEntry(b),
                                "\(b)'s followers list holds \(extra), who does not follow \(b)")
                 break
             }
@@ -66,49 +72,49 @@ extension GraphBase {
 
     /// Decodes every list of one direction in user order, calling `body` with each user's values
     /// (nil for a damaged list). Returns whether every list decoded.
-    static func decodeDirection(_ raw: UnsafeRawBufferPointer, index: (offset: Int, length: Int), lists: (offset: Int, length: Int),
+    static func decodeDirection(_ raw: UnsafeRawBufferPointer, direction: Int, lists: (offset: Int, length: Int),
                                 userCount: Int, name: String, _ found: inout DeepProblems,
                                 _ body: (Int, [UInt32]?) -> Void) -> Bool {
         let listsEnd = lists.length - GraphCodec.paddingBytes
         if let pad = raw[(lists.offset + listsEnd)..<(lists.offset + lists.length)].firstIndex(where: { $0 != 0 }) {
             found.add(.graphListLength, pad, "\(name) lists: a non-zero byte in the decode padding")
         }
-        func entry(_ u: Int) -> (offset: Int, degree: Int) {
-            let word = raw.loadLE(UInt64.self, at: index.offset + u * GraphFormat.indexEntryBytes) & GraphFormat.indexEntryMask
-            return (Int(word & GraphFormat.offsetMask), Int(word >> GraphFormat.offsetBits))
-        }
+        let grouped = raw.loadLE(UInt32.self, at: 8) >= 5
         var sound = true
         var values: [UInt32] = []
-        var next = userCount > 0 ? entry(0) : (offset: listsEnd, degree: 0)
-        if next.offset != 0 {
-            found.add(.graphListLength, lists.offset, "\(name) lists: the first \(next.offset) bytes belong to no list")
-            sound = false
+        // Format 5's index places every entry (`verify` checked that short entries fill the
+        // section up to the long ones, which follow back to back); formats 3 and 4 give offsets
+        // only, so bytes before the first list are checked here.
+        if !grouped && userCount > 0 {
+            var first = 0
+            GraphFormat.forEachEntry(raw, direction: direction) { user, offset, _, _ in if user == 0 { first = offset } }
+            if first != 0 {
+                found.add(.graphListLength, lists.offset, "\(name) lists: the first \(first) bytes belong to no list")
+                sound = false
+            }
         }
-        for u in 0..<userCount {
-            let current = next
-            next = u + 1 < userCount ? entry(u + 1) : (offset: listsEnd, degree: 0)
-            // `verify` checked offsets are non-decreasing and inside the section.
-            let start = current.offset, end = next.offset
+        GraphFormat.forEachEntry(raw, direction: direction) { u, start, length, degree in
+            // `verify` checked that every entry lies inside the section.
             let at = lists.offset + start
-            let bytes = UnsafeRawBufferPointer(rebasing: raw[at..<(lists.offset + end)])
-            if current.degree == 0 {
-                if end > start {
-                    found.add(.graphListLength, at, "\(name) of user \(u): degree 0, but \(end - start) bytes before the next list")
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[at..<(at + length)])
+            if degree == 0 {
+                if length > 0 {
+                    found.add(.graphListLength, at, "\(name) of user \(u): degree 0, but \(length) bytes before the next list")
                     sound = false
                 }
                 body(u, [])
-                continue
+                return
             }
-            var count = current.degree
+            var count = degree
             var listBytes = bytes
             var listAt = at
-            if current.degree >= Int(GraphFormat.degreeEscape) {
+            if degree >= Int(GraphFormat.degreeEscape) {
                 count = bytes.count >= 4 ? Int(bytes.loadLE(UInt32.self, at: 0)) : 0
                 if count < Int(GraphFormat.degreeEscape) {
                     found.add(.graphListMalformed, at, "\(name) of user \(u): escaped degree \(count) (an escape is for 255 or more)")
                     sound = false
                     body(u, nil)
-                    continue
+                    return
                 }
                 listBytes = UnsafeRawBufferPointer(rebasing: bytes[4...])
                 listAt += 4
@@ -118,14 +124,14 @@ extension GraphBase {
                 found.add(code, listAt + offset, "\(name) of user \(u) (\(count) values): \(detail)")
                 sound = false
                 body(u, nil)
-                continue
+                return
             }
             if let last = values.last, Int(last) >= userCount {
                 let i = values.firstIndex { Int($0) >= userCount } ?? 0
                 found.add(.graphListRange, listAt, "\(name) of user \(u): value \(values[i]) (index \(i)) is not below the user count \(userCount)")
                 sound = false
                 body(u, nil)
-                continue
+                return
             }
             body(u, values)
         }

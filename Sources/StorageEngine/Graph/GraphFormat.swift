@@ -10,7 +10,7 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBGRAPH"
-///          8   4  format version (4; 3 is read too)
+///          8   4  format version (5; 3 and 4 are read too)
 ///          12  4  flags (0)
 ///          16  8  generation
 ///          24  8  covered LSN: every graph record of the log up to it is in this base
@@ -19,8 +19,7 @@
 ///          48  8  reserved (0)
 ///          56  8  XXH3-64 of bytes 0..<56, seed `GraphFormat.headerSeed`
 ///     64   four sections, each starting on an 8-byte boundary, zero padding between:
-///          following index  N x 6-byte entries, zero padding to an 8-byte boundary (at
-///                           least 2 bytes, so an 8-byte load of the last entry stays inside)
+///          following index  (below)
 ///          following lists  coded lists (GraphCodec), then 8 zero bytes of decode padding
 ///          followers index  the same as the following index
 ///          followers lists  the same
@@ -29,26 +28,51 @@
 ///          8  magic "SDBGEND\n"
 ///          8  XXH3-64 of the footer's first 104 bytes, seed `footerSeed`
 ///
-/// An index entry is 48 bits, `offset | degree << 40`: the byte offset of the user's list
-/// within the lists section (40 bits) and its length (8 bits). Degree 0 has no list. A degree
-/// of 255 or more is written as 255 and the true degree as a u32 at the offset, the list right
-/// after it (4 bytes for the few users with long lists, where 64-bit entries cost every user
-/// 16 bits more: about 0.5 bits per edge at twitter's mean degree).
+/// A user's entry in a lists section is its coded list, preceded by its true degree as a u32
+/// when the degree is 255 or more (`degreeEscape`).
 ///
-/// A reader rejects a file whose magic, version, checksums, section bounds or index entries do
-/// not check out, naming the file and the reason; it never returns data from such a file.
+/// Index, format 5 (grouped): users in groups of 32, G = ceil(N / 32) groups:
+///
+///     0       u64 L: how many long entries (below) the direction has
+///     8       G group records of 72 bytes:
+///             u64  the group's short base (the byte offset of its first short entry, 40 bits)
+///                  | the number of long entries of the users before the group << 40 (24 bits)
+///             32 x (u8 degree, u8 length), one pair per user of the group (zeros past N):
+///                  degree = min(degree, 255); length = the entry's bytes when 1...254 (a
+///                  short entry), 0 for no list (degree 0) or a long entry (degree > 0)
+///     8+72G   L x u64: the byte offset of each long entry, in user order
+///
+/// Short entries (under 255 bytes) come first in the lists section, in user order and
+/// back to back, so a user's offset is its group's short base plus the lengths of the pairs
+/// before it in the group; long entries follow them, in user order, each found through the
+/// table (its rank: the group's count plus the long pairs before it). 18 bits a user (and 64
+/// a long entry) where format 4 took 48 (a 40-bit offset and the degree per user): about 0.8
+/// bits per edge less at a mean degree of 35, and the index of a million users is 2.4 MB
+/// instead of 6. (Records of 16 users took 20 bits a user: measured 0.06 bits per edge more
+/// on the bench's medium graph, enough to keep its following lists above 14 bits per edge.)
+///
+/// Index, formats 3 and 4: N x 6-byte entries, zero padding to an 8-byte boundary (at least 2
+/// bytes, so an 8-byte load of the last entry stays inside). An entry is 48 bits,
+/// `offset | degree << 40`: the byte offset of the user's entry within the lists section (40
+/// bits) and the degree (8 bits, 255 = escaped). Degree 0 has no list. Entries are in user order.
+///
+/// A reader rejects a file whose magic, version, checksums, section bounds or index do not
+/// check out, naming the file and the reason; it never returns data from such a file.
 ///
 /// These constants are part of the format and must not change.
 public enum GraphFormat {
     /// 2: a block's gaps may be varints (mode byte 0xFF, see `GraphCodec`). 3: 6-byte index
     /// entries with an 8-bit degree (was 8 bytes, 24 bits). 4: a block's gaps may be Rice-coded
-    /// (mode bytes 0x40...0x5F) or in adaptive Rice codes (0x60...0x7F). Version 3 files are
+    /// (mode bytes 0x40...0x5F) or in adaptive Rice codes (0x60...0x7F). 5: the grouped index
+    /// (lists coded as in 4; short entries first, long ones after them). Versions 3 and 4 are
     /// read as they are (every version 3 list is a version 4 list that happens to use no Rice
-    /// block, so lists copy verbatim into a new base); older files are rejected ("unknown
-    /// format version N"); rebuild them from an edge list or the log.
-    public static let formatVersion: UInt32 = 4
+    /// block, and every entry copies verbatim into a version 5 base); older files are rejected
+    /// ("unknown format version N"); rebuild them from an edge list or the log.
+    public static let formatVersion: UInt32 = 5
     /// The versions a reader accepts.
-    public static let readableVersions: ClosedRange<UInt32> = 3...4
+    public static let readableVersions: ClosedRange<UInt32> = 3...5
+    /// The versions the builder writes (4 for compatibility tests and side-by-side measurements).
+    public static let writableVersions: ClosedRange<UInt32> = 4...5
     public static let magic: [UInt8] = Array("SDBGRAPH".utf8)
     public static let footerMagic: [UInt8] = Array("SDBGEND\n".utf8)
     public static let headerBytes = 64
@@ -62,9 +86,25 @@ public enum GraphFormat {
     public static let degreeEscape: UInt64 = 255
     public static let indexEntryBytes = 6
     public static let indexEntryMask: UInt64 = (1 << 48) - 1
+    /// Format 5: users per group, its shift, bytes per group record.
+    public static let groupUsers = 32
+    public static let groupShift = 5
+    public static let groupBytes = 72
+    /// Format 5: the longest entry kept short (in the group's length byte).
+    public static let shortEntryBytesMax = 254
+    /// Format 5: at most this many long entries per direction (the rank's 24 bits).
+    public static let longEntriesMax = 1 << 24
 
-    /// Bytes of an index section for `userCount` users (entries, then padding).
+    /// Bytes of a format 3 or 4 index section for `userCount` users (entries, then padding).
     public static func indexBytes(userCount: Int) -> Int { (userCount * indexEntryBytes + 2 + 7) & ~7 }
+
+    /// Bytes of a format 5 index section: the long count, the group records, the long table.
+    public static func groupedIndexBytes(userCount: Int, longCount: Int) -> Int {
+        8 + groupCount(userCount: userCount) * groupBytes + longCount * 8
+    }
+
+    public static func groupCount(userCount: Int) -> Int { (userCount + groupUsers - 1) >> groupShift }
+
     public static let fileSuffix = ".graph"
     public static let temporarySuffix = ".tmp"
 
@@ -80,10 +120,97 @@ public enum GraphFormat {
         guard digits.utf8.count == 20, digits.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
         return UInt64(digits)
     }
+
+    /// Format 5: one bit per pair of the word (bit 15 of its lane) whose entry is long:
+    /// degree not 0, length 0.
+    @inlinable @inline(__always)
+    static func longPairs(_ word: UInt64) -> UInt64 {
+        let lanes: UInt64 = 0x00FF_00FF_00FF_00FF, high: UInt64 = 0x8000_8000_8000_8000
+        // A lane (<= 255) plus 0x7FFF reaches bit 15 exactly when it is not 0, with no carry out.
+        let degreeSet = ((word & lanes) &+ 0x7FFF_7FFF_7FFF_7FFF) & high
+        let lengthSet = (((word &>> 8) & lanes) &+ 0x7FFF_7FFF_7FFF_7FFF) & high
+        return degreeSet & ~lengthSet
+    }
+
+    /// The offsets and degrees of every user's entry in one direction of a verified image, in
+    /// user order: `body(user, offset in the lists section, entry bytes, capped degree)` (the
+    /// degree as the index holds it, 255 when escaped; bytes 0 for no list). For tools and
+    /// tests that look into a base file (`socialdb check --deep`, corruption tests).
+    public static func forEachEntry(_ raw: UnsafeRawBufferPointer, direction: Int,
+                                    _ body: (_ user: Int, _ offset: Int, _ bytes: Int, _ degree: Int) -> Void) {
+        let footer = raw.count - footerBytes
+        let version = raw.loadLE(UInt32.self, at: 8)
+        let userCount = Int(raw.loadLE(UInt64.self, at: 32))
+        let index = Int(raw.loadLE(UInt64.self, at: footer + direction * 48))
+        let listsEnd = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 24 + 8)) - GraphCodec.paddingBytes
+        if version >= 5 {
+            let longCount = Int(raw.loadLE(UInt64.self, at: index))
+            let table = index + 8 + groupCount(userCount: userCount) * groupBytes
+            var short = 0
+            var long = 0
+            for u in 0..<userCount {
+                let pair = index + 8 + (u >> groupShift) * groupBytes + 8 + (u & (groupUsers - 1)) * 2
+                let degree = Int(raw[pair]), length = Int(raw[pair + 1])
+                if degree == 0 {
+                    body(u, short, 0, 0)
+                } else if length > 0 {
+                    body(u, short, length, degree)
+                    short += length
+                } else {
+                    let start = Int(raw.loadLE(UInt64.self, at: table + long * 8))
+                    let end = long + 1 < longCount ? Int(raw.loadLE(UInt64.self, at: table + (long + 1) * 8)) : listsEnd
+                    body(u, start, end - start, degree)
+                    long += 1
+                }
+            }
+            return
+        }
+        func entry(_ u: Int) -> (offset: Int, degree: Int) {
+            let word = raw.loadLE(UInt64.self, at: index + u * indexEntryBytes) & indexEntryMask
+            return (Int(word & offsetMask), Int(word >> offsetBits))
+        }
+        for u in 0..<userCount {
+            let current = entry(u)
+            let end = u + 1 < userCount ? entry(u + 1).offset : listsEnd
+            body(u, current.offset, end - current.offset, current.degree)
+        }
+    }
 }
 
-/// One direction of a base: an index of N packed words and the coded lists it points into.
-/// A view into memory its `GraphBase` owns; valid while that base is alive.
+/// How the base builder codes lists: the file format and, per direction, which lists take the
+/// dense body forms (Rice and adaptive Rice, `GraphCodec.Forms.all`) rather than only the fast
+/// ones (packed and varint). Readers take every form either way; this only trades size for
+/// decode speed (see "Codec" in Docs/ARCHITECTURE.md for what was measured).
+///
+/// The default: every following list dense, every follower list fast. Follower lists are what
+/// the fan-out and the follower-list decode iterate, and the dense forms halve their decode
+/// rate; following lists are read a list at a time (home timeline sources, intersections), and
+/// in the dense forms they take 13.40 bits per edge instead of 15.76 on the bench's medium
+/// graph (13.96 with format 5's index, under the issue's 14). Membership tests then search
+/// the follower list (`GraphStore.followersFirst`).
+public struct GraphBuildOptions: Sendable, Equatable {
+    /// The format written: `GraphFormat.formatVersion`, or 4 (its 6-byte index entries), for
+    /// compatibility tests and side-by-side measurements.
+    public var formatVersion: UInt32
+    /// Following lists of at most this many values take the dense forms.
+    public var denseFollowingMax: Int
+    /// Follower lists of at most this many values take the dense forms.
+    public var denseFollowersMax: Int
+
+    public init(formatVersion: UInt32 = GraphFormat.formatVersion, denseFollowingMax: Int = Int.max, denseFollowersMax: Int = 0) {
+        precondition(GraphFormat.writableVersions.contains(formatVersion), "the builder writes graph format 4 or 5")
+        self.formatVersion = formatVersion
+        self.denseFollowingMax = denseFollowingMax
+        self.denseFollowersMax = denseFollowersMax
+    }
+
+    /// Every list in the fast forms (what the builder wrote before format 5): about 2.4 bits per
+    /// edge more on following lists for faster membership tests (callgrind, below).
+    public static let fast = GraphBuildOptions(denseFollowingMax: 0, denseFollowersMax: 0)
+}
+
+/// One direction of a base: its index and the coded lists it points into. A view into memory
+/// its `GraphBase` owns; valid while that base is alive.
 @usableFromInline
 struct Adjacency: @unchecked Sendable {
     // @unchecked: the memory is immutable after the base is built or read.
@@ -91,29 +218,90 @@ struct Adjacency: @unchecked Sendable {
     @usableFromInline let userCount: Int
     @usableFromInline let lists: UnsafeRawPointer
     @usableFromInline let listsBytes: Int
+    /// Format 5's grouped index; false: formats 3 and 4 (6-byte entries).
+    @usableFromInline let grouped: Bool
+    /// Format 5: the first group record and the long-entry table.
+    @usableFromInline let groups: UnsafeRawPointer
+    @usableFromInline let longOffsets: UnsafeRawPointer
+    @usableFromInline let longCount: Int
 
     @usableFromInline
-    init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int) {
+    init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32) {
         self.index = index
         self.userCount = userCount
         self.lists = lists
         self.listsBytes = listsBytes
+        grouped = version >= 5
+        groups = index + 8
+        if grouped {
+            longCount = Int(UInt64(littleEndian: index.loadUnaligned(as: UInt64.self)))
+            longOffsets = index + 8 + GraphFormat.groupCount(userCount: userCount) * GraphFormat.groupBytes
+        } else {
+            longCount = 0
+            longOffsets = index
+        }
     }
 
-    /// The 48-bit index entry of user `u` (< userCount): one unaligned 8-byte load.
+    /// Formats 3 and 4: the 48-bit index entry of user `u` (< userCount): one unaligned 8-byte load.
     @inlinable @inline(__always)
     func entry(_ u: Int) -> UInt64 {
         UInt64(littleEndian: index.loadUnaligned(fromByteOffset: u &* GraphFormat.indexEntryBytes, as: UInt64.self)) & GraphFormat.indexEntryMask
+    }
+
+    /// Format 5: the group record of user `u`.
+    @inlinable @inline(__always)
+    func record(_ u: Int) -> UnsafeRawPointer { groups + (u &>> GraphFormat.groupShift) &* GraphFormat.groupBytes }
+
+    /// The address of the index bytes that user `u` (< userCount) reads first, for prefetching.
+    @inlinable @inline(__always)
+    func entryAddress(_ u: Int) -> UnsafeRawPointer { grouped ? record(u) : index + u &* GraphFormat.indexEntryBytes }
+
+    /// Format 5: the offset of user `u`'s entry (< userCount) in the lists section and its
+    /// capped degree (0: no list; the offset is then meaningless). A short entry: the group's
+    /// base plus the length bytes of the pairs before it (four pairs a word); a long entry: the
+    /// table at its rank (the group's count plus the long pairs before it).
+    @inlinable @inline(__always)
+    func groupedEntry(_ u: Int) -> (offset: Int, degree: UInt64) {
+        let r = record(u)
+        let i = u & (GraphFormat.groupUsers - 1)
+        let header = UInt64(littleEndian: r.loadUnaligned(as: UInt64.self))
+        let pair = UInt16(littleEndian: r.loadUnaligned(fromByteOffset: 8 &+ i &* 2, as: UInt16.self))
+        let degree = UInt64(pair & 0xFF)
+        var word = r + 8
+        var left = i
+        // Both loops add up 16-bit lanes (lengths <= 254, or one long bit a lane, over at most 8
+        // words) and fold the four lanes with one multiply at the end.
+        let mask: UInt64 = (1 &<< UInt64((i & 3) &* 16)) &- 1
+        let lanes: UInt64 = 0x00FF_00FF_00FF_00FF
+        if pair >= 0x100 || degree == 0 {
+            var sums: UInt64 = 0
+            while left >= 4 {
+                sums &+= (UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) &>> 8) & lanes
+                word += 8
+                left &-= 4
+            }
+            sums &+= ((UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 8) & lanes
+            let offset = Int(truncatingIfNeeded: header & GraphFormat.offsetMask)
+            return (offset &+ Int(truncatingIfNeeded: (sums &* 0x0001_0001_0001_0001) &>> 48), degree)
+        }
+        var longs: UInt64 = 0
+        while left >= 4 {
+            longs &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self))) &>> 15
+            word += 8
+            left &-= 4
+        }
+        longs &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 15
+        let rank = Int(truncatingIfNeeded: header &>> GraphFormat.offsetBits) &+ Int(truncatingIfNeeded: (longs &* 0x0001_0001_0001_0001) &>> 48)
+        return (Int(truncatingIfNeeded: UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank &* 8, as: UInt64.self))), degree)
     }
 
     @inlinable
     func degree(_ user: UInt32) -> Int {
         let u = Int(user)
         guard u < userCount else { return 0 }
-        let word = entry(u)
-        let degree = word >> GraphFormat.offsetBits
+        let degree = cappedDegree(user)
         if degree < GraphFormat.degreeEscape { return Int(degree) }
-        let offset = Int(word & GraphFormat.offsetMask)
+        let offset = grouped ? groupedEntry(u).offset : Int(entry(u) & GraphFormat.offsetMask)
         return Int(UInt32(littleEndian: lists.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
     }
 
@@ -123,15 +311,24 @@ struct Adjacency: @unchecked Sendable {
     func cappedDegree(_ user: UInt32) -> UInt64 {
         let u = Int(user)
         guard u < userCount else { return 0 }
+        if grouped {
+            return UInt64(record(u).load(fromByteOffset: 8 &+ (u & (GraphFormat.groupUsers - 1)) &* 2, as: UInt8.self))
+        }
         return entry(u) >> GraphFormat.offsetBits
     }
 
     /// Whether the base holds a -> b: searches the shorter of a's following list and b's
     /// follower list. Compares the degrees from the index alone unless both are escaped, so a
-    /// popular b costs no extra load.
+    /// popular b costs no extra load. With `followersFirst` (the store codes following lists in
+    /// the dense forms and follower lists in the fast ones) it searches b's follower list
+    /// whenever b has one: a packed block is searched eight gaps at a time and entered through
+    /// the block directory, where a dense following list is walked a gap at a time (callgrind,
+    /// see `GraphStore.followersFirst`).
     @inlinable @inline(__always)
-    static func edge(_ a: UInt32, _ b: UInt32, following: Adjacency, followers: Adjacency) -> Bool {
-        let da = following.cappedDegree(a), db = followers.cappedDegree(b)
+    static func edge(_ a: UInt32, _ b: UInt32, following: Adjacency, followers: Adjacency, followersFirst: Bool = false) -> Bool {
+        let db = followers.cappedDegree(b)
+        if followersFirst { return db != 0 && followers.contains(b, a) }
+        let da = following.cappedDegree(a)
         let aShorter = da < GraphFormat.degreeEscape || db < GraphFormat.degreeEscape ? da <= db : following.degree(a) <= followers.degree(b)
         return aShorter ? following.contains(a, b) : followers.contains(b, a)
     }
@@ -141,9 +338,14 @@ struct Adjacency: @unchecked Sendable {
     func list(_ user: UInt32) -> (UnsafeRawPointer?, Int) {
         let u = Int(user)
         guard u < userCount else { return (nil, 0) }
-        let word = entry(u)
-        let degree = word >> GraphFormat.offsetBits
-        let offset = Int(word & GraphFormat.offsetMask)
+        let offset: Int, degree: UInt64
+        if grouped {
+            (offset, degree) = groupedEntry(u)
+        } else {
+            let word = entry(u)
+            degree = word >> GraphFormat.offsetBits
+            offset = Int(word & GraphFormat.offsetMask)
+        }
         if degree == 0 { return (nil, 0) }
         if degree < GraphFormat.degreeEscape { return (lists + offset, Int(degree)) }
         return (lists + offset + 4, Int(UInt32(littleEndian: lists.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
@@ -160,6 +362,22 @@ struct Adjacency: @unchecked Sendable {
     func rawEntry(_ user: UInt32) -> UnsafeRawBufferPointer {
         let u = Int(user)
         guard u < userCount else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        if grouped {
+            let (offset, degree) = groupedEntry(u)
+            guard degree > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+            let length = Int(record(u).load(fromByteOffset: 9 &+ (u & (GraphFormat.groupUsers - 1)) &* 2, as: UInt8.self))
+            if length > 0 { return UnsafeRawBufferPointer(start: lists + offset, count: length) }
+            // A long entry ends where the next long one starts, the last at the section's end.
+            // (The table is increasing: binary search for the first start past this one.)
+            func start(_ rank: Int) -> Int { Int(UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank * 8, as: UInt64.self))) }
+            var low = 0, high = longCount
+            while low < high {
+                let middle = (low + high) >> 1
+                if start(middle) <= offset { low = middle + 1 } else { high = middle }
+            }
+            let end = low < longCount ? start(low) : listsBytes - GraphCodec.paddingBytes
+            return UnsafeRawBufferPointer(start: lists + offset, count: end - offset)
+        }
         let offset = Int(entry(u) & GraphFormat.offsetMask)
         let end = u + 1 < userCount ? Int(entry(u + 1) & GraphFormat.offsetMask) : listsBytes - GraphCodec.paddingBytes
         return UnsafeRawBufferPointer(start: lists + offset, count: end - offset)
@@ -178,6 +396,8 @@ public final class GraphBase: @unchecked Sendable {
     public let coveredLSN: UInt64
     public let userCount: Int
     public let edgeCount: Int
+    /// The format version of the file (3, 4 or 5).
+    public let formatVersion: UInt32
     @usableFromInline let following: Adjacency
     @usableFromInline let followers: Adjacency
     /// Byte sizes of the four sections (index and lists per direction, lists with padding).
@@ -197,10 +417,11 @@ public final class GraphBase: @unchecked Sendable {
         }
         let (oi, oiBytes) = section(0), (ol, olBytes) = section(1), (ii, iiBytes) = section(2), (il, ilBytes) = section(3)
         let base = image.baseAddress!
+        formatVersion = raw.loadLE(UInt32.self, at: 8)
         following = Adjacency(index: UnsafeRawPointer(base + oi), userCount: userCount,
-                              lists: UnsafeRawPointer(base + ol), listsBytes: olBytes)
+                              lists: UnsafeRawPointer(base + ol), listsBytes: olBytes, version: formatVersion)
         followers = Adjacency(index: UnsafeRawPointer(base + ii), userCount: userCount,
-                              lists: UnsafeRawPointer(base + il), listsBytes: ilBytes)
+                              lists: UnsafeRawPointer(base + il), listsBytes: ilBytes, version: formatVersion)
         followingIndexBytes = oiBytes
         followingListsBytes = olBytes
         followersIndexBytes = iiBytes
@@ -226,8 +447,8 @@ public final class GraphBase: @unchecked Sendable {
     }
 
     /// An empty base (no users) covering nothing.
-    static func empty(generation: UInt64, coveredLSN: UInt64) -> GraphBase {
-        var builder = GraphBaseBuilder(userCount: 0, generation: generation, coveredLSN: coveredLSN)
+    static func empty(generation: UInt64, coveredLSN: UInt64, options: GraphBuildOptions = GraphBuildOptions()) -> GraphBase {
+        var builder = GraphBaseBuilder(userCount: 0, generation: generation, coveredLSN: coveredLSN, options: options)
         builder.finishDirection()
         builder.finishDirection()
         return builder.finish()
@@ -262,7 +483,15 @@ public final class GraphBase: @unchecked Sendable {
             // Alignment padding is zeros: no byte of the file is outside every check.
             if let pad = raw[previousEnd..<offset].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
             if i % 2 == 0 {
-                guard length == GraphFormat.indexBytes(userCount: Int(userCount)) else { return "section \(i): index size \(length) for \(userCount) users" }
+                if version >= 5 {
+                    let longCount = length >= 8 ? raw.loadLE(UInt64.self, at: offset) : UInt64.max
+                    guard longCount <= userCount,
+                          length == GraphFormat.groupedIndexBytes(userCount: Int(userCount), longCount: Int(longCount)) else {
+                        return "section \(i): index size \(length) for \(userCount) users"
+                    }
+                } else {
+                    guard length == GraphFormat.indexBytes(userCount: Int(userCount)) else { return "section \(i): index size \(length) for \(userCount) users" }
+                }
             } else {
                 guard length >= GraphCodec.paddingBytes else { return "section \(i): lists without padding" }
             }
@@ -271,6 +500,12 @@ public final class GraphBase: @unchecked Sendable {
             previousEnd = offset + length
         }
         if let pad = raw[previousEnd..<footer].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
+        if version >= 5 {
+            for direction in 0..<2 {
+                if let problem = verifyGrouped(raw, direction: direction, userCount: Int(userCount), edgeCount: edgeCount) { return problem }
+            }
+            return nil
+        }
         // Index entries: offsets increase, every list lies inside its section, degrees add up.
         for direction in 0..<2 {
             let indexOffset = Int(raw.loadLE(UInt64.self, at: footer + direction * 48))
@@ -300,8 +535,81 @@ public final class GraphBase: @unchecked Sendable {
     }
 }
 
+extension GraphBase {
+    /// Format 5: checks one direction's grouped index against its lists section (sizes already
+    /// checked): every group's base and long count are the running totals, every pair is a
+    /// no list (0, 0), a short entry (degree > 0, length) or a long one (degree > 0, 0); short
+    /// entries fill the section from 0 up to the first long one, long offsets increase inside
+    /// it, escaped degrees are at least 255, and the degrees add up to the edge count.
+    static func verifyGrouped(_ raw: UnsafeRawBufferPointer, direction: Int, userCount: Int, edgeCount: UInt64) -> String? {
+        let footer = raw.count - GraphFormat.footerBytes
+        let index = Int(raw.loadLE(UInt64.self, at: footer + direction * 48))
+        let listsOffset = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 24))
+        let listsLength = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 24 + 8)) - GraphCodec.paddingBytes
+        let longCount = Int(raw.loadLE(UInt64.self, at: index))
+        let groups = GraphFormat.groupCount(userCount: userCount)
+        let table = index + 8 + groups * GraphFormat.groupBytes
+        func longStart(_ rank: Int) -> Int { Int(truncatingIfNeeded: raw.loadLE(UInt64.self, at: table + rank * 8)) }
+        let shortEnd = longCount > 0 ? longStart(0) : listsLength
+        guard shortEnd >= 0 && shortEnd <= listsLength else { return "direction \(direction): long entry 0 out of bounds" }
+        // Long offsets increase, each entry at least as long as a short one can be, inside the section.
+        for rank in 0..<longCount {
+            let start = longStart(rank)
+            let end = rank + 1 < longCount ? longStart(rank + 1) : listsLength
+            guard start >= 0, end <= listsLength, end - start > GraphFormat.shortEntryBytesMax else {
+                return "direction \(direction): long entry \(rank) out of bounds"
+            }
+        }
+        var short = 0
+        var long = 0
+        var total: UInt64 = 0
+        for g in 0..<groups {
+            let record = index + 8 + g * GraphFormat.groupBytes
+            let header = raw.loadLE(UInt64.self, at: record)
+            guard Int(header & GraphFormat.offsetMask) == short, Int(header >> GraphFormat.offsetBits) == long else {
+                return "direction \(direction): group \(g) header does not match the entries before it"
+            }
+            for i in 0..<GraphFormat.groupUsers {
+                let u = g * GraphFormat.groupUsers + i
+                let degree = UInt64(raw[record + 8 + i * 2]), length = Int(raw[record + 9 + i * 2])
+                if degree == 0 || u >= userCount {
+                    guard degree == 0 && length == 0 else { return "direction \(direction): index pair of user \(u) is invalid" }
+                    continue
+                }
+                let start: Int, bytes: Int
+                if length > 0 {
+                    start = short
+                    bytes = length
+                    short += length
+                    guard short <= shortEnd else { return "direction \(direction): list \(u) past the end" }
+                } else {
+                    guard long < longCount else { return "direction \(direction): more long entries than the table holds" }
+                    start = longStart(long)
+                    bytes = (long + 1 < longCount ? longStart(long + 1) : listsLength) - start
+                    long += 1
+                }
+                if degree >= GraphFormat.degreeEscape {
+                    guard bytes >= 5 else { return "direction \(direction): list \(u) past the end" }
+                    let escaped = UInt64(raw.loadLE(UInt32.self, at: listsOffset + start))
+                    guard escaped >= GraphFormat.degreeEscape else { return "direction \(direction): escaped degree of user \(u) below 255" }
+                    total += escaped
+                } else {
+                    total += degree
+                }
+            }
+        }
+        guard short == shortEnd else { return "direction \(direction): short entries end at \(short), not at \(shortEnd)" }
+        guard long == longCount else { return "direction \(direction): \(long) long entries, the table holds \(longCount)" }
+        if total != edgeCount { return "direction \(direction): degrees add up to \(total), not \(edgeCount)" }
+        return nil
+    }
+}
+
 /// Builds a base file image in memory, one direction after the other, users in order.
 /// Single owner; `finish()` hands the memory to a `GraphBase`.
+///
+/// Format 5: a direction's group records, short and long entries are gathered apart (the
+/// index section's size depends on how many entries are long) and laid out when it finishes.
 struct GraphBaseBuilder {
     private var base: UnsafeMutableRawPointer
     private var capacity: Int
@@ -309,30 +617,34 @@ struct GraphBaseBuilder {
     let userCount: Int
     private let generation: UInt64
     private let coveredLSN: UInt64
+    let options: GraphBuildOptions
     private var sections: [(offset: Int, length: Int)] = []
     private var indexOffset = 0
     private var listsOffset = 0
     private var nextUser = 0
     private(set) var edgeCount = 0
     private var directionEdges = 0
-    /// Whether lists of at most one block (and every following list) may take the Rice and
-    /// adaptive Rice forms. Off: every list is coded in the packed and varint forms, which
-    /// decode about twice as fast (bench, small, quiet, side by side: follower-list decode
-    /// 485M vs 230M edges/s, forEach 19.3x vs 14.2x SQLite, membership 7.9M vs 7.1M/s) for
-    /// about 2.4 bits/edge more on following lists and 0.3 on followers at medium. Readers take
-    /// every form either way.
-    var denseLists = false
+    /// Format 5, the current direction: group records, short and long entries, long offsets
+    /// (from the start of the long entries).
+    private var records: [UInt8] = []
+    private var shortEntries: [UInt8] = []
+    private var longEntries: [UInt8] = []
+    private var longStarts: [UInt64] = []
 
-    init(userCount: Int, generation: UInt64, coveredLSN: UInt64, expectedBytes: Int = 4096) {
+    init(userCount: Int, generation: UInt64, coveredLSN: UInt64, expectedBytes: Int = 4096,
+         options: GraphBuildOptions = GraphBuildOptions()) {
         self.userCount = userCount
         self.generation = generation
         self.coveredLSN = coveredLSN
+        self.options = options
         capacity = max(4096, expectedBytes)
         base = .allocate(byteCount: capacity, alignment: 8)
         count = GraphFormat.headerBytes
         base.initializeMemory(as: UInt8.self, repeating: 0, count: count)
         startDirection()
     }
+
+    private var grouped: Bool { options.formatVersion >= 5 }
 
     private mutating func reserve(_ extra: Int) {
         guard count + extra > capacity else { return }
@@ -351,7 +663,22 @@ struct GraphBaseBuilder {
         count = padded
     }
 
+    private mutating func append(bytes: UnsafeRawBufferPointer) {
+        reserve(bytes.count)
+        if bytes.count > 0 { (base + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        count += bytes.count
+    }
+
     private mutating func startDirection() {
+        nextUser = 0
+        directionEdges = 0
+        if grouped {
+            records = [UInt8](repeating: 0, count: GraphFormat.groupCount(userCount: userCount) * GraphFormat.groupBytes)
+            shortEntries.removeAll(keepingCapacity: true)
+            longEntries.removeAll(keepingCapacity: true)
+            longStarts.removeAll(keepingCapacity: true)
+            return
+        }
         pad(to: 8)
         indexOffset = count
         let bytes = GraphFormat.indexBytes(userCount: userCount)
@@ -360,10 +687,9 @@ struct GraphBaseBuilder {
         count += bytes
         sections.append((indexOffset, bytes))
         listsOffset = count
-        nextUser = 0
-        directionEdges = 0
     }
 
+    /// Format 4: the 6-byte index entry of `user`.
     private mutating func setIndex(_ user: Int, offset: Int, degree: Int) {
         precondition(offset <= Int(GraphFormat.offsetMask), "lists section over 1 TiB")
         let word = UInt64(offset) | UInt64(min(degree, Int(GraphFormat.degreeEscape))) << GraphFormat.offsetBits
@@ -372,26 +698,70 @@ struct GraphBaseBuilder {
         at.storeBytes(of: UInt16(truncatingIfNeeded: word >> 32).littleEndian, toByteOffset: 4, as: UInt16.self)
     }
 
+    /// Format 5: writes the header of `user`'s group when `user` opens it (every user passes
+    /// through here in order, those without a list too).
+    private mutating func openUser(_ user: Int) {
+        guard grouped, user & (GraphFormat.groupUsers - 1) == 0 else { return }
+        precondition(shortEntries.count <= Int(GraphFormat.offsetMask), "short entries over 1 TiB")
+        precondition(longStarts.count < GraphFormat.longEntriesMax, "more than 2^24 long entries in a direction")
+        let header = UInt64(shortEntries.count) | UInt64(longStarts.count) << GraphFormat.offsetBits
+        let at = (user >> GraphFormat.groupShift) * GraphFormat.groupBytes
+        records.withUnsafeMutableBytes { $0.storeLE(header, at: at) }
+    }
+
+    /// Format 5: adds `user`'s entry (`bytes` of them, written by `write`) and its pair.
+    private mutating func appendGrouped(user: Int, bytes: Int, degree: Int, _ write: (UnsafeMutableRawPointer) -> Void) {
+        let long = bytes > GraphFormat.shortEntryBytesMax
+        if long {
+            longStarts.append(UInt64(longEntries.count))
+            let at = longEntries.count
+            longEntries.append(contentsOf: repeatElement(0, count: bytes))
+            longEntries.withUnsafeMutableBytes { write($0.baseAddress! + at) }
+        } else {
+            let at = shortEntries.count
+            shortEntries.append(contentsOf: repeatElement(0, count: bytes))
+            shortEntries.withUnsafeMutableBytes { write($0.baseAddress! + at) }
+        }
+        let pair = (user >> GraphFormat.groupShift) * GraphFormat.groupBytes + 8 + (user & (GraphFormat.groupUsers - 1)) * 2
+        records[pair] = UInt8(min(degree, Int(GraphFormat.degreeEscape)))
+        records[pair + 1] = long ? 0 : UInt8(bytes)
+    }
+
+    /// The body forms for a list of `count` values in the current direction (the followers
+    /// direction once the first has added its two sections).
+    private func forms(count: Int) -> GraphCodec.Forms {
+        count <= (sections.count >= 2 ? options.denseFollowersMax : options.denseFollowingMax) ? .all : .fast
+    }
+
     /// Appends the list of the next user (users must come in order; skipped users get degree 0).
     mutating func append(user: Int, _ values: UnsafeBufferPointer<UInt32>) {
         precondition(user >= nextUser && user < userCount, "users must be appended in order")
         fillEmpty(upTo: user)
-        let offset = count - listsOffset
+        openUser(user)
         if values.isEmpty {
-            setIndex(user, offset: offset, degree: 0)
+            if !grouped { setIndex(user, offset: count - listsOffset, degree: 0) }
         } else {
             let escape = values.count >= Int(GraphFormat.degreeEscape)
-            // The fast forms unless `denseLists`; even then the follower lists of more than a
-            // block keep them (see GraphCodec.Forms).
-            let forms: GraphCodec.Forms = !denseLists || (sections.count >= 2 && values.count > GraphCodec.blockSize) ? .fast : .all
+            let forms = self.forms(count: values.count)
             let size = GraphCodec.encodedSize(values, forms: forms) + (escape ? 4 : 0)
-            reserve(size)
-            if escape {
-                (base + count).storeBytes(of: UInt32(values.count).littleEndian, as: UInt32.self)
-                count += 4
+            let write = { (at: UnsafeMutableRawPointer) in
+                var out = at
+                if escape {
+                    out.storeBytes(of: UInt32(values.count).littleEndian, as: UInt32.self)
+                    out += 4
+                }
+                let written = GraphCodec.encode(values, into: out, forms: forms)
+                precondition(written + (escape ? 4 : 0) == size, "coded size mismatch")
             }
-            count += GraphCodec.encode(values, into: base + count, forms: forms)
-            setIndex(user, offset: offset, degree: values.count)
+            if grouped {
+                appendGrouped(user: user, bytes: size, degree: values.count, write)
+            } else {
+                let offset = count - listsOffset
+                reserve(size)
+                write(base + count)
+                count += size
+                setIndex(user, offset: offset, degree: values.count)
+            }
         }
         directionEdges += values.count
         nextUser = user + 1
@@ -401,19 +771,26 @@ struct GraphBaseBuilder {
     mutating func appendCoded(user: Int, _ entry: UnsafeRawBufferPointer, degree: Int) {
         precondition(user >= nextUser && user < userCount, "users must be appended in order")
         fillEmpty(upTo: user)
-        let offset = count - listsOffset
-        reserve(entry.count)
-        if entry.count > 0 { (base + count).copyMemory(from: entry.baseAddress!, byteCount: entry.count) }
-        count += entry.count
-        setIndex(user, offset: offset, degree: degree)
+        openUser(user)
+        if grouped {
+            if degree > 0 || entry.count > 0 {
+                appendGrouped(user: user, bytes: entry.count, degree: degree) { at in
+                    if entry.count > 0 { at.copyMemory(from: entry.baseAddress!, byteCount: entry.count) }
+                }
+            }
+        } else {
+            let offset = count - listsOffset
+            append(bytes: entry)
+            setIndex(user, offset: offset, degree: degree)
+        }
         directionEdges += degree
         nextUser = user + 1
     }
 
     private mutating func fillEmpty(upTo user: Int) {
-        let offset = count - listsOffset
         while nextUser < user {
-            setIndex(nextUser, offset: offset, degree: 0)
+            openUser(nextUser)
+            if !grouped { setIndex(nextUser, offset: count - listsOffset, degree: 0) }
             nextUser += 1
         }
     }
@@ -421,6 +798,25 @@ struct GraphBaseBuilder {
     /// Ends the current direction (the following lists first, then the followers lists).
     mutating func finishDirection() {
         fillEmpty(upTo: userCount)
+        if grouped {
+            // Index: long count, group records, long table; then the lists: short, long, padding.
+            pad(to: 8)
+            indexOffset = count
+            let shortBytes = UInt64(shortEntries.count)
+            var longCount = UInt64(longStarts.count).littleEndian
+            withUnsafeBytes(of: &longCount) { append(bytes: $0) }
+            // (Local copies share the storage; `append` may not run inside an access to `self`.)
+            let records = self.records, shortEntries = self.shortEntries, longEntries = self.longEntries
+            records.withUnsafeBytes { append(bytes: $0) }
+            for start in longStarts {
+                var offset = (shortBytes + start).littleEndian
+                withUnsafeBytes(of: &offset) { append(bytes: $0) }
+            }
+            sections.append((indexOffset, count - indexOffset))
+            listsOffset = count
+            shortEntries.withUnsafeBytes { append(bytes: $0) }
+            longEntries.withUnsafeBytes { append(bytes: $0) }
+        }
         reserve(GraphCodec.paddingBytes)
         (base + count).initializeMemory(as: UInt8.self, repeating: 0, count: GraphCodec.paddingBytes)
         count += GraphCodec.paddingBytes
@@ -430,6 +826,10 @@ struct GraphBaseBuilder {
             startDirection()
         } else {
             precondition(directionEdges == edgeCount, "both directions must hold the same edges")
+            records = []
+            shortEntries = []
+            longEntries = []
+            longStarts = []
         }
     }
 
@@ -441,7 +841,7 @@ struct GraphBaseBuilder {
         let footer = count
         count += GraphFormat.footerBytes
         let image = UnsafeMutableRawBufferPointer(start: base, count: count)
-        image.storeLE(GraphFormat.formatVersion, at: 8)
+        image.storeLE(options.formatVersion, at: 8)
         image.storeLE(UInt32(0), at: 12)
         for (i, byte) in GraphFormat.magic.enumerated() { image[i] = byte }
         image.storeLE(generation, at: 16)

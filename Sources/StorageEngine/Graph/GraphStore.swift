@@ -39,6 +39,12 @@ public final class GraphStore: @unchecked Sendable {
     public let log: Log?
     /// What `open` found and did.
     public let openReport: GraphOpenReport
+    /// How merges and bulk loads code new bases.
+    public let buildOptions: GraphBuildOptions
+    /// Whether membership tests search the follower list whatever the degrees (see
+    /// `Adjacency.edge`): when the options code following lists in the dense forms and follower
+    /// lists in the fast ones only. A base coded otherwise answers the same, a little slower.
+    @usableFromInline let followersFirst: Bool
 
     @usableFromInline let lock = ConditionLock()
     /// What lock-free readers use (see `PublishedView`); replaced under `lock` with a
@@ -64,8 +70,11 @@ public final class GraphStore: @unchecked Sendable {
     /// Orders changes when there is no log (stands in for the LSN).
     private var localSequence: UInt64 = 0
 
-    private init(directory: String, fileSystem: FileSystem, log: Log?, base: GraphBase, fallbackCoveredLSN: UInt64, report: GraphOpenReport) {
+    private init(directory: String, fileSystem: FileSystem, log: Log?, base: GraphBase, fallbackCoveredLSN: UInt64, report: GraphOpenReport,
+                 buildOptions: GraphBuildOptions) {
         self.directory = directory
+        self.buildOptions = buildOptions
+        followersFirst = buildOptions.denseFollowingMax > 0 && buildOptions.denseFollowersMax == 0
         self.fileSystem = fileSystem
         self.log = log
         self.base = base
@@ -90,7 +99,10 @@ public final class GraphStore: @unchecked Sendable {
     /// When the newest base is corrupt, it is renamed `*.corrupt` and the older base is used if
     /// the log still covers every record since it (the report says so); otherwise `open` throws
     /// `.corrupt` naming the file, and nothing is returned from it.
-    public static func open(directory: String, fileSystem: FileSystem, log: Log?) throws(GraphError) -> GraphStore {
+    /// `buildOptions` says how merges and bulk loads code the bases they write (any readable
+    /// base is opened whatever it says).
+    public static func open(directory: String, fileSystem: FileSystem, log: Log?,
+                            buildOptions: GraphBuildOptions = GraphBuildOptions()) throws(GraphError) -> GraphStore {
         var report = GraphOpenReport()
         var names: [String]
         do {
@@ -146,12 +158,12 @@ public final class GraphStore: @unchecked Sendable {
         } else {
             // A new store: generation 0, empty, covering nothing, written so the fallback chain
             // always has a start.
-            loaded = GraphBase.empty(generation: 0, coveredLSN: 0)
+            loaded = GraphBase.empty(generation: 0, coveredLSN: 0, options: buildOptions)
             try writeBase(loaded, directory: directory, fileSystem: fileSystem)
             report.created = true
         }
         let store = GraphStore(directory: directory, fileSystem: fileSystem, log: log, base: loaded,
-                               fallbackCoveredLSN: fallbackCovered, report: report)
+                               fallbackCoveredLSN: fallbackCovered, report: report, buildOptions: buildOptions)
         if let log {
             try store.replay(log: log)
             do { try log.setCheckpoint(consumer: consumerName, lsn: fallbackCovered) } catch { throw .log(error) }
@@ -336,7 +348,7 @@ public final class GraphStore: @unchecked Sendable {
     @usableFromInline
     func followsLocked(_ a: UInt32, _ b: UInt32) -> Bool {
         if !followingDelta.isEmpty, let list = followingDelta[a], let state = list.state(of: b) { return state }
-        return Adjacency.edge(a, b, following: following, followers: followers)
+        return Adjacency.edge(a, b, following: following, followers: followers, followersFirst: followersFirst)
     }
 
     /// Whether `a` follows `b`: decodes at most one block of the shorter of a's following list
@@ -347,7 +359,7 @@ public final class GraphStore: @unchecked Sendable {
         let view = published.load(ordering: .acquiring)
         if view.pointee.isClean(following: a) {
             // a has no overlay entries, so the base decides (b's overlay holds a's changes too).
-            let answer = Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers)
+            let answer = Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers, followersFirst: followersFirst)
             slot.exit()
             return answer
         }
@@ -373,11 +385,11 @@ public final class GraphStore: @unchecked Sendable {
         let users = view.pointee.userCount
         var pending: [Int] = []
         func entryAddress(_ adjacency: Adjacency, _ u: UInt32) -> UnsafeRawPointer? {
-            Int(u) < users ? adjacency.index + Int(u) &* GraphFormat.indexEntryBytes : nil
+            Int(u) < users ? adjacency.entryAddress(Int(u)) : nil
         }
         func listHead(_ a: UInt32, _ b: UInt32) -> UnsafeRawPointer? {
             let da = following.cappedDegree(a), db = followers.cappedDegree(b)
-            return da <= db ? following.list(a).0 : followers.list(b).0
+            return da <= db && !followersFirst ? following.list(a).0 : followers.list(b).0
         }
         for i in 0..<n {
             if i + 16 < n {
@@ -391,7 +403,7 @@ public final class GraphStore: @unchecked Sendable {
             }
             let a = UInt32(pairs[i] >> 32), b = UInt32(truncatingIfNeeded: pairs[i])
             if view.pointee.isClean(following: a) {
-                results[i] = Adjacency.edge(a, b, following: following, followers: followers)
+                results[i] = Adjacency.edge(a, b, following: following, followers: followers, followersFirst: followersFirst)
             } else {
                 pending.append(i)
             }
@@ -900,7 +912,7 @@ public final class GraphStore: @unchecked Sendable {
 
     private func buildMerged(_ snapshot: Snapshot) -> GraphBase {
         var builder = GraphBaseBuilder(userCount: snapshot.userCount, generation: snapshot.base.generation + 1,
-                                       coveredLSN: snapshot.coveredLSN, expectedBytes: snapshot.base.fileBytes + 4096)
+                                       coveredLSN: snapshot.coveredLSN, expectedBytes: snapshot.base.fileBytes + 4096, options: buildOptions)
         var scratch = ContiguousArray<UInt32>()
         for (adjacency, delta) in [(snapshot.base.following, snapshot.following), (snapshot.base.followers, snapshot.followers)] {
             let changed = delta.keys.sorted()
@@ -1014,7 +1026,7 @@ public final class GraphStore: @unchecked Sendable {
         }
         let bits = 64 - UInt64(maximum).leadingZeroBitCount
         var builder = GraphBaseBuilder(userCount: userCount, generation: snapshot.base.generation + 1, coveredLSN: snapshot.coveredLSN,
-                                       expectedBytes: edges.count * 4 + userCount * 16 + 4096)
+                                       expectedBytes: edges.count * 4 + userCount * 16 + 4096, options: buildOptions)
         progress?(GraphLoadProgress(phase: .sorting, done: 0, total: edges.count))
         for direction in 0..<2 {
             // Key: source << bits | target, so the sort only spends passes on bits in use.
