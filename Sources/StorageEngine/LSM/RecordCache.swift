@@ -25,7 +25,7 @@ import Glibc
 ///   wraps to word 0.
 /// Eviction is CLOCK over the log (FIFO with a second chance): to make room the writer looks at
 /// the record at the log's head; a dead one or padding is dropped, a live one is dropped unless
-/// it was referenced, in which case it is copied to the tail (up to 8 such moves per insert)
+/// it was referenced, in which case it is copied to the tail (up to 32 such moves per insert)
 /// and its bit cleared. A hit sets the referenced bit only when it is clear, so a hot entry
 /// costs its readers no writes.
 ///
@@ -66,8 +66,9 @@ final class RecordCache: @unchecked Sendable {
     /// Read attempts of one key before a reader gives up on the cache (a writer kept changing
     /// the shard) and reads the tree.
     static let readAttempts = 16
-    /// Referenced records a single insert may move to the tail before it evicts regardless.
-    static let movesPerInsert = 8
+    /// Referenced records a single insert may move to the tail before it evicts regardless
+    /// (a move copies a record, about 200 bytes for a tweet; a miss it saves reads a table).
+    static let movesPerInsert = 32
     /// In a slot's second word: referenced since the clock hand last passed.
     static let referencedBit: UInt64 = 1 << 63
     /// In a record's length word: the key has no value.
