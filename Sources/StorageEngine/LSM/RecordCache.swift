@@ -69,6 +69,9 @@ final class RecordCache: @unchecked Sendable {
     /// Referenced records a single insert may move to the tail before it evicts regardless
     /// (a move copies a record, about 200 bytes for a tweet; a miss it saves reads a table).
     static let movesPerInsert = 32
+    /// Free words an insert leaves before the log's head (see `allocate`): room to move a
+    /// referenced record of up to 2 KiB to the tail.
+    static let moveSlackWords = 256
     /// In a slot's second word: referenced since the clock hand last passed.
     static let referencedBit: UInt64 = 1 << 63
     /// In a record's length word: the key has no value.
@@ -499,6 +502,7 @@ final class RecordCache: @unchecked Sendable {
     /// `size` words at the log's tail, evicting from its head as needed (inside a write).
     static func allocate(_ h: UnsafeMutablePointer<ShardHeader>, words size: Int, _ w: inout WriterState) -> Int {
         let count = h.pointee.wordCount
+        let slack = min(moveSlackWords, count / 8)
         var moves = 0
         while true {
             if w.used == 0 {
@@ -515,8 +519,11 @@ final class RecordCache: @unchecked Sendable {
                 w.tail = 0
                 continue
             }
-            // Free: [tail, head) (none when tail == head: the log is full).
-            if w.head - w.tail >= size { break }
+            // Free: [tail, head) (none when tail == head: the log is full). Kept `slack` words
+            // above what this record needs, so a referenced record at the head can be moved
+            // to the tail (a move needs its size free): in a full log without slack, nothing
+            // ever moved and eviction was plain FIFO.
+            if w.head - w.tail >= size + slack { break }
             if evictHead(h, &w, mayMove: moves < movesPerInsert) { moves += 1 }
         }
         let record = w.tail
