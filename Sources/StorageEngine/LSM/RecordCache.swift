@@ -26,7 +26,8 @@ import Glibc
 /// Eviction is CLOCK over the log (FIFO with a second chance): to make room the writer looks at
 /// the record at the log's head; a dead one or padding is dropped, a live one is dropped unless
 /// it was referenced, in which case it is copied to the tail (up to 32 such moves per insert)
-/// and its bit cleared. A hit sets the referenced bit only when it is clear, so a hot entry
+/// and its bit cleared. An insert leaves `moveSlackWords` free before the head, so there is
+/// room for such a move (a full log without slack never moved anything: FIFO). A hit sets the referenced bit only when it is clear, so a hot entry
 /// costs its readers no writes.
 ///
 /// Readers take no lock and write nothing shared (but that bit, and per-thread striped hit
