@@ -333,6 +333,7 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
             BackgroundThread {
                 var rng = SeededRandom(seed: 99 &+ UInt64(r))
                 var seen = [UInt64](repeating: 0, count: Int(pairs))
+                let batch = RecordBatch()
                 var reads = 0
                 while !stop.load(ordering: .relaxed) || reads < 1000 {
                     reads += 1
@@ -346,7 +347,16 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
                             }
                             continue
                         }
-                        let both = try tree.multiGet([key(pair, 0), key(pair, 1), key((pair + 1) % pairs, 0)])
+                        let both: [[UInt8]?]
+                        if rng.next() % 2 == 0 {
+                            both = try tree.multiGet([key(pair, 0), key(pair, 1), key((pair + 1) % pairs, 0)])
+                        } else {
+                            // The same through a reused batch (the record cache's passes).
+                            batch.removeAll()
+                            for k in [key(pair, 0), key(pair, 1), key((pair + 1) % pairs, 0)] { batch.append(key: k) }
+                            try tree.multiGet(batch)
+                            both = (0..<3).map { batch.value(at: $0).map { [UInt8]($0) } }
+                        }
                         let a = version(both[0]), b = version(both[1])
                         guard let a, let b, a == b, a >= seen[Int(pair)] else {
                             problems.withLock { $0.append("pair \(pair): \(String(describing: a)) / \(String(describing: b)) after \(seen[Int(pair)])") }

@@ -73,11 +73,19 @@ final class FrozenTweets: AuthorTweetSource, @unchecked Sendable {
         let readers = (0..<2).map { index in
             BackgroundThread {
                 var page = TimelinePage()
+                // Every fourth read is a batch of 4 (`homes`), the first page checked.
+                var batchPages = [TimelinePage](repeating: TimelinePage(), count: 4)
                 var generator = SeededRandom(seed: seed &+ UInt64(index) &+ 1)
                 while !stop.load(ordering: .relaxed) {
                     let reader = UInt32.random(in: 0..<users, using: &generator)
                     let limit = Int.random(in: 1...30, using: &generator)
-                    store.home(of: reader, limit: limit, into: &page)
+                    if reader % 4 == 0 {
+                        let batch = (0..<UInt32(4)).map { (reader &+ $0 &* 7) % users }
+                        batch.withUnsafeBufferPointer { r in batchPages.withUnsafeMutableBufferPointer { store.homes(of: r, limit: limit, into: $0) } }
+                        page = batchPages[0]
+                    } else {
+                        store.home(of: reader, limit: limit, into: &page)
+                    }
                     var previous = UInt64.max
                     var originals = Set<UInt64>()
                     var wellFormed = page.items.count <= limit

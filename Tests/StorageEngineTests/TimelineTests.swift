@@ -300,6 +300,18 @@ struct TimelineScenario {
                     // Maintenance must not change any page: drop a ring, compact.
                     let victim = UInt32.random(in: 0..<scenario.users, using: &random)
                     stores[step / 30 % stores.count].dropRing(of: victim)
+                    // A batch read gives every reader its newest page, the dropped ring's
+                    // owner (prepared alone, under the write lock) included.
+                    for (index, store) in stores.enumerated() {
+                        let limit = min(3, configurations[index].capacity)
+                        let readers = (0..<scenario.users).map { $0 } + [victim, 0]
+                        var pages = [TimelinePage](repeating: TimelinePage(), count: readers.count)
+                        readers.withUnsafeBufferPointer { r in pages.withUnsafeMutableBufferPointer { store.homes(of: r, limit: limit, into: $0) } }
+                        for (i, reader) in readers.enumerated() {
+                            #expect(Array(pages[i].items) == scenario.tweets.page(of: reader, graph: scenario.graph, limit: limit, before: .max),
+                                    "batch read, seed \(seed) round \(round) step \(step) store \(index) reader \(reader)")
+                        }
+                    }
                     if step % 90 == 0 { for store in stores { store.compact(forgettingTombstones: !scenario.tweets.returnsDeleted) } }
                 }
             }

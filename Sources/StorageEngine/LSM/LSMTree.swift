@@ -781,19 +781,20 @@ public final class LSMTree: @unchecked Sendable {
         let token = records.begin()
         let hash = BloomFilter.hash(key)
         if token & 1 == 0 {
-            switch records.probe(key, hash: hash) {
-            case .value(let value): return value.withUnsafeBytes { body($0) }
+            switch records.lookup(key, hash: hash, body) {
+            case .value(let result): return result
             case .absent: return nil
             case .miss: break
             }
         }
-        let copy: [UInt8]?? = try withValueUncached(key) { makeArray($0) }
-        guard let found = copy, let value = found else {
-            records.insertAbsent(key, hash: hash, token: token)
-            return nil
+        var present = false
+        let result: R? = try withValueUncached(key) { value -> R in
+            present = true
+            records.insert(key, hash: hash, value: value, token: token)
+            return body(value)
         }
-        records.insert(key, hash: hash, value: value, token: token)
-        return value.withUnsafeBytes { body($0) }
+        if !present { records.insertAbsent(key, hash: hash, token: token) }
+        return result
     }
 
     private func withValueUncached<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) throws(LSMError) -> R? {
@@ -933,7 +934,46 @@ public final class LSMTree: @unchecked Sendable {
         return try locked.get()
     }
 
-    private func multiGet(_ keys: [[UInt8]], cache: (records: RecordCache, token: UInt64)?) throws(LSMError) -> [[UInt8]?] {
+    /// Reads the value of every key of `batch` into it (`batch.value(at:)`), as `multiGet` of
+    /// arrays does, and as consistently: a write batch is seen whole or not at all. The record
+    /// cache answers first, the page's probes in passes so their cache misses overlap, values
+    /// copied into the batch's buffer; the keys it does not know go to the tree together. Once
+    /// the batch is warm, a page the cache answers allocates nothing.
+    public func multiGet(_ batch: RecordBatch) throws(LSMError) {
+        for _ in 0..<8 {
+            let token = records.begin()
+            if token & 1 != 0 {
+                sched_yield() // a batch is going into the memtable right now: microseconds
+                continue
+            }
+            try multiGet(batch, cache: records.enabled ? (records, token) : nil)
+            if records.unchanged(since: token) { return }
+        }
+        let locked: Result<Void, LSMError> = insertLock.withLock { _ in
+            do throws(LSMError) { return .success(try multiGet(batch, cache: nil)) } catch { return .failure(error) }
+        }
+        try locked.get()
+    }
+
+    private func multiGet(_ batch: RecordBatch, cache: (records: RecordCache, token: UInt64)?) throws(LSMError) {
+        batch.resetResults()
+        if let cache {
+            cache.records.lookup(batch)
+        } else {
+            for i in 0..<batch.count { batch.missing.append(i) }
+        }
+        guard !batch.missing.isEmpty else { return }
+        let keys = batch.missing.map { [UInt8](batch.key(at: $0)) }
+        let values = try multiGet(keys, cache: cache, probeCache: false)
+        for (index, value) in zip(batch.missing, values) {
+            if let value { value.withUnsafeBytes { batch.setValue(index, $0) } }
+        }
+    }
+
+    /// `probeCache` false: the record cache was probed already (a batch's misses); what the
+    /// tree returns still goes into it.
+    private func multiGet(_ keys: [[UInt8]], cache: (records: RecordCache, token: UInt64)?,
+                          probeCache: Bool = true) throws(LSMError) -> [[UInt8]?] {
         var results = [[UInt8]?](repeating: nil, count: keys.count)
         // Taken at the first key the record cache does not have: a page that hits throughout
         // never touches the tree's state lock.
@@ -948,8 +988,8 @@ public final class LSMTree: @unchecked Sendable {
         var pending: [Pending] = []
         outer: for (i, key) in keys.enumerated() {
             let hash = key.withUnsafeBytes { BloomFilter.hash($0) }
-            if let cache {
-                switch key.withUnsafeBytes({ cache.records.probe($0, hash: hash) }) {
+            if let cache, probeCache {
+                switch key.withUnsafeBytes({ cache.records.lookup($0, hash: hash) { makeArray($0) } }) {
                 case .value(let value):
                     results[i] = value
                     continue outer
