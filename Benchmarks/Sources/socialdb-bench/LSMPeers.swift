@@ -55,6 +55,8 @@ final class SocialDBStore: KVStore {
     let log: Log
     let tree: LSMTree
     private var batch = WriteBatch(reservingCapacity: 512)
+    /// The multi-get's keys and values, reused page after page (one reader thread).
+    private let pageBatch = RecordBatch()
 
     /// `recordCacheBytes`: 0 as RocksDB and LevelDB (no row cache) in the LSM suite; the
     /// engine's default budget where a suite measures what the Social layer gets.
@@ -86,12 +88,18 @@ final class SocialDBStore: KVStore {
         return found.0
     }
 
+    /// Through a `RecordBatch`: the values land back to back in the batch's reused buffer, as
+    /// gets read in place (`withValue`); the peers copy each value (RocksDB's C `multi_get`
+    /// mallocs them, LevelDB's `get` too).
     func multiGet(_ keys: [[UInt8]], check: inout UInt64) throws -> Int {
+        pageBatch.removeAll()
+        for key in keys { pageBatch.append(key: key) }
+        try tree.multiGet(pageBatch)
         var found = 0
-        for value in try tree.multiGet(keys) {
-            guard let value else { continue }
+        for i in 0..<keys.count {
+            guard let value = pageBatch.value(at: i) else { continue }
             found += 1
-            if value.count >= 8 { check &+= value.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
+            if value.count >= 8 { check &+= value.loadUnaligned(as: UInt64.self) }
         }
         return found
     }

@@ -10,7 +10,7 @@
 // 3. Settle (memtable written out, background work finished): table bytes written and the
 //    process's storage writes give the write amplification. Then a full compaction and `du`.
 // 4. `get, warm`: N gets in a random order, once untimed to warm the caches, then timed.
-// 5. `multi-get 20`: N/20 pages of 20 random ids (socialdb `multiGet`, RocksDB
+// 5. `multi-get 20`: N/20 pages of 20 random ids (socialdb `multiGet` into a reused `RecordBatch`, RocksDB
 //    `rocksdb_multi_get`, LevelDB 20 gets).
 // 6. `author newest 20`: N/10 random authors, the newest 20 of each by a reverse scan (socialdb
 //    `authorTweets`; the peers seek to the author's upper bound and step back 20 times), once
@@ -122,6 +122,7 @@ struct LSMSuite {
             "  rocksdb_flush_wal(sync), LevelDB an empty write with sync); background flushes/compactions still",
             "  running at that moment are not timed (their cost shows in the read rows' conditions and in `settle s`).",
             "Gets read the value in place where the API allows (socialdb withValue, RocksDB get_pinned); LevelDB's C API copies.",
+            "Multi-gets: socialdb into a reused RecordBatch (values back to back in its buffer); RocksDB multi_get and LevelDB's gets malloc each value.",
             "Disk rows: du of the system's whole directory (tables, WAL, manifest, info logs) after settling and a full",
             "  compaction; space amp = du / logical bytes (keys + values written); table space amp = table files only;",
             "  write amp = bytes of table files written (flushes + compactions, before the forced full compaction) /",
