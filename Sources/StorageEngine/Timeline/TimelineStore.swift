@@ -611,6 +611,24 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
     }
 
+    /// Starts loading the ring records of `users[first..<end]` (both lines a record may
+    /// straddle), through the user table's and the records' base addresses: the record pass of
+    /// `prefetchHomes` and `prefetchRings`.
+    @inlinable @inline(__always)
+    static func prefetchRecords(of users: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int,
+                                table tableBase: UnsafePointer<UInt32>, count tableCount: UInt32,
+                                records recordBase: UnsafePointer<RingRecord>) {
+        for j in first..<end {
+            let u = users[j]
+            let value = u < tableCount ? tableBase[Int(u)] : 0
+            if value &- 1 < Self.dropped &- 1 {
+                let r = UnsafeRawPointer(recordBase + Int(value &- 1))
+                socialdb_prefetch(r)
+                socialdb_prefetch(r + (MemoryLayout<RingRecord>.size &- 1))
+            }
+        }
+    }
+
     /// The prefetch passes of a batch of home reads (`TimelineStore.homes`) over
     /// `readers[first..<end]`: their user table entries, then their ring records (both lines a
     /// record may straddle), then the lines of each ring's newest `limit` entries, so the
@@ -624,15 +642,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             for j in first..<end where readers[j] < tableCount { socialdb_prefetch(tableBase + Int(readers[j])) }
             rings.withUnsafeBufferPointer { records in
                 guard let recordBase = records.baseAddress else { return }
-                for j in first..<end {
-                    let u = readers[j]
-                    let value = u < tableCount ? tableBase[Int(u)] : 0
-                    if value &- 1 < Self.dropped &- 1 {
-                        let r = UnsafeRawPointer(recordBase + Int(value &- 1))
-                        socialdb_prefetch(r)
-                        socialdb_prefetch(r + (MemoryLayout<RingRecord>.size &- 1))
-                    }
-                }
+                Self.prefetchRecords(of: readers, from: first, to: end, table: tableBase, count: tableCount, records: recordBase)
                 for j in first..<end {
                     let u = readers[j]
                     let value = u < tableCount ? tableBase[Int(u)] : 0
@@ -768,15 +778,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             let tableCount = UInt32(truncatingIfNeeded: table.count)
             rings.withUnsafeBufferPointer { records in
                 let recordBase = records.baseAddress!
-                for j in first..<end {
-                    let u = batch[j]
-                    let value = u < tableCount ? tableBase[Int(u)] : 0
-                    if value &- 1 < Self.dropped &- 1 {
-                        let r = UnsafeRawPointer(recordBase + Int(value &- 1))
-                        socialdb_prefetch(r)
-                        socialdb_prefetch(r + (MemoryLayout<RingRecord>.size &- 1))
-                    }
-                }
+                Self.prefetchRecords(of: batch, from: first, to: end, table: tableBase, count: tableCount, records: recordBase)
                 for j in first..<end {
                     let u = batch[j]
                     let value = u < tableCount ? tableBase[Int(u)] : 0
