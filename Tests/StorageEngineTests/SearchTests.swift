@@ -567,23 +567,11 @@ struct SearchModel {
             var positions: [[UInt32]] = []
             for d in stride(from: documentCount - 1, through: 0, by: -1) where Double.random(in: 0..<1, using: &rng) < density {
                 docs.append(UInt32(d))
-                var p = UInt32.random(in: 0..<3, using: &rng)
-                var run: [UInt32] = []
-                for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                    run.append(p)
-                    p += UInt32.random(in: 1...200, using: &rng)
-                }
-                positions.append(run)
+                positions.append(randomPositionRun(&rng))
             }
             if docs.isEmpty { docs = [7]; positions = [[1]] }
             lists[name] = (docs, positions)
-            var starts: [Int] = []
-            var values: [UInt32] = []
-            for run in positions {
-                starts.append(values.count)
-                values += run
-            }
-            builder.addTerm(Array(name.utf8), docs: docs, positionStarts: starts, positionValues: values)
+            addTerm(name, docs: docs, positions: positions, to: &builder)
         }
         let segment = builder.finish()
         let scratch = UnsafeMutablePointer<UInt32>.allocate(capacity: PostingCodec.blockSize)
@@ -600,31 +588,13 @@ struct SearchModel {
                     }
                 }
             }
-            for round in 0..<40 {
-                var cursor = PostingCursor(frozen: info)
-                cursor.buffer = scratch
-                var target = Int32(documentCount + 5)
-                while true {
-                    let expected = docs.firstIndex { Int32($0) <= target }
-                    let got = cursor.seek(atOrBelow: target)
-                    #expect(got == expected.map { Int32(docs[$0]) } ?? -1, "seed \(seed) term \(name) round \(round) target \(target)")
-                    guard let e = expected, got == Int32(docs[e]) else { break }
-                    // Positions only some of the time, so that seeks also pass postings unread.
-                    if round % 2 == 0 || Int.random(in: 0..<3, using: &rng) == 0 {
-                        var out: [UInt32] = []
-                        cursor.positions(into: &out)
-                        #expect(out == positions[e], "seed \(seed) term \(name) document \(got)")
-                    }
-                    // Mostly small steps, sometimes the same target again, sometimes a long jump.
-                    switch Int.random(in: 0..<10, using: &rng) {
-                    case 0: break
-                    case 1: target = got - Int32.random(in: 1...2000, using: &rng)
-                    default: target = got - Int32.random(in: 1...(round % 3 == 0 ? 3 : 12), using: &rng)
-                    }
-                    if target < 0 {
-                        #expect(cursor.seek(atOrBelow: target) == -1, "seed \(seed) term \(name): past the end")
-                        break
-                    }
+            // Mostly small steps, sometimes the same target again, sometimes a long jump.
+            walkSeeks(info, docs: docs, positions: positions, from: Int32(documentCount + 5), rounds: 40, buffer: scratch,
+                      context: "seed \(seed) term \(name)", rng: &rng) { got, round, rng in
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0: return got
+                case 1: return got - Int32.random(in: 1...2000, using: &rng)
+                default: return got - Int32.random(in: 1...(round % 3 == 0 ? 3 : 12), using: &rng)
                 }
             }
         }
@@ -887,13 +857,7 @@ struct SearchModel {
             var d = documentCount - 1 - Int.random(in: 0..<50, using: &rng)
             while d >= 0 {
                 docs.append(UInt32(d))
-                var p = UInt32.random(in: 0..<3, using: &rng)
-                var run: [UInt32] = []
-                for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                    run.append(p)
-                    p += UInt32.random(in: 1...200, using: &rng)
-                }
-                positions.append(run)
+                positions.append(randomPositionRun(&rng))
                 // Geometric gaps of the density, now and then a run of neighbours or a long gap.
                 switch Int.random(in: 0..<20, using: &rng) {
                 case 0: d -= 1
@@ -902,13 +866,7 @@ struct SearchModel {
                 }
             }
             lists[name] = (docs, positions)
-            var starts: [Int] = []
-            var values: [UInt32] = []
-            for run in positions {
-                starts.append(values.count)
-                values += run
-            }
-            builder.addTerm(Array(name.utf8), docs: docs, positionStarts: starts, positionValues: values)
+            addTerm(name, docs: docs, positions: positions, to: &builder)
         }
         let segment = builder.finish()
         #expect(Self.eliasFanoBlocks(segment) > 20, "seed \(seed): \(Self.eliasFanoBlocks(segment)) Elias-Fano blocks")
@@ -919,32 +877,15 @@ struct SearchModel {
         for (name, _) in densities {
             let (docs, positions) = lists[name]!
             let info = segment.termInfo(segment.lookup(name)!)
-            for round in 0..<60 {
-                var cursor = PostingCursor(frozen: info)
-                cursor.buffer = scratch
-                cursor.inPlace = round % 4 != 0
-                var target = Int32(documentCount + 5)
-                while true {
-                    let expected = docs.firstIndex { Int32($0) <= target }
-                    let got = cursor.seek(atOrBelow: target)
-                    #expect(got == expected.map { Int32(docs[$0]) } ?? -1, "seed \(seed) term \(name) round \(round) target \(target)")
-                    guard let e = expected, got == Int32(docs[e]) else { break }
-                    if round % 2 == 0 || Int.random(in: 0..<3, using: &rng) == 0 {
-                        var out: [UInt32] = []
-                        cursor.positions(into: &out)
-                        #expect(out == positions[e], "seed \(seed) term \(name) document \(got)")
-                    }
-                    // Small steps, the same target again, jumps within a block and across blocks.
-                    switch Int.random(in: 0..<10, using: &rng) {
-                    case 0: break
-                    case 1: target = got - Int32.random(in: 1...20_000, using: &rng)
-                    case 2, 3: target = got - Int32.random(in: 1...2_000, using: &rng)
-                    default: target = got - Int32.random(in: 1...(round % 3 == 0 ? 3 : 200), using: &rng)
-                    }
-                    if target < 0 {
-                        #expect(cursor.seek(atOrBelow: target) == -1, "seed \(seed) term \(name): past the end")
-                        break
-                    }
+            // Small steps, the same target again, jumps within a block and across blocks; one
+            // round in four decodes blocks instead of searching them in place.
+            walkSeeks(info, docs: docs, positions: positions, from: Int32(documentCount + 5), rounds: 60, buffer: scratch,
+                      context: "seed \(seed) term \(name)", inPlace: { $0 % 4 != 0 }, rng: &rng) { got, round, rng in
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0: return got
+                case 1: return got - Int32.random(in: 1...20_000, using: &rng)
+                case 2, 3: return got - Int32.random(in: 1...2_000, using: &rng)
+                default: return got - Int32.random(in: 1...(round % 3 == 0 ? 3 : 200), using: &rng)
                 }
             }
         }
@@ -1036,5 +977,60 @@ struct SearchModel {
         index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
         try check("reopened")
         index.close()
+    }
+}
+
+// MARK: Shared by the block-coding tests
+
+/// One to three increasing positions from 0-2, 1-200 apart.
+func randomPositionRun(_ rng: inout SeededRandom) -> [UInt32] {
+    var p = UInt32.random(in: 0..<3, using: &rng)
+    var run: [UInt32] = []
+    for _ in 0..<Int.random(in: 1...3, using: &rng) {
+        run.append(p)
+        p += UInt32.random(in: 1...200, using: &rng)
+    }
+    return run
+}
+
+/// Adds term `name` with `docs` (descending) and each document's positions.
+func addTerm(_ name: String, docs: [UInt32], positions: [[UInt32]], to builder: inout SegmentBuilder) {
+    var starts: [Int] = []
+    var values: [UInt32] = []
+    for run in positions {
+        starts.append(values.count)
+        values += run
+    }
+    builder.addTerm(Array(name.utf8), docs: docs, positionStarts: starts, positionValues: values)
+}
+
+/// Walks a frozen list `rounds` times with non-increasing targets from `start` (`next` gives
+/// the next target from the document found), checking every seek and, in even rounds and a
+/// third of the others (so seeks also pass postings unread), the positions against `docs` and
+/// `positions`; a target below 0 must find nothing.
+func walkSeeks(_ info: FrozenSegment.TermInfo, docs: [UInt32], positions: [[UInt32]], from start: Int32, rounds: Int,
+               buffer: UnsafeMutablePointer<UInt32>, context: String, inPlace: ((Int) -> Bool)? = nil,
+               rng: inout SeededRandom, next: (Int32, Int, inout SeededRandom) -> Int32) {
+    for round in 0..<rounds {
+        var cursor = PostingCursor(frozen: info)
+        cursor.buffer = buffer
+        if let inPlace { cursor.inPlace = inPlace(round) }
+        var target = start
+        while true {
+            let expected = docs.firstIndex { Int32($0) <= target }
+            let got = cursor.seek(atOrBelow: target)
+            #expect(got == expected.map { Int32(docs[$0]) } ?? -1, "\(context) round \(round) target \(target)")
+            guard let e = expected, got == Int32(docs[e]) else { break }
+            if round % 2 == 0 || Int.random(in: 0..<3, using: &rng) == 0 {
+                var out: [UInt32] = []
+                cursor.positions(into: &out)
+                #expect(out == positions[e], "\(context) document \(got)")
+            }
+            target = next(got, round, &rng)
+            if target < 0 {
+                #expect(cursor.seek(atOrBelow: target) == -1, "\(context): past the end")
+                break
+            }
+        }
     }
 }
