@@ -10,6 +10,14 @@ import Glibc
 
 /// Small sizes so a few thousand operations go through every path: many flushes, level-0
 /// compactions, trivial moves, merges into deeper levels and tombstones reaching the bottom.
+/// `keys` read by one multi-get into a `RecordBatch`, values copied out.
+func batchGet(_ tree: LSMTree, _ keys: [[UInt8]]) throws -> [[UInt8]?] {
+    let batch = RecordBatch()
+    for key in keys { batch.append(key: key) }
+    try tree.multiGet(batch)
+    return keys.indices.map { batch.value(at: $0).map { Array($0) } }
+}
+
 func smallLSMOptions(background: Bool) -> LSMOptions {
     var o = LSMOptions()
     o.memtableBytes = 24 << 10
@@ -105,6 +113,7 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
             for start in stride(from: 0, to: keys.count, by: 20) {
                 let page = Array(keys[start..<min(keys.count, start + 20)])
                 #expect(try h.tree.multiGet(page) == page.map { model[$0] }, "multiGet from \(page[0]), round \(round)")
+                #expect(try batchGet(h.tree, page) == page.map { model[$0] }, "batch multiGet from \(page[0]), round \(round)")
             }
             for missing in [[UInt8](), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [3], [2, 0xFE]] where model[missing] == nil {
                 #expect(try h.tree.get(missing) == nil, "absent \(missing)")
@@ -224,7 +233,9 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
             case 850..<880:
                 var keys: [[UInt8]] = []
                 for _ in 0..<20 { keys.append(pickExisting() ?? modelKey(space: 3, rng.next() % 5000)) }
-                let got = try h.tree.multiGet(keys)
+                // The array form and the batch form (the tables' pipelined path when they are
+                // mapped), alternately.
+                let got = step % 2 == 0 ? try h.tree.multiGet(keys) : try batchGet(h.tree, keys)
                 let want = keys.map { model[$0] }
                 if let i = keys.indices.first(where: { got[$0] != want[$0] }) {
                     let single = try h.tree.get(keys[i])
@@ -387,6 +398,28 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
         try h.close()
     }
 
+    /// Keys of the longest length allowed (1,024 bytes, 1,032 with their trailer) read back
+    /// from tables by every read path: get, both multi-get forms (mapped and not), scans.
+    @Test(arguments: [true, false])
+    func theLongestKeysAreReadBackFromTables(mapped: Bool) throws {
+        let tmp = TemporaryDirectory("lsm-long-keys")
+        var options = smallLSMOptions(background: false)
+        options.mmapReads = mapped
+        options.blockBytes = 4096
+        let h = try TreeHarness(dir: tmp.path, options: options)
+        let keys = (0..<6).map { i in [UInt8](repeating: 0x41, count: WriteBatch.maxKeyBytes - 1) + [UInt8(i)] }
+        for (i, key) in keys.enumerated() { try h.tree.put(key, [UInt8(i), 9]) }
+        try h.tree.flush()
+        for (i, key) in keys.enumerated() { #expect(try h.tree.get(key) == [UInt8(i), 9]) }
+        let want = keys.indices.map { Optional([UInt8($0), 9]) }
+        #expect(try h.tree.multiGet(keys) == want)
+        #expect(try batchGet(h.tree, keys) == want)
+        var seen = 0
+        try h.tree.scan(from: keys[0], to: nil) { k, _ in seen += k.count == WriteBatch.maxKeyBytes ? 1 : 0; return true }
+        #expect(seen == keys.count)
+        try h.close()
+    }
+
     /// The record cache remembers absent keys (most counter lookups find none), and a write
     /// of the key, put or delete, replaces what it remembers: reads never answer from it after
     /// the key changed, by get or by multiGet, from the memtable or from a table.
@@ -539,6 +572,8 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
             #expect(throws: LSMError.self) { try h2.tree.scan(from: [0], to: [0xFF], reverse: true, limit: 1000) { _, _ in true } }
             let keys = Array(written.keys)
             #expect(throws: LSMError.self) { _ = try h2.tree.multiGet(keys) }
+            // The batch form (mapped: the pipelined path), every key read in one batch.
+            #expect(throws: LSMError.self) { _ = try batchGet(h2.tree, keys) }
             try h2.tree.close(flush: false)
         }
         // A damaged footer fails the open with the file's name.

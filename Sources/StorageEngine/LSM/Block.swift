@@ -279,7 +279,7 @@ struct BlockView {
             if InternalKey.compare(k, target) < 0 { lo = mid } else { hi = mid - 1 }
         }
         if limit == 0 { return nil }
-        let result: Result<Found?, LSMError> = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { scratch in
+        let result: Result<Found?, LSMError> = withUnsafeTemporaryAllocation(byteCount: InternalKey.maxBytes, alignment: 8) { scratch in
             var keyLength = 0
             var i = restart(lo)
             while i < limit {

@@ -1,3 +1,5 @@
+import CLibURing
+
 /// A bloom filter over the user keys of one table, hashed with xxh3 and probed by double hashing.
 /// Format: the bit array (a whole number of bytes), then one byte: the number of probes.
 enum BloomFilter {
@@ -23,6 +25,21 @@ enum BloomFilter {
             p[bytes] = UInt8(probes)
         }
         return out
+    }
+
+    /// Starts loading the lines `mayContain` will read for `h` (a batch's probes overlap).
+    @inline(__always)
+    static func prefetch(_ filter: UnsafeRawBufferPointer, hash h: UInt64) {
+        guard filter.count >= 2 else { return }
+        let bytes = filter.count - 1
+        let probes = Int(filter[bytes])
+        let nbits = UInt64(bytes * 8)
+        var h1 = h
+        let delta = (h >> 33) | (h << 31)
+        for _ in 0..<probes {
+            socialdb_prefetch(filter.baseAddress! + Int((h1 % nbits) >> 3))
+            h1 &+= delta
+        }
     }
 
     /// Whether the key may be in the set (false means certainly not).

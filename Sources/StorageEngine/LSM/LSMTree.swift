@@ -8,7 +8,13 @@ import Synchronization
 /// a sorted run of non-overlapping tables.
 final class Version: Sendable {
     let levels: [[Table]]
-    init(levels: [[Table]]) { self.levels = levels }
+    /// Every table is mapped: a batch multi-get can walk its blocks in place, all keys at once
+    /// (`LSMTree.pipelinedGet`).
+    let allMapped: Bool
+    init(levels: [[Table]]) {
+        self.levels = levels
+        allMapped = levels.allSatisfy { $0.allSatisfy(\.isMapped) }
+    }
 }
 
 /// Tables opened unmapped because mmap lacked a resource (`Table.mapFallback`): how many since
@@ -748,7 +754,7 @@ public final class LSMTree: @unchecked Sendable {
 
     /// What a reader needs: the memtables newest first and the version. Rebuilt (under the
     /// state lock) whenever either changes, so a read takes a reference, not an allocation.
-    private final class Snapshot: Sendable {
+    final class Snapshot: Sendable {
         let memtables: [Memtable]
         let version: Version
         init(memtables: [Memtable], version: Version) {
@@ -762,7 +768,7 @@ public final class LSMTree: @unchecked Sendable {
     /// Call with the state lock held after changing `active`, `frozen` or `version`.
     private func invalidateSnapshotLocked() { currentSnapshot = nil }
 
-    private func snapshot() throws(LSMError) -> Snapshot {
+    func snapshot() throws(LSMError) -> Snapshot {
         state.lock()
         defer { state.unlock() }
         if closed { throw .closed }
@@ -865,6 +871,18 @@ public final class LSMTree: @unchecked Sendable {
     /// The next table and block that may hold `user`, in newest-first order, or nil.
     private func nextCandidate(_ v: Version, user: UnsafeRawBufferPointer, target: UnsafeRawBufferPointer,
                                hash: UInt64, _ loc: inout SearchLocation) -> (Table, Int)? {
+        while let t = nextTable(v, user: user, &loc) {
+            if t.mayContain(hash: hash) {
+                let b = t.blockIndex(for: target)
+                if b < t.blockCount { return (t, b) }
+            }
+        }
+        return nil
+    }
+
+    /// The next table whose key range holds `user`, in newest-first order (level 0 newest
+    /// first, then one table a level), or nil; its filter is not consulted.
+    func nextTable(_ v: Version, user: UnsafeRawBufferPointer, _ loc: inout SearchLocation) -> Table? {
         while loc.level < v.levels.count {
             let tables = v.levels[loc.level]
             if loc.level == 0 {
@@ -872,10 +890,7 @@ public final class LSMTree: @unchecked Sendable {
                 while loc.index > 0 {
                     loc.index -= 1
                     let t = tables[loc.index]
-                    if inRange(t.meta, user), t.mayContain(hash: hash) {
-                        let b = t.blockIndex(for: target)
-                        if b < t.blockCount { return (t, b) }
-                    }
+                    if inRange(t.meta, user) { return t }
                 }
                 loc.level = 1
                 loc.index = -1
@@ -890,13 +905,7 @@ public final class LSMTree: @unchecked Sendable {
                 let c = tables[mid].meta.largest.withUnsafeBytes { InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: $0[..<($0.count - 8)]), user) }
                 if c < 0 { lo = mid + 1 } else { hi = mid }
             }
-            if lo < tables.count {
-                let t = tables[lo]
-                if inRange(t.meta, user), t.mayContain(hash: hash) {
-                    let b = t.blockIndex(for: target)
-                    if b < t.blockCount { return (t, b) }
-                }
-            }
+            if lo < tables.count, inRange(tables[lo].meta, user) { return tables[lo] }
         }
         return nil
     }
@@ -963,6 +972,36 @@ public final class LSMTree: @unchecked Sendable {
             for i in 0..<batch.count { batch.missing.append(i) }
         }
         guard !batch.missing.isEmpty else { return }
+        let snap = try snapshot()
+        if snap.version.allMapped {
+            // The memtables first, key by key; the rest from the tables, all keys at once.
+            var kept = 0
+            for j in 0..<batch.missing.count {
+                let index = batch.missing[j]
+                let inMemory: Bool = batch.withKey(index) { key in
+                    for m in snap.memtables {
+                        guard let node = m.find(key) else { continue }
+                        let hash = BloomFilter.hash(key)
+                        if Memtable.kind(node) == .value {
+                            let value = Memtable.value(node)
+                            batch.setValue(index, value)
+                            if let cache { cache.records.insert(key, hash: hash, value: value, token: cache.token) }
+                        } else if let cache {
+                            cache.records.insertAbsent(key, hash: hash, token: cache.token)
+                        }
+                        return true
+                    }
+                    return false
+                }
+                if !inMemory {
+                    batch.missing[kept] = index
+                    kept += 1
+                }
+            }
+            batch.missing.removeLast(batch.missing.count - kept)
+            try pipelinedGet(batch, snap.version, cache: cache)
+            return
+        }
         let keys = batch.missing.map { [UInt8](batch.key(at: $0)) }
         let values = try multiGet(keys, cache: cache, probeCache: false)
         for (index, value) in zip(batch.missing, values) {

@@ -74,6 +74,11 @@ public enum ValueKind: UInt8, Sendable {
 /// version of a key comes first.
 @usableFromInline
 enum InternalKey {
+    /// The longest internal key: the longest user key and its 8-byte trailer. (Point lookups
+    /// once read keys back into 1,024 bytes, and reported a table holding a key of more than
+    /// 1,016 bytes as corrupt.)
+    static let maxBytes = WriteBatch.maxKeyBytes + 8
+
     @usableFromInline static let trailerBytes = 8
 
     @inlinable @inline(__always)

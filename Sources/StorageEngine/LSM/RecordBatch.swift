@@ -27,6 +27,11 @@ public final class RecordBatch {
     @exclusivity(unchecked) var slots: ContiguousArray<Int> = []
     /// Keys the record cache did not know, in order: read from the tree.
     @exclusivity(unchecked) var missing: ContiguousArray<Int> = []
+    /// The tree's pipelined lookups (`LSMTree.pipelinedGet`): a probe and a key scratch per
+    /// key, allocated at the first such lookup and kept.
+    @exclusivity(unchecked) var probes: UnsafeMutablePointer<TreeProbe>?
+    @exclusivity(unchecked) var probeKeys: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) var probeCapacity = 0
 
     public init() {
         keyBytesCapacity = 256
@@ -38,6 +43,19 @@ public final class RecordBatch {
     deinit {
         keyBytes.deallocate()
         valueBytes.deallocate()
+        probes?.deallocate()
+        probeKeys?.deallocate()
+    }
+
+    /// Room for `n` probes and their key scratch (`LSMTree.pipelinedGet`).
+    func reserveProbes(_ n: Int) {
+        guard n > probeCapacity else { return }
+        probes?.deallocate()
+        probeKeys?.deallocate()
+        let capacity = max(n, 32)
+        probes = .allocate(capacity: capacity)
+        probeKeys = .allocate(byteCount: capacity * TreeProbe.keyScratch, alignment: 64)
+        probeCapacity = capacity
     }
 
     /// Keys in the batch.

@@ -1,3 +1,4 @@
+import CLibURing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -170,11 +171,17 @@ final class Table: @unchecked Sendable {
     /// Index: last internal key of each block (concatenated) and the block handles.
     private let indexKeys: [UInt8]
     private let indexKeyEnds: [Int]
-    /// The first 8 bytes of each index key's user key, big-endian (zero-padded when shorter):
-    /// the binary search compares these integers and compares whole keys only on a tie (a
-    /// point read spent ~700 instructions in it through memcmp; every tweet key differs in
-    /// its first 8 bytes).
+    /// The first 8 bytes of each index key's user key after the bytes every key of the table
+    /// starts with (`shared`), big-endian (zero-padded when shorter): the binary search
+    /// compares these integers and compares whole keys only on a tie (a point read spent ~700
+    /// instructions in it through memcmp). Skipping the shared bytes matters: tweet keys (a
+    /// key-space byte, then a big-endian id) of one table share their first bytes, and ties
+    /// of the first 8 bytes, each a read of the index keys, were half the index search of a
+    /// multi-get.
     private let indexPrefixes: [UInt64]
+    /// The bytes every user key of the table starts with (those its smallest and largest
+    /// keys share).
+    private let shared: [UInt8]
     let blockOffsets: [UInt64]
     let blockSizes: [UInt32]
     private let filter: [UInt8]
@@ -242,10 +249,16 @@ final class Table: @unchecked Sendable {
         self.file = f
         indexKeys = loaded.indexKeys
         indexKeyEnds = loaded.indexKeyEnds
+        let smallest = meta.smallestUser
+        let largest = meta.largestUser
+        let common = zip(smallest, largest).prefix { $0 == $1 }.count
+        let shared = Array(smallest.prefix(common))
+        self.shared = shared
         indexPrefixes = loaded.indexKeys.withUnsafeBytes { keys in
             (0..<loaded.indexKeyEnds.count).map { i in
-                let start = i == 0 ? 0 : loaded.indexKeyEnds[i - 1]
-                return Table.prefix(user: UnsafeRawBufferPointer(rebasing: keys[start..<(loaded.indexKeyEnds[i] - 8)]))
+                let start = (i == 0 ? 0 : loaded.indexKeyEnds[i - 1]) + shared.count
+                // An index key is one of the table's keys: it starts with `shared`.
+                return Table.prefix(user: UnsafeRawBufferPointer(rebasing: keys[min(start, loaded.indexKeyEnds[i] - 8)..<(loaded.indexKeyEnds[i] - 8)]))
             }
         }
         blockOffsets = loaded.blockOffsets
@@ -423,28 +436,99 @@ final class Table: @unchecked Sendable {
 
     /// The first block whose last key is >= `target`, or `blockCount` when none is.
     func blockIndex(for target: UnsafeRawBufferPointer) -> Int {
-        var lo = 0
-        var hi = blockOffsets.count
-        let wanted = Table.prefix(user: UnsafeRawBufferPointer(rebasing: target[..<(target.count - 8)]))
+        let user = UnsafeRawBufferPointer(rebasing: target[..<(target.count - 8)])
+        switch sharedOrder(user) {
+        case .below: return 0
+        case .above: return blockOffsets.count
+        case .within(let prefix):
+            return firstBlock(prefix: prefix) { InternalKey.compare($0, target) < 0 }.lo
+        }
+    }
+
+    /// Where a user key stands against the bytes every key of this table starts with: below
+    /// or above all of the table's keys, or starting with them, with its integer prefix after
+    /// them (what `indexPrefixes` holds for the index keys).
+    enum SharedOrder {
+        case below, above
+        case within(UInt64)
+    }
+
+    @inline(__always)
+    func sharedOrder(_ user: UnsafeRawBufferPointer) -> SharedOrder {
+        let n = shared.count
+        if n > 0 {
+            let c = shared.withUnsafeBytes { InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: user[..<min(n, user.count)]), $0) }
+            // A key that is a proper prefix of the shared bytes sorts before all of them.
+            if c < 0 { return .below }
+            if c > 0 { return .above }
+            if user.count < n { return .below }
+        }
+        return .within(Table.prefix(user: UnsafeRawBufferPointer(rebasing: user[n...])))
+    }
+
+    /// The first block whose last user key is >= `user` (the block a point lookup of `user`
+    /// searches: `blockIndex(for:)` of `user` with the largest trailer), or `blockCount`.
+    func blockIndex(user: UnsafeRawBufferPointer) -> Int {
+        narrowIndex(user: user, 0, blockOffsets.count, to: 0).lo
+    }
+
+    /// The binary search of `blockIndex(user:)` from `lo..<hi` until at most `width` blocks
+    /// are left (a pipelined lookup searches the top of the index, which stays in the CPU's
+    /// caches, loads the lines of the range left, and finishes the search with width 0 once
+    /// they are in).
+    @inline(__always)
+    func narrowIndex(user: UnsafeRawBufferPointer, _ lo: Int, _ hi: Int, to width: Int) -> (lo: Int, hi: Int) {
+        switch sharedOrder(user) {
+        case .below: return (0, 0)
+        case .above: return (blockOffsets.count, blockOffsets.count)
+        case .within(let prefix):
+            return firstBlock(prefix: prefix, lo, hi, to: width) {
+                InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: $0[..<($0.count - 8)]), user) < 0
+            }
+        }
+    }
+
+    /// Starts loading the index prefixes of blocks `lo..<hi`.
+    @inline(__always)
+    func prefetchIndex(_ lo: Int, _ hi: Int) {
+        indexPrefixes.withUnsafeBufferPointer { prefixes in
+            guard lo < hi else { return }
+            var line = Int(bitPattern: prefixes.baseAddress! + lo) & ~63
+            let end = Int(bitPattern: prefixes.baseAddress! + hi)
+            while line < end {
+                socialdb_prefetch(UnsafeRawPointer(bitPattern: line))
+                line += 64
+            }
+        }
+    }
+
+    /// Binary search of the index over `lo..<hi` until at most `width` blocks are left: the
+    /// range holding the first block whose last key is not `less` than the one sought,
+    /// comparing the keys' 8-byte prefixes first and calling `less` on a tie.
+    @inline(__always)
+    private func firstBlock(prefix wanted: UInt64, _ lo: Int = 0, _ hi: Int? = nil, to width: Int = 0,
+                            _ less: (UnsafeRawBufferPointer) -> Bool) -> (lo: Int, hi: Int) {
+        var lo = lo
+        var hi = hi ?? blockOffsets.count
         indexKeys.withUnsafeBytes { keys in
             indexPrefixes.withUnsafeBufferPointer { prefixes in
                 indexKeyEnds.withUnsafeBufferPointer { ends in
-                    while lo < hi {
+                    while hi - lo > width && lo < hi {
                         let mid = (lo + hi) / 2
                         let p = prefixes[mid]
-                        let less: Bool
+                        let below: Bool
                         if p != wanted {
-                            less = p < wanted
+                            below = p < wanted
                         } else {
                             let start = mid == 0 ? 0 : ends[mid - 1]
-                            less = InternalKey.compare(UnsafeRawBufferPointer(rebasing: keys[start..<ends[mid]]), target) < 0
+                            below = less(UnsafeRawBufferPointer(rebasing: keys[start..<ends[mid]]))
                         }
-                        if less { lo = mid + 1 } else { hi = mid }
+                        if below { lo = mid + 1 } else { hi = mid }
                     }
                 }
             }
         }
-        return lo
+        return (lo, hi)
     }
 
     /// The first 8 bytes of a user key as a big-endian integer, zero-padded: integers order as
@@ -460,6 +544,30 @@ final class Table: @unchecked Sendable {
     @inline(__always)
     func mayContain(hash: UInt64) -> Bool {
         filter.withUnsafeBytes { BloomFilter.mayContain($0, hash: hash) }
+    }
+
+    /// Starts loading the filter lines `mayContain(hash:)` reads.
+    @inline(__always)
+    func prefetchFilter(hash: UInt64) {
+        filter.withUnsafeBytes { BloomFilter.prefetch($0, hash: hash) }
+    }
+
+    /// Starts loading block `i`'s offset, size and (mapped tables) verified flag.
+    @inline(__always)
+    func prefetchHandle(_ i: Int) {
+        blockOffsets.withUnsafeBufferPointer { socialdb_prefetch($0.baseAddress! + i) }
+        blockSizes.withUnsafeBufferPointer { socialdb_prefetch($0.baseAddress! + i) }
+        if let verified { socialdb_prefetch(UnsafeRawPointer(verified + i)) }
+    }
+
+    /// Mapped tables: starts loading the lines of block `i` a point lookup reads first (its
+    /// restart array, at the end).
+    @inline(__always)
+    func prefetchTail(_ i: Int) {
+        guard let mapping else { return }
+        let end = Int(blockOffsets[i]) + Int(blockSizes[i])
+        socialdb_prefetch(mapping.baseAddress! + (end - 4))
+        socialdb_prefetch(mapping.baseAddress! + max(Int(blockOffsets[i]), end - 68))
     }
 
     /// Block `i`: a verified view of the mapping, or from the cache, or read and verified.
