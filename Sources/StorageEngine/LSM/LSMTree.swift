@@ -1009,6 +1009,10 @@ public final class LSMTree: @unchecked Sendable {
         }
     }
 
+    /// Keys an array multi-get must still look up in the tables before it reads them through
+    /// a `RecordBatch` of its own (`pipelinedGet`; a batch costs a few allocations).
+    static let pipelinedArrayKeys = 4
+
     /// `probeCache` false: the record cache was probed already (a batch's misses); what the
     /// tree returns still goes into it.
     private func multiGet(_ keys: [[UInt8]], cache: (records: RecordCache, token: UInt64)?,
@@ -1058,6 +1062,18 @@ public final class LSMTree: @unchecked Sendable {
             pending.append(Pending(key: i, hash: hash, location: SearchLocation(), table: nil, block: 0))
         }
         guard let snap = taken else { return results }
+        if snap.version.allMapped && pending.count >= Self.pipelinedArrayKeys {
+            // Enough keys left for the pipelined lookups to pay for a batch of their own.
+            let batch = RecordBatch()
+            for p in pending { batch.append(key: keys[p.key]) }
+            batch.resetResults()
+            for j in pending.indices { batch.missing.append(j) }
+            try pipelinedGet(batch, snap.version, cache: cache)
+            for (j, p) in pending.enumerated() {
+                if let value = batch.value(at: j) { results[p.key] = makeArray(value) }
+            }
+            return results
+        }
         while !pending.isEmpty {
             // Advance each key to its next candidate block.
             var next: [Pending] = []
