@@ -429,6 +429,42 @@ struct BlockCursor {
         }
     }
 
+    /// Positions at the last entry whose internal key is < `target` (before the start when
+    /// there is none). One pass: the entries walked over from the restart point are saved in the
+    /// back slots on the way, so the `previous()` steps of a reverse scan that follow pop them
+    /// (seeking forward and then stepping back decoded the run twice).
+    mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
+        backCount = 0
+        var lo = 0
+        var hi = block.restartCount - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            keyBuffer.truncate(0)
+            guard decode(at: block.restart(mid)) else { return }
+            if InternalKey.compare(key, target) < 0 { lo = mid } else { hi = mid - 1 }
+        }
+        keyBuffer.truncate(0)
+        if block.restartsOffset == 0 { offset = -1; return }
+        guard decode(at: block.restart(lo)) else { return }
+        if InternalKey.compare(key, target) >= 0 { offset = -1; return } // every entry is >= target
+        var n = 0
+        var saving = true
+        while nextOffset < block.restartsOffset {
+            if saving {
+                saving = save(slot: n)
+                n += 1
+            }
+            guard decode(at: nextOffset) else { backCount = 0; return }
+            if InternalKey.compare(key, target) >= 0 {
+                // The entry before this one is the answer: the last slot saved, or decoded again.
+                backCount = saving ? n : 0
+                previous()
+                return
+            }
+        }
+        backCount = saving ? n : 0 // the block's last entry is below target
+    }
+
     mutating func seekToLast() {
         backCount = 0
         keyBuffer.truncate(0)

@@ -95,10 +95,7 @@ final class TableCursor {
         let i = table.blockIndex(for: target)
         if i >= table.blockCount { seekToLast(); return }
         guard load(i) else { return }
-        cursor.seek(target)
-        checkCorrupt()
-        if error != nil { settle(); return }
-        if cursor.isValid { cursor.previous() } else { cursor.seekToLast() }
+        cursor.seekBefore(target)
         skipEmptyBackward()
     }
 
@@ -210,6 +207,22 @@ final class LevelCursor {
         cursor.unsafelyUnwrapped.previous()
         settleBackward()
     }
+}
+
+/// What a one-source reverse scan needs of a cursor (`LSMTree.reverseSingle`, specialized per
+/// cursor class: no existential).
+protocol ScanSource: AnyObject {
+    var isValid: Bool { get }
+    var key: UnsafeRawBufferPointer { get }
+    var value: UnsafeRawBufferPointer { get }
+    var error: LSMError? { get }
+    func previous()
+}
+
+extension TableCursor: ScanSource {}
+extension LevelCursor: ScanSource {}
+extension MemtableCursor: ScanSource {
+    var error: LSMError? { nil }
 }
 
 /// A cursor over a memtable (its nodes are stable, so the cursor is a node pointer).

@@ -1247,6 +1247,15 @@ public final class LSMTree: @unchecked Sendable {
         } else {
             for i in sources.indices { sources[i].seekToLast() }
         }
+        if sources.count == 1 {
+            // One source (a settled tree: one level's run of tables): no merge, no versions
+            // across sources; walked through its concrete type, not the enum, per step.
+            switch sources[0] {
+            case .memtable(let c): return try Self.reverseSingle(c, lower: lower, limit: limit, body)
+            case .table(let c): return try Self.reverseSingle(c, lower: lower, limit: limit, body)
+            case .level(let c): return try Self.reverseSingle(c, lower: lower, limit: limit, body)
+            }
+        }
         let value = KeyBuffer()
         while true {
             let best = try Self.pick(sources, largest: true)
@@ -1278,6 +1287,41 @@ public final class LSMTree: @unchecked Sendable {
                 if !body(previous.bytes, value.bytes) || given >= limit { break }
             }
         }
+        return given
+    }
+
+    /// The reverse scan of one source positioned at its last entry below the upper bound: each
+    /// user key's versions are adjacent, met oldest first, so the newest is the last one met.
+    private static func reverseSingle<C: ScanSource>(_ c: C, lower: [UInt8], limit: Int,
+                                                     _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) throws(LSMError) -> Int {
+        var given = 0
+        let user = KeyBuffer()
+        let value = KeyBuffer()
+        var failure: LSMError?
+        lower.withUnsafeBytes { lower in
+            while c.isValid {
+                var key = c.key
+                guard InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)]), lower) >= 0 else { break }
+                user.set(UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)]))
+                var trailer = key.loadLE(UInt64.self, at: key.count - 8)
+                value.set(c.value)
+                c.previous()
+                while c.isValid {
+                    key = c.key
+                    guard InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)]), user.bytes) == 0 else { break }
+                    trailer = key.loadLE(UInt64.self, at: key.count - 8)
+                    value.set(c.value)
+                    c.previous()
+                }
+                if c.error != nil { break }
+                if UInt8(truncatingIfNeeded: trailer) == ValueKind.value.rawValue {
+                    given += 1
+                    if !body(user.bytes, value.bytes) || given >= limit { break }
+                }
+            }
+            failure = c.error
+        }
+        if let failure { throw failure }
         return given
     }
 
