@@ -94,7 +94,7 @@ import Glibc
                     usleep(2_000)
                 }
             }
-            // Readers: multi-gets of 48 random keys and single gets, checked against the floors.
+            // Readers: single gets, multi-gets of 48 random keys and batches, checked against the floors.
             for r in 0..<3 {
                 spawn {
                     var rng = SeededRandom(seed: UInt64(round * 10 + r) &* 104_729 &+ 17)
@@ -105,8 +105,17 @@ import Glibc
                         let before = chosen.map { floors.slot(Int($0)).pointee.load(ordering: .acquiring) }
                         let values: [[UInt8]?]
                         do throws(LSMError) {
-                            values = r == 0 ? try chosen.map { k throws(LSMError) in try tree.get(modelKey(space: 1, k)) }
-                                            : try tree.multiGet(chosen.map { modelKey(space: 1, $0) })
+                            // Single gets, the array multi-get, and a batch (the pipelined path
+                            // when the tables are mapped).
+                            switch r {
+                            case 0: values = try chosen.map { k throws(LSMError) in try tree.get(modelKey(space: 1, k)) }
+                            case 1: values = try tree.multiGet(chosen.map { modelKey(space: 1, $0) })
+                            default:
+                                let batch = RecordBatch()
+                                for k in chosen { batch.append(key: modelKey(space: 1, k)) }
+                                try tree.multiGet(batch)
+                                values = chosen.indices.map { batch.value(at: $0).map { Array($0) } }
+                            }
                         } catch {
                             problem("round \(round) reader \(r): \(error)")
                             return
