@@ -1247,9 +1247,17 @@ public final class LSMTree: @unchecked Sendable {
         } else {
             for i in sources.indices { sources[i].seekToLast() }
         }
+        // Sources with nothing in range (positioned before `lower`, or exhausted) take no part.
+        // One left (a settled tree; an author whose recent keys are all in one place): no
+        // merge, no versions across sources, and the cursor walked through its concrete type.
+        for i in sources.indices { if let e = sources[i].error { throw e } }
+        sources.removeAll { source in
+            guard source.isValid else { return true }
+            let key = source.key
+            return lower.withUnsafeBytes { InternalKey.compareUser(UnsafeRawBufferPointer(rebasing: key[..<(key.count - 8)]), $0) < 0 }
+        }
+        if sources.isEmpty { return 0 }
         if sources.count == 1 {
-            // One source (a settled tree: one level's run of tables): no merge, no versions
-            // across sources; walked through its concrete type, not the enum, per step.
             switch sources[0] {
             case .memtable(let c): return try Self.reverseSingle(c, lower: lower, limit: limit, body)
             case .table(let c): return try Self.reverseSingle(c, lower: lower, limit: limit, body)
