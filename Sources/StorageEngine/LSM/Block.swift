@@ -409,17 +409,24 @@ struct BlockCursor {
         _ = decode(at: nextOffset)
     }
 
-    /// Positions at the first entry whose internal key is >= `target`.
-    mutating func seek(_ target: UnsafeRawBufferPointer) {
-        backCount = 0
+    /// Binary search of the restart points: the last whose key is below `target` (0 when
+    /// none is), or nil when a restart entry is malformed (the cursor is then corrupt).
+    private mutating func lastRestart(below target: UnsafeRawBufferPointer) -> Int? {
         var lo = 0
         var hi = block.restartCount - 1
         while lo < hi {
             let mid = (lo + hi + 1) / 2
             keyBuffer.truncate(0)
-            guard decode(at: block.restart(mid)) else { return }
+            guard decode(at: block.restart(mid)) else { return nil }
             if InternalKey.compare(key, target) < 0 { lo = mid } else { hi = mid - 1 }
         }
+        return lo
+    }
+
+    /// Positions at the first entry whose internal key is >= `target`.
+    mutating func seek(_ target: UnsafeRawBufferPointer) {
+        backCount = 0
+        guard let lo = lastRestart(below: target) else { return }
         keyBuffer.truncate(0)
         if block.restartsOffset == 0 { offset = 0; return }
         guard decode(at: block.restart(lo)) else { return }
@@ -435,14 +442,7 @@ struct BlockCursor {
     /// (seeking forward and then stepping back decoded the run twice).
     mutating func seekBefore(_ target: UnsafeRawBufferPointer) {
         backCount = 0
-        var lo = 0
-        var hi = block.restartCount - 1
-        while lo < hi {
-            let mid = (lo + hi + 1) / 2
-            keyBuffer.truncate(0)
-            guard decode(at: block.restart(mid)) else { return }
-            if InternalKey.compare(key, target) < 0 { lo = mid } else { hi = mid - 1 }
-        }
+        guard let lo = lastRestart(below: target) else { return }
         keyBuffer.truncate(0)
         if block.restartsOffset == 0 { offset = -1; return }
         guard decode(at: block.restart(lo)) else { return }

@@ -30,21 +30,17 @@ enum BloomFilter {
     /// Starts loading the lines `mayContain` will read for `h` (a batch's probes overlap).
     @inline(__always)
     static func prefetch(_ filter: UnsafeRawBufferPointer, hash h: UInt64) {
-        guard filter.count >= 2 else { return }
-        let bytes = filter.count - 1
-        let probes = Int(filter[bytes])
-        let nbits = UInt64(bytes * 8)
-        var h1 = h
-        let delta = (h >> 33) | (h << 31)
-        for _ in 0..<probes {
-            socialdb_prefetch(filter.baseAddress! + Int((h1 % nbits) >> 3))
-            h1 &+= delta
+        _ = allProbes(filter, hash: h) { byte, _ in
+            socialdb_prefetch(filter.baseAddress! + byte)
+            return true
         }
     }
 
-    /// Whether the key may be in the set (false means certainly not).
+    /// Calls `body` with the byte and bit of each of `h`'s probes (double hashing) until it
+    /// returns false; returns whether every call returned true (true for a filter too short
+    /// to have probes).
     @inline(__always)
-    static func mayContain(_ filter: UnsafeRawBufferPointer, hash h: UInt64) -> Bool {
+    private static func allProbes(_ filter: UnsafeRawBufferPointer, hash h: UInt64, _ body: (Int, UInt8) -> Bool) -> Bool {
         guard filter.count >= 2 else { return true }
         let bytes = filter.count - 1
         let probes = Int(filter[bytes])
@@ -53,9 +49,15 @@ enum BloomFilter {
         let delta = (h >> 33) | (h << 31)
         for _ in 0..<probes {
             let bit = h1 % nbits
-            if filter[Int(bit >> 3)] & (1 << UInt8(bit & 7)) == 0 { return false }
+            if !body(Int(bit >> 3), UInt8(bit & 7)) { return false }
             h1 &+= delta
         }
         return true
+    }
+
+    /// Whether the key may be in the set (false means certainly not).
+    @inline(__always)
+    static func mayContain(_ filter: UnsafeRawBufferPointer, hash h: UInt64) -> Bool {
+        allProbes(filter, hash: h) { byte, bit in filter[byte] & (1 << bit) != 0 }
     }
 }
