@@ -93,6 +93,23 @@ public final class SocialDB: Sendable {
         rateLimiter = RateLimiter(limits: options.rateLimits, clock: options.wallClockMilliseconds)
     }
 
+    /// Makes everything written so far durable in the structures' own files and lets the log
+    /// remove the segments they have all passed, as SQLite's `wal_checkpoint(TRUNCATE)` empties
+    /// its WAL: the home timelines and the search index are checkpointed (writes wait for that
+    /// part), the tweet store's memtable is written out, and the graph's changes are folded into
+    /// its base. Reads go on throughout. The periodic checkpoints (`checkpointEveryRecords`,
+    /// `checkpointEverySeconds`) do the first part on their own; this is for a bulk load's end,
+    /// or before a backup, when the log should hold nothing the structures already have.
+    public func checkpoint() throws(SocialError) {
+        try writing { () throws(SocialError) in try consumers.exclusively { () throws(SocialError) in try consumers.checkpoint() } }
+        do { try engine.tree.flush() } catch { throw SocialError(error) }
+        // The second merge moves the graph's checkpoint on from its fallback (GraphStore.merge).
+        do throws(GraphError) {
+            try engine.graph.merge()
+            try engine.graph.merge()
+        } catch { throw SocialError(error) }
+    }
+
     /// Checkpoints the derived structures (home timelines), makes every acknowledged write
     /// durable, folds the graph's changes into its base, and releases the directory.
     public func close() throws(SocialError) {

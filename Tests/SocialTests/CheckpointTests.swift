@@ -36,6 +36,39 @@ import Testing
         return result
     }
 
+    /// `checkpoint()` alone, with no periodic checkpoints: afterwards the log holds none of the
+    /// segments the structures have passed, and the data reads the same, before and after a
+    /// reopen.
+    @Test func anExplicitCheckpointLetsTheLogRemoveSegments() throws {
+        let directory = TemporaryDirectory("checkpoint-explicit")
+        var options = testOptions()
+        options.engine.logSegmentSizeBytes = 64 << 10
+        options.checkpointEveryRecords = 0
+        options.checkpointEverySeconds = 0
+        let db = try SocialDB.open(at: directory.path, options: options)
+        try db.createUser(handle: "alice")
+        try db.createUser(handle: "bob")
+        try db.follow("bob", "alice")
+        let padding = String(repeating: "x", count: 200)
+        var newest: UInt64 = 0
+        for i in 0..<1500 { newest = try db.post(handle: "alice", text: "post \(i) #run \(padding)").id }
+        let log = db.engine.log
+        #expect(log.firstSequenceNumber == 1, "nothing removed before the checkpoint")
+        try db.checkpoint()
+        let last = log.nextSequenceNumber - 1
+        #expect(log.firstSequenceNumber > last - 200, "segments before the checkpoint are gone: first \(log.firstSequenceNumber), last \(last)")
+        #expect(try db.home(handle: "bob", limit: 1).items.map(\.id) == [newest])
+        #expect(try db.search("#run", limit: 1).items.map(\.id) == [newest])
+        // Writes go on after it.
+        newest = try db.post(handle: "alice", text: "after #run").id
+        try db.close()
+        let again = try SocialDB.open(at: directory.path, options: options)
+        #expect(try again.home(handle: "bob", limit: 1).items.map(\.id) == [newest])
+        #expect(try again.search("#run", limit: 1).items.map(\.id) == [newest])
+        #expect(try again.user(handle: "alice").tweetCount == 1501)
+        try again.close()
+    }
+
     @Test func periodicCheckpointsLetTheLogRemoveSegments() throws {
         let on = try run(everyRecords: 100)
         #expect(on.timeline + 100 > on.last && on.search + 100 > on.last, "checkpoints within 100 records of the end")
