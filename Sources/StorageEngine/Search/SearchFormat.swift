@@ -192,6 +192,24 @@ final class FrozenSegment: @unchecked Sendable {
         return h ^ (h &>> 31)
     }
 
+    /// `hashName` and the name's first 8 bytes, zero-padded (`ActiveSegment.prefixWord`), in
+    /// one pass: a name of fewer than 8 bytes is all tail, whose word is that prefix.
+    @inline(__always)
+    static func hashNameAndPrefix(_ base: UnsafeRawPointer, _ count: Int) -> (hash: UInt64, prefix: UInt64) {
+        if count >= 8 { return (hashName(base, count), base.loadUnaligned(as: UInt64.self)) }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        var i = 0
+        while i < count {
+            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) &<< shift
+            shift &+= 8
+            i += 1
+        }
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
+        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+        return (h ^ (h &>> 31), tail)
+    }
+
     var fileBytes: Int { image.count }
 
     @inline(__always) func tweetID(_ doc: Int) -> UInt64 { UInt64(littleEndian: documents.loadUnaligned(fromByteOffset: doc * 16, as: UInt64.self)) }
@@ -244,18 +262,23 @@ final class FrozenSegment: @unchecked Sendable {
         var term = term
         return term.withUTF8 { utf8 -> Int? in
             let key = UnsafeRawBufferPointer(utf8)
-            let h = Self.hashName(key.baseAddress, key.count)
-            let tag = h & 0xFFFF_FFFF_0000_0000
-            var slot = Int(truncatingIfNeeded: h) & termSlotMask
-            while true {
-                let entry = termSlots[slot]
-                if entry == 0 { return nil }
-                if entry & 0xFFFF_FFFF_0000_0000 == tag {
-                    let t = Int(entry & 0xFFFF_FFFF) - 1
-                    if Self.compareWords(termName(t), key) == 0 { return t }
-                }
-                slot = (slot + 1) & termSlotMask
+            return lookup(key, hash: Self.hashName(key.baseAddress, key.count))
+        }
+    }
+
+    /// The index of the term with these bytes, whose `hashName` is `h`, or nil.
+    @inline(__always)
+    func lookup(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> Int? {
+        let tag = h & 0xFFFF_FFFF_0000_0000
+        var slot = Int(truncatingIfNeeded: h) & termSlotMask
+        while true {
+            let entry = termSlots[slot]
+            if entry == 0 { return nil }
+            if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                let t = Int(entry & 0xFFFF_FFFF) - 1
+                if Self.compareWords(termName(t), key) == 0 { return t }
             }
+            slot = (slot + 1) & termSlotMask
         }
     }
 

@@ -118,7 +118,7 @@ public enum SearchTokenizer {
         // Stack buffers of at most 1 KiB each (larger ones cost a stack-bounds query); a long
         // text moves to the heap.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
-            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 40) { list in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 1024 / MemoryLayout<PackedTerms.Term>.stride) { list in
                 var terms = PackedTerms(bytes: buffer, terms: list)
                 tokenizeASCII(bytes, into: &terms, forQuery: forQuery)
                 for i in 0..<terms.count { tokens.append(SearchToken(term: terms.string(i), position: terms.position(i))) }
