@@ -67,35 +67,34 @@ public enum PostingCodec {
     /// Appends the coded list of `docs` (strictly decreasing, non-empty); `blockPositionOffsets`
     /// gives, per block, the offset of its first posting's positions.
     /// Elias-Fano blocks are written only when `eliasFano` (segments of format version 3 on).
-    static func encode(_ docs: UnsafeBufferPointer<UInt32>, blockPositionOffsets: [UInt32], eliasFano: Bool = true, into out: inout [UInt8]) {
+    static func encode(_ docs: UnsafeBufferPointer<UInt32>, blockPositionOffsets: [UInt32], eliasFano: Bool = true, into out: inout ByteSink) {
         let count = docs.count
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
-            Varint.append(UInt64(docs[0]), to: &out)
+            out.appendVarint(UInt64(docs[0]))
             encodeBlock(docs, from: 0, to: count, eliasFano: false, into: &out)
             return
         }
         let blocks = (count + blockSize - 1) / blockSize
         let start = out.count
-        out.append(contentsOf: repeatElement(0, count: blocks * directoryEntryBytes))
+        out.appendZeros(blocks * directoryEntryBytes)
         for b in 0..<blocks {
             let from = b * blockSize
             let bodyOffset = UInt32(out.count - start)
             encodeBlock(docs, from: from, to: min(count, from + blockSize), eliasFano: eliasFano, into: &out)
-            out.withUnsafeMutableBytes { raw in
-                raw.storeLE(docs[from], at: start + b * directoryEntryBytes)
-                raw.storeLE(bodyOffset, at: start + b * directoryEntryBytes + 4)
-                raw.storeLE(blockPositionOffsets[b], at: start + b * directoryEntryBytes + 8)
-            }
+            let raw = out.mutableBytes
+            raw.storeLE(docs[from], at: start + b * directoryEntryBytes)
+            raw.storeLE(bodyOffset, at: start + b * directoryEntryBytes + 4)
+            raw.storeLE(blockPositionOffsets[b], at: start + b * directoryEntryBytes + 8)
         }
     }
 
     /// Codes one list on its own (no positions), for tests and fuzzers of the codec.
     public static func encodeList(_ docs: [UInt32], eliasFano: Bool = true) -> [UInt8] {
         let blocks = (docs.count + blockSize - 1) / blockSize
-        var out: [UInt8] = []
+        var out = ByteSink()
         docs.withUnsafeBufferPointer { encode($0, blockPositionOffsets: [UInt32](repeating: 0, count: blocks), eliasFano: eliasFano, into: &out) }
-        return out
+        return Array(out.bytes)
     }
 
     /// Decodes a list of `count` documents coded by `encodeList` from `bytes` (which must end
@@ -124,7 +123,7 @@ public enum PostingCodec {
     /// Appends the body of the block `docs[from..<to]`: nothing for one document, else the
     /// smaller of bit-packed and Rice-coded gaps (or Elias-Fano, when `eliasFano` and it is
     /// nearly as small).
-    private static func encodeBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, eliasFano: Bool, into out: inout [UInt8]) {
+    private static func encodeBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, eliasFano: Bool, into out: inout ByteSink) {
         let gaps = to - from - 1
         guard gaps > 0 else { return }
         var maximum: UInt32 = 0
@@ -252,16 +251,16 @@ public enum PostingCodec {
             }
             writer.finish()
         }
-        // The body is written into a stack buffer, 8 bytes at a time, and appended whole (an
-        // append per byte cost most of a freeze's coding). No body exceeds 1 + 127 * 32 bits
-        // (bit-packed) by more than a quarter (a bitmap is taken at most 5/4 of the best
-        // coding, Elias-Fano at most 11/10), plus padding: 1 KiB holds it.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
-            var writer = BitWriter(base: UnsafeMutableRawPointer(scratch.baseAddress!))
-            write(&writer)
-            precondition(writer.offset <= 1024 - 8, "a block body outgrew its buffer")
-            out.append(contentsOf: UnsafeRawBufferPointer(start: scratch.baseAddress!, count: writer.offset))
-        }
+        // The body is written straight into the sink, 8 bytes at a time (an array append per
+        // byte cost most of a freeze's coding). No body exceeds 1 + 127 * 32 bits (bit-packed)
+        // by more than a quarter (a bitmap is taken at most 5/4 of the best coding,
+        // Elias-Fano at most 11/10), plus padding and the writer's 8-byte stores: 1 KiB of
+        // room holds it.
+        out.reserve(1024)
+        var writer = BitWriter(base: out.base + out.count)
+        write(&writer)
+        precondition(writer.offset <= 1024 - 8, "a block body outgrew its room")
+        out.extend(by: writer.offset)
     }
 
     /// Writes bits LSB first into a buffer, 8 bytes at a time (the buffer has room for 8 bytes
