@@ -35,7 +35,10 @@
 /// the block, searched in place) whenever it is at most 5/4 of the best coding's bits. In lists
 /// of more than one block (the long lists an intersection probes), a block that is not a bitmap
 /// is Elias-Fano-coded when that is at most `eliasFanoTolerancePercent` larger than the best
-/// coding, since an intersection then searches it in place instead of decoding it.
+/// coding, since an intersection then searches it in place instead of decoding it; but
+/// bit-packed, before either, when that is at most `packedPreferencePercent` larger than the
+/// best coding (such lists are decoded in full by conjunctions and phrases, and unpacking takes
+/// about a third of the instructions of Rice's or Elias-Fano's two passes).
 ///
 /// Positions are a separate stream per term: for each posting in list order, varint count
 /// c >= 1, then c varints (the first position, then each later one minus the one before it
@@ -58,6 +61,9 @@ public enum PostingCodec {
     /// How much larger than the best other coding an Elias-Fano block may be and still be chosen
     /// (not part of the format: readers take any coding).
     static let eliasFanoTolerancePercent = 10
+    /// How much larger than the best coding a bit-packed block of a list of several blocks may
+    /// be and still be chosen (not part of the format).
+    static let packedPreferencePercent = 20
     /// Postings between two checkpoints of a block's positions (format version 4 on).
     public static let positionCheckpointInterval = 16
 
@@ -176,48 +182,58 @@ public enum PostingCodec {
         // best coding (dense lists, the ones intersections and phrases probe most).
         let bitmapBits = gaps + Int(sum)
         if bestK != 0, width > 0, bitmapBits <= (bestK < 0 ? packedBits : bestBits) * 5 / 4 { bestK = 0 }
+        // Elias-Fano over e_i = first - doc_i - 1: (size-1) * l low bits, then one bit per
+        // document and one per bucket of 2^l below the last: l near log2 of the mean gap.
+        let first = docs[from]
+        var bestL = -1
+        var bestEliasFano = Int.max
+        var useEliasFano = false
+        if eliasFano, bestK != 0, width > 0 {
+            let chosenBits = bestK < 0 ? packedBits : bestBits
+            let span = Int(first &- docs[to - 1] &- 1)
+            let mean = max(1, span / gaps)
+            let center = bitWidth(UInt32(truncatingIfNeeded: mean)) - 1
+            for l in max(0, center - 1)...min(31, center + 1) {
+                let bits = gaps * l + (span >> l) + gaps
+                if bits < bestEliasFano { bestEliasFano = bits; bestL = l }
+            }
+            useEliasFano = bestEliasFano * 100 <= chosenBits * (100 + eliasFanoTolerancePercent)
+            // In lists of several blocks (the ones conjunctions decode in full), bit-packing
+            // decodes in about a third of the instructions of Rice or Elias-Fano: taken when
+            // it is at most `packedPreferencePercent` larger than the best coding.
+            let best = min(chosenBits, bestEliasFano)
+            if packedBits * 100 <= best * (100 + packedPreferencePercent) {
+                useEliasFano = false
+                bestK = -1
+            }
+        }
         func write(_ writer: inout BitWriter) {
-            if eliasFano, bestK != 0, width > 0 {
-                // Elias-Fano over e_i = first - doc_i - 1: (size-1) * l low bits, then one bit per
-                // document and one per bucket of 2^l below the last: l near log2 of the mean gap.
-                let chosenBits = bestK < 0 ? packedBits : bestBits
-                let first = docs[from]
-                let span = Int(first &- docs[to - 1] &- 1)
-                let mean = max(1, span / gaps)
-                let center = bitWidth(UInt32(truncatingIfNeeded: mean)) - 1
-                var bestL = -1
-                var bestEliasFano = Int.max
-                for l in max(0, center - 1)...min(31, center + 1) {
-                    let bits = gaps * l + (span >> l) + gaps
-                    if bits < bestEliasFano { bestEliasFano = bits; bestL = l }
-                }
-                if bestEliasFano * 100 <= chosenBits * (100 + eliasFanoTolerancePercent) {
-                    writer.byte(eliasFanoFlag | UInt8(bestL))
-                    if bestL > 0 {
-                        let low = (UInt64(1) << UInt64(bestL)) &- 1
-                        i = from + 1
-                        while i < to {
-                            writer.put(UInt64(first &- docs[i] &- 1) & low, bits: bestL)
-                            i += 1
-                        }
-                        writer.finish()
-                    }
-                    var previousHigh = 0
+            if useEliasFano {
+                writer.byte(eliasFanoFlag | UInt8(bestL))
+                if bestL > 0 {
+                    let low = (UInt64(1) << UInt64(bestL)) &- 1
                     i = from + 1
                     while i < to {
-                        let high = Int((first &- docs[i] &- 1) >> UInt32(bestL))
-                        var zeros = high - previousHigh
-                        previousHigh = high
-                        while zeros >= 32 {
-                            writer.put(0, bits: 32)
-                            zeros -= 32
-                        }
-                        writer.put(UInt64(1) << UInt64(zeros), bits: zeros + 1)
+                        writer.put(UInt64(first &- docs[i] &- 1) & low, bits: bestL)
                         i += 1
                     }
                     writer.finish()
-                    return
                 }
+                var previousHigh = 0
+                i = from + 1
+                while i < to {
+                    let high = Int((first &- docs[i] &- 1) >> UInt32(bestL))
+                    var zeros = high - previousHigh
+                    previousHigh = high
+                    while zeros >= 32 {
+                        writer.put(0, bits: 32)
+                        zeros -= 32
+                    }
+                    writer.put(UInt64(1) << UInt64(zeros), bits: zeros + 1)
+                    i += 1
+                }
+                writer.finish()
+                return
             }
             if bestK < 0 {
                 writer.byte(UInt8(width))

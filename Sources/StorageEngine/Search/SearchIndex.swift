@@ -394,7 +394,10 @@ public final class SearchIndex: @unchecked Sendable {
                             QueryEvaluator.orderDrivers(cursors, drivers, k)
                             return true
                         }
-                        func run(upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?) {
+                        // (`results` and the count are passed inout, not captured: a captured var
+                        // that the function changes is checked for exclusive access at run time.)
+                        func run(upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?,
+                                 into results: inout [UInt64], segmentsWithHits: inout Int) {
                             let start = results.count
                             var t = Int32(upper) - 1
                             var found = 0
@@ -423,7 +426,7 @@ public final class SearchIndex: @unchecked Sendable {
                                 let upper = before.map { activeSegment.documents(below: $0, count: activeCount) } ?? activeCount
                                 run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs),
                                                                                           times: UnsafeRawPointer(activeSegment.times), stride: 8),
-                                    floorID: nil)
+                                    floorID: nil, into: &results, segmentsWithHits: &segmentsWithHits)
                             }
                         }
                         for segment in sealedSegments.reversed() {
@@ -436,7 +439,7 @@ public final class SearchIndex: @unchecked Sendable {
                             let upper = before.map { segment.documents(below: $0, count: count) } ?? count
                             run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs),
                                                                                       times: UnsafeRawPointer(segment.times), stride: 8),
-                                floorID: f)
+                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
                         }
                         for segment in frozenSegments {
                             guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
@@ -446,7 +449,7 @@ public final class SearchIndex: @unchecked Sendable {
                             }) else { continue }
                             let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
                             run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16),
-                                floorID: f)
+                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
                         }
                     }
                 }
