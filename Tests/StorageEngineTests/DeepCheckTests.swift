@@ -209,14 +209,15 @@ import Testing
     static func searchImage(documents n: Int) -> [UInt8] {
         var builder = SegmentBuilder(number: 7)
         for d in 0..<n { builder.addDocument(tweetID: UInt64(1000 + d * 3), time: UInt64(d)) }
-        func add(_ name: String, _ docs: [UInt32]) {
+        // (The builder is noncopyable, so it is passed in rather than captured.)
+        func add(_ name: String, _ docs: [UInt32], to builder: inout SegmentBuilder) {
             let starts = Array(stride(from: 0, to: docs.count * 2, by: 2))
             let values = docs.flatMap { [UInt32($0 % 5), UInt32($0 % 5 + 3)] }
             builder.addTerm(Array(name.utf8), docs: docs, positionStarts: starts, positionValues: values)
         }
-        add("a", (0..<UInt32(n)).reversed().filter { $0 % 11 != 4 })
-        add("b", [UInt32(n - 1), UInt32(n - 2), 200, 199, 198, 3, 2, 1])
-        add("c", [5])
+        add("a", (0..<UInt32(n)).reversed().filter { $0 % 11 != 4 }, to: &builder)
+        add("b", [UInt32(n - 1), UInt32(n - 2), 200, 199, 198, 3, 2, 1], to: &builder)
+        add("c", [5], to: &builder)
         let segment = builder.finish()
         return Array(UnsafeRawBufferPointer(segment.image))
     }

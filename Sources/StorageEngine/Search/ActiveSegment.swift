@@ -132,21 +132,44 @@ final class ActiveSegment: @unchecked Sendable {
     /// would go. Names compare by bytes, as the frozen segments compare them.
     @inline(__always)
     private func find(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64) -> (id: Int, slot: Int) {
+        Self.find(bytes, count, hash: hash, prefix: Self.prefixWord(bytes, count), Tables(self))
+    }
+
+    /// The interning tables' addresses, read from the segment once per `append` (every read of
+    /// a class's stored property in a loop is a dynamic exclusivity check, which cost more than
+    /// the probe itself); read again after `addTerm`, which may move them.
+    struct Tables {
+        var termTable: UnsafeMutablePointer<UInt64>
+        var mask: Int
+        var states: UnsafeMutablePointer<TermState>
+        var names: UnsafeMutablePointer<UInt8>
+
+        @inline(__always)
+        init(_ segment: ActiveSegment) {
+            termTable = segment.termTable
+            mask = segment.termTableMask
+            states = segment.states
+            names = segment.names
+        }
+    }
+
+    /// `find` over `tables`, with the name's first 8 bytes (`prefixWord`) given.
+    @inline(__always)
+    private static func find(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64, prefix: UInt64, _ tables: Tables) -> (id: Int, slot: Int) {
         let tag = hash & 0xFFFF_FFFF_0000_0000
-        let prefix = Self.prefixWord(bytes, count)
-        var slot = Int(truncatingIfNeeded: hash) & termTableMask
+        var slot = Int(truncatingIfNeeded: hash) & tables.mask
         while true {
-            let entry = termTable[slot]
+            let entry = tables.termTable[slot]
             if entry == 0 { return (-1, slot) }
             if entry & 0xFFFF_FFFF_0000_0000 == tag {
                 let id = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
-                let s = states + id
+                let s = tables.states + id
                 if Int(s.pointee.nameLength) == count && s.pointee.prefix == prefix
-                    && (count <= 8 || Self.sameBytes(names + Int(s.pointee.nameOffset) + 8, bytes + 8, count - 8)) {
+                    && (count <= 8 || sameBytes(tables.names + Int(s.pointee.nameOffset) + 8, bytes + 8, count - 8)) {
                     return (id, slot)
                 }
             }
-            slot = (slot &+ 1) & termTableMask
+            slot = (slot &+ 1) & tables.mask
         }
     }
 
@@ -202,33 +225,40 @@ final class ActiveSegment: @unchecked Sendable {
         // Warm the cache first: every term's table slot, then the state it names, as loads that
         // do not depend on one another, so their misses overlap instead of stalling one after
         // the other in the probe loop below (on a full segment most of a token's cost).
+        var tables = Tables(self)
+        let count = terms.count
+        let list = terms.terms
         var touched: UInt64 = 0
-        for k in 0..<terms.count { touched &+= termTable[Int(truncatingIfNeeded: terms.terms[k].hash) & termTableMask] }
-        for k in 0..<terms.count {
-            let entry = termTable[Int(truncatingIfNeeded: terms.terms[k].hash) & termTableMask]
-            if entry != 0 { touched &+= states[Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1].prefix }
+        for k in 0..<count { touched &+= tables.termTable[Int(truncatingIfNeeded: list[k].hash) & tables.mask] }
+        for k in 0..<count {
+            let entry = tables.termTable[Int(truncatingIfNeeded: list[k].hash) & tables.mask]
+            if entry != 0 { touched &+= tables.states[Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1].prefix }
         }
         warmed = touched
-        for k in 0..<terms.count {
-            let term = terms.terms[k]
+        var postings = 0
+        for k in 0..<count {
+            let term = list[k]
             let start = base + Int(term.offset)
-            let count = Int(term.length)
+            let length = Int(term.length)
             let entry = high | UInt64(term.position)
-            let (id, slot) = find(start, count, hash: term.hash)
+            let (id, slot) = Self.find(start, length, hash: term.hash, prefix: term.prefix, tables)
             if id >= 0 {
-                appendEntry(entry, term: id, doc: doc)
+                if appendEntry(entry, state: tables.states + id, doc: doc) { postings &+= 1 }
             } else {
-                addTerm(start, count, hash: term.hash, slot: slot, entry: entry, doc: doc)
+                addTerm(start, length, hash: term.hash, slot: slot, entry: entry, doc: doc)
+                tables = Tables(self)
             }
         }
-        tweetIDs[documentCount] = tweetID
-        times[documentCount] = time
-        documentCount += 1
+        postingCount += postings
+        tweetIDs[Int(doc)] = tweetID
+        times[Int(doc)] = time
+        documentCount = Int(doc) + 1
     }
 
+    /// Appends `entry` to the term whose state is at `state`; true when it starts a document
+    /// of the term (a new posting).
     @inline(__always)
-    private func appendEntry(_ entry: UInt64, term: Int, doc: Int32) {
-        let state = states + term
+    private func appendEntry(_ entry: UInt64, state: UnsafeMutablePointer<TermState>, doc: Int32) -> Bool {
         if state.pointee.headCount == state.pointee.headCapacity {
             let next = Self.nextCapacity(state.pointee.headCapacity)
             state.pointee.head = allocateChunk(capacity: Int(next), previous: state.pointee.head)
@@ -240,8 +270,9 @@ final class ActiveSegment: @unchecked Sendable {
         if state.pointee.lastDocument != doc {
             state.pointee.lastDocument = doc
             state.pointee.documentCount &+= 1
-            postingCount += 1
+            return true
         }
+        return false
     }
 
     /// A chunk `[previous, capacity, entries...]` from the current slab (a new slab when it
@@ -270,6 +301,15 @@ final class ActiveSegment: @unchecked Sendable {
             let base = key.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!
             return find(base, key.count, hash: FrozenSegment.hashName(key.baseAddress, key.count)).id
         }
+        guard id >= 0 else { return nil }
+        let s = states[id]
+        return TermView(head: UnsafePointer(s.head), headCount: Int(s.headCount), documentCount: Int(s.documentCount))
+    }
+
+    /// `view` of the term with these bytes (at least one), whose `FrozenSegment.hashName` is
+    /// `hash`; the caller holds the index's read (or write) lock.
+    func view(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64) -> TermView? {
+        let id = find(bytes, count, hash: hash).id
         guard id >= 0 else { return nil }
         let s = states[id]
         return TermView(head: UnsafePointer(s.head), headCount: Int(s.headCount), documentCount: Int(s.documentCount))
@@ -348,24 +388,44 @@ final class ActiveSegment: @unchecked Sendable {
         // only when those agree.
         var keyed: [(key: UInt64, term: Int32)] = []
         keyed.reserveCapacity(termCount)
-        for t in 0..<termCount {
-            let n = name(t)
-            var key: UInt64 = 0
-            var k = 0
-            while k < 8 {
-                key = key << 8 | (k < n.count ? UInt64(n[k]) : 0)
-                k += 1
-            }
-            keyed.append((key, Int32(t)))
-        }
+        // (The state keeps the first 8 bytes as a little-endian word: byte-swapped, it is that
+        // big-endian integer.)
+        let termStates = states
+        for t in 0..<termCount { keyed.append((termStates[t].prefix.byteSwapped, Int32(t))) }
         Self.radixSort(&keyed)
-        // Names that share their first eight bytes: in full byte order within each run.
+        // Names that share their first eight bytes (`from:` handles share `from:u12`, say):
+        // sorted by their next eight bytes the same way, names compared in full only when
+        // those agree too.
         var runStart = 0
+        var run: [(key: UInt64, term: Int32)] = []
         while runStart < keyed.count {
             var runEnd = runStart + 1
             while runEnd < keyed.count && keyed[runEnd].key == keyed[runStart].key { runEnd += 1 }
             if runEnd - runStart > 1 {
-                keyed[runStart..<runEnd].sort { FrozenSegment.compareWords(name(Int($0.term)), name(Int($1.term))) < 0 }
+                run.removeAll(keepingCapacity: true)
+                for i in runStart..<runEnd {
+                    let n = name(Int(keyed[i].term))
+                    var key: UInt64 = 0
+                    if n.count >= 16 {
+                        key = UInt64(bigEndian: n.baseAddress!.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                    } else {
+                        var k = 8
+                        while k < 16 {
+                            key = key << 8 | (k < n.count ? UInt64(n[k]) : 0)
+                            k += 1
+                        }
+                    }
+                    run.append((key, keyed[i].term))
+                }
+                if run.count >= 256 { Self.radixSort(&run) } else { run.sort { $0.key < $1.key } }
+                var i = 0
+                while i < run.count {
+                    var j = i + 1
+                    while j < run.count && run[j].key == run[i].key { j += 1 }
+                    if j - i > 1 { run[i..<j].sort { FrozenSegment.compareWords(name(Int($0.term)), name(Int($1.term))) < 0 } }
+                    i = j
+                }
+                for i in 0..<run.count { keyed[runStart + i] = run[i] }
             }
             runStart = runEnd
         }
@@ -440,6 +500,8 @@ struct PackedTerms: ~Copyable {
         var length: UInt32
         var position: UInt32
         var hash: UInt64
+        /// The name's first 8 bytes, zero-padded (`ActiveSegment.prefixWord`).
+        var prefix: UInt64
     }
 
     private(set) var bytes: UnsafeMutablePointer<UInt8>
@@ -518,8 +580,8 @@ struct PackedTerms: ~Copyable {
             termCapacity *= 2
             ownsTerms = true
         }
-        let hash = FrozenSegment.hashName(UnsafeRawPointer(bytes + offset), length)
-        (terms + count).initialize(to: Term(offset: UInt32(offset), length: UInt32(length), position: position, hash: hash))
+        let (hash, prefix) = FrozenSegment.hashNameAndPrefix(UnsafeRawPointer(bytes + offset), length)
+        (terms + count).initialize(to: Term(offset: UInt32(offset), length: UInt32(length), position: position, hash: hash, prefix: prefix))
         count &+= 1
     }
 

@@ -35,7 +35,10 @@
 /// the block, searched in place) whenever it is at most 5/4 of the best coding's bits. In lists
 /// of more than one block (the long lists an intersection probes), a block that is not a bitmap
 /// is Elias-Fano-coded when that is at most `eliasFanoTolerancePercent` larger than the best
-/// coding, since an intersection then searches it in place instead of decoding it.
+/// coding, since an intersection then searches it in place instead of decoding it; but
+/// bit-packed, before either, when that is at most `packedPreferencePercent` larger than the
+/// best coding (such lists are decoded in full by conjunctions and phrases, and unpacking takes
+/// about a third of the instructions of Rice's or Elias-Fano's two passes).
 ///
 /// Positions are a separate stream per term: for each posting in list order, varint count
 /// c >= 1, then c varints (the first position, then each later one minus the one before it
@@ -58,6 +61,9 @@ public enum PostingCodec {
     /// How much larger than the best other coding an Elias-Fano block may be and still be chosen
     /// (not part of the format: readers take any coding).
     static let eliasFanoTolerancePercent = 10
+    /// How much larger than the best coding a bit-packed block of a list of several blocks may
+    /// be and still be chosen (not part of the format).
+    static let packedPreferencePercent = 20
     /// Postings between two checkpoints of a block's positions (format version 4 on).
     public static let positionCheckpointInterval = 16
 
@@ -67,35 +73,34 @@ public enum PostingCodec {
     /// Appends the coded list of `docs` (strictly decreasing, non-empty); `blockPositionOffsets`
     /// gives, per block, the offset of its first posting's positions.
     /// Elias-Fano blocks are written only when `eliasFano` (segments of format version 3 on).
-    static func encode(_ docs: UnsafeBufferPointer<UInt32>, blockPositionOffsets: [UInt32], eliasFano: Bool = true, into out: inout [UInt8]) {
+    static func encode(_ docs: UnsafeBufferPointer<UInt32>, blockPositionOffsets: [UInt32], eliasFano: Bool = true, into out: inout ByteSink) {
         let count = docs.count
         precondition(count > 0, "an empty list is not coded")
         if count <= blockSize {
-            Varint.append(UInt64(docs[0]), to: &out)
+            out.appendVarint(UInt64(docs[0]))
             encodeBlock(docs, from: 0, to: count, eliasFano: false, into: &out)
             return
         }
         let blocks = (count + blockSize - 1) / blockSize
         let start = out.count
-        out.append(contentsOf: repeatElement(0, count: blocks * directoryEntryBytes))
+        out.appendZeros(blocks * directoryEntryBytes)
         for b in 0..<blocks {
             let from = b * blockSize
             let bodyOffset = UInt32(out.count - start)
             encodeBlock(docs, from: from, to: min(count, from + blockSize), eliasFano: eliasFano, into: &out)
-            out.withUnsafeMutableBytes { raw in
-                raw.storeLE(docs[from], at: start + b * directoryEntryBytes)
-                raw.storeLE(bodyOffset, at: start + b * directoryEntryBytes + 4)
-                raw.storeLE(blockPositionOffsets[b], at: start + b * directoryEntryBytes + 8)
-            }
+            let raw = out.mutableBytes
+            raw.storeLE(docs[from], at: start + b * directoryEntryBytes)
+            raw.storeLE(bodyOffset, at: start + b * directoryEntryBytes + 4)
+            raw.storeLE(blockPositionOffsets[b], at: start + b * directoryEntryBytes + 8)
         }
     }
 
     /// Codes one list on its own (no positions), for tests and fuzzers of the codec.
     public static func encodeList(_ docs: [UInt32], eliasFano: Bool = true) -> [UInt8] {
         let blocks = (docs.count + blockSize - 1) / blockSize
-        var out: [UInt8] = []
+        var out = ByteSink()
         docs.withUnsafeBufferPointer { encode($0, blockPositionOffsets: [UInt32](repeating: 0, count: blocks), eliasFano: eliasFano, into: &out) }
-        return out
+        return Array(out.bytes)
     }
 
     /// Decodes a list of `count` documents coded by `encodeList` from `bytes` (which must end
@@ -124,7 +129,7 @@ public enum PostingCodec {
     /// Appends the body of the block `docs[from..<to]`: nothing for one document, else the
     /// smaller of bit-packed and Rice-coded gaps (or Elias-Fano, when `eliasFano` and it is
     /// nearly as small).
-    private static func encodeBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, eliasFano: Bool, into out: inout [UInt8]) {
+    private static func encodeBlock(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, eliasFano: Bool, into out: inout ByteSink) {
         let gaps = to - from - 1
         guard gaps > 0 else { return }
         var maximum: UInt32 = 0
@@ -177,31 +182,42 @@ public enum PostingCodec {
         // best coding (dense lists, the ones intersections and phrases probe most).
         let bitmapBits = gaps + Int(sum)
         if bestK != 0, width > 0, bitmapBits <= (bestK < 0 ? packedBits : bestBits) * 5 / 4 { bestK = 0 }
-        var writer = BitWriter()
+        // Elias-Fano over e_i = first - doc_i - 1: (size-1) * l low bits, then one bit per
+        // document and one per bucket of 2^l below the last: l near log2 of the mean gap.
+        let first = docs[from]
+        var bestL = -1
+        var bestEliasFano = Int.max
+        var useEliasFano = false
         if eliasFano, bestK != 0, width > 0 {
-            // Elias-Fano over e_i = first - doc_i - 1: (size-1) * l low bits, then one bit per
-            // document and one per bucket of 2^l below the last: l near log2 of the mean gap.
             let chosenBits = bestK < 0 ? packedBits : bestBits
-            let first = docs[from]
             let span = Int(first &- docs[to - 1] &- 1)
             let mean = max(1, span / gaps)
             let center = bitWidth(UInt32(truncatingIfNeeded: mean)) - 1
-            var bestL = -1
-            var bestEliasFano = Int.max
             for l in max(0, center - 1)...min(31, center + 1) {
                 let bits = gaps * l + (span >> l) + gaps
                 if bits < bestEliasFano { bestEliasFano = bits; bestL = l }
             }
-            if bestEliasFano * 100 <= chosenBits * (100 + eliasFanoTolerancePercent) {
-                out.append(eliasFanoFlag | UInt8(bestL))
+            useEliasFano = bestEliasFano * 100 <= chosenBits * (100 + eliasFanoTolerancePercent)
+            // In lists of several blocks (the ones conjunctions decode in full), bit-packing
+            // decodes in about a third of the instructions of Rice or Elias-Fano: taken when
+            // it is at most `packedPreferencePercent` larger than the best coding.
+            let best = min(chosenBits, bestEliasFano)
+            if packedBits * 100 <= best * (100 + packedPreferencePercent) {
+                useEliasFano = false
+                bestK = -1
+            }
+        }
+        func write(_ writer: inout BitWriter) {
+            if useEliasFano {
+                writer.byte(eliasFanoFlag | UInt8(bestL))
                 if bestL > 0 {
                     let low = (UInt64(1) << UInt64(bestL)) &- 1
                     i = from + 1
                     while i < to {
-                        writer.put(UInt64(first &- docs[i] &- 1) & low, bits: bestL, into: &out)
+                        writer.put(UInt64(first &- docs[i] &- 1) & low, bits: bestL)
                         i += 1
                     }
-                    writer.finish(into: &out)
+                    writer.finish()
                 }
                 var previousHigh = 0
                 i = from + 1
@@ -210,68 +226,99 @@ public enum PostingCodec {
                     var zeros = high - previousHigh
                     previousHigh = high
                     while zeros >= 32 {
-                        writer.put(0, bits: 32, into: &out)
+                        writer.put(0, bits: 32)
                         zeros -= 32
                     }
-                    writer.put(UInt64(1) << UInt64(zeros), bits: zeros + 1, into: &out)
+                    writer.put(UInt64(1) << UInt64(zeros), bits: zeros + 1)
                     i += 1
                 }
-                writer.finish(into: &out)
+                writer.finish()
                 return
             }
-        }
-        if bestK < 0 {
-            out.append(UInt8(width))
-            guard width > 0 else { return }
-            i = from + 1
-            while i < to {
-                writer.put(UInt64(docs[i - 1] &- docs[i] &- 1), bits: width, into: &out)
-                i += 1
-            }
-        } else {
-            out.append(riceFlag | UInt8(bestK))
-            let low = (UInt64(1) << UInt64(bestK)) &- 1
-            if bestK > 0 {
+            if bestK < 0 {
+                writer.byte(UInt8(width))
+                guard width > 0 else { return }
                 i = from + 1
                 while i < to {
-                    writer.put(UInt64(docs[i - 1] &- docs[i] &- 1) & low, bits: bestK, into: &out)
+                    writer.put(UInt64(docs[i - 1] &- docs[i] &- 1), bits: width)
                     i += 1
                 }
-                writer.finish(into: &out)
-            }
-            i = from + 1
-            while i < to {
-                var quotient = Int(UInt64(docs[i - 1] &- docs[i] &- 1) >> UInt64(bestK))
-                while quotient >= 32 {
-                    writer.put(0, bits: 32, into: &out)
-                    quotient -= 32
+            } else {
+                writer.byte(riceFlag | UInt8(bestK))
+                let low = (UInt64(1) << UInt64(bestK)) &- 1
+                if bestK > 0 {
+                    i = from + 1
+                    while i < to {
+                        writer.put(UInt64(docs[i - 1] &- docs[i] &- 1) & low, bits: bestK)
+                        i += 1
+                    }
+                    writer.finish()
                 }
-                writer.put(UInt64(1) << UInt64(quotient), bits: quotient + 1, into: &out)
-                i += 1
+                i = from + 1
+                while i < to {
+                    var quotient = Int(UInt64(docs[i - 1] &- docs[i] &- 1) >> UInt64(bestK))
+                    while quotient >= 32 {
+                        writer.put(0, bits: 32)
+                        quotient -= 32
+                    }
+                    writer.put(UInt64(1) << UInt64(quotient), bits: quotient + 1)
+                    i += 1
+                }
             }
+            writer.finish()
         }
-        writer.finish(into: &out)
+        // The body is written straight into the sink, 8 bytes at a time (an array append per
+        // byte cost most of a freeze's coding). No body exceeds 1 + 127 * 32 bits (bit-packed)
+        // by more than a quarter (a bitmap is taken at most 5/4 of the best coding,
+        // Elias-Fano at most 11/10), plus padding and the writer's 8-byte stores: 1 KiB of
+        // room holds it.
+        out.reserve(1024)
+        var writer = BitWriter(base: out.base + out.count)
+        write(&writer)
+        precondition(writer.offset <= 1024 - 8, "a block body outgrew its room")
+        out.extend(by: writer.offset)
     }
 
-    /// Appends bits LSB first, whole bytes as they fill.
+    /// Writes bits LSB first into a buffer, 8 bytes at a time (the buffer has room for 8 bytes
+    /// past the last whole byte written).
     private struct BitWriter {
+        let base: UnsafeMutableRawPointer
+        /// Bytes written whole.
+        var offset = 0
         var accumulator: UInt64 = 0
+        /// Bits held in `accumulator` (below 64).
         var bits = 0
+
+        init(base: UnsafeMutableRawPointer) { self.base = base }
+
+        /// A byte; only at a byte boundary (after `finish`, or first).
+        @inline(__always)
+        mutating func byte(_ value: UInt8) {
+            base.storeBytes(of: value, toByteOffset: offset, as: UInt8.self)
+            offset &+= 1
+        }
 
         /// `count` <= 32 bits of `value` (higher bits zero).
         @inline(__always)
-        mutating func put(_ value: UInt64, bits count: Int, into out: inout [UInt8]) {
-            accumulator |= value << UInt64(bits)
-            bits += count
-            while bits >= 8 {
-                out.append(UInt8(truncatingIfNeeded: accumulator))
-                accumulator >>= 8
-                bits -= 8
+        mutating func put(_ value: UInt64, bits count: Int) {
+            accumulator |= value &<< UInt64(bits)
+            let total = bits &+ count
+            if total >= 64 {
+                base.storeBytes(of: accumulator.littleEndian, toByteOffset: offset, as: UInt64.self)
+                offset &+= 8
+                // The bits of `value` that did not fit (bits >= 32 here, so the shift is < 64).
+                accumulator = value &>> UInt64(64 &- bits)
+                bits = total &- 64
+            } else {
+                bits = total
             }
         }
 
-        mutating func finish(into out: inout [UInt8]) {
-            if bits > 0 { out.append(UInt8(truncatingIfNeeded: accumulator)) }
+        /// Pads to a whole byte.
+        @inline(__always)
+        mutating func finish() {
+            base.storeBytes(of: accumulator.littleEndian, toByteOffset: offset, as: UInt64.self)
+            offset &+= (bits &+ 7) &>> 3
             accumulator = 0
             bits = 0
         }

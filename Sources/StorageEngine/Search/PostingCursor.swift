@@ -112,6 +112,68 @@ struct PostingCursor {
         return isActive ? seekActive(target) : seekFrozen(target)
     }
 
+    /// Two cursors of a conjunction, `a` on a document above `target` and `b` on `target`
+    /// (b's answer to a's document): when both sit in decoded blocks, walks the two blocks
+    /// against each other in place, a merge of two decreasing arrays with no seek calls (a
+    /// seek's checks and stores cost more than the step itself when the lists are of similar
+    /// lengths). Returns (true, d) when both reach a common document d (and sit on it), else
+    /// (false, c) when a block runs out first, with both cursors on valid documents of their
+    /// blocks: the caller goes on with `seek(atOrBelow: c)` on `a`, which loads the next block
+    /// where needed. The longer list `b` passes 16 documents at a time when far from the target.
+    @inline(__always)
+    static func intersectDecoded(_ a: UnsafeMutablePointer<PostingCursor>, _ b: UnsafeMutablePointer<PostingCursor>,
+                                 _ target: Int32) -> (Bool, Int32) {
+        let na = a.pointee.blockLength
+        let nb = b.pointee.blockLength
+        if na == 0 || nb == 0 { return (false, target) }
+        let docsA = a.pointee.buffer.unsafelyUnwrapped
+        let docsB = b.pointee.buffer.unsafelyUnwrapped
+        let lastA = Int32(bitPattern: docsA[na &- 1])
+        let lastB = Int32(bitPattern: docsB[nb &- 1])
+        var i = a.pointee.inBlock
+        var j = b.pointee.inBlock
+        var y = target
+        while true {
+            // a to its first document at or below y (a's block's last document stops the scan).
+            if lastA > y {
+                a.pointee.inBlock = na &- 1
+                a.pointee.doc = lastA
+                b.pointee.inBlock = j
+                b.pointee.doc = y
+                return (false, y)
+            }
+            i &+= 1
+            while Int32(bitPattern: docsA[i]) > y { i &+= 1 }
+            let x = Int32(bitPattern: docsA[i])
+            if x == y {
+                a.pointee.inBlock = i
+                a.pointee.doc = x
+                b.pointee.inBlock = j
+                b.pointee.doc = y
+                return (true, x)
+            }
+            // b to its first document at or below x.
+            if lastB > x {
+                a.pointee.inBlock = i
+                a.pointee.doc = x
+                b.pointee.inBlock = nb &- 1
+                b.pointee.doc = lastB
+                return (false, x)
+            }
+            j &+= 1
+            while j &+ 16 < nb && Int32(bitPattern: docsB[j &+ 16]) > x { j &+= 16 }
+            while Int32(bitPattern: docsB[j]) > x { j &+= 1 }
+            y = Int32(bitPattern: docsB[j])
+            if y == x {
+                a.pointee.inBlock = i
+                a.pointee.doc = x
+                b.pointee.inBlock = j
+                b.pointee.doc = y
+                return (true, x)
+            }
+        }
+    }
+
     private mutating func seekActive(_ target: Int32) -> Int32 {
         while let c = chunk {
             var i = entryIndex

@@ -155,41 +155,49 @@ struct QueryEvaluator {
             for p in clause where phraseLive[p] { any = true }
             if !any { return false }
         }
-        if isConjunction {
-            // Shortest list first (insertion sort: a query has a handful of terms).
-            var i = 1
-            while i < driverCount {
-                let c = drivers[i]
-                var j = i
-                while j > 0 && cursors[drivers[j - 1]].length > cursors[c].length {
-                    drivers[j] = drivers[j - 1]
-                    j -= 1
-                }
-                drivers[j] = c
-                i += 1
-            }
-            // The shortest list proposes and is read in full; the others only confirm its
-            // documents. One much longer steps over most of its documents, so its Elias-Fano
-            // blocks are searched in place instead of decoded (for lists of similar lengths,
-            // decoding and scanning the block costs less).
-            let shortest = cursors[drivers[0]].length
-            var k = 1
-            while k < driverCount {
-                if cursors[drivers[k]].length >= Self.inPlaceLengthRatio * shortest { cursors[drivers[k]].inPlace = true }
-                k += 1
-            }
-        }
+        if isConjunction { Self.orderDrivers(cursors, drivers, driverCount) }
         return true
     }
 
-    /// Conjunction: the largest document <= t on which every driving cursor sits, or -1. The
-    /// shortest list proposes, the others confirm or propose a smaller document, which the
-    /// shortest list then answers again.
+    /// Conjunction: the largest document <= t on which every driving cursor sits, or -1.
     @inline(__always)
-    private mutating func seekAll(_ t: Int32) -> Int32 {
+    private mutating func seekAll(_ t: Int32) -> Int32 { Self.seekAll(cursors, drivers, driverCount, t) }
+
+    /// Orders `drivers` (indices into `cursors`) shortest list first and marks the confirming
+    /// cursors whose lists are `inPlaceLengthRatio` times the shortest or longer to search
+    /// their Elias-Fano blocks in place.
+    static func orderDrivers(_ cursors: UnsafeMutablePointer<PostingCursor>, _ drivers: UnsafeMutablePointer<Int>, _ count: Int) {
+        // Shortest list first (insertion sort: a query has a handful of terms).
+        var i = 1
+        while i < count {
+            let c = drivers[i]
+            var j = i
+            while j > 0 && cursors[drivers[j - 1]].length > cursors[c].length {
+                drivers[j] = drivers[j - 1]
+                j -= 1
+            }
+            drivers[j] = c
+            i += 1
+        }
+        // The shortest list proposes and is read in full; the others only confirm its
+        // documents. One much longer steps over most of its documents, so its Elias-Fano
+        // blocks are searched in place instead of decoded (for lists of similar lengths,
+        // decoding and scanning the block costs less).
+        let shortest = cursors[drivers[0]].length
+        var k = 1
+        while k < count {
+            if cursors[drivers[k]].length >= inPlaceLengthRatio * shortest { cursors[drivers[k]].inPlace = true }
+            k += 1
+        }
+    }
+
+    /// Conjunction over `cursors[drivers[0 ..< n]]` (ordered by `orderDrivers`): the largest
+    /// document <= t on which every one sits, or -1. The shortest list proposes, the others
+    /// confirm or propose a smaller document, which the shortest list then answers again.
+    @inline(__always)
+    static func seekAll(_ cursors: UnsafeMutablePointer<PostingCursor>, _ drivers: UnsafeMutablePointer<Int>, _ n: Int, _ t: Int32) -> Int32 {
         var candidate = t
         var i = 0
-        let n = driverCount
         if n == 2 {
             // Two terms (the usual AND and phrase): the same steps, without the index juggling.
             let a = cursors + drivers[0]
@@ -200,7 +208,11 @@ struct QueryEvaluator {
                 let e = b.pointee.seek(atOrBelow: d)
                 if e == d { return d }
                 if e < 0 { return -1 }
-                candidate = e
+                // While both sit in decoded blocks, merge the two blocks in place (no seek
+                // calls); back to the seeks when either block runs out.
+                let (found, next) = PostingCursor.intersectDecoded(a, b, e)
+                if found { return next }
+                candidate = next
             }
         }
         while i < n {

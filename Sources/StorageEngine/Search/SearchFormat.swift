@@ -192,6 +192,24 @@ final class FrozenSegment: @unchecked Sendable {
         return h ^ (h &>> 31)
     }
 
+    /// `hashName` and the name's first 8 bytes, zero-padded (`ActiveSegment.prefixWord`), in
+    /// one pass: a name of fewer than 8 bytes is all tail, whose word is that prefix.
+    @inline(__always)
+    static func hashNameAndPrefix(_ base: UnsafeRawPointer, _ count: Int) -> (hash: UInt64, prefix: UInt64) {
+        if count >= 8 { return (hashName(base, count), base.loadUnaligned(as: UInt64.self)) }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        var i = 0
+        while i < count {
+            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) &<< shift
+            shift &+= 8
+            i += 1
+        }
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
+        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+        return (h ^ (h &>> 31), tail)
+    }
+
     var fileBytes: Int { image.count }
 
     @inline(__always) func tweetID(_ doc: Int) -> UInt64 { UInt64(littleEndian: documents.loadUnaligned(fromByteOffset: doc * 16, as: UInt64.self)) }
@@ -244,18 +262,23 @@ final class FrozenSegment: @unchecked Sendable {
         var term = term
         return term.withUTF8 { utf8 -> Int? in
             let key = UnsafeRawBufferPointer(utf8)
-            let h = Self.hashName(key.baseAddress, key.count)
-            let tag = h & 0xFFFF_FFFF_0000_0000
-            var slot = Int(truncatingIfNeeded: h) & termSlotMask
-            while true {
-                let entry = termSlots[slot]
-                if entry == 0 { return nil }
-                if entry & 0xFFFF_FFFF_0000_0000 == tag {
-                    let t = Int(entry & 0xFFFF_FFFF) - 1
-                    if Self.compareWords(termName(t), key) == 0 { return t }
-                }
-                slot = (slot + 1) & termSlotMask
+            return lookup(key, hash: Self.hashName(key.baseAddress, key.count))
+        }
+    }
+
+    /// The index of the term with these bytes, whose `hashName` is `h`, or nil.
+    @inline(__always)
+    func lookup(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> Int? {
+        let tag = h & 0xFFFF_FFFF_0000_0000
+        var slot = Int(truncatingIfNeeded: h) & termSlotMask
+        while true {
+            let entry = termSlots[slot]
+            if entry == 0 { return nil }
+            if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                let t = Int(entry & 0xFFFF_FFFF) - 1
+                if Self.compareWords(termName(t), key) == 0 { return t }
             }
+            slot = (slot + 1) & termSlotMask
         }
     }
 
@@ -393,19 +416,22 @@ final class FrozenSegment: @unchecked Sendable {
 
 /// Builds a segment image in memory: documents first, then terms in increasing byte order.
 /// Single owner; `finish()` hands the memory to a `FrozenSegment`.
-struct SegmentBuilder {
+struct SegmentBuilder: ~Copyable {
     let number: UInt64
-    private var documents: [UInt8] = []
-    private var termEntries: [UInt8] = []
-    private var names: [UInt8] = []
-    private var postings: [UInt8] = []
-    private var positions: [UInt8] = []
+    private var documents = ByteSink()
+    private var termEntries = ByteSink()
+    private var names = ByteSink()
+    private var postings = ByteSink()
+    private var positions = ByteSink()
     private(set) var documentCount = 0
     private(set) var termCount = 0
     private(set) var postingCount = 0
     /// The previous term's name: `names[lastNameStart...]` (none while `termCount` is 0).
     private var lastNameStart = 0
+    /// The current term's blocks' positions offsets: the first `blockOffsetCount` entries
+    /// (entries past them are stale; not emptied per term, which cost an array call a term).
     private var blockOffsets: [UInt32] = []
+    private var blockOffsetCount = 0
     /// The segment format written: `SearchFormat.formatVersion`, or an older one (2: no
     /// Elias-Fano blocks; 3: no positions checkpoints) for tests that need a segment as an
     /// older build wrote it.
@@ -460,7 +486,13 @@ struct SegmentBuilder {
     mutating func beginTerm() {
         termPositionsStart = positions.count
         termPostings = 0
-        blockOffsets.removeAll(keepingCapacity: true)
+        blockOffsetCount = 0
+    }
+
+    @inline(__always)
+    private mutating func addBlockOffset(_ offset: UInt32) {
+        if blockOffsetCount < blockOffsets.count { blockOffsets[blockOffsetCount] = offset } else { blockOffsets.append(offset) }
+        blockOffsetCount += 1
     }
 
     /// Format 4 on: a block's positions start here (its table, if it gets one, too).
@@ -475,32 +507,29 @@ struct SegmentBuilder {
     /// (the first 16 postings' runs move up).
     private mutating func makeTableRoom() {
         let streamBytes = positions.count - blockStreamStart
-        positions.append(contentsOf: repeatElement(0, count: Self.largestTableBytes))
+        positions.appendZeros(Self.largestTableBytes)
         let (tableStart, room) = (blockTableStart, Self.largestTableBytes)
-        positions.withUnsafeMutableBytes { raw in
-            let base = raw.baseAddress!
-            (base + tableStart + room).copyMemory(from: base + tableStart, byteCount: streamBytes)
-            (base + tableStart).initializeMemory(as: UInt8.self, repeating: 0, count: room)
-        }
+        let base = positions.base
+        (base + tableStart + room).copyMemory(from: base + tableStart, byteCount: streamBytes)
+        (base + tableStart).initializeMemory(as: UInt8.self, repeating: 0, count: room)
         blockStreamStart = blockTableStart + room
     }
 
     /// Format 4 on: writes the finished block's table into its room, moving the block's
     /// positions back over the room a shorter block's table leaves unused.
     private mutating func finishBlock() {
-        defer { blockOffsets.append(UInt32(blockTableStart - termPositionsStart)) }
+        defer { addBlockOffset(UInt32(blockTableStart - termPositionsStart)) }
         if blockMarks.isEmpty { return }
         let tableBytes = blockMarks.count * 4
         let unused = Self.largestTableBytes - tableBytes
         let streamBytes = positions.count - blockStreamStart
-        let (tableStart, marks) = (blockTableStart, blockMarks)
-        positions.withUnsafeMutableBytes { raw in
-            let base = raw.baseAddress!
-            if unused > 0 && streamBytes > 0 {
-                (base + tableStart + tableBytes).copyMemory(from: base + tableStart + Self.largestTableBytes, byteCount: streamBytes)
-            }
-            for (k, mark) in marks.enumerated() { raw.storeLE(mark, at: tableStart + k * 4) }
+        let tableStart = blockTableStart
+        let raw = positions.mutableBytes
+        let base = raw.baseAddress!
+        if unused > 0 && streamBytes > 0 {
+            (base + tableStart + tableBytes).copyMemory(from: base + tableStart + Self.largestTableBytes, byteCount: streamBytes)
         }
+        for k in 0..<blockMarks.count { raw.storeLE(blockMarks[k], at: tableStart + k * 4) }
         if unused > 0 { positions.removeLast(unused) }
     }
 
@@ -519,10 +548,10 @@ struct SegmentBuilder {
                 blockMarks.append(UInt32(positions.count - blockStreamStart))
             }
         } else if inBlock == 0 {
-            blockOffsets.append(UInt32(positions.count - termPositionsStart))
+            addBlockOffset(UInt32(positions.count - termPositionsStart))
         }
         let n = values.count
-        Varint.append(UInt64(n), to: &positions)
+        positions.appendVarint(UInt64(n))
         var previous: UInt32 = 0
         for k in 0..<n {
             let p = descending ? values[n - 1 - k] : values[k]
@@ -530,7 +559,7 @@ struct SegmentBuilder {
             if v < 0x80 {
                 positions.append(UInt8(truncatingIfNeeded: v))
             } else {
-                Varint.append(UInt64(v), to: &positions)
+                positions.appendVarint(UInt64(v))
             }
             previous = p
         }
@@ -542,7 +571,7 @@ struct SegmentBuilder {
         precondition(!docs.isEmpty && docs.count == termPostings, "a term needs postings, one per document")
         if version >= 4 { finishBlock() }
         if termCount > 0 {
-            let ordered = names.withUnsafeBytes { FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: $0[lastNameStart...]), name) < 0 }
+            let ordered = FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: names.bytes[lastNameStart...]), name) < 0
             precondition(ordered, "terms must be added in increasing byte order")
         }
         lastNameStart = names.count
@@ -552,16 +581,16 @@ struct SegmentBuilder {
         // one-posting term).
         let entry = (UInt32(names.count).littleEndian, UInt32(name.count).littleEndian, UInt32(docs.count).littleEndian, UInt32(0),
                      UInt64(postingsOffset).littleEndian, UInt64(termPositionsStart).littleEndian)
-        withUnsafeBytes(of: entry) { termEntries.append(contentsOf: $0) }
-        names.append(contentsOf: name)
+        withUnsafeBytes(of: entry) { termEntries.append($0) }
+        names.append(name)
         termCount += 1
         postingCount += docs.count
     }
 
     consuming func finish() -> FrozenSegment {
-        postings.append(contentsOf: repeatElement(0, count: PostingCodec.paddingBytes))
-        positions.append(contentsOf: repeatElement(0, count: PostingCodec.paddingBytes))
-        let parts = [documents, termEntries, names, postings, positions]
+        postings.appendZeros(PostingCodec.paddingBytes)
+        positions.appendZeros(PostingCodec.paddingBytes)
+        let parts = [documents.bytes, termEntries.bytes, names.bytes, postings.bytes, positions.bytes]
         var size = SearchFormat.headerBytes
         var offsets: [Int] = []
         for part in parts {
@@ -582,9 +611,7 @@ struct SegmentBuilder {
         image.storeLE(UInt64(postingCount), at: 40)
         image.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: image[0..<56]), seed: SearchFormat.headerSeed), at: 56)
         for (i, part) in parts.enumerated() {
-            part.withUnsafeBytes { src in
-                if src.count > 0 { (image.baseAddress! + offsets[i]).copyMemory(from: src.baseAddress!, byteCount: src.count) }
-            }
+            if part.count > 0 { (image.baseAddress! + offsets[i]).copyMemory(from: part.baseAddress!, byteCount: part.count) }
             image.storeLE(UInt64(offsets[i]), at: footer + i * 24)
             image.storeLE(UInt64(part.count), at: footer + i * 24 + 8)
             let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: image[offsets[i]..<(offsets[i] + part.count)]), seed: SearchFormat.sectionSeed)

@@ -231,7 +231,7 @@ public final class SearchIndex: @unchecked Sendable {
         // The terms in stack buffers (a tweet's fit; a larger one moves them to the heap). At
         // most 1 KiB each: a larger temporary allocation costs a stack-bounds query per call.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { bytes in
-            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 40) { list in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 1024 / MemoryLayout<PackedTerms.Term>.stride) { list in
                 var terms = PackedTerms(bytes: bytes, terms: list)
                 Self.packTerms(of: tweet, authorHandle: authorHandle, into: &terms)
                 return add(tweet: tweet, terms: terms, lsn: lsn)
@@ -296,7 +296,166 @@ public final class SearchIndex: @unchecked Sendable {
         // The commonest search, one plain word, #tag or @mention, skips building a SearchQuery
         // (its arrays cost more than such a query's postings); the answer is the same.
         if let term = Self.singleWordTerm(text) { return limit > 0 ? searchTerm(term, before: before, limit: limit) : [] }
+        // Plain words, all ANDed or all ORed (the next commonest), likewise.
+        if let results = searchPlainWords(text, before: before, limit: limit) { return results }
         return search(try SearchQuery.parse(text), before: before, limit: limit)
+    }
+
+    /// The most words `searchPlainWords` takes (more go through `SearchQuery`).
+    static let plainWordsMaximum = 8
+
+    /// `search(text)` when `text` is 2 to `plainWordsMaximum` plain ASCII words (each as
+    /// `singleWordTerm` takes one: no quote, colon or leading `-`, exactly one term) separated
+    /// by spaces, or such words joined by `OR` (`a OR b OR c`): the same answer as the parsed
+    /// query's, found without a `SearchQuery` or `QueryEvaluator` (their arrays cost more than
+    /// such a query's postings), the terms as bytes. Else nil (anything else, including what
+    /// the parser rejects, goes through the parser).
+    func searchPlainWords(_ text: String, before: UInt64?, limit: Int) -> [UInt64]? {
+        var text = text
+        return text.withUTF8 { bytes -> [UInt64]? in
+            let n = bytes.count
+            guard n >= 3, n <= 400 else { return nil }
+            for b in bytes where b >= 0x80 || b == 0x3A || b == 0x22 { return nil }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
+                withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: Self.plainWordsMaximum) { list in
+                    var terms = PackedTerms(bytes: buffer, terms: list)
+                    // Words alternate with OR (a disjunction) or none is OR (a conjunction).
+                    var ors = 0
+                    var words = 0
+                    var i = 0
+                    while i < n {
+                        if SearchTokenizer.isSpaceByte(bytes[i]) {
+                            i += 1
+                            continue
+                        }
+                        var j = i
+                        while j < n && !SearchTokenizer.isSpaceByte(bytes[j]) { j += 1 }
+                        if j - i == 2 && bytes[i] == 0x4F && bytes[i + 1] == 0x52 {
+                            // OR must follow a word and come before each word after the first.
+                            if ors != words - 1 || words == 0 { return nil }
+                            ors += 1
+                        } else {
+                            if bytes[i] == 0x2D || words == Self.plainWordsMaximum { return nil }
+                            if ors > 0 && ors != words { return nil }
+                            let before = terms.count
+                            SearchTokenizer.tokenizeASCII(UnsafeBufferPointer(rebasing: bytes[i..<j]), into: &terms, forQuery: true)
+                            if terms.count != before + 1 { return nil }
+                            words += 1
+                        }
+                        i = j
+                    }
+                    guard words >= 2, ors == 0 || ors == words - 1 else { return nil }
+                    return limit > 0 ? searchPlain(terms, anyOf: ors > 0, before: before, limit: limit) : []
+                }
+            }
+        }
+    }
+
+    /// The conjunction (or, `anyOf`, the disjunction) of `terms` (at most
+    /// `plainWordsMaximum`): the segments and early stops of `search(_:before:limit:)`, with the
+    /// cursors and block buffers on the stack.
+    private func searchPlain(_ terms: borrowing PackedTerms, anyOf: Bool, before: UInt64?, limit: Int) -> [UInt64] {
+        let k = terms.count
+        return withUnsafeTemporaryAllocation(of: ActiveSegment.TermView?.self, capacity: Self.plainWordsMaximum) { viewBuffer in
+            let views = viewBuffer.baseAddress!
+            let (activeSegment, activeCount, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
+                for i in 0..<k {
+                    let name = terms.name(i)
+                    (views + i).initialize(to: active.view(name.baseAddress!, name.count, hash: terms.terms[i].hash))
+                }
+                return (active, active.documentCount, sealed.isEmpty ? [] : sealed.map(\.segment), frozenNewestFirst, tombstones)
+            }
+            defer { views.deinitialize(count: k) }
+            var results: [UInt64] = []
+            results.reserveCapacity(limit * 2)
+            var segmentsWithHits = 0
+            withUnsafeTemporaryAllocation(of: PostingCursor.self, capacity: Self.plainWordsMaximum) { cursorBuffer in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: Self.plainWordsMaximum) { driverBuffer in
+                    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: k * PostingCodec.blockSize) { blockBuffer in
+                        let cursors = cursorBuffer.baseAddress!
+                        let drivers = driverBuffer.baseAddress!
+                        cursors.initialize(repeating: PostingCursor(), count: k)
+                        defer { cursors.deinitialize(count: k) }
+                        /// Points the cursors at a segment; false when it cannot match.
+                        func prepare(_ cursor: (Int) -> PostingCursor?) -> Bool {
+                            var live = 0
+                            for i in 0..<k {
+                                if var c = cursor(i) {
+                                    if !c.isActive { c.buffer = blockBuffer.baseAddress! + i * PostingCodec.blockSize }
+                                    cursors[i] = c
+                                    live += 1
+                                } else {
+                                    cursors[i] = PostingCursor()
+                                }
+                                drivers[i] = i
+                            }
+                            if anyOf { return live > 0 }
+                            if live < k { return false }
+                            QueryEvaluator.orderDrivers(cursors, drivers, k)
+                            return true
+                        }
+                        // (`results` and the count are passed inout, not captured: a captured var
+                        // that the function changes is checked for exclusive access at run time.)
+                        func run(upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?,
+                                 into results: inout [UInt64], segmentsWithHits: inout Int) {
+                            let start = results.count
+                            var t = Int32(upper) - 1
+                            var found = 0
+                            while t >= 0 && found < limit {
+                                var d: Int32 = -1
+                                if anyOf {
+                                    for i in 0..<k {
+                                        let e = cursors[i].seek(atOrBelow: t)
+                                        if e > d { d = e }
+                                    }
+                                } else {
+                                    d = QueryEvaluator.seekAll(cursors, drivers, k, t)
+                                }
+                                if d < 0 { break }
+                                t = d - 1
+                                let id = documents.id(d)
+                                if let floorID, id <= floorID { break }
+                                if !deleted.isEmpty, deleted.contains(id) { continue }
+                                results.append(id)
+                                found += 1
+                            }
+                            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+                        }
+                        withExtendedLifetime(activeSegment) {
+                            if activeCount > 0, prepare({ views[$0].map(PostingCursor.init(active:)) }) {
+                                let upper = before.map { activeSegment.documents(below: $0, count: activeCount) } ?? activeCount
+                                run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs),
+                                                                                          times: UnsafeRawPointer(activeSegment.times), stride: 8),
+                                    floorID: nil, into: &results, segmentsWithHits: &segmentsWithHits)
+                            }
+                        }
+                        for segment in sealedSegments.reversed() {
+                            guard let count = Optional(segment.documentCount), count > 0,
+                                  let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]) else { continue }
+                            guard prepare({ i in
+                                let name = terms.name(i)
+                                return segment.view(name.baseAddress!, name.count, hash: terms.terms[i].hash).map(PostingCursor.init(active:))
+                            }) else { continue }
+                            let upper = before.map { segment.documents(below: $0, count: count) } ?? count
+                            run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs),
+                                                                                      times: UnsafeRawPointer(segment.times), stride: 8),
+                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                        }
+                        for segment in frozenSegments {
+                            guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
+                            if let before, segment.minTweetID >= before { continue }
+                            guard prepare({ i in
+                                segment.lookup(terms.name(i), hash: terms.terms[i].hash).map { PostingCursor(frozen: segment.termInfo($0)) }
+                            }) else { continue }
+                            let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                            run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16),
+                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                        }
+                    }
+                }
+            }
+            return results
+        }
     }
 
     /// The term when `text` is one ASCII word that `SearchQuery.parse` would make a query of

@@ -93,6 +93,14 @@ public enum SearchTokenizer {
         return bits & 0x8080_8080_8080_8080 == 0
     }
 
+    /// Per byte: its lowercase when it is an ASCII letter or digit (`isWordByte`), else 0.
+    /// Allocated once, never written after and never freed (so `nonisolated(unsafe)`).
+    nonisolated(unsafe) static let asciiWordTable: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for b in 0..<256 { table[b] = isWordByte(UInt8(b)) ? lowerByte(UInt8(b)) : 0 }
+        return UnsafePointer(table)
+    }()
+
     /// ASCII letter or digit (`isWordScalar` on ASCII).
     @inline(__always)
     static func isWordByte(_ b: UInt8) -> Bool {
@@ -118,7 +126,7 @@ public enum SearchTokenizer {
         // Stack buffers of at most 1 KiB each (larger ones cost a stack-bounds query); a long
         // text moves to the heap.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
-            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 40) { list in
+            withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 1024 / MemoryLayout<PackedTerms.Term>.stride) { list in
                 var terms = PackedTerms(bytes: buffer, terms: list)
                 tokenizeASCII(bytes, into: &terms, forQuery: forQuery)
                 for i in 0..<terms.count { tokens.append(SearchToken(term: terms.string(i), position: terms.position(i))) }
@@ -136,6 +144,7 @@ public enum SearchTokenizer {
         // Every term's body is at most its source bytes, and its prefix (`#`, `@`, `url:`) at
         // most the source bytes that gave rise to it, so 2n bytes hold all of them.
         terms.reserveBytes(2 * n + 8)
+        let table = asciiWordTable
         var position: UInt32 = 0
         var i = 0
         while i < n {
@@ -173,16 +182,20 @@ public enum SearchTokenizer {
                 i = j
                 continue
             }
-            if isWordByte(v) {
-                // The whole run of word bytes at once.
+            var c = table[Int(v)]
+            if c != 0 {
+                // The whole run of word bytes at once, each byte's class and lowercase from one
+                // table load.
                 let out = terms.pendingEnd
                 var j = i
                 var k = 0
                 repeat {
-                    out[k] = lowerByte(p[j])
+                    out[k] = c
                     k &+= 1
                     j &+= 1
-                } while j < n && isWordByte(p[j])
+                    if j == n { break }
+                    c = table[Int(p[j])]
+                } while c != 0
                 terms.extendPending(k)
                 i = j
                 continue
