@@ -561,10 +561,17 @@ public enum GraphCodec {
     /// carried into the next quotient.
     @inlinable @inline(__always)
     static func quotients(_ packed: UnsafeRawPointer, k: Int, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        quotients(packed, k: k, gaps: gaps, from: gaps &* k, into: out)
+    }
+
+    /// `quotients` of `gaps` gaps whose unary codes start at bit `from` of `packed` (the first
+    /// gaps of a body, or gaps from the middle of one).
+    @inlinable @inline(__always)
+    static func quotients(_ packed: UnsafeRawPointer, k: Int, gaps: Int, from: Int, into out: UnsafeMutablePointer<UInt32>) {
         // The bits of a word loaded at a bit position that are surely the body's: 64 less at
         // most 7 skipped.
         let wordBits = 56
-        var position = gaps &* k
+        var position = from
         var carried = 0
         var i = 0
         while i < gaps {
@@ -722,133 +729,6 @@ public enum GraphCodec {
     static func gap(_ group: UnsafeRawPointer, bit: Int, mask: UInt64) -> UInt32 {
         let word = UInt64(littleEndian: group.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self))
         return UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
-    }
-
-    /// Decodes a whole coded list of `count` values into `out` (room for `count` values).
-    @inlinable
-    public static func decode(_ list: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<UInt32>) {
-        let blocks = (count + blockSize - 1) >> blockShift
-        var written = 0
-        for b in 0..<blocks {
-            let (first, body, size) = block(list, count: count, b)
-            written += decodeBlock(first: first, body: body, size: size, into: out + written)
-        }
-    }
-
-    /// Calls `body` with every value greater than `after` (all values when nil), in order, until
-    /// it returns false. Enters the list at the block holding `after` (binary search), and
-    /// decodes a block at a time into a 128-value buffer on the stack with `decodeBlock`'s tight
-    /// loop, then hands the values out one by one: the per-value cost is the caller's closure,
-    /// not the decoder's state machine (the fan-out's loop goes through here).
-    @inlinable
-    public static func scan(_ list: UnsafeRawPointer, count: Int, after: UInt32?,
-                            _ body: (UInt32) throws -> Bool) rethrows {
-        let blocks = (count + blockSize - 1) >> blockShift
-        var b = 0
-        if let after, blocks > 1 {
-            b = lastBlock(list, blocks: blocks, atOrBelow: after)
-        }
-        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let out = buffer.baseAddress!
-            while b < blocks {
-                let (first, blockBody, size) = block(list, count: count, b)
-                let n = decodeBlock(first: first, body: blockBody, size: size, into: out)
-                var i = 0
-                if let after, first <= after {
-                    while i < n && out[i] <= after { i &+= 1 }
-                }
-                while i < n {
-                    if try !body(out[i]) { return }
-                    i &+= 1
-                }
-                b &+= 1
-            }
-        }
-    }
-
-    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out` (room
-    /// for `limit`); returns how many. Enters at the block holding `after` (binary search over
-    /// the directory, then over the decoded block) and copies whole runs of a block at once.
-    @inlinable
-    public static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int,
-                            into out: UnsafeMutablePointer<UInt32>) -> Int {
-        let blocks = (count + blockSize - 1) >> blockShift
-        var b = 0
-        if let after, blocks > 1 {
-            b = lastBlock(list, blocks: blocks, atOrBelow: after)
-        }
-        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let decoded = buffer.baseAddress!
-            var written = 0
-            while b < blocks && written < limit {
-                let (first, blockBody, size) = block(list, count: count, b)
-                let n = decodeBlock(first: first, body: blockBody, size: size, into: decoded)
-                var start = 0
-                if let after, first <= after {
-                    // The first decoded value greater than `after`.
-                    var low = 0, high = n
-                    while low < high {
-                        let middle = (low &+ high) >> 1
-                        if decoded[middle] <= after { low = middle &+ 1 } else { high = middle }
-                    }
-                    start = low
-                }
-                let take = min(n &- start, limit &- written)
-                (out + written).update(from: decoded + start, count: take)
-                written &+= take
-                b &+= 1
-            }
-            return written
-        }
-    }
-
-    /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
-    /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
-    /// the caller's closure is the loop body once this is inlined).
-    @inlinable
-    public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
-        let blocks = (count + blockSize - 1) >> blockShift
-        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let out = buffer.baseAddress!
-            var b = 0
-            while b < blocks {
-                let (first, blockBody, size) = block(list, count: count, b)
-                let n = decodeBlock(first: first, body: blockBody, size: size, into: out)
-                var i = 0
-                while i < n {
-                    try body(out[i])
-                    i &+= 1
-                }
-                b &+= 1
-            }
-        }
-    }
-
-    /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
-    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
-    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
-    /// are skipped through the directory.
-    @inlinable
-    public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
-                                 _ body: (UInt32) -> Bool) {
-        let blocks = (count + blockSize - 1) >> blockShift
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let out = buffer.baseAddress!
-            var current = -1
-            var size = 0
-            var j = 0
-            for p in probes {
-                let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: p, from: max(current, 0)) : 0
-                if b != current {
-                    let (first, blockBody, values) = block(list, count: count, b)
-                    size = decodeBlock(first: first, body: blockBody, size: values, into: out)
-                    current = b
-                    j = 0
-                }
-                while j < size && out[j] < p { j &+= 1 }
-                if j < size && out[j] == p { if !body(p) { return } }
-            }
-        }
     }
 
     /// The last block at or after `from` whose first value is <= `value` (`from` when none is).
@@ -1016,5 +896,166 @@ public enum GraphCodec {
             i &+= 1
         }
         return false
+    }
+}
+
+extension GraphCodec: AdjacencyBlockCodec {
+    @inlinable
+    public static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int {
+        let blocks = (count &+ blockSize &- 1) &>> blockShift
+        return blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value, from: from) : 0
+    }
+
+    @inlinable
+    public static func decodeBlock(_ list: UnsafeRawPointer, count: Int, _ b: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let (first, body, size) = block(list, count: count, b)
+        return decodeBlock(first: first, body: body, size: size, into: out)
+    }
+}
+
+/// A codec of sorted neighbour lists in blocks of at most 128 values (`GraphCodec`, the
+/// following lists and the follower lists of bases before format 6; `GraphRiceCodec`, the
+/// follower lists of format 6), each block entered through a directory of first values. The
+/// list walkers below (whole decode, scan, copy, forEach, intersection) are written once over
+/// these, and specialized for each codec (static calls on a concrete type, inlined).
+public protocol AdjacencyBlockCodec {
+    /// The last block at or after `from` whose first value is <= `value` (`from` when none is;
+    /// 0 for a list of one block).
+    static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int
+    /// Decodes block `b` of the coded list of `count` values into `out` (room for 128 values);
+    /// returns how many it holds (its first value in out[0]).
+    static func decodeBlock(_ list: UnsafeRawPointer, count: Int, _ b: Int, into out: UnsafeMutablePointer<UInt32>) -> Int
+    /// Whether the coded list of `count` values holds `value`, decoding at most one block.
+    static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool
+    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out`
+    /// (room for `limit`); returns how many. (A page; the extension's walker unless the codec
+    /// has a faster way in.)
+    static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int, into out: UnsafeMutablePointer<UInt32>) -> Int
+    /// Decodes the coded list that is exactly `list` with every byte checked (the deep check's
+    /// decoder); the first problem (code, offset within `list`, what), or nil.
+    static func checkedDecode(_ list: UnsafeRawBufferPointer, count: Int, into out: inout [UInt32]) -> (CheckCode, Int, String)?
+}
+
+extension AdjacencyBlockCodec {
+    @inlinable @inline(__always)
+    static func blockCount(_ count: Int) -> Int { (count &+ GraphCodec.blockSize &- 1) &>> GraphCodec.blockShift }
+
+    /// Decodes a whole coded list of `count` values into `out` (room for `count` values).
+    @inlinable
+    public static func decode(_ list: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<UInt32>) {
+        let blocks = blockCount(count)
+        var written = 0
+        var b = 0
+        while b < blocks {
+            written &+= decodeBlock(list, count: count, b, into: out + written)
+            b &+= 1
+        }
+    }
+
+    /// Calls `body` with every value greater than `after` (all values when nil), in order, until
+    /// it returns false. Enters the list at the block holding `after` (binary search), and
+    /// decodes a block at a time into a 128-value buffer on the stack with `decodeBlock`'s tight
+    /// loop, then hands the values out one by one: the per-value cost is the caller's closure,
+    /// not the decoder's state machine (the fan-out's loop goes through here).
+    @inlinable
+    public static func scan(_ list: UnsafeRawPointer, count: Int, after: UInt32?,
+                            _ body: (UInt32) throws -> Bool) rethrows {
+        let blocks = blockCount(count)
+        var b = 0
+        if let after { b = lastBlock(list, count: count, atOrBelow: after, from: 0) }
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let out = buffer.baseAddress!
+            while b < blocks {
+                let n = decodeBlock(list, count: count, b, into: out)
+                var i = 0
+                if let after, out[0] <= after {
+                    while i < n && out[i] <= after { i &+= 1 }
+                }
+                while i < n {
+                    if try !body(out[i]) { return }
+                    i &+= 1
+                }
+                b &+= 1
+            }
+        }
+    }
+
+    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out` (room
+    /// for `limit`); returns how many. Enters at the block holding `after` (binary search over
+    /// the directory, then over the decoded block) and copies whole runs of a block at once.
+    @inlinable
+    public static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int,
+                            into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let blocks = blockCount(count)
+        var b = 0
+        if let after { b = lastBlock(list, count: count, atOrBelow: after, from: 0) }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let decoded = buffer.baseAddress!
+            var written = 0
+            while b < blocks && written < limit {
+                let n = decodeBlock(list, count: count, b, into: decoded)
+                var start = 0
+                if let after, decoded[0] <= after {
+                    // The first decoded value greater than `after`.
+                    var low = 0, high = n
+                    while low < high {
+                        let middle = (low &+ high) >> 1
+                        if decoded[middle] <= after { low = middle &+ 1 } else { high = middle }
+                    }
+                    start = low
+                }
+                let take = min(n &- start, limit &- written)
+                (out + written).update(from: decoded + start, count: take)
+                written &+= take
+                b &+= 1
+            }
+            return written
+        }
+    }
+
+    /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
+    /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
+    /// the caller's closure is the loop body once this is inlined).
+    @inlinable
+    public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
+        let blocks = blockCount(count)
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var b = 0
+            while b < blocks {
+                let n = decodeBlock(list, count: count, b, into: out)
+                var i = 0
+                while i < n {
+                    try body(out[i])
+                    i &+= 1
+                }
+                b &+= 1
+            }
+        }
+    }
+
+    /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
+    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
+    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
+    /// are skipped through the directory.
+    @inlinable
+    public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
+                                 _ body: (UInt32) -> Bool) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var current = -1
+            var size = 0
+            var j = 0
+            for p in probes {
+                let b = lastBlock(list, count: count, atOrBelow: p, from: max(current, 0))
+                if b != current {
+                    size = decodeBlock(list, count: count, b, into: out)
+                    current = b
+                    j = 0
+                }
+                while j < size && out[j] < p { j &+= 1 }
+                if j < size && out[j] == p { if !body(p) { return } }
+            }
+        }
     }
 }
