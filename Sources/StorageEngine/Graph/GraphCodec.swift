@@ -608,37 +608,37 @@ public enum GraphCodec {
                 out[i] = value
                 i &+= 1
             }
-        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: true)
-        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: true)
-        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: true)
-        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: true)
-        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: true)
-        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: true)
-        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: true)
-        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: true)
-        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: true)
-        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: true)
-        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: true)
-        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: true)
-        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: true)
-        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: true)
-        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: true)
-        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: true)
-        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: true)
-        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: true)
-        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: true)
-        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: true)
-        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: true)
-        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: true)
-        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: true)
-        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: true)
-        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: true)
-        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: true)
-        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: true)
-        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: true)
-        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: true)
-        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: true)
-        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: true)
+        case 1: unpackFixed(packed, BitWidth<1>(), after: after, gaps: gaps, into: out, high: true)
+        case 2: unpackFixed(packed, BitWidth<2>(), after: after, gaps: gaps, into: out, high: true)
+        case 3: unpackFixed(packed, BitWidth<3>(), after: after, gaps: gaps, into: out, high: true)
+        case 4: unpackFixed(packed, BitWidth<4>(), after: after, gaps: gaps, into: out, high: true)
+        case 5: unpackFixed(packed, BitWidth<5>(), after: after, gaps: gaps, into: out, high: true)
+        case 6: unpackFixed(packed, BitWidth<6>(), after: after, gaps: gaps, into: out, high: true)
+        case 7: unpackFixed(packed, BitWidth<7>(), after: after, gaps: gaps, into: out, high: true)
+        case 8: unpackFixed(packed, BitWidth<8>(), after: after, gaps: gaps, into: out, high: true)
+        case 9: unpackFixed(packed, BitWidth<9>(), after: after, gaps: gaps, into: out, high: true)
+        case 10: unpackFixed(packed, BitWidth<10>(), after: after, gaps: gaps, into: out, high: true)
+        case 11: unpackFixed(packed, BitWidth<11>(), after: after, gaps: gaps, into: out, high: true)
+        case 12: unpackFixed(packed, BitWidth<12>(), after: after, gaps: gaps, into: out, high: true)
+        case 13: unpackFixed(packed, BitWidth<13>(), after: after, gaps: gaps, into: out, high: true)
+        case 14: unpackFixed(packed, BitWidth<14>(), after: after, gaps: gaps, into: out, high: true)
+        case 15: unpackFixed(packed, BitWidth<15>(), after: after, gaps: gaps, into: out, high: true)
+        case 16: unpackFixed(packed, BitWidth<16>(), after: after, gaps: gaps, into: out, high: true)
+        case 17: unpackFixed(packed, BitWidth<17>(), after: after, gaps: gaps, into: out, high: true)
+        case 18: unpackFixed(packed, BitWidth<18>(), after: after, gaps: gaps, into: out, high: true)
+        case 19: unpackFixed(packed, BitWidth<19>(), after: after, gaps: gaps, into: out, high: true)
+        case 20: unpackFixed(packed, BitWidth<20>(), after: after, gaps: gaps, into: out, high: true)
+        case 21: unpackFixed(packed, BitWidth<21>(), after: after, gaps: gaps, into: out, high: true)
+        case 22: unpackFixed(packed, BitWidth<22>(), after: after, gaps: gaps, into: out, high: true)
+        case 23: unpackFixed(packed, BitWidth<23>(), after: after, gaps: gaps, into: out, high: true)
+        case 24: unpackFixed(packed, BitWidth<24>(), after: after, gaps: gaps, into: out, high: true)
+        case 25: unpackFixed(packed, BitWidth<25>(), after: after, gaps: gaps, into: out, high: true)
+        case 26: unpackFixed(packed, BitWidth<26>(), after: after, gaps: gaps, into: out, high: true)
+        case 27: unpackFixed(packed, BitWidth<27>(), after: after, gaps: gaps, into: out, high: true)
+        case 28: unpackFixed(packed, BitWidth<28>(), after: after, gaps: gaps, into: out, high: true)
+        case 29: unpackFixed(packed, BitWidth<29>(), after: after, gaps: gaps, into: out, high: true)
+        case 30: unpackFixed(packed, BitWidth<30>(), after: after, gaps: gaps, into: out, high: true)
+        case 31: unpackFixed(packed, BitWidth<31>(), after: after, gaps: gaps, into: out, high: true)
         default: preconditionFailure("Rice parameter \(width) out of range (the list was verified)")
         }
     }
@@ -655,49 +655,51 @@ public enum GraphCodec {
                 out[i] = after &+ UInt32(truncatingIfNeeded: i) &+ 1
                 i &+= 1
             }
-        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: false)
-        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: false)
-        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: false)
-        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: false)
-        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: false)
-        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: false)
-        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: false)
-        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: false)
-        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: false)
-        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: false)
-        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: false)
-        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: false)
-        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: false)
-        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: false)
-        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: false)
-        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: false)
-        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: false)
-        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: false)
-        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: false)
-        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: false)
-        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: false)
-        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: false)
-        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: false)
-        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: false)
-        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: false)
-        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: false)
-        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: false)
-        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: false)
-        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: false)
-        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: false)
-        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: false)
-        case 32: unpackFixed(packed, width: 32, after: after, gaps: gaps, into: out, high: false)
+        case 1: unpackFixed(packed, BitWidth<1>(), after: after, gaps: gaps, into: out, high: false)
+        case 2: unpackFixed(packed, BitWidth<2>(), after: after, gaps: gaps, into: out, high: false)
+        case 3: unpackFixed(packed, BitWidth<3>(), after: after, gaps: gaps, into: out, high: false)
+        case 4: unpackFixed(packed, BitWidth<4>(), after: after, gaps: gaps, into: out, high: false)
+        case 5: unpackFixed(packed, BitWidth<5>(), after: after, gaps: gaps, into: out, high: false)
+        case 6: unpackFixed(packed, BitWidth<6>(), after: after, gaps: gaps, into: out, high: false)
+        case 7: unpackFixed(packed, BitWidth<7>(), after: after, gaps: gaps, into: out, high: false)
+        case 8: unpackFixed(packed, BitWidth<8>(), after: after, gaps: gaps, into: out, high: false)
+        case 9: unpackFixed(packed, BitWidth<9>(), after: after, gaps: gaps, into: out, high: false)
+        case 10: unpackFixed(packed, BitWidth<10>(), after: after, gaps: gaps, into: out, high: false)
+        case 11: unpackFixed(packed, BitWidth<11>(), after: after, gaps: gaps, into: out, high: false)
+        case 12: unpackFixed(packed, BitWidth<12>(), after: after, gaps: gaps, into: out, high: false)
+        case 13: unpackFixed(packed, BitWidth<13>(), after: after, gaps: gaps, into: out, high: false)
+        case 14: unpackFixed(packed, BitWidth<14>(), after: after, gaps: gaps, into: out, high: false)
+        case 15: unpackFixed(packed, BitWidth<15>(), after: after, gaps: gaps, into: out, high: false)
+        case 16: unpackFixed(packed, BitWidth<16>(), after: after, gaps: gaps, into: out, high: false)
+        case 17: unpackFixed(packed, BitWidth<17>(), after: after, gaps: gaps, into: out, high: false)
+        case 18: unpackFixed(packed, BitWidth<18>(), after: after, gaps: gaps, into: out, high: false)
+        case 19: unpackFixed(packed, BitWidth<19>(), after: after, gaps: gaps, into: out, high: false)
+        case 20: unpackFixed(packed, BitWidth<20>(), after: after, gaps: gaps, into: out, high: false)
+        case 21: unpackFixed(packed, BitWidth<21>(), after: after, gaps: gaps, into: out, high: false)
+        case 22: unpackFixed(packed, BitWidth<22>(), after: after, gaps: gaps, into: out, high: false)
+        case 23: unpackFixed(packed, BitWidth<23>(), after: after, gaps: gaps, into: out, high: false)
+        case 24: unpackFixed(packed, BitWidth<24>(), after: after, gaps: gaps, into: out, high: false)
+        case 25: unpackFixed(packed, BitWidth<25>(), after: after, gaps: gaps, into: out, high: false)
+        case 26: unpackFixed(packed, BitWidth<26>(), after: after, gaps: gaps, into: out, high: false)
+        case 27: unpackFixed(packed, BitWidth<27>(), after: after, gaps: gaps, into: out, high: false)
+        case 28: unpackFixed(packed, BitWidth<28>(), after: after, gaps: gaps, into: out, high: false)
+        case 29: unpackFixed(packed, BitWidth<29>(), after: after, gaps: gaps, into: out, high: false)
+        case 30: unpackFixed(packed, BitWidth<30>(), after: after, gaps: gaps, into: out, high: false)
+        case 31: unpackFixed(packed, BitWidth<31>(), after: after, gaps: gaps, into: out, high: false)
+        case 32: unpackFixed(packed, BitWidth<32>(), after: after, gaps: gaps, into: out, high: false)
         default: preconditionFailure("bit width \(width) out of range (the list was verified)")
         }
     }
 
     /// `unpack` for one width: groups of 8 gaps (8 * width bits = `width` whole bytes, so each
     /// group starts on a byte), then the last < 8 gaps one by one. With `high` (a literal at
-    /// every call, so each copy has no test of it) the bits are a Rice gap's low part, added to
-    /// the high part `quotients` left in `out`.
-    @inlinable @inline(__always)
-    static func unpackFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>,
-                            high: Bool) {
+    /// every call) the bits are a Rice gap's low part, added to the high part `quotients` left
+    /// in `out`. The width is a type parameter (`BitWidth`), so every width is a specialization
+    /// of its own with constant shifts and offsets (an Int argument left one out-of-line copy
+    /// with variable ones: the optimizer did not inline the 32 calls of a switch).
+    @inlinable
+    static func unpackFixed<let width: Int>(_ packed: UnsafeRawPointer, _ bits: BitWidth<width>, after: UInt32, gaps: Int,
+                                            into out: UnsafeMutablePointer<UInt32>, high: Bool) {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
         var value = after
         var group = packed
@@ -831,46 +833,46 @@ public enum GraphCodec {
     static func search(_ packed: UnsafeRawPointer, width: Int, after first: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         switch width {
         case 0: return value &- first <= UInt32(truncatingIfNeeded: gaps)
-        case 1: return searchFixed(packed, width: 1, after: first, gaps: gaps, value)
-        case 2: return searchFixed(packed, width: 2, after: first, gaps: gaps, value)
-        case 3: return searchFixed(packed, width: 3, after: first, gaps: gaps, value)
-        case 4: return searchFixed(packed, width: 4, after: first, gaps: gaps, value)
-        case 5: return searchFixed(packed, width: 5, after: first, gaps: gaps, value)
-        case 6: return searchFixed(packed, width: 6, after: first, gaps: gaps, value)
-        case 7: return searchFixed(packed, width: 7, after: first, gaps: gaps, value)
-        case 8: return searchFixed(packed, width: 8, after: first, gaps: gaps, value)
-        case 9: return searchFixed(packed, width: 9, after: first, gaps: gaps, value)
-        case 10: return searchFixed(packed, width: 10, after: first, gaps: gaps, value)
-        case 11: return searchFixed(packed, width: 11, after: first, gaps: gaps, value)
-        case 12: return searchFixed(packed, width: 12, after: first, gaps: gaps, value)
-        case 13: return searchFixed(packed, width: 13, after: first, gaps: gaps, value)
-        case 14: return searchFixed(packed, width: 14, after: first, gaps: gaps, value)
-        case 15: return searchFixed(packed, width: 15, after: first, gaps: gaps, value)
-        case 16: return searchFixed(packed, width: 16, after: first, gaps: gaps, value)
-        case 17: return searchFixed(packed, width: 17, after: first, gaps: gaps, value)
-        case 18: return searchFixed(packed, width: 18, after: first, gaps: gaps, value)
-        case 19: return searchFixed(packed, width: 19, after: first, gaps: gaps, value)
-        case 20: return searchFixed(packed, width: 20, after: first, gaps: gaps, value)
-        case 21: return searchFixed(packed, width: 21, after: first, gaps: gaps, value)
-        case 22: return searchFixed(packed, width: 22, after: first, gaps: gaps, value)
-        case 23: return searchFixed(packed, width: 23, after: first, gaps: gaps, value)
-        case 24: return searchFixed(packed, width: 24, after: first, gaps: gaps, value)
-        case 25: return searchFixed(packed, width: 25, after: first, gaps: gaps, value)
-        case 26: return searchFixed(packed, width: 26, after: first, gaps: gaps, value)
-        case 27: return searchFixed(packed, width: 27, after: first, gaps: gaps, value)
-        case 28: return searchFixed(packed, width: 28, after: first, gaps: gaps, value)
-        case 29: return searchFixed(packed, width: 29, after: first, gaps: gaps, value)
-        case 30: return searchFixed(packed, width: 30, after: first, gaps: gaps, value)
-        case 31: return searchFixed(packed, width: 31, after: first, gaps: gaps, value)
-        case 32: return searchFixed(packed, width: 32, after: first, gaps: gaps, value)
+        case 1: return searchFixed(packed, BitWidth<1>(), after: first, gaps: gaps, value)
+        case 2: return searchFixed(packed, BitWidth<2>(), after: first, gaps: gaps, value)
+        case 3: return searchFixed(packed, BitWidth<3>(), after: first, gaps: gaps, value)
+        case 4: return searchFixed(packed, BitWidth<4>(), after: first, gaps: gaps, value)
+        case 5: return searchFixed(packed, BitWidth<5>(), after: first, gaps: gaps, value)
+        case 6: return searchFixed(packed, BitWidth<6>(), after: first, gaps: gaps, value)
+        case 7: return searchFixed(packed, BitWidth<7>(), after: first, gaps: gaps, value)
+        case 8: return searchFixed(packed, BitWidth<8>(), after: first, gaps: gaps, value)
+        case 9: return searchFixed(packed, BitWidth<9>(), after: first, gaps: gaps, value)
+        case 10: return searchFixed(packed, BitWidth<10>(), after: first, gaps: gaps, value)
+        case 11: return searchFixed(packed, BitWidth<11>(), after: first, gaps: gaps, value)
+        case 12: return searchFixed(packed, BitWidth<12>(), after: first, gaps: gaps, value)
+        case 13: return searchFixed(packed, BitWidth<13>(), after: first, gaps: gaps, value)
+        case 14: return searchFixed(packed, BitWidth<14>(), after: first, gaps: gaps, value)
+        case 15: return searchFixed(packed, BitWidth<15>(), after: first, gaps: gaps, value)
+        case 16: return searchFixed(packed, BitWidth<16>(), after: first, gaps: gaps, value)
+        case 17: return searchFixed(packed, BitWidth<17>(), after: first, gaps: gaps, value)
+        case 18: return searchFixed(packed, BitWidth<18>(), after: first, gaps: gaps, value)
+        case 19: return searchFixed(packed, BitWidth<19>(), after: first, gaps: gaps, value)
+        case 20: return searchFixed(packed, BitWidth<20>(), after: first, gaps: gaps, value)
+        case 21: return searchFixed(packed, BitWidth<21>(), after: first, gaps: gaps, value)
+        case 22: return searchFixed(packed, BitWidth<22>(), after: first, gaps: gaps, value)
+        case 23: return searchFixed(packed, BitWidth<23>(), after: first, gaps: gaps, value)
+        case 24: return searchFixed(packed, BitWidth<24>(), after: first, gaps: gaps, value)
+        case 25: return searchFixed(packed, BitWidth<25>(), after: first, gaps: gaps, value)
+        case 26: return searchFixed(packed, BitWidth<26>(), after: first, gaps: gaps, value)
+        case 27: return searchFixed(packed, BitWidth<27>(), after: first, gaps: gaps, value)
+        case 28: return searchFixed(packed, BitWidth<28>(), after: first, gaps: gaps, value)
+        case 29: return searchFixed(packed, BitWidth<29>(), after: first, gaps: gaps, value)
+        case 30: return searchFixed(packed, BitWidth<30>(), after: first, gaps: gaps, value)
+        case 31: return searchFixed(packed, BitWidth<31>(), after: first, gaps: gaps, value)
+        case 32: return searchFixed(packed, BitWidth<32>(), after: first, gaps: gaps, value)
         default: preconditionFailure("bit width \(width) out of range (the list was verified)")
         }
     }
 
     /// `search` for one width: adds up the 8 gaps of a group without a branch between them and
     /// goes into the group only when its last value reaches `value`.
-    @inlinable @inline(__always)
-    static func searchFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
+    @inlinable
+    static func searchFixed<let width: Int>(_ packed: UnsafeRawPointer, _ bits: BitWidth<width>, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
         var current = after
         var group = packed
@@ -1058,4 +1060,11 @@ extension AdjacencyBlockCodec {
             }
         }
     }
+}
+
+/// A bit width (or Rice parameter) as a type: the loops made once per width take one, so each
+/// width's copy is a generic specialization with its shifts and offsets constant.
+@frozen
+public struct BitWidth<let bits: Int> {
+    @inlinable public init() {}
 }

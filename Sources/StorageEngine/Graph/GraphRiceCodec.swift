@@ -221,47 +221,47 @@ public enum GraphRiceCodec {
     @inlinable
     static func search(_ body: UnsafeRawPointer, k: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         switch k {
-        case 0: return searchFixed(body, k: 0, after: after, gaps: gaps, value)
-        case 1: return searchFixed(body, k: 1, after: after, gaps: gaps, value)
-        case 2: return searchFixed(body, k: 2, after: after, gaps: gaps, value)
-        case 3: return searchFixed(body, k: 3, after: after, gaps: gaps, value)
-        case 4: return searchFixed(body, k: 4, after: after, gaps: gaps, value)
-        case 5: return searchFixed(body, k: 5, after: after, gaps: gaps, value)
-        case 6: return searchFixed(body, k: 6, after: after, gaps: gaps, value)
-        case 7: return searchFixed(body, k: 7, after: after, gaps: gaps, value)
-        case 8: return searchFixed(body, k: 8, after: after, gaps: gaps, value)
-        case 9: return searchFixed(body, k: 9, after: after, gaps: gaps, value)
-        case 10: return searchFixed(body, k: 10, after: after, gaps: gaps, value)
-        case 11: return searchFixed(body, k: 11, after: after, gaps: gaps, value)
-        case 12: return searchFixed(body, k: 12, after: after, gaps: gaps, value)
-        case 13: return searchFixed(body, k: 13, after: after, gaps: gaps, value)
-        case 14: return searchFixed(body, k: 14, after: after, gaps: gaps, value)
-        case 15: return searchFixed(body, k: 15, after: after, gaps: gaps, value)
-        case 16: return searchFixed(body, k: 16, after: after, gaps: gaps, value)
-        case 17: return searchFixed(body, k: 17, after: after, gaps: gaps, value)
-        case 18: return searchFixed(body, k: 18, after: after, gaps: gaps, value)
-        case 19: return searchFixed(body, k: 19, after: after, gaps: gaps, value)
-        case 20: return searchFixed(body, k: 20, after: after, gaps: gaps, value)
-        case 21: return searchFixed(body, k: 21, after: after, gaps: gaps, value)
-        case 22: return searchFixed(body, k: 22, after: after, gaps: gaps, value)
-        case 23: return searchFixed(body, k: 23, after: after, gaps: gaps, value)
-        case 24: return searchFixed(body, k: 24, after: after, gaps: gaps, value)
-        case 25: return searchFixed(body, k: 25, after: after, gaps: gaps, value)
-        case 26: return searchFixed(body, k: 26, after: after, gaps: gaps, value)
-        case 27: return searchFixed(body, k: 27, after: after, gaps: gaps, value)
-        case 28: return searchFixed(body, k: 28, after: after, gaps: gaps, value)
-        case 29: return searchFixed(body, k: 29, after: after, gaps: gaps, value)
-        case 30: return searchFixed(body, k: 30, after: after, gaps: gaps, value)
-        case 31: return searchFixed(body, k: 31, after: after, gaps: gaps, value)
+        case 0: return searchFixed(body, BitWidth<0>(), after: after, gaps: gaps, value)
+        case 1: return searchFixed(body, BitWidth<1>(), after: after, gaps: gaps, value)
+        case 2: return searchFixed(body, BitWidth<2>(), after: after, gaps: gaps, value)
+        case 3: return searchFixed(body, BitWidth<3>(), after: after, gaps: gaps, value)
+        case 4: return searchFixed(body, BitWidth<4>(), after: after, gaps: gaps, value)
+        case 5: return searchFixed(body, BitWidth<5>(), after: after, gaps: gaps, value)
+        case 6: return searchFixed(body, BitWidth<6>(), after: after, gaps: gaps, value)
+        case 7: return searchFixed(body, BitWidth<7>(), after: after, gaps: gaps, value)
+        case 8: return searchFixed(body, BitWidth<8>(), after: after, gaps: gaps, value)
+        case 9: return searchFixed(body, BitWidth<9>(), after: after, gaps: gaps, value)
+        case 10: return searchFixed(body, BitWidth<10>(), after: after, gaps: gaps, value)
+        case 11: return searchFixed(body, BitWidth<11>(), after: after, gaps: gaps, value)
+        case 12: return searchFixed(body, BitWidth<12>(), after: after, gaps: gaps, value)
+        case 13: return searchFixed(body, BitWidth<13>(), after: after, gaps: gaps, value)
+        case 14: return searchFixed(body, BitWidth<14>(), after: after, gaps: gaps, value)
+        case 15: return searchFixed(body, BitWidth<15>(), after: after, gaps: gaps, value)
+        case 16: return searchFixed(body, BitWidth<16>(), after: after, gaps: gaps, value)
+        case 17: return searchFixed(body, BitWidth<17>(), after: after, gaps: gaps, value)
+        case 18: return searchFixed(body, BitWidth<18>(), after: after, gaps: gaps, value)
+        case 19: return searchFixed(body, BitWidth<19>(), after: after, gaps: gaps, value)
+        case 20: return searchFixed(body, BitWidth<20>(), after: after, gaps: gaps, value)
+        case 21: return searchFixed(body, BitWidth<21>(), after: after, gaps: gaps, value)
+        case 22: return searchFixed(body, BitWidth<22>(), after: after, gaps: gaps, value)
+        case 23: return searchFixed(body, BitWidth<23>(), after: after, gaps: gaps, value)
+        case 24: return searchFixed(body, BitWidth<24>(), after: after, gaps: gaps, value)
+        case 25: return searchFixed(body, BitWidth<25>(), after: after, gaps: gaps, value)
+        case 26: return searchFixed(body, BitWidth<26>(), after: after, gaps: gaps, value)
+        case 27: return searchFixed(body, BitWidth<27>(), after: after, gaps: gaps, value)
+        case 28: return searchFixed(body, BitWidth<28>(), after: after, gaps: gaps, value)
+        case 29: return searchFixed(body, BitWidth<29>(), after: after, gaps: gaps, value)
+        case 30: return searchFixed(body, BitWidth<30>(), after: after, gaps: gaps, value)
+        case 31: return searchFixed(body, BitWidth<31>(), after: after, gaps: gaps, value)
         default: preconditionFailure("Rice parameter \(k) out of range (the list was verified)")
         }
     }
 
     /// `search` for one parameter: `skip` to the group of eight holding the first value at
     /// least `value`, then one gap at a time (at most 8).
-    @inlinable @inline(__always)
-    static func searchFixed(_ body: UnsafeRawPointer, k: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
-        var (i, current, unary) = skipFixed(body, k: k, after: after, gaps: gaps, value)
+    @inlinable
+    static func searchFixed<let k: Int>(_ body: UnsafeRawPointer, _ parameter: BitWidth<k>, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
+        var (i, current, unary) = skipFixed(body, parameter, after: after, gaps: gaps, value)
         let mask: UInt64 = (1 &<< UInt64(k)) &- 1
         let group = body + (i &>> 3) &* k
         var lowBit = 0
@@ -294,44 +294,45 @@ public enum GraphRiceCodec {
     @inlinable
     static func skip(_ body: UnsafeRawPointer, k: Int, after: UInt32, gaps: Int, _ value: UInt32) -> (gaps: Int, current: UInt32, unary: Int) {
         switch k {
-        case 0: return skipFixed(body, k: 0, after: after, gaps: gaps, value)
-        case 1: return skipFixed(body, k: 1, after: after, gaps: gaps, value)
-        case 2: return skipFixed(body, k: 2, after: after, gaps: gaps, value)
-        case 3: return skipFixed(body, k: 3, after: after, gaps: gaps, value)
-        case 4: return skipFixed(body, k: 4, after: after, gaps: gaps, value)
-        case 5: return skipFixed(body, k: 5, after: after, gaps: gaps, value)
-        case 6: return skipFixed(body, k: 6, after: after, gaps: gaps, value)
-        case 7: return skipFixed(body, k: 7, after: after, gaps: gaps, value)
-        case 8: return skipFixed(body, k: 8, after: after, gaps: gaps, value)
-        case 9: return skipFixed(body, k: 9, after: after, gaps: gaps, value)
-        case 10: return skipFixed(body, k: 10, after: after, gaps: gaps, value)
-        case 11: return skipFixed(body, k: 11, after: after, gaps: gaps, value)
-        case 12: return skipFixed(body, k: 12, after: after, gaps: gaps, value)
-        case 13: return skipFixed(body, k: 13, after: after, gaps: gaps, value)
-        case 14: return skipFixed(body, k: 14, after: after, gaps: gaps, value)
-        case 15: return skipFixed(body, k: 15, after: after, gaps: gaps, value)
-        case 16: return skipFixed(body, k: 16, after: after, gaps: gaps, value)
-        case 17: return skipFixed(body, k: 17, after: after, gaps: gaps, value)
-        case 18: return skipFixed(body, k: 18, after: after, gaps: gaps, value)
-        case 19: return skipFixed(body, k: 19, after: after, gaps: gaps, value)
-        case 20: return skipFixed(body, k: 20, after: after, gaps: gaps, value)
-        case 21: return skipFixed(body, k: 21, after: after, gaps: gaps, value)
-        case 22: return skipFixed(body, k: 22, after: after, gaps: gaps, value)
-        case 23: return skipFixed(body, k: 23, after: after, gaps: gaps, value)
-        case 24: return skipFixed(body, k: 24, after: after, gaps: gaps, value)
-        case 25: return skipFixed(body, k: 25, after: after, gaps: gaps, value)
-        case 26: return skipFixed(body, k: 26, after: after, gaps: gaps, value)
-        case 27: return skipFixed(body, k: 27, after: after, gaps: gaps, value)
-        case 28: return skipFixed(body, k: 28, after: after, gaps: gaps, value)
-        case 29: return skipFixed(body, k: 29, after: after, gaps: gaps, value)
-        case 30: return skipFixed(body, k: 30, after: after, gaps: gaps, value)
-        case 31: return skipFixed(body, k: 31, after: after, gaps: gaps, value)
+        case 0: return skipFixed(body, BitWidth<0>(), after: after, gaps: gaps, value)
+        case 1: return skipFixed(body, BitWidth<1>(), after: after, gaps: gaps, value)
+        case 2: return skipFixed(body, BitWidth<2>(), after: after, gaps: gaps, value)
+        case 3: return skipFixed(body, BitWidth<3>(), after: after, gaps: gaps, value)
+        case 4: return skipFixed(body, BitWidth<4>(), after: after, gaps: gaps, value)
+        case 5: return skipFixed(body, BitWidth<5>(), after: after, gaps: gaps, value)
+        case 6: return skipFixed(body, BitWidth<6>(), after: after, gaps: gaps, value)
+        case 7: return skipFixed(body, BitWidth<7>(), after: after, gaps: gaps, value)
+        case 8: return skipFixed(body, BitWidth<8>(), after: after, gaps: gaps, value)
+        case 9: return skipFixed(body, BitWidth<9>(), after: after, gaps: gaps, value)
+        case 10: return skipFixed(body, BitWidth<10>(), after: after, gaps: gaps, value)
+        case 11: return skipFixed(body, BitWidth<11>(), after: after, gaps: gaps, value)
+        case 12: return skipFixed(body, BitWidth<12>(), after: after, gaps: gaps, value)
+        case 13: return skipFixed(body, BitWidth<13>(), after: after, gaps: gaps, value)
+        case 14: return skipFixed(body, BitWidth<14>(), after: after, gaps: gaps, value)
+        case 15: return skipFixed(body, BitWidth<15>(), after: after, gaps: gaps, value)
+        case 16: return skipFixed(body, BitWidth<16>(), after: after, gaps: gaps, value)
+        case 17: return skipFixed(body, BitWidth<17>(), after: after, gaps: gaps, value)
+        case 18: return skipFixed(body, BitWidth<18>(), after: after, gaps: gaps, value)
+        case 19: return skipFixed(body, BitWidth<19>(), after: after, gaps: gaps, value)
+        case 20: return skipFixed(body, BitWidth<20>(), after: after, gaps: gaps, value)
+        case 21: return skipFixed(body, BitWidth<21>(), after: after, gaps: gaps, value)
+        case 22: return skipFixed(body, BitWidth<22>(), after: after, gaps: gaps, value)
+        case 23: return skipFixed(body, BitWidth<23>(), after: after, gaps: gaps, value)
+        case 24: return skipFixed(body, BitWidth<24>(), after: after, gaps: gaps, value)
+        case 25: return skipFixed(body, BitWidth<25>(), after: after, gaps: gaps, value)
+        case 26: return skipFixed(body, BitWidth<26>(), after: after, gaps: gaps, value)
+        case 27: return skipFixed(body, BitWidth<27>(), after: after, gaps: gaps, value)
+        case 28: return skipFixed(body, BitWidth<28>(), after: after, gaps: gaps, value)
+        case 29: return skipFixed(body, BitWidth<29>(), after: after, gaps: gaps, value)
+        case 30: return skipFixed(body, BitWidth<30>(), after: after, gaps: gaps, value)
+        case 31: return skipFixed(body, BitWidth<31>(), after: after, gaps: gaps, value)
         default: preconditionFailure("Rice parameter \(k) out of range (the list was verified)")
         }
     }
 
-    @inlinable @inline(__always)
-    static func skipFixed(_ body: UnsafeRawPointer, k: Int, after: UInt32, gaps: Int, _ value: UInt32) -> (gaps: Int, current: UInt32, unary: Int) {
+    @inlinable
+    static func skipFixed<let k: Int>(_ body: UnsafeRawPointer, _ parameter: BitWidth<k>, after: UInt32, gaps: Int, _ value: UInt32)
+        -> (gaps: Int, current: UInt32, unary: Int) {
         let mask: UInt64 = (1 &<< UInt64(k)) &- 1
         var current = after
         var i = 0
@@ -386,6 +387,86 @@ public enum GraphRiceCodec {
         return (i, current, unary)
     }
 
+    /// Decodes `gaps` gaps of a body after `after` (-1 as UInt32.max) to `out`: their quotients
+    /// from bit `unary` of `body` on, their low bits from `lows` on (a group's first byte).
+    @inlinable
+    static func decode(_ body: UnsafeRawPointer, k: Int, after: UInt32, gaps: Int, unary: Int, lows: UnsafeRawPointer,
+                       into out: UnsafeMutablePointer<UInt32>) {
+        switch k {
+        case 0: decodeFixed(body, BitWidth<0>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 1: decodeFixed(body, BitWidth<1>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 2: decodeFixed(body, BitWidth<2>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 3: decodeFixed(body, BitWidth<3>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 4: decodeFixed(body, BitWidth<4>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 5: decodeFixed(body, BitWidth<5>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 6: decodeFixed(body, BitWidth<6>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 7: decodeFixed(body, BitWidth<7>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 8: decodeFixed(body, BitWidth<8>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 9: decodeFixed(body, BitWidth<9>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 10: decodeFixed(body, BitWidth<10>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 11: decodeFixed(body, BitWidth<11>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 12: decodeFixed(body, BitWidth<12>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 13: decodeFixed(body, BitWidth<13>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 14: decodeFixed(body, BitWidth<14>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 15: decodeFixed(body, BitWidth<15>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 16: decodeFixed(body, BitWidth<16>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 17: decodeFixed(body, BitWidth<17>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 18: decodeFixed(body, BitWidth<18>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 19: decodeFixed(body, BitWidth<19>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 20: decodeFixed(body, BitWidth<20>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 21: decodeFixed(body, BitWidth<21>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 22: decodeFixed(body, BitWidth<22>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 23: decodeFixed(body, BitWidth<23>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 24: decodeFixed(body, BitWidth<24>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 25: decodeFixed(body, BitWidth<25>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 26: decodeFixed(body, BitWidth<26>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 27: decodeFixed(body, BitWidth<27>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 28: decodeFixed(body, BitWidth<28>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 29: decodeFixed(body, BitWidth<29>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 30: decodeFixed(body, BitWidth<30>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        case 31: decodeFixed(body, BitWidth<31>(), after: after, gaps: gaps, unary: unary, lows: lows, into: out)
+        default: preconditionFailure("Rice parameter \(k) out of range (the list was verified)")
+        }
+    }
+
+    /// `decode` for one parameter: eight gaps at a time in one pass while their one bits lie
+    /// within 56 bits of the stream (a gap's quotient is the trailing zeros of what is left of
+    /// the word less where the one bit before it ended; its low bits are at a constant offset
+    /// in the group), the rest (a long quotient, the last < 8 gaps) in the two passes of a
+    /// `GraphCodec` Rice block.
+    @inlinable
+    static func decodeFixed<let k: Int>(_ body: UnsafeRawPointer, _ parameter: BitWidth<k>, after: UInt32, gaps: Int, unary start: Int,
+                                        lows: UnsafeRawPointer, into out: UnsafeMutablePointer<UInt32>) {
+        let mask: UInt64 = (1 &<< UInt64(k)) &- 1
+        var value = after
+        var i = 0
+        var unary = start
+        var group = lows
+        groups: while i &+ 8 <= gaps {
+            var word = GraphCodec.bits(body, at: unary)
+            var end = 0
+            var current = value
+            var j = 0
+            while j < 8 {
+                if word == 0 { break groups }
+                let zeros = word.trailingZeroBitCount
+                let quotient = UInt32(truncatingIfNeeded: zeros &- end)
+                end = zeros &+ 1
+                word &= word &- 1
+                current = current &+ (quotient &<< UInt32(k) | GraphCodec.gap(group, bit: j &* k, mask: mask)) &+ 1
+                out[i &+ j] = current
+                j &+= 1
+            }
+            value = current
+            unary &+= end
+            group += k
+            i &+= 8
+        }
+        guard i < gaps else { return }
+        GraphCodec.quotients(body, k: k, gaps: gaps &- i, from: unary, into: out + i)
+        GraphCodec.unpackRice(group, width: k, after: value, gaps: gaps &- i, into: out + i)
+    }
+
     /// A page: up to `limit` values greater than `after` (all when nil), in order, to `out`;
     /// returns how many. Enters the block holding `after` through the directory, skips its
     /// groups of eight below the cursor (`skip`) and decodes only the gaps the page takes.
@@ -419,8 +500,7 @@ public enum GraphRiceCodec {
                 }
                 // The gaps to decode: what the page still takes, and up to 8 at or below the cursor.
                 let take = min(gaps &- skipped, limit &- written &- n &+ (n == 0 && after != nil ? 8 : 0))
-                GraphCodec.quotients(body, k: k, gaps: take, from: unary, into: decoded + n)
-                GraphCodec.unpackRice(body + (skipped &>> 3) &* k, width: k, after: before, gaps: take, into: decoded + n)
+                decode(body, k: k, after: before, gaps: take, unary: unary, lows: body + (skipped &>> 3) &* k, into: decoded + n)
                 var start = 0
                 if let after, n == 0 {
                     while start < take && decoded[start] <= after { start &+= 1 }
@@ -456,15 +536,13 @@ extension GraphRiceCodec: AdjacencyBlockCodec {
     public static func decodeBlock(_ list: UnsafeRawPointer, count: Int, _ b: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
         let k = Int(list.load(as: UInt8.self))
         if count <= blockSize {
-            GraphCodec.quotients(list + 1, k: k, gaps: count, into: out)
-            GraphCodec.unpackRice(list + 1, width: k, after: .max, gaps: count, into: out)
+            decode(list + 1, k: k, after: .max, gaps: count, unary: count &* k, lows: list + 1, into: out)
             return count
         }
         let (first, body) = entry(list, blocks: (count &+ blockSize &- 1) &>> blockShift, b)
         let size = min(blockSize, count &- (b &<< blockShift))
         out[0] = first
-        GraphCodec.quotients(body, k: k, gaps: size &- 1, into: out + 1)
-        GraphCodec.unpackRice(body, width: k, after: first, gaps: size &- 1, into: out + 1)
+        decode(body, k: k, after: first, gaps: size &- 1, unary: (size &- 1) &* k, lows: body, into: out + 1)
         return size
     }
 }
