@@ -31,7 +31,7 @@
 /// A user's entry in a lists section is its coded list, preceded by its true degree as a u32
 /// when the degree is 255 or more (`degreeEscape`).
 ///
-/// Index, format 5 (grouped): users in groups of 32, G = ceil(N / 32) groups:
+/// Index, formats 5 and 6 (grouped): users in groups of 32, G = ceil(N / 32) groups:
 ///
 ///     0       u64 L: how many long entries (below) the direction has
 ///     8       G group records of 72 bytes:
