@@ -26,7 +26,8 @@ import Testing
     /// A base from per-user lists; `coded` entries (user -> (bytes, degree)) are written verbatim
     /// in the following direction instead of coding `following[user]`.
     static func graphImage(users: Int, following: [Int: [UInt32]], followers: [Int: [UInt32]],
-                           coded: [Int: ([UInt8], Int)] = [:], version: UInt32 = GraphFormat.formatVersion) -> [UInt8] {
+                           coded: [Int: ([UInt8], Int)] = [:], codedFollowers: [Int: ([UInt8], Int)] = [:],
+                           version: UInt32 = GraphFormat.formatVersion) -> [UInt8] {
         var builder = GraphBaseBuilder(userCount: users, generation: 1, coveredLSN: 0, options: GraphBuildOptions(formatVersion: version))
         for u in 0..<users {
             if let (bytes, degree) = coded[u] {
@@ -36,7 +37,13 @@ import Testing
             }
         }
         builder.finishDirection()
-        for u in 0..<users { (followers[u] ?? []).withUnsafeBufferPointer { builder.append(user: u, $0) } }
+        for u in 0..<users {
+            if let (bytes, degree) = codedFollowers[u] {
+                bytes.withUnsafeBytes { builder.appendCoded(user: u, $0, degree: degree) }
+            } else {
+                (followers[u] ?? []).withUnsafeBufferPointer { builder.append(user: u, $0) }
+            }
+        }
         builder.finishDirection()
         let base = builder.finish()
         return Array(UnsafeRawBufferPointer(base.image))
@@ -339,7 +346,7 @@ import Testing
                     for u in 0..<UInt32(base.userCount) {
                         let (list, count) = adjacency.list(u)
                         guard let list else { continue }
-                        out.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
+                        out.withUnsafeMutableBufferPointer { adjacency.decode(list, count: count, into: $0.baseAddress!) }
                         #expect(out[0..<count].allSatisfy { Int($0) < base.userCount })
                     }
                 }

@@ -76,25 +76,30 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
     /// values it must hold: whole decode, scan, forEach, membership of each value and its
     /// neighbours, intersection, scans and pages after cursors, and the deep check's decoder.
     func check(_ buffer: UnsafeMutableRawPointer, size: Int, _ values: [UInt32], _ random: inout SeededRandom, context: String) {
+        check(GraphCodec.self, buffer, size: size, values, &random, context: context)
+    }
+
+    func check<C: AdjacencyBlockCodec>(_ codec: C.Type, _ buffer: UnsafeMutableRawPointer, size: Int, _ values: [UInt32],
+                                       _ random: inout SeededRandom, context: String) {
         var checked: [UInt32] = []
-        let problem = GraphCodec.checkedDecode(UnsafeRawBufferPointer(start: buffer, count: size), count: values.count, into: &checked)
+        let problem = C.checkedDecode(UnsafeRawBufferPointer(start: buffer, count: size), count: values.count, into: &checked)
         #expect(problem == nil && checked == values, "\(context): checked decode \(String(describing: problem))")
         var decoded = [UInt32](repeating: 0, count: values.count)
-        decoded.withUnsafeMutableBufferPointer { GraphCodec.decode(buffer, count: values.count, into: $0.baseAddress!) }
+        decoded.withUnsafeMutableBufferPointer { C.decode(buffer, count: values.count, into: $0.baseAddress!) }
         #expect(decoded == values, "\(context): decode")
         var scanned: [UInt32] = []
-        GraphCodec.scan(buffer, count: values.count, after: nil) { scanned.append($0); return true }
+        C.scan(buffer, count: values.count, after: nil) { scanned.append($0); return true }
         #expect(scanned == values, "\(context): scan")
         var visited: [UInt32] = []
-        GraphCodec.forEach(buffer, count: values.count) { visited.append($0) }
+        C.forEach(buffer, count: values.count) { visited.append($0) }
         #expect(visited == values, "\(context): forEach")
         // Membership of every value and of its neighbours: the search adds up groups of 8 gaps
         // and walks into a group only at the end, so every position in a group is checked.
         let members = Set(values)
         for v in values {
-            #expect(GraphCodec.contains(buffer, count: values.count, v), "\(context): contains \(v)")
+            #expect(C.contains(buffer, count: values.count, v), "\(context): contains \(v)")
             for near in [v &- 1, v &+ 1] where !members.contains(near) {
-                #expect(!GraphCodec.contains(buffer, count: values.count, near), "\(context): not \(near)")
+                #expect(!C.contains(buffer, count: values.count, near), "\(context): not \(near)")
             }
         }
         // Intersection with sorted probes: some values of the list, some anything.
@@ -104,21 +109,21 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         for _ in 0..<50 { probeSet.insert(UInt32.random(in: 0...max(span, 1), using: &random)) }
         let probes = probeSet.sorted()
         var met: [UInt32] = []
-        probes.withUnsafeBufferPointer { p in GraphCodec.intersect(p, buffer, count: values.count) { met.append($0); return true } }
+        probes.withUnsafeBufferPointer { p in C.intersect(p, buffer, count: values.count) { met.append($0); return true } }
         let valueSet = Set(values)
         #expect(met == probes.filter { valueSet.contains($0) }, "\(context): intersect")
         for _ in 0..<20 {
             let probe = UInt32.random(in: 0...UInt32.max, using: &random)
             let cursor = values.isEmpty ? probe : (Bool.random(using: &random) ? values.randomElement(using: &random)! : probe)
-            #expect(GraphCodec.contains(buffer, count: values.count, probe) == values.contains(probe), "\(context): probe \(probe)")
+            #expect(C.contains(buffer, count: values.count, probe) == values.contains(probe), "\(context): probe \(probe)")
             var after: [UInt32] = []
-            GraphCodec.scan(buffer, count: values.count, after: cursor) { after.append($0); return after.count < 200 }
+            C.scan(buffer, count: values.count, after: cursor) { after.append($0); return after.count < 200 }
             #expect(after == Array(values.filter { $0 > cursor }.prefix(200)), "\(context): after \(cursor)")
             // A page through copy (what followers(of:after:limit:) returns for a base list).
             let limit = Int(random.next() % 300) + 1
             let pageAfter: UInt32? = Bool.random(using: &random) ? cursor : nil
             let page = [UInt32](unsafeUninitializedCapacity: limit) { out, initialized in
-                initialized = GraphCodec.copy(buffer, count: values.count, after: pageAfter, limit: limit, into: out.baseAddress!)
+                initialized = C.copy(buffer, count: values.count, after: pageAfter, limit: limit, into: out.baseAddress!)
             }
             let expectedPage = Array(values.filter { pageAfter == nil || $0 > pageAfter! }.prefix(limit))
             #expect(page == expectedPage, "\(context): copy after \(String(describing: pageAfter)) limit \(limit)")
@@ -507,7 +512,7 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         try v4.bulkLoad(&edges)
         check(v4, version: 4, "format 4")
         edges = ContiguousArray(model.edges)
-        let v5 = try GraphStore.open(directory: dir.path + "/v5", fileSystem: fs, log: nil)
+        let v5 = try GraphStore.open(directory: dir.path + "/v5", fileSystem: fs, log: nil, buildOptions: GraphBuildOptions(formatVersion: 5))
         try v5.bulkLoad(&edges)
         check(v5, version: 5, "format 5")
         // Every kind of entry occurred.
@@ -655,8 +660,9 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 store.close()
                 try log.close()
                 (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: logOptions)
-                // Every other reopen merges into format 4 with every list in the fast forms (entries
-                // of either format copied verbatim into the other; membership by the shorter list).
+                // Every other reopen merges into format 4 with every list in the fast forms (following
+                // entries copied verbatim either way, follower lists coded again between format 6's
+                // Rice lists and format 4's blocks; membership by the shorter list).
                 let options = i % 140_000 == 69_999 ? GraphBuildOptions(formatVersion: 4, denseFollowingMax: 0) : GraphBuildOptions()
                 store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log, buildOptions: options)
                 verifyAll(store, model, users: users, context: "after reopen at \(i), seed \(seed)")
@@ -793,7 +799,12 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
         let newest = dir.path + "/graph/" + GraphFormat.fileName(generation: 1)
         var bytes = readWholeFile(newest)
-        bytes[bytes.count / 2] ^= 0x40
+        // A byte in the middle of the following lists (section 1), which its checksum covers.
+        let (listsOffset, listsLength) = bytes.withUnsafeBytes { raw in
+            let footer = raw.count - GraphFormat.footerBytes
+            return (Int(raw.loadLE(UInt64.self, at: footer + 24)), Int(raw.loadLE(UInt64.self, at: footer + 24 + 8)))
+        }
+        bytes[listsOffset + listsLength / 2] ^= 0x40
         writeWholeFile(newest, bytes)
         // Without the log the corrupt newest base cannot be replaced: a clear error, no data.
         #expect {

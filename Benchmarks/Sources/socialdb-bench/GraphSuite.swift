@@ -441,7 +441,8 @@ struct GraphSuite {
                 // In use: the store's build options (lists up to a length per direction in every form).
                 let dense = direction == "followers" ? store.buildOptions.denseFollowersMax : store.buildOptions.denseFollowingMax
                 let forms: GraphCodec.Forms = n <= dense ? .all : .fast
-                packed128 += list.withUnsafeBufferPointer { GraphCodec.encodedSize($0, forms: forms) } * 8
+                let riceLists = direction == "followers" && GraphFormat.riceFollowers(version: store.buildOptions.formatVersion)
+                packed128 += list.withUnsafeBufferPointer { riceLists ? GraphRiceCodec.encodedSize($0) : GraphCodec.encodedSize($0, forms: forms) } * 8
                 allForms += list.withUnsafeBufferPointer { GraphCodec.encodedSize($0, forms: .all) } * 8
                 // Blocks of 32: directory (u32 first + u32 offset) when more than one block, a width byte each.
                 var block = 0
@@ -542,6 +543,9 @@ struct GraphSuite {
         listUsers += (0..<min(100, users)).map { UInt32($0) }
         let pairs = (0..<20_000).map { _ in (UInt32(random.next() % UInt64(users)), UInt32(random.next() % UInt64(min(users, 1000)))) }
         let pageQueries = (0..<20_000).map { _ in (UInt32(random.next() % UInt64(min(users, 1000))), UInt32(random.next() % UInt64(users))) }
+        if rows.contains("analysis"), let first = stores.first {
+            codingAnalysis(first.store, users: users)
+        }
         let all = ["copy", "foreach", "membership", "intersection", "page"]
         let chosen = all.filter { rows.isEmpty || rows.contains($0) }
         // rates[variant][row] over the rounds.
@@ -594,6 +598,108 @@ struct GraphSuite {
             print("VERIFICATION FAILED: the variants' answers differ on \(row)")
         }
         for entry in stores { entry.store.close() }
+    }
+
+    /// `graph-profile USERS V analysis`: bits per edge of each direction's lists (index
+    /// included, as format 5 lays it out) under candidate codings, against the entropy of a
+    /// random subset of the users of each list's size (log2 C(N, d) a list): the codings in use,
+    /// every form, and Rice lists (one parameter a list, no mode byte, the first value coded as
+    /// a gap, a bit-packed directory of block first values and byte offsets) with a header of
+    /// 8, 5 or 0 bits, blocks of 128 or 256, the escaped degree kept or not.
+    static func codingAnalysis(_ store: GraphStore, users: Int) {
+        func bits(_ v: UInt64) -> Int { 64 - v.leadingZeroBitCount }
+        func riceBits(_ gaps: ArraySlice<UInt64>, _ k: Int) -> Int {
+            var total = gaps.count * (k + 1)
+            for g in gaps { total += Int(g >> UInt64(k)) }
+            return total
+        }
+        func bestRice(_ gaps: ArraySlice<UInt64>) -> (k: Int, bits: Int) {
+            var best = (k: 0, bits: Int.max)
+            for k in 0...31 {
+                let b = riceBits(gaps, k)
+                if b < best.bits { best = (k, b) } else if k > 0 && b > best.bits { break }
+            }
+            return best
+        }
+        func log2Binomial(_ n: Int, _ k: Int) -> Double {
+            (lgamma(Double(n + 1)) - lgamma(Double(k + 1)) - lgamma(Double(n - k + 1))) / log(2.0)
+        }
+        let variants = ["in use", "all forms", "rice h8 b128", "rice h5 b128", "rice h0 b128", "rice h8 b256", "rice h5 b128 noesc",
+                        "rice h5 b128 blockk"]
+        var list = ContiguousArray<UInt32>()
+        for direction in ["following", "followers"] {
+            var entropy = 0.0
+            var edges = 0
+            var listBits = [Int](repeating: 0, count: variants.count)
+            var longEntries = [Int](repeating: 0, count: variants.count)
+            var parts = (directory: 0, header: 0, padding: 0, gaps: 0)
+            for u in 0..<users {
+                if direction == "following" { store.copyFollowing(of: UInt32(u), into: &list) } else { store.copyFollowers(of: UInt32(u), into: &list) }
+                let d = list.count
+                guard d > 0 else { continue }
+                edges += d
+                entropy += log2Binomial(users, d)
+                let escape = d >= 255 ? 32 : 0
+                let dense = direction == "followers" ? store.buildOptions.denseFollowersMax : store.buildOptions.denseFollowingMax
+                var sizes = [Int](repeating: 0, count: variants.count)
+                let rice = direction == "followers" && GraphFormat.riceFollowers(version: store.buildOptions.formatVersion)
+                sizes[0] = list.withUnsafeBufferPointer { rice ? GraphRiceCodec.encodedSize($0) : GraphCodec.encodedSize($0, forms: d <= dense ? .all : .fast) } * 8 + escape
+                sizes[1] = list.withUnsafeBufferPointer { GraphCodec.encodedSize($0, forms: .all) } * 8 + escape
+                var gaps = [UInt64](repeating: 0, count: d)
+                gaps[0] = UInt64(list[0])
+                for i in 1..<d { gaps[i] = UInt64(list[i] - list[i - 1] - 1) }
+                for (v, name) in variants.enumerated() where v >= 2 {
+                    let header = name.contains("h8") ? 8 : name.contains("h5") ? 5 : 0
+                    let block = name.contains("b256") ? 256 : 128
+                    let esc = name.contains("noesc") ? 0 : escape
+                    if d <= 128 {
+                        let r = bestRice(gaps[0..<d])
+                        let total = header + r.bits
+                        sizes[v] = (total + 7) / 8 * 8 + esc
+                        if v == 3 { parts.header += header; parts.gaps += r.bits; parts.padding += (total + 7) / 8 * 8 - total }
+                        continue
+                    }
+                    // Long: one k for the list (or per block), blocks byte-aligned, directory packed.
+                    let blocks = (d + block - 1) / block
+                    var inner: [UInt64] = []
+                    for b in 0..<blocks { inner += gaps[(b * block + 1)..<min(d, (b + 1) * block)] }
+                    let k = bestRice(inner[...]).k
+                    var bodyBytes = 0
+                    var lastOffset = 0
+                    var gapBits = 0, pad = 0
+                    for b in 0..<blocks {
+                        let slice = gaps[(b * block + 1)..<min(d, (b + 1) * block)]
+                        let bb = name.contains("blockk") ? bestRice(slice).bits + 5 : riceBits(slice, k)
+                        lastOffset = bodyBytes
+                        bodyBytes += (bb + 7) / 8
+                        gapBits += bb
+                        pad += (bb + 7) / 8 * 8 - bb
+                    }
+                    let entry = bits(UInt64(list[d - 1])) + bits(UInt64(lastOffset))
+                    let directory = header + 12 + blocks * entry
+                    let directoryBytes = (directory + 7) / 8
+                    sizes[v] = (directoryBytes + bodyBytes) * 8 + esc
+                    if v == 3 {
+                        parts.header += header + 12; parts.directory += blocks * entry; parts.gaps += gapBits
+                        parts.padding += pad + directoryBytes * 8 - directory
+                    }
+                }
+                for v in 0..<variants.count {
+                    listBits[v] += sizes[v]
+                    if sizes[v] > 254 * 8 { longEntries[v] += 1 }
+                }
+            }
+            let e = Double(max(edges, 1))
+            let groupBits = Double(GraphFormat.groupCount(userCount: users) * GraphFormat.groupBytes * 8 + 64)
+            print("\(direction): \(edges) edges, entropy of random subsets \(Format.grouped(entropy / e, decimals: 3)) bits/edge; "
+                + "index without long table \(Format.grouped(groupBits / e, decimals: 3))")
+            for (v, name) in variants.enumerated() {
+                let index = groupBits + Double(longEntries[v] * 64)
+                print("  \(name): \(Format.grouped((Double(listBits[v]) + index) / e, decimals: 3)) bits/edge (lists \(Format.grouped(Double(listBits[v]) / e, decimals: 3)))")
+            }
+            print("  rice h5 b128 parts: gaps \(Format.grouped(Double(parts.gaps) / e, decimals: 3)), directory \(Format.grouped(Double(parts.directory) / e, decimals: 3)), "
+                + "headers \(Format.grouped(Double(parts.header) / e, decimals: 3)), padding \(Format.grouped(Double(parts.padding) / e, decimals: 3))")
+        }
     }
 
     // MARK: Helpers

@@ -561,10 +561,17 @@ public enum GraphCodec {
     /// carried into the next quotient.
     @inlinable @inline(__always)
     static func quotients(_ packed: UnsafeRawPointer, k: Int, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
+        quotients(packed, k: k, gaps: gaps, from: gaps &* k, into: out)
+    }
+
+    /// `quotients` of `gaps` gaps whose unary codes start at bit `from` of `packed` (the first
+    /// gaps of a body, or gaps from the middle of one).
+    @inlinable @inline(__always)
+    static func quotients(_ packed: UnsafeRawPointer, k: Int, gaps: Int, from: Int, into out: UnsafeMutablePointer<UInt32>) {
         // The bits of a word loaded at a bit position that are surely the body's: 64 less at
         // most 7 skipped.
         let wordBits = 56
-        var position = gaps &* k
+        var position = from
         var carried = 0
         var i = 0
         while i < gaps {
@@ -601,37 +608,37 @@ public enum GraphCodec {
                 out[i] = value
                 i &+= 1
             }
-        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: true)
-        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: true)
-        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: true)
-        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: true)
-        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: true)
-        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: true)
-        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: true)
-        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: true)
-        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: true)
-        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: true)
-        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: true)
-        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: true)
-        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: true)
-        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: true)
-        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: true)
-        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: true)
-        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: true)
-        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: true)
-        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: true)
-        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: true)
-        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: true)
-        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: true)
-        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: true)
-        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: true)
-        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: true)
-        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: true)
-        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: true)
-        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: true)
-        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: true)
-        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: true)
-        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: true)
+        case 1: unpackFixed(packed, BitWidth<1>(), after: after, gaps: gaps, into: out, high: true)
+        case 2: unpackFixed(packed, BitWidth<2>(), after: after, gaps: gaps, into: out, high: true)
+        case 3: unpackFixed(packed, BitWidth<3>(), after: after, gaps: gaps, into: out, high: true)
+        case 4: unpackFixed(packed, BitWidth<4>(), after: after, gaps: gaps, into: out, high: true)
+        case 5: unpackFixed(packed, BitWidth<5>(), after: after, gaps: gaps, into: out, high: true)
+        case 6: unpackFixed(packed, BitWidth<6>(), after: after, gaps: gaps, into: out, high: true)
+        case 7: unpackFixed(packed, BitWidth<7>(), after: after, gaps: gaps, into: out, high: true)
+        case 8: unpackFixed(packed, BitWidth<8>(), after: after, gaps: gaps, into: out, high: true)
+        case 9: unpackFixed(packed, BitWidth<9>(), after: after, gaps: gaps, into: out, high: true)
+        case 10: unpackFixed(packed, BitWidth<10>(), after: after, gaps: gaps, into: out, high: true)
+        case 11: unpackFixed(packed, BitWidth<11>(), after: after, gaps: gaps, into: out, high: true)
+        case 12: unpackFixed(packed, BitWidth<12>(), after: after, gaps: gaps, into: out, high: true)
+        case 13: unpackFixed(packed, BitWidth<13>(), after: after, gaps: gaps, into: out, high: true)
+        case 14: unpackFixed(packed, BitWidth<14>(), after: after, gaps: gaps, into: out, high: true)
+        case 15: unpackFixed(packed, BitWidth<15>(), after: after, gaps: gaps, into: out, high: true)
+        case 16: unpackFixed(packed, BitWidth<16>(), after: after, gaps: gaps, into: out, high: true)
+        case 17: unpackFixed(packed, BitWidth<17>(), after: after, gaps: gaps, into: out, high: true)
+        case 18: unpackFixed(packed, BitWidth<18>(), after: after, gaps: gaps, into: out, high: true)
+        case 19: unpackFixed(packed, BitWidth<19>(), after: after, gaps: gaps, into: out, high: true)
+        case 20: unpackFixed(packed, BitWidth<20>(), after: after, gaps: gaps, into: out, high: true)
+        case 21: unpackFixed(packed, BitWidth<21>(), after: after, gaps: gaps, into: out, high: true)
+        case 22: unpackFixed(packed, BitWidth<22>(), after: after, gaps: gaps, into: out, high: true)
+        case 23: unpackFixed(packed, BitWidth<23>(), after: after, gaps: gaps, into: out, high: true)
+        case 24: unpackFixed(packed, BitWidth<24>(), after: after, gaps: gaps, into: out, high: true)
+        case 25: unpackFixed(packed, BitWidth<25>(), after: after, gaps: gaps, into: out, high: true)
+        case 26: unpackFixed(packed, BitWidth<26>(), after: after, gaps: gaps, into: out, high: true)
+        case 27: unpackFixed(packed, BitWidth<27>(), after: after, gaps: gaps, into: out, high: true)
+        case 28: unpackFixed(packed, BitWidth<28>(), after: after, gaps: gaps, into: out, high: true)
+        case 29: unpackFixed(packed, BitWidth<29>(), after: after, gaps: gaps, into: out, high: true)
+        case 30: unpackFixed(packed, BitWidth<30>(), after: after, gaps: gaps, into: out, high: true)
+        case 31: unpackFixed(packed, BitWidth<31>(), after: after, gaps: gaps, into: out, high: true)
         default: preconditionFailure("Rice parameter \(width) out of range (the list was verified)")
         }
     }
@@ -648,49 +655,51 @@ public enum GraphCodec {
                 out[i] = after &+ UInt32(truncatingIfNeeded: i) &+ 1
                 i &+= 1
             }
-        case 1: unpackFixed(packed, width: 1, after: after, gaps: gaps, into: out, high: false)
-        case 2: unpackFixed(packed, width: 2, after: after, gaps: gaps, into: out, high: false)
-        case 3: unpackFixed(packed, width: 3, after: after, gaps: gaps, into: out, high: false)
-        case 4: unpackFixed(packed, width: 4, after: after, gaps: gaps, into: out, high: false)
-        case 5: unpackFixed(packed, width: 5, after: after, gaps: gaps, into: out, high: false)
-        case 6: unpackFixed(packed, width: 6, after: after, gaps: gaps, into: out, high: false)
-        case 7: unpackFixed(packed, width: 7, after: after, gaps: gaps, into: out, high: false)
-        case 8: unpackFixed(packed, width: 8, after: after, gaps: gaps, into: out, high: false)
-        case 9: unpackFixed(packed, width: 9, after: after, gaps: gaps, into: out, high: false)
-        case 10: unpackFixed(packed, width: 10, after: after, gaps: gaps, into: out, high: false)
-        case 11: unpackFixed(packed, width: 11, after: after, gaps: gaps, into: out, high: false)
-        case 12: unpackFixed(packed, width: 12, after: after, gaps: gaps, into: out, high: false)
-        case 13: unpackFixed(packed, width: 13, after: after, gaps: gaps, into: out, high: false)
-        case 14: unpackFixed(packed, width: 14, after: after, gaps: gaps, into: out, high: false)
-        case 15: unpackFixed(packed, width: 15, after: after, gaps: gaps, into: out, high: false)
-        case 16: unpackFixed(packed, width: 16, after: after, gaps: gaps, into: out, high: false)
-        case 17: unpackFixed(packed, width: 17, after: after, gaps: gaps, into: out, high: false)
-        case 18: unpackFixed(packed, width: 18, after: after, gaps: gaps, into: out, high: false)
-        case 19: unpackFixed(packed, width: 19, after: after, gaps: gaps, into: out, high: false)
-        case 20: unpackFixed(packed, width: 20, after: after, gaps: gaps, into: out, high: false)
-        case 21: unpackFixed(packed, width: 21, after: after, gaps: gaps, into: out, high: false)
-        case 22: unpackFixed(packed, width: 22, after: after, gaps: gaps, into: out, high: false)
-        case 23: unpackFixed(packed, width: 23, after: after, gaps: gaps, into: out, high: false)
-        case 24: unpackFixed(packed, width: 24, after: after, gaps: gaps, into: out, high: false)
-        case 25: unpackFixed(packed, width: 25, after: after, gaps: gaps, into: out, high: false)
-        case 26: unpackFixed(packed, width: 26, after: after, gaps: gaps, into: out, high: false)
-        case 27: unpackFixed(packed, width: 27, after: after, gaps: gaps, into: out, high: false)
-        case 28: unpackFixed(packed, width: 28, after: after, gaps: gaps, into: out, high: false)
-        case 29: unpackFixed(packed, width: 29, after: after, gaps: gaps, into: out, high: false)
-        case 30: unpackFixed(packed, width: 30, after: after, gaps: gaps, into: out, high: false)
-        case 31: unpackFixed(packed, width: 31, after: after, gaps: gaps, into: out, high: false)
-        case 32: unpackFixed(packed, width: 32, after: after, gaps: gaps, into: out, high: false)
+        case 1: unpackFixed(packed, BitWidth<1>(), after: after, gaps: gaps, into: out, high: false)
+        case 2: unpackFixed(packed, BitWidth<2>(), after: after, gaps: gaps, into: out, high: false)
+        case 3: unpackFixed(packed, BitWidth<3>(), after: after, gaps: gaps, into: out, high: false)
+        case 4: unpackFixed(packed, BitWidth<4>(), after: after, gaps: gaps, into: out, high: false)
+        case 5: unpackFixed(packed, BitWidth<5>(), after: after, gaps: gaps, into: out, high: false)
+        case 6: unpackFixed(packed, BitWidth<6>(), after: after, gaps: gaps, into: out, high: false)
+        case 7: unpackFixed(packed, BitWidth<7>(), after: after, gaps: gaps, into: out, high: false)
+        case 8: unpackFixed(packed, BitWidth<8>(), after: after, gaps: gaps, into: out, high: false)
+        case 9: unpackFixed(packed, BitWidth<9>(), after: after, gaps: gaps, into: out, high: false)
+        case 10: unpackFixed(packed, BitWidth<10>(), after: after, gaps: gaps, into: out, high: false)
+        case 11: unpackFixed(packed, BitWidth<11>(), after: after, gaps: gaps, into: out, high: false)
+        case 12: unpackFixed(packed, BitWidth<12>(), after: after, gaps: gaps, into: out, high: false)
+        case 13: unpackFixed(packed, BitWidth<13>(), after: after, gaps: gaps, into: out, high: false)
+        case 14: unpackFixed(packed, BitWidth<14>(), after: after, gaps: gaps, into: out, high: false)
+        case 15: unpackFixed(packed, BitWidth<15>(), after: after, gaps: gaps, into: out, high: false)
+        case 16: unpackFixed(packed, BitWidth<16>(), after: after, gaps: gaps, into: out, high: false)
+        case 17: unpackFixed(packed, BitWidth<17>(), after: after, gaps: gaps, into: out, high: false)
+        case 18: unpackFixed(packed, BitWidth<18>(), after: after, gaps: gaps, into: out, high: false)
+        case 19: unpackFixed(packed, BitWidth<19>(), after: after, gaps: gaps, into: out, high: false)
+        case 20: unpackFixed(packed, BitWidth<20>(), after: after, gaps: gaps, into: out, high: false)
+        case 21: unpackFixed(packed, BitWidth<21>(), after: after, gaps: gaps, into: out, high: false)
+        case 22: unpackFixed(packed, BitWidth<22>(), after: after, gaps: gaps, into: out, high: false)
+        case 23: unpackFixed(packed, BitWidth<23>(), after: after, gaps: gaps, into: out, high: false)
+        case 24: unpackFixed(packed, BitWidth<24>(), after: after, gaps: gaps, into: out, high: false)
+        case 25: unpackFixed(packed, BitWidth<25>(), after: after, gaps: gaps, into: out, high: false)
+        case 26: unpackFixed(packed, BitWidth<26>(), after: after, gaps: gaps, into: out, high: false)
+        case 27: unpackFixed(packed, BitWidth<27>(), after: after, gaps: gaps, into: out, high: false)
+        case 28: unpackFixed(packed, BitWidth<28>(), after: after, gaps: gaps, into: out, high: false)
+        case 29: unpackFixed(packed, BitWidth<29>(), after: after, gaps: gaps, into: out, high: false)
+        case 30: unpackFixed(packed, BitWidth<30>(), after: after, gaps: gaps, into: out, high: false)
+        case 31: unpackFixed(packed, BitWidth<31>(), after: after, gaps: gaps, into: out, high: false)
+        case 32: unpackFixed(packed, BitWidth<32>(), after: after, gaps: gaps, into: out, high: false)
         default: preconditionFailure("bit width \(width) out of range (the list was verified)")
         }
     }
 
     /// `unpack` for one width: groups of 8 gaps (8 * width bits = `width` whole bytes, so each
     /// group starts on a byte), then the last < 8 gaps one by one. With `high` (a literal at
-    /// every call, so each copy has no test of it) the bits are a Rice gap's low part, added to
-    /// the high part `quotients` left in `out`.
-    @inlinable @inline(__always)
-    static func unpackFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>,
-                            high: Bool) {
+    /// every call) the bits are a Rice gap's low part, added to the high part `quotients` left
+    /// in `out`. The width is a type parameter (`BitWidth`), so every width is a specialization
+    /// of its own with constant shifts and offsets (an Int argument left one out-of-line copy
+    /// with variable ones: the optimizer did not inline the 32 calls of a switch).
+    @inlinable
+    static func unpackFixed<let width: Int>(_ packed: UnsafeRawPointer, _ bits: BitWidth<width>, after: UInt32, gaps: Int,
+                                            into out: UnsafeMutablePointer<UInt32>, high: Bool) {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
         var value = after
         var group = packed
@@ -722,133 +731,6 @@ public enum GraphCodec {
     static func gap(_ group: UnsafeRawPointer, bit: Int, mask: UInt64) -> UInt32 {
         let word = UInt64(littleEndian: group.loadUnaligned(fromByteOffset: bit &>> 3, as: UInt64.self))
         return UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
-    }
-
-    /// Decodes a whole coded list of `count` values into `out` (room for `count` values).
-    @inlinable
-    public static func decode(_ list: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<UInt32>) {
-        let blocks = (count + blockSize - 1) >> blockShift
-        var written = 0
-        for b in 0..<blocks {
-            let (first, body, size) = block(list, count: count, b)
-            written += decodeBlock(first: first, body: body, size: size, into: out + written)
-        }
-    }
-
-    /// Calls `body` with every value greater than `after` (all values when nil), in order, until
-    /// it returns false. Enters the list at the block holding `after` (binary search), and
-    /// decodes a block at a time into a 128-value buffer on the stack with `decodeBlock`'s tight
-    /// loop, then hands the values out one by one: the per-value cost is the caller's closure,
-    /// not the decoder's state machine (the fan-out's loop goes through here).
-    @inlinable
-    public static func scan(_ list: UnsafeRawPointer, count: Int, after: UInt32?,
-                            _ body: (UInt32) throws -> Bool) rethrows {
-        let blocks = (count + blockSize - 1) >> blockShift
-        var b = 0
-        if let after, blocks > 1 {
-            b = lastBlock(list, blocks: blocks, atOrBelow: after)
-        }
-        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let out = buffer.baseAddress!
-            while b < blocks {
-                let (first, blockBody, size) = block(list, count: count, b)
-                let n = decodeBlock(first: first, body: blockBody, size: size, into: out)
-                var i = 0
-                if let after, first <= after {
-                    while i < n && out[i] <= after { i &+= 1 }
-                }
-                while i < n {
-                    if try !body(out[i]) { return }
-                    i &+= 1
-                }
-                b &+= 1
-            }
-        }
-    }
-
-    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out` (room
-    /// for `limit`); returns how many. Enters at the block holding `after` (binary search over
-    /// the directory, then over the decoded block) and copies whole runs of a block at once.
-    @inlinable
-    public static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int,
-                            into out: UnsafeMutablePointer<UInt32>) -> Int {
-        let blocks = (count + blockSize - 1) >> blockShift
-        var b = 0
-        if let after, blocks > 1 {
-            b = lastBlock(list, blocks: blocks, atOrBelow: after)
-        }
-        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let decoded = buffer.baseAddress!
-            var written = 0
-            while b < blocks && written < limit {
-                let (first, blockBody, size) = block(list, count: count, b)
-                let n = decodeBlock(first: first, body: blockBody, size: size, into: decoded)
-                var start = 0
-                if let after, first <= after {
-                    // The first decoded value greater than `after`.
-                    var low = 0, high = n
-                    while low < high {
-                        let middle = (low &+ high) >> 1
-                        if decoded[middle] <= after { low = middle &+ 1 } else { high = middle }
-                    }
-                    start = low
-                }
-                let take = min(n &- start, limit &- written)
-                (out + written).update(from: decoded + start, count: take)
-                written &+= take
-                b &+= 1
-            }
-            return written
-        }
-    }
-
-    /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
-    /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
-    /// the caller's closure is the loop body once this is inlined).
-    @inlinable
-    public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
-        let blocks = (count + blockSize - 1) >> blockShift
-        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let out = buffer.baseAddress!
-            var b = 0
-            while b < blocks {
-                let (first, blockBody, size) = block(list, count: count, b)
-                let n = decodeBlock(first: first, body: blockBody, size: size, into: out)
-                var i = 0
-                while i < n {
-                    try body(out[i])
-                    i &+= 1
-                }
-                b &+= 1
-            }
-        }
-    }
-
-    /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
-    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
-    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
-    /// are skipped through the directory.
-    @inlinable
-    public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
-                                 _ body: (UInt32) -> Bool) {
-        let blocks = (count + blockSize - 1) >> blockShift
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: blockSize) { buffer in
-            let out = buffer.baseAddress!
-            var current = -1
-            var size = 0
-            var j = 0
-            for p in probes {
-                let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: p, from: max(current, 0)) : 0
-                if b != current {
-                    let (first, blockBody, values) = block(list, count: count, b)
-                    size = decodeBlock(first: first, body: blockBody, size: values, into: out)
-                    current = b
-                    j = 0
-                }
-                while j < size && out[j] < p { j &+= 1 }
-                if j < size && out[j] == p { if !body(p) { return } }
-            }
-        }
     }
 
     /// The last block at or after `from` whose first value is <= `value` (`from` when none is).
@@ -951,46 +833,46 @@ public enum GraphCodec {
     static func search(_ packed: UnsafeRawPointer, width: Int, after first: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         switch width {
         case 0: return value &- first <= UInt32(truncatingIfNeeded: gaps)
-        case 1: return searchFixed(packed, width: 1, after: first, gaps: gaps, value)
-        case 2: return searchFixed(packed, width: 2, after: first, gaps: gaps, value)
-        case 3: return searchFixed(packed, width: 3, after: first, gaps: gaps, value)
-        case 4: return searchFixed(packed, width: 4, after: first, gaps: gaps, value)
-        case 5: return searchFixed(packed, width: 5, after: first, gaps: gaps, value)
-        case 6: return searchFixed(packed, width: 6, after: first, gaps: gaps, value)
-        case 7: return searchFixed(packed, width: 7, after: first, gaps: gaps, value)
-        case 8: return searchFixed(packed, width: 8, after: first, gaps: gaps, value)
-        case 9: return searchFixed(packed, width: 9, after: first, gaps: gaps, value)
-        case 10: return searchFixed(packed, width: 10, after: first, gaps: gaps, value)
-        case 11: return searchFixed(packed, width: 11, after: first, gaps: gaps, value)
-        case 12: return searchFixed(packed, width: 12, after: first, gaps: gaps, value)
-        case 13: return searchFixed(packed, width: 13, after: first, gaps: gaps, value)
-        case 14: return searchFixed(packed, width: 14, after: first, gaps: gaps, value)
-        case 15: return searchFixed(packed, width: 15, after: first, gaps: gaps, value)
-        case 16: return searchFixed(packed, width: 16, after: first, gaps: gaps, value)
-        case 17: return searchFixed(packed, width: 17, after: first, gaps: gaps, value)
-        case 18: return searchFixed(packed, width: 18, after: first, gaps: gaps, value)
-        case 19: return searchFixed(packed, width: 19, after: first, gaps: gaps, value)
-        case 20: return searchFixed(packed, width: 20, after: first, gaps: gaps, value)
-        case 21: return searchFixed(packed, width: 21, after: first, gaps: gaps, value)
-        case 22: return searchFixed(packed, width: 22, after: first, gaps: gaps, value)
-        case 23: return searchFixed(packed, width: 23, after: first, gaps: gaps, value)
-        case 24: return searchFixed(packed, width: 24, after: first, gaps: gaps, value)
-        case 25: return searchFixed(packed, width: 25, after: first, gaps: gaps, value)
-        case 26: return searchFixed(packed, width: 26, after: first, gaps: gaps, value)
-        case 27: return searchFixed(packed, width: 27, after: first, gaps: gaps, value)
-        case 28: return searchFixed(packed, width: 28, after: first, gaps: gaps, value)
-        case 29: return searchFixed(packed, width: 29, after: first, gaps: gaps, value)
-        case 30: return searchFixed(packed, width: 30, after: first, gaps: gaps, value)
-        case 31: return searchFixed(packed, width: 31, after: first, gaps: gaps, value)
-        case 32: return searchFixed(packed, width: 32, after: first, gaps: gaps, value)
+        case 1: return searchFixed(packed, BitWidth<1>(), after: first, gaps: gaps, value)
+        case 2: return searchFixed(packed, BitWidth<2>(), after: first, gaps: gaps, value)
+        case 3: return searchFixed(packed, BitWidth<3>(), after: first, gaps: gaps, value)
+        case 4: return searchFixed(packed, BitWidth<4>(), after: first, gaps: gaps, value)
+        case 5: return searchFixed(packed, BitWidth<5>(), after: first, gaps: gaps, value)
+        case 6: return searchFixed(packed, BitWidth<6>(), after: first, gaps: gaps, value)
+        case 7: return searchFixed(packed, BitWidth<7>(), after: first, gaps: gaps, value)
+        case 8: return searchFixed(packed, BitWidth<8>(), after: first, gaps: gaps, value)
+        case 9: return searchFixed(packed, BitWidth<9>(), after: first, gaps: gaps, value)
+        case 10: return searchFixed(packed, BitWidth<10>(), after: first, gaps: gaps, value)
+        case 11: return searchFixed(packed, BitWidth<11>(), after: first, gaps: gaps, value)
+        case 12: return searchFixed(packed, BitWidth<12>(), after: first, gaps: gaps, value)
+        case 13: return searchFixed(packed, BitWidth<13>(), after: first, gaps: gaps, value)
+        case 14: return searchFixed(packed, BitWidth<14>(), after: first, gaps: gaps, value)
+        case 15: return searchFixed(packed, BitWidth<15>(), after: first, gaps: gaps, value)
+        case 16: return searchFixed(packed, BitWidth<16>(), after: first, gaps: gaps, value)
+        case 17: return searchFixed(packed, BitWidth<17>(), after: first, gaps: gaps, value)
+        case 18: return searchFixed(packed, BitWidth<18>(), after: first, gaps: gaps, value)
+        case 19: return searchFixed(packed, BitWidth<19>(), after: first, gaps: gaps, value)
+        case 20: return searchFixed(packed, BitWidth<20>(), after: first, gaps: gaps, value)
+        case 21: return searchFixed(packed, BitWidth<21>(), after: first, gaps: gaps, value)
+        case 22: return searchFixed(packed, BitWidth<22>(), after: first, gaps: gaps, value)
+        case 23: return searchFixed(packed, BitWidth<23>(), after: first, gaps: gaps, value)
+        case 24: return searchFixed(packed, BitWidth<24>(), after: first, gaps: gaps, value)
+        case 25: return searchFixed(packed, BitWidth<25>(), after: first, gaps: gaps, value)
+        case 26: return searchFixed(packed, BitWidth<26>(), after: first, gaps: gaps, value)
+        case 27: return searchFixed(packed, BitWidth<27>(), after: first, gaps: gaps, value)
+        case 28: return searchFixed(packed, BitWidth<28>(), after: first, gaps: gaps, value)
+        case 29: return searchFixed(packed, BitWidth<29>(), after: first, gaps: gaps, value)
+        case 30: return searchFixed(packed, BitWidth<30>(), after: first, gaps: gaps, value)
+        case 31: return searchFixed(packed, BitWidth<31>(), after: first, gaps: gaps, value)
+        case 32: return searchFixed(packed, BitWidth<32>(), after: first, gaps: gaps, value)
         default: preconditionFailure("bit width \(width) out of range (the list was verified)")
         }
     }
 
     /// `search` for one width: adds up the 8 gaps of a group without a branch between them and
     /// goes into the group only when its last value reaches `value`.
-    @inlinable @inline(__always)
-    static func searchFixed(_ packed: UnsafeRawPointer, width: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
+    @inlinable
+    static func searchFixed<let width: Int>(_ packed: UnsafeRawPointer, _ bits: BitWidth<width>, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
         var current = after
         var group = packed
@@ -1017,4 +899,172 @@ public enum GraphCodec {
         }
         return false
     }
+}
+
+extension GraphCodec: AdjacencyBlockCodec {
+    @inlinable
+    public static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int {
+        let blocks = (count &+ blockSize &- 1) &>> blockShift
+        return blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value, from: from) : 0
+    }
+
+    @inlinable
+    public static func decodeBlock(_ list: UnsafeRawPointer, count: Int, _ b: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let (first, body, size) = block(list, count: count, b)
+        return decodeBlock(first: first, body: body, size: size, into: out)
+    }
+}
+
+/// A codec of sorted neighbour lists in blocks of at most 128 values (`GraphCodec`, the
+/// following lists and the follower lists of bases before format 6; `GraphRiceCodec`, the
+/// follower lists of format 6), each block entered through a directory of first values. The
+/// list walkers below (whole decode, scan, copy, forEach, intersection) are written once over
+/// these, and specialized for each codec (static calls on a concrete type, inlined).
+public protocol AdjacencyBlockCodec {
+    /// The last block at or after `from` whose first value is <= `value` (`from` when none is;
+    /// 0 for a list of one block).
+    static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int
+    /// Decodes block `b` of the coded list of `count` values into `out` (room for 128 values);
+    /// returns how many it holds (its first value in out[0]).
+    static func decodeBlock(_ list: UnsafeRawPointer, count: Int, _ b: Int, into out: UnsafeMutablePointer<UInt32>) -> Int
+    /// Whether the coded list of `count` values holds `value`, decoding at most one block.
+    static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool
+    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out`
+    /// (room for `limit`); returns how many. (A page; the extension's walker unless the codec
+    /// has a faster way in.)
+    static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int, into out: UnsafeMutablePointer<UInt32>) -> Int
+    /// Decodes the coded list that is exactly `list` with every byte checked (the deep check's
+    /// decoder); the first problem (code, offset within `list`, what), or nil.
+    static func checkedDecode(_ list: UnsafeRawBufferPointer, count: Int, into out: inout [UInt32]) -> (CheckCode, Int, String)?
+}
+
+extension AdjacencyBlockCodec {
+    @inlinable @inline(__always)
+    static func blockCount(_ count: Int) -> Int { (count &+ GraphCodec.blockSize &- 1) &>> GraphCodec.blockShift }
+
+    /// Decodes a whole coded list of `count` values into `out` (room for `count` values).
+    @inlinable
+    public static func decode(_ list: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<UInt32>) {
+        let blocks = blockCount(count)
+        var written = 0
+        var b = 0
+        while b < blocks {
+            written &+= decodeBlock(list, count: count, b, into: out + written)
+            b &+= 1
+        }
+    }
+
+    /// Calls `body` with every value greater than `after` (all values when nil), in order, until
+    /// it returns false. Enters the list at the block holding `after` (binary search), and
+    /// decodes a block at a time into a 128-value buffer on the stack with `decodeBlock`'s tight
+    /// loop, then hands the values out one by one: the per-value cost is the caller's closure,
+    /// not the decoder's state machine (the fan-out's loop goes through here).
+    @inlinable
+    public static func scan(_ list: UnsafeRawPointer, count: Int, after: UInt32?,
+                            _ body: (UInt32) throws -> Bool) rethrows {
+        let blocks = blockCount(count)
+        var b = 0
+        if let after { b = lastBlock(list, count: count, atOrBelow: after, from: 0) }
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let out = buffer.baseAddress!
+            while b < blocks {
+                let n = decodeBlock(list, count: count, b, into: out)
+                var i = 0
+                if let after, out[0] <= after {
+                    while i < n && out[i] <= after { i &+= 1 }
+                }
+                while i < n {
+                    if try !body(out[i]) { return }
+                    i &+= 1
+                }
+                b &+= 1
+            }
+        }
+    }
+
+    /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out` (room
+    /// for `limit`); returns how many. Enters at the block holding `after` (binary search over
+    /// the directory, then over the decoded block) and copies whole runs of a block at once.
+    @inlinable
+    public static func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int,
+                            into out: UnsafeMutablePointer<UInt32>) -> Int {
+        let blocks = blockCount(count)
+        var b = 0
+        if let after { b = lastBlock(list, count: count, atOrBelow: after, from: 0) }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let decoded = buffer.baseAddress!
+            var written = 0
+            while b < blocks && written < limit {
+                let n = decodeBlock(list, count: count, b, into: decoded)
+                var start = 0
+                if let after, decoded[0] <= after {
+                    // The first decoded value greater than `after`.
+                    var low = 0, high = n
+                    while low < high {
+                        let middle = (low &+ high) >> 1
+                        if decoded[middle] <= after { low = middle &+ 1 } else { high = middle }
+                    }
+                    start = low
+                }
+                let take = min(n &- start, limit &- written)
+                (out + written).update(from: decoded + start, count: take)
+                written &+= take
+                b &+= 1
+            }
+            return written
+        }
+    }
+
+    /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
+    /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
+    /// the caller's closure is the loop body once this is inlined).
+    @inlinable
+    public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
+        let blocks = blockCount(count)
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var b = 0
+            while b < blocks {
+                let n = decodeBlock(list, count: count, b, into: out)
+                var i = 0
+                while i < n {
+                    try body(out[i])
+                    i &+= 1
+                }
+                b &+= 1
+            }
+        }
+    }
+
+    /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
+    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
+    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
+    /// are skipped through the directory.
+    @inlinable
+    public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
+                                 _ body: (UInt32) -> Bool) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
+            let out = buffer.baseAddress!
+            var current = -1
+            var size = 0
+            var j = 0
+            for p in probes {
+                let b = lastBlock(list, count: count, atOrBelow: p, from: max(current, 0))
+                if b != current {
+                    size = decodeBlock(list, count: count, b, into: out)
+                    current = b
+                    j = 0
+                }
+                while j < size && out[j] < p { j &+= 1 }
+                if j < size && out[j] == p { if !body(p) { return } }
+            }
+        }
+    }
+}
+
+/// A bit width (or Rice parameter) as a type: the loops made once per width take one, so each
+/// width's copy is a generic specialization with its shifts and offsets constant.
+@frozen
+public struct BitWidth<let bits: Int> {
+    @inlinable public init() {}
 }

@@ -80,6 +80,7 @@ extension GraphBase {
             found.add(.graphListLength, pad, "\(name) lists: a non-zero byte in the decode padding")
         }
         let grouped = raw.loadLE(UInt32.self, at: 8) >= 5
+        let rice = direction == 1 && GraphFormat.riceFollowers(version: raw.loadLE(UInt32.self, at: 8))
         var sound = true
         var values: [UInt32] = []
         // Format 5's index places every entry (`verify` checked that short entries fill the
@@ -120,7 +121,9 @@ extension GraphBase {
                 listAt += 4
             }
             values.removeAll(keepingCapacity: true)
-            if let (code, offset, detail) = GraphCodec.checkedDecode(listBytes, count: count, into: &values) {
+            let problem = rice ? GraphRiceCodec.checkedDecode(listBytes, count: count, into: &values)
+                : GraphCodec.checkedDecode(listBytes, count: count, into: &values)
+            if let (code, offset, detail) = problem {
                 found.add(code, listAt + offset, "\(name) of user \(u) (\(count) values): \(detail)")
                 sound = false
                 body(u, nil)

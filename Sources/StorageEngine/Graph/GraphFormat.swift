@@ -10,7 +10,7 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBGRAPH"
-///          8   4  format version (5; 3 and 4 are read too)
+///          8   4  format version (6; 3, 4 and 5 are read too)
 ///          12  4  flags (0)
 ///          16  8  generation
 ///          24  8  covered LSN: every graph record of the log up to it is in this base
@@ -22,7 +22,7 @@
 ///          following index  (below)
 ///          following lists  coded lists (GraphCodec), then 8 zero bytes of decode padding
 ///          followers index  the same as the following index
-///          followers lists  the same
+///          followers lists  the same; from format 6 on Rice lists (GraphRiceCodec)
 ///     end  footer, 112 bytes:
 ///          4 x (u64 offset, u64 length, u64 XXH3-64 of the section, seed `sectionSeed`)
 ///          8  magic "SDBGEND\n"
@@ -31,7 +31,7 @@
 /// A user's entry in a lists section is its coded list, preceded by its true degree as a u32
 /// when the degree is 255 or more (`degreeEscape`).
 ///
-/// Index, format 5 (grouped): users in groups of 32, G = ceil(N / 32) groups:
+/// Index, formats 5 and 6 (grouped): users in groups of 32, G = ceil(N / 32) groups:
 ///
 ///     0       u64 L: how many long entries (below) the direction has
 ///     8       G group records of 72 bytes:
@@ -64,15 +64,22 @@ public enum GraphFormat {
     /// 2: a block's gaps may be varints (mode byte 0xFF, see `GraphCodec`). 3: 6-byte index
     /// entries with an 8-bit degree (was 8 bytes, 24 bits). 4: a block's gaps may be Rice-coded
     /// (mode bytes 0x40...0x5F) or in adaptive Rice codes (0x60...0x7F). 5: the grouped index
-    /// (lists coded as in 4; short entries first, long ones after them). Versions 3 and 4 are
-    /// read as they are (every version 3 list is a version 4 list that happens to use no Rice
-    /// block, and every entry copies verbatim into a version 5 base); older files are rejected
-    /// ("unknown format version N"); rebuild them from an edge list or the log.
-    public static let formatVersion: UInt32 = 5
+    /// (lists coded as in 4; short entries first, long ones after them). 6: the follower lists
+    /// are Rice lists (`GraphRiceCodec`; the index and the following lists as in 5). Versions 3
+    /// to 5 are read as they are (every version 3 list is a version 4 list that happens to use
+    /// no Rice block; following entries copy verbatim between versions 4 to 6, follower entries
+    /// between 4 and 5, and a merge codes follower lists again between 5 and 6); older files
+    /// are rejected ("unknown format version N"); rebuild them from an edge list or the log.
+    public static let formatVersion: UInt32 = 6
     /// The versions a reader accepts.
-    public static let readableVersions: ClosedRange<UInt32> = 3...5
-    /// The versions the builder writes (4 for compatibility tests and side-by-side measurements).
-    public static let writableVersions: ClosedRange<UInt32> = 4...5
+    public static let readableVersions: ClosedRange<UInt32> = 3...6
+    /// The versions the builder writes (4 and 5 for compatibility tests and side-by-side measurements).
+    public static let writableVersions: ClosedRange<UInt32> = 4...6
+
+    /// Whether a base of `version` codes its follower lists as Rice lists (`GraphRiceCodec`):
+    /// from 6 on. Its following lists, and every list before 6, are `GraphCodec` lists.
+    @inlinable
+    public static func riceFollowers(version: UInt32) -> Bool { version >= 6 }
     public static let magic: [UInt8] = Array("SDBGRAPH".utf8)
     public static let footerMagic: [UInt8] = Array("SDBGEND\n".utf8)
     public static let headerBytes = 64
@@ -182,12 +189,14 @@ public enum GraphFormat {
 /// ones (packed and varint). Readers take every form either way; this only trades size for
 /// decode speed (see "Codec" in Docs/ARCHITECTURE.md for what was measured).
 ///
-/// The default: every following list dense, every follower list fast. Follower lists are what
-/// the fan-out and the follower-list decode iterate, and the dense forms halve their decode
-/// rate; following lists are read a list at a time (home timeline sources, intersections), and
-/// in the dense forms they take 13.40 bits per edge instead of 15.76 on the bench's medium
-/// graph (13.96 with format 5's index, under the 14). Membership tests then search
-/// the follower list (`GraphStore.followersFirst`).
+/// The default: format 6, every following list dense, every follower list a Rice list
+/// (`GraphRiceCodec`; `denseFollowersMax` applies to formats 4 and 5 only). Following lists are
+/// read a list at a time (home timeline sources, intersections), and in the dense forms they
+/// take 13.40 bits per edge instead of 15.76 on the bench's medium graph (13.96 with format 5's
+/// index, under the 14). Follower lists are close to random subsets of the users, for
+/// which one Rice parameter a list is near their entropy (see `GraphRiceCodec`); in format 5
+/// they stayed in the fast forms (packed, varint), because the dense forms halve their decode
+/// rate, and membership tests searched them first (`GraphStore.followersFirst`).
 public struct GraphBuildOptions: Sendable, Equatable {
     /// The format written: `GraphFormat.formatVersion`, or 4 (its 6-byte index entries), for
     /// compatibility tests and side-by-side measurements.
@@ -198,7 +207,7 @@ public struct GraphBuildOptions: Sendable, Equatable {
     public var denseFollowersMax: Int
 
     public init(formatVersion: UInt32 = GraphFormat.formatVersion, denseFollowingMax: Int = Int.max, denseFollowersMax: Int = 0) {
-        precondition(GraphFormat.writableVersions.contains(formatVersion), "the builder writes graph format 4 or 5")
+        precondition(GraphFormat.writableVersions.contains(formatVersion), "the builder writes graph format 4, 5 or 6")
         self.formatVersion = formatVersion
         self.denseFollowingMax = denseFollowingMax
         self.denseFollowersMax = denseFollowersMax
@@ -206,7 +215,8 @@ public struct GraphBuildOptions: Sendable, Equatable {
 
     /// Every list in the fast forms (what the builder wrote before format 5): about 2.4 bits per
     /// edge more on following lists for faster membership tests (callgrind, below).
-    public static let fast = GraphBuildOptions(denseFollowingMax: 0, denseFollowersMax: 0)
+    /// Format 5: its follower lists are `GraphCodec` lists too (format 6 codes them as Rice lists).
+    public static let fast = GraphBuildOptions(formatVersion: 5, denseFollowingMax: 0, denseFollowersMax: 0)
 }
 
 /// One direction of a base: its index and the coded lists it points into. A view into memory
@@ -224,9 +234,13 @@ struct Adjacency: @unchecked Sendable {
     @usableFromInline let groups: UnsafeRawPointer
     @usableFromInline let longOffsets: UnsafeRawPointer
     @usableFromInline let longCount: Int
+    /// The lists are Rice lists (`GraphRiceCodec`: a format 6 base's followers), not
+    /// `GraphCodec` lists.
+    @usableFromInline let rice: Bool
 
     @usableFromInline
-    init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32) {
+    init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32, rice: Bool) {
+        self.rice = rice
         self.index = index
         self.userCount = userCount
         self.lists = lists
@@ -355,7 +369,36 @@ struct Adjacency: @unchecked Sendable {
     func contains(_ user: UInt32, _ neighbour: UInt32) -> Bool {
         let (list, count) = self.list(user)
         guard let list else { return false }
-        return GraphCodec.contains(list, count: count, neighbour)
+        return rice ? GraphRiceCodec.contains(list, count: count, neighbour) : GraphCodec.contains(list, count: count, neighbour)
+    }
+
+    // The list walkers of this direction's codec (`AdjacencyBlockCodec`), for a coded list of
+    // this adjacency (`list(_:)`).
+
+    @inlinable
+    func decode(_ list: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<UInt32>) {
+        if rice { GraphRiceCodec.decode(list, count: count, into: out) } else { GraphCodec.decode(list, count: count, into: out) }
+    }
+
+    @inlinable
+    func scan(_ list: UnsafeRawPointer, count: Int, after: UInt32?, _ body: (UInt32) throws -> Bool) rethrows {
+        if rice { try GraphRiceCodec.scan(list, count: count, after: after, body) } else { try GraphCodec.scan(list, count: count, after: after, body) }
+    }
+
+    @inlinable
+    func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
+        if rice { try GraphRiceCodec.forEach(list, count: count, body) } else { try GraphCodec.forEach(list, count: count, body) }
+    }
+
+    @inlinable
+    func copy(_ list: UnsafeRawPointer, count: Int, after: UInt32?, limit: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
+        rice ? GraphRiceCodec.copy(list, count: count, after: after, limit: limit, into: out)
+            : GraphCodec.copy(list, count: count, after: after, limit: limit, into: out)
+    }
+
+    @inlinable
+    func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int, _ body: (UInt32) -> Bool) {
+        if rice { GraphRiceCodec.intersect(probes, list, count: count, body) } else { GraphCodec.intersect(probes, list, count: count, body) }
     }
 
     /// The bytes of a user's whole coded entry (escape word included), for verbatim copies.
@@ -419,9 +462,10 @@ public final class GraphBase: @unchecked Sendable {
         let base = image.baseAddress!
         formatVersion = raw.loadLE(UInt32.self, at: 8)
         following = Adjacency(index: UnsafeRawPointer(base + oi), userCount: userCount,
-                              lists: UnsafeRawPointer(base + ol), listsBytes: olBytes, version: formatVersion)
+                              lists: UnsafeRawPointer(base + ol), listsBytes: olBytes, version: formatVersion, rice: false)
         followers = Adjacency(index: UnsafeRawPointer(base + ii), userCount: userCount,
-                              lists: UnsafeRawPointer(base + il), listsBytes: ilBytes, version: formatVersion)
+                              lists: UnsafeRawPointer(base + il), listsBytes: ilBytes, version: formatVersion,
+                              rice: GraphFormat.riceFollowers(version: formatVersion))
         followingIndexBytes = oiBytes
         followingListsBytes = olBytes
         followersIndexBytes = iiBytes
@@ -727,6 +771,12 @@ struct GraphBaseBuilder {
         records[pair + 1] = long ? 0 : UInt8(bytes)
     }
 
+    /// Whether the current direction codes Rice lists: the followers of a format 6 base.
+    var currentRiceLists: Bool { sections.count >= 2 && GraphFormat.riceFollowers(version: options.formatVersion) }
+
+    /// Whether the current direction (0 following, 1 followers) of this builder codes Rice lists.
+    func riceLists(direction: Int) -> Bool { direction == 1 && GraphFormat.riceFollowers(version: options.formatVersion) }
+
     /// The body forms for a list of `count` values in the current direction (the followers
     /// direction once the first has added its two sections).
     private func forms(count: Int) -> GraphCodec.Forms {
@@ -743,14 +793,15 @@ struct GraphBaseBuilder {
         } else {
             let escape = values.count >= Int(GraphFormat.degreeEscape)
             let forms = self.forms(count: values.count)
-            let size = GraphCodec.encodedSize(values, forms: forms) + (escape ? 4 : 0)
+            let rice = currentRiceLists
+            let size = (rice ? GraphRiceCodec.encodedSize(values) : GraphCodec.encodedSize(values, forms: forms)) + (escape ? 4 : 0)
             let write = { (at: UnsafeMutableRawPointer) in
                 var out = at
                 if escape {
                     out.storeBytes(of: UInt32(values.count).littleEndian, as: UInt32.self)
                     out += 4
                 }
-                let written = GraphCodec.encode(values, into: out, forms: forms)
+                let written = rice ? GraphRiceCodec.encode(values, into: out) : GraphCodec.encode(values, into: out, forms: forms)
                 precondition(written + (escape ? 4 : 0) == size, "coded size mismatch")
             }
             if grouped {

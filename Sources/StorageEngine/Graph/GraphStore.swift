@@ -480,7 +480,7 @@ public final class GraphStore: @unchecked Sendable {
             try withExtendedLifetime(base) {
                 let (list, count) = adjacency.list(user)
                 guard let delta, !delta.entries.isEmpty else {
-                    if let list { try GraphCodec.scan(list, count: count, after: after, body) }
+                    if let list { try adjacency.scan(list, count: count, after: after, body) }
                     return
                 }
                 try delta.entries.withUnsafeBufferPointer { entries in
@@ -488,7 +488,7 @@ public final class GraphStore: @unchecked Sendable {
                     if let after, after == UInt32.max { return }
                     var stopped = false
                     if let list {
-                        try GraphCodec.scan(list, count: count, after: after) { value in
+                        try adjacency.scan(list, count: count, after: after) { value in
                             while j < entries.count && entries[j].neighbour < value {
                                 if entries[j].present { if try !body(entries[j].neighbour) { stopped = true; return false } }
                                 j += 1
@@ -596,10 +596,11 @@ public final class GraphStore: @unchecked Sendable {
         let view = published.load(ordering: .acquiring)
         var length = -1
         if direction ? view.pointee.isClean(followers: user) : view.pointee.isClean(following: user) {
-            let (list, count) = (direction ? view.pointee.followers : view.pointee.following).list(user)
+            let adjacency = direction ? view.pointee.followers : view.pointee.following
+            let (list, count) = adjacency.list(user)
             if let list {
                 if count <= GraphCodec.blockSize {
-                    GraphCodec.decode(list, count: count, into: out)
+                    adjacency.decode(list, count: count, into: out)
                     length = count
                 }
             } else {
@@ -618,7 +619,7 @@ public final class GraphStore: @unchecked Sendable {
         }
         try withExtendedLifetime(view.base) {
             let (list, count) = view.adjacency.list(view.user)
-            if let list { try GraphCodec.forEach(list, count: count, body) }
+            if let list { try view.adjacency.forEach(list, count: count, body) }
         }
     }
 
@@ -655,10 +656,19 @@ public final class GraphStore: @unchecked Sendable {
     /// filled by `GraphCodec.copy` (no closure per value).
     private static func basePage(_ adjacency: Adjacency, _ user: UInt32, after: UInt32?, limit: Int) -> [UInt32] {
         let (list, count) = adjacency.list(user)
-        // Never capacity 0: that stores into the runtime's shared empty-array storage (see `makeArray`).
         guard let list, count > 0, limit > 0 else { return [] }
-        return [UInt32](unsafeUninitializedCapacity: min(limit, count)) { buffer, initialized in
-            initialized = GraphCodec.copy(list, count: count, after: after, limit: buffer.count, into: buffer.baseAddress!)
+        // Copied into a stack buffer, then appended to an array reserved to its size: those two
+        // calls are specialized for UInt32, where `init(unsafeUninitializedCapacity:)` allocated
+        // through the runtime's generic path (a metadata lookup under a lock, about 450
+        // instructions a page in callgrind, a fifth of the page).
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: min(limit, count)) { buffer in
+            let taken = adjacency.copy(list, count: count, after: after, limit: buffer.count, into: buffer.baseAddress!)
+            // Never capacity 0: that stores into the runtime's shared empty-array storage (see `makeArray`).
+            guard taken > 0 else { return [] }
+            var result: [UInt32] = []
+            result.reserveCapacity(taken)
+            result.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<taken]))
+            return result
         }
     }
 
@@ -714,7 +724,7 @@ public final class GraphStore: @unchecked Sendable {
             buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
         }
         guard let list else { return }
-        buffer.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: count, into: $0.baseAddress!) }
+        buffer.withUnsafeMutableBufferPointer { adjacency.decode(list, count: count, into: $0.baseAddress!) }
     }
 
     private func copy(_ view: ListView, into buffer: inout ContiguousArray<UInt32>) {
@@ -774,12 +784,12 @@ public final class GraphStore: @unchecked Sendable {
         let (mineList, mineCount) = following.list(user)
         let (theirList, theirCount) = followers.list(target)
         guard let mineList, let theirList else { return [] }
-        let (short, shortCount, long, longCount) = mineCount <= theirCount
-            ? (mineList, mineCount, theirList, theirCount) : (theirList, theirCount, mineList, mineCount)
+        let (short, shortCount, shortSide, long, longCount, longSide) = mineCount <= theirCount
+            ? (mineList, mineCount, following, theirList, theirCount, followers) : (theirList, theirCount, followers, mineList, mineCount, following)
         var result: [UInt32] = []
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: shortCount) { probes in
-            GraphCodec.decode(short, count: shortCount, into: probes.baseAddress!)
-            GraphCodec.intersect(UnsafeBufferPointer(probes), long, count: longCount) { value in
+            shortSide.decode(short, count: shortCount, into: probes.baseAddress!)
+            longSide.intersect(UnsafeBufferPointer(probes), long, count: longCount) { value in
                 result.append(value)
                 return result.count < limit
             }
@@ -914,12 +924,19 @@ public final class GraphStore: @unchecked Sendable {
         var builder = GraphBaseBuilder(userCount: snapshot.userCount, generation: snapshot.base.generation + 1,
                                        coveredLSN: snapshot.coveredLSN, expectedBytes: snapshot.base.fileBytes + 4096, options: buildOptions)
         var scratch = ContiguousArray<UInt32>()
-        for (adjacency, delta) in [(snapshot.base.following, snapshot.following), (snapshot.base.followers, snapshot.followers)] {
+        for (direction, (adjacency, delta)) in [(snapshot.base.following, snapshot.following), (snapshot.base.followers, snapshot.followers)].enumerated() {
             let changed = delta.keys.sorted()
+            // Entries copy verbatim when both bases code the direction alike; otherwise (a
+            // format 5 base merged into 6, or back) every list is decoded and coded again.
+            let recode = adjacency.rice != builder.riceLists(direction: direction)
             var next = 0
             for u in 0..<snapshot.userCount {
                 let user = UInt32(u)
-                if next < changed.count && changed[next] == user {
+                if recode {
+                    let view = ListView(base: snapshot.base, adjacency: adjacency, user: user, delta: delta[user])
+                    copy(view, into: &scratch)
+                    scratch.withUnsafeBufferPointer { builder.append(user: u, $0) }
+                } else if next < changed.count && changed[next] == user {
                     next += 1
                     let view = ListView(base: snapshot.base, adjacency: adjacency, user: user, delta: delta[user])
                     copy(view, into: &scratch)
