@@ -1290,11 +1290,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
 
         while page.itemStorage.count < limit {
-            var bestKey: UInt64 = 0
-            var bestStream = -1
-            if ringIndex >= 0 {
-                bestKey = ring[ringIndex].id
-            } else if !belowFloorStarted && ring.floor > 0 {
+            if ringIndex < 0 && !belowFloorStarted && ring.floor > 0 {
                 // Past the ring's oldest entry: every non-celebrity author's older items come
                 // from the source, below the floor (and the cursor).
                 belowFloorStarted = true
@@ -1305,20 +1301,32 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                     page.addStream(author: author, before: start)
                 }
             }
+            var streamKey: UInt64 = 0
+            var bestStream = -1
             for s in 0..<page.streamCount {
                 if page.streams[s].needsRefill {
                     Self.refill(&page.streams[s], batch: batch, from: tweets)
                 }
                 let key = page.streams[s].currentId
-                if key > bestKey {
-                    bestKey = key
+                if key > streamKey {
+                    streamKey = key
                     bestStream = s
                 }
             }
-            if bestKey == 0 { break }
+            let ringKey = ringIndex >= 0 ? ring[ringIndex].id : 0
+            if ringKey == 0 && streamKey == 0 { break }
 
             var item: TimelineItem
-            if bestStream < 0 {
+            if ringKey >= streamKey {
+                // The ring's entries above every stream's next item come next, in one run
+                // when no filter applies (as in the common case above), celebrities' own
+                // entries left out: one append per run, not per item.
+                if !checkTombstones && page.seenOriginals.isEmpty {
+                    let start = ringIndex
+                    Self.appendPlainRun(of: ring, from: &ringIndex, to: &page.itemStorage, limit: limit,
+                                        above: streamKey, skipping: celebrityList)
+                    if ringIndex != start { continue }
+                }
                 let entry = ring[ringIndex]
                 ringIndex -= 1
                 if !celebrityList.isEmpty && celebrityList.contains(entry.user) { continue }
@@ -1336,31 +1344,41 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     @inlinable static var plainRunChunk: Int { 24 }
 
     /// Appends to `items` the ring's entries from logical index `index` down, until `limit`
-    /// items, the ring's oldest entry or the first retweet (whose original the walk after this
-    /// looks up and shows once), moving `index` past them. For a page with no tombstone to
-    /// check and no retweet shown yet, where every such entry is shown: the items are built in
-    /// a stack buffer and appended a chunk at a time, one uniqueness and capacity check per
-    /// chunk instead of one per item (callgrind: about half the instructions of appending
-    /// each item).
+    /// items, the ring's oldest entry, an entry at or below `bound` or the first retweet (whose
+    /// original the walk after this looks up and shows once), moving `index` past the entries
+    /// taken; entries by a user in `skipping` (celebrities, merged from their streams) are
+    /// passed over. For a page with no tombstone to check and no retweet shown yet, where every
+    /// such entry is shown: the items are built in a stack buffer and appended a chunk at a
+    /// time, one uniqueness and capacity check per chunk instead of one per item (callgrind:
+    /// about half the instructions of appending each item).
     @inlinable
-    static func appendPlainRun(of ring: Ring, from index: inout Int, to items: inout ContiguousArray<TimelineItem>, limit: Int) {
-        while index >= 0 && items.count < limit {
-            let wanted = Swift.min(limit &- items.count, index &+ 1, plainRunChunk)
-            let built = withUnsafeTemporaryAllocation(of: TimelineItem.self, capacity: plainRunChunk) { buffer -> Int in
+    static func appendPlainRun(of ring: Ring, from index: inout Int, to items: inout ContiguousArray<TimelineItem>, limit: Int,
+                               above bound: UInt64 = 0,
+                               skipping: UnsafeBufferPointer<UInt32> = UnsafeBufferPointer(start: nil, count: 0)) {
+        var stopped = false
+        while !stopped && index >= 0 && items.count < limit {
+            let wanted = Swift.min(limit &- items.count, plainRunChunk)
+            withUnsafeTemporaryAllocation(of: TimelineItem.self, capacity: plainRunChunk) { buffer in
                 let base = buffer.baseAddress!
                 var k = 0
                 while k < wanted {
-                    let entry = ring[index &- k]
-                    if entry.flags.contains(.retweet) { break }
+                    guard index >= 0 else {
+                        stopped = true
+                        break
+                    }
+                    let entry = ring[index]
+                    if entry.id <= bound || entry.flags.contains(.retweet) {
+                        stopped = true
+                        break
+                    }
+                    index &-= 1
+                    if !skipping.isEmpty && skipping.contains(entry.user) { continue }
                     (base + k).initialize(to: TimelineItem(id: entry.id, author: entry.user, flags: entry.flags,
                                                            tweetId: entry.id, tweetAuthor: entry.user))
                     k &+= 1
                 }
                 items.append(contentsOf: UnsafeBufferPointer(start: base, count: k))
-                return k
             }
-            index &-= built
-            if built < wanted { return }
         }
     }
 
