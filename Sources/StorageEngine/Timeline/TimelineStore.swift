@@ -793,15 +793,16 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                     let u = batch[j]
                     let value = u < tableCount ? tableBase[Int(u)] : 0
                     if value &- 1 < Self.dropped &- 1 {
+                        // The next slot (stored) and the one before it (the newest, compared;
+                        // when the next is slot 0 that is the slot's last, but the line before
+                        // costs only a wasted load: prefetches never fault).
                         let r = recordBase + Int(value &- 1)
-                        let c = Int(r.pointee.count)
                         let capacity = Int(r.pointee.slotCapacity)
-                        var p = Int(r.pointee.head) &+ c &- 1
-                        if p < 0 { p = 0 } else if p >= capacity { p &-= capacity }
-                        socialdb_prefetch_write(r.pointee.base + p)
-                        p &+= 1
-                        if p >= capacity { p = 0 }
-                        socialdb_prefetch_write(r.pointee.base + p)
+                        var next = Int(r.pointee.head) &+ Int(r.pointee.count)
+                        if next >= capacity { next &-= capacity }
+                        let slot = r.pointee.base + next
+                        socialdb_prefetch_write(slot)
+                        socialdb_prefetch_write(slot - 1)
                     }
                 }
             }
