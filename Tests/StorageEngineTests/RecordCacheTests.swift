@@ -20,7 +20,7 @@ import Testing
         print("RecordCacheTests seed \(seed)")
         let tmp = TemporaryDirectory("record-cache-model")
         var options = smallLSMOptions(background: false)
-        // 1 KiB a shard: 16 slots and 96 words of arena, records up to 128 bytes.
+        // 1 KiB a shard: 16 slots (a word each) and 112 words of arena, records up to 128 bytes.
         options.recordCacheBytes = 64 << 10
         let h = try TreeHarness(dir: tmp.path, options: options)
         var rng = SeededRandom(seed: seed)

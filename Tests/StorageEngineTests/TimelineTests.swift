@@ -182,6 +182,28 @@ typealias ModelStore = TimelineStore<ModelGraph, ModelTweets>
         #expect(RingArena(capacity: 8).classes.map(\.slotCapacity) == [8])
         #expect(MemoryLayout<TimelineEntry>.stride == 16)
     }
+
+    /// A ring record is half a cache line and the table of them starts on a line, through
+    /// growth: no record straddles two lines (each push and read loads one).
+    @Test func ringRecordsAreHalfALineAndNeverStraddle() {
+        #expect(MemoryLayout<RingRecord>.stride == 32)
+        var records = RingRecords()
+        let slot = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: 8)
+        defer {
+            records.deallocate()
+            slot.deallocate()
+        }
+        for n in 0..<1_000 {
+            records.append(RingRecord(base: slot, floor: UInt64(n), count: 0, slotCapacity: 8, celebrityEpoch: 0, head: 0, sizeClass: 0))
+            #expect(UInt(bitPattern: records.base) % 64 == 0)
+        }
+        #expect(records.count == 1_000)
+        #expect(records.indices.allSatisfy { records[$0].floor == UInt64($0) })
+        records[500].head = 7
+        #expect(records[500].head == 7 && records[499].head == 0 && records[501].head == 0)
+        records.removeAll()
+        #expect(records.count == 0 && UInt(bitPattern: records.base) % 64 == 0)
+    }
 }
 
 // MARK: Store
@@ -482,6 +504,35 @@ struct TimelineScenario {
         #expect(store.pendingTombstones == 0 && store.statistics.tombstones == 0)
         #expect(store.statistics.compactedEntries == 5)
         #expect(store.compact() == 0)
+    }
+
+    /// A page whose newest entries are plain posts, then a retweet, then (older) the retweeted
+    /// original and more posts: the plain run is appended in one go, and the walk after it still
+    /// shows the original once (through the retweet) and every post, at each limit and cursor.
+    @Test func aPlainRunThenARetweetShowsTheOriginalOnce() {
+        let scenario = TimelineScenario(seed: 3, users: 3)
+        let store = Self.makeStore(scenario, capacity: 800, threshold: Int.max)
+        scenario.graph.follow(0, 1); store.follow(follower: 0, followee: 1, lsn: 1)
+        scenario.graph.follow(0, 2); store.follow(follower: 0, followee: 2, lsn: 2)
+        var lsn: UInt64 = 2
+        func add(_ item: TimelineItem) {
+            scenario.tweets.add(item)
+            lsn += 1
+            store.fanOut(item, lsn: lsn)
+        }
+        for id in UInt64(10)..<14 { add(.post(id: id, author: 2)) }
+        add(.post(id: 20, author: 2)) // the original
+        for id in UInt64(21)..<24 { add(.post(id: id, author: 1)) }
+        add(.retweet(id: 30, retweeter: 1, original: 20, originalAuthor: 2))
+        for id in UInt64(31)..<36 { add(.post(id: id, author: 1)) }
+        for limit in 1...16 {
+            for before in [UInt64.max, 36, 31, 30, 29, 22, 21, 20, 12] {
+                let expected = scenario.tweets.page(of: 0, graph: scenario.graph, limit: limit, before: before)
+                #expect(store.home(of: 0, limit: limit, before: before) == expected, "limit \(limit) before \(before)")
+            }
+        }
+        #expect(!store.home(of: 0, limit: 16).contains { $0.id == 20 })
+        #expect(store.home(of: 0, limit: 16).count == 13)
     }
 
     /// Rings of users who neither read nor posted for more than the given days are dropped;

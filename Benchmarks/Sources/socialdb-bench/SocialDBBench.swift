@@ -90,6 +90,20 @@ struct SocialDBBench: ParsableCommand {
             TimelineSuite.profile(users: users, posts: posts, reads: reads, threads: arguments.count == 6 ? Int(arguments[5]) ?? 1 : 1)
             Glibc.exit(0)
         }
+        // `timeline-hydrate-profile USERS POSTS READS [THREADS] [CACHE_MIB]`: the timeline
+        // suite's hydrated pages alone (no peers), for a profiler or a record cache size sweep.
+        if (5...7).contains(arguments.count) && arguments[1] == "timeline-hydrate-profile",
+           let users = Int(arguments[2]), let posts = Int(arguments[3]), let reads = Int(arguments[4]) {
+            do {
+                try TimelineSuite.hydrateProfile(users: users, posts: posts, reads: reads,
+                                                 threads: arguments.count >= 6 ? Int(arguments[5]) ?? 1 : 1,
+                                                 cacheMiB: arguments.count == 7 ? Int(arguments[6]) : nil)
+                Glibc.exit(0)
+            } catch {
+                printError("socialdb-bench timeline-hydrate-profile: \(error)")
+                Glibc.exit(1)
+            }
+        }
         // `graph-profile USERS VARIANTS [ROWS]`: the graph suite's query rows on socialdb alone,
         // one base per codec variant, side by side (see GraphSuite.profile).
         if (arguments.count == 4 || arguments.count == 5) && arguments[1] == "graph-profile", let users = Int(arguments[2]) {

@@ -593,3 +593,92 @@ extension TimelineSuite {
         return items
     }
 }
+
+extension TimelineSuite {
+    /// The hidden `timeline-hydrate-profile USERS POSTS READS [THREADS] [CACHE_MIB]`: the
+    /// suite's hydrated row alone (no peer): the synthetic graph's fan-out and a first read of
+    /// every home, the posts' 180-byte records in an LSM tree (flushed and compacted) with a
+    /// record cache of CACHE_MIB MiB (default: the engine's `--cache-size` default), 50,000
+    /// warming pages, then READS pages with their 20 tweets fetched by one `multiGet` each, on
+    /// THREADS threads (default 1). Prints pages/s, CPU per page, the record cache's hit rate
+    /// and fill, and how many distinct tweets the timed pages list (the working set the cache
+    /// would need to hold). The timed phase is `runProfileHydrated`, for `valgrind
+    /// --tool=callgrind --collect-atstart=no --toggle-collect='*runProfileHydrated*'`.
+    static func hydrateProfile(users: Int, posts: Int, reads: Int, threads: Int, cacheMiB: Int?) throws {
+        let graph = BenchGraph.synthetic(users: users, meanFollowees: 35, seed: 0x7131_E11E)
+        let tweets = BenchTweets(users: users, count: posts, seed: 0x7EE7)
+        let store = Store(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold), followers: graph, tweets: tweets)
+        store.reserveUsers(graph.users)
+        for (i, post) in tweets.posts.enumerated() { store.fanOut(post, lsn: UInt64(i + 1)) }
+        var page = TimelinePage()
+        for user in 0..<graph.users { store.home(of: UInt32(user), limit: pageSize, into: &page) }
+
+        let directory = "/tmp/socialdb-timeline-hydrate-profile"
+        let fileSystem = try FileSystem(backend: .automatic)
+        try? fileSystem.removeTree(directory)
+        try fileSystem.makeDirectory(directory)
+        defer { try? fileSystem.removeTree(directory) }
+        let cacheBytes = cacheMiB.map { $0 << 20 } ?? EngineOptions().cacheSizeBytes
+        let records = try SocialDBStore(directory: directory, fileSystem: fileSystem, recordCacheBytes: cacheBytes)
+        defer { try? records.close() }
+        var value = [UInt8](repeating: 0x61, count: 180)
+        var key = [UInt8](repeating: 0, count: 8)
+        for post in tweets.posts {
+            withUnsafeBytes(of: post.id.bigEndian) { for b in 0..<8 { key[b] = $0[b] } }
+            withUnsafeBytes(of: post.id) { for b in 0..<8 { value[b] = $0[b] } }
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try records.put(k, v) } }
+        }
+        try records.settle()
+        try records.compactFully()
+        let tree = records.tree
+
+        var random = BenchRandom(seed: 0x2EAD)
+        let readers = ContiguousArray((0..<max(reads, 50_000)).map { _ in UInt32(random.next() % UInt64(graph.users)) })
+        for i in 0..<50_000 {
+            store.home(of: readers[i], limit: pageSize, into: &page)
+            _ = try tree.multiGet(page.items.map { Self.tweetKey($0.tweetId) })
+        }
+        var distinct = Set<UInt64>()
+        for i in 0..<reads {
+            store.home(of: readers[i], limit: pageSize, into: &page)
+            for item in page.items { distinct.insert(item.tweetId) }
+        }
+        let before = tree.statistics
+        let perThread = reads / max(1, threads)
+        let failure = FirstFailure()
+        let (elapsed, found, cpu) = timedOnThreads(max(1, threads)) { index in
+            do {
+                return try runProfileHydrated(store, tree, readers, from: index * perThread, count: perThread)
+            } catch {
+                failure.record("\(error)")
+                return 0
+            }
+        }
+        if let message = failure.text { throw BenchmarkFailure(description: message) }
+        let after = tree.statistics
+        let pages = perThread * max(1, threads)
+        let hits = Double(after.recordCacheHits - before.recordCacheHits)
+        let misses = Double(after.recordCacheMisses - before.recordCacheMisses)
+        print("hydrated: \(pages) pages (\(found) tweets) in \(elapsed) s, \(Format.grouped(Double(pages) / elapsed)) pages/s, "
+            + "\(max(1, threads)) thread\(threads > 1 ? "s" : ""), CPU \(Format.grouped(Double(cpu) / Double(max(1, pages)), decimals: 1)) ns/page")
+        print("record cache: \(cacheBytes >> 20) MiB budget, \(Format.grouped(Double(after.recordCacheEntries))) records, "
+            + "\(Format.grouped(Double(after.recordCacheBytes) / 1e6, decimals: 1)) MB of records, "
+            + "hits \(Format.grouped(100 * hits / max(1, hits + misses), decimals: 1))% of \(Format.grouped(hits + misses)) probes; "
+            + "the timed pages list \(Format.grouped(Double(distinct.count))) distinct tweets")
+    }
+
+    @inline(never)
+    static func runProfileHydrated(_ store: Store, _ tree: LSMTree, _ readers: ContiguousArray<UInt32>, from first: Int, count: Int) throws -> Int {
+        var page = TimelinePage()
+        let batch = RecordBatch()
+        var found = 0
+        for i in first..<(first + count) {
+            store.home(of: readers[i], limit: pageSize, into: &page)
+            batch.removeAll()
+            for item in page.items { withUnsafeBytes(of: item.tweetId.bigEndian) { batch.append(key: $0) } }
+            try tree.multiGet(batch)
+            found &+= batch.found
+        }
+        return found
+    }
+}

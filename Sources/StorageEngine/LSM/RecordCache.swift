@@ -12,10 +12,12 @@ import Glibc
 ///
 /// Layout. 64 shards by the key's hash (its top 6 bits). Each shard has, in memory allocated
 /// once:
-/// - an open-addressing table of slots (linear probing from the hash's low bits, backward-shift
-///   deletion, at most 3/4 full), two words a slot: the hash (0 = empty; a hash of 0 is stored
-///   as 1) and the record's word offset in the arena (bit 63: referenced since the clock hand
-///   last passed it);
+/// - an open-addressing table of slots (linear probing from the tag's low bits, backward-shift
+///   deletion, at most 3/4 full), one word a slot (0 = empty): the record's word offset in the
+///   arena (bits 0-31), the key's tag (bits 32-62: the hash's low 31 bits, 1 where those are
+///   0, so the tag also gives the slot's home) and bit 63, referenced since the clock hand last
+///   passed it. A tag match is only a candidate: the record holds the whole hash and the key,
+///   which readers compare, and writers find a key's slot by the record's whole hash;
 /// - an arena of 64-bit words used as a circular log of records. A record is: the hash; a word
 ///   of key length (bits 0-15), value length (bits 16-47) and "absent" (bit 63: the key has no
 ///   value, cached because most counter lookups find none); the key, then the value, each
@@ -73,8 +75,10 @@ final class RecordCache: @unchecked Sendable {
     /// Free words an insert leaves before the log's head (see `allocate`): room to move a
     /// referenced record of up to 2 KiB to the tail.
     static let moveSlackWords = 256
-    /// In a slot's second word: referenced since the clock hand last passed.
+    /// In a slot: referenced since the clock hand last passed.
     static let referencedBit: UInt64 = 1 << 63
+    /// In a slot: the tag (bits 32-62).
+    static let tagMask: UInt64 = 0x7FFF_FFFF
     /// In a record's length word: the key has no value.
     static let absentBit: UInt64 = 1 << 63
     static let offsetMask: UInt64 = (1 << 32) - 1
@@ -96,7 +100,7 @@ final class RecordCache: @unchecked Sendable {
     struct ShardHeader: ~Copyable {
         /// Even when no writer is inside (see the type's comment).
         let version = Atomic<UInt64>(0)
-        /// 2 x `slotMask + 1` words.
+        /// `slotMask + 1` words.
         let slots: UnsafeMutablePointer<Atomic<UInt64>>
         let slotMask: Int
         /// `wordCount` words (even).
@@ -111,7 +115,7 @@ final class RecordCache: @unchecked Sendable {
             // calloc: zero words are valid atomics holding 0 (`Atomic<UInt64>` is a plain
             // 64-bit word), and large blocks come as untouched zero pages, so a big cache
             // costs memory only as it fills.
-            slots = calloc(2 * slotCount, 8)!.bindMemory(to: Atomic<UInt64>.self, capacity: 2 * slotCount)
+            slots = calloc(slotCount, 8)!.bindMemory(to: Atomic<UInt64>.self, capacity: slotCount)
             words = calloc(wordCount, 8)!.bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
             slotMask = slotCount - 1
             self.wordCount = wordCount
@@ -139,10 +143,14 @@ final class RecordCache: @unchecked Sendable {
         enabled = capacityBytes > 0
         shardCapacity = max(1, capacityBytes / Self.shardCount)
         // A slot per 64 bytes of budget (a typical tweet record is about 200 bytes, a counter's
-        // 32), a power of two; the arena has the rest.
+        // 32), a power of two, 8 bytes each (an eighth of the budget; slots of two words, the
+        // hash and the offset, took a quarter, and the arena held a sixth fewer tweets); the
+        // arena has the rest.
         var slotCount = 16
         while slotCount * 64 < shardCapacity { slotCount *= 2 }
-        let wordCount = max(64, (shardCapacity - slotCount * 16) / 8) & ~1
+        precondition(slotCount <= Int(Self.tagMask) + 1, "record cache shard too large for its tags")
+        let wordCount = max(64, (shardCapacity - slotCount * 8) / 8) & ~1
+        precondition(wordCount <= Int(Self.offsetMask), "record cache shard too large for its offsets")
         let shards = enabled ? Self.shardCount : 0
         precondition(MemoryLayout<ShardHeader>.stride == 64, "a shard header is one cache line")
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, shards) * 64, alignment: 64)
@@ -170,6 +178,23 @@ final class RecordCache: @unchecked Sendable {
     @inline(__always)
     static func stored(_ hash: UInt64) -> UInt64 { hash == 0 ? 1 : hash }
 
+    /// The tag of a key with this (stored) hash, never 0; its low bits are the slot's home.
+    @inline(__always)
+    static func tag(_ stored: UInt64) -> UInt64 {
+        let t = stored & tagMask
+        return t == 0 ? 1 : t
+    }
+
+    /// The tag in a slot word.
+    @inline(__always)
+    static func tag(ofSlot word: UInt64) -> UInt64 { (word >> 32) & tagMask }
+
+    /// Whether a slot word is empty. A reader's `markReferenced` may land just after a writer
+    /// emptied the slot, leaving the referenced bit alone in it: that is still an empty slot
+    /// (no tag is 0), which the next insert there overwrites.
+    @inline(__always)
+    static func isEmpty(_ word: UInt64) -> Bool { word & ~referencedBit == 0 }
+
     /// Words of a record with a key and value of these lengths.
     @inline(__always)
     static func recordWords(keyLength: Int, valueLength: Int) -> Int {
@@ -194,21 +219,46 @@ final class RecordCache: @unchecked Sendable {
         var absent: Bool
     }
 
-    /// The slot holding `stored`, or -1. Bounded even on a table a writer is changing.
+    /// The first slot with the tag of `stored`, or -1: a candidate, for readers (`locate` then
+    /// compares the record's hash and key). Bounded even on a table a writer is changing.
     @inline(__always)
     static func findSlot(_ h: UnsafeMutablePointer<ShardHeader>, _ stored: UInt64) -> Int {
         let slots = h.pointee.slots
         let mask = h.pointee.slotMask
-        var i = Int(truncatingIfNeeded: stored) & mask
+        let tag = Self.tag(stored)
+        var i = Int(truncatingIfNeeded: tag) & mask
         var probes = 0
         while probes <= mask {
-            let s = slots[i &<< 1].load(ordering: .relaxed)
-            if s == stored { return i }
-            if s == 0 { return -1 }
+            let s = slots[i].load(ordering: .relaxed)
+            if Self.tag(ofSlot: s) == tag { return i }
+            if Self.isEmpty(s) { return -1 }
             i = (i &+ 1) & mask
             probes &+= 1
         }
         return -1
+    }
+
+    /// The slot whose record has the hash `stored` (and, when `offset` is not nil, is at
+    /// that word offset), or -1. Writers only: the table and the arena are stable.
+    static func findSlotExactly(_ h: UnsafeMutablePointer<ShardHeader>, _ stored: UInt64, offset: Int? = nil) -> Int {
+        let slots = h.pointee.slots
+        let words = h.pointee.words
+        let mask = h.pointee.slotMask
+        let tag = Self.tag(stored)
+        var i = Int(truncatingIfNeeded: tag) & mask
+        while true {
+            let s = slots[i].load(ordering: .relaxed)
+            if Self.isEmpty(s) { return -1 }
+            if Self.tag(ofSlot: s) == tag {
+                let record = Int(truncatingIfNeeded: s & offsetMask)
+                if let offset {
+                    if record == offset { return i }
+                } else if words[record].load(ordering: .relaxed) == stored {
+                    return i
+                }
+            }
+            i = (i &+ 1) & mask
+        }
     }
 
     /// `key`'s record in shard `h` if the slot found points to a record of that key, checked
@@ -217,7 +267,7 @@ final class RecordCache: @unchecked Sendable {
     static func locate(_ h: UnsafeMutablePointer<ShardHeader>, slot: Int, stored: UInt64, key: UnsafeRawBufferPointer) -> Located? {
         let words = h.pointee.words
         let wordCount = h.pointee.wordCount
-        let record = Int(truncatingIfNeeded: h.pointee.slots[slot &<< 1 &+ 1].load(ordering: .relaxed) & offsetMask)
+        let record = Int(truncatingIfNeeded: h.pointee.slots[slot].load(ordering: .relaxed) & offsetMask)
         guard record <= wordCount &- 2, words[record].load(ordering: .relaxed) == stored else { return nil }
         let lengths = words[record &+ 1].load(ordering: .relaxed)
         let keyLength = Int(truncatingIfNeeded: lengths & 0xFFFF)
@@ -274,7 +324,7 @@ final class RecordCache: @unchecked Sendable {
     /// slot may have moved meanwhile; the bit is a hint, so a wrong one costs nothing.
     @inline(__always)
     static func markReferenced(_ h: UnsafeMutablePointer<ShardHeader>, slot: Int) {
-        let word = h.pointee.slots + (slot &<< 1 &+ 1)
+        let word = h.pointee.slots + slot
         if word.pointee.load(ordering: .relaxed) & referencedBit == 0 {
             _ = word.pointee.bitwiseOr(referencedBit, ordering: .relaxed)
         }
@@ -338,7 +388,7 @@ final class RecordCache: @unchecked Sendable {
             let hash = batch.withKey(i) { BloomFilter.hash($0) }
             batch.hashes[i] = hash
             let h = header(Self.shardIndex(hash))
-            socialdb_prefetch(UnsafeRawPointer(h.pointee.slots + (Int(truncatingIfNeeded: Self.stored(hash)) & h.pointee.slotMask) &<< 1))
+            socialdb_prefetch(UnsafeRawPointer(h.pointee.slots + (Int(truncatingIfNeeded: Self.tag(Self.stored(hash))) & h.pointee.slotMask)))
         }
         // Pass 2: the slots (their lines arriving together); start loading each record.
         for i in 0..<n {
@@ -351,7 +401,7 @@ final class RecordCache: @unchecked Sendable {
             let slot = Self.findSlot(h, Self.stored(hash))
             batch.slots[i] = slot
             guard slot >= 0 else { continue }
-            let record = Int(truncatingIfNeeded: h.pointee.slots[slot &<< 1 &+ 1].load(ordering: .relaxed) & Self.offsetMask)
+            let record = Int(truncatingIfNeeded: h.pointee.slots[slot].load(ordering: .relaxed) & Self.offsetMask)
             if record < h.pointee.wordCount {
                 let base = UnsafeRawPointer(h.pointee.words + record)
                 socialdb_prefetch(base)
@@ -438,7 +488,7 @@ final class RecordCache: @unchecked Sendable {
             guard sequence.load(ordering: .acquiring) == token else { return }
             Self.beginWrite(h)
             defer { Self.endWrite(h) }
-            let existing = Self.findSlot(h, stored)
+            let existing = Self.findSlotExactly(h, stored)
             if existing >= 0 { Self.removeSlot(h, existing, &w) }
             while w.entries >= h.pointee.entriesMax && w.used > 0 { Self.evictHead(h, &w, mayMove: false) }
             let record = Self.allocate(h, words: size, &w)
@@ -469,7 +519,7 @@ final class RecordCache: @unchecked Sendable {
         let h = header(shard)
         let stored = Self.stored(hash)
         writers[shard].state.withLock { w in
-            let slot = Self.findSlot(h, stored)
+            let slot = Self.findSlotExactly(h, stored)
             guard slot >= 0 else { return }
             Self.beginWrite(h)
             Self.removeSlot(h, slot, &w)
@@ -544,13 +594,13 @@ final class RecordCache: @unchecked Sendable {
         let stored = words[offset].load(ordering: .relaxed)
         var moved = false
         if stored != 0 {
-            // Live when a slot of its hash points here.
-            let slot = findSlot(h, stored)
-            let pointer = slot >= 0 ? h.pointee.slots[slot &<< 1 &+ 1].load(ordering: .relaxed) : 0
-            if slot >= 0 && Int(truncatingIfNeeded: pointer & offsetMask) == offset {
+            // Live when a slot of its tag points here.
+            let slot = findSlotExactly(h, stored, offset: offset)
+            if slot >= 0 {
+                let pointer = h.pointee.slots[slot].load(ordering: .relaxed)
                 if mayMove && pointer & referencedBit != 0 && w.tail < w.head && w.head - w.tail >= size {
                     for k in 0..<size { words[w.tail + k].store(words[offset + k].load(ordering: .relaxed), ordering: .relaxed) }
-                    h.pointee.slots[slot &<< 1 &+ 1].store(UInt64(w.tail), ordering: .relaxed)
+                    h.pointee.slots[slot].store(Self.tag(stored) << 32 | UInt64(w.tail), ordering: .relaxed)
                     w.tail += size
                     w.used += size
                     moved = true
@@ -570,10 +620,10 @@ final class RecordCache: @unchecked Sendable {
     static func insertSlot(_ h: UnsafeMutablePointer<ShardHeader>, stored: UInt64, record: Int) {
         let slots = h.pointee.slots
         let mask = h.pointee.slotMask
-        var i = Int(truncatingIfNeeded: stored) & mask
-        while slots[i &<< 1].load(ordering: .relaxed) != 0 { i = (i &+ 1) & mask }
-        slots[i &<< 1 &+ 1].store(UInt64(record), ordering: .relaxed)
-        slots[i &<< 1].store(stored, ordering: .relaxed)
+        let tag = Self.tag(stored)
+        var i = Int(truncatingIfNeeded: tag) & mask
+        while !Self.isEmpty(slots[i].load(ordering: .relaxed)) { i = (i &+ 1) & mask }
+        slots[i].store(tag << 32 | UInt64(record), ordering: .relaxed)
     }
 
     /// Empties slot `i` (its record becomes dead), shifting later entries of the probe run
@@ -581,25 +631,23 @@ final class RecordCache: @unchecked Sendable {
     static func removeSlot(_ h: UnsafeMutablePointer<ShardHeader>, _ removed: Int, _ w: inout WriterState) {
         let slots = h.pointee.slots
         let mask = h.pointee.slotMask
-        let record = Int(truncatingIfNeeded: slots[removed &<< 1 &+ 1].load(ordering: .relaxed) & offsetMask)
+        let record = Int(truncatingIfNeeded: slots[removed].load(ordering: .relaxed) & offsetMask)
         w.entries -= 1
         w.liveWords -= sizeAt(h, record)
         var i = removed
         var j = removed
         while true {
             j = (j &+ 1) & mask
-            let s = slots[j &<< 1].load(ordering: .relaxed)
-            if s == 0 { break }
-            let home = Int(truncatingIfNeeded: s) & mask
+            let s = slots[j].load(ordering: .relaxed)
+            if Self.isEmpty(s) { break }
+            let home = Int(truncatingIfNeeded: Self.tag(ofSlot: s)) & mask
             // The entry at j stays when its home lies cyclically in (i, j].
             let stays = i <= j ? (i < home && home <= j) : (i < home || home <= j)
             if stays { continue }
-            slots[i &<< 1].store(s, ordering: .relaxed)
-            slots[i &<< 1 &+ 1].store(slots[j &<< 1 &+ 1].load(ordering: .relaxed), ordering: .relaxed)
+            slots[i].store(s, ordering: .relaxed)
             i = j
         }
-        slots[i &<< 1].store(0, ordering: .relaxed)
-        slots[i &<< 1 &+ 1].store(0, ordering: .relaxed)
+        slots[i].store(0, ordering: .relaxed)
     }
 
     func beginWrite() { sequence.add(1, ordering: .sequentiallyConsistent) }
@@ -613,10 +661,7 @@ final class RecordCache: @unchecked Sendable {
             let h = header(shard)
             writers[shard].state.withLock { w in
                 Self.beginWrite(h)
-                for i in 0...(h.pointee.slotMask) {
-                    h.pointee.slots[i &<< 1].store(0, ordering: .relaxed)
-                    h.pointee.slots[i &<< 1 &+ 1].store(0, ordering: .relaxed)
-                }
+                for i in 0...(h.pointee.slotMask) { h.pointee.slots[i].store(0, ordering: .relaxed) }
                 w = WriterState()
                 Self.endWrite(h)
             }

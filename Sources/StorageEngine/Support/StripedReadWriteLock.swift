@@ -86,6 +86,14 @@ public final class StripedReadWriteLock: @unchecked Sendable {
     func lockWriter() {
         pthread_mutex_lock(writerMutex)
         lines.pointee.store(1, ordering: .sequentiallyConsistent)
+        // The common case first, no reader inside: one pass of loads, or-ed (a count is never
+        // below zero, so all were zero when each was read, and a reader that comes after
+        // sees `writing`). The timeline store takes this lock for every post it fans out.
+        var any = 0
+        for stripe in 0..<Self.stripes {
+            any |= lines[(stripe + 1) * Self.intsPerLine].load(ordering: .sequentiallyConsistent)
+        }
+        if any == 0 { return }
         for stripe in 0..<Self.stripes {
             let counter = lines + (stripe + 1) * Self.intsPerLine
             var spins = 0

@@ -109,17 +109,17 @@ extension TimelineState {
         var entryCount: UInt64 = 0
         var referencedRetweets = Set<UInt64>()
         try writer.begin(.rings)
-        for number in rings.indices where tableValue(rings[number].user) == UInt32(number + 1) {
-            let record = rings[number]
-            let ring = record.ring
-            writer.varint(UInt64(record.user))
+        for number in rings.indices where tableValue(owners[number].user) == UInt32(number + 1) {
+            let user = owners[number].user
+            let ring = rings[number].ring
+            writer.varint(UInt64(user))
             writer.varint(UInt64(ring.count))
             writer.varint(ring.floor)
             var previous = ring.floor
             for i in 0..<ring.count {
                 let entry = ring[i]
                 // Checked before it goes to disk: the ring is sorted and above its floor.
-                precondition(entry.id > previous, "ring of user \(record.user) out of order at \(i)")
+                precondition(entry.id > previous, "ring of user \(user) out of order at \(i)")
                 precondition(TimelineFlags.all.isSuperset(of: entry.flags), "unknown flags in a ring entry")
                 writer.varint(entry.id - previous)
                 writer.varint(UInt64(entry.user) << 3 | UInt64(entry.flags.rawValue))
@@ -236,7 +236,7 @@ extension TimelineState {
         for number in rings.indices {
             let ring = rings[number].ring
             for i in 0..<ring.count where ring[i].flags.contains(.retweet) && retweets[ring[i].id] == nil {
-                throw corrupt("retweet \(ring[i].id) in the ring of \(rings[number].user) has no original")
+                throw corrupt("retweet \(ring[i].id) in the ring of \(owners[number].user) has no original")
             }
         }
         celebrityEpoch &+= 1

@@ -26,8 +26,10 @@ public struct TimelinePage: Sendable {
 
     @inlinable
     mutating func reset() {
-        itemStorage.removeAll(keepingCapacity: true)
-        seenOriginals.removeAll(keepingCapacity: true)
+        // Only when not empty: each is a uniqueness check and an out-of-line call even when
+        // there is nothing to remove, and most pages show no retweet.
+        if !itemStorage.isEmpty { itemStorage.removeAll(keepingCapacity: true) }
+        if !seenOriginals.isEmpty { seenOriginals.removeAll(keepingCapacity: true) }
         streamCount = 0
         newestHint = 0
     }
