@@ -207,7 +207,7 @@ import Testing
         let dir = TemporaryDirectory("graph-rice-damage")
         let fs = try FileSystem(backend: .posix)
         do {
-            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil)
+            let store = try GraphStore.open(directory: dir.path, fileSystem: fs, log: nil, buildOptions: .compact)
             var edges = ContiguousArray(model.edges)
             try store.bulkLoad(&edges)
             #expect(store.base.formatVersion == 6)

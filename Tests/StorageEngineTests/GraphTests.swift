@@ -468,7 +468,7 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         try store.follow(2, 3)
         _ = try store.merge()
         #expect(store.follows(2, 3) && store.follows(1, 400))
-        #expect(store.base.formatVersion == GraphFormat.formatVersion)
+        #expect(store.base.formatVersion == GraphFormat.defaultVersion)
         store.close()
     }
 
