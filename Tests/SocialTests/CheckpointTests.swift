@@ -3,11 +3,10 @@ import StorageEngine
 import Testing
 
 @Suite struct CheckpointTests {
-    /// Small log segments, many posts: with periodic checkpoints the timeline and search
-    /// checkpoints follow the log, so once the tree has flushed and the graph merged, the log
-    /// removes old segments while the database runs; without them it keeps every segment.
-    func run(everyRecords: Int) throws -> (first: UInt64, last: UInt64, timeline: UInt64, search: UInt64) {
-        let directory = TemporaryDirectory("checkpoint")
+    /// A database over 64 KiB log segments (periodic checkpoints every `everyRecords` records,
+    /// none by time) where bob follows alice and alice posted 1,500 padded tweets tagged #run;
+    /// returns it, its options and the newest tweet's id.
+    static func posted(_ directory: TemporaryDirectory, everyRecords: Int) throws -> (SocialDB, SocialOptions, UInt64) {
         var options = testOptions()
         options.engine.logSegmentSizeBytes = 64 << 10
         options.checkpointEveryRecords = everyRecords
@@ -19,6 +18,15 @@ import Testing
         let padding = String(repeating: "x", count: 200)
         var newest: UInt64 = 0
         for i in 0..<1500 { newest = try db.post(handle: "alice", text: "post \(i) #run \(padding)").id }
+        return (db, options, newest)
+    }
+
+    /// Small log segments, many posts: with periodic checkpoints the timeline and search
+    /// checkpoints follow the log, so once the tree has flushed and the graph merged, the log
+    /// removes old segments while the database runs; without them it keeps every segment.
+    func run(everyRecords: Int) throws -> (first: UInt64, last: UInt64, timeline: UInt64, search: UInt64) {
+        let directory = TemporaryDirectory("checkpoint")
+        let (db, options, newest) = try Self.posted(directory, everyRecords: everyRecords)
         try db.engine.tree.flush()
         try db.engine.graph.merge()
         try db.engine.graph.merge()
@@ -41,17 +49,7 @@ import Testing
     /// reopen.
     @Test func anExplicitCheckpointLetsTheLogRemoveSegments() throws {
         let directory = TemporaryDirectory("checkpoint-explicit")
-        var options = testOptions()
-        options.engine.logSegmentSizeBytes = 64 << 10
-        options.checkpointEveryRecords = 0
-        options.checkpointEverySeconds = 0
-        let db = try SocialDB.open(at: directory.path, options: options)
-        try db.createUser(handle: "alice")
-        try db.createUser(handle: "bob")
-        try db.follow("bob", "alice")
-        let padding = String(repeating: "x", count: 200)
-        var newest: UInt64 = 0
-        for i in 0..<1500 { newest = try db.post(handle: "alice", text: "post \(i) #run \(padding)").id }
+        var (db, options, newest) = try Self.posted(directory, everyRecords: 0)
         let log = db.engine.log
         #expect(log.firstSequenceNumber == 1, "nothing removed before the checkpoint")
         try db.checkpoint()
