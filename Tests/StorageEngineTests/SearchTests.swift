@@ -701,17 +701,8 @@ struct SearchModel {
         let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
         var model = SearchModel()
         // Word i drawn with weight about 1/(i+1), so lists have many blocks and differ in length.
-        let words = (0..<60).map { "w\($0)" }
-        var cumulative: [Double] = []
-        var total = 0.0
-        for i in words.indices {
-            total += 1 / Double(i + 1)
-            cumulative.append(total)
-        }
-        func word() -> String {
-            let u = Double.random(in: 0..<total, using: &rng)
-            return words[cumulative.firstIndex { $0 > u } ?? words.count - 1]
-        }
+        let harmonic = HarmonicWords(count: 60)
+        func word() -> String { harmonic.draw(&rng) }
         let extras = ["#W1", "@bob", "don't", "3.14", "e-mail", "東京"]
         for i in 0..<3000 {
             var parts = (0..<Int.random(in: 1...9, using: &rng)).map { _ in word() }
@@ -826,17 +817,9 @@ struct SearchModel {
         let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
         var model = SearchModel()
         // Word i is drawn with weight about 1/(i+1): "w0" in most tweets, "w39" in few.
-        let words = (0..<40).map { "w\($0)" }
-        var cumulative: [Double] = []
-        var total = 0.0
-        for i in words.indices {
-            total += 1 / Double(i + 1)
-            cumulative.append(total)
-        }
-        func word() -> String {
-            let u = Double.random(in: 0..<total, using: &rng)
-            return words[cumulative.firstIndex { $0 > u } ?? words.count - 1]
-        }
+        let harmonic = HarmonicWords(count: 40)
+        let words = harmonic.words
+        func word() -> String { harmonic.draw(&rng) }
         for i in 0..<4000 {
             let text = (0..<Int.random(in: 2...8, using: &rng)).map { _ in word() }.joined(separator: " ")
             let tweet = TweetRecord(id: UInt64(1000 + i * 3), author: 1, time: 0, text: text)
@@ -1124,5 +1107,28 @@ func walkSeeks(_ info: FrozenSegment.TermInfo, docs: [UInt32], positions: [[UInt
                 break
             }
         }
+    }
+}
+
+/// Words "w0" ... "w(count-1)", word i drawn with weight about 1/(i+1) (so posting lists have
+/// many blocks and differ in length).
+struct HarmonicWords {
+    let words: [String]
+    private let cumulative: [Double]
+
+    init(count: Int) {
+        words = (0..<count).map { "w\($0)" }
+        var sums: [Double] = []
+        var total = 0.0
+        for i in 0..<count {
+            total += 1 / Double(i + 1)
+            sums.append(total)
+        }
+        cumulative = sums
+    }
+
+    func draw(_ rng: inout SeededRandom) -> String {
+        let u = Double.random(in: 0..<cumulative[cumulative.count - 1], using: &rng)
+        return words[cumulative.firstIndex { $0 > u } ?? words.count - 1]
     }
 }
