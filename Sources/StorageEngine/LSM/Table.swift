@@ -466,16 +466,12 @@ final class Table: @unchecked Sendable {
         return .within(Table.prefix(user: UnsafeRawBufferPointer(rebasing: user[n...])))
     }
 
-    /// The first block whose last user key is >= `user` (the block a point lookup of `user`
-    /// searches: `blockIndex(for:)` of `user` with the largest trailer), or `blockCount`.
-    func blockIndex(user: UnsafeRawBufferPointer) -> Int {
-        narrowIndex(user: user, 0, blockOffsets.count, to: 0).lo
-    }
-
-    /// The binary search of `blockIndex(user:)` from `lo..<hi` until at most `width` blocks
-    /// are left (a pipelined lookup searches the top of the index, which stays in the CPU's
-    /// caches, loads the lines of the range left, and finishes the search with width 0 once
-    /// they are in).
+    /// The binary search for the first block whose last user key is >= `user` (the block a
+    /// point lookup of `user` searches: `blockIndex(for:)` of `user` with the largest trailer),
+    /// from `lo..<hi` until at most `width` blocks are left: a pipelined lookup searches the top
+    /// of the index, which stays in the CPU's caches, loads the lines of the range left, and
+    /// finishes the search with width 0 once they are in. The result's `lo` is the block
+    /// (`blockCount` when none is).
     @inline(__always)
     func narrowIndex(user: UnsafeRawBufferPointer, _ lo: Int, _ hi: Int, to width: Int) -> (lo: Int, hi: Int) {
         switch sharedOrder(user) {
