@@ -350,41 +350,126 @@ extension SocialDB {
         do { return try tree.authorTweets(author: user.id, before: before, limit: limit) } catch { throw SocialError(error) }
     }
 
-    /// The tweets of `ids` that exist, in that order: each tweet's view from `tweetViews`, the
-    /// rest read in one batched read of their records (and kept), then counts and nested tweets.
+    /// The tweets of `ids` that exist, in that order, completed as `completed(_:)` does (counts,
+    /// the retweeted or quoted tweet), a retweet whose original is gone left out.
+    ///
+    /// A page is read in two rounds, each one batched multi-get through this thread's spare
+    /// `RecordBatch`: the tweets' views (`tweetViews`) and counts (`tweetCountsCache`), and for
+    /// those the caches do not have, their records and four counter keys; then the same for
+    /// the tweets they retweet or quote. The tree's pipelined lookups overlap the page's cache
+    /// misses instead of paying them one key after another.
     ///
     /// A view holds only what never changes while the tweet exists (its record, the author's
     /// and mentioned users' handles, which never change, and its conversation, fixed at
     /// creation); `ChangeSet.commit` invalidates it when the record is deleted. Counts and the
     /// retweeted or quoted tweet are added at every read.
     func tweets(ids: [UInt64]) throws(SocialError) -> [Tweet] {
-        var views = [Tweet?](repeating: nil, count: ids.count)
-        var missing: [Int] = []
-        for i in ids.indices {
-            if let view = tweetViews.lookup(ids[i]) { views[i] = view } else { missing.append(i) }
+        guard !ids.isEmpty else { return [] }
+        return try RecordBatch.withThreadBatch { (batch) throws(SocialError) -> [Tweet] in
+            let top = try hydrate(ids, batch: batch)
+            var nestedIDs: [UInt64] = []
+            for case let view? in top.views {
+                if let original = view.retweetOf { nestedIDs.append(original) }
+                if let quoted = view.quoteOf { nestedIDs.append(quoted) }
+            }
+            let nested = nestedIDs.isEmpty ? Hydrated() : try hydrate(nestedIDs, batch: batch)
+            func shown(_ id: UInt64) -> Tweet? {
+                guard let k = nestedIDs.firstIndex(of: id), let view = nested.views[k] else { return nil }
+                return Self.counted(view, nested.counts[k])
+            }
+            var result: [Tweet] = []
+            result.reserveCapacity(ids.count)
+            for i in ids.indices {
+                guard let view = top.views[i] else { continue }
+                var tweet = Self.counted(view, top.counts[i])
+                if let original = tweet.retweetOf {
+                    // Its original is being deleted with it: a page leaves it out.
+                    guard let originalTweet = shown(original) else { continue }
+                    tweet.retweetedStorage = [originalTweet]
+                }
+                if let quoted = tweet.quoteOf, let quotedTweet = shown(quoted) {
+                    tweet.quotedStorage = [quotedTweet]
+                }
+                result.append(tweet)
+            }
+            return result
         }
-        if !missing.isEmpty {
-            let stamps = missing.map { tweetViews.stamp(ids[$0]) }
-            let values: [[UInt8]?]
-            do { values = try tree.multiGet(missing.map { Keys.tweet(ids[$0]) }) } catch { throw SocialError(error) }
-            for (k, value) in values.enumerated() {
-                guard let value else { continue }
-                let record: TweetRecord
-                do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
-                let id = ids[missing[k]]
-                guard record.id == id else { throw .io("storage: the record under tweet \(id) names tweet \(record.id)") }
-                let view = try self.view(of: record)
-                tweetViews.install(id, view, since: stamps[k])
-                views[missing[k]] = view
+    }
+
+    /// Views and counts of a round of `tweets(ids:)`, by position.
+    struct Hydrated {
+        var views: [Tweet?] = []
+        var counts: [TweetCounts] = []
+    }
+
+    static func counted(_ view: Tweet, _ counts: TweetCounts) -> Tweet {
+        var tweet = view
+        tweet.likeCount = Int(counts.likes)
+        tweet.retweetCount = Int(counts.retweets)
+        tweet.replyCount = Int(counts.replies)
+        tweet.quoteCount = Int(counts.quotes)
+        return tweet
+    }
+
+    /// The view (nil: no such tweet) and counts of each of `ids`: from the caches, the rest in
+    /// one multi-get of `batch` (records and counter keys), decoded and kept in the caches.
+    /// Each cache's generation is taken before the tree is read, so a value a write replaced
+    /// meanwhile is not kept.
+    private func hydrate(_ ids: [UInt64], batch: RecordBatch) throws(SocialError) -> Hydrated {
+        batch.removeAll()
+        var out = Hydrated(views: [Tweet?](repeating: nil, count: ids.count),
+                           counts: [TweetCounts](repeating: TweetCounts(likes: 0, retweets: 0, replies: 0, quotes: 0), count: ids.count))
+        /// Per id: its record's and first counter's index in the batch (-1: cached), stamps.
+        struct Pending {
+            var record = -1
+            var counters = -1
+            var viewStamp: UInt64 = 0
+            var countsStamp: UInt64 = 0
+        }
+        var pending = [Pending](repeating: Pending(), count: ids.count)
+        for i in ids.indices {
+            let id = ids[i]
+            if let view = tweetViews.lookup(id) {
+                out.views[i] = view
+            } else {
+                pending[i].viewStamp = tweetViews.stamp(id)
+                pending[i].record = batch.count
+                batch.append(.tweets, id)
+            }
+            if let counts = tweetCountsCache.lookup(id) {
+                out.counts[i] = counts
+            } else {
+                pending[i].countsStamp = tweetCountsCache.stamp(id)
+                pending[i].counters = batch.count
+                batch.append(.counters, id, CounterKind.likes.rawValue)
+                batch.append(.counters, id, CounterKind.retweets.rawValue)
+                batch.append(.counters, id, CounterKind.replies.rawValue)
+                batch.append(.counters, id, CounterKind.quotes.rawValue)
             }
         }
-        var result: [Tweet] = []
-        result.reserveCapacity(ids.count)
-        for view in views {
-            guard let view else { continue }
-            if let tweet = try shownTweet(view) { result.append(tweet) }
+        guard batch.count > 0 else { return out }
+        do { try tree.multiGet(batch) } catch { throw SocialError(error) }
+        func count(_ index: Int) -> Int {
+            guard let value = batch.value(at: index), value.count == 8 else { return 0 }
+            return Int(clamping: value.loadLE(UInt64.self, at: 0))
         }
-        return result
+        for i in ids.indices {
+            let p = pending[i]
+            if p.counters >= 0 {
+                let counts = TweetCounts(likes: count(p.counters), retweets: count(p.counters + 1),
+                                         replies: count(p.counters + 2), quotes: count(p.counters + 3))
+                out.counts[i] = counts
+                tweetCountsCache.install(ids[i], counts, since: p.countsStamp)
+            }
+            guard p.record >= 0, let value = batch.value(at: p.record) else { continue }
+            let record: TweetRecord
+            do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
+            guard record.id == ids[i] else { throw .io("storage: the record under tweet \(ids[i]) names tweet \(record.id)") }
+            let view = try self.view(of: record)
+            tweetViews.install(ids[i], view, since: p.viewStamp)
+            out.views[i] = view
+        }
+        return out
     }
 
     /// `view` completed as shown in a list, or nil for a retweet whose original is gone (it is

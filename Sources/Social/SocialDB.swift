@@ -405,7 +405,8 @@ public final class SocialDB: Sendable {
         return counts
     }
 
-    private func readTweetCounts(of id: UInt64) throws(SocialError) -> (likes: Int, retweets: Int, replies: Int, quotes: Int) {
+    /// The counts as the tree has them (no cache).
+    func readTweetCounts(of id: UInt64) throws(SocialError) -> (likes: Int, retweets: Int, replies: Int, quotes: Int) {
         let values: [[UInt8]?]
         do {
             values = try tree.multiGet([SocialKeys.counter(id, .likes), SocialKeys.counter(id, .retweets),

@@ -75,6 +75,20 @@ import Testing
             compare("@\(w)'s notifications") { db, _ in
                 try db.notifications(handle: w, limit: 30).map { "\($0.kind) \($0.actor.handle) \($0.tweet.map(Self.shown) ?? "-")" }
             }
+            // A page (read in batched rounds by `tweets(ids:)`) shows each tweet as the read of
+            // that one tweet does (`tweet(id:)`, its counts and nested tweet read one by one).
+            for db in dbs {
+                for t in try db.home(handle: w, limit: 50).items {
+                    #expect(Self.shown(t) == Self.shown(try db.tweet(id: t.id)), "step \(step): tweet \(t.id) in @\(w)'s home")
+                    for shown in [t] + (t.retweeted.map { [$0] } ?? []) + (t.quoted.map { [$0] } ?? []) {
+                        let stored = try db.readTweetCounts(of: shown.id)
+                        #expect(stored == (shown.likeCount, shown.retweetCount, shown.replyCount, shown.quoteCount),
+                                "step \(step): the counts of tweet \(shown.id) in @\(w)'s home")
+                    }
+                    #expect(t.retweeted?.id == t.retweetOf)
+                    if let quoted = t.quoted { #expect(quoted.id == t.quoteOf) }
+                }
+            }
             if let pick {
                 compare("tweet \(pick)") { db, i in
                     do { return [Self.shown(try db.tweet(id: posted[i][pick]))] } catch { return ["\((error as? SocialError)?.code ?? "?")"] }

@@ -755,7 +755,8 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
     /// Lock-free readers (no overlay for the users they ask about) racing merges that free the
     /// base they read, and mutations that make users dirty: every answer is one the graph had.
     @Test func lockFreeReadersAcrossMerges() throws {
-        let store = try GraphStore.open(directory: TemporaryDirectory("graph-rcu").path, fileSystem: try FileSystem(backend: .posix), log: nil)
+        let directory = TemporaryDirectory("graph-rcu")
+        let store = try GraphStore.open(directory: directory.path, fileSystem: try FileSystem(backend: .posix), log: nil)
         // Users 0..<50 follow 100..<150 (stable); users 50..<100 are changed while readers run.
         var edges = ContiguousArray<UInt64>()
         for a in UInt64(0)..<100 { for b in UInt64(100)..<150 where (a + b) % 3 == 0 { edges.append(a << 32 | b) } }
@@ -784,6 +785,7 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         #expect(failures.load(ordering: .relaxed) == 0)
         #expect(store.followerCount(150) == 50 && store.followerCount(169) == 50)
         #expect(store.follows(77, 160))
+        withExtendedLifetime(directory) {}
     }
 
     @Test func corruptBaseIsReportedOrRebuiltFromTheLog() throws {

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Keys to read together with `LSMTree.multiGet(_:)` and, after it, their values, in storage the
 /// batch keeps from one use to the next: once warm, a multi-get into a batch allocates nothing
 /// per key or value (the array form, `multiGet(_: [[UInt8]])`, makes an array per key and per
@@ -166,5 +168,66 @@ public final class RecordBatch {
 
     func setAbsent(_ index: Int) {
         valueStarts[index] = -1
+    }
+}
+
+// MARK: Keys of the key spaces, written in place
+
+extension RecordBatch {
+    /// Adds the key `Keys.one(space, a)` without making an array of it.
+    public func append(_ space: KeySpace, _ a: UInt64) {
+        withUnsafeTemporaryAllocation(byteCount: 9, alignment: 1) { p in
+            p[0] = space.rawValue
+            p.storeBytes(of: a.bigEndian, toByteOffset: 1, as: UInt64.self)
+            append(key: UnsafeRawBufferPointer(p))
+        }
+    }
+
+    /// Adds the key `Keys.two(space, a, b)` without making an array of it.
+    public func append(_ space: KeySpace, _ a: UInt64, _ b: UInt64) {
+        withUnsafeTemporaryAllocation(byteCount: 17, alignment: 1) { p in
+            p[0] = space.rawValue
+            p.storeBytes(of: a.bigEndian, toByteOffset: 1, as: UInt64.self)
+            p.storeBytes(of: b.bigEndian, toByteOffset: 9, as: UInt64.self)
+            append(key: UnsafeRawBufferPointer(p))
+        }
+    }
+}
+
+// MARK: One spare batch per thread
+
+extension RecordBatch {
+    /// Keys a batch may have held and still be kept as its thread's spare: a page of the
+    /// largest size keeps about 1 KiB of probe scratch per key (`reserveProbes`).
+    static let spareKeysMax = 512
+
+    private static let spareKey: pthread_key_t = {
+        var key = pthread_key_t()
+        let created = pthread_key_create(&key) { pointer in
+            guard let pointer else { return }
+            Unmanaged<RecordBatch>.fromOpaque(pointer).release()
+        }
+        precondition(created == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    /// Runs `body` with this thread's spare batch, empty (made at the thread's first use and
+    /// kept for its next, so a reader that calls this per page allocates no batch once warm).
+    /// A nested call gets a batch of its own. The batch must not escape `body`.
+    public static func withThreadBatch<Result, Failure: Error>(_ body: (RecordBatch) throws(Failure) -> Result) throws(Failure) -> Result {
+        let batch: RecordBatch
+        if let spare = pthread_getspecific(spareKey) {
+            pthread_setspecific(spareKey, nil)
+            batch = Unmanaged<RecordBatch>.fromOpaque(spare).takeRetainedValue()
+        } else {
+            batch = RecordBatch()
+        }
+        batch.removeAll()
+        defer {
+            if batch.count <= spareKeysMax && pthread_getspecific(spareKey) == nil {
+                pthread_setspecific(spareKey, Unmanaged.passRetained(batch).toOpaque())
+            }
+        }
+        return try body(batch)
     }
 }
