@@ -1010,7 +1010,7 @@ public final class LSMTree: @unchecked Sendable {
     }
 
     /// Keys an array multi-get must still look up in the tables before it reads them through
-    /// a `RecordBatch` of its own (`pipelinedGet`; a batch costs a few allocations).
+    /// the thread's spare `RecordBatch` (`pipelinedGet`).
     static let pipelinedArrayKeys = 4
 
     /// `probeCache` false: the record cache was probed already (a batch's misses); what the
@@ -1063,14 +1063,15 @@ public final class LSMTree: @unchecked Sendable {
         }
         guard let snap = taken else { return results }
         if snap.version.allMapped && pending.count >= Self.pipelinedArrayKeys {
-            // Enough keys left for the pipelined lookups to pay for a batch of their own.
-            let batch = RecordBatch()
-            for p in pending { batch.append(key: keys[p.key]) }
-            batch.resetResults()
-            for j in pending.indices { batch.missing.append(j) }
-            try pipelinedGet(batch, snap.version, cache: cache)
-            for (j, p) in pending.enumerated() {
-                if let value = batch.value(at: j) { results[p.key] = makeArray(value) }
+            // Enough keys left for the pipelined lookups: through this thread's spare batch.
+            try RecordBatch.withThreadBatch { (batch) throws(LSMError) in
+                for p in pending { batch.append(key: keys[p.key]) }
+                batch.resetResults()
+                for j in pending.indices { batch.missing.append(j) }
+                try pipelinedGet(batch, snap.version, cache: cache)
+                for (j, p) in pending.enumerated() {
+                    if let value = batch.value(at: j) { results[p.key] = makeArray(value) }
+                }
             }
             return results
         }
