@@ -293,8 +293,8 @@ struct TimelineScenario {
 }
 
 @Suite struct TimelineStoreTests {
-    static func makeStore(_ s: TimelineScenario, capacity: Int, threshold: Int) -> ModelStore {
-        ModelStore(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold, celebrityCacheItems: 3),
+    static func makeStore(_ s: TimelineScenario, capacity: Int, threshold: Int, rebuild: Int = 128) -> ModelStore {
+        ModelStore(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold, celebrityCacheItems: 3, rebuildEntries: rebuild),
                    followers: s.graph, tweets: s.tweets)
     }
 
@@ -305,8 +305,13 @@ struct TimelineScenario {
         for round in 0..<rounds {
             var scenario = TimelineScenario(seed: seed &+ UInt64(round), users: 10)
             scenario.tweets.returnsDeleted = round % 2 == 0
-            let configurations: [(capacity: Int, threshold: Int)] = [(800, 0), (800, 2), (800, Int.max), (5, 0), (5, 2), (5, Int.max), (1, 2)]
-            var stores = configurations.map { Self.makeStore(scenario, capacity: $0.capacity, threshold: $0.threshold) }
+            // Rings rebuilt with fewer entries than they hold (the floor just below them, fan-out
+            // growing them to capacity) must give the same pages: the last two.
+            let configurations: [(capacity: Int, threshold: Int, rebuild: Int)] = [
+                (800, 0, 128), (800, 2, 128), (800, Int.max, 128), (5, 0, 128), (5, 2, 128), (5, Int.max, 128), (1, 2, 128),
+                (800, 2, 3), (5, Int.max, 2),
+            ]
+            var stores = configurations.map { Self.makeStore(scenario, capacity: $0.capacity, threshold: $0.threshold, rebuild: $0.rebuild) }
             let events = environmentInt("SOCIALDB_TIMELINE_EVENTS", default: 300)
             var random = SeededRandom(seed: seed &+ 77 &+ UInt64(round))
             for step in 1...events {
@@ -314,7 +319,7 @@ struct TimelineScenario {
                 for store in stores { TimelineScenario.apply(event, lsn: lsn, to: store) }
                 if step % 30 == 0 {
                     for (index, store) in stores.enumerated() {
-                        let label = "seed \(seed) round \(round) step \(step) capacity \(configurations[index].capacity) threshold \(configurations[index].threshold)"
+                        let label = "seed \(seed) round \(round) step \(step) capacity \(configurations[index].capacity) threshold \(configurations[index].threshold) rebuild \(configurations[index].rebuild)"
                         for reader in 0..<scenario.users {
                             scenario.checkAllPages(of: reader, in: store, limit: min([2, 3, 20][Int(reader) % 3], configurations[index].capacity), label: label)
                         }

@@ -921,10 +921,11 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 
     /// Merges `scratchItems` (newest first, one author's or many) into ring `number`: ids kept
-    /// once, the newest `capacity` kept. `truncatedBelow` is the id of the first item a source
-    /// did not return (its batch was full), 0 if the sources returned everything: the floor
-    /// rises to it, since older items of that author are not in the ring.
-    mutating func mergeScratchItems(intoRing number: Int, truncatedBelow: UInt64) {
+    /// once, the newest `keep` (default `capacity`) kept. `truncatedBelow` is the id of the
+    /// first item a source did not return (its batch was full), 0 if the sources returned
+    /// everything: the floor rises to it, since older items of that author are not in the ring.
+    mutating func mergeScratchItems(intoRing number: Int, truncatedBelow: UInt64, keep: Int? = nil) {
+        let keep = keep ?? options.capacity
         var existing = rings[number].ring
         var floor = max(existing.floor, truncatedBelow)
         scratchEntries.removeAll(keepingCapacity: true)
@@ -956,12 +957,12 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         for item in scratchItems where item.isRetweet {
             retweets[item.id] = RetweetOriginal(tweetId: item.tweetId, tweetAuthor: item.tweetAuthor)
         }
-        // Keep the newest `capacity` above the floor.
+        // Keep the newest `keep` above the floor.
         var start = 0
         while start < scratchEntries.count && scratchEntries[start].id <= floor { start += 1 }
         let kept = scratchEntries.count - start
-        if kept > options.capacity {
-            let cut = kept - options.capacity
+        if kept > keep {
+            let cut = kept - keep
             floor = max(floor, scratchEntries[start + cut - 1].id)
             start += cut
         }
@@ -991,7 +992,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         mergeScratchItems(intoRing: number, truncatedBelow: truncatedBelow)
     }
 
-    /// Fetches into `scratchItems` (newest first) the newest `capacity` items of `authors`
+    /// Fetches into `scratchItems` (newest first) the newest `capacity` (the `target`: a
+    /// rebuild asks for `rebuildEntries`) items of `authors`
     /// (celebrities skipped) and returns the floor: the largest id a source holds that was not
     /// fetched (0 when every source was read to its end). Every item above the floor is fetched.
     ///
@@ -1002,13 +1004,12 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// its next unread item could be among the newest `capacity` fetched so far. On the social
     /// benchmark's graph (35 followees, prolific accounts followed most) that is a quarter fewer
     /// records for about as many index scans; with many prolific followees, far fewer.
-    mutating func fetchNewestMerged(of authors: ContiguousArray<UInt32>) -> UInt64 {
+    mutating func fetchNewestMerged(of authors: ContiguousArray<UInt32>, target capacity: Int) -> UInt64 {
         scratchCursors.removeAll(keepingCapacity: true)
         for author in authors where !celebrities.contains(author) {
             scratchCursors.append(AuthorCursor(author: author, next: .max, batch: 0))
         }
         guard !scratchCursors.isEmpty else { return 0 }
-        let capacity = options.capacity
         let first = min(capacity, max(16, 4 * capacity / scratchCursors.count + 1))
         // The capacity-th newest id fetched so far: an author whose next unread item is at or
         // below it cannot add to the newest `capacity`.
@@ -1056,8 +1057,9 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         collectAuthors(of: user, into: &scratchUsers)
         if let extra, !scratchUsers.contains(extra) { scratchUsers.append(extra) }
         scratchItems.removeAll(keepingCapacity: true)
-        let truncatedBelow = fetchNewestMerged(of: scratchUsers)
-        mergeScratchItems(intoRing: number, truncatedBelow: truncatedBelow)
+        let target = min(options.capacity, options.rebuildEntries)
+        let truncatedBelow = fetchNewestMerged(of: scratchUsers, target: target)
+        mergeScratchItems(intoRing: number, truncatedBelow: truncatedBelow, keep: target)
         rebuilds += 1
         return number
     }

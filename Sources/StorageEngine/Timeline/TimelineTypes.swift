@@ -111,14 +111,23 @@ public struct TimelineOptions: Sendable {
     public var celebrityThreshold: Int = 10_000
     /// Newest items kept per celebrity for read-time merges.
     public var celebrityCacheItems: Int = 64
+    /// Entries a ring is built with from the sources (its first read after a bulk import, or
+    /// after it was dropped), at most `capacity`: the newest this many, the floor just below
+    /// them. Fan-out then grows the ring towards `capacity`; a read past the floor merges every
+    /// followee's older items from the source, so pages are the same whatever this is. Default
+    /// 128: DeathStarBench's deepest read (offset 100, 10 items) and six pages of 20 come from
+    /// the ring, for about a sixth of a full rebuild's reads and memory.
+    public var rebuildEntries: Int = 128
 
-    public init(capacity: Int = 800, celebrityThreshold: Int = 10_000, celebrityCacheItems: Int = 64) {
+    public init(capacity: Int = 800, celebrityThreshold: Int = 10_000, celebrityCacheItems: Int = 64, rebuildEntries: Int = 128) {
         precondition(capacity >= 1 && capacity <= TimelineOptions.capacityMax, "timeline capacity must be 1...\(TimelineOptions.capacityMax)")
         precondition(celebrityThreshold >= 0, "the celebrity threshold is a follower count")
         precondition(celebrityCacheItems >= 1, "a celebrity cache holds at least one item")
+        precondition(rebuildEntries >= 1, "a rebuilt ring holds at least one entry")
         self.capacity = capacity
         self.celebrityThreshold = celebrityThreshold
         self.celebrityCacheItems = celebrityCacheItems
+        self.rebuildEntries = rebuildEntries
     }
 
     /// A bound on everything a ring allocates: 65,536 entries (1 MiB) per user.
