@@ -239,7 +239,7 @@ final class AuthorItemsCache: Sendable {
     }
 
     static let stampSlots = 4096
-    /// Rebuilds ask each of ~35 followees for ~90 items first (`fetchNewestMerged`).
+    /// Rebuilds ask each of ~35 followees for 16 items first (`fetchNewestMerged`, 128 entries).
     static let perAuthorMax = 128
     let maxItems: Int
     private let state = Mutex(State())
