@@ -1,3 +1,4 @@
+import StorageEngine
 import Synchronization
 
 /// How an application that serves tweets as bytes (the server's JSON answers) encodes a tweet:
@@ -75,7 +76,8 @@ extension SocialDB {
     /// The tweets of `ids` that exist, as `tweets(ids:)` shows them (a retweet whose original
     /// is gone is left out), each from its part and the parts of its nested tweets.
     func appendEncodedTweets<Encoding: TweetViewEncoding>(ids: [UInt64], as encoding: Encoding.Type, into out: inout [UInt8]) throws(SocialError) {
-        tweetEncodings.prefetch(ids)
+        let missing = tweetEncodings.prefetch(ids)
+        if !missing.isEmpty { try warmViews(missing) }
         var first = true
         for id in ids {
             let start = out.count
@@ -134,6 +136,25 @@ extension SocialDB {
         out.append(contentsOf: bytes)
         tweetEncodings.install(id, bytes: bytes, retweetOf: view.retweetOf, quoteOf: view.quoteOf, since: stamp)
         return (view.retweetOf, view.quoteOf)
+    }
+
+    /// Reads the views and counts of `ids` (tweets whose parts are not cached) and of the
+    /// tweets they retweet or quote into `tweetViews` and `tweetCountsCache`, in the batched
+    /// rounds `tweets(ids:)` reads a page in, so that `appendPart` then finds them there
+    /// instead of reading each record and its four counters one tweet at a time. Nothing when
+    /// views are not cached (each would be read twice).
+    private func warmViews(_ ids: [UInt64]) throws(SocialError) {
+        guard tweetViews.enabled else { return }
+        try RecordBatch.withThreadBatch { (batch) throws(SocialError) in
+            let top = try hydrate(ids, batch: batch)
+            var nested: [UInt64] = []
+            for case let view? in top.views {
+                if let original = view.retweetOf { nested.append(original) }
+                if let quoted = view.quoteOf { nested.append(quoted) }
+            }
+            let nestedMissing = nested.isEmpty ? [] : tweetEncodings.prefetch(nested)
+            if !nestedMissing.isEmpty { _ = try hydrate(nestedMissing, batch: batch) }
+        }
     }
 
     /// Traps when a second encoding type is used on this database (its cached parts would be

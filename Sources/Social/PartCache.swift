@@ -214,9 +214,10 @@ final class PartCache: Sendable {
 
     /// Starts loading what `append` will read for each of `ids`: first every slot's line, then
     /// (under each shard's lock, once the slots are on their way) the first lines of each part.
-    /// Changes nothing and counts nothing.
-    func prefetch(_ ids: some Collection<UInt64>) {
-        guard enabled else { return }
+    /// Changes nothing and counts nothing. Returns the ids it has no part for (in order).
+    @discardableResult
+    func prefetch(_ ids: some Collection<UInt64>) -> [UInt64] {
+        guard enabled else { return Array(ids) }
         for id in ids {
             let box = shard(id)
             let slots = box.slotsHint.load(ordering: .relaxed)
@@ -224,10 +225,11 @@ final class PartCache: Sendable {
             guard let base = UnsafeRawPointer(bitPattern: slots) else { continue }
             socialdb_prefetch(base + (Self.home(id) & mask) * MemoryLayout<Slot>.stride)
         }
+        var missing: [UInt64] = []
         for id in ids {
             let home = Self.home(id)
-            shard(id).state.withLock { s in
-                guard let index = s.find(id, home: home) else { return }
+            let found = shard(id).state.withLock { s -> Bool in
+                guard let index = s.find(id, home: home) else { return false }
                 let part = UnsafeRawPointer(s.slots[index].part!)
                 let end = Self.headerBytes + Int(part.load(as: UInt32.self))
                 var offset = 64
@@ -236,8 +238,11 @@ final class PartCache: Sendable {
                     socialdb_prefetch(part + offset)
                     offset += 64
                 }
+                return true
             }
+            if !found { missing.append(id) }
         }
+        return missing
     }
 
     /// The generation to pass to `install` for `id`: take it before reading what the part is

@@ -415,7 +415,7 @@ extension SocialDB {
     /// one multi-get of `batch` (records and counter keys), decoded and kept in the caches.
     /// Each cache's generation is taken before the tree is read, so a value a write replaced
     /// meanwhile is not kept.
-    private func hydrate(_ ids: [UInt64], batch: RecordBatch) throws(SocialError) -> Hydrated {
+    func hydrate(_ ids: [UInt64], batch: RecordBatch) throws(SocialError) -> Hydrated {
         batch.removeAll()
         var out = Hydrated(views: [Tweet?](repeating: nil, count: ids.count),
                            counts: [TweetCounts](repeating: TweetCounts(likes: 0, retweets: 0, replies: 0, quotes: 0), count: ids.count))
