@@ -118,7 +118,9 @@ enum SocialChild {
             let graph = try db.importFollows(path: data + "/follows.txt")
             // Settled (and timed) before the footprint is read, as SQLite's load ends with
             // wal_checkpoint(TRUNCATE): the log keeps nothing the structures already hold.
-            try db.checkpoint()
+            // SOCIALDB_BENCH_NO_CHECKPOINT=1 leaves it out, for A/B runs.
+            let settle = getenv("SOCIALDB_BENCH_NO_CHECKPOINT") == nil
+            if settle { try db.checkpoint() }
             report.follows = graph.graphEdges
             report.loadGraphSeconds = since(t0)
             report.rssAfterGraph = heldRSS()
@@ -132,7 +134,7 @@ enum SocialChild {
                 bad += r.badLines
                 file += 1
             }
-            try db.checkpoint()
+            if settle { try db.checkpoint() }
             report.loadTweetsSeconds = since(t0)
             if bad > 0 { report.notes.append("socialdb import: \(bad) bad lines") }
             report.rssAfterTweets = heldRSS()
