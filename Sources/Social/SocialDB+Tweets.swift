@@ -417,6 +417,9 @@ extension SocialDB {
     /// meanwhile is not kept.
     func hydrate(_ ids: [UInt64], batch: RecordBatch) throws(SocialError) -> Hydrated {
         batch.removeAll()
+        // Most counter keys are absent (a tweet nobody liked, retweeted, replied to or quoted):
+        // `tweetCountsCache` keeps the counts, so the record cache keeps its slots for values.
+        batch.keepsAbsent = false
         var out = Hydrated(views: [Tweet?](repeating: nil, count: ids.count),
                            counts: [TweetCounts](repeating: TweetCounts(likes: 0, retweets: 0, replies: 0, quotes: 0), count: ids.count))
         /// Per id: its record's and first counter's index in the batch (-1: cached), stamps.

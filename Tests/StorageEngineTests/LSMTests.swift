@@ -450,6 +450,39 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
         try h.close()
     }
 
+    /// A batch with `keepsAbsent` off leaves the keys it finds absent out of the record cache
+    /// (the next read of them misses it), from the memtable and from the tables; its values
+    /// are still kept, and a batch with it on keeps absent keys as before.
+    @Test func aBatchThatKeepsNoAbsentKeysLeavesThemOutOfTheRecordCache() throws {
+        let tmp = TemporaryDirectory("lsm-keeps-absent")
+        var options = smallLSMOptions(background: false)
+        options.recordCacheBytes = 256 << 10
+        let h = try TreeHarness(dir: tmp.path, options: options)
+        let present = Keys.one(.users, 1)
+        try h.tree.put(present, [9])
+        // Each case reads keys of its own: one deleted (a tombstone in the memtable, or in a
+        // table once flushed) and two never written.
+        for base: UInt64 in [100, 110, 200, 210] { try h.tree.delete(Keys.one(.users, base + 2)) }
+        for flushFirst in [false, true] {
+            if flushFirst { try h.tree.flush() }
+            for keeps in [false, true] {
+                let base = UInt64(flushFirst ? 100 : 200) + (keeps ? 10 : 0)
+                let absent = [Keys.one(.users, base + 2), Keys.one(.users, base), Keys.one(.users, base + 1)]
+                let batch = RecordBatch()
+                batch.keepsAbsent = keeps
+                for key in absent + [present] { batch.append(key: key) }
+                try h.tree.multiGet(batch)
+                for i in absent.indices { #expect(batch.value(at: i) == nil) }
+                #expect(batch.value(at: absent.count).map { Array($0) } == [9])
+                let hits = h.tree.statistics.recordCacheHits
+                #expect(try h.tree.multiGet(absent + [present]) == [nil, nil, nil, [9]])
+                let expected = hits + UInt64(keeps ? absent.count + 1 : 1)
+                #expect(h.tree.statistics.recordCacheHits == expected, "keepsAbsent \(keeps), flushed \(flushFirst)")
+            }
+        }
+        try h.close()
+    }
+
     /// A batch whose fdatasync failed was answered with an error, but its record is in the log
     /// file, and the next open replays it into the graph, the timelines and search. The tree
     /// must replay it too: a flush after the failure may not claim its LSN (found by the

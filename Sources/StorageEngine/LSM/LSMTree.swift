@@ -986,7 +986,7 @@ public final class LSMTree: @unchecked Sendable {
                             let value = Memtable.value(node)
                             batch.setValue(index, value)
                             if let cache { cache.records.insert(key, hash: hash, value: value, token: cache.token) }
-                        } else if let cache {
+                        } else if let cache, batch.keepsAbsent {
                             cache.records.insertAbsent(key, hash: hash, token: cache.token)
                         }
                         return true
@@ -1003,7 +1003,7 @@ public final class LSMTree: @unchecked Sendable {
             return
         }
         let keys = batch.missing.map { [UInt8](batch.key(at: $0)) }
-        let values = try multiGet(keys, cache: cache, probeCache: false)
+        let values = try multiGet(keys, cache: cache, probeCache: false, keepsAbsent: batch.keepsAbsent)
         for (index, value) in zip(batch.missing, values) {
             if let value { value.withUnsafeBytes { batch.setValue(index, $0) } }
         }
@@ -1016,7 +1016,7 @@ public final class LSMTree: @unchecked Sendable {
     /// `probeCache` false: the record cache was probed already (a batch's misses); what the
     /// tree returns still goes into it.
     private func multiGet(_ keys: [[UInt8]], cache: (records: RecordCache, token: UInt64)?,
-                          probeCache: Bool = true) throws(LSMError) -> [[UInt8]?] {
+                          probeCache: Bool = true, keepsAbsent: Bool = true) throws(LSMError) -> [[UInt8]?] {
         var results = [[UInt8]?](repeating: nil, count: keys.count)
         // Taken at the first key the record cache does not have: a page that hits throughout
         // never touches the tree's state lock.
@@ -1053,7 +1053,7 @@ public final class LSMTree: @unchecked Sendable {
                         let value = makeArray(Memtable.value(n))
                         results[i] = value
                         if let cache { key.withUnsafeBytes { cache.records.insert($0, hash: hash, value: value, token: cache.token) } }
-                    } else if let cache {
+                    } else if let cache, keepsAbsent {
                         key.withUnsafeBytes { cache.records.insertAbsent($0, hash: hash, token: cache.token) }
                     }
                     continue outer
@@ -1065,6 +1065,7 @@ public final class LSMTree: @unchecked Sendable {
         if snap.version.allMapped && pending.count >= Self.pipelinedArrayKeys {
             // Enough keys left for the pipelined lookups: through this thread's spare batch.
             try RecordBatch.withThreadBatch { (batch) throws(LSMError) in
+                batch.keepsAbsent = keepsAbsent
                 for p in pending { batch.append(key: keys[p.key]) }
                 batch.resetResults()
                 for j in pending.indices { batch.missing.append(j) }
@@ -1085,7 +1086,7 @@ public final class LSMTree: @unchecked Sendable {
                 }
                 guard let (t, b) = c else {
                     // Absent.
-                    if let cache { keys[p.key].withUnsafeBytes { cache.records.insertAbsent($0, hash: p.hash, token: cache.token) } }
+                    if let cache, keepsAbsent { keys[p.key].withUnsafeBytes { cache.records.insertAbsent($0, hash: p.hash, token: cache.token) } }
                     continue
                 }
                 p.table = t
@@ -1155,7 +1156,7 @@ public final class LSMTree: @unchecked Sendable {
                                 let value = makeArray(block.value(f))
                                 results[p.key] = value
                                 if let cache { cache.records.insert(user, hash: p.hash, value: value, token: cache.token) }
-                            } else if let cache {
+                            } else if let cache, keepsAbsent {
                                 cache.records.insertAbsent(user, hash: p.hash, token: cache.token)
                             }
                             return .success(true)

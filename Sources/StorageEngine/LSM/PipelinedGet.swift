@@ -93,7 +93,7 @@ extension LSMTree {
         switch p.pointee.step {
         case .table:
             guard let t = nextTable(version, user: user, &p.pointee.location) else {
-                if let cache { cache.records.insertAbsent(user, hash: p.pointee.hash, token: cache.token) }
+                if let cache, batch.keepsAbsent { cache.records.insertAbsent(user, hash: p.pointee.hash, token: cache.token) }
                 p.pointee.step = .done
                 return
             }
@@ -232,7 +232,7 @@ extension LSMTree {
                     }
                     p.pointee.step = .copy
                 } else {
-                    if let cache { cache.records.insertAbsent(user, hash: p.pointee.hash, token: cache.token) }
+                    if let cache, batch.keepsAbsent { cache.records.insertAbsent(user, hash: p.pointee.hash, token: cache.token) }
                     p.pointee.step = .done
                 }
                 return

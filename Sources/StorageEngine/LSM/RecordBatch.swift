@@ -34,6 +34,10 @@ public final class RecordBatch {
     @exclusivity(unchecked) var probes: UnsafeMutablePointer<TreeProbe>?
     @exclusivity(unchecked) var probeKeys: UnsafeMutableRawPointer?
     @exclusivity(unchecked) var probeCapacity = 0
+    /// Whether the record cache keeps the keys this batch finds absent (default true). A reader
+    /// whose keys are mostly absent and answered by a cache of its own (the Social layer's
+    /// counter keys) turns it off, so they do not take the record cache's slots from values.
+    @exclusivity(unchecked) public var keepsAbsent = true
 
     public init() {
         keyBytesCapacity = 256
@@ -223,6 +227,7 @@ extension RecordBatch {
             batch = RecordBatch()
         }
         batch.removeAll()
+        batch.keepsAbsent = true
         defer {
             if batch.count <= spareKeysMax && pthread_getspecific(spareKey) == nil {
                 pthread_setspecific(spareKey, Unmanaged.passRetained(batch).toOpaque())
