@@ -468,15 +468,26 @@ public final class SearchIndex: @unchecked Sendable {
                                                                                       times: UnsafeRawPointer(segment.times), stride: 8),
                                 floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
                         }
-                        for segment in frozenSegments {
-                            guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
-                            if let before, segment.minTweetID >= before { continue }
-                            guard prepare({ i in
-                                segment.lookup(terms.name(i), hash: terms.terms[i].hash).map { PostingCursor(frozen: segment.termInfo($0)) }
-                            }) else { continue }
-                            let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
-                            run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16),
-                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                        // Every term looked up in every frozen segment before any list is read (as
+                        // in `searchTerm`: the lookups' cache misses overlap).
+                        let segmentCount = frozenSegments.count
+                        withUnsafeTemporaryAllocation(of: FrozenSegment.TermInfo?.self, capacity: max(1, segmentCount * k)) { infoBuffer in
+                            let infos = infoBuffer.baseAddress!
+                            for s in 0..<segmentCount {
+                                let segment = frozenSegments[s]
+                                for i in 0..<k {
+                                    (infos + s * k + i).initialize(to: segment.lookup(terms.name(i), hash: terms.terms[i].hash).map { segment.termInfo($0) })
+                                }
+                            }
+                            for s in 0..<segmentCount {
+                                let segment = frozenSegments[s]
+                                guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
+                                if let before, segment.minTweetID >= before { continue }
+                                guard prepare({ i in infos[s * k + i].map(PostingCursor.init(frozen:)) }) else { continue }
+                                let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                                run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16),
+                                    floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                            }
                         }
                     }
                 }
@@ -554,15 +565,34 @@ public final class SearchIndex: @unchecked Sendable {
             evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
             Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
         }
-        for segment in frozenSegments {
-            guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
-            if let before, segment.minTweetID >= before { continue }
-            guard evaluator.prepare({ segment.lookup(terms[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
-            let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
-            let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
-            let start = results.count
-            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
-            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+        // Every distinct term looked up in every frozen segment before any list is read (as in
+        // `searchTerm`: the lookups' cache misses overlap), each term hashed once.
+        let segmentCount = frozenSegments.count
+        let termCount = terms.count
+        withUnsafeTemporaryAllocation(of: FrozenSegment.TermInfo?.self, capacity: max(1, segmentCount * termCount)) { infoBuffer in
+            let infos = infoBuffer.baseAddress!
+            for t in 0..<termCount {
+                var name = terms[t]
+                name.withUTF8 { utf8 in
+                    let key = UnsafeRawBufferPointer(utf8)
+                    let hash = FrozenSegment.hashName(key.baseAddress, key.count)
+                    for s in 0..<segmentCount {
+                        let segment = frozenSegments[s]
+                        (infos + s * termCount + t).initialize(to: segment.lookup(key, hash: hash).map { segment.termInfo($0) })
+                    }
+                }
+            }
+            for s in 0..<segmentCount {
+                let segment = frozenSegments[s]
+                guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
+                if let before, segment.minTweetID >= before { continue }
+                guard evaluator.prepare({ infos[s * termCount + $0].map(PostingCursor.init(frozen:)) }) else { continue }
+                let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
+                let start = results.count
+                evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
+                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+            }
         }
         return results
     }
