@@ -463,9 +463,12 @@ final class ActiveSegment: @unchecked Sendable {
                 if k & 15 == 0 {
                     let end = min(k + 16, keyed.count)
                     for j in k..<end { touched &+= UInt64(UInt(bitPattern: states[Int(keyed[j].term)].head)) }
+                    // The newest entries, and the names the builder copies (in the arena in
+                    // first-seen order, so scattered in name order too).
                     for j in k..<end {
                         let s = states[Int(keyed[j].term)]
                         touched &+= s.head[2 + Int(s.headCount) - 1]
+                        touched &+= UInt64(names[Int(s.nameOffset)])
                     }
                 }
                 let term = Int(t)
