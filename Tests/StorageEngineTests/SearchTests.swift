@@ -813,6 +813,22 @@ struct SearchModel {
     /// chunk slabs): thousands of distinct terms, some of them long (past the tokenizer's old
     /// 256-byte buffer) or non-ASCII, each found again by a one-term query and by the
     /// brute-force model, in the active segment and after freezing.
+    @Test func zeroPaddedHashIsTheNameHash() {
+        // The indexer hashes a term followed by 8 zero bytes with whole-word loads; frozen
+        // segments and lookups hash names with the byte loop. They must agree at every length.
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        for length in 0...40 {
+            var bytes = (0..<length).map { _ in UInt8.random(in: 1...255, using: &rng) }
+            bytes += [UInt8](repeating: 0, count: 8)
+            bytes.withUnsafeBytes { raw in
+                let (hash, prefix) = FrozenSegment.hashNameAndPrefix(zeroPadded: raw.baseAddress!, length)
+                #expect(hash == FrozenSegment.hashName(raw.baseAddress!, length), "seed \(seed) length \(length)")
+                #expect(prefix == ActiveSegment.prefixWord(raw.baseAddress!, length), "seed \(seed) length \(length)")
+            }
+        }
+    }
+
     @Test func manyDistinctTermsAreInternedAndFound() throws {
         let seed = testSeed()
         var rng = SeededRandom(seed: seed)

@@ -200,26 +200,9 @@ final class FrozenSegment: @unchecked Sendable {
         return h ^ (h &>> 31)
     }
 
-    /// `hashName` and the name's first 8 bytes, zero-padded (`ActiveSegment.prefixWord`), in
-    /// one pass: a name of fewer than 8 bytes is all tail, whose word is that prefix.
-    @inline(__always)
-    static func hashNameAndPrefix(_ base: UnsafeRawPointer, _ count: Int) -> (hash: UInt64, prefix: UInt64) {
-        if count >= 8 { return (hashName(base, count), base.loadUnaligned(as: UInt64.self)) }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        var i = 0
-        while i < count {
-            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) &<< shift
-            shift &+= 8
-            i += 1
-        }
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
-        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
-        return (h ^ (h &>> 31), tail)
-    }
-
-    /// `hashNameAndPrefix` of a name followed by at least 8 zero bytes: its tail and its prefix
-    /// are then whole-word loads (the same values as the byte loops).
+    /// `hashName` and the name's first 8 bytes, zero-padded (`ActiveSegment.prefixWord`), of a
+    /// name followed by at least 8 zero bytes (`PackedTerms` keeps them): the tail and the
+    /// prefix are then whole-word loads, the same values as `hashName`'s byte loop.
     @inline(__always)
     static func hashNameAndPrefix(zeroPadded base: UnsafeRawPointer, _ count: Int) -> (hash: UInt64, prefix: UInt64) {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
