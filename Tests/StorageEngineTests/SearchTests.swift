@@ -391,6 +391,63 @@ struct SearchModel {
         index.close()
     }
 
+    @Test func checkpointsFreezeAlongsideTheBackgroundFreezer() throws {
+        // Small segments sealed every few hundred tweets, the background thread freezing and
+        // merging them, checkpoints from a second thread (each freezes the newest sealed
+        // segment itself, possibly while the background thread freezes an older one) and
+        // deletes in between: every query sees exactly the added tweets not deleted, before
+        // and after a reopen from the last checkpoint.
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-parallel-freeze")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 300
+        options.maximumSegments = 4
+        options.mergeWidth = 2
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        let total = 3_000
+        let stop = Atomic<Bool>(false)
+        let checkpoints = Atomic<Int>(0)
+        let checkpointer = BackgroundThread {
+            while !stop.load(ordering: .acquiring) {
+                if (try? index.checkpoint()) != nil { checkpoints.add(1, ordering: .relaxed) }
+                usleep(2_000)
+            }
+        }
+        var deleted = Set<UInt64>()
+        var lsn: UInt64 = 0
+        for i in 1...total {
+            lsn += 1
+            index.add(tweet: TweetRecord(id: UInt64(i), author: 1, time: 0, text: "all w\(i % 13)"), authorHandle: nil, lsn: lsn)
+            if Int.random(in: 0..<10, using: &rng) == 0 {
+                let victim = UInt64(Int.random(in: 1...i, using: &rng))
+                lsn += 1
+                index.delete(tweetID: victim, lsn: lsn)
+                deleted.insert(victim)
+            }
+        }
+        stop.store(true, ordering: .releasing)
+        checkpointer.join()
+        #expect(checkpoints.load(ordering: .relaxed) > 0)
+        try index.checkpoint()
+        let expected = (1...total).map(UInt64.init).filter { !deleted.contains($0) }.reversed().map { $0 }
+        func check(_ index: SearchIndex, _ label: String) throws {
+            #expect(try index.search("all", limit: 100_000) == expected, "seed \(seed) \(label): all")
+            for w in [0, 5, 12] {
+                let want = expected.filter { $0 % 13 == UInt64(w) }
+                #expect(try index.search("w\(w)", limit: 100_000) == want, "seed \(seed) \(label): w\(w)")
+            }
+        }
+        try check(index, "before reopen")
+        #expect(index.statistics().sealedSegments == 0)
+        index.close()
+        let reopened = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        #expect(reopened.checkpointLSN > 0 && reopened.checkpointLSN <= lsn)
+        try check(reopened, "after reopen")
+        reopened.close()
+    }
+
     @Test func usersAndTrends() throws {
         let dir = TemporaryDirectory("search-users")
         let fs = try FileSystem(backend: .posix)
@@ -756,6 +813,22 @@ struct SearchModel {
     /// chunk slabs): thousands of distinct terms, some of them long (past the tokenizer's old
     /// 256-byte buffer) or non-ASCII, each found again by a one-term query and by the
     /// brute-force model, in the active segment and after freezing.
+    @Test func zeroPaddedHashIsTheNameHash() {
+        // The indexer hashes a term followed by 8 zero bytes with whole-word loads; frozen
+        // segments and lookups hash names with the byte loop. They must agree at every length.
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        for length in 0...40 {
+            var bytes = (0..<length).map { _ in UInt8.random(in: 1...255, using: &rng) }
+            bytes += [UInt8](repeating: 0, count: 8)
+            bytes.withUnsafeBytes { raw in
+                let (hash, prefix) = FrozenSegment.hashNameAndPrefix(zeroPadded: raw.baseAddress!, length)
+                #expect(hash == FrozenSegment.hashName(raw.baseAddress!, length), "seed \(seed) length \(length)")
+                #expect(prefix == ActiveSegment.prefixWord(raw.baseAddress!, length), "seed \(seed) length \(length)")
+            }
+        }
+    }
+
     @Test func manyDistinctTermsAreInternedAndFound() throws {
         let seed = testSeed()
         var rng = SeededRandom(seed: seed)

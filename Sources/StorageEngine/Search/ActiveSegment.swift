@@ -13,32 +13,35 @@
 /// writer never waits for them.
 final class ActiveSegment: @unchecked Sendable {
     // @unchecked: mutable state is written only under the index's write lock (see above).
+    // The mutable properties are `@exclusivity(unchecked)`: that lock already rules out
+    // overlapping accesses, and the run-time check of each access (a class property read or
+    // written in `append`, per tweet) added nothing but its cost.
     let capacity: Int
     let tweetIDs: UnsafeMutablePointer<UInt64>
     let times: UnsafeMutablePointer<UInt64>
-    private(set) var documentCount = 0
-    private(set) var postingCount = 0
+    @exclusivity(unchecked) private(set) var documentCount = 0
+    @exclusivity(unchecked) private(set) var postingCount = 0
     /// Terms are interned: each distinct term is a small integer (its index in `states`), its
     /// name's bytes in the `names` arena. A term's id is found through an open-addressing table
     /// over `termTableMask + 1` slots (a power of two, at most half full), each 0 when empty or
     /// the name's hash (`FrozenSegment.hashName`, computed by `PackedTerms` outside the lock) in
     /// the high 32 bits and the id + 1 in the low 32; only names whose hashes agree are compared.
-    private var termTable: UnsafeMutablePointer<UInt64>
-    private var termTableMask: Int
-    private var states: UnsafeMutablePointer<TermState>
-    private var stateCapacity: Int
-    private(set) var termCount = 0
-    private var names: UnsafeMutablePointer<UInt8>
-    private var namesCapacity: Int
-    private var namesCount = 0
+    @exclusivity(unchecked) private var termTable: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private var termTableMask: Int
+    @exclusivity(unchecked) private var states: UnsafeMutablePointer<TermState>
+    @exclusivity(unchecked) private var stateCapacity: Int
+    @exclusivity(unchecked) private(set) var termCount = 0
+    @exclusivity(unchecked) private var names: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private var namesCapacity: Int
+    @exclusivity(unchecked) private var namesCount = 0
     /// Chunks are carved from slabs of `slabWords` words (freed together in deinit), not
     /// allocated one by one.
-    private var slabs: [UnsafeMutablePointer<UInt64>] = []
-    private var slabNext: UnsafeMutablePointer<UInt64>?
-    private var slabRemaining = 0
+    @exclusivity(unchecked) private var slabs: [UnsafeMutablePointer<UInt64>] = []
+    @exclusivity(unchecked) private var slabNext: UnsafeMutablePointer<UInt64>?
+    @exclusivity(unchecked) private var slabRemaining = 0
     static let slabWords = 1 << 15
     /// Where `append` leaves the sum of its cache-warming loads (so they are not optimized away).
-    private var warmed: UInt64 = 0
+    @exclusivity(unchecked) private var warmed: UInt64 = 0
 
     struct TermState {
         var head: UnsafeMutablePointer<UInt64>
@@ -189,17 +192,25 @@ final class ActiveSegment: @unchecked Sendable {
     }
 
     /// A new term: its name into the arena, its state with a first chunk holding `entry`.
+    /// `bytes` is a `PackedTerms` name, followed by 8 readable bytes (its zero padding), so the
+    /// name is copied 8 bytes at a time (a `memcpy` call per short name cost more than the
+    /// copy); the arena keeps 8 bytes of room after its names for the last word's overhang.
     private func addTerm(_ bytes: UnsafeRawPointer, _ count: Int, hash: UInt64, slot: Int, entry: UInt64, doc: Int32) {
-        if namesCount + count > namesCapacity {
+        if namesCount + count + 8 > namesCapacity {
             var grown = namesCapacity * 2
-            while namesCount + count > grown { grown *= 2 }
+            while namesCount + count + 8 > grown { grown *= 2 }
             let next = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
             next.update(from: names, count: namesCount)
             names.deallocate()
             names = next
             namesCapacity = grown
         }
-        UnsafeMutableRawPointer(names + namesCount).copyMemory(from: bytes, byteCount: count)
+        let target = UnsafeMutableRawPointer(names + namesCount)
+        var copied = 0
+        repeat {
+            target.storeBytes(of: bytes.loadUnaligned(fromByteOffset: copied, as: UInt64.self), toByteOffset: copied, as: UInt64.self)
+            copied &+= 8
+        } while copied < count
         if termCount == stateCapacity { doubleBuffer(&states, count: termCount, capacity: &stateCapacity) }
         let chunk = allocateChunk(capacity: Self.chunkCapacities[0], previous: nil)
         chunk[2] = entry
@@ -371,6 +382,7 @@ final class ActiveSegment: @unchecked Sendable {
     /// Compresses this (sealed, no longer written) segment into a frozen one, dropping `deleted`.
     func freeze(number: UInt64, deleted: Set<UInt64>) -> (FrozenSegment, purged: [UInt64]) {
         var builder = SegmentBuilder(number: number)
+        builder.reserve(documents: documentCount, terms: termCount, nameBytes: namesCount, postings: postingCount)
         var newDocument = [Int32](repeating: -1, count: documentCount)
         var purged: [UInt64] = []
         var next: Int32 = 0
@@ -429,14 +441,19 @@ final class ActiveSegment: @unchecked Sendable {
             }
             runStart = runEnd
         }
-        // Each term's documents and one document's positions in scratch buffers: a list has at
-        // most `documentCount` documents. Walking the chunks backwards gives documents newest
-        // first (list order) and each document's positions decreasing.
+        // Each term's postings collected whole in scratch buffers, then handed to the builder
+        // in one call: its documents and each one's start in the positions (a list has at most
+        // `documentCount` documents), and all its positions (grown when a term has more).
+        // Walking the chunks backwards gives documents newest first (list order) and each
+        // document's positions decreasing. Without deletes every document keeps its number.
         let docs = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, documentCount))
         defer { docs.deallocate() }
-        var positions = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
-        var positionsCapacity = 64
+        let starts = UnsafeMutablePointer<Int>.allocate(capacity: max(1, documentCount))
+        defer { starts.deallocate() }
+        var positions = UnsafeMutablePointer<UInt32>.allocate(capacity: 1024)
+        var positionsCapacity = 1024
         defer { positions.deallocate() }
+        let renumbered = !purged.isEmpty
         var touched: UInt64 = 0
         newDocument.withUnsafeBufferPointer { mapping in
             for (k, (_, t)) in keyed.enumerated() {
@@ -446,43 +463,48 @@ final class ActiveSegment: @unchecked Sendable {
                 if k & 15 == 0 {
                     let end = min(k + 16, keyed.count)
                     for j in k..<end { touched &+= UInt64(UInt(bitPattern: states[Int(keyed[j].term)].head)) }
+                    // The newest entries, and the names the builder copies (in the arena in
+                    // first-seen order, so scattered in name order too).
                     for j in k..<end {
                         let s = states[Int(keyed[j].term)]
                         touched &+= s.head[2 + Int(s.headCount) - 1]
+                        touched &+= UInt64(names[Int(s.nameOffset)])
                     }
                 }
                 let term = Int(t)
-                builder.beginTerm()
                 var n = 0
-                var current: Int32 = -1
                 var held = 0
+                var current: Int32 = -1
                 var chunk: UnsafePointer<UInt64>? = UnsafePointer(states[term].head)
                 var count = Int(states[term].headCount)
                 while let c = chunk {
-                    var i = count - 1
+                    var i = count &- 1
                     while i >= 0 {
-                        let entry = c[2 + i]
+                        let entry = c[2 &+ i]
+                        i &-= 1
                         let d = Int32(truncatingIfNeeded: entry >> 32)
-                        let mapped = mapping[Int(d)]
-                        if mapped >= 0 {
-                            if d != current {
-                                if held > 0 { builder.addPosting(UnsafeBufferPointer(start: positions, count: held), descending: true) }
-                                current = d
-                                docs[n] = UInt32(mapped)
-                                n += 1
-                                held = 0
-                            }
-                            if held == positionsCapacity { doubleBuffer(&positions, count: held, capacity: &positionsCapacity) }
-                            positions[held] = UInt32(truncatingIfNeeded: entry)
-                            held += 1
+                        var mapped = d
+                        if renumbered {
+                            mapped = mapping[Int(d)]
+                            if mapped < 0 { continue }
                         }
-                        i -= 1
+                        if d != current {
+                            current = d
+                            docs[n] = UInt32(bitPattern: mapped)
+                            starts[n] = held
+                            n &+= 1
+                        }
+                        if held == positionsCapacity { doubleBuffer(&positions, count: held, capacity: &positionsCapacity) }
+                        positions[held] = UInt32(truncatingIfNeeded: entry)
+                        held &+= 1
                     }
                     chunk = UnsafePointer(bitPattern: UInt(c[0]))
                     if let p = chunk { count = Int(p[1]) }
                 }
-                if held > 0 { builder.addPosting(UnsafeBufferPointer(start: positions, count: held), descending: true) }
-                if n > 0 { builder.endTerm(name(term), docs: UnsafeBufferPointer(start: docs, count: n)) }
+                if n > 0 {
+                    builder.addTerm(name(term), docs: UnsafeBufferPointer(start: docs, count: n), starts: UnsafeBufferPointer(start: starts, count: n),
+                                    values: UnsafeBufferPointer(start: positions, count: held), descending: true, hash: states[term].hash)
+                }
             }
         }
         warmed = touched
@@ -543,9 +565,10 @@ struct PackedTerms: ~Copyable {
         if ownsTerms { terms.deallocate() }
     }
 
-    /// Makes room for `n` more bytes (committed or pending) without growing.
+    /// Makes room for `n` more bytes (committed or pending) without growing, and 8 more after
+    /// them (a committed term is followed by 8 zero bytes while it is hashed).
     mutating func reserveBytes(_ n: Int) {
-        let needed = byteCount + pendingLength + n
+        let needed = byteCount + pendingLength + n + 8
         if needed <= byteCapacity { return }
         var grown = byteCapacity * 2
         while grown < needed { grown *= 2 }
@@ -580,7 +603,11 @@ struct PackedTerms: ~Copyable {
             termCapacity *= 2
             ownsTerms = true
         }
-        let (hash, prefix) = FrozenSegment.hashNameAndPrefix(UnsafeRawPointer(bytes + offset), length)
+        // Eight zero bytes after the name (room kept by `reserveBytes`; the next term, if any,
+        // overwrites them), so the hash reads its tail and prefix as whole words.
+        let end = UnsafeMutableRawPointer(bytes + offset + length)
+        end.storeBytes(of: UInt64(0), as: UInt64.self)
+        let (hash, prefix) = FrozenSegment.hashNameAndPrefix(zeroPadded: UnsafeRawPointer(bytes + offset), length)
         (terms + count).initialize(to: Term(offset: UInt32(offset), length: UInt32(length), position: position, hash: hash, prefix: prefix))
         count &+= 1
     }
@@ -639,7 +666,12 @@ extension PackedTerms {
         let done = handle.withUTF8 { utf8 -> Bool in
             guard SearchTokenizer.isASCII(utf8) else { return false }
             reserveBytes(5 + utf8.count)
-            for b: UInt8 in [0x66, 0x72, 0x6F, 0x6D, 0x3A] { put(b) }
+            // "from:" (five puts: an array literal here may be an allocation per tweet).
+            put(0x66)
+            put(0x72)
+            put(0x6F)
+            put(0x6D)
+            put(0x3A)
             for b in utf8 { put(SearchTokenizer.lowerByte(b)) }
             return true
         }

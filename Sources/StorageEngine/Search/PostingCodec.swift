@@ -139,7 +139,7 @@ public enum PostingCodec {
             precondition(docs[i] < docs[i - 1], "posting documents must strictly decrease")
             let gap = docs[i - 1] &- docs[i] &- 1
             maximum |= gap
-            sum += UInt64(gap)
+            sum &+= UInt64(gap)
             i += 1
         }
         let width = bitWidth(maximum)
@@ -207,66 +207,6 @@ public enum PostingCodec {
                 bestK = -1
             }
         }
-        func write(_ writer: inout BitWriter) {
-            if useEliasFano {
-                writer.byte(eliasFanoFlag | UInt8(bestL))
-                if bestL > 0 {
-                    let low = (UInt64(1) << UInt64(bestL)) &- 1
-                    i = from + 1
-                    while i < to {
-                        writer.put(UInt64(first &- docs[i] &- 1) & low, bits: bestL)
-                        i += 1
-                    }
-                    writer.finish()
-                }
-                var previousHigh = 0
-                i = from + 1
-                while i < to {
-                    let high = Int((first &- docs[i] &- 1) >> UInt32(bestL))
-                    var zeros = high - previousHigh
-                    previousHigh = high
-                    while zeros >= 32 {
-                        writer.put(0, bits: 32)
-                        zeros -= 32
-                    }
-                    writer.put(UInt64(1) << UInt64(zeros), bits: zeros + 1)
-                    i += 1
-                }
-                writer.finish()
-                return
-            }
-            if bestK < 0 {
-                writer.byte(UInt8(width))
-                guard width > 0 else { return }
-                i = from + 1
-                while i < to {
-                    writer.put(UInt64(docs[i - 1] &- docs[i] &- 1), bits: width)
-                    i += 1
-                }
-            } else {
-                writer.byte(riceFlag | UInt8(bestK))
-                let low = (UInt64(1) << UInt64(bestK)) &- 1
-                if bestK > 0 {
-                    i = from + 1
-                    while i < to {
-                        writer.put(UInt64(docs[i - 1] &- docs[i] &- 1) & low, bits: bestK)
-                        i += 1
-                    }
-                    writer.finish()
-                }
-                i = from + 1
-                while i < to {
-                    var quotient = Int(UInt64(docs[i - 1] &- docs[i] &- 1) >> UInt64(bestK))
-                    while quotient >= 32 {
-                        writer.put(0, bits: 32)
-                        quotient -= 32
-                    }
-                    writer.put(UInt64(1) << UInt64(quotient), bits: quotient + 1)
-                    i += 1
-                }
-            }
-            writer.finish()
-        }
         // The body is written straight into the sink, 8 bytes at a time (an array append per
         // byte cost most of a freeze's coding). No body exceeds 1 + 127 * 32 bits (bit-packed)
         // by more than a quarter (a bitmap is taken at most 5/4 of the best coding,
@@ -274,9 +214,88 @@ public enum PostingCodec {
         // room holds it.
         out.reserve(1024)
         var writer = BitWriter(base: out.base + out.count)
-        write(&writer)
+        if useEliasFano {
+            writeEliasFano(docs, from: from, to: to, l: bestL, into: &writer)
+        } else if bestK < 0 {
+            writePacked(docs, from: from, to: to, width: width, into: &writer)
+        } else {
+            writeRice(docs, from: from, to: to, k: bestK, into: &writer)
+        }
         precondition(writer.offset <= 1024 - 8, "a block body outgrew its room")
         out.extend(by: writer.offset)
+    }
+
+    // The three body writers take everything they need as arguments (as one local function
+    // capturing the encoder's variables, each `put` went through memory, and inlining it
+    // boxed the captured variables on the heap).
+
+    /// An Elias-Fano body of the block `docs[from..<to]` with `l` low bits.
+    @inline(__always)
+    private static func writeEliasFano(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, l: Int, into writer: inout BitWriter) {
+        let first = docs[from]
+        writer.byte(eliasFanoFlag | UInt8(l))
+        if l > 0 {
+            let low = (UInt64(1) << UInt64(l)) &- 1
+            var i = from &+ 1
+            while i < to {
+                writer.put(UInt64(first &- docs[i] &- 1) & low, bits: l)
+                i &+= 1
+            }
+            writer.finish()
+        }
+        var previousHigh = 0
+        var i = from &+ 1
+        while i < to {
+            let high = Int((first &- docs[i] &- 1) >> UInt32(l))
+            var zeros = high &- previousHigh
+            previousHigh = high
+            while zeros >= 32 {
+                writer.put(0, bits: 32)
+                zeros &-= 32
+            }
+            writer.put(UInt64(1) << UInt64(zeros), bits: zeros &+ 1)
+            i &+= 1
+        }
+        writer.finish()
+    }
+
+    /// A bit-packed body of the block `docs[from..<to]`, `width` bits a gap.
+    @inline(__always)
+    private static func writePacked(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, width: Int, into writer: inout BitWriter) {
+        writer.byte(UInt8(width))
+        guard width > 0 else { return }
+        var i = from &+ 1
+        while i < to {
+            writer.put(UInt64(docs[i &- 1] &- docs[i] &- 1), bits: width)
+            i &+= 1
+        }
+        writer.finish()
+    }
+
+    /// A Rice body of the block `docs[from..<to]` with parameter `k`.
+    @inline(__always)
+    private static func writeRice(_ docs: UnsafeBufferPointer<UInt32>, from: Int, to: Int, k: Int, into writer: inout BitWriter) {
+        writer.byte(riceFlag | UInt8(k))
+        let low = (UInt64(1) << UInt64(k)) &- 1
+        if k > 0 {
+            var i = from &+ 1
+            while i < to {
+                writer.put(UInt64(docs[i &- 1] &- docs[i] &- 1) & low, bits: k)
+                i &+= 1
+            }
+            writer.finish()
+        }
+        var i = from &+ 1
+        while i < to {
+            var quotient = Int(UInt64(docs[i &- 1] &- docs[i] &- 1) >> UInt64(k))
+            while quotient >= 32 {
+                writer.put(0, bits: 32)
+                quotient &-= 32
+            }
+            writer.put(UInt64(1) << UInt64(quotient), bits: quotient &+ 1)
+            i &+= 1
+        }
+        writer.finish()
     }
 
     /// Writes bits LSB first into a buffer, 8 bytes at a time (the buffer has room for 8 bytes

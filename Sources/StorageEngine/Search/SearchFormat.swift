@@ -132,8 +132,9 @@ final class FrozenSegment: @unchecked Sendable {
     let termSlots: UnsafeMutablePointer<UInt64>
     let termSlotMask: Int
 
-    /// Takes ownership of a verified image.
-    init(image: UnsafeMutableRawBufferPointer) {
+    /// Takes ownership of a verified image. `hashes`, when given, holds each term's `hashName`
+    /// in term order (a builder that knows them spares the table's build hashing every name).
+    init(image: UnsafeMutableRawBufferPointer, hashes: UnsafePointer<UInt64>? = nil) {
         self.image = image
         let raw = UnsafeRawBufferPointer(image)
         number = raw.loadLE(UInt64.self, at: 16)
@@ -150,14 +151,21 @@ final class FrozenSegment: @unchecked Sendable {
         names = section(2).0
         (postings, postingsBytes) = section(3)
         (positions, positionsBytes) = section(4)
+        minTweetID = documentCount == 0 ? .max : UInt64(littleEndian: documents.loadUnaligned(as: UInt64.self))
+        maxTweetID = documentCount == 0 ? 0 : UInt64(littleEndian: documents.loadUnaligned(fromByteOffset: (documentCount - 1) * 16, as: UInt64.self))
         var slots = 16
         while slots < 2 * termCount { slots <<= 1 }
         termSlotMask = slots - 1
         termSlots = .allocate(capacity: slots)
         termSlots.initialize(repeating: 0, count: slots)
         for t in 0..<termCount {
-            let name = termName(t)
-            let h = Self.hashName(name.baseAddress, name.count)
+            let h: UInt64
+            if let hashes {
+                h = hashes[t]
+            } else {
+                let name = termName(t)
+                h = Self.hashName(name.baseAddress, name.count)
+            }
             var slot = Int(truncatingIfNeeded: h) & termSlotMask
             while termSlots[slot] != 0 { slot = (slot + 1) & termSlotMask }
             termSlots[slot] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(t + 1)
@@ -192,22 +200,21 @@ final class FrozenSegment: @unchecked Sendable {
         return h ^ (h &>> 31)
     }
 
-    /// `hashName` and the name's first 8 bytes, zero-padded (`ActiveSegment.prefixWord`), in
-    /// one pass: a name of fewer than 8 bytes is all tail, whose word is that prefix.
+    /// `hashName` and the name's first 8 bytes, zero-padded (`ActiveSegment.prefixWord`), of a
+    /// name followed by at least 8 zero bytes (`PackedTerms` keeps them): the tail and the
+    /// prefix are then whole-word loads, the same values as `hashName`'s byte loop.
     @inline(__always)
-    static func hashNameAndPrefix(_ base: UnsafeRawPointer, _ count: Int) -> (hash: UInt64, prefix: UInt64) {
-        if count >= 8 { return (hashName(base, count), base.loadUnaligned(as: UInt64.self)) }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        var i = 0
-        while i < count {
-            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) &<< shift
-            shift &+= 8
-            i += 1
-        }
+    static func hashNameAndPrefix(zeroPadded base: UnsafeRawPointer, _ count: Int) -> (hash: UInt64, prefix: UInt64) {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
+        var i = 0
+        while i &+ 8 <= count {
+            h = (h ^ UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* 0xFF51_AFD7_ED55_8CCD
+            h = (h &<< 29) | (h &>> 35)
+            i &+= 8
+        }
+        let tail = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
         h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
-        return (h ^ (h &>> 31), tail)
+        return (h ^ (h &>> 31), UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
     }
 
     var fileBytes: Int { image.count }
@@ -215,8 +222,10 @@ final class FrozenSegment: @unchecked Sendable {
     @inline(__always) func tweetID(_ doc: Int) -> UInt64 { UInt64(littleEndian: documents.loadUnaligned(fromByteOffset: doc * 16, as: UInt64.self)) }
     @inline(__always) func time(_ doc: Int) -> UInt64 { UInt64(littleEndian: documents.loadUnaligned(fromByteOffset: doc * 16 + 8, as: UInt64.self)) }
 
-    var minTweetID: UInt64 { documentCount == 0 ? .max : tweetID(0) }
-    var maxTweetID: UInt64 { documentCount == 0 ? 0 : tweetID(documentCount - 1) }
+    /// The first and last documents' tweet ids, kept here (each query reads them per segment,
+    /// and from the image each would be a cache miss of its own).
+    let minTweetID: UInt64
+    let maxTweetID: UInt64
 
     /// The number of documents with a tweet id below `id` (binary search).
     func documents(below id: UInt64) -> Int {
@@ -353,8 +362,10 @@ final class FrozenSegment: @unchecked Sendable {
 
     // MARK: Verification
 
-    /// Checks magic, version, checksums and bounds; returns what is wrong, or nil.
-    static func verify(_ raw: UnsafeRawBufferPointer) -> String? {
+    /// Checks magic, version, checksums and bounds; returns what is wrong, or nil. The segment
+    /// builder checks its own image without the section checksums it has just computed
+    /// (`checkingSections: false`): every other check runs.
+    static func verify(_ raw: UnsafeRawBufferPointer, checkingSections: Bool = true) -> String? {
         guard raw.count >= SearchFormat.headerBytes + SearchFormat.footerBytes else { return "file too short (\(raw.count) bytes)" }
         guard SearchFormat.magic.elementsEqual(raw[0..<8]) else { return "bad magic" }
         let version = raw.loadLE(UInt32.self, at: 8)
@@ -379,8 +390,10 @@ final class FrozenSegment: @unchecked Sendable {
             }
             // Alignment padding is zeros: no byte of the file is outside every check.
             if let pad = raw[previousEnd..<offset].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
-            let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]), seed: SearchFormat.sectionSeed)
-            guard sum == raw.loadLE(UInt64.self, at: footer + i * 24 + 16) else { return "section \(i) (offset \(offset), \(length) bytes) checksum mismatch" }
+            if checkingSections {
+                let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]), seed: SearchFormat.sectionSeed)
+                guard sum == raw.loadLE(UInt64.self, at: footer + i * 24 + 16) else { return "section \(i) (offset \(offset), \(length) bytes) checksum mismatch" }
+            }
             sections.append((offset, length))
             previousEnd = offset + length
         }
@@ -407,7 +420,7 @@ final class FrozenSegment: @unchecked Sendable {
                 return "term \(i) out of bounds"
             }
             let name = UnsafeRawBufferPointer(rebasing: raw[(sections[2].0 + nameOffset)..<(sections[2].0 + nameOffset + nameLength)])
-            if let previousName, compare(previousName, name) >= 0 { return "term \(i): names not increasing" }
+            if let previousName, compareWords(previousName, name) >= 0 { return "term \(i): names not increasing" }
             previousName = name
         }
         return nil
@@ -423,6 +436,9 @@ struct SegmentBuilder: ~Copyable {
     private var names = ByteSink()
     private var postings = ByteSink()
     private var positions = ByteSink()
+    /// Each term's `FrozenSegment.hashName`, in term order (u64 each), handed to the segment's
+    /// in-memory term table so that it does not hash every name again.
+    private var hashes = ByteSink()
     private(set) var documentCount = 0
     private(set) var termCount = 0
     private(set) var postingCount = 0
@@ -436,19 +452,23 @@ struct SegmentBuilder: ~Copyable {
     /// Elias-Fano blocks; 3: no positions checkpoints) for tests that need a segment as an
     /// older build wrote it.
     let version: UInt32
-    /// Format 4 on: where the current block's checkpoint table starts in `positions` (room for
-    /// the largest table is made there when the block reaches its 17th posting; most blocks,
-    /// those of rare terms, never do and have no table), where its positions start, and the
-    /// offsets in them of postings 16, 32, ... of the block.
-    private var blockTableStart = 0
-    private var blockStreamStart = 0
-    private var blockMarks: [UInt32] = []
-    private static let largestTableBytes = (PostingCodec.blockSize - 1) / PostingCodec.positionCheckpointInterval * 4
 
     init(number: UInt64, version: UInt32 = SearchFormat.formatVersion) {
         precondition(version >= SearchFormat.oldestReadableVersion && version <= SearchFormat.formatVersion, "segment format \(version) is not written")
         self.number = number
         self.version = version
+    }
+
+    /// Makes room up front for a segment of about these sizes (a freeze knows them), so the
+    /// sections do not grow by copying (they still grow if the guess falls short).
+    mutating func reserve(documents documentCount: Int, terms: Int, nameBytes: Int, postings postingCount: Int) {
+        documents.reserve(documentCount * SearchFormat.documentBytes)
+        termEntries.reserve(terms * SearchFormat.termEntryBytes)
+        names.reserve(nameBytes)
+        hashes.reserve(terms * 8)
+        // About 1.5 bytes a posting of documents and 2.2 of positions, with room to spare.
+        postings.reserve(postingCount * 2 + 4096)
+        positions.reserve(postingCount * 3 + 4096)
     }
 
     mutating func addDocument(tweetID: UInt64, time: UInt64) {
@@ -465,28 +485,13 @@ struct SegmentBuilder: ~Copyable {
     }
 
     mutating func addTerm(_ name: UnsafeRawBufferPointer, docs: [UInt32], positionStarts: [Int], positionValues: [UInt32]) {
-        precondition(!docs.isEmpty && docs.count == positionStarts.count, "a term needs postings")
-        beginTerm()
-        positionValues.withUnsafeBufferPointer { values in
-            for i in 0..<docs.count {
-                let start = positionStarts[i]
-                let end = i + 1 < docs.count ? positionStarts[i + 1] : values.count
-                addPosting(UnsafeBufferPointer(rebasing: values[start..<end]), descending: false)
+        docs.withUnsafeBufferPointer { docs in
+            positionStarts.withUnsafeBufferPointer { starts in
+                positionValues.withUnsafeBufferPointer { values in
+                    addTerm(name, docs: docs, starts: starts, values: values, descending: false)
+                }
             }
         }
-        docs.withUnsafeBufferPointer { endTerm(name, docs: $0) }
-    }
-
-    // The streaming form of `addTerm` (what a freeze uses: no arrays per term): `beginTerm`,
-    // then `addPosting` once per document in list order, then `endTerm` with the documents.
-
-    private var termPositionsStart = 0
-    private var termPostings = 0
-
-    mutating func beginTerm() {
-        termPositionsStart = positions.count
-        termPostings = 0
-        blockOffsetCount = 0
     }
 
     @inline(__always)
@@ -495,66 +500,82 @@ struct SegmentBuilder: ~Copyable {
         blockOffsetCount += 1
     }
 
-    /// Format 4 on: a block's positions start here (its table, if it gets one, too).
-    @inline(__always)
-    private mutating func beginBlock() {
-        blockTableStart = positions.count
-        blockStreamStart = positions.count
-        if !blockMarks.isEmpty { blockMarks.removeAll(keepingCapacity: true) }
-    }
-
-    /// Format 4 on: at a block's 17th posting, room for the largest table before its positions
-    /// (the first 16 postings' runs move up).
-    private mutating func makeTableRoom() {
-        let streamBytes = positions.count - blockStreamStart
-        positions.appendZeros(Self.largestTableBytes)
-        let (tableStart, room) = (blockTableStart, Self.largestTableBytes)
-        let base = positions.base
-        (base + tableStart + room).copyMemory(from: base + tableStart, byteCount: streamBytes)
-        (base + tableStart).initializeMemory(as: UInt8.self, repeating: 0, count: room)
-        blockStreamStart = blockTableStart + room
-    }
-
-    /// Format 4 on: writes the finished block's table into its room, moving the block's
-    /// positions back over the room a shorter block's table leaves unused.
-    private mutating func finishBlock() {
-        defer { addBlockOffset(UInt32(blockTableStart - termPositionsStart)) }
-        if blockMarks.isEmpty { return }
-        let tableBytes = blockMarks.count * 4
-        let unused = Self.largestTableBytes - tableBytes
-        let streamBytes = positions.count - blockStreamStart
-        let tableStart = blockTableStart
-        let raw = positions.mutableBytes
-        let base = raw.baseAddress!
-        if unused > 0 && streamBytes > 0 {
-            (base + tableStart + tableBytes).copyMemory(from: base + tableStart + Self.largestTableBytes, byteCount: streamBytes)
-        }
-        for k in 0..<blockMarks.count { raw.storeLE(blockMarks[k], at: tableStart + k * 4) }
-        if unused > 0 { positions.removeLast(unused) }
-    }
-
-    /// The next posting's positions: increasing, or decreasing when `descending` (they are
-    /// written increasing either way).
-    mutating func addPosting(_ values: UnsafeBufferPointer<UInt32>, descending: Bool) {
-        precondition(!values.isEmpty, "a posting needs a position")
-        let inBlock = termPostings % PostingCodec.blockSize
-        termPostings += 1
-        if version >= 4 {
-            if inBlock == 0 {
-                if termPostings > 1 { finishBlock() }
-                beginBlock()
-            } else if inBlock % PostingCodec.positionCheckpointInterval == 0 {
-                if blockMarks.isEmpty { makeTableRoom() }
-                blockMarks.append(UInt32(positions.count - blockStreamStart))
+    /// Adds a term with all its postings at once (a freeze collects each term's in scratch
+    /// buffers first, so every block's size, and so its checkpoint table's, is known before
+    /// its positions are written): `docs` strictly decreasing (below `documentCount`), and
+    /// posting i's positions `values[starts[i] ..< starts[i + 1]]` (the last run ends at the
+    /// end of `values`), increasing, or decreasing when `descending` (the order a freeze reads
+    /// them in; they are written increasing either way). The name comes after the previous
+    /// term's in byte order; `hash` is its `FrozenSegment.hashName` when the caller knows it
+    /// (else it is computed here).
+    mutating func addTerm(_ name: UnsafeRawBufferPointer, docs: UnsafeBufferPointer<UInt32>, starts: UnsafeBufferPointer<Int>,
+                          values: UnsafeBufferPointer<UInt32>, descending: Bool, hash: UInt64? = nil) {
+        let count = docs.count
+        precondition(count > 0 && starts.count == count, "a term needs postings, one run of positions each")
+        let termPositionsStart = positions.count
+        blockOffsetCount = 0
+        let interval = PostingCodec.positionCheckpointInterval
+        var from = 0
+        while from < count {
+            let to = min(count, from + PostingCodec.blockSize)
+            // The block's positions: from format 4 on, a checkpoint table first (its entry k
+            // is the offset of posting 16k's run from the table's end), then the runs.
+            let tableStart = positions.count
+            let marks = version >= 4 ? (to - from - 1) / interval : 0
+            if marks > 0 { positions.appendZeros(marks * 4) }
+            let streamStart = positions.count
+            addBlockOffset(UInt32(tableStart - termPositionsStart))
+            var i = from
+            var mark = 0
+            while true {
+                let groupEnd = min(to, i + interval)
+                while i < groupEnd {
+                    writeRun(values, from: starts[i], to: i + 1 < count ? starts[i + 1] : values.count, descending: descending)
+                    i += 1
+                }
+                if i == to { break }
+                if marks > 0 {
+                    positions.mutableBytes.storeLE(UInt32(positions.count - streamStart), at: tableStart + mark * 4)
+                    mark += 1
+                }
             }
-        } else if inBlock == 0 {
-            addBlockOffset(UInt32(positions.count - termPositionsStart))
+            from = to
         }
-        let n = values.count
+        let ordered = termCount == 0 || FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: names.bytes[lastNameStart...]), name) < 0
+        precondition(ordered, "terms must be added in increasing byte order")
+        lastNameStart = names.count
+        let postingsOffset = postings.count
+        PostingCodec.encode(docs, blockPositionOffsets: blockOffsets, eliasFano: version >= 3, into: &postings)
+        // The 32-byte entry in one append (six appendLE calls cost more than the rest of a
+        // one-posting term).
+        let entry = (UInt32(names.count).littleEndian, UInt32(name.count).littleEndian, UInt32(count).littleEndian, UInt32(0),
+                     UInt64(postingsOffset).littleEndian, UInt64(termPositionsStart).littleEndian)
+        withUnsafeBytes(of: entry) { termEntries.append($0) }
+        names.append(name)
+        assert(hash == nil || hash == FrozenSegment.hashName(name.baseAddress, name.count), "a term's given hash is not its name's")
+        hashes.appendLE(hash ?? FrozenSegment.hashName(name.baseAddress, name.count))
+        termCount += 1
+        postingCount += count
+    }
+
+    /// One posting's positions `values[start ..< end]` (at least one): their count, then the
+    /// first and each later one minus the one before minus 1, as varints. A single position
+    /// below 128 (most postings) is the two bytes [1, p] in one store.
+    @inline(__always)
+    private mutating func writeRun(_ values: UnsafeBufferPointer<UInt32>, from start: Int, to end: Int, descending: Bool) {
+        let n = end - start
+        precondition(n > 0, "a posting needs a position")
+        if n == 1 {
+            let p = values[start]
+            if p < 0x80 {
+                positions.appendLE(UInt16(1) | UInt16(truncatingIfNeeded: p) << 8)
+                return
+            }
+        }
         positions.appendVarint(UInt64(n))
         var previous: UInt32 = 0
         for k in 0..<n {
-            let p = descending ? values[n - 1 - k] : values[k]
+            let p = descending ? values[end - 1 - k] : values[start + k]
             let v = k == 0 ? p : p &- previous &- 1
             if v < 0x80 {
                 positions.append(UInt8(truncatingIfNeeded: v))
@@ -563,28 +584,6 @@ struct SegmentBuilder: ~Copyable {
             }
             previous = p
         }
-    }
-
-    /// Ends the term begun last: its name (after the previous term's in byte order) and its
-    /// documents (strictly decreasing, one per `addPosting`).
-    mutating func endTerm(_ name: UnsafeRawBufferPointer, docs: UnsafeBufferPointer<UInt32>) {
-        precondition(!docs.isEmpty && docs.count == termPostings, "a term needs postings, one per document")
-        if version >= 4 { finishBlock() }
-        if termCount > 0 {
-            let ordered = FrozenSegment.compareWords(UnsafeRawBufferPointer(rebasing: names.bytes[lastNameStart...]), name) < 0
-            precondition(ordered, "terms must be added in increasing byte order")
-        }
-        lastNameStart = names.count
-        let postingsOffset = postings.count
-        PostingCodec.encode(docs, blockPositionOffsets: blockOffsets, eliasFano: version >= 3, into: &postings)
-        // The 32-byte entry in one append (six appendLE calls cost more than the rest of a
-        // one-posting term).
-        let entry = (UInt32(names.count).littleEndian, UInt32(name.count).littleEndian, UInt32(docs.count).littleEndian, UInt32(0),
-                     UInt64(postingsOffset).littleEndian, UInt64(termPositionsStart).littleEndian)
-        withUnsafeBytes(of: entry) { termEntries.append($0) }
-        names.append(name)
-        termCount += 1
-        postingCount += docs.count
     }
 
     consuming func finish() -> FrozenSegment {
@@ -602,7 +601,17 @@ struct SegmentBuilder: ~Copyable {
         let footer = size
         size += SearchFormat.footerBytes
         let image = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
-        image.initializeMemory(as: UInt8.self, repeating: 0)
+        // Every byte gets written once: the header and footer zeroed and then filled, the
+        // sections copied, and only the alignment padding between them zeroed (zeroing the
+        // whole image first was another pass over megabytes).
+        let base = image.baseAddress!
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: SearchFormat.headerBytes)
+        var zeroFrom = SearchFormat.headerBytes
+        for (i, part) in parts.enumerated() {
+            (base + zeroFrom).initializeMemory(as: UInt8.self, repeating: 0, count: offsets[i] - zeroFrom)
+            zeroFrom = offsets[i] + part.count
+        }
+        (base + zeroFrom).initializeMemory(as: UInt8.self, repeating: 0, count: size - zeroFrom)
         for (i, byte) in SearchFormat.magic.enumerated() { image[i] = byte }
         image.storeLE(version, at: 8)
         image.storeLE(number, at: 16)
@@ -621,9 +630,10 @@ struct SegmentBuilder: ~Copyable {
         image.storeLE(Checksum.xxh3(UnsafeRawBufferPointer(rebasing: image[footer..<(footer + 128)]), seed: SearchFormat.footerSeed),
                       at: footer + 128)
         // Check before it can reach the disk, as a reader will after it comes back.
-        if let problem = FrozenSegment.verify(UnsafeRawBufferPointer(image)) {
+        // (The section checksums were computed just above from these bytes: not again.)
+        if let problem = FrozenSegment.verify(UnsafeRawBufferPointer(image), checkingSections: false) {
             preconditionFailure("search segment builder produced an invalid image: \(problem)")
         }
-        return FrozenSegment(image: image)
+        return FrozenSegment(image: image, hashes: UnsafeRawPointer(hashes.base).assumingMemoryBound(to: UInt64.self))
     }
 }

@@ -27,7 +27,13 @@ import Synchronization
 ///   only to take a snapshot (segment references, the active segment's document count and the
 ///   query terms' chunk heads) and then evaluate without any lock, so a query never waits for
 ///   freezing, merging or I/O, and an add never waits for a query to finish.
-/// - `maintenance` serializes freezes, merges and checkpoints (one at a time); they build
+/// - Freezes run outside `maintenance`: a thread claims the oldest sealed segment nobody is
+///   freezing (under `lock`), freezes it, and parks the result in its `Sealed` entry; results
+///   are published (moved to `frozen`, their tombstones purged, `frozenLSN` advanced) strictly
+///   in sealing order, so a checkpoint can freeze the newest sealed segment on its own thread
+///   while the background thread still freezes an older one, and `frozenLSN` never covers a
+///   segment that is not frozen. `published` wakes whoever waits for a segment to be published.
+/// - `maintenance` serializes merges and checkpoints' file writes (one at a time); they build
 ///   outside `lock` and switch lists under it.
 /// - users and trends each sit behind their own mutex.
 public final class SearchIndex: @unchecked Sendable {
@@ -50,21 +56,25 @@ public final class SearchIndex: @unchecked Sendable {
     public let options: Options
 
     private let lock = ReadWriteLock()
-    private var active: ActiveSegment
-    private var sealed: [(segment: ActiveSegment, lsn: UInt64)] = []
+    // What every add and query reads or writes under `lock` is `@exclusivity(unchecked)`: the
+    // lock rules out overlapping accesses, so the run-time check per access was only a cost.
+    @exclusivity(unchecked) private var active: ActiveSegment
+    @exclusivity(unchecked) private var sealed: [Sealed] = []
     private var frozen: [FrozenSegment] = [] {
         didSet { frozenNewestFirst = Self.newestFirst(frozen) }
     }
     /// `frozen` ordered by newest tweet id, kept for queries (which would otherwise sort).
-    private var frozenNewestFirst: [FrozenSegment] = []
-    private var tombstones = Set<UInt64>()
-    private var applied: UInt64
+    @exclusivity(unchecked) private var frozenNewestFirst: [FrozenSegment] = []
+    @exclusivity(unchecked) private var tombstones = Set<UInt64>()
+    @exclusivity(unchecked) private var applied: UInt64
     private var frozenLSN: UInt64
     private var checkpointed: UInt64
     private var nextSegmentNumber: UInt64
     private var persisted = Set<UInt64>()
 
     private let maintenance = ConditionLock()
+    /// Broadcast after frozen segments are published (see `freezeSealed`).
+    private let published = ConditionLock()
     private let signal = ConditionLock()
     private var workPending = false
     private var stopping = false
@@ -91,6 +101,21 @@ public final class SearchIndex: @unchecked Sendable {
     }
 
     deinit { stopWorker() }
+
+    /// A sealed active segment: searched in memory until its frozen form is published.
+    private struct Sealed {
+        let segment: ActiveSegment
+        /// The LSN applied when it was sealed: what the frozen segments include once it and
+        /// every older sealed segment are published.
+        let lsn: UInt64
+        /// Whether some thread is freezing it (no other thread then does).
+        var claimed = false
+        /// Its frozen form and the tombstones the freeze dropped, parked until every older
+        /// sealed segment is published (a tombstone is purged only when no in-memory segment
+        /// still holds its tweet).
+        var frozen: FrozenSegment?
+        var purged: [UInt64] = []
+    }
 
     private static func newestFirst(_ segments: [FrozenSegment]) -> [FrozenSegment] {
         segments.sorted { $0.maxTweetID > $1.maxTweetID }
@@ -274,7 +299,7 @@ public final class SearchIndex: @unchecked Sendable {
 
     private func sealLocked() {
         guard active.documentCount > 0 else { return }
-        sealed.append((active, applied))
+        sealed.append(Sealed(segment: active, lsn: applied))
         active = ActiveSegment(capacity: options.activeSegmentDocuments)
     }
 
@@ -285,7 +310,7 @@ public final class SearchIndex: @unchecked Sendable {
                 signal.broadcast()
             }
         } else {
-            maintenance.withLock { freezeSealedLocked() }
+            freezeSealed()
         }
     }
 
@@ -295,7 +320,9 @@ public final class SearchIndex: @unchecked Sendable {
     public func search(_ text: String, before: UInt64? = nil, limit: Int = 20) throws(SearchQueryError) -> [UInt64] {
         // The commonest search, one plain word, #tag or @mention, skips building a SearchQuery
         // (its arrays cost more than such a query's postings); the answer is the same.
-        if let term = Self.singleWordTerm(text) { return limit > 0 ? searchTerm(term, before: before, limit: limit) : [] }
+        if let results = Self.withSingleWordTerm(text, { name, hash in limit > 0 ? searchTerm(name, hash: hash, before: before, limit: limit) : [] }) {
+            return results
+        }
         // Plain words, all ANDed or all ORed (the next commonest), likewise.
         if let results = searchPlainWords(text, before: before, limit: limit) { return results }
         return search(try SearchQuery.parse(text), before: before, limit: limit)
@@ -441,15 +468,26 @@ public final class SearchIndex: @unchecked Sendable {
                                                                                       times: UnsafeRawPointer(segment.times), stride: 8),
                                 floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
                         }
-                        for segment in frozenSegments {
-                            guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
-                            if let before, segment.minTweetID >= before { continue }
-                            guard prepare({ i in
-                                segment.lookup(terms.name(i), hash: terms.terms[i].hash).map { PostingCursor(frozen: segment.termInfo($0)) }
-                            }) else { continue }
-                            let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
-                            run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16),
-                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                        // Every term looked up in every frozen segment before any list is read (as
+                        // in `searchTerm`: the lookups' cache misses overlap).
+                        let segmentCount = frozenSegments.count
+                        withUnsafeTemporaryAllocation(of: FrozenSegment.TermInfo?.self, capacity: max(1, segmentCount * k)) { infoBuffer in
+                            let infos = infoBuffer.baseAddress!
+                            for s in 0..<segmentCount {
+                                let segment = frozenSegments[s]
+                                for i in 0..<k {
+                                    (infos + s * k + i).initialize(to: segment.lookup(terms.name(i), hash: terms.terms[i].hash).map { segment.termInfo($0) })
+                                }
+                            }
+                            for s in 0..<segmentCount {
+                                let segment = frozenSegments[s]
+                                guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
+                                if let before, segment.minTweetID >= before { continue }
+                                guard prepare({ i in infos[s * k + i].map(PostingCursor.init(frozen:)) }) else { continue }
+                                let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                                run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16),
+                                    floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                            }
                         }
                     }
                 }
@@ -462,8 +500,14 @@ public final class SearchIndex: @unchecked Sendable {
     /// that single term (no space, quote, colon, leading `-`, not `OR`; it tokenizes to exactly
     /// one term), else nil.
     static func singleWordTerm(_ text: String) -> String? {
+        withSingleWordTerm(text) { name, _ in String(decoding: name, as: UTF8.self) }
+    }
+
+    /// `body` of the term's bytes and `FrozenSegment.hashName` when `text` is one word as
+    /// `singleWordTerm` takes one, else nil (the search path: no String, one hash).
+    static func withSingleWordTerm<R>(_ text: String, _ body: (UnsafeRawBufferPointer, UInt64) -> R) -> R? {
         var text = text
-        return text.withUTF8 { bytes -> String? in
+        return text.withUTF8 { bytes -> R? in
             let n = bytes.count
             guard n > 0, n <= 200, bytes[0] != 0x2D else { return nil }
             for b in bytes where b >= 0x80 || b == 0x3A || b == 0x22 || SearchTokenizer.isSpaceByte(b) { return nil }
@@ -472,7 +516,7 @@ public final class SearchIndex: @unchecked Sendable {
                 withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: 8) { list in
                     var terms = PackedTerms(bytes: buffer, terms: list)
                     SearchTokenizer.tokenizeASCII(bytes, into: &terms, forQuery: true)
-                    return terms.count == 1 ? terms.string(0) : nil
+                    return terms.count == 1 ? body(terms.name(0), terms.terms[0].hash) : nil
                 }
             }
         }
@@ -481,7 +525,12 @@ public final class SearchIndex: @unchecked Sendable {
     /// Tweet ids matching `query`, newest first, below `before` when given, at most `limit`.
     public func search(_ query: SearchQuery, before: UInt64? = nil, limit: Int = 20) -> [UInt64] {
         guard limit > 0 else { return [] }
-        if let term = query.singleTerm { return searchTerm(term, before: before, limit: limit) }
+        if var term = query.singleTerm {
+            return term.withUTF8 { utf8 in
+                let name = UnsafeRawBufferPointer(utf8)
+                return searchTerm(name, hash: FrozenSegment.hashName(name.baseAddress, name.count), before: before, limit: limit)
+            }
+        }
         // The plan (distinct terms, cursors, block buffers) is built once and re-pointed at
         // each segment, so a query's fixed cost does not grow with the number of segments.
         var evaluator = QueryEvaluator(query: query)
@@ -516,15 +565,34 @@ public final class SearchIndex: @unchecked Sendable {
             evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
             Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
         }
-        for segment in frozenSegments {
-            guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
-            if let before, segment.minTweetID >= before { continue }
-            guard evaluator.prepare({ segment.lookup(terms[$0]).map { PostingCursor(frozen: segment.termInfo($0)) } }) else { continue }
-            let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
-            let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
-            let start = results.count
-            evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
-            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+        // Every distinct term looked up in every frozen segment before any list is read (as in
+        // `searchTerm`: the lookups' cache misses overlap), each term hashed once.
+        let segmentCount = frozenSegments.count
+        let termCount = terms.count
+        withUnsafeTemporaryAllocation(of: FrozenSegment.TermInfo?.self, capacity: max(1, segmentCount * termCount)) { infoBuffer in
+            let infos = infoBuffer.baseAddress!
+            for t in 0..<termCount {
+                var name = terms[t]
+                name.withUTF8 { utf8 in
+                    let key = UnsafeRawBufferPointer(utf8)
+                    let hash = FrozenSegment.hashName(key.baseAddress, key.count)
+                    for s in 0..<segmentCount {
+                        let segment = frozenSegments[s]
+                        (infos + s * termCount + t).initialize(to: segment.lookup(key, hash: hash).map { segment.termInfo($0) })
+                    }
+                }
+            }
+            for s in 0..<segmentCount {
+                let segment = frozenSegments[s]
+                guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
+                if let before, segment.minTweetID >= before { continue }
+                guard evaluator.prepare({ infos[s * termCount + $0].map(PostingCursor.init(frozen:)) }) else { continue }
+                let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
+                let start = results.count
+                evaluator.run(upper: Int32(upper), documents: table, query: query, tombstones: deleted, floorID: f, limit: limit, into: &results)
+                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+            }
         }
         return results
     }
@@ -532,9 +600,13 @@ public final class SearchIndex: @unchecked Sendable {
     /// `search` for a query of one term and nothing else (the commonest search): the same
     /// segments in the same order as the general path, one cursor walked down each, without
     /// building an evaluator (whose arrays and buffers cost more than such a query's postings).
-    private func searchTerm(_ term: String, before: UInt64?, limit: Int) -> [UInt64] {
+    /// The term is given as its bytes (at least one) and their `FrozenSegment.hashName`, hashed
+    /// once for every segment.
+    private func searchTerm(_ term: UnsafeRawBufferPointer, hash: UInt64, before: UInt64?, limit: Int) -> [UInt64] {
+        guard let termBase = term.baseAddress, term.count > 0 else { return [] }
         let (activeSegment, activeCount, view, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
-            (active, active.documentCount, active.view(term), sealed.isEmpty ? [] : sealed.map(\.segment), frozenNewestFirst, tombstones)
+            (active, active.documentCount, active.view(termBase, term.count, hash: hash), sealed.isEmpty ? [] : sealed.map(\.segment),
+             frozenNewestFirst, tombstones)
         }
         var results: [UInt64] = []
         results.reserveCapacity(limit * 2)
@@ -555,20 +627,33 @@ public final class SearchIndex: @unchecked Sendable {
             }
             for segment in sealedSegments.reversed() {
                 guard let count = Optional(segment.documentCount), count > 0, let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]),
-                      let view = segment.view(term) else { continue }
+                      let view = segment.view(termBase, term.count, hash: hash) else { continue }
                 runInMemory(segment, view, count: count, floorID: f)
             }
-            for segment in frozenSegments {
-                guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
-                if let before, segment.minTweetID >= before { continue }
-                guard let t = segment.lookup(term) else { continue }
-                var cursor = PostingCursor(frozen: segment.termInfo(t))
-                cursor.buffer = buffer.baseAddress
-                let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
-                let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
-                let start = results.count
-                QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: f, limit: limit, into: &results)
-                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+            // The term's entry in every frozen segment, looked up for all of them before any list
+            // is read: one segment's lookup loads (a table slot, a term entry, a name: in a large
+            // index each a cache miss) do not depend on another's, so in a loop of their own
+            // their misses overlap instead of each waiting for the previous segment's list.
+            let segmentCount = frozenSegments.count
+            withUnsafeTemporaryAllocation(of: FrozenSegment.TermInfo?.self, capacity: max(1, segmentCount)) { infoBuffer in
+                let infos = infoBuffer.baseAddress!
+                for k in 0..<segmentCount {
+                    let segment = frozenSegments[k]
+                    (infos + k).initialize(to: segment.lookup(term, hash: hash).map { segment.termInfo($0) })
+                }
+                for k in 0..<segmentCount {
+                    let segment = frozenSegments[k]
+                    guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
+                    if let before, segment.minTweetID >= before { continue }
+                    guard let info = infos[k] else { continue }
+                    var cursor = PostingCursor(frozen: info)
+                    cursor.buffer = buffer.baseAddress
+                    let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                    let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
+                    let start = results.count
+                    QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: f, limit: limit, into: &results)
+                    Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+                }
             }
         }
         return results
@@ -581,7 +666,10 @@ public final class SearchIndex: @unchecked Sendable {
         if results.count == start { return }
         segmentsWithHits += 1
         if segmentsWithHits == 1 { return }
-        results.sort(by: >)
+        // Each segment's run is newest first and the results before it are sorted, so when the
+        // run starts below them (segments whose ids do not overlap, visited newest first: the
+        // usual case) the whole is sorted already; only overlapping segments need the sort.
+        if results[start - 1] <= results[start] { results.sort(by: >) }
         if results.count > limit { results.removeSubrange(limit...) }
     }
 
@@ -627,10 +715,8 @@ public final class SearchIndex: @unchecked Sendable {
 
     /// Seals the active segment and freezes everything sealed, synchronously.
     public func freeze() {
-        maintenance.withLock {
-            lock.withWriteLock { sealLocked() }
-            freezeSealedLocked()
-        }
+        lock.withWriteLock { sealLocked() }
+        freezeSealed()
     }
 
     /// Merges all frozen segments into one, synchronously (purging tombstoned documents).
@@ -643,27 +729,57 @@ public final class SearchIndex: @unchecked Sendable {
 
     /// Runs the pending background work (freezes, merges) now, synchronously.
     public func runMaintenance() {
-        maintenance.withLock {
-            freezeSealedLocked()
-            mergeIfNeededLocked()
+        freezeSealed()
+        maintenance.withLock { mergeIfNeededLocked() }
+    }
+
+    /// Freezes every sealed segment no other thread has claimed, oldest first, and returns when
+    /// every segment sealed before the call is frozen and published (frozen by this thread or
+    /// by another one that had claimed it: then this one waits for it).
+    private func freezeSealed() {
+        guard let newest = lock.withReadLock({ sealed.last?.segment }) else { return }
+        while true {
+            freezeUnclaimed()
+            let done = published.withLock { () -> Bool in
+                while true {
+                    let (isPublished, unclaimed) = lock.withReadLock {
+                        (!sealed.contains { $0.segment === newest }, sealed.contains { !$0.claimed })
+                    }
+                    // Published in sealing order: when the newest is, so is everything before it.
+                    if isPublished { return true }
+                    if unclaimed { return false }
+                    published.wait()
+                }
+            }
+            if done { return }
         }
     }
 
-    private func freezeSealedLocked() {
+    /// Claims and freezes sealed segments, oldest unclaimed first, until none is unclaimed;
+    /// publishes whatever prefix of `sealed` is then frozen (see the type's notes).
+    private func freezeUnclaimed() {
         while true {
-            guard let (next, lsn, number, deleted) = lock.withWriteLock({ () -> (ActiveSegment, UInt64, UInt64, Set<UInt64>)? in
-                guard let first = sealed.first else { return nil }
+            guard let (next, number, deleted) = lock.withWriteLock({ () -> (ActiveSegment, UInt64, Set<UInt64>)? in
+                guard let i = sealed.firstIndex(where: { !$0.claimed }) else { return nil }
+                sealed[i].claimed = true
                 nextSegmentNumber += 1
-                return (first.segment, first.lsn, nextSegmentNumber - 1, tombstones)
+                return (sealed[i].segment, nextSegmentNumber - 1, tombstones)
             }) else { return }
             let (segment, purged) = next.freeze(number: number, deleted: deleted)
             lock.withWriteLock {
-                precondition(sealed.first?.segment === next, "sealed segments are frozen in order by one thread")
-                sealed.removeFirst()
-                if segment.documentCount > 0 { frozen.append(segment) }
-                frozenLSN = lsn
-                for id in purged { tombstones.remove(id) }
+                guard let i = sealed.firstIndex(where: { $0.segment === next }) else {
+                    preconditionFailure("a claimed sealed segment left the list before it was frozen")
+                }
+                sealed[i].frozen = segment
+                sealed[i].purged = purged
+                while let first = sealed.first, let done = first.frozen {
+                    sealed.removeFirst()
+                    if done.documentCount > 0 { frozen.append(done) }
+                    frozenLSN = first.lsn
+                    for id in first.purged { tombstones.remove(id) }
+                }
             }
+            published.withLock { published.broadcast() }
         }
     }
 
@@ -780,9 +896,11 @@ public final class SearchIndex: @unchecked Sendable {
     /// LSN. The caller may then move the log's checkpoint for this consumer to it.
     @discardableResult
     public func checkpoint() throws(SearchError) -> UInt64 {
-        try maintenance.withLock { () throws(SearchError) -> UInt64 in
-            lock.withWriteLock { sealLocked() }
-            freezeSealedLocked()
+        // Freeze first, outside `maintenance`: alongside a background freeze of an older
+        // segment when there is one (each on its own core).
+        lock.withWriteLock { sealLocked() }
+        freezeSealed()
+        return try maintenance.withLock { () throws(SearchError) -> UInt64 in
             let (segments, deleted, lsn, next, alreadyOnDisk) = lock.withReadLock { (frozen, tombstones, frozenLSN, nextSegmentNumber, persisted) }
             for segment in segments where !alreadyOnDisk.contains(segment.number) {
                 try writeAtomically(name: SearchFormat.segmentFileName(segment.number), UnsafeRawBufferPointer(segment.image))

@@ -149,8 +149,9 @@ public enum SearchTokenizer {
         var i = 0
         while i < n {
             let v = p[i]
-            // URLs: http:// or https:// at a word boundary.
-            if terms.pendingLength == 0, v == 0x68 || v == 0x48, let (hostStart, hostEnd, end) = urlASCII(bytes, at: i) {
+            var c = table[Int(v)]
+            // URLs: http:// or https:// at a word boundary (`c` is h for h and H).
+            if c == 0x68, terms.pendingLength == 0, let (hostStart, hostEnd, end) = urlASCII(bytes, at: i) {
                 if hostEnd > hostStart {
                     terms.put(0x75)
                     terms.put(0x72)
@@ -167,6 +168,31 @@ public enum SearchTokenizer {
                 i = end
                 continue
             }
+            if c != 0 {
+                // The whole run of word bytes at once, each byte's class and lowercase from one
+                // table load. A plain space after it (the usual case) ends the term at once: a
+                // space is neither a joiner nor a sign, so the steps below would only come to
+                // the same commit.
+                let out = terms.pendingEnd
+                var j = i
+                var k = 0
+                repeat {
+                    out[k] = c
+                    k &+= 1
+                    j &+= 1
+                    if j == n { break }
+                    c = table[Int(p[j])]
+                } while c != 0
+                terms.extendPending(k)
+                if j < n && p[j] == 0x20 {
+                    terms.commit(position: position)
+                    position += 1
+                    i = j &+ 1
+                } else {
+                    i = j
+                }
+                continue
+            }
             if (v == 0x23 || v == 0x40), terms.pendingLength == 0, i + 1 < n, isWordByte(p[i + 1]), i == 0 || !isWordByte(p[i - 1]) {
                 // A hashtag or mention: the sign, then the word after it.
                 terms.put(v)
@@ -179,24 +205,6 @@ public enum SearchTokenizer {
                 // A hashtag's word alone too, at the same position (the same bytes).
                 if v == 0x23 && !forQuery { terms.repeatLastWithoutFirstByte() }
                 position += 1
-                i = j
-                continue
-            }
-            var c = table[Int(v)]
-            if c != 0 {
-                // The whole run of word bytes at once, each byte's class and lowercase from one
-                // table load.
-                let out = terms.pendingEnd
-                var j = i
-                var k = 0
-                repeat {
-                    out[k] = c
-                    k &+= 1
-                    j &+= 1
-                    if j == n { break }
-                    c = table[Int(p[j])]
-                } while c != 0
-                terms.extendPending(k)
                 i = j
                 continue
             }
