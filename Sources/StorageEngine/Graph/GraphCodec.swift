@@ -49,6 +49,9 @@
 /// These constants are part of the base file format and must not change.
 public enum GraphCodec {
     public static let blockSize = 128
+    /// `intersect` searches each probe in its block when the list holds more than this many
+    /// values per probe, and decodes the blocks probes fall in otherwise (not part of the format).
+    public static let sparseProbeRatio = 32
     public static let blockShift = 7
     public static let directoryEntryBytes = 8
     public static let paddingBytes = 8
@@ -441,22 +444,27 @@ public enum GraphCodec {
     @inlinable @inline(__always)
     static func block(_ list: UnsafeRawPointer, count: Int, _ block: Int) -> (first: UInt32, body: UnsafeRawPointer, size: Int) {
         if count <= blockSize {
-            var value: UInt32 = 0
-            var shift: UInt32 = 0
-            var at = 0
-            while true {
-                let byte = list.load(fromByteOffset: at, as: UInt8.self)
-                at += 1
-                value |= UInt32(byte & 0x7F) &<< shift
-                if byte < 0x80 { break }
-                shift &+= 7
-            }
-            return (value, list + at, count)
+            let (value, length) = firstValue(list)
+            return (value, list + length, count)
         }
         let entry = list + block * directoryEntryBytes
         let first = UInt32(littleEndian: entry.loadUnaligned(as: UInt32.self))
         let offset = Int(UInt32(littleEndian: entry.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
         return (first, list + offset, min(blockSize, count - (block << blockShift)))
+    }
+
+    /// The varint at `list` (a one-block list's first value) and its bytes, without a branch:
+    /// one 8-byte load (coded lists keep `paddingBytes` readable after them), the first byte
+    /// with its high bit clear ends it (a UInt32 takes at most 5), and each byte's 7 bits are
+    /// shifted into place together. Every list of a random user starts here, and a loop's exit
+    /// after one, two or three bytes was a coin toss for the branch predictor.
+    @inlinable @inline(__always)
+    static func firstValue(_ list: UnsafeRawPointer) -> (value: UInt32, length: Int) {
+        let word = UInt64(littleEndian: list.loadUnaligned(as: UInt64.self))
+        let length = ((~word & 0x80_8080_8080).trailingZeroBitCount &>> 3) &+ 1
+        let spread = (word & 0x7F) | (word &>> 1 & 0x3F80) | (word &>> 2 & 0x1F_C000) | (word &>> 3 & 0xFE0_0000)
+            | (word &>> 4 & 0x7_F000_0000)
+        return (UInt32(truncatingIfNeeded: spread & ((1 &<< UInt64(7 &* length)) &- 1)), length)
     }
 
     /// Decodes a whole block into `out` (room for `size` values); returns the number written.
@@ -733,24 +741,76 @@ public enum GraphCodec {
         return UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
     }
 
+    /// The sum of the 8 gaps of a group packed at `width` bits (the group's `width` bytes;
+    /// `mask` = the width's low bits), added in place rather than extracted one by one. Up to
+    /// width 8 one 8-byte load: pairs of fields, then pairs of pairs, then the two halves (each
+    /// sum has room in its slot: w + 1 bits in 2w, w + 2 in 4w). Widths 9 to 16: the two
+    /// halves of four fields, one load each, their pairs added in place and the two words
+    /// added (4 fields in a slot of 2w bits: w + 2 bits), then folded. Wider: 8 extractions.
+    @inlinable @inline(__always)
+    static func groupSum<let width: Int>(_ group: UnsafeRawPointer, _ bits: BitWidth<width>, mask: UInt64) -> UInt32 {
+        if width == 0 { return 0 }
+        if width <= 8 {
+            var word = UInt64(littleEndian: group.loadUnaligned(as: UInt64.self))
+            if width < 8 { word &= (1 &<< UInt64(8 &* width)) &- 1 }
+            let pairs = mask | mask &<< UInt64(2 &* width) | mask &<< UInt64(4 &* width) | mask &<< UInt64(6 &* width)
+            let twos = (word & pairs) &+ ((word &>> UInt64(width)) & pairs)
+            let two: UInt64 = (1 &<< UInt64(2 &* width)) &- 1
+            let quads = two | two &<< UInt64(4 &* width)
+            let fours = (twos & quads) &+ ((twos &>> UInt64(2 &* width)) & quads)
+            return UInt32(truncatingIfNeeded: (fours & ((1 &<< UInt64(4 &* width)) &- 1)) &+ (fours &>> UInt64(4 &* width)))
+        }
+        if width <= 16 {
+            let halfBits = 4 &* width
+            let halfMask: UInt64 = halfBits >= 64 ? .max : (1 &<< UInt64(halfBits)) &- 1
+            let low = UInt64(littleEndian: group.loadUnaligned(as: UInt64.self)) & halfMask
+            let high = (UInt64(littleEndian: group.loadUnaligned(fromByteOffset: halfBits &>> 3, as: UInt64.self)) &>> UInt64(halfBits & 7)) & halfMask
+            let pairs = mask | mask &<< UInt64(2 &* width)
+            let both = (low & pairs) &+ ((low &>> UInt64(width)) & pairs) &+ (high & pairs) &+ ((high &>> UInt64(width)) & pairs)
+            let two: UInt64 = (1 &<< UInt64(2 &* width)) &- 1
+            return UInt32(truncatingIfNeeded: (both & two) &+ (both &>> UInt64(2 &* width)))
+        }
+        var sum: UInt32 = 0
+        var j = 0
+        while j < 8 {
+            sum &+= gap(group, bit: j &* width, mask: mask)
+            j &+= 1
+        }
+        return sum
+    }
+
     /// The last block at or after `from` whose first value is <= `value` (`from` when none is).
     @inlinable
     static func lastBlock(_ list: UnsafeRawPointer, blocks: Int, atOrBelow value: UInt32, from: Int = 0) -> Int {
+        // Without a branch on the comparison (a conditional move; the directory of a popular
+        // user's list is searched on every membership test, and the outcome is a coin toss):
+        // the answer stays in low ..< low + size, which halves each step.
         var low = from
-        var high = blocks - 1
-        while low < high {
-            let middle = (low + high + 1) >> 1
-            let head = UInt32(littleEndian: list.loadUnaligned(fromByteOffset: middle * directoryEntryBytes, as: UInt32.self))
-            if head <= value { low = middle } else { high = middle - 1 }
+        var size = blocks &- from
+        while size > 1 {
+            let half = size &>> 1
+            let middle = low &+ half
+            let head = UInt32(littleEndian: list.loadUnaligned(fromByteOffset: middle &* directoryEntryBytes, as: UInt32.self))
+            low = head <= value ? middle : low
+            size &-= half
         }
         return low
     }
 
     /// Whether the coded list of `count` values holds `value`, decoding at most one block.
-    @inlinable
+    /// Inlined into the membership test (with `blockContains`; the search of the block body
+    /// stays a call, one switch over the width).
+    @inlinable @inline(__always)
     public static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool {
         let blocks = (count + blockSize - 1) >> blockShift
         let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value) : 0
+        return blockContains(list, count: count, b, value)
+    }
+
+    /// Whether block `b` of the coded list of `count` values holds `value`, decoding it only up
+    /// to `value`.
+    @inlinable @inline(__always)
+    public static func blockContains(_ list: UnsafeRawPointer, count: Int, _ b: Int, _ value: UInt32) -> Bool {
         let (first, blockBody, size) = block(list, count: count, b)
         if value <= first { return value == first }
         // Decodes only up to `value`: this is the hot path of every membership test.
@@ -869,8 +929,8 @@ public enum GraphCodec {
         }
     }
 
-    /// `search` for one width: adds up the 8 gaps of a group without a branch between them and
-    /// goes into the group only when its last value reaches `value`.
+    /// `search` for one width: adds up the 8 gaps of a group in place (`groupSum`) and goes
+    /// into the group only when its last value reaches `value`.
     @inlinable
     static func searchFixed<let width: Int>(_ packed: UnsafeRawPointer, _ bits: BitWidth<width>, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
@@ -879,12 +939,7 @@ public enum GraphCodec {
         var i = 0
         // Values stay below 2^32 (the list is sorted UInt32s), so the sums never wrap within a list.
         while i &+ 8 <= gaps {
-            var last = current
-            var k = 0
-            while k < 8 {
-                last = last &+ gap(group, bit: k &* width, mask: mask) &+ 1
-                k &+= 1
-            }
+            let last = current &+ groupSum(group, BitWidth<width>(), mask: mask) &+ 8
             if last >= value { break }
             current = last
             group += width
@@ -929,6 +984,9 @@ public protocol AdjacencyBlockCodec {
     static func decodeBlock(_ list: UnsafeRawPointer, count: Int, _ b: Int, into out: UnsafeMutablePointer<UInt32>) -> Int
     /// Whether the coded list of `count` values holds `value`, decoding at most one block.
     static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool
+    /// Whether block `b` of the coded list of `count` values holds `value`, decoding only as
+    /// much of the block as it needs (`contains` after its directory search).
+    static func blockContains(_ list: UnsafeRawPointer, count: Int, _ b: Int, _ value: UInt32) -> Bool
     /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out`
     /// (room for `limit`); returns how many. (A page; the extension's walker unless the codec
     /// has a faster way in.)
@@ -1037,12 +1095,22 @@ extension AdjacencyBlockCodec {
     }
 
     /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
-    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
-    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
-    /// are skipped through the directory.
+    /// of `count` values holds, in order, until it returns false. Walks the list once, entering
+    /// blocks through the directory. Few probes for the list's length (fewer than one per
+    /// `sparseProbeRatio` values: under about four a block) are each searched in their block
+    /// as a membership test does (groups of eight added up, no value written); more, and each
+    /// block a probe falls in is decoded once into a 128-value buffer on the stack and merged.
     @inlinable
     public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
                                  _ body: (UInt32) -> Bool) {
+        if probes.count &* GraphCodec.sparseProbeRatio < count {
+            var b = 0
+            for p in probes {
+                b = lastBlock(list, count: count, atOrBelow: p, from: b)
+                if blockContains(list, count: count, b, p) && !body(p) { return }
+            }
+            return
+        }
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
             let out = buffer.baseAddress!
             var current = -1
