@@ -599,6 +599,13 @@ struct GraphSuite {
             }
             print(line)
         }
+        print("each round in order (per CPU-s):")
+        for (v, entry) in stores.enumerated() {
+            for row in chosen {
+                let rounds = zip(rates[v][row]!, cpuRates[v][row]!).map { "\(Format.grouped($0.0)) [\(Format.grouped($0.1))]" }
+                print("  \(entry.name) \(row): " + rounds.joined(separator: ", "))
+            }
+        }
         for row in chosen where Set(checks.map { $0[row] }).count > 1 {
             print("VERIFICATION FAILED: the variants' answers differ on \(row)")
         }

@@ -49,9 +49,6 @@
 /// These constants are part of the base file format and must not change.
 public enum GraphCodec {
     public static let blockSize = 128
-    /// `intersect` searches each probe in its block when the list holds more than this many
-    /// values per probe, and decodes the blocks probes fall in otherwise (not part of the format).
-    public static let sparseProbeRatio = 32
     public static let blockShift = 7
     public static let directoryEntryBytes = 8
     public static let paddingBytes = 8
@@ -472,6 +469,12 @@ public enum GraphCodec {
     static func decodeBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
         let mode = blockBody.load(as: UInt8.self)
         out[0] = first
+        // Packed first: the follower lists' form (`Forms.fast`), which the fan-out and the
+        // follower-list copies decode.
+        if mode <= 32 {
+            unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1)
+            return size
+        }
         if mode == varintMode {
             var value = first
             var at = 1
@@ -487,13 +490,9 @@ public enum GraphCodec {
             adaptiveDecode(blockBody + 1, k0: Int(mode &- adaptiveMode), after: first, gaps: size &- 1, into: out + 1)
             return size
         }
-        if mode > 32 {
-            let k = Int(mode &- riceMode)
-            quotients(blockBody + 1, k: k, gaps: size &- 1, into: out + 1)
-            unpackRice(blockBody + 1, width: k, after: first, gaps: size &- 1, into: out + 1)
-            return size
-        }
-        unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1)
+        let k = Int(mode &- riceMode)
+        quotients(blockBody + 1, k: k, gaps: size &- 1, into: out + 1)
+        unpackRice(blockBody + 1, width: k, after: first, gaps: size &- 1, into: out + 1)
         return size
     }
 
@@ -723,13 +722,16 @@ public enum GraphCodec {
             group += width
             i &+= 8
         }
-        var bit = 0
-        while i < gaps {
-            let low = gap(group, bit: bit, mask: mask)
-            value = value &+ (high ? out[i] | low : low) &+ 1
-            out[i] = value
-            bit &+= width
-            i &+= 1
+        // The last < 8 gaps (all of a short list's): the group's code with its constant
+        // offsets, leaving at the count (a variable shift per gap cost about half as much again).
+        let left = gaps &- i
+        var k = 0
+        while k < 7 {
+            if k == left { break }
+            let low = gap(group, bit: k &* width, mask: mask)
+            value = value &+ (high ? out[i &+ k] | low : low) &+ 1
+            out[i &+ k] = value
+            k &+= 1
         }
     }
 
@@ -957,6 +959,11 @@ public enum GraphCodec {
 }
 
 extension GraphCodec: AdjacencyBlockCodec {
+    @inlinable @inline(__always)
+    public static func blockFirst(_ list: UnsafeRawPointer, count: Int, _ b: Int) -> UInt32 {
+        UInt32(littleEndian: list.loadUnaligned(fromByteOffset: b &* directoryEntryBytes, as: UInt32.self))
+    }
+
     @inlinable
     public static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int {
         let blocks = (count &+ blockSize &- 1) &>> blockShift
@@ -987,6 +994,8 @@ public protocol AdjacencyBlockCodec {
     /// Whether block `b` of the coded list of `count` values holds `value`, decoding only as
     /// much of the block as it needs (`contains` after its directory search).
     static func blockContains(_ list: UnsafeRawPointer, count: Int, _ b: Int, _ value: UInt32) -> Bool
+    /// The first value of block `b` (> 0) of a coded list of more than one block.
+    static func blockFirst(_ list: UnsafeRawPointer, count: Int, _ b: Int) -> UInt32
     /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out`
     /// (room for `limit`); returns how many. (A page; the extension's walker unless the codec
     /// has a faster way in.)
@@ -1095,36 +1104,44 @@ extension AdjacencyBlockCodec {
     }
 
     /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
-    /// of `count` values holds, in order, until it returns false. Walks the list once, entering
-    /// blocks through the directory. Few probes for the list's length (fewer than one per
-    /// `sparseProbeRatio` values: under about four a block) are each searched in their block
-    /// as a membership test does (groups of eight added up, no value written); more, and each
-    /// block a probe falls in is decoded once into a 128-value buffer on the stack and merged.
+    /// of `count` values holds, in order, until it returns false. Walks the list once, a block at
+    /// a time, entering blocks through the directory. The probes a block holds (those below the
+    /// next block's first value) decide how: one or two are each searched in the block as a
+    /// membership test does (groups of eight added up, no value written); three or more, and
+    /// the block is decoded once into a 128-value buffer on the stack and merged with them.
+    /// (A following list's popular followees often all fall in the first block of a long
+    /// follower list, where decoding once beats searching each; elsewhere they fall a block
+    /// or more apart, where searching beats decoding.)
     @inlinable
     public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
                                  _ body: (UInt32) -> Bool) {
-        if probes.count &* GraphCodec.sparseProbeRatio < count {
-            var b = 0
-            for p in probes {
-                b = lastBlock(list, count: count, atOrBelow: p, from: b)
-                if blockContains(list, count: count, b, p) && !body(p) { return }
-            }
-            return
-        }
+        let blocks = blockCount(count)
+        let n = probes.count
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
             let out = buffer.baseAddress!
-            var current = -1
-            var size = 0
-            var j = 0
-            for p in probes {
-                let b = lastBlock(list, count: count, atOrBelow: p, from: max(current, 0))
-                if b != current {
-                    size = decodeBlock(list, count: count, b, into: out)
-                    current = b
-                    j = 0
+            var i = 0
+            var b = 0
+            while i < n {
+                b = lastBlock(list, count: count, atOrBelow: probes[i], from: b)
+                let last = b &+ 1 >= blocks
+                let next = last ? 0 : blockFirst(list, count: count, b &+ 1)
+                var end = i &+ 1
+                while end < n && end &- i < 3 && (last || probes[end] < next) { end &+= 1 }
+                if end &- i < 3 {
+                    while i < end {
+                        if blockContains(list, count: count, b, probes[i]) && !body(probes[i]) { return }
+                        i &+= 1
+                    }
+                    continue
                 }
-                while j < size && out[j] < p { j &+= 1 }
-                if j < size && out[j] == p { if !body(p) { return } }
+                let size = decodeBlock(list, count: count, b, into: out)
+                var j = 0
+                while i < n && (last || probes[i] < next) {
+                    let p = probes[i]
+                    while j < size && out[j] < p { j &+= 1 }
+                    if j < size && out[j] == p && !body(p) { return }
+                    i &+= 1
+                }
             }
         }
     }

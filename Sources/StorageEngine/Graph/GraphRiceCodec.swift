@@ -525,6 +525,11 @@ public enum GraphRiceCodec {
 }
 
 extension GraphRiceCodec: AdjacencyBlockCodec {
+    @inlinable @inline(__always)
+    public static func blockFirst(_ list: UnsafeRawPointer, count: Int, _ b: Int) -> UInt32 {
+        entry(list, blocks: (count &+ blockSize &- 1) &>> blockShift, b).first
+    }
+
     @inlinable
     public static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int {
         let blocks = (count &+ blockSize &- 1) &>> blockShift

@@ -716,6 +716,15 @@ public final class GraphStore: @unchecked Sendable {
     /// Replaces `buffer`'s contents with the base list of `user` (the caller keeps the base alive).
     private static func decode(_ adjacency: Adjacency, _ user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
         let (list, count) = adjacency.list(user)
+        if let list, count <= GraphCodec.blockSize {
+            // One block (most lists): decoded on the stack, then one call replaces the buffer's
+            // contents (resizing and filling it took four calls into the standard library).
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { block in
+                adjacency.decode(list, count: count, into: block.baseAddress!)
+                buffer.replaceSubrange(0..<buffer.count, with: UnsafeBufferPointer(rebasing: block[0..<count]))
+            }
+            return
+        }
         // Size the buffer to `count` without zeroing what it holds (overwritten below):
         // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
         if buffer.count > count {
