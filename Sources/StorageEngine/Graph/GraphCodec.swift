@@ -529,35 +529,76 @@ public enum GraphCodec {
         return UInt64(truncatingIfNeeded: quotient) &<< UInt64(k) | low
     }
 
+    /// `AdaptiveRice.parameter()` at count 2 (sum and count as the state holds them between
+    /// gaps): the bit width of (sum - 1) / 2, 0 when sum is 0, at most 31.
+    @inlinable @inline(__always)
+    static func adaptiveParameter2(_ sum: UInt64) -> Int {
+        sum == 0 ? 0 : min(64 &- ((sum &- 1) &>> 1).leadingZeroBitCount, 31)
+    }
+
+    /// `AdaptiveRice.parameter()` at count 3: the bit width of (sum - 1) / 3.
+    @inlinable @inline(__always)
+    static func adaptiveParameter3(_ sum: UInt64) -> Int {
+        sum == 0 ? 0 : min(64 &- ((sum &- 1) / 3).leadingZeroBitCount, 31)
+    }
+
     /// Decodes an adaptive Rice body (`packed` = after the mode byte) of `gaps` gaps after `after`.
+    /// The state's count runs 1, then 2, 3, 2, 3, ... (the halving at 4 takes it back to 2), so
+    /// after the first gap (at parameter k0) the gaps go in pairs with the count folded into
+    /// the code: no count kept, no branch on it (the same parameters as `AdaptiveRice`).
     @inlinable
     static func adaptiveDecode(_ packed: UnsafeRawPointer, k0: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
-        var state = AdaptiveRice(initial: k0)
+        guard gaps > 0 else { return }
         var position = 0
-        var value = after
-        var i = 0
-        while i < gaps {
-            let gap = adaptiveGap(packed, &position, k: state.parameter())
+        // The first gap: count 1, sum 2^k0, so the parameter is k0 (<= 31).
+        var gap = adaptiveGap(packed, &position, k: k0)
+        var value = after &+ UInt32(truncatingIfNeeded: gap) &+ 1
+        out[0] = value
+        var sum = (1 &<< UInt64(k0)) &+ gap
+        var i = 1
+        while i &+ 2 <= gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
             value = value &+ UInt32(truncatingIfNeeded: gap) &+ 1
             out[i] = value
-            state.update(gap)
-            i &+= 1
+            sum &+= gap
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter3(sum))
+            value = value &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            out[i &+ 1] = value
+            sum = (sum &+ gap) &>> 1
+            i &+= 2
+        }
+        if i < gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
+            out[i] = value &+ UInt32(truncatingIfNeeded: gap) &+ 1
         }
     }
 
-    /// Whether `value` (> `after`) is among the values of an adaptive Rice body.
+    /// Whether `value` (> `after`) is among the values of an adaptive Rice body (pairs of
+    /// gaps as in `adaptiveDecode`).
     @inlinable
     static func adaptiveSearch(_ packed: UnsafeRawPointer, k0: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
-        var state = AdaptiveRice(initial: k0)
+        guard gaps > 0 else { return false }
         var position = 0
-        var current = after
-        var i = 0
-        while i < gaps {
-            let gap = adaptiveGap(packed, &position, k: state.parameter())
+        var gap = adaptiveGap(packed, &position, k: k0)
+        var current = after &+ UInt32(truncatingIfNeeded: gap) &+ 1
+        if current >= value { return current == value }
+        var sum = (1 &<< UInt64(k0)) &+ gap
+        var i = 1
+        while i &+ 2 <= gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
             current = current &+ UInt32(truncatingIfNeeded: gap) &+ 1
             if current >= value { return current == value }
-            state.update(gap)
-            i &+= 1
+            sum &+= gap
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter3(sum))
+            current = current &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            if current >= value { return current == value }
+            sum = (sum &+ gap) &>> 1
+            i &+= 2
+        }
+        if i < gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
+            current = current &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            return current == value
         }
         return false
     }
