@@ -1126,7 +1126,7 @@ extension AdjacencyBlockCodec {
     /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
     /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
     /// the caller's closure is the loop body once this is inlined).
-    @inlinable
+    @inlinable @inline(__always)
     public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
         let blocks = blockCount(count)
         try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in

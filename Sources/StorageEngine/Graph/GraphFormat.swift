@@ -395,7 +395,7 @@ struct Adjacency: @unchecked Sendable {
         if rice { try GraphRiceCodec.scan(list, count: count, after: after, body) } else { try GraphCodec.scan(list, count: count, after: after, body) }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
         if rice { try GraphRiceCodec.forEach(list, count: count, body) } else { try GraphCodec.forEach(list, count: count, body) }
     }

@@ -569,7 +569,9 @@ public final class GraphStore: @unchecked Sendable {
 
     /// Both `forEach` directions: a short list with no pending changes decoded into a stack
     /// block in one read section, else the locked view.
-    @inlinable
+    /// Always inlined, down to the block loops, so the caller's closure is the loop body (not
+    /// an indirect call per value).
+    @inlinable @inline(__always)
     func forEach(followers: Bool, of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
         try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
             let n = smallBaseList(followers: followers, user, into: buffer.baseAddress!)
@@ -611,7 +613,7 @@ public final class GraphStore: @unchecked Sendable {
         return length
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func forEach(_ view: ListView, _ body: (UInt32) throws -> Void) rethrows {
         if let delta = view.delta, !delta.entries.isEmpty {
             try view.scan(after: nil) { try body($0); return true }
