@@ -112,6 +112,16 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         probes.withUnsafeBufferPointer { p in C.intersect(p, buffer, count: values.count) { met.append($0); return true } }
         let valueSet = Set(values)
         #expect(met == probes.filter { valueSet.contains($0) }, "\(context): intersect")
+        // Few probes for the list's length: blocks holding one or two are searched, not decoded.
+        var sparseSet = Set<UInt32>()
+        for _ in 0..<Int.random(in: 1...max(1, values.count / 64), using: &random) {
+            sparseSet.insert(Bool.random(using: &random) && !values.isEmpty ? values.randomElement(using: &random)!
+                                                                            : UInt32.random(in: 0...max(span, 1), using: &random))
+        }
+        let sparse = sparseSet.sorted()
+        var sparseMet: [UInt32] = []
+        sparse.withUnsafeBufferPointer { p in C.intersect(p, buffer, count: values.count) { sparseMet.append($0); return true } }
+        #expect(sparseMet == sparse.filter { valueSet.contains($0) }, "\(context): sparse intersect")
         for _ in 0..<20 {
             let probe = UInt32.random(in: 0...UInt32.max, using: &random)
             let cursor = values.isEmpty ? probe : (Bool.random(using: &random) ? values.randomElement(using: &random)! : probe)
@@ -166,6 +176,28 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 roundTrip(values, &random, context: "width \(width) count \(count)")
             }
         }
+    }
+
+    /// `groupSum` (8 gaps added in place, per width) against the 8 gaps extracted one by one,
+    /// on random bytes, including all-ones groups (the largest sums).
+    @Test func groupSumsEveryWidth() {
+        var random = SeededRandom(seed: 88)
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 48, alignment: 8)
+        defer { bytes.deallocate() }
+        func check<let w: Int>(_ width: BitWidth<w>) {
+            let mask: UInt64 = (1 << UInt64(w)) &- 1
+            for round in 0..<200 {
+                for i in 0..<48 { bytes.storeBytes(of: round == 0 ? 0xFF : UInt8(truncatingIfNeeded: random.next()), toByteOffset: i, as: UInt8.self) }
+                var expected: UInt32 = 0
+                for j in 0..<8 { expected &+= GraphCodec.gap(bytes, bit: j * w, mask: mask) }
+                #expect(GraphCodec.groupSum(bytes, width, mask: mask) == expected, "width \(w) round \(round)")
+            }
+        }
+        check(BitWidth<0>()); check(BitWidth<1>()); check(BitWidth<2>()); check(BitWidth<3>()); check(BitWidth<4>())
+        check(BitWidth<5>()); check(BitWidth<6>()); check(BitWidth<7>()); check(BitWidth<8>()); check(BitWidth<9>())
+        check(BitWidth<10>()); check(BitWidth<11>()); check(BitWidth<12>()); check(BitWidth<13>()); check(BitWidth<14>())
+        check(BitWidth<15>()); check(BitWidth<16>()); check(BitWidth<17>()); check(BitWidth<24>()); check(BitWidth<31>())
+        check(BitWidth<32>())
     }
 
     /// Varint blocks of mostly one-byte gaps with some longer ones (membership sums 8 one-byte

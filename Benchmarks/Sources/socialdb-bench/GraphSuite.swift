@@ -550,6 +550,8 @@ struct GraphSuite {
         let chosen = all.filter { rows.isEmpty || rows.contains($0) }
         // rates[variant][row] over the rounds.
         var rates = [[String: [Double]]](repeating: [:], count: stores.count)
+        // The same over the measuring thread's CPU time (the wall clock suffers on a loaded machine).
+        var cpuRates = [[String: [Double]]](repeating: [:], count: stores.count)
         var checks = [[String: UInt64]](repeating: [:], count: stores.count)
         for _ in 0..<3 {
             for (v, entry) in stores.enumerated() {
@@ -558,6 +560,7 @@ struct GraphSuite {
                     var work = 0
                     var check: UInt64 = 0
                     let start = monotonicNanoseconds()
+                    let cpuStart = threadCPUNanoseconds()
                     switch row {
                     case "copy":
                         var buffer = ContiguousArray<UInt32>()
@@ -580,19 +583,28 @@ struct GraphSuite {
                     }
                     let elapsed = seconds(from: start, to: monotonicNanoseconds())
                     rates[v][row, default: []].append(Double(work) / elapsed)
+                    cpuRates[v][row, default: []].append(Double(work) / seconds(from: cpuStart, to: threadCPUNanoseconds()))
                     if let previous = checks[v][row], previous != check { print("\(entry.name) \(row): answers differ between rounds") }
                     checks[v][row] = check
                 }
             }
         }
-        print("median of 3 rounds (copy and foreach in edges/s, the rest in queries/s):")
+        print("median of 3 rounds (copy and foreach in edges/s, the rest in queries/s; per CPU-s in brackets):")
         for (v, entry) in stores.enumerated() {
             var line = entry.name + String(repeating: " ", count: max(0, 14 - entry.name.count))
             for row in chosen {
                 let sorted = rates[v][row]!.sorted()
-                line += "  \(row) \(Format.grouped(sorted[sorted.count / 2]))"
+                let cpu = cpuRates[v][row]!.sorted()
+                line += "  \(row) \(Format.grouped(sorted[sorted.count / 2])) [\(Format.grouped(cpu[cpu.count / 2]))]"
             }
             print(line)
+        }
+        print("each round in order (per CPU-s):")
+        for (v, entry) in stores.enumerated() {
+            for row in chosen {
+                let rounds = zip(rates[v][row]!, cpuRates[v][row]!).map { "\(Format.grouped($0.0)) [\(Format.grouped($0.1))]" }
+                print("  \(entry.name) \(row): " + rounds.joined(separator: ", "))
+            }
         }
         for row in chosen where Set(checks.map { $0[row] }).count > 1 {
             print("VERIFICATION FAILED: the variants' answers differ on \(row)")

@@ -441,17 +441,8 @@ public enum GraphCodec {
     @inlinable @inline(__always)
     static func block(_ list: UnsafeRawPointer, count: Int, _ block: Int) -> (first: UInt32, body: UnsafeRawPointer, size: Int) {
         if count <= blockSize {
-            var value: UInt32 = 0
-            var shift: UInt32 = 0
-            var at = 0
-            while true {
-                let byte = list.load(fromByteOffset: at, as: UInt8.self)
-                at += 1
-                value |= UInt32(byte & 0x7F) &<< shift
-                if byte < 0x80 { break }
-                shift &+= 7
-            }
-            return (value, list + at, count)
+            let (value, length) = firstValue(list)
+            return (value, list + length, count)
         }
         let entry = list + block * directoryEntryBytes
         let first = UInt32(littleEndian: entry.loadUnaligned(as: UInt32.self))
@@ -459,11 +450,31 @@ public enum GraphCodec {
         return (first, list + offset, min(blockSize, count - (block << blockShift)))
     }
 
+    /// The varint at `list` (a one-block list's first value) and its bytes, without a branch:
+    /// one 8-byte load (coded lists keep `paddingBytes` readable after them), the first byte
+    /// with its high bit clear ends it (a UInt32 takes at most 5), and each byte's 7 bits are
+    /// shifted into place together. Every list of a random user starts here, and a loop's exit
+    /// after one, two or three bytes was a coin toss for the branch predictor.
+    @inlinable @inline(__always)
+    static func firstValue(_ list: UnsafeRawPointer) -> (value: UInt32, length: Int) {
+        let word = UInt64(littleEndian: list.loadUnaligned(as: UInt64.self))
+        let length = ((~word & 0x80_8080_8080).trailingZeroBitCount &>> 3) &+ 1
+        let spread = (word & 0x7F) | (word &>> 1 & 0x3F80) | (word &>> 2 & 0x1F_C000) | (word &>> 3 & 0xFE0_0000)
+            | (word &>> 4 & 0x7_F000_0000)
+        return (UInt32(truncatingIfNeeded: spread & ((1 &<< UInt64(7 &* length)) &- 1)), length)
+    }
+
     /// Decodes a whole block into `out` (room for `size` values); returns the number written.
     @inlinable
     static func decodeBlock(first: UInt32, body blockBody: UnsafeRawPointer, size: Int, into out: UnsafeMutablePointer<UInt32>) -> Int {
         let mode = blockBody.load(as: UInt8.self)
         out[0] = first
+        // Packed first: the follower lists' form (`Forms.fast`), which the fan-out and the
+        // follower-list copies decode.
+        if mode <= 32 {
+            unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1)
+            return size
+        }
         if mode == varintMode {
             var value = first
             var at = 1
@@ -479,13 +490,9 @@ public enum GraphCodec {
             adaptiveDecode(blockBody + 1, k0: Int(mode &- adaptiveMode), after: first, gaps: size &- 1, into: out + 1)
             return size
         }
-        if mode > 32 {
-            let k = Int(mode &- riceMode)
-            quotients(blockBody + 1, k: k, gaps: size &- 1, into: out + 1)
-            unpackRice(blockBody + 1, width: k, after: first, gaps: size &- 1, into: out + 1)
-            return size
-        }
-        unpack(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, into: out + 1)
+        let k = Int(mode &- riceMode)
+        quotients(blockBody + 1, k: k, gaps: size &- 1, into: out + 1)
+        unpackRice(blockBody + 1, width: k, after: first, gaps: size &- 1, into: out + 1)
         return size
     }
 
@@ -522,35 +529,76 @@ public enum GraphCodec {
         return UInt64(truncatingIfNeeded: quotient) &<< UInt64(k) | low
     }
 
+    /// `AdaptiveRice.parameter()` at count 2 (sum and count as the state holds them between
+    /// gaps): the bit width of (sum - 1) / 2, 0 when sum is 0, at most 31.
+    @inlinable @inline(__always)
+    static func adaptiveParameter2(_ sum: UInt64) -> Int {
+        sum == 0 ? 0 : min(64 &- ((sum &- 1) &>> 1).leadingZeroBitCount, 31)
+    }
+
+    /// `AdaptiveRice.parameter()` at count 3: the bit width of (sum - 1) / 3.
+    @inlinable @inline(__always)
+    static func adaptiveParameter3(_ sum: UInt64) -> Int {
+        sum == 0 ? 0 : min(64 &- ((sum &- 1) / 3).leadingZeroBitCount, 31)
+    }
+
     /// Decodes an adaptive Rice body (`packed` = after the mode byte) of `gaps` gaps after `after`.
+    /// The state's count runs 1, then 2, 3, 2, 3, ... (the halving at 4 takes it back to 2), so
+    /// after the first gap (at parameter k0) the gaps go in pairs with the count folded into
+    /// the code: no count kept, no branch on it (the same parameters as `AdaptiveRice`).
     @inlinable
     static func adaptiveDecode(_ packed: UnsafeRawPointer, k0: Int, after: UInt32, gaps: Int, into out: UnsafeMutablePointer<UInt32>) {
-        var state = AdaptiveRice(initial: k0)
+        guard gaps > 0 else { return }
         var position = 0
-        var value = after
-        var i = 0
-        while i < gaps {
-            let gap = adaptiveGap(packed, &position, k: state.parameter())
+        // The first gap: count 1, sum 2^k0, so the parameter is k0 (<= 31).
+        var gap = adaptiveGap(packed, &position, k: k0)
+        var value = after &+ UInt32(truncatingIfNeeded: gap) &+ 1
+        out[0] = value
+        var sum = (1 &<< UInt64(k0)) &+ gap
+        var i = 1
+        while i &+ 2 <= gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
             value = value &+ UInt32(truncatingIfNeeded: gap) &+ 1
             out[i] = value
-            state.update(gap)
-            i &+= 1
+            sum &+= gap
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter3(sum))
+            value = value &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            out[i &+ 1] = value
+            sum = (sum &+ gap) &>> 1
+            i &+= 2
+        }
+        if i < gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
+            out[i] = value &+ UInt32(truncatingIfNeeded: gap) &+ 1
         }
     }
 
-    /// Whether `value` (> `after`) is among the values of an adaptive Rice body.
+    /// Whether `value` (> `after`) is among the values of an adaptive Rice body (pairs of
+    /// gaps as in `adaptiveDecode`).
     @inlinable
     static func adaptiveSearch(_ packed: UnsafeRawPointer, k0: Int, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
-        var state = AdaptiveRice(initial: k0)
+        guard gaps > 0 else { return false }
         var position = 0
-        var current = after
-        var i = 0
-        while i < gaps {
-            let gap = adaptiveGap(packed, &position, k: state.parameter())
+        var gap = adaptiveGap(packed, &position, k: k0)
+        var current = after &+ UInt32(truncatingIfNeeded: gap) &+ 1
+        if current >= value { return current == value }
+        var sum = (1 &<< UInt64(k0)) &+ gap
+        var i = 1
+        while i &+ 2 <= gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
             current = current &+ UInt32(truncatingIfNeeded: gap) &+ 1
             if current >= value { return current == value }
-            state.update(gap)
-            i &+= 1
+            sum &+= gap
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter3(sum))
+            current = current &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            if current >= value { return current == value }
+            sum = (sum &+ gap) &>> 1
+            i &+= 2
+        }
+        if i < gaps {
+            gap = adaptiveGap(packed, &position, k: adaptiveParameter2(sum))
+            current = current &+ UInt32(truncatingIfNeeded: gap) &+ 1
+            return current == value
         }
         return false
     }
@@ -715,13 +763,16 @@ public enum GraphCodec {
             group += width
             i &+= 8
         }
-        var bit = 0
-        while i < gaps {
-            let low = gap(group, bit: bit, mask: mask)
-            value = value &+ (high ? out[i] | low : low) &+ 1
-            out[i] = value
-            bit &+= width
-            i &+= 1
+        // The last < 8 gaps (all of a short list's): the group's code with its constant
+        // offsets, leaving at the count (a variable shift per gap cost about half as much again).
+        let left = gaps &- i
+        var k = 0
+        while k < 7 {
+            if k == left { break }
+            let low = gap(group, bit: k &* width, mask: mask)
+            value = value &+ (high ? out[i &+ k] | low : low) &+ 1
+            out[i &+ k] = value
+            k &+= 1
         }
     }
 
@@ -733,24 +784,76 @@ public enum GraphCodec {
         return UInt32(truncatingIfNeeded: (word &>> UInt64(bit & 7)) & mask)
     }
 
+    /// The sum of the 8 gaps of a group packed at `width` bits (the group's `width` bytes;
+    /// `mask` = the width's low bits), added in place rather than extracted one by one. Up to
+    /// width 8 one 8-byte load: pairs of fields, then pairs of pairs, then the two halves (each
+    /// sum has room in its slot: w + 1 bits in 2w, w + 2 in 4w). Widths 9 to 16: the two
+    /// halves of four fields, one load each, their pairs added in place and the two words
+    /// added (4 fields in a slot of 2w bits: w + 2 bits), then folded. Wider: 8 extractions.
+    @inlinable @inline(__always)
+    static func groupSum<let width: Int>(_ group: UnsafeRawPointer, _ bits: BitWidth<width>, mask: UInt64) -> UInt32 {
+        if width == 0 { return 0 }
+        if width <= 8 {
+            var word = UInt64(littleEndian: group.loadUnaligned(as: UInt64.self))
+            if width < 8 { word &= (1 &<< UInt64(8 &* width)) &- 1 }
+            let pairs = mask | mask &<< UInt64(2 &* width) | mask &<< UInt64(4 &* width) | mask &<< UInt64(6 &* width)
+            let twos = (word & pairs) &+ ((word &>> UInt64(width)) & pairs)
+            let two: UInt64 = (1 &<< UInt64(2 &* width)) &- 1
+            let quads = two | two &<< UInt64(4 &* width)
+            let fours = (twos & quads) &+ ((twos &>> UInt64(2 &* width)) & quads)
+            return UInt32(truncatingIfNeeded: (fours & ((1 &<< UInt64(4 &* width)) &- 1)) &+ (fours &>> UInt64(4 &* width)))
+        }
+        if width <= 16 {
+            let halfBits = 4 &* width
+            let halfMask: UInt64 = halfBits >= 64 ? .max : (1 &<< UInt64(halfBits)) &- 1
+            let low = UInt64(littleEndian: group.loadUnaligned(as: UInt64.self)) & halfMask
+            let high = (UInt64(littleEndian: group.loadUnaligned(fromByteOffset: halfBits &>> 3, as: UInt64.self)) &>> UInt64(halfBits & 7)) & halfMask
+            let pairs = mask | mask &<< UInt64(2 &* width)
+            let both = (low & pairs) &+ ((low &>> UInt64(width)) & pairs) &+ (high & pairs) &+ ((high &>> UInt64(width)) & pairs)
+            let two: UInt64 = (1 &<< UInt64(2 &* width)) &- 1
+            return UInt32(truncatingIfNeeded: (both & two) &+ (both &>> UInt64(2 &* width)))
+        }
+        var sum: UInt32 = 0
+        var j = 0
+        while j < 8 {
+            sum &+= gap(group, bit: j &* width, mask: mask)
+            j &+= 1
+        }
+        return sum
+    }
+
     /// The last block at or after `from` whose first value is <= `value` (`from` when none is).
     @inlinable
     static func lastBlock(_ list: UnsafeRawPointer, blocks: Int, atOrBelow value: UInt32, from: Int = 0) -> Int {
+        // Without a branch on the comparison (a conditional move; the directory of a popular
+        // user's list is searched on every membership test, and the outcome is a coin toss):
+        // the answer stays in low ..< low + size, which halves each step.
         var low = from
-        var high = blocks - 1
-        while low < high {
-            let middle = (low + high + 1) >> 1
-            let head = UInt32(littleEndian: list.loadUnaligned(fromByteOffset: middle * directoryEntryBytes, as: UInt32.self))
-            if head <= value { low = middle } else { high = middle - 1 }
+        var size = blocks &- from
+        while size > 1 {
+            let half = size &>> 1
+            let middle = low &+ half
+            let head = UInt32(littleEndian: list.loadUnaligned(fromByteOffset: middle &* directoryEntryBytes, as: UInt32.self))
+            low = head <= value ? middle : low
+            size &-= half
         }
         return low
     }
 
     /// Whether the coded list of `count` values holds `value`, decoding at most one block.
-    @inlinable
+    /// Inlined into the membership test (with `blockContains`; the search of the block body
+    /// stays a call, one switch over the width).
+    @inlinable @inline(__always)
     public static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool {
         let blocks = (count + blockSize - 1) >> blockShift
         let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value) : 0
+        return blockContains(list, count: count, b, value)
+    }
+
+    /// Whether block `b` of the coded list of `count` values holds `value`, decoding it only up
+    /// to `value`.
+    @inlinable @inline(__always)
+    public static func blockContains(_ list: UnsafeRawPointer, count: Int, _ b: Int, _ value: UInt32) -> Bool {
         let (first, blockBody, size) = block(list, count: count, b)
         if value <= first { return value == first }
         // Decodes only up to `value`: this is the hot path of every membership test.
@@ -869,8 +972,8 @@ public enum GraphCodec {
         }
     }
 
-    /// `search` for one width: adds up the 8 gaps of a group without a branch between them and
-    /// goes into the group only when its last value reaches `value`.
+    /// `search` for one width: adds up the 8 gaps of a group in place (`groupSum`) and goes
+    /// into the group only when its last value reaches `value`.
     @inlinable
     static func searchFixed<let width: Int>(_ packed: UnsafeRawPointer, _ bits: BitWidth<width>, after: UInt32, gaps: Int, _ value: UInt32) -> Bool {
         let mask: UInt64 = (1 << UInt64(width)) &- 1
@@ -879,12 +982,7 @@ public enum GraphCodec {
         var i = 0
         // Values stay below 2^32 (the list is sorted UInt32s), so the sums never wrap within a list.
         while i &+ 8 <= gaps {
-            var last = current
-            var k = 0
-            while k < 8 {
-                last = last &+ gap(group, bit: k &* width, mask: mask) &+ 1
-                k &+= 1
-            }
+            let last = current &+ groupSum(group, BitWidth<width>(), mask: mask) &+ 8
             if last >= value { break }
             current = last
             group += width
@@ -902,6 +1000,11 @@ public enum GraphCodec {
 }
 
 extension GraphCodec: AdjacencyBlockCodec {
+    @inlinable @inline(__always)
+    public static func blockFirst(_ list: UnsafeRawPointer, count: Int, _ b: Int) -> UInt32 {
+        UInt32(littleEndian: list.loadUnaligned(fromByteOffset: b &* directoryEntryBytes, as: UInt32.self))
+    }
+
     @inlinable
     public static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int {
         let blocks = (count &+ blockSize &- 1) &>> blockShift
@@ -929,6 +1032,11 @@ public protocol AdjacencyBlockCodec {
     static func decodeBlock(_ list: UnsafeRawPointer, count: Int, _ b: Int, into out: UnsafeMutablePointer<UInt32>) -> Int
     /// Whether the coded list of `count` values holds `value`, decoding at most one block.
     static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool
+    /// Whether block `b` of the coded list of `count` values holds `value`, decoding only as
+    /// much of the block as it needs (`contains` after its directory search).
+    static func blockContains(_ list: UnsafeRawPointer, count: Int, _ b: Int, _ value: UInt32) -> Bool
+    /// The first value of block `b` (> 0) of a coded list of more than one block.
+    static func blockFirst(_ list: UnsafeRawPointer, count: Int, _ b: Int) -> UInt32
     /// Copies up to `limit` values greater than `after` (all when nil), in order, to `out`
     /// (room for `limit`); returns how many. (A page; the extension's walker unless the codec
     /// has a faster way in.)
@@ -1018,7 +1126,7 @@ extension AdjacencyBlockCodec {
     /// Calls `body` with every value of the coded list of `count` values, in order: a block at a
     /// time decoded into a 128-value stack buffer, then a plain loop over it (no stop test, so
     /// the caller's closure is the loop body once this is inlined).
-    @inlinable
+    @inlinable @inline(__always)
     public static func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
         let blocks = blockCount(count)
         try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
@@ -1037,26 +1145,44 @@ extension AdjacencyBlockCodec {
     }
 
     /// Calls `body` with each value of `probes` (sorted, strictly increasing) that the coded list
-    /// of `count` values holds, in order, until it returns false. Walks the list once: each block
-    /// is decoded at most once (into a 128-value buffer on the stack), blocks no probe falls in
-    /// are skipped through the directory.
+    /// of `count` values holds, in order, until it returns false. Walks the list once, a block at
+    /// a time, entering blocks through the directory. The probes a block holds (those below the
+    /// next block's first value) decide how: one or two are each searched in the block as a
+    /// membership test does (groups of eight added up, no value written); three or more, and
+    /// the block is decoded once into a 128-value buffer on the stack and merged with them.
+    /// (A following list's popular followees often all fall in the first block of a long
+    /// follower list, where decoding once beats searching each; elsewhere they fall a block
+    /// or more apart, where searching beats decoding.)
     @inlinable
     public static func intersect(_ probes: UnsafeBufferPointer<UInt32>, _ list: UnsafeRawPointer, count: Int,
                                  _ body: (UInt32) -> Bool) {
+        let blocks = blockCount(count)
+        let n = probes.count
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
             let out = buffer.baseAddress!
-            var current = -1
-            var size = 0
-            var j = 0
-            for p in probes {
-                let b = lastBlock(list, count: count, atOrBelow: p, from: max(current, 0))
-                if b != current {
-                    size = decodeBlock(list, count: count, b, into: out)
-                    current = b
-                    j = 0
+            var i = 0
+            var b = 0
+            while i < n {
+                b = lastBlock(list, count: count, atOrBelow: probes[i], from: b)
+                let last = b &+ 1 >= blocks
+                let next = last ? 0 : blockFirst(list, count: count, b &+ 1)
+                var end = i &+ 1
+                while end < n && end &- i < 3 && (last || probes[end] < next) { end &+= 1 }
+                if end &- i < 3 {
+                    while i < end {
+                        if blockContains(list, count: count, b, probes[i]) && !body(probes[i]) { return }
+                        i &+= 1
+                    }
+                    continue
                 }
-                while j < size && out[j] < p { j &+= 1 }
-                if j < size && out[j] == p { if !body(p) { return } }
+                let size = decodeBlock(list, count: count, b, into: out)
+                var j = 0
+                while i < n && (last || probes[i] < next) {
+                    let p = probes[i]
+                    while j < size && out[j] < p { j &+= 1 }
+                    if j < size && out[j] == p && !body(p) { return }
+                    i &+= 1
+                }
             }
         }
     }

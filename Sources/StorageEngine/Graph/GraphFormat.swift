@@ -356,8 +356,9 @@ struct Adjacency: @unchecked Sendable {
         return aShorter ? following.contains(a, b) : followers.contains(b, a)
     }
 
-    /// The user's coded list and its length (a nil list when the degree is 0).
-    @inlinable
+    /// The user's coded list and its length (a nil list when the degree is 0). Inlined: out of
+    /// line, a membership test copied both directions' views to the stack to pass them.
+    @inlinable @inline(__always)
     func list(_ user: UInt32) -> (UnsafeRawPointer?, Int) {
         let u = Int(user)
         guard u < userCount else { return (nil, 0) }
@@ -374,7 +375,7 @@ struct Adjacency: @unchecked Sendable {
         return (lists + offset + 4, Int(UInt32(littleEndian: lists.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func contains(_ user: UInt32, _ neighbour: UInt32) -> Bool {
         let (list, count) = self.list(user)
         guard let list else { return false }
@@ -394,7 +395,7 @@ struct Adjacency: @unchecked Sendable {
         if rice { try GraphRiceCodec.scan(list, count: count, after: after, body) } else { try GraphCodec.scan(list, count: count, after: after, body) }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func forEach(_ list: UnsafeRawPointer, count: Int, _ body: (UInt32) throws -> Void) rethrows {
         if rice { try GraphRiceCodec.forEach(list, count: count, body) } else { try GraphCodec.forEach(list, count: count, body) }
     }

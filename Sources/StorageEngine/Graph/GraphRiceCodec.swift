@@ -208,8 +208,15 @@ public enum GraphRiceCodec {
     public static func contains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32) -> Bool {
         let k = Int(list.load(as: UInt8.self))
         if count <= blockSize { return search(list + 1, k: k, after: .max, gaps: count, value) }
+        return blockContains(list, count: count, lastBlock(list, count: count, atOrBelow: value, from: 0), value)
+    }
+
+    /// Whether block `b` of the coded list of `count` values holds `value` (decoded only up to it).
+    @inlinable
+    public static func blockContains(_ list: UnsafeRawPointer, count: Int, _ b: Int, _ value: UInt32) -> Bool {
+        let k = Int(list.load(as: UInt8.self))
+        if count <= blockSize { return search(list + 1, k: k, after: .max, gaps: count, value) }
         let blocks = (count &+ blockSize &- 1) &>> blockShift
-        let b = lastBlock(list, count: count, atOrBelow: value, from: 0)
         let (first, body) = entry(list, blocks: blocks, b)
         if value <= first { return value == first }
         return search(body, k: k, after: first, gaps: min(blockSize, count &- (b &<< blockShift)) &- 1, value)
@@ -462,33 +469,11 @@ public enum GraphRiceCodec {
         GraphCodec.unpackRice(group, width: k, after: value, gaps: gaps &- i, into: out + i)
     }
 
-    /// The sum of the eight k-bit low parts of a group (its k bytes). Up to k = 7 they are one
-    /// 8-byte load, added in place: pairs of fields, then pairs of pairs, then the two halves
-    /// (each sum has room in its slot: k + 1 bits in 2k, k + 2 in 4k), 3 masked adds instead of
-    /// 8 extractions.
+    /// The sum of the eight k-bit low parts of a group (its k bytes): `GraphCodec.groupSum`
+    /// (added in place up to k = 16).
     @inlinable @inline(__always)
     static func lowSum<let k: Int>(_ group: UnsafeRawPointer, _ parameter: BitWidth<k>, mask: UInt64) -> UInt32 {
-        if k == 0 { return 0 }
-        if k <= 7 {
-            let word = UInt64(littleEndian: group.loadUnaligned(as: UInt64.self)) & ((1 &<< UInt64(8 &* k)) &- 1)
-            var pairs: UInt64 = 0
-            var slot = 0
-            while slot < 4 {
-                pairs |= mask &<< UInt64(2 &* k &* slot)
-                slot &+= 1
-            }
-            let twos = (word & pairs) &+ ((word &>> UInt64(k)) & pairs)
-            let quads: UInt64 = (1 &<< UInt64(2 &* k)) &- 1 | ((1 &<< UInt64(2 &* k)) &- 1) &<< UInt64(4 &* k)
-            let fours = (twos & quads) &+ ((twos &>> UInt64(2 &* k)) & quads)
-            return UInt32(truncatingIfNeeded: (fours & ((1 &<< UInt64(4 &* k)) &- 1)) &+ (fours &>> UInt64(4 &* k)))
-        }
-        var sum: UInt32 = 0
-        var j = 0
-        while j < 8 {
-            sum &+= GraphCodec.gap(group, bit: j &* k, mask: mask)
-            j &+= 1
-        }
-        return sum
+        GraphCodec.groupSum(group, parameter, mask: mask)
     }
 
     /// A page: up to `limit` values greater than `after` (all when nil), in order, to `out`;
@@ -540,6 +525,11 @@ public enum GraphRiceCodec {
 }
 
 extension GraphRiceCodec: AdjacencyBlockCodec {
+    @inlinable @inline(__always)
+    public static func blockFirst(_ list: UnsafeRawPointer, count: Int, _ b: Int) -> UInt32 {
+        entry(list, blocks: (count &+ blockSize &- 1) &>> blockShift, b).first
+    }
+
     @inlinable
     public static func lastBlock(_ list: UnsafeRawPointer, count: Int, atOrBelow value: UInt32, from: Int) -> Int {
         let blocks = (count &+ blockSize &- 1) &>> blockShift
@@ -547,11 +537,14 @@ extension GraphRiceCodec: AdjacencyBlockCodec {
         let valueWidth = Int(list.load(fromByteOffset: 1, as: UInt8.self))
         let stride = valueWidth &+ Int(list.load(fromByteOffset: 2, as: UInt8.self))
         let directory = list + longHeaderBytes
+        // Branch-free halving, as `GraphCodec.lastBlock`.
         var low = from
-        var high = blocks &- 1
-        while low < high {
-            let middle = (low &+ high &+ 1) &>> 1
-            if field(directory, bit: middle &* stride, width: valueWidth) <= value { low = middle } else { high = middle &- 1 }
+        var size = blocks &- from
+        while size > 1 {
+            let half = size &>> 1
+            let middle = low &+ half
+            low = field(directory, bit: middle &* stride, width: valueWidth) <= value ? middle : low
+            size &-= half
         }
         return low
     }

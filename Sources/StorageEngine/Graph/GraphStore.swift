@@ -569,7 +569,9 @@ public final class GraphStore: @unchecked Sendable {
 
     /// Both `forEach` directions: a short list with no pending changes decoded into a stack
     /// block in one read section, else the locked view.
-    @inlinable
+    /// Always inlined, down to the block loops, so the caller's closure is the loop body (not
+    /// an indirect call per value).
+    @inlinable @inline(__always)
     func forEach(followers: Bool, of user: UInt32, _ body: (UInt32) throws -> Void) rethrows {
         try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { buffer in
             let n = smallBaseList(followers: followers, user, into: buffer.baseAddress!)
@@ -611,7 +613,7 @@ public final class GraphStore: @unchecked Sendable {
         return length
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func forEach(_ view: ListView, _ body: (UInt32) throws -> Void) rethrows {
         if let delta = view.delta, !delta.entries.isEmpty {
             try view.scan(after: nil) { try body($0); return true }
@@ -716,6 +718,15 @@ public final class GraphStore: @unchecked Sendable {
     /// Replaces `buffer`'s contents with the base list of `user` (the caller keeps the base alive).
     private static func decode(_ adjacency: Adjacency, _ user: UInt32, into buffer: inout ContiguousArray<UInt32>) {
         let (list, count) = adjacency.list(user)
+        if let list, count <= GraphCodec.blockSize {
+            // One block (most lists): decoded on the stack, then one call replaces the buffer's
+            // contents (resizing and filling it took four calls into the standard library).
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: GraphCodec.blockSize) { block in
+                adjacency.decode(list, count: count, into: block.baseAddress!)
+                buffer.replaceSubrange(0..<buffer.count, with: UnsafeBufferPointer(rebasing: block[0..<count]))
+            }
+            return
+        }
         // Size the buffer to `count` without zeroing what it holds (overwritten below):
         // shrinking a buffer of integers is O(1), and it grows only to a new largest list.
         if buffer.count > count {
