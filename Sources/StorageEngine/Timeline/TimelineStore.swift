@@ -665,7 +665,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
 
     /// Starts loading the user table entries and the ring records of `users[first..<end]`
     /// (a line each), through the tables' base addresses and counts: the first pass of
-    /// `prefetchHomes` and `prefetchRings`. Both loads at once: a record's address is its
+    /// `prefetchRings`. Both loads at once: a record's address is its
     /// user's number, and a user past the records has no ring.
     @inlinable @inline(__always)
     static func prefetchRecords(of users: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int,
@@ -679,38 +679,34 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 
     /// The prefetch passes of a batch of home reads (`TimelineStore.homes`) over
-    /// `readers[first..<end]`: their user table entries and ring records together, then the
-    /// lines of each ring's newest `limit` entries, so the reads that follow find them loaded.
-    /// `mutating` only to borrow the state in place (see `read`); it writes nothing. Prefetches
-    /// never fault; a stale one costs a wasted load.
+    /// `readers[first..<end]`: their ring records, then the lines of each readable ring's
+    /// newest `limit` entries, so the reads that follow find them loaded. The user table is
+    /// not touched: the reads do not need it (see `readShared`). `mutating` only to borrow the
+    /// state in place (see `read`); it writes nothing. Prefetches never fault; a stale one
+    /// costs a wasted load.
     @inlinable
     mutating func prefetchHomes(_ readers: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int, limit: Int) {
-        userTable.withUnsafeBufferPointer { table in
-            guard let tableBase = table.baseAddress else { return }
-            let tableCount = UInt32(truncatingIfNeeded: table.count)
-            do {
-                let recordBase = UnsafePointer(rings.base)
-                Self.prefetchRecords(of: readers, from: first, to: end, table: tableBase, count: tableCount,
-                                     records: recordBase, count: UInt32(truncatingIfNeeded: rings.count))
-                for j in first..<end {
-                    let u = readers[j]
-                    let value = u < tableCount ? tableBase[Int(u)] : 0
-                    guard value &- 1 < Self.dropped &- 1 else { continue }
-                    let r = recordBase + Self.ringNumber(of: u, value: value)
-                    let count = Int(r.pointee.count)
-                    guard count > 0 else { continue }
-                    let capacity = Int(r.pointee.slotCapacity)
-                    let head = Int(r.pointee.head)
-                    let stop = max(0, count &- limit)
-                    var k = count &- 1
-                    while true {
-                        var p = head &+ k
-                        if p >= capacity { p &-= capacity }
-                        socialdb_prefetch(r.pointee.base + p)
-                        if k == stop { break }
-                        k = max(stop, k &- 4)
-                    }
-                }
+        let recordBase = UnsafePointer(rings.base)
+        let recordCount = UInt32(truncatingIfNeeded: rings.count)
+        let epoch = celebrityEpoch
+        for j in first..<end where readers[j] < recordCount { socialdb_prefetch(UnsafeRawPointer(recordBase + Int(readers[j]))) }
+        for j in first..<end {
+            let u = readers[j]
+            guard u < recordCount else { continue }
+            let r = recordBase + Int(u)
+            guard r.pointee.celebrityEpoch == epoch else { continue }
+            let count = Int(r.pointee.count)
+            guard count > 0 else { continue }
+            let capacity = Int(r.pointee.slotCapacity)
+            let head = Int(r.pointee.head)
+            let stop = max(0, count &- limit)
+            var k = count &- 1
+            while true {
+                var p = head &+ k
+                if p >= capacity { p &-= capacity }
+                socialdb_prefetch(r.pointee.base + p)
+                if k == stop { break }
+                k = max(stop, k &- 4)
             }
         }
     }
