@@ -999,7 +999,7 @@ public final class LSMTree: @unchecked Sendable {
                 }
             }
             batch.missing.removeLast(batch.missing.count - kept)
-            try pipelinedGet(batch, snap.version, cache: cache)
+            try pipelinedGet(batch, snap.version, cache: cache, hashesKnown: cache?.records.enabled == true)
             return
         }
         let keys = batch.missing.map { [UInt8](batch.key(at: $0)) }

@@ -61,7 +61,10 @@ extension LSMTree {
     /// batch and, with `cache`, into the record cache.
     ///
     /// The checks of each entry are `BlockView.locate`'s: a malformed block throws, naming the file.
-    func pipelinedGet(_ batch: RecordBatch, _ version: Version, cache: (records: RecordCache, token: UInt64)?) throws(LSMError) {
+    /// `hashesKnown`: `batch.hashes` holds every key's hash already (the record cache's passes
+    /// computed them), so they are not computed again.
+    func pipelinedGet(_ batch: RecordBatch, _ version: Version, cache: (records: RecordCache, token: UInt64)?,
+                      hashesKnown: Bool = false) throws(LSMError) {
         let n = batch.missing.count
         guard n > 0 else { return }
         batch.reserveProbes(n)
@@ -70,7 +73,7 @@ extension LSMTree {
         var remaining = n
         for j in 0..<n {
             let index = batch.missing[j]
-            let hash = batch.withKey(index) { BloomFilter.hash($0) }
+            let hash = hashesKnown ? batch.hashes[index] : batch.withKey(index) { BloomFilter.hash($0) }
             (probes + j).initialize(to: TreeProbe(index: index, hash: hash))
         }
         let prefetchBlocks = n > 1

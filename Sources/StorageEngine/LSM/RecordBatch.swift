@@ -124,19 +124,30 @@ public final class RecordBatch {
 
     // MARK: Filling (the tree and the record cache)
 
-    /// Sizes the per-key results and scratch for the keys there are, every key absent.
+    /// Sizes the per-key results and scratch for the keys there are, every key absent. The
+    /// arrays keep their storage when the number of keys changes (pages of 17 and 20 tweets
+    /// in turn made five new arrays each time: 7% of the timeline suite's hydrated page).
     func resetResults() {
         let n = count
         valueBytesCount = 0
         missing.removeAll(keepingCapacity: true)
         if valueStarts.count != n {
-            valueStarts = ContiguousArray(repeating: -1, count: n)
-            valueLengths = ContiguousArray(repeating: 0, count: n)
-            hashes = ContiguousArray(repeating: 0, count: n)
-            versions = ContiguousArray(repeating: 0, count: n)
-            slots = ContiguousArray(repeating: -1, count: n)
+            Self.resize(&valueStarts, to: n, with: -1)
+            Self.resize(&valueLengths, to: n, with: 0)
+            Self.resize(&hashes, to: n, with: 0)
+            Self.resize(&versions, to: n, with: 0)
+            Self.resize(&slots, to: n, with: -1)
+        }
+        for i in 0..<n { valueStarts[i] = -1 }
+    }
+
+    /// `array` with `n` elements: its first ones kept, new ones `filler`, the storage kept.
+    @inline(__always)
+    private static func resize<T>(_ array: inout ContiguousArray<T>, to n: Int, with filler: T) {
+        if array.count > n {
+            array.removeLast(array.count - n)
         } else {
-            for i in 0..<n { valueStarts[i] = -1 }
+            array.append(contentsOf: repeatElement(filler, count: n - array.count))
         }
     }
 

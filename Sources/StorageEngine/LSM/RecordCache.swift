@@ -82,6 +82,13 @@ final class RecordCache: @unchecked Sendable {
     /// In a record's length word: the key has no value.
     static let absentBit: UInt64 = 1 << 63
     static let offsetMask: UInt64 = (1 << 32) - 1
+    /// Budgets from this size up keep their slots and arenas in one region of transparent huge
+    /// pages (`HugePageRegion`): a probe reads a slot and a record at random places of the whole
+    /// budget, and with 4 KiB pages each was a TLB miss (a 64 MiB cache spans 16,384 pages, the
+    /// TLB reaches a few thousand; in a virtual machine a miss walks two sets of page tables),
+    /// where 32 huge pages stay in the TLB. A cache fills up, so the whole pages cost no memory
+    /// it would not use anyway; below this size the few pages are not worth a whole huge one.
+    static let hugePagesMinimumBytes = 16 << 20
 
     let capacityBytes: Int
     /// False with a zero budget: nothing is cached, only the sequence is kept.
@@ -92,6 +99,8 @@ final class RecordCache: @unchecked Sendable {
     let headers: UnsafeMutablePointer<ShardHeader>
     /// The writers' state per shard (each box its own allocation).
     let writers: [WriterBox]
+    /// The slots and arenas of every shard, when the budget is at least `hugePagesMinimumBytes`.
+    let region: HugePageRegion?
     let sequence = Atomic<UInt64>(0)
     let hitCounter = StripedCounter()
     let missCounter = StripedCounter()
@@ -111,12 +120,11 @@ final class RecordCache: @unchecked Sendable {
         /// To a whole cache line: a reader of one shard never shares a line with a writer of another.
         let padding: (Int, Int) = (0, 0)
 
-        init(slotCount: Int, wordCount: Int) {
-            // calloc: zero words are valid atomics holding 0 (`Atomic<UInt64>` is a plain
-            // 64-bit word), and large blocks come as untouched zero pages, so a big cache
-            // costs memory only as it fills.
-            slots = calloc(slotCount, 8)!.bindMemory(to: Atomic<UInt64>.self, capacity: slotCount)
-            words = calloc(wordCount, 8)!.bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
+        /// Over zeroed memory: zero words are valid atomics holding 0 (`Atomic<UInt64>` is a
+        /// plain 64-bit word).
+        init(slots: UnsafeMutableRawPointer, slotCount: Int, words: UnsafeMutableRawPointer, wordCount: Int) {
+            self.slots = slots.bindMemory(to: Atomic<UInt64>.self, capacity: slotCount)
+            self.words = words.bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
             slotMask = slotCount - 1
             self.wordCount = wordCount
             entriesMax = max(1, slotCount * 3 / 4)
@@ -155,17 +163,39 @@ final class RecordCache: @unchecked Sendable {
         precondition(MemoryLayout<ShardHeader>.stride == 64, "a shard header is one cache line")
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, shards) * 64, alignment: 64)
         headers = raw.bindMemory(to: ShardHeader.self, capacity: max(1, shards))
-        for i in 0..<shards { (headers + i).initialize(to: ShardHeader(slotCount: slotCount, wordCount: wordCount)) }
+        // Every shard's slots, then every shard's arena, in one region of huge pages when the
+        // budget is large (see `hugePagesMinimumBytes`); else each in a calloc'ed block of its
+        // own (large blocks come as untouched zero pages, so a big cache costs memory only as
+        // it fills).
+        let slotBytes = slotCount * 8
+        let wordBytes = wordCount * 8
+        region = shards > 0 && capacityBytes >= Self.hugePagesMinimumBytes
+            ? HugePageRegion(byteCount: shards * (slotBytes + wordBytes)) : nil
+        for i in 0..<shards {
+            let slots: UnsafeMutableRawPointer
+            let words: UnsafeMutableRawPointer
+            if let region {
+                slots = region.base + i * slotBytes
+                words = region.base + shards * slotBytes + i * wordBytes
+            } else {
+                slots = calloc(slotCount, 8)!
+                words = calloc(wordCount, 8)!
+            }
+            (headers + i).initialize(to: ShardHeader(slots: slots, slotCount: slotCount, words: words, wordCount: wordCount))
+        }
         writers = (0..<shards).map { _ in WriterBox() }
     }
 
     deinit {
         for i in 0..<(enabled ? Self.shardCount : 0) {
             let h = header(i)
-            free(UnsafeMutableRawPointer(h.pointee.slots))
-            free(UnsafeMutableRawPointer(h.pointee.words))
+            if region == nil {
+                free(UnsafeMutableRawPointer(h.pointee.slots))
+                free(UnsafeMutableRawPointer(h.pointee.words))
+            }
             h.deinitialize(count: 1)
         }
+        region?.deallocate()
         UnsafeMutableRawPointer(headers).deallocate()
     }
 
@@ -612,7 +642,47 @@ final class RecordCache: @unchecked Sendable {
         w.head += size
         w.used -= size
         if w.head == h.pointee.wordCount { w.head = 0 }
+        prefetchAhead(h, w)
         return moved
+    }
+
+    /// Starts loading what the next evictions read: the slots of the records at the log's
+    /// head and the two after it, and the log's next kilobyte. An eviction reads the head
+    /// record's first line, its slot (a line at a random place of the table) and, to move it,
+    /// the rest of the record: cold memory each, the log's head having been written a whole lap
+    /// of the log ago. Evictions come in runs (an insert moves up to `movesPerInsert`
+    /// referenced records), and perf put three quarters of an eviction's time on the slot's
+    /// load: with this, each eviction's slot has been loading for two evictions before it. The
+    /// headers the walk reads are in lines earlier calls started loading (a tweet record is
+    /// about four lines); the lines stay loaded until the shard's next insert. Inside a write;
+    /// reads only; a walk that meets the tail, or a size that makes no sense (the free space
+    /// after the tail holds old words), stops.
+    @inline(__always)
+    static func prefetchAhead(_ h: UnsafeMutablePointer<ShardHeader>, _ w: WriterState) {
+        let words = h.pointee.words
+        let wordCount = h.pointee.wordCount
+        let base = UnsafeRawPointer(words + w.head)
+        let end = UnsafeRawPointer(words + wordCount)
+        var line = 64
+        while line < 1024 && base + line < end {
+            socialdb_prefetch(base + line)
+            line &+= 64
+        }
+        var at = w.head
+        var left = w.used
+        var records = 0
+        while records < 3 && left > 0 {
+            let stored = words[at].load(ordering: .relaxed)
+            let size = sizeAt(h, at)
+            guard size >= 2 && size <= left && at &+ size <= wordCount else { return }
+            if stored != 0 {
+                socialdb_prefetch(UnsafeRawPointer(h.pointee.slots + (Int(truncatingIfNeeded: tag(stored)) & h.pointee.slotMask)))
+            }
+            at &+= size
+            left &-= size
+            if at == wordCount { at = 0 }
+            records &+= 1
+        }
     }
 
     /// Puts `stored` → `record` in the first free slot from its home (the table is never full:

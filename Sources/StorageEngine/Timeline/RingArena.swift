@@ -14,7 +14,10 @@
 /// 2026-12-02 with 2 MiB-aligned mappings, `timeline-profile 300000 450000`: home reads took
 /// 10-25% less CPU (fewer TLB misses), but fan-out into the new store 60-80 ns more per push,
 /// `clear_page_erms` 35% of its profile; advising only the user table, ring records and activity
-/// table (collapsed with MADV_COLLAPSE after each growth) moved nothing the load-6 noise did not.)
+/// table (collapsed with MADV_COLLAPSE after each growth) moved nothing the load-6 noise did not.
+/// Once more on 2026-12-03 with each segment one 2 MiB-aligned huge page: `clear_page_erms` took
+/// a quarter of `timeline-profile 300000 450000 3000000 1`'s samples. The ring records, read
+/// hints and activity days, dense tables, are in huge pages instead: see `RingRecords`.)
 ///
 /// Why memory and not mmap: a home read must never wait for a page fault to the disk, a push
 /// must not dirty file pages the kernel writes back on its own schedule, and a checkpoint must be

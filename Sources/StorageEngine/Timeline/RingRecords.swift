@@ -17,21 +17,34 @@ struct RingRecords {
     @usableFromInline private(set) var base: UnsafeMutablePointer<RingRecord>
     @usableFromInline private(set) var count = 0
     private(set) var capacity: Int
+    /// Where `base` is when the table is in huge pages (see `allocate`), else nil.
+    private var region: HugePageRegion?
 
     static let alignment = 64
 
     init() {
         precondition(MemoryLayout<RingRecord>.stride == 32, "a ring record is 32 bytes (half a cache line)")
         capacity = 64
-        base = Self.allocate(capacity)
+        (base, region) = Self.allocate(capacity)
     }
 
-    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<RingRecord> {
-        UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<RingRecord>.stride, alignment: alignment)
-            .bindMemory(to: RingRecord.self, capacity: capacity)
+    /// Storage for `capacity` records. From 2 MiB up (65,536 records) in transparent huge
+    /// pages (`HugePageRegion`): every push and home read loads a record at a random place of
+    /// the table, and with 4 KiB pages that was a TLB miss as well as a cache miss (a nested
+    /// page walk in a virtual machine); the table is dense (every user up to the largest with
+    /// a ring has a record), so whole huge pages cost no memory it would not use.
+    private static func allocate(_ capacity: Int) -> (UnsafeMutablePointer<RingRecord>, HugePageRegion?) {
+        let bytes = capacity * MemoryLayout<RingRecord>.stride
+        if bytes >= HugePageRegion.hugePageBytes, let region = HugePageRegion(byteCount: bytes) {
+            return (region.base.bindMemory(to: RingRecord.self, capacity: capacity), region)
+        }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
+        return (raw.bindMemory(to: RingRecord.self, capacity: capacity), nil)
     }
 
-    func deallocate() { UnsafeMutableRawPointer(base).deallocate() }
+    func deallocate() {
+        if let region { region.deallocate() } else { UnsafeMutableRawPointer(base).deallocate() }
+    }
 
     @inlinable var indices: Range<Int> { 0..<count }
 
@@ -50,10 +63,11 @@ struct RingRecords {
 
     mutating func append(_ record: RingRecord) {
         if count == capacity {
-            let grown = Self.allocate(capacity * 2)
+            let (grown, grownRegion) = Self.allocate(capacity * 2)
             grown.moveInitialize(from: base, count: count)
             deallocate()
             base = grown
+            region = grownRegion
             capacity *= 2
         }
         (base + count).initialize(to: record)
@@ -64,7 +78,7 @@ struct RingRecords {
     mutating func removeAll() {
         deallocate()
         capacity = 64
-        base = Self.allocate(capacity)
+        (base, region) = Self.allocate(capacity)
         count = 0
     }
 }

@@ -239,7 +239,7 @@ extension TimelineState {
                 throw corrupt("retweet \(ring[i].id) in the ring of \(owners[number].user) has no original")
             }
         }
-        celebrityEpoch &+= 1
+        bumpCelebrityEpoch()
     }
 
     private mutating func loadRing(_ reader: inout TimelineBlockReader, counts: inout [UInt64],
