@@ -373,8 +373,12 @@ extension SocialDB {
                 if let quoted = view.quoteOf { nestedIDs.append(quoted) }
             }
             let nested = nestedIDs.isEmpty ? Hydrated() : try hydrate(nestedIDs, batch: batch)
+            // Long pages (up to the timeline capacity) find their nested tweets by a table.
+            var nestedIndex: [UInt64: Int] = [:]
+            if nestedIDs.count > 16 { for (k, id) in nestedIDs.enumerated() where nestedIndex[id] == nil { nestedIndex[id] = k } }
             func shown(_ id: UInt64) -> Tweet? {
-                guard let k = nestedIDs.firstIndex(of: id), let view = nested.views[k] else { return nil }
+                let position = nestedIDs.count > 16 ? nestedIndex[id] : nestedIDs.firstIndex(of: id)
+                guard let k = position, let view = nested.views[k] else { return nil }
                 return Self.counted(view, nested.counts[k])
             }
             var result: [Tweet] = []

@@ -76,9 +76,10 @@ import Testing
                 try db.notifications(handle: w, limit: 30).map { "\($0.kind) \($0.actor.handle) \($0.tweet.map(Self.shown) ?? "-")" }
             }
             // A page (read in batched rounds by `tweets(ids:)`) shows each tweet as the read of
-            // that one tweet does (`tweet(id:)`, its counts and nested tweet read one by one).
+            // that one tweet does (`tweet(id:)`, its counts and nested tweet read one by one);
+            // 200 items, so later pages have more than 16 nested tweets (found by a table).
             for db in dbs {
-                for t in try db.home(handle: w, limit: 50).items {
+                for t in try db.home(handle: w, limit: 200).items {
                     #expect(Self.shown(t) == Self.shown(try db.tweet(id: t.id)), "step \(step): tweet \(t.id) in @\(w)'s home")
                     for shown in [t] + (t.retweeted.map { [$0] } ?? []) + (t.quoted.map { [$0] } ?? []) {
                         let stored = try db.readTweetCounts(of: shown.id)

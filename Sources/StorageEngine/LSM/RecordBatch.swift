@@ -212,8 +212,8 @@ extension RecordBatch {
 // MARK: One spare batch per thread
 
 extension RecordBatch {
-    /// Keys a batch may have held and still be kept as its thread's spare: a page of the
-    /// largest size keeps about 1 KiB of probe scratch per key (`reserveProbes`).
+    /// Keys (and probes) a batch may have held and still be kept as its thread's spare: a page
+    /// of the largest size keeps about 1 KiB of probe scratch per key (`reserveProbes`).
     static let spareKeysMax = 512
 
     private static let spareKey: pthread_key_t = {
@@ -240,7 +240,9 @@ extension RecordBatch {
         batch.removeAll()
         batch.keepsAbsent = true
         defer {
-            if batch.count <= spareKeysMax && pthread_getspecific(spareKey) == nil {
+            // Judged by the probe scratch it holds, not by its last round's keys: a use may
+            // read a large round and then a small one.
+            if batch.probeCapacity <= spareKeysMax && batch.count <= spareKeysMax && pthread_getspecific(spareKey) == nil {
                 pthread_setspecific(spareKey, Unmanaged.passRetained(batch).toOpaque())
             }
         }
