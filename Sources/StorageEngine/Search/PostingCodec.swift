@@ -247,16 +247,22 @@ public enum PostingCodec {
         var i = from &+ 1
         while i < to {
             let high = Int((first &- docs[i] &- 1) >> UInt32(l))
-            var zeros = high &- previousHigh
+            putUnary(high &- previousHigh, into: &writer)
             previousHigh = high
-            while zeros >= 32 {
-                writer.put(0, bits: 32)
-                zeros &-= 32
-            }
-            writer.put(UInt64(1) << UInt64(zeros), bits: zeros &+ 1)
             i &+= 1
         }
         writer.finish()
+    }
+
+    /// `n` in unary: `n` zero bits, then a one (the Elias-Fano high parts and Rice quotients).
+    @inline(__always)
+    private static func putUnary(_ n: Int, into writer: inout BitWriter) {
+        var zeros = n
+        while zeros >= 32 {
+            writer.put(0, bits: 32)
+            zeros &-= 32
+        }
+        writer.put(UInt64(1) << UInt64(zeros), bits: zeros &+ 1)
     }
 
     /// A bit-packed body of the block `docs[from..<to]`, `width` bits a gap.
@@ -287,12 +293,7 @@ public enum PostingCodec {
         }
         var i = from &+ 1
         while i < to {
-            var quotient = Int(UInt64(docs[i &- 1] &- docs[i] &- 1) >> UInt64(k))
-            while quotient >= 32 {
-                writer.put(0, bits: 32)
-                quotient &-= 32
-            }
-            writer.put(UInt64(1) << UInt64(quotient), bits: quotient &+ 1)
+            putUnary(Int(UInt64(docs[i &- 1] &- docs[i] &- 1) >> UInt64(k)), into: &writer)
             i &+= 1
         }
         writer.finish()
