@@ -133,31 +133,29 @@ struct PostingCursor {
         var i = a.pointee.inBlock
         var j = b.pointee.inBlock
         var y = target
+        /// Leaves both cursors where the walk stopped.
+        @inline(__always) func place(a inA: Int, _ docA: Int32, b inB: Int, _ docB: Int32) {
+            a.pointee.inBlock = inA
+            a.pointee.doc = docA
+            b.pointee.inBlock = inB
+            b.pointee.doc = docB
+        }
         while true {
             // a to its first document at or below y (a's block's last document stops the scan).
             if lastA > y {
-                a.pointee.inBlock = na &- 1
-                a.pointee.doc = lastA
-                b.pointee.inBlock = j
-                b.pointee.doc = y
+                place(a: na &- 1, lastA, b: j, y)
                 return (false, y)
             }
             i &+= 1
             while Int32(bitPattern: docsA[i]) > y { i &+= 1 }
             let x = Int32(bitPattern: docsA[i])
             if x == y {
-                a.pointee.inBlock = i
-                a.pointee.doc = x
-                b.pointee.inBlock = j
-                b.pointee.doc = y
+                place(a: i, x, b: j, y)
                 return (true, x)
             }
             // b to its first document at or below x.
             if lastB > x {
-                a.pointee.inBlock = i
-                a.pointee.doc = x
-                b.pointee.inBlock = nb &- 1
-                b.pointee.doc = lastB
+                place(a: i, x, b: nb &- 1, lastB)
                 return (false, x)
             }
             j &+= 1
@@ -165,10 +163,7 @@ struct PostingCursor {
             while Int32(bitPattern: docsB[j]) > x { j &+= 1 }
             y = Int32(bitPattern: docsB[j])
             if y == x {
-                a.pointee.inBlock = i
-                a.pointee.doc = x
-                b.pointee.inBlock = j
-                b.pointee.doc = y
+                place(a: i, x, b: j, y)
                 return (true, x)
             }
         }

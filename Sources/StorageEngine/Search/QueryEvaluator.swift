@@ -333,12 +333,21 @@ struct QueryEvaluator {
             let d = cursor.seek(atOrBelow: t)
             if d < 0 { break }
             t = d - 1
-            let id = documents.id(d)
-            if let floorID, id <= floorID { break }
-            if !tombstones.isEmpty, tombstones.contains(id) { continue }
-            results.append(id)
-            found += 1
+            guard take(d, documents: documents, floorID: floorID, tombstones: tombstones, into: &results, found: &found) else { break }
         }
+    }
+
+    /// A newest-first match loop's step for matching document `d`: false (stop) when its
+    /// tweet id is at or below `floorID`; else appends the id and counts it, unless tombstoned.
+    @inline(__always)
+    static func take(_ d: Int32, documents: DocumentTable, floorID: UInt64?, tombstones: Set<UInt64>,
+                     into results: inout [UInt64], found: inout Int) -> Bool {
+        let id = documents.id(d)
+        if let floorID, id <= floorID { return false }
+        if !tombstones.isEmpty, tombstones.contains(id) { return true }
+        results.append(id)
+        found += 1
+        return true
     }
 
     /// Appends to `results` the tweet ids of matching documents below `upper` (exclusive),

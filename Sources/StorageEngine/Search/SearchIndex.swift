@@ -440,11 +440,8 @@ public final class SearchIndex: @unchecked Sendable {
                                 }
                                 if d < 0 { break }
                                 t = d - 1
-                                let id = documents.id(d)
-                                if let floorID, id <= floorID { break }
-                                if !deleted.isEmpty, deleted.contains(id) { continue }
-                                results.append(id)
-                                found += 1
+                                guard QueryEvaluator.take(d, documents: documents, floorID: floorID, tombstones: deleted,
+                                                          into: &results, found: &found) else { break }
                             }
                             Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
                         }
