@@ -4,8 +4,9 @@
 // - Sequential write: 1 MiB writes at increasing offsets of a fresh file, then one fdatasync,
 //   all of it timed (the data must reach the device, not just the page cache); best of 3 runs.
 // - Single 4 KiB append + fdatasync (like fio's `fdatasync=1`): a preallocated file, each
-//   4 KiB written at the next offset and made durable before the next one starts. On io_uring
-//   the write and the fdatasync are one linked submission (`File.writeAndSync`), as the log does.
+//   4 KiB written at the next offset and made durable before the next one starts, by
+//   `File.writeAndSync` as the log does (a linked chain: direct syscalls on either backend, see
+//   `FileSystem.perform`).
 import StorageEngine
 
 #if canImport(Glibc)
@@ -16,9 +17,11 @@ enum DiskLimits {
     static let sequentialWriteBytes = 1 << 20
     static let syncWriteBytes = 4096
 
-    /// The system name of the disk rows: the file layer's backend, since that is what issued the I/O.
+    /// The system name of the disk rows: both issue lone writes and write+fdatasync chains,
+    /// which the file layer runs as direct syscalls on either backend (`FileSystem.perform`).
     static func systemName(_ fileSystem: FileSystem) -> String {
-        fileSystem.backend == .posix ? "disk (pwrite)" : "disk (io_uring)"
+        _ = fileSystem
+        return "disk (pwrite)"
     }
 
     /// Writes `totalBytes` in 1 MiB writes to a fresh file, then fdatasyncs it, `runs` times;

@@ -97,7 +97,8 @@ public final class File: Sendable {
     }
 
     /// Writes `bytes` at `offset` and then makes them durable (fdatasync, or fsync when
-    /// `dataOnly` is false). On io_uring this is one linked submission: one syscall.
+    /// `dataOnly` is false), the sync only after the whole write (a linked chain: direct
+    /// syscalls on both backends, see `FileSystem.perform`).
     public func writeAndSync(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, dataOnly: Bool = true) throws(IOError) {
         checkOpen()
         var ops = (

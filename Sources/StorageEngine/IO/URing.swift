@@ -34,12 +34,86 @@ struct IOOp {
     }
 }
 
-/// An io_uring instance (liburing), shared by the threads of one `FileSystem`.
+/// The io_uring instances of one `FileSystem`: a batch takes an idle ring, runs on it and gives
+/// it back, so batches of different threads run side by side. One shared ring (a batch holds
+/// its ring until its last completion) made every write wait behind any fdatasync in flight:
+/// the log's interval sync or a table's seal held the ring for milliseconds while posters'
+/// log writes queued behind it, each then a sleep and a wakeup.
+///
+/// Rings are made on demand, as many as batches run at once (at most `maxRings`; past that a
+/// batch waits for one to come back), and kept for reuse until the file system goes. When a
+/// ring is retired (a submission the kernel kept refusing, see `URing.runChunk`) the whole pool
+/// is: `run` answers false from then on and the file system runs every op with POSIX calls.
+final class URingPool: Sendable {
+    struct State {
+        var idle: [URing] = []
+        var made = 0
+        var retired = false
+    }
+
+    let entries: Int
+    private let state: Mutex<State>
+    static var maxRings: Int { 64 }
+
+    /// Sets up the first ring; throws the errno when the kernel refuses.
+    init(entries: Int) throws(IOError) {
+        self.entries = entries
+        let first = try URing(entries: entries)
+        state = Mutex(State(idle: [first], made: 1, retired: false))
+    }
+
+    /// Rings made so far (idle or running a batch).
+    var ringsMade: Int { state.withLock { $0.made } }
+
+    /// Runs `ops` on an idle ring (see `URing.run`). False, running nothing, when the pool is
+    /// retired or no ring can be had (the kernel refused a new one): the caller runs the ops
+    /// another way.
+    func run(_ ops: UnsafeMutableBufferPointer<IOOp>) -> Bool {
+        guard let ring = acquire() else { return false }
+        let ran = ring.run(ops)
+        let retired = !ran || ring.isRetired
+        state.withLock { s in
+            if retired { s.retired = true } else { s.idle.append(ring) }
+        }
+        return ran
+    }
+
+    /// An idle ring, a new one when none is idle, nil when retired or when a new ring cannot
+    /// be set up.
+    func acquire() -> URing? {
+        while true {
+            enum Step { case take(URing), make, wait, none }
+            let step = state.withLock { s -> Step in
+                if s.retired { return .none }
+                if let ring = s.idle.popLast() { return .take(ring) }
+                if s.made < Self.maxRings { s.made += 1; return .make }
+                return .wait
+            }
+            switch step {
+            case .take(let ring): return ring
+            case .none: return nil
+            case .wait: sched_yield()
+            case .make:
+                if let ring = try? URing(entries: entries) { return ring }
+                state.withLock { $0.made -= 1 }
+                return nil
+            }
+        }
+    }
+
+    /// Gives back a ring `acquire` returned without running anything on it.
+    func release(_ ring: URing) {
+        state.withLock { $0.idle.append(ring) }
+    }
+}
+
+/// One io_uring instance (liburing), used by one batch at a time (see `URingPool`).
 ///
 /// Thread safety: a ring's submission and completion queues have one producer and one consumer,
-/// so every use holds `lock` from the first prepared entry until the last completion is reaped.
-/// A batch is therefore one critical section: prepare up to `entries` ops, one
-/// `io_uring_submit_and_wait`, reap exactly as many completions.
+/// so every use holds `lock` from the first prepared entry until the last completion is reaped
+/// (uncontended: the pool hands a ring to one batch at a time). A batch is one critical
+/// section: prepare up to `entries` ops, one `io_uring_submit_and_wait`, reap exactly as many
+/// completions.
 ///
 /// Lifetime: `ring` is heap-allocated (the struct must not move once initialised) and freed in
 /// deinit after `io_uring_queue_exit`.
@@ -71,6 +145,9 @@ final class URing: @unchecked Sendable {
         io_uring_queue_exit(ring)
         free(ring)
     }
+
+    /// Whether a failed submission retired the ring.
+    var isRetired: Bool { lock.withLock { _ in broken } }
 
     /// Runs `ops` and fills in each `result`. Ops whose `result` is already negative on entry
     /// (failed by the fault injector) are not submitted. Chains of linked ops are never split
