@@ -834,9 +834,7 @@ public enum GraphCodec {
             let half = size &>> 1
             let middle = low &+ half
             let head = UInt32(littleEndian: list.loadUnaligned(fromByteOffset: middle &* directoryEntryBytes, as: UInt32.self))
-            // All ones when head <= value (the compiler made `head <= value ? middle : low` a branch).
-            let take = Int(truncatingIfNeeded: (Int64(head) &- Int64(value) &- 1) &>> 63)
-            low &+= half & take
+            low = head <= value ? middle : low
             size &-= half
         }
         return low
