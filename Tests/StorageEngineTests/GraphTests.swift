@@ -638,6 +638,102 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
     }
 
     /// Random follows, unfollows, queries, merges and reopenings against a set of pairs.
+    /// Membership through the search marks of long follower lists (`SearchMarks`) is exact: a
+    /// seeded graph of 2^20 users with empty lists, single-entry lists, lists at the block and
+    /// escape boundaries, a celebrity followed by a third of the users (16-bit marks, narrow
+    /// packed blocks), sparse long lists whose marks need 32 bits, runs of consecutive followers
+    /// (width 0 blocks) and random edges; every member, its neighbours, random users and
+    /// out-of-range numbers are probed against the model, then again with follows and unfollows
+    /// in the overlay, after a merge and after reopening. Each special list is coded with the
+    /// default options and with every form allowed (varint and Rice blocks keep no marks).
+    @Test func searchMarksMembershipMatchesTheModel() throws {
+        let seed = testSeed()
+        print("GraphStoreTests.searchMarksMembershipMatchesTheModel seed \(seed) (SOCIALDB_SEED to replay)")
+        var random = SeededRandom(seed: seed)
+        let users = 1 << 20
+        var model = GraphModel()
+        func randomUser() -> UInt32 { UInt32(random.next() % UInt64(users)) }
+        // Followees 0...9 are the special lists.
+        for a in stride(from: 10, to: users, by: 3) where random.next() % 100 < 90 { _ = model.set(UInt32(a), 0, true) }
+        for _ in 0..<300 { _ = model.set(randomUser(), 1, true) }  // mean gap about 3,500: 32-bit marks
+        for _ in 0..<2_000 { _ = model.set(randomUser(), 2, true) }  // 16-bit marks, wide gaps
+        for a in 5_000..<5_600 { _ = model.set(UInt32(a), 3, true) }  // a run: width 0 blocks
+        for _ in 0..<400 { _ = model.set(randomUser(), 3, true) }
+        _ = model.set(randomUser(), 4, true)  // a single entry
+        for (user, count) in [(UInt32(5), 128), (6, 129), (7, 255), (8, 256)] {
+            while model.followerCount(user) < count { _ = model.set(randomUser(), user, true) }
+        }
+        // 9 has no followers; random edges among the rest.
+        for _ in 0..<60_000 {
+            let a = randomUser(), b = UInt32(10) + UInt32(random.next() % UInt64(users - 10))
+            if a != b { _ = model.set(a, b, true) }
+        }
+        func probes(_ b: UInt32) -> [UInt32] {
+            var result: [UInt32] = [0, 1, UInt32(users - 1), UInt32(users), UInt32.max - 1, UInt32.max]
+            // Every member of a list and its neighbours (every k-th of the celebrity's).
+            let members = model.followers(b)
+            for i in stride(from: 0, to: members.count, by: max(1, members.count / 20_000)) {
+                result += [members[i] &- 1, members[i], members[i] &+ 1]
+            }
+            for _ in 0..<3_000 { result.append(randomUser()) }
+            return result
+        }
+        func check(_ store: GraphStore, _ context: String) {
+            for b in UInt32(0)...12 {
+                for a in probes(b) {
+                    #expect(store.follows(a, b) == model.follows(a, b), "\(context): follows \(a) \(b), seed \(seed)")
+                }
+            }
+            for _ in 0..<20_000 {
+                let a = randomUser(), b = randomUser()
+                #expect(store.follows(a, b) == model.follows(a, b), "\(context): follows \(a) \(b), seed \(seed)")
+            }
+        }
+        for (name, options) in [("default", GraphBuildOptions()),
+                                ("every form", GraphBuildOptions(formatVersion: 5, denseFollowingMax: .max, denseFollowersMax: .max))] {
+            let dir = TemporaryDirectory("graph-marks")
+            let fs = try FileSystem(backend: .posix)
+            let logOptions = LogOptions(sync: .off, segmentSizeBytes: 1 << 20)
+            var (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: logOptions)
+            var store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log, buildOptions: options)
+            var edges = ContiguousArray(model.edges)
+            try store.bulkLoad(&edges)
+            // Both kinds of marks exist, and they are counted in the followers' bits per edge.
+            let marks = try #require(store.base.followerMarks, "\(name): search marks")
+            if name == "default" {
+                let wide = (0..<marks.slotCount).filter { marks.slots[$0] & 1 != 0 }.count
+                #expect(wide > 0 && wide < marks.slotCount, "\(name): \(wide) of \(marks.slotCount) long lists with 32-bit marks")
+            }
+            let statistics = store.statistics().followers
+            #expect(statistics.searchMarkBytes == marks.byteCount && statistics.searchMarkBytes > 0, "\(name)")
+            #expect(statistics.bitsPerEdge > Double((statistics.listsBytes + statistics.indexBytes) * 8) / Double(statistics.edges), "\(name)")
+            check(store, "\(name), bulk load")
+            // The overlay: changes to the special lists, not merged yet.
+            for b in UInt32(0)...8 {
+                for a in model.followers(b).prefix(3) {
+                    let removed = try store.unfollow(a, b)
+                    let modelRemoved = model.set(a, b, false)
+                    #expect(removed && modelRemoved, "\(name): unfollow \(a) \(b)")
+                }
+                for _ in 0..<3 {
+                    let a = randomUser()
+                    if a != b { #expect(try store.follow(a, b) == model.set(a, b, true), "\(name): follow \(a) \(b)") }
+                }
+            }
+            check(store, "\(name), overlay")
+            try store.merge()
+            check(store, "\(name), merged")
+            store.close()
+            try log.close()
+            (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: logOptions)
+            store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log, buildOptions: options)
+            #expect(store.base.followerMarks != nil, "\(name): marks after reopening")
+            check(store, "\(name), reopened")
+            store.close()
+            try log.close()
+        }
+    }
+
     @Test func modelRandomOperations() throws {
         let seed = testSeed()
         print("GraphStoreTests.modelRandomOperations seed \(seed) (SOCIALDB_SEED to replay)")

@@ -141,6 +141,7 @@ struct GraphSuite {
             Metric(key: "list_bits_per_edge_following", label: "[lists]", value: stats.following.listBitsPerEdge, decimals: 2),
             Metric(key: "bits_per_edge_followers", label: "bits/edge followers", value: stats.followers.bitsPerEdge, decimals: 2),
             Metric(key: "list_bits_per_edge_followers", label: "[lists]", value: stats.followers.listBitsPerEdge, decimals: 2),
+            Metric(key: "search_mark_bits_per_edge_followers", label: "[search marks]", value: stats.followers.searchMarkBitsPerEdge, decimals: 2),
             Metric(key: "seconds", label: "s", value: loadSeconds, decimals: 2),
         ])
         let sqliteLoad = row(graph, "bulk load", "sqlite", ops: Double(sqliteEdges) / sqliteLoadSeconds, metrics: [
@@ -525,7 +526,8 @@ struct GraphSuite {
             print("\(variant): bits/edge following \(Format.grouped(s.following.bitsPerEdge, decimals: 2)) "
                 + "(lists \(Format.grouped(s.following.listBitsPerEdge, decimals: 2)), index \(s.following.indexBytes) B), "
                 + "followers \(Format.grouped(s.followers.bitsPerEdge, decimals: 2)) "
-                + "(lists \(Format.grouped(s.followers.listBitsPerEdge, decimals: 2)), index \(s.followers.indexBytes) B); "
+                + "(lists \(Format.grouped(s.followers.listBitsPerEdge, decimals: 2)), index \(s.followers.indexBytes) B, "
+                + "search marks \(Format.grouped(s.followers.searchMarkBitsPerEdge, decimals: 2))); "
                 + "load \(Format.grouped(Double(s.edges) / loadSeconds)) edges/s")
             stores.append((name: variant, store: store))
         }

@@ -850,6 +850,37 @@ public enum GraphCodec {
         return blockContains(list, count: count, b, value)
     }
 
+    /// Block positions between search marks (`SearchMarks`): a multiple of the 8-gap group, so a
+    /// walk entered at a mark starts on a group's first byte.
+    public static let markStride = 32
+
+    /// `contains` for a list with search marks (`SearchMarks`: three a block, 16-bit or, when
+    /// `wide`, 32-bit, the all-ones sentinel where the block has no value or is not packed): in
+    /// a packed block the walk starts at the last mark at or below `value` and so covers at
+    /// most `markStride` gaps. The marks are counted without a branch (they increase along the
+    /// block, sentinels last) and `value` is capped below the sentinel.
+    @inlinable @inline(__always)
+    static func markedContains(_ list: UnsafeRawPointer, count: Int, _ value: UInt32, marks: UnsafeRawPointer, wide: Bool) -> Bool {
+        let blocks = (count + blockSize - 1) >> blockShift
+        let b = blocks > 1 ? lastBlock(list, blocks: blocks, atOrBelow: value) : 0
+        let (first, blockBody, size) = block(list, count: count, b)
+        if value <= first { return value == first }
+        let mode = blockBody.load(as: UInt8.self)
+        if mode > 32 { return blockContains(list, count: count, b, value) }
+        let step = wide ? 4 : 2
+        let markMask: UInt32 = wide ? .max : 0xFFFF
+        let at = marks + b &* (3 &* step)
+        let relative = value &- first
+        let capped = min(relative, markMask &- 1)
+        func mark(_ j: Int) -> UInt32 { UInt32(littleEndian: at.loadUnaligned(fromByteOffset: j &* step, as: UInt32.self)) & markMask }
+        let q = (mark(0) <= capped ? 1 : 0) &+ (mark(1) <= capped ? 1 : 0) &+ (mark(2) <= capped ? 1 : 0)
+        if q == 0 { return search(blockBody + 1, width: Int(mode), after: first, gaps: size &- 1, value) }
+        let start = mark(q &- 1)
+        if start == relative { return true }
+        let skipped = q &* markStride
+        return search(blockBody + 1 + (skipped &>> 3) &* Int(mode), width: Int(mode), after: first &+ start, gaps: size &- 1 &- skipped, value)
+    }
+
     /// Whether block `b` of the coded list of `count` values holds `value`, decoding it only up
     /// to `value`.
     @inlinable @inline(__always)

@@ -246,10 +246,18 @@ struct Adjacency: @unchecked Sendable {
     /// The lists are Rice lists (`GraphRiceCodec`: a format 6 base's followers), not
     /// `GraphCodec` lists.
     @usableFromInline let rice: Bool
+    /// The in-memory search marks of the long entries (`SearchMarks`), by long-entry rank: a
+    /// `UInt64` slot per long entry (byte offset of its marks << 1 | 1 when they are 32-bit),
+    /// nil when this direction has none.
+    @usableFromInline let markSlots: UnsafePointer<UInt64>?
+    @usableFromInline let marks: UnsafeRawPointer
 
     @usableFromInline
-    init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32, rice: Bool) {
+    init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32, rice: Bool,
+         marks: SearchMarks? = nil) {
         self.rice = rice
+        markSlots = marks.map { UnsafePointer($0.slots) }
+        self.marks = marks.map { UnsafeRawPointer($0.marks) } ?? lists
         self.index = index
         self.userCount = userCount
         self.lists = lists
@@ -285,6 +293,14 @@ struct Adjacency: @unchecked Sendable {
     /// table at its rank (the group's count plus the long pairs before it).
     @inlinable @inline(__always)
     func groupedEntry(_ u: Int) -> (offset: Int, degree: UInt64) {
+        let (offset, degree, _) = rankedEntry(u)
+        return (offset, degree)
+    }
+
+    /// `groupedEntry` with the long entry's rank (its place in the long-entry table), -1 for a
+    /// short entry or none.
+    @inlinable @inline(__always)
+    func rankedEntry(_ u: Int) -> (offset: Int, degree: UInt64, rank: Int) {
         let r = record(u)
         let i = u & (GraphFormat.groupUsers - 1)
         let header = UInt64(littleEndian: r.loadUnaligned(as: UInt64.self))
@@ -305,7 +321,7 @@ struct Adjacency: @unchecked Sendable {
             }
             sums &+= ((UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 8) & lanes
             let offset = Int(truncatingIfNeeded: header & GraphFormat.offsetMask)
-            return (offset &+ Int(truncatingIfNeeded: (sums &* 0x0001_0001_0001_0001) &>> 48), degree)
+            return (offset &+ Int(truncatingIfNeeded: (sums &* 0x0001_0001_0001_0001) &>> 48), degree, -1)
         }
         var longs: UInt64 = 0
         while left >= 4 {
@@ -315,7 +331,7 @@ struct Adjacency: @unchecked Sendable {
         }
         longs &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 15
         let rank = Int(truncatingIfNeeded: header &>> GraphFormat.offsetBits) &+ Int(truncatingIfNeeded: (longs &* 0x0001_0001_0001_0001) &>> 48)
-        return (Int(truncatingIfNeeded: UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank &* 8, as: UInt64.self))), degree)
+        return (Int(truncatingIfNeeded: UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank &* 8, as: UInt64.self))), degree, rank)
     }
 
     @inlinable
@@ -377,6 +393,24 @@ struct Adjacency: @unchecked Sendable {
 
     @inlinable @inline(__always)
     func contains(_ user: UInt32, _ neighbour: UInt32) -> Bool {
+        if let markSlots {
+            // A grouped index of `GraphCodec` lists with search marks: a long entry's block is
+            // entered at the mark below `neighbour` (`GraphCodec.markedContains`).
+            let u = Int(user)
+            guard u < userCount else { return false }
+            let (offset, degree, rank) = rankedEntry(u)
+            if degree == 0 { return false }
+            var list = lists + offset
+            var count = Int(degree)
+            if degree >= GraphFormat.degreeEscape {
+                count = Int(UInt32(littleEndian: list.loadUnaligned(as: UInt32.self)))
+                list += 4
+            }
+            if rank < 0 { return GraphCodec.contains(list, count: count, neighbour) }
+            let slot = markSlots[rank]
+            return GraphCodec.markedContains(list, count: count, neighbour, marks: marks + Int(truncatingIfNeeded: slot &>> 1),
+                                             wide: slot & 1 != 0)
+        }
         let (list, count) = self.list(user)
         guard let list else { return false }
         return rice ? GraphRiceCodec.contains(list, count: count, neighbour) : GraphCodec.contains(list, count: count, neighbour)
@@ -445,6 +479,13 @@ struct Adjacency: @unchecked Sendable {
 public final class GraphBase: @unchecked Sendable {
     // @unchecked: the image is never written after init.
     let image: UnsafeMutableRawBufferPointer
+    /// The followers direction's search marks (nil for Rice lists, formats 3 and 4, or no long entry).
+    let followerMarks: SearchMarks?
+    /// Where the image lives when it is 2 MiB or more: advised huge pages (`HugePageRegion`).
+    /// Membership tests, pages and intersections read a few bytes at random places of the
+    /// whole image; with 4 KiB pages nearly every one of those reads was a TLB miss as well as
+    /// a cache miss (in a virtual machine a TLB miss walks two sets of page tables).
+    private let region: HugePageRegion?
     public let generation: UInt64
     public let coveredLSN: UInt64
     public let userCount: Int
@@ -457,7 +498,15 @@ public final class GraphBase: @unchecked Sendable {
     public let followingIndexBytes: Int, followingListsBytes: Int, followersIndexBytes: Int, followersListsBytes: Int
 
     /// Takes ownership of `image` (allocated with alignment 8), which must already be verified.
-    init(image: UnsafeMutableRawBufferPointer) {
+    /// An image of 2 MiB or more is copied into huge pages and the original freed.
+    init(image original: UnsafeMutableRawBufferPointer) {
+        var image = original
+        region = original.count >= HugePageRegion.hugePageBytes ? HugePageRegion(byteCount: original.count) : nil
+        if let region {
+            image = UnsafeMutableRawBufferPointer(start: region.base, count: original.count)
+            image.copyMemory(from: UnsafeRawBufferPointer(original))
+            original.deallocate()
+        }
         self.image = image
         let raw = UnsafeRawBufferPointer(image)
         generation = raw.loadLE(UInt64.self, at: 16)
@@ -473,16 +522,26 @@ public final class GraphBase: @unchecked Sendable {
         formatVersion = raw.loadLE(UInt32.self, at: 8)
         following = Adjacency(index: UnsafeRawPointer(base + oi), userCount: userCount,
                               lists: UnsafeRawPointer(base + ol), listsBytes: olBytes, version: formatVersion, rice: false)
-        followers = Adjacency(index: UnsafeRawPointer(base + ii), userCount: userCount,
-                              lists: UnsafeRawPointer(base + il), listsBytes: ilBytes, version: formatVersion,
-                              rice: GraphFormat.riceFollowers(version: formatVersion))
+        let plainFollowers = Adjacency(index: UnsafeRawPointer(base + ii), userCount: userCount,
+                                       lists: UnsafeRawPointer(base + il), listsBytes: ilBytes, version: formatVersion,
+                                       rice: GraphFormat.riceFollowers(version: formatVersion))
+        followerMarks = SearchMarks.build(plainFollowers)
+        followers = followerMarks == nil ? plainFollowers
+            : Adjacency(index: UnsafeRawPointer(base + ii), userCount: userCount, lists: UnsafeRawPointer(base + il), listsBytes: ilBytes,
+                        version: formatVersion, rice: false, marks: followerMarks)
         followingIndexBytes = oiBytes
         followingListsBytes = olBytes
         followersIndexBytes = iiBytes
         followersListsBytes = ilBytes
     }
 
-    deinit { image.deallocate() }
+    deinit {
+        if let region { region.deallocate() } else { image.deallocate() }
+        followerMarks?.deallocate()
+    }
+
+    /// Bytes of the followers' in-memory search marks (slots and marks; 0 without).
+    public var followerMarkBytes: Int { followerMarks?.byteCount ?? 0 }
 
     public var fileBytes: Int { image.count }
 
@@ -926,5 +985,82 @@ struct GraphBaseBuilder {
             preconditionFailure("graph base builder produced an invalid image: \(problem)")
         }
         return GraphBase(image: image)
+    }
+}
+
+/// In-memory search marks for the long entries of one direction (a grouped index of
+/// `GraphCodec` lists: a format 5 base's followers), built when a base is loaded or built and
+/// never written to disk. For every block of a long entry, the values at block positions 32, 64
+/// and 96 less the block's first value (`GraphCodec.markStride`), as 16-bit marks when every one
+/// of the entry's marks fits (<= 0xFFFE) and 32-bit marks otherwise; a position the block does
+/// not reach, or a block that is not bit-packed, holds the all-ones sentinel. A membership test
+/// in a packed block then walks at most 32 gaps (four groups of eight) from the mark below the
+/// value instead of up to 127 from the block's start: 48 bits per 128 values (96 when 32-bit),
+/// plus a 64-bit slot per long entry. Long entries (255 bytes and more) are the popular users'
+/// lists, which membership tests of existing edges mostly land in; a short entry is searched
+/// from its start as before.
+@usableFromInline
+struct SearchMarks {
+    let slots: UnsafeMutablePointer<UInt64>
+    let marks: UnsafeMutableRawPointer
+    let slotCount: Int
+    let marksBytes: Int
+
+    var byteCount: Int { slotCount * 8 + marksBytes }
+
+    func deallocate() {
+        slots.deallocate()
+        marks.deallocate()
+    }
+
+    /// The marks of `adjacency`'s long entries, or nil when it has none to mark (not grouped,
+    /// Rice lists, no long entry).
+    static func build(_ adjacency: Adjacency) -> SearchMarks? {
+        guard adjacency.grouped, !adjacency.rice, adjacency.longCount > 0 else { return nil }
+        let perBlock = GraphCodec.blockSize / GraphCodec.markStride - 1
+        var bytes: [UInt8] = []
+        var slotValues: [UInt64] = []
+        slotValues.reserveCapacity(adjacency.longCount)
+        var values = [UInt32](repeating: 0, count: GraphCodec.blockSize)
+        var listMarks: [UInt32] = []
+        for u in 0..<adjacency.userCount {
+            let (_, degree, rank) = adjacency.rankedEntry(u)
+            guard degree > 0, rank >= 0 else { continue }
+            precondition(rank == slotValues.count, "long entries are ranked in user order")
+            let (list, count) = adjacency.list(UInt32(u))
+            guard let list else { continue }
+            let blocks = (count + GraphCodec.blockSize - 1) >> GraphCodec.blockShift
+            listMarks.removeAll(keepingCapacity: true)
+            for b in 0..<blocks {
+                let (first, body, size) = GraphCodec.block(list, count: count, b)
+                let packed = body.load(as: UInt8.self) <= 32
+                if packed {
+                    values.withUnsafeMutableBufferPointer { out in
+                        _ = GraphCodec.decodeBlock(first: first, body: body, size: size, into: out.baseAddress!)
+                    }
+                }
+                for j in 1...perBlock {
+                    let position = j * GraphCodec.markStride
+                    listMarks.append(packed && position < size ? values[position] &- first : UInt32.max)
+                }
+            }
+            let wide = listMarks.contains { $0 != UInt32.max && $0 > 0xFFFE }
+            slotValues.append(UInt64(bytes.count) << 1 | (wide ? 1 : 0))
+            for mark in listMarks {
+                if wide {
+                    withUnsafeBytes(of: mark.littleEndian) { bytes.append(contentsOf: $0) }
+                } else {
+                    withUnsafeBytes(of: UInt16(truncatingIfNeeded: mark).littleEndian) { bytes.append(contentsOf: $0) }
+                }
+            }
+        }
+        guard !slotValues.isEmpty else { return nil }
+        // 32-bit loads read up to 2 bytes past a 16-bit list's last mark.
+        bytes.append(contentsOf: repeatElement(0, count: 8))
+        let slots = UnsafeMutablePointer<UInt64>.allocate(capacity: slotValues.count)
+        slots.initialize(from: slotValues, count: slotValues.count)
+        let marks = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 8)
+        bytes.withUnsafeBytes { marks.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return SearchMarks(slots: slots, marks: marks, slotCount: slotValues.count, marksBytes: bytes.count)
     }
 }

@@ -359,7 +359,10 @@ public final class GraphStore: @unchecked Sendable {
         let view = published.load(ordering: .acquiring)
         if view.pointee.isClean(following: a) {
             // a has no overlay entries, so the base decides (b's overlay holds a's changes too).
-            let answer = Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers, followersFirst: followersFirst)
+            // With `followersFirst` only the followers view is read, in place (passing both
+            // views to `Adjacency.edge` copied them to the stack on every test).
+            let answer = followersFirst ? view.pointee.followers.contains(b, a)
+                : Adjacency.edge(a, b, following: view.pointee.following, followers: view.pointee.followers)
             slot.exit()
             return answer
         }
@@ -853,7 +856,8 @@ public final class GraphStore: @unchecked Sendable {
         s.baseCoveredLSN = base.coveredLSN
         s.baseFileBytes = base.fileBytes
         s.following = GraphStatistics.Direction(indexBytes: base.followingIndexBytes, listsBytes: base.followingListsBytes - GraphCodec.paddingBytes, edges: base.edgeCount)
-        s.followers = GraphStatistics.Direction(indexBytes: base.followersIndexBytes, listsBytes: base.followersListsBytes - GraphCodec.paddingBytes, edges: base.edgeCount)
+        s.followers = GraphStatistics.Direction(indexBytes: base.followersIndexBytes, listsBytes: base.followersListsBytes - GraphCodec.paddingBytes, edges: base.edgeCount,
+                                                searchMarkBytes: base.followerMarkBytes)
         s.overlayUsers = followingDelta.count
         s.overlayEntries = followingDelta.values.reduce(0) { $0 + $1.entries.count }
         s.overlayBytes = (followingDelta.count + followersDelta.count) * 48 + s.overlayEntries * 2 * MemoryLayout<DeltaEntry>.stride
@@ -1318,10 +1322,16 @@ public struct GraphStatistics: Sendable {
         public var indexBytes = 0
         public var listsBytes = 0
         public var edges = 0
+        /// In-memory search marks of the long lists (`SearchMarks`, followers of a format 5
+        /// base), not on disk.
+        public var searchMarkBytes = 0
         /// Bits per edge of the coded lists alone (what WebGraph quotes).
         public var listBitsPerEdge: Double { edges == 0 ? 0 : Double(listsBytes * 8) / Double(edges) }
-        /// Bits per edge with the index (degree and offset per user) included.
-        public var bitsPerEdge: Double { edges == 0 ? 0 : Double((listsBytes + indexBytes) * 8) / Double(edges) }
+        /// Bits per edge with the index (degree and offset per user) and the in-memory search
+        /// marks included.
+        public var bitsPerEdge: Double { edges == 0 ? 0 : Double((listsBytes + indexBytes + searchMarkBytes) * 8) / Double(edges) }
+        /// Bits per edge of the search marks alone.
+        public var searchMarkBitsPerEdge: Double { edges == 0 ? 0 : Double(searchMarkBytes * 8) / Double(edges) }
     }
 
     public var users = 0
