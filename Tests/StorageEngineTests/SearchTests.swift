@@ -176,6 +176,11 @@ struct SearchModel {
             let got = index.search(query, before: before, limit: limit)
             #expect(got == expected, "seed \(seed): query \(text) before \(before.map(String.init) ?? "-") limit \(limit)")
             if got != expected { return nonEmpty }
+            // The text as a user types it: one word, plain words and a few other shapes take
+            // paths of their own (`searchTerm`, `searchPlainWords`), with the same answer.
+            let typed = try? index.search(text, before: before, limit: limit)
+            #expect(typed == expected, "seed \(seed): text \(text) before \(before.map(String.init) ?? "-") limit \(limit)")
+            if typed != expected { return nonEmpty }
             if !expected.isEmpty { nonEmpty += 1 }
         }
         return nonEmpty
@@ -768,6 +773,12 @@ struct SearchModel {
             index.add(tweet: tweet, authorHandle: "bob", lsn: UInt64(i + 1))
             model.add(tweet, handle: "bob")
         }
+        // Documents with more positions of a term than a phrase check holds on the stack (128).
+        for (i, text) in [String(repeating: "w0 w1 ", count: 150), String(repeating: "w1 ", count: 200) + "w0 w1 w0"].enumerated() {
+            let tweet = TweetRecord(id: UInt64(501 + i * 2), author: 1, time: 0, text: text)
+            index.add(tweet: tweet, authorHandle: "bob", lsn: UInt64(4000 + i))
+            model.add(tweet, handle: "bob")
+        }
         var deleted = Set<UInt64>()
         for _ in 0..<60 {
             let victim = UInt64(500 + Int.random(in: 0..<3000, using: &rng) * 2)
@@ -777,7 +788,12 @@ struct SearchModel {
         let lookAlikes = ["w1 w2 OR w3", "w1 OR w2 w3", "OR w1", "w1 OR", "w1 OR OR w2", "w1 -w2", "-w1 w2", "w1 from:bob", "\"w1 w2\"",
                           "w1 e-mail", "w1 ...", "w1 東京", "w1  \t OR\nw2", "w1 or w2", "W1 W2", "#w1 w2", "#W1 OR @bob", "don't w1",
                           "3.14 OR w0", "w1 w2 w3 w4 w5 w6 w7 w8", "w1 w2 w3 w4 w5 w6 w7 w8 w9", "w1 OR w2 OR w3 OR w4 OR w5 OR w6 OR w7 OR w8 OR w9",
-                          "w1 w1", "w1 OR w1", "zzz w1", "zzz OR w1", "w1", " ", "OR", "OR OR", "w1 OR is:reply"]
+                          "w1 w1", "w1 OR w1", "zzz w1", "zzz OR w1", "w1", " ", "OR", "OR OR", "w1 OR is:reply",
+                          // Quoted phrases (the whole query one phrase of plain ASCII takes the plain-words path).
+                          "\"w0 w1 w2\"", "\"w1 w1\"", "\"w1\"", "\"w1 #W1\"", "\"#W1 w1\"", "\"don't w1\"", "\"w1 e-mail\"", "\"w1 w2\" w3",
+                          "\"\"", "\"w1 w2", " \"w1 w2\"", "\"w1 w2\" ", "\"w0 w1 w2 w3 w4 w5 w6 w7 w8\"", "\"w1:w2\"", "\"w1 \"w2\"",
+                          "-\"w1 w2\"", "\"W0 W1\"", "\"w0 zzz\"", "\"w0 @bob\"", "\"3.14 w0\"", "\"w0 ... w1\"", "\"w0 w1\"", "\"w1 w0\"",
+                          "\"w1 w1 w0\"", "\"w0 w1 w0 w1\""]
         var nonEmpty = 0
         for phase in 0..<3 {
             if phase == 1 { index.freeze() }
@@ -786,6 +802,12 @@ struct SearchModel {
                 let text: String
                 if round < lookAlikes.count {
                     text = lookAlikes[round]
+                } else if round % 3 == 0, let tweet = model.tweets.values.randomElement(using: &rng) {
+                    // A phrase from a tweet (so it often matches), of 2 to 4 words.
+                    let words = tweet.record.text.split(separator: " ")
+                    let start = Int.random(in: 0..<words.count, using: &rng)
+                    let end = min(words.count, start + Int.random(in: 2...4, using: &rng))
+                    text = "\"" + words[start..<end].joined(separator: " ") + "\""
                 } else {
                     let count = Int.random(in: 2...4, using: &rng)
                     let separator = Int.random(in: 0..<2, using: &rng) == 0 ? " " : " OR "
@@ -871,6 +893,66 @@ struct SearchModel {
             }
         }
         #expect(rounds > 400)
+        index.close()
+    }
+
+    /// One large segment (about 80,000 distinct terms, megabytes of interning tables, chunks
+    /// and frozen image) with deletes, searched by text (one word, plain words, a quoted
+    /// phrase, `from:` with a word) in the active segment, frozen, and read back from its file;
+    /// every answer is checked against the brute-force model.
+    @Test func largeSegmentsAnswerAsTheModel() throws {
+        let seed = testSeed()
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-huge")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.backgroundMaintenance = false
+        var index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        var model = SearchModel()
+        let common = ["alpha", "beta", "gamma", "delta", "omega"]
+        var uniques: [String] = []
+        var deleted = Set<UInt64>()
+        for i in 0..<8_000 {
+            var words: [String] = []
+            for k in 0..<10 {
+                let unique = "u\(i)x\(k)y\(seed % 97)"
+                uniques.append(unique)
+                words.append(unique)
+                if Int.random(in: 0..<3, using: &rng) == 0 { words.append(common.randomElement(using: &rng)!) }
+            }
+            let tweet = TweetRecord(id: UInt64(100 + i * 3), author: 1, time: 0, text: words.joined(separator: " "))
+            index.add(tweet: tweet, authorHandle: "h\(i % 700)", lsn: UInt64(i + 1))
+            model.add(tweet, handle: "h\(i % 700)")
+            if i % 97 == 5 {
+                index.delete(tweetID: tweet.id, lsn: 0)
+                deleted.insert(tweet.id)
+            }
+        }
+        #expect(index.statistics().frozenSegments == 0)
+        func check(_ label: String) throws {
+            for k in 0..<300 {
+                let text: String
+                switch k % 5 {
+                case 0, 1: text = uniques.randomElement(using: &rng)!
+                case 2: text = common.randomElement(using: &rng)! + " " + common.randomElement(using: &rng)!
+                case 3: text = "\"" + uniques.randomElement(using: &rng)! + " " + common.randomElement(using: &rng)! + "\""
+                default: text = "from:h\(Int.random(in: 0..<700, using: &rng)) " + common.randomElement(using: &rng)!
+                }
+                let limit = [1, 20, 100].randomElement(using: &rng)!
+                let expected = model.search(try SearchQuery.parse(text), before: nil, limit: limit, deleted: deleted)
+                let got = try index.search(text, limit: limit)
+                #expect(got == expected, "seed \(seed) \(label): \(text) limit \(limit)")
+                if got != expected { return }
+            }
+        }
+        try check("active")
+        index.freeze()
+        #expect(index.statistics().frozenSegments == 1)
+        try check("frozen")
+        try index.checkpoint()
+        index.close()
+        index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        try check("reopened")
         index.close()
     }
 

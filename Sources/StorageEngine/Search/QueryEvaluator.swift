@@ -325,7 +325,7 @@ struct QueryEvaluator {
     /// `run` for a query of one term: appends the ids of the cursor's documents below `upper`
     /// that are not tombstoned, newest first, at most `limit`, stopping at ids at or below
     /// `floorID`.
-    static func runTerm(_ cursor: inout PostingCursor, upper: Int32, documents: DocumentTable, tombstones: Set<UInt64>,
+    static func runTerm(_ cursor: inout PostingCursor, upper: Int32, documents: DocumentTable, tombstones: Set<UInt64>?,
                         floorID: UInt64?, limit: Int, into results: inout [UInt64]) {
         var t = upper - 1
         var found = 0
@@ -340,11 +340,11 @@ struct QueryEvaluator {
     /// A newest-first match loop's step for matching document `d`: false (stop) when its
     /// tweet id is at or below `floorID`; else appends the id and counts it, unless tombstoned.
     @inline(__always)
-    static func take(_ d: Int32, documents: DocumentTable, floorID: UInt64?, tombstones: Set<UInt64>,
+    static func take(_ d: Int32, documents: DocumentTable, floorID: UInt64?, tombstones: Set<UInt64>?,
                      into results: inout [UInt64], found: inout Int) -> Bool {
         let id = documents.id(d)
         if let floorID, id <= floorID { return false }
-        if !tombstones.isEmpty, tombstones.contains(id) { return true }
+        if let tombstones, tombstones.contains(id) { return true }
         results.append(id)
         found += 1
         return true
@@ -353,7 +353,7 @@ struct QueryEvaluator {
     /// Appends to `results` the tweet ids of matching documents below `upper` (exclusive),
     /// newest first, at most `limit`, stopping at tweet ids at or below `floorID` (results
     /// other segments already hold enough of).
-    mutating func run(upper: Int32, documents: DocumentTable, query: SearchQuery, tombstones: Set<UInt64>,
+    mutating func run(upper: Int32, documents: DocumentTable, query: SearchQuery, tombstones: Set<UInt64>?,
                       floorID: UInt64?, limit: Int, into results: inout [UInt64]) {
         var t = upper - 1
         var found = 0
@@ -409,7 +409,7 @@ struct QueryEvaluator {
                 if let since, time < since { ok = false }
                 if let until, time >= until { ok = false }
             }
-            if ok, !tombstones.isEmpty, tombstones.contains(id) { ok = false }
+            if ok, let tombstones, tombstones.contains(id) { ok = false }
             if ok {
                 results.append(id)
                 found += 1

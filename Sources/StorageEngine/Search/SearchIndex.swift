@@ -342,10 +342,20 @@ public final class SearchIndex: @unchecked Sendable {
         return text.withUTF8 { bytes -> [UInt64]? in
             let n = bytes.count
             guard n >= 3, n <= 400 else { return nil }
-            for b in bytes where b >= 0x80 || b == 0x3A || b == 0x22 { return nil }
+            // A quoted phrase of plain ASCII text ("a b", the whole query): its terms are the
+            // inner text's tokens, as the parser makes them.
+            let quoted = bytes[0] == 0x22 && bytes[n - 1] == 0x22
+            for b in bytes where b >= 0x80 || b == 0x3A { return nil }
+            let inner = quoted ? UnsafeBufferPointer(rebasing: bytes[1..<(n - 1)]) : UnsafeBufferPointer(rebasing: bytes[0..<n])
+            for b in inner where b == 0x22 { return nil }
             return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
                 withUnsafeTemporaryAllocation(of: PackedTerms.Term.self, capacity: Self.plainWordsMaximum) { list in
                     var terms = PackedTerms(bytes: buffer, terms: list)
+                    if quoted {
+                        SearchTokenizer.tokenizeASCII(inner, into: &terms, forQuery: true)
+                        guard terms.count >= 2, terms.count <= Self.plainWordsMaximum else { return nil }
+                        return limit > 0 ? searchPlain(terms, anyOf: false, phrase: true, before: before, limit: limit) : []
+                    }
                     // Words alternate with OR (a disjunction) or none is OR (a conjunction).
                     var ors = 0
                     var words = 0
@@ -372,7 +382,7 @@ public final class SearchIndex: @unchecked Sendable {
                         i = j
                     }
                     guard words >= 2, ors == 0 || ors == words - 1 else { return nil }
-                    return limit > 0 ? searchPlain(terms, anyOf: ors > 0, before: before, limit: limit) : []
+                    return limit > 0 ? searchPlain(terms, anyOf: ors > 0, phrase: false, before: before, limit: limit) : []
                 }
             }
         }
@@ -381,17 +391,24 @@ public final class SearchIndex: @unchecked Sendable {
     /// The conjunction (or, `anyOf`, the disjunction) of `terms` (at most
     /// `plainWordsMaximum`): the segments and early stops of `search(_:before:limit:)`, with the
     /// cursors and block buffers on the stack.
-    private func searchPlain(_ terms: borrowing PackedTerms, anyOf: Bool, before: UInt64?, limit: Int) -> [UInt64] {
+    ///
+    /// With `phrase` (a conjunction), a document must also have the terms at consecutive
+    /// positions in their order (as `QueryEvaluator.phraseMatches` checks them).
+    private func searchPlain(_ terms: borrowing PackedTerms, anyOf: Bool, phrase: Bool, before: UInt64?, limit: Int) -> [UInt64] {
         let k = terms.count
         return withUnsafeTemporaryAllocation(of: ActiveSegment.TermView?.self, capacity: Self.plainWordsMaximum) { viewBuffer in
             let views = viewBuffer.baseAddress!
-            let (activeSegment, activeCount, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
+            let snapshot = lock.withReadLock {
                 for i in 0..<k {
                     let name = terms.name(i)
                     (views + i).initialize(to: active.view(name.baseAddress!, name.count, hash: terms.terms[i].hash))
                 }
-                return (active, active.documentCount, sealed.isEmpty ? [] : sealed.map(\.segment), frozenNewestFirst, tombstones)
+                return takeSnapshot()
             }
+            let activeSegment = snapshot.active
+            let activeCount = snapshot.activeCount
+            let frozenSegments = snapshot.frozen
+            let deleted = snapshot.tombstones
             defer { views.deinitialize(count: k) }
             var results: [UInt64] = []
             results.reserveCapacity(limit * 2)
@@ -440,6 +457,11 @@ public final class SearchIndex: @unchecked Sendable {
                                 }
                                 if d < 0 { break }
                                 t = d - 1
+                                if phrase {
+                                    // Below the floor, stop (as `take` would) before reading positions.
+                                    if let floorID, documents.id(d) <= floorID { break }
+                                    if !Self.phraseMatches(cursors, k) { continue }
+                                }
                                 guard QueryEvaluator.take(d, documents: documents, floorID: floorID, tombstones: deleted,
                                                           into: &results, found: &found) else { break }
                             }
@@ -453,7 +475,8 @@ public final class SearchIndex: @unchecked Sendable {
                                     floorID: nil, into: &results, segmentsWithHits: &segmentsWithHits)
                             }
                         }
-                        for segment in sealedSegments.reversed() {
+                        for j in stride(from: snapshot.sealedCount - 1, through: 0, by: -1) {
+            let segment = snapshot.sealed.unsafelyUnwrapped[j]
                             guard let count = Optional(segment.documentCount), count > 0,
                                   let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]) else { continue }
                             guard prepare({ i in
@@ -491,6 +514,71 @@ public final class SearchIndex: @unchecked Sendable {
             }
             return results
         }
+    }
+
+    /// Positions of one term in one document that `searchPlain`'s phrase check holds on the
+    /// stack (a tweet has fewer; a document with more reads them into the heap).
+    static let phrasePositions = 128
+
+    /// Whether the `k` cursors, all on one document, have their terms at consecutive
+    /// positions in cursor order (`QueryEvaluator.phraseMatches`). The positions go in a stack
+    /// buffer of its own (1 KiB: more in `searchPlain`'s would make every plain-words query
+    /// pay a stack-bounds check).
+    private static func phraseMatches(_ cursors: UnsafeMutablePointer<PostingCursor>, _ k: Int) -> Bool {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * phrasePositions) { scratch in
+            phraseMatches(cursors, k, scratch: scratch.baseAddress!)
+        }
+    }
+
+    private static func phraseMatches(_ cursors: UnsafeMutablePointer<PostingCursor>, _ k: Int, scratch: UnsafeMutablePointer<UInt32>) -> Bool {
+        let capacity = phrasePositions
+        var starts = scratch
+        var next = scratch + capacity
+        var heap: UnsafeMutablePointer<UInt32>?
+        defer { heap?.deallocate() }
+        var count = cursors[0].positions(into: starts, capacity: capacity)
+        if count > capacity {
+            // A document with more positions of the term than the stack holds: both buffers
+            // on the heap, large enough for any term of this document.
+            let documentCount = count
+            heap = .allocate(capacity: 2 * documentCount)
+            starts = heap.unsafelyUnwrapped
+            count = cursors[0].positions(into: starts, capacity: documentCount)
+            next = starts + documentCount
+        }
+        var room = heap == nil ? capacity : count
+        for i in 1..<k {
+            var n = cursors[i].positions(into: next, capacity: room)
+            if n > room {
+                // More positions of this term than room for them: move the starts to the heap
+                // with room for both.
+                let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: count + n)
+                grown.update(from: starts, count: count)
+                heap?.deallocate()
+                heap = grown
+                starts = grown
+                next = grown + count
+                room = n
+                n = cursors[i].positions(into: next, capacity: room)
+            }
+            // Keep the starts p with p + i among the i-th term's positions.
+            var kept = 0
+            var x = 0
+            let offset = UInt32(truncatingIfNeeded: i)
+            while x < count {
+                let p = starts[x]
+                var y = 0
+                while y < n && next[y] != p &+ offset { y &+= 1 }
+                if y < n {
+                    starts[kept] = p
+                    kept &+= 1
+                }
+                x &+= 1
+            }
+            if kept == 0 { return false }
+            count = kept
+        }
+        return true
     }
 
     /// The term when `text` is one ASCII word that `SearchQuery.parse` would make a query of
@@ -534,12 +622,16 @@ public final class SearchIndex: @unchecked Sendable {
         defer { evaluator.release() }
         let terms = evaluator.terms
         // The snapshot: everything a reader needs, taken under the read lock.
-        let (activeSegment, activeCount, views, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
+        let (snapshot, views) = lock.withReadLock {
             var views: [ActiveSegment.TermView?] = []
             views.reserveCapacity(terms.count)
             for term in terms { views.append(active.view(term)) }
-            return (active, active.documentCount, views, sealed.isEmpty ? [] : sealed.map(\.segment), frozenNewestFirst, tombstones)
+            return (takeSnapshot(), views)
         }
+        let activeSegment = snapshot.active
+        let activeCount = snapshot.activeCount
+        let frozenSegments = snapshot.frozen
+        let deleted = snapshot.tombstones
         var results: [UInt64] = []
         results.reserveCapacity(limit * 2)
         var segmentsWithHits = 0
@@ -553,7 +645,8 @@ public final class SearchIndex: @unchecked Sendable {
                 Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
             }
         }
-        for segment in sealedSegments.reversed() {
+        for j in stride(from: snapshot.sealedCount - 1, through: 0, by: -1) {
+            let segment = snapshot.sealed.unsafelyUnwrapped[j]
             guard let count = Optional(segment.documentCount), count > 0, let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]) else { continue }
             guard evaluator.prepare({ segment.view(terms[$0]).map(PostingCursor.init(active:)) }) else { continue }
             let upper = before.map { segment.documents(below: $0, count: count) } ?? count
@@ -599,61 +692,121 @@ public final class SearchIndex: @unchecked Sendable {
     /// building an evaluator (whose arrays and buffers cost more than such a query's postings).
     /// The term is given as its bytes (at least one) and their `FrozenSegment.hashName`, hashed
     /// once for every segment.
+    ///
+    /// Its fixed cost is most of a rare term's query, so: one temporary allocation holds the
+    /// block buffer and the frozen segments' term entries, the hits live in a variable of the
+    /// closure that returns them and the steps are static functions taking them inout (a
+    /// variable captured by a closure or local function and changed there is checked for
+    /// exclusive access at run time, ~100 instructions a check), and the snapshot holds no
+    /// empty array or set (see `Snapshot`).
     private func searchTerm(_ term: UnsafeRawBufferPointer, hash: UInt64, before: UInt64?, limit: Int) -> [UInt64] {
         guard let termBase = term.baseAddress, term.count > 0 else { return [] }
-        let (activeSegment, activeCount, view, sealedSegments, frozenSegments, deleted) = lock.withReadLock {
-            (active, active.documentCount, active.view(termBase, term.count, hash: hash), sealed.isEmpty ? [] : sealed.map(\.segment),
-             frozenNewestFirst, tombstones)
-        }
-        var results: [UInt64] = []
-        results.reserveCapacity(limit * 2)
-        var segmentsWithHits = 0
-        /// The term's postings in an in-memory segment (the active one, or one sealed and not yet
-        /// frozen), `count` of its documents.
-        func runInMemory(_ segment: ActiveSegment, _ view: ActiveSegment.TermView, count: Int, floorID: UInt64?) {
-            var cursor = PostingCursor(active: view)
-            let upper = before.map { segment.documents(below: $0, count: count) } ?? count
-            let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
-            let start = results.count
-            QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: floorID, limit: limit, into: &results)
-            Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
-        }
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: PostingCodec.blockSize) { buffer in
-            withExtendedLifetime(activeSegment) {
-                if activeCount > 0, let view { runInMemory(activeSegment, view, count: activeCount, floorID: nil) }
+        let (snapshot, view) = lock.withReadLock { (takeSnapshot(), active.view(termBase, term.count, hash: hash)) }
+        let segmentCount = snapshot.frozen.count
+        let blockBytes = PostingCodec.blockSize * MemoryLayout<UInt32>.stride
+        let infoBytes = max(1, segmentCount) * MemoryLayout<FrozenSegment.TermInfo?>.stride
+        let results = withUnsafeTemporaryAllocation(byteCount: blockBytes + infoBytes, alignment: 16) { raw -> [UInt64] in
+            let buffer = raw.baseAddress!.bindMemory(to: UInt32.self, capacity: PostingCodec.blockSize)
+            let infos = (raw.baseAddress! + blockBytes).bindMemory(to: FrozenSegment.TermInfo?.self, capacity: max(1, segmentCount))
+            var hits = Hits(limit: limit)
+            if snapshot.activeCount > 0, let view {
+                Self.runTerm(in: snapshot.active, view, count: snapshot.activeCount, floorID: nil, before: before, tombstones: snapshot.tombstones, into: &hits)
             }
-            for segment in sealedSegments.reversed() {
-                guard let count = Optional(segment.documentCount), count > 0, let f = Self.floor(results, limit: limit, maxID: segment.tweetIDs[count - 1]),
-                      let view = segment.view(termBase, term.count, hash: hash) else { continue }
-                runInMemory(segment, view, count: count, floorID: f)
+            if let sealed = snapshot.sealed {
+                for segment in sealed.reversed() {
+                    guard let count = Optional(segment.documentCount), count > 0, let f = hits.floor(maxID: segment.tweetIDs[count - 1]),
+                          let view = segment.view(termBase, term.count, hash: hash) else { continue }
+                    Self.runTerm(in: segment, view, count: count, floorID: f, before: before, tombstones: snapshot.tombstones, into: &hits)
+                }
             }
             // The term's entry in every frozen segment, looked up for all of them before any list
             // is read: one segment's lookup loads (a table slot, a term entry, a name: in a large
             // index each a cache miss) do not depend on another's, so in a loop of their own
             // their misses overlap instead of each waiting for the previous segment's list.
-            let segmentCount = frozenSegments.count
-            withUnsafeTemporaryAllocation(of: FrozenSegment.TermInfo?.self, capacity: max(1, segmentCount)) { infoBuffer in
-                let infos = infoBuffer.baseAddress!
-                for k in 0..<segmentCount {
-                    let segment = frozenSegments[k]
-                    (infos + k).initialize(to: segment.lookup(term, hash: hash).map { segment.termInfo($0) })
-                }
-                for k in 0..<segmentCount {
-                    let segment = frozenSegments[k]
-                    guard segment.documentCount > 0, let f = Self.floor(results, limit: limit, maxID: segment.maxTweetID) else { continue }
-                    if let before, segment.minTweetID >= before { continue }
-                    guard let info = infos[k] else { continue }
-                    var cursor = PostingCursor(frozen: info)
-                    cursor.buffer = buffer.baseAddress
-                    let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
-                    let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
-                    let start = results.count
-                    QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: deleted, floorID: f, limit: limit, into: &results)
-                    Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
-                }
+            let frozen = snapshot.frozen
+            for k in 0..<segmentCount {
+                let segment = frozen[k]
+                (infos + k).initialize(to: segment.lookup(term, hash: hash).map { segment.termInfo($0) })
             }
+            for k in 0..<segmentCount {
+                guard let info = infos[k] else { continue }
+                let segment = frozen[k]
+                guard segment.documentCount > 0, let f = hits.floor(maxID: segment.maxTweetID) else { continue }
+                if let before, segment.minTweetID >= before { continue }
+                var cursor = PostingCursor(frozen: info)
+                cursor.buffer = buffer
+                let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
+                let table = QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16)
+                let start = hits.results.count
+                QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: snapshot.tombstones, floorID: f, limit: limit,
+                                       into: &hits.results)
+                hits.keepNewest(from: start)
+            }
+            return hits.results
         }
+        // The segments (whose memory the cursors read) live until here.
+        withExtendedLifetime(snapshot) {}
         return results
+    }
+
+    /// The term's postings in an in-memory segment (the active one, or one sealed and not yet
+    /// frozen), `count` of its documents, into `hits` (`searchTerm`'s step).
+    private static func runTerm(in segment: ActiveSegment, _ view: ActiveSegment.TermView, count: Int, floorID: UInt64?, before: UInt64?,
+                                tombstones: Set<UInt64>?, into hits: inout Hits) {
+        var cursor = PostingCursor(active: view)
+        let upper = before.map { segment.documents(below: $0, count: count) } ?? count
+        let table = QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs), times: UnsafeRawPointer(segment.times), stride: 8)
+        let start = hits.results.count
+        QueryEvaluator.runTerm(&cursor, upper: Int32(upper), documents: table, tombstones: tombstones, floorID: floorID, limit: hits.limit,
+                               into: &hits.results)
+        hits.keepNewest(from: start)
+    }
+
+    /// What a query reads of the index, taken under the read lock: the segments (referenced, so
+    /// they outlive the query), the active segment's document count, the tombstones. No empty
+    /// array or set: an empty one is the runtime's shared immortal instance, whose every retain
+    /// and release take the runtime's slow path (~50-90 instructions each, several a query).
+    struct Snapshot {
+        let active: ActiveSegment
+        let activeCount: Int
+        /// Sealed segments not yet frozen, oldest first; nil when there are none (the usual case).
+        let sealed: [ActiveSegment]?
+        let frozen: [FrozenSegment]
+        /// nil when nothing is deleted.
+        let tombstones: Set<UInt64>?
+
+        var sealedCount: Int { sealed?.count ?? 0 }
+    }
+
+    /// The snapshot; the caller holds the read (or write) lock.
+    @inline(__always)
+    private func takeSnapshot() -> Snapshot {
+        Snapshot(active: active, activeCount: active.documentCount, sealed: sealed.isEmpty ? nil : sealed.map(\.segment),
+                 frozen: frozenNewestFirst, tombstones: tombstones.isEmpty ? nil : tombstones)
+    }
+
+    /// A query's results so far, over the segments visited (newest first).
+    struct Hits {
+        var results: [UInt64]
+        /// How many segments have added hits (the first needs no merge).
+        var segmentsWithHits = 0
+        let limit: Int
+
+        init(limit: Int) {
+            self.limit = limit
+            results = []
+            results.reserveCapacity(limit * 2)
+        }
+
+        /// Keeps the newest `limit` after a segment appended its hits from `start`.
+        @inline(__always)
+        mutating func keepNewest(from start: Int) {
+            SearchIndex.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+        }
+
+        /// For a segment whose newest id is `maxID`: nil to skip it, else the floor id to stop at.
+        @inline(__always)
+        func floor(maxID: UInt64) -> UInt64?? { SearchIndex.floor(results, limit: limit, maxID: maxID) }
     }
 
     /// Keeps the newest `limit` after a segment appended its hits from `start` (already newest
@@ -994,16 +1147,20 @@ public final class SearchIndex: @unchecked Sendable {
     // MARK: Background work
 
     private func startWorker() {
-        worker = BackgroundThread { [weak self] in
+        // Not `[weak self]`: a weak reference gives the index a side table, and then every
+        // retain and release of it (several per query and per add) takes the runtime's slow
+        // path (~50-90 instructions each; a tenth of a rare term's query). The worker never
+        // holds the index alive: `deinit` and `close` stop and join it first, and the index's
+        // storage lasts until `deinit` returns.
+        worker = BackgroundThread { [unowned(unsafe) self] in
             while true {
-                guard let index = self else { return }
-                let proceed = index.signal.withLock { () -> Bool in
-                    while !index.workPending && !index.stopping { index.signal.wait() }
-                    index.workPending = false
-                    return !index.stopping
+                let proceed = self.signal.withLock { () -> Bool in
+                    while !self.workPending && !self.stopping { self.signal.wait() }
+                    self.workPending = false
+                    return !self.stopping
                 }
                 if !proceed { return }
-                index.runMaintenance()
+                self.runMaintenance()
             }
         }
     }
