@@ -118,6 +118,10 @@ public struct TimelineOptions: Sendable {
     /// 128: DeathStarBench's deepest read (offset 100, 10 items) and six pages of 20 come from
     /// the ring, for about a sixth of a full rebuild's reads and memory.
     public var rebuildEntries: Int = 128
+    /// Newest entries of each ring kept in its block beside its record (see `RingRecords`),
+    /// 1...30. Not public: 30 is what the block holds; the tests set fewer, so that rings of a
+    /// few entries spill into their arena slots as big ones do.
+    var hotEntries: Int = 30
 
     public init(capacity: Int = 800, celebrityThreshold: Int = 10_000, celebrityCacheItems: Int = 64, rebuildEntries: Int = 128) {
         precondition(capacity >= 1 && capacity <= TimelineOptions.capacityMax, "timeline capacity must be 1...\(TimelineOptions.capacityMax)")
