@@ -221,8 +221,7 @@ extension TimelineState {
                     let user = try reader.varint()
                     try checkUser(user)
                     guard user < UInt64(Self.dropped), tableValue(UInt32(user)) == 0 else { throw corrupt("bad dropped user \(user)") }
-                    ensureUser(UInt32(user))
-                    userTable[Int(user)] = Self.dropped
+                    markDropped(UInt32(user))
                     counts[5] += 1
                 }
             }

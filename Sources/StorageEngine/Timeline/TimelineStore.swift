@@ -468,8 +468,15 @@ struct RingRecord {
     @usableFromInline var hasCelebrities = false
     /// Entries in the block (the ring's newest), at most `RingRecords.hotSlots`.
     @usableFromInline var hotCount: UInt8 = 0
+    /// What the user table says of the ring number's user, copied here so that fan-out reads
+    /// the block alone (one line fewer per push): `absent` (no ring: the table's 0), `live` or
+    /// `dropped`. Kept equal to the table by `createRing`, `markDropped` and the holes.
+    @usableFromInline var presence: UInt8 = 0
 
     @inlinable static var noSlot: UInt8 { 0xFF }
+    @inlinable static var absent: UInt8 { 0 }
+    @inlinable static var live: UInt8 { 1 }
+    @inlinable static var dropped: UInt8 { 2 }
 
     @inlinable
     init(base: UnsafeMutablePointer<TimelineEntry>, floor: UInt64, count: UInt32, slotCapacity: Int, celebrityEpoch: UInt32,
@@ -814,69 +821,63 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// borrow the state in place (see `read`); it writes nothing.
     @inlinable
     mutating func prefetchRings(of batch: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int) {
-        userTable.withUnsafeBufferPointer { table in
-            let tableBase = table.baseAddress!
-            let tableCount = UInt32(truncatingIfNeeded: table.count)
-            let recordCount = UInt32(truncatingIfNeeded: rings.count)
-            for j in first..<end {
-                let u = batch[j]
-                if u < tableCount { socialdb_prefetch(tableBase + Int(u)) }
-                if u < recordCount { socialdb_prefetch(UnsafeRawPointer(rings.block(Int(u)))) }
-            }
-            let hotSlots = layout.hot
-            for j in first..<end {
-                let u = batch[j]
-                let value = u < tableCount ? tableBase[Int(u)] : 0
-                if value &- 1 < Self.dropped &- 1 {
-                    let number = Self.ringNumber(of: u, value: value)
-                    let r = rings.record(number)
-                    let hotCount = Int(r.pointee.hotCount)
-                    if hotCount < hotSlots {
-                        // The next slot of the block (stored) and the newest entry (compared:
-                        // the same line or the one before; perf put nearly a third of the
-                        // pushes' samples on that compare when only the next slot was
-                        // prefetched).
-                        let next = rings.hot(number) + hotCount
-                        socialdb_prefetch_write(next)
-                        socialdb_prefetch_write(next - 1)
-                    } else {
-                        // A spill: the arena slot's next entries.
-                        let capacity = r.pointee.slotCapacity
-                        var next = Int(r.pointee.head) &+ Int(r.pointee.count)
-                        if next >= capacity { next &-= capacity }
-                        if next < capacity { socialdb_prefetch_write(r.pointee.base + next) }
-                    }
-                }
+        let recordCount = UInt32(truncatingIfNeeded: rings.count)
+        let blocks = UnsafeRawPointer(rings.blocks)
+        for j in first..<end {
+            let u = batch[j]
+            if u < recordCount { socialdb_prefetch(blocks + Int(u) &* RingRecords.blockBytes) }
+        }
+        let hotSlots = layout.hot
+        for j in first..<end {
+            let u = batch[j]
+            guard u < recordCount else { continue }
+            let r = rings.record(Int(u))
+            guard r.pointee.presence == RingRecord.live else { continue }
+            let hotCount = Int(r.pointee.hotCount)
+            if hotCount < hotSlots {
+                // The next slot of the block (stored) and the newest entry (compared: the
+                // same line or the one before; perf put nearly a third of the pushes' samples
+                // on that compare when only the next slot was prefetched).
+                let next = rings.hot(Int(u)) + hotCount
+                socialdb_prefetch_write(next)
+                socialdb_prefetch_write(next - 1)
+            } else {
+                // A spill: the arena slot's next entries.
+                let capacity = r.pointee.slotCapacity
+                var next = Int(r.pointee.head) &+ Int(r.pointee.count)
+                if next >= capacity { next &-= capacity }
+                if next < capacity { socialdb_prefetch_write(r.pointee.base + next) }
             }
         }
     }
 
     /// The third pass of `push(_:toEach:)`, from `batch[first]` until `end` or the first user
-    /// whose push is not `pushInBlock`'s; returns that user's index (`end` when done).
+    /// whose push is not `pushInBlock`'s (or who has no block); returns that user's index (`end`
+    /// when done). It reads each user's block alone: the block's `presence` says what the user
+    /// table would.
     @inlinable
     mutating func pushInPlace(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int) -> Int {
         let createMissing = !lazyRebuild
         let layout = layout
         let blocks = rings.blocks
+        let recordCount = UInt32(truncatingIfNeeded: rings.count)
         var stored = 0
         var i = first
-        userTable.withUnsafeBufferPointer { table in
-            let tableBase = table.baseAddress!
-            let tableCount = UInt32(truncatingIfNeeded: table.count)
-            while i < end {
-                let u = batch[i]
-                let value = u < tableCount ? tableBase[Int(u)] : 0
-                // 0 (no ring) and `dropped` both wrap to at least `dropped - 1`.
-                if value &- 1 >= Self.dropped &- 1 {
-                    if value == 0 && createMissing { break }
-                    i &+= 1
-                    continue
-                }
-                let block = blocks + Self.ringNumber(of: u, value: value) &* RingRecords.blockBytes
-                guard Self.pushInBlock(entry, block, layout: layout) else { break }
-                stored &+= 1
+        while i < end {
+            let u = batch[i]
+            guard u < recordCount else { break }
+            let block = blocks + Int(u) &* RingRecords.blockBytes
+            let presence = block.assumingMemoryBound(to: RingRecord.self).pointee.presence
+            assert(presence == (tableValue(u) == 0 ? RingRecord.absent : tableValue(u) == Self.dropped ? RingRecord.dropped : RingRecord.live),
+                   "a block's presence differs from the user table")
+            if presence != RingRecord.live {
+                if presence == RingRecord.absent && createMissing { break }
                 i &+= 1
+                continue
             }
+            guard Self.pushInBlock(entry, block, layout: layout) else { break }
+            stored &+= 1
+            i &+= 1
         }
         pushes &+= stored
         return i
@@ -893,13 +894,17 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         if rings.count <= number {
             rings.reserve(number + 1)
             while rings.count <= number {
-                // A hole: no ring (its user's table value is 0 or `dropped`); never read.
+                // A hole: no ring (its user's table value is 0 or `dropped`); never read but
+                // for its `presence`.
+                var hole = RingRecord.empty
+                if tableValue(UInt32(rings.count)) == Self.dropped { hole.presence = RingRecord.dropped }
                 owners.append(RingOwner(user: UInt32(rings.count), slot: 0))
-                rings.append(RingRecord.empty)
+                rings.append(hole)
                 ringCelebrities.appendEmpty()
             }
         }
         rings[number] = RingRecord.empty
+        rings[number].presence = RingRecord.live
         owners[number] = RingOwner(user: user, slot: 0)
         if entries > layout.hot { growSlot(ring: number, toHold: entries) }
         ringCelebrities.set(number, to: EmptyCollection())
@@ -956,8 +961,14 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             // Not readable: the read path checks the epoch, not the user table (see `readShared`).
             ringCelebrities.set(number, to: EmptyCollection())
         }
+        markDropped(user)
+    }
+
+    /// Sets `user`'s table value to `dropped`, and the presence of its block, if it has one.
+    mutating func markDropped(_ user: UInt32) {
         ensureUser(user)
         userTable[Int(user)] = Self.dropped
+        if Int(user) < rings.count { rings[Int(user)].presence = RingRecord.dropped }
     }
 
     /// Merges `scratchItems` (newest first, one author's or many) into ring `number`: ids kept
