@@ -172,7 +172,8 @@ public struct TimelineStatistics: Sendable, Equatable {
     public var rings = 0
     /// Entries in all rings.
     public var entries = 0
-    /// Bytes of ring slots allocated (segments), what the rings cost in memory.
+    /// Bytes of ring memory: arena segments allocated and the ring blocks (512 bytes per ring
+    /// number, see `RingRecords`), what the rings cost in memory.
     public var ringBytes = 0
     /// Bytes of the last checkpoint written or loaded.
     public var checkpointBytes = 0
