@@ -183,27 +183,116 @@ typealias ModelStore = TimelineStore<ModelGraph, ModelTweets>
         #expect(MemoryLayout<TimelineEntry>.stride == 16)
     }
 
-    /// A ring record is half a cache line and the table of them starts on a line, through
-    /// growth: no record straddles two lines (each push and read loads one).
-    @Test func ringRecordsAreHalfALineAndNeverStraddle() {
+    /// A ring record is half a cache line, a block (record and entries) eight lines, and the
+    /// table of them starts on a line, through growth: no record straddles two lines (each push
+    /// and read loads one), and growth keeps every block's record and entries.
+    @Test func ringBlocksAreLineAlignedAndKeptThroughGrowth() {
         #expect(MemoryLayout<RingRecord>.stride == 32)
+        #expect(RingRecords.blockBytes == 512 && RingRecords.hotSlots == 30)
         var records = RingRecords()
         let slot = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: 8)
         defer {
             records.deallocate()
             slot.deallocate()
         }
-        for n in 0..<1_000 {
+        // 5,000 blocks: past 2 MiB, so the table moves into huge pages on the way.
+        for n in 0..<5_000 {
             records.append(RingRecord(base: slot, floor: UInt64(n), count: 0, slotCapacity: 8, celebrityEpoch: 0, head: 0, sizeClass: 0))
-            #expect(UInt(bitPattern: records.base) % 64 == 0)
+            for k in 0..<RingRecords.hotSlots { records.hot(n)[k] = TimelineEntry(id: UInt64(n * 100 + k), user: UInt32(n)) }
+            #expect(UInt(bitPattern: records.blocks) % 64 == 0)
         }
-        #expect(records.count == 1_000)
-        #expect(records.indices.allSatisfy { records[$0].floor == UInt64($0) })
+        #expect(records.count == 5_000)
+        #expect(records.indices.allSatisfy { records[$0].floor == UInt64($0) && records[$0].slotCapacity == 8 })
+        #expect(records.indices.allSatisfy { n in (0..<RingRecords.hotSlots).allSatisfy { records.hot(n)[$0].id == UInt64(n * 100 + $0) } })
         records[500].head = 7
         #expect(records[500].head == 7 && records[499].head == 0 && records[501].head == 0)
+        #expect(RingRecord.empty.slotCapacity == 0 && RingRecord.empty.entries == 0)
         records.removeAll()
-        #expect(records.count == 0 && UInt(bitPattern: records.base) % 64 == 0)
+        #expect(records.count == 0 && UInt(bitPattern: records.blocks) % 64 == 0)
     }
+
+    /// `SplitRing` (an arena slot's entries, then the block's) against the same model as
+    /// `Ring`: every capacity 1...8, block sizes 1...4, arena starts, entry counts and splits
+    /// between the two parts, pushes of every id around the entries (newest, between, duplicate,
+    /// below the oldest, below the floor: spilling, evicting from either part, inserting across
+    /// them), removal and copy-out, with guard entries around the slot and the block untouched.
+    @Test func splitRingsAtEveryCapacityBlockSizeAndSplit() {
+        let guardId: UInt64 = 0xDEAD
+        for capacity in 1...8 {
+            for hot in 1...4 {
+                let layout = RingLayout(capacity: capacity, hot: hot)
+                for count in 0...capacity {
+                    let initial = (0..<count).map { UInt64(100 + 10 * $0) }
+                    let candidates: [UInt64] = [50, 95, 99] + initial + initial.map { $0 + 5 } + [UInt64(100 + 10 * count + 7)]
+                    for inBlock in 0...min(count, hot) {
+                        let inArena = count - inBlock
+                        // A slot that takes any spill: a ring's arena entries never pass the capacity.
+                        let slotCapacity = capacity
+                        for head in Set([0, slotCapacity / 2, slotCapacity - 1]) {
+                            for floor0 in [UInt64(0), 97] {
+                                if let first = initial.first, first <= floor0 { continue }
+                                for id in candidates {
+                                    let memory = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: slotCapacity + 2)
+                                    let block = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: hot + 2)
+                                    defer {
+                                        memory.deallocate()
+                                        block.deallocate()
+                                    }
+                                    memory.initialize(repeating: TimelineEntry(id: guardId, user: 0), count: slotCapacity + 2)
+                                    block.initialize(repeating: TimelineEntry(id: guardId, user: 0), count: hot + 2)
+                                    var arena = Ring(base: memory + 1, slotCapacity: slotCapacity, head: head, count: 0, floor: floor0)
+                                    for i in 0..<inArena { arena[i] = TimelineEntry(id: initial[i], user: UInt32(initial[i])) }
+                                    arena.count = inArena
+                                    for i in 0..<inBlock { block[1 + i] = TimelineEntry(id: initial[inArena + i], user: UInt32(initial[inArena + i])) }
+                                    var ring = SplitRing(arena: arena, hot: block + 1, hotCount: inBlock, layout: layout)
+                                    let label = "capacity \(capacity) hot \(hot) count \(count) in block \(inBlock) head \(head) floor \(floor0) push \(id)"
+                                    #expect(Self.contents(ring) == initial, "\(label): layout")
+                                    var model = initial
+                                    var modelFloor = floor0
+                                    let expected = Self.modelPush(&model, floor: &modelFloor, capacity: capacity, id: id)
+                                    let outcome = ring.push(TimelineEntry(id: id, user: UInt32(id)))
+                                    #expect(outcome == expected, "\(label)")
+                                    #expect(Self.contents(ring) == model, "\(label)")
+                                    #expect(ring.floor == modelFloor, "\(label)")
+                                    #expect(ring.hotCount <= hot && ring.arena.count <= slotCapacity, "\(label)")
+                                    #expect((0..<ring.count).allSatisfy { ring[$0].user == UInt32(ring[$0].id) }, "\(label)")
+                                    let untouched = memory[0].id == guardId && memory[slotCapacity + 1].id == guardId
+                                        && block[0].id == guardId && block[hot + 1].id == guardId
+                                    #expect(untouched, "\(label): wrote outside the slot or the block")
+                                    let before = Self.contents(ring)
+                                    let removed = ring.removeAll { $0.id % 20 == 0 }
+                                    #expect(Self.contents(ring) == before.filter { $0 % 20 != 0 }, "\(label): removal")
+                                    #expect(removed == before.filter { $0 % 20 == 0 }.count && ring.floor == modelFloor)
+                                    let out = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: capacity)
+                                    defer { out.deallocate() }
+                                    out.initialize(repeating: TimelineEntry(id: 0, user: 0), count: capacity)
+                                    ring.copyOldestFirst(to: out)
+                                    #expect((0..<ring.count).map { out[$0].id } == Self.contents(ring), "\(label): copy-out")
+                                }
+                            }
+                        }
+                    }
+                    // A run of newest pushes spills and wraps many times.
+                    let memory = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: capacity)
+                    let block = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: hot)
+                    defer {
+                        memory.deallocate()
+                        block.deallocate()
+                    }
+                    var ring = SplitRing(arena: Ring(base: memory, slotCapacity: capacity, head: count % capacity), hot: block, hotCount: 0, layout: layout)
+                    var model: [UInt64] = []
+                    var modelFloor: UInt64 = 0
+                    for id in 1...UInt64(3 * capacity + count) {
+                        _ = Self.modelPush(&model, floor: &modelFloor, capacity: capacity, id: id * 3)
+                        #expect(ring.push(TimelineEntry(id: id * 3, user: 1)) == .stored)
+                        #expect(Self.contents(ring) == model && ring.floor == modelFloor, "capacity \(capacity) hot \(hot) run to \(id)")
+                    }
+                }
+            }
+        }
+    }
+
+    static func contents(_ ring: SplitRing) -> [UInt64] { (0..<ring.count).map { ring[$0].id } }
 }
 
 // MARK: Store
@@ -293,9 +382,12 @@ struct TimelineScenario {
 }
 
 @Suite struct TimelineStoreTests {
-    static func makeStore(_ s: TimelineScenario, capacity: Int, threshold: Int, rebuild: Int = 128) -> ModelStore {
-        ModelStore(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold, celebrityCacheItems: 3, rebuildEntries: rebuild),
-                   followers: s.graph, tweets: s.tweets)
+    /// `hot`: entries a ring keeps in its block (see `RingRecords`); below the default 30, the
+    /// rings of a few entries spill to their arena slots as rings of hundreds do.
+    static func makeStore(_ s: TimelineScenario, capacity: Int, threshold: Int, rebuild: Int = 128, hot: Int = 30) -> ModelStore {
+        var options = TimelineOptions(capacity: capacity, celebrityThreshold: threshold, celebrityCacheItems: 3, rebuildEntries: rebuild)
+        options.hotEntries = hot
+        return ModelStore(options: options, followers: s.graph, tweets: s.tweets)
     }
 
     @Test func modelRandomOperationsAtEveryThreshold() {
@@ -307,11 +399,16 @@ struct TimelineScenario {
             scenario.tweets.returnsDeleted = round % 2 == 0
             // Rings rebuilt with fewer entries than they hold (the floor just below them, fan-out
             // growing them to capacity) must give the same pages: the last two.
-            let configurations: [(capacity: Int, threshold: Int, rebuild: Int)] = [
-                (800, 0, 128), (800, 2, 128), (800, Int.max, 128), (5, 0, 128), (5, 2, 128), (5, Int.max, 128), (1, 2, 128),
-                (800, 2, 3), (5, Int.max, 2),
+            // Blocks of 1 to 4 entries (`hot`) make the rings of a few entries spill to their
+            // arena slots, evict from either part and insert across the two.
+            let configurations: [(capacity: Int, threshold: Int, rebuild: Int, hot: Int)] = [
+                (800, 0, 128, 30), (800, 2, 128, 30), (800, Int.max, 128, 30), (5, 0, 128, 30), (5, 2, 128, 30), (5, Int.max, 128, 30),
+                (1, 2, 128, 30), (800, 2, 3, 30), (5, Int.max, 2, 30),
+                (800, 2, 128, 3), (5, 0, 128, 2), (6, Int.max, 128, 4), (7, 2, 3, 1), (800, Int.max, 2, 4),
             ]
-            var stores = configurations.map { Self.makeStore(scenario, capacity: $0.capacity, threshold: $0.threshold, rebuild: $0.rebuild) }
+            var stores = configurations.map {
+                Self.makeStore(scenario, capacity: $0.capacity, threshold: $0.threshold, rebuild: $0.rebuild, hot: $0.hot)
+            }
             let events = environmentInt("SOCIALDB_TIMELINE_EVENTS", default: 300)
             var random = SeededRandom(seed: seed &+ 77 &+ UInt64(round))
             for step in 1...events {
@@ -319,7 +416,7 @@ struct TimelineScenario {
                 for store in stores { TimelineScenario.apply(event, lsn: lsn, to: store) }
                 if step % 30 == 0 {
                     for (index, store) in stores.enumerated() {
-                        let label = "seed \(seed) round \(round) step \(step) capacity \(configurations[index].capacity) threshold \(configurations[index].threshold) rebuild \(configurations[index].rebuild)"
+                        let label = "seed \(seed) round \(round) step \(step) \(configurations[index])"
                         for reader in 0..<scenario.users {
                             scenario.checkAllPages(of: reader, in: store, limit: min([2, 3, 20][Int(reader) % 3], configurations[index].capacity), label: label)
                         }
@@ -359,7 +456,8 @@ struct TimelineScenario {
     /// mid-batch), a small ring that is full (grown mid-batch), a dropped ring (skipped), and
     /// full rings at capacity (oldest evicted). Fan-out pushes a batch on raw table pointers
     /// until such a user and resumes after it; every page must still equal the model's.
-    @Test func fanOutBatchesMeetEveryRingState() {
+    @Test(arguments: [30, 4])
+    func fanOutBatchesMeetEveryRingState(hot: Int) {
         var scenario = TimelineScenario(seed: 5, users: 200)
         // The graph exists before the store (as when a store starts empty on a loaded graph):
         // rings are created by the first push that reaches a user.
@@ -367,7 +465,7 @@ struct TimelineScenario {
             scenario.graph.follow(user, 0)
             if user % 3 == 0 { scenario.graph.follow(user, 1) }
         }
-        let store = Self.makeStore(scenario, capacity: 40, threshold: Int.max)
+        let store = Self.makeStore(scenario, capacity: 40, threshold: Int.max, hot: hot)
         var lsn: UInt64 = 0
         func post(_ author: UInt32) {
             lsn += 1

@@ -155,3 +155,171 @@ struct Ring {
         }
     }
 }
+
+/// The shape of every ring of a store: its capacity and how many of its newest entries live in
+/// the ring's block (`RingRecords`) rather than in an arena slot.
+@usableFromInline
+struct RingLayout: Equatable {
+    /// Entries a ring keeps (`TimelineOptions.capacity`).
+    @usableFromInline let capacity: Int
+    /// Entries the block holds (`H`, at most `RingRecords.hotSlots`).
+    @usableFromInline let hot: Int
+    /// Entries a spill leaves in the block (`K < H`): the oldest `H - K` go to the arena slot at
+    /// once, so a spill is one write of a few lines every `H - K` pushes, and a page of `K`
+    /// entries is in the block whenever the ring has that many.
+    @usableFromInline let keep: Int
+
+    @usableFromInline
+    init(capacity: Int, hot: Int) {
+        precondition(capacity >= 1 && hot >= 1 && hot <= RingRecords.hotSlots, "ring layout out of range")
+        self.capacity = capacity
+        self.hot = hot
+        keep = hot - max(1, hot / 3)
+    }
+}
+
+/// A user's ring as pushes and reads see it: the oldest entries in an arena slot (`arena`, a
+/// `Ring` whose own capacity is the slot's), the newest `hotCount` in the block beside the ring
+/// record (`hot`, oldest first at 0), one sequence sorted by id from logical index 0. The ring's
+/// capacity (`layout.capacity`) bounds the sum; `floor` is the arena ring's field and means what
+/// it means for `Ring` (the largest id let go of).
+///
+/// The block holds up to `layout.hot` entries; a push into a full block first spills its oldest
+/// `hot - keep` to the end of the arena slot, which must have room (`spillFits`): the store grows
+/// the slot before it pushes (`TimelineState.makeRoomToPush`). So a ring of up to `hot` entries
+/// has no arena slot at all, and a read of the newest `keep` entries or fewer reads the block alone.
+@usableFromInline
+struct SplitRing {
+    @usableFromInline var arena: Ring
+    @usableFromInline let hot: UnsafeMutablePointer<TimelineEntry>
+    @usableFromInline var hotCount: Int
+    @usableFromInline let layout: RingLayout
+
+    @inlinable @inline(__always)
+    init(arena: Ring, hot: UnsafeMutablePointer<TimelineEntry>, hotCount: Int, layout: RingLayout) {
+        self.arena = arena
+        self.hot = hot
+        self.hotCount = hotCount
+        self.layout = layout
+    }
+
+    @inlinable var count: Int { @inline(__always) get { arena.count &+ hotCount } }
+    @inlinable var floor: UInt64 {
+        @inline(__always) get { arena.floor }
+        set { arena.floor = newValue }
+    }
+    @inlinable var isFull: Bool { count >= layout.capacity }
+
+    @inlinable @inline(__always)
+    subscript(logical: Int) -> TimelineEntry {
+        get {
+            let inHot = logical &- arena.count
+            return inHot >= 0 ? hot[inHot] : arena[logical]
+        }
+        nonmutating set {
+            let inHot = logical &- arena.count
+            if inHot >= 0 { hot[inHot] = newValue } else { arena[logical] = newValue }
+        }
+    }
+
+    /// The logical index of the first entry with id >= `id` (`count` if none): binary search.
+    @inlinable
+    func firstIndex(atLeast id: UInt64) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low &+ high) >> 1
+            if self[middle].id < id { low = middle &+ 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// Whether a spill of the block (`hot - keep` entries) fits the arena slot now.
+    @inlinable var spillFits: Bool { arena.count &+ (layout.hot &- layout.keep) <= arena.slotCapacity }
+
+    /// Moves the block's oldest `hot - keep` entries to the end of the arena slot (which has
+    /// room: `spillFits`), the rest to the block's start.
+    @inlinable
+    mutating func spill() {
+        let moved = hotCount &- layout.keep
+        precondition(moved >= 1 && arena.count &+ moved <= arena.slotCapacity, "a spill the arena slot cannot take")
+        var i = 0
+        while i < moved {
+            arena[arena.count &+ i] = hot[i]
+            i &+= 1
+        }
+        arena.count &+= moved
+        hot.update(from: hot + moved, count: layout.keep)
+        hotCount = layout.keep
+    }
+
+    /// Stores `entry` in id order, as `Ring.push` does for one slot: a duplicate is ignored, an
+    /// entry at or below the floor refused, and when the ring is at capacity the oldest entry
+    /// goes first (the floor rises to it). A full block spills first, so the arena slot must
+    /// take a spill when the block is full (`spillFits`; the store grows it before calling).
+    @inlinable
+    mutating func push(_ entry: TimelineEntry) -> Ring.PushOutcome {
+        if entry.id <= floor { return .belowFloor }
+        var position = count
+        if count > 0 && entry.id <= self[count &- 1].id {
+            position = firstIndex(atLeast: entry.id)
+            if position < count && self[position].id == entry.id { return .duplicate }
+        }
+        if isFull {
+            if position == 0 {
+                floor = max(floor, entry.id)
+                return .belowFloor
+            }
+            evictOldest()
+            position &-= 1
+        }
+        if hotCount == layout.hot { spill() }
+        // The block's next slot becomes logical `count - 1`; shift the newer entries up by one
+        // into it, newest first, then store in the gap.
+        hotCount &+= 1
+        var i = count &- 1
+        while i > position {
+            self[i] = self[i &- 1]
+            i &-= 1
+        }
+        self[position] = entry
+        return .stored
+    }
+
+    /// Lets the oldest entry go; the floor rises to its id.
+    @inlinable
+    mutating func evictOldest() {
+        if arena.count > 0 {
+            arena.evictOldest()
+        } else {
+            precondition(hotCount > 0, "evicting from an empty ring")
+            floor = max(floor, hot[0].id)
+            hot.update(from: hot + 1, count: hotCount &- 1)
+            hotCount &-= 1
+        }
+    }
+
+    /// Removes every entry `shouldRemove` accepts, keeping the order; returns how many went.
+    /// The floor does not change.
+    mutating func removeAll(where shouldRemove: (TimelineEntry) -> Bool) -> Int {
+        let total = count
+        var kept = 0
+        for i in 0..<total {
+            let entry = self[i]
+            if shouldRemove(entry) { continue }
+            if kept != i { self[kept] = entry }
+            kept &+= 1
+        }
+        // The kept entries are logical 0..<kept of the old split.
+        let arenaKept = min(kept, arena.count)
+        arena.count = arenaKept
+        hotCount = kept &- arenaKept
+        return total &- kept
+    }
+
+    /// Copies the entries, oldest first, into `destination` (room for `count`).
+    func copyOldestFirst(to destination: UnsafeMutablePointer<TimelineEntry>) {
+        arena.copyOldestFirst(to: destination)
+        (destination + arena.count).update(from: hot, count: hotCount)
+    }
+}

@@ -1,76 +1,130 @@
-/// The ring records, by ring number: a growable table of 32-byte `RingRecord`s whose storage
-/// starts on a cache-line boundary, so each record sits in exactly one line.
+/// The ring blocks, by ring number: a growable table of 512-byte blocks whose storage starts on
+/// a cache-line boundary. A block is the ring's 32-byte `RingRecord` (its first half line) and
+/// then up to `hotSlots` (30) of the ring's newest entries, oldest first (see `SplitRing`).
 ///
-/// Why not a `ContiguousArray<RingRecord>`: an array's elements start 32 bytes into a heap block
-/// the allocator aligns to 16 bytes only (a large block from mmap begins 16 bytes into a page),
-/// so half of all 32-byte records would straddle two lines, and every push and home read, whose
-/// record load is a cache miss, would pay for two. (The 48-byte records this replaced straddled
-/// half the time wherever the array began.)
+/// Why the newest entries beside the record: a home read of 20 ids and a push are then one
+/// region whose address is the user's number times 512, so every line they touch is known
+/// before any of them arrives: a read prefetches its reader's whole block and waits for one
+/// memory latency, where a record then the ring's lines elsewhere in the arena were two in a
+/// row; a push stores into the block (a huge page: no TLB miss), and only every tenth push of a
+/// ring spills ten entries to its arena slot. Rings of up to 30 entries have no arena slot.
 ///
-/// Pointer rules: `base` is allocated (64-byte aligned) and moved only by `append` and
+/// Why not a `ContiguousArray`: its elements start 32 bytes into a heap block the allocator
+/// aligns to 16 bytes only, so records would straddle lines.
+///
+/// Pointer rules: `blocks` is allocated (64-byte aligned) and moved only by `append` and
 /// `removeAll`, which the store calls under its write lock; readers, under the read lock, use
-/// `base` and the subscript, valid until the next such call. `deallocate()` frees the storage
-/// (the store's deinit). A copy of this struct shares the storage: only the store's one state
-/// owns it.
+/// it, the subscript and `hot(_:)`, valid until the next such call. `deallocate()` frees the
+/// storage (the store's deinit). A copy of this struct shares the storage: only the store's one
+/// state owns it.
 @usableFromInline
 struct RingRecords {
-    @usableFromInline private(set) var base: UnsafeMutablePointer<RingRecord>
+    @usableFromInline private(set) var blocks: UnsafeMutableRawPointer
     @usableFromInline private(set) var count = 0
     private(set) var capacity: Int
-    /// Where `base` is when the table is in huge pages (see `allocate`), else nil.
+    /// Where `blocks` is when the table is in huge pages (see `allocate`), else nil.
     private var region: HugePageRegion?
 
     static let alignment = 64
+    /// Bytes per ring: the record and `hotSlots` entries, eight cache lines.
+    @inlinable static var blockBytes: Int { 512 }
+    @inlinable static var recordBytes: Int { 32 }
+    /// Entries a block holds after its record.
+    @inlinable static var hotSlots: Int { (blockBytes - recordBytes) / 16 }
 
     init() {
-        precondition(MemoryLayout<RingRecord>.stride == 32, "a ring record is 32 bytes (half a cache line)")
+        precondition(MemoryLayout<RingRecord>.stride == Self.recordBytes, "a ring record is 32 bytes (half a cache line)")
+        precondition(MemoryLayout<TimelineEntry>.stride == 16, "a ring entry is 16 bytes")
         capacity = 64
-        (base, region) = Self.allocate(capacity)
+        (blocks, region) = Self.allocate(capacity)
     }
 
-    /// Storage for `capacity` records. From 2 MiB up (65,536 records) in transparent huge
-    /// pages (`HugePageRegion`): every push and home read loads a record at a random place of
-    /// the table, and with 4 KiB pages that was a TLB miss as well as a cache miss (a nested
-    /// page walk in a virtual machine); the table is dense (every user up to the largest with
-    /// a ring has a record), so whole huge pages cost no memory it would not use.
-    private static func allocate(_ capacity: Int) -> (UnsafeMutablePointer<RingRecord>, HugePageRegion?) {
-        let bytes = capacity * MemoryLayout<RingRecord>.stride
+    /// Storage for `capacity` blocks. From 2 MiB up (4,096 blocks) in transparent huge pages
+    /// (`HugePageRegion`): every push and home read loads a block at a random place of the
+    /// table, and with 4 KiB pages that was a TLB miss as well as a cache miss (a nested page
+    /// walk in a virtual machine); the table is dense (every user up to the largest with a ring
+    /// has a block), so whole huge pages cost little memory it would not use.
+    private static func allocate(_ capacity: Int) -> (UnsafeMutableRawPointer, HugePageRegion?) {
+        let bytes = capacity * blockBytes
         if bytes >= HugePageRegion.hugePageBytes, let region = HugePageRegion(byteCount: bytes) {
-            return (region.base.bindMemory(to: RingRecord.self, capacity: capacity), region)
+            return (region.base, region)
         }
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
-        return (raw.bindMemory(to: RingRecord.self, capacity: capacity), nil)
+        return (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment), nil)
     }
 
     func deallocate() {
-        if let region { region.deallocate() } else { UnsafeMutableRawPointer(base).deallocate() }
+        if let region { region.deallocate() } else { blocks.deallocate() }
     }
 
     @inlinable var indices: Range<Int> { 0..<count }
+
+    /// The block of ring `number`: its record, then its hot entries.
+    @inlinable @inline(__always)
+    func block(_ number: Int) -> UnsafeMutableRawPointer { blocks + number &* Self.blockBytes }
+
+    /// The record of ring `number` (< `count`), in place.
+    @inlinable @inline(__always)
+    func record(_ number: Int) -> UnsafeMutablePointer<RingRecord> {
+        block(number).assumingMemoryBound(to: RingRecord.self)
+    }
+
+    /// The block's entries of ring `number` (`hotSlots` of them; the record says how many are used).
+    @inlinable @inline(__always)
+    func hot(_ number: Int) -> UnsafeMutablePointer<TimelineEntry> {
+        (block(number) + Self.recordBytes).assumingMemoryBound(to: TimelineEntry.self)
+    }
 
     /// Record `number` (< `count`), in place.
     @inlinable
     subscript(number: Int) -> RingRecord {
         unsafeAddress {
             assert(number >= 0 && number < count, "ring number out of range")
-            return UnsafePointer(base + number)
+            return UnsafePointer(record(number))
         }
         nonmutating unsafeMutableAddress {
             assert(number >= 0 && number < count, "ring number out of range")
-            return base + number
+            return record(number)
         }
     }
 
-    mutating func append(_ record: RingRecord) {
-        if count == capacity {
-            let (grown, grownRegion) = Self.allocate(capacity * 2)
-            grown.moveInitialize(from: base, count: count)
-            deallocate()
-            base = grown
-            region = grownRegion
-            capacity *= 2
+    /// Ring `number` as pushes and reads see it: the arena slot and the block's entries.
+    @inlinable @inline(__always)
+    func ring(_ number: Int, layout: RingLayout) -> SplitRing {
+        let r = record(number)
+        return SplitRing(arena: r.pointee.arenaRing, hot: hot(number), hotCount: Int(r.pointee.hotCount), layout: layout)
+    }
+
+    /// Stores what `ring` changed (the arena ring's head, count and floor, the block's count).
+    @inlinable @inline(__always)
+    func update(_ number: Int, from ring: SplitRing) {
+        let r = record(number)
+        r.pointee.head = UInt16(truncatingIfNeeded: ring.arena.head)
+        r.pointee.count = UInt32(truncatingIfNeeded: ring.arena.count)
+        r.pointee.floor = ring.arena.floor
+        r.pointee.hotCount = UInt8(truncatingIfNeeded: ring.hotCount)
+    }
+
+    /// Grows the table to at least `minimum` blocks (only the storage: `count` is unchanged).
+    mutating func reserve(_ minimum: Int) {
+        guard minimum > capacity else { return }
+        var grown = capacity
+        while grown < minimum { grown *= 2 }
+        let (fresh, freshRegion) = Self.allocate(grown)
+        fresh.copyMemory(from: blocks, byteCount: count * Self.blockBytes)
+        for number in 0..<count {
+            (fresh + number * Self.blockBytes).bindMemory(to: RingRecord.self, capacity: 1)
+            (fresh + number * Self.blockBytes + Self.recordBytes).bindMemory(to: TimelineEntry.self, capacity: Self.hotSlots)
         }
-        (base + count).initialize(to: record)
+        deallocate()
+        blocks = fresh
+        region = freshRegion
+        capacity = grown
+    }
+
+    mutating func append(_ record: RingRecord) {
+        if count == capacity { reserve(capacity * 2) }
+        (blocks + count * Self.blockBytes).bindMemory(to: RingRecord.self, capacity: 1).initialize(to: record)
+        (blocks + count * Self.blockBytes + Self.recordBytes).bindMemory(to: TimelineEntry.self, capacity: Self.hotSlots)
         count += 1
     }
 
@@ -78,7 +132,7 @@ struct RingRecords {
     mutating func removeAll() {
         deallocate()
         capacity = 64
-        (base, region) = Self.allocate(capacity)
+        (blocks, region) = Self.allocate(capacity)
         count = 0
     }
 }

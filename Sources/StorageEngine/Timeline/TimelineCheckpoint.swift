@@ -111,7 +111,7 @@ extension TimelineState {
         try writer.begin(.rings)
         for number in rings.indices where tableValue(owners[number].user) == UInt32(number + 1) {
             let user = owners[number].user
-            let ring = rings[number].ring
+            let ring = rings.ring(number, layout: layout)
             writer.varint(UInt64(user))
             writer.varint(UInt64(ring.count))
             writer.varint(ring.floor)
@@ -221,8 +221,7 @@ extension TimelineState {
                     let user = try reader.varint()
                     try checkUser(user)
                     guard user < UInt64(Self.dropped), tableValue(UInt32(user)) == 0 else { throw corrupt("bad dropped user \(user)") }
-                    ensureUser(UInt32(user))
-                    userTable[Int(user)] = Self.dropped
+                    markDropped(UInt32(user))
                     counts[5] += 1
                 }
             }
@@ -234,7 +233,7 @@ extension TimelineState {
         guard try reader.fixed(UInt64.self) == blocks else { throw corrupt("blocks missing before the trailer") }
         guard !reader.payloadRemaining, reader.atEnd else { throw corrupt("bytes after the trailer") }
         for number in rings.indices {
-            let ring = rings[number].ring
+            let ring = rings.ring(number, layout: layout)
             for i in 0..<ring.count where ring[i].flags.contains(.retweet) && retweets[ring[i].id] == nil {
                 throw corrupt("retweet \(ring[i].id) in the ring of \(owners[number].user) has no original")
             }
@@ -270,13 +269,11 @@ extension TimelineState {
             start = scratchEntries.count - options.capacity
             floor = scratchEntries[start - 1].id
         }
-        let kept = scratchEntries.count - start
-        let number = createRing(for: UInt32(user), entries: max(1, kept))
-        scratchEntries.withUnsafeBufferPointer { buffer in
-            if kept > 0 { rings[number].base.update(from: buffer.baseAddress! + start, count: kept) }
+        let number = createRing(for: UInt32(user), entries: 1)
+        let entries = scratchEntries
+        entries.withUnsafeBufferPointer { buffer in
+            setContents(ofRing: number, UnsafeBufferPointer(rebasing: buffer[start...]), floor: floor)
         }
-        rings[number].count = UInt32(kept)
-        rings[number].floor = floor
         counts[0] += 1
         counts[1] += count
     }

@@ -16,8 +16,6 @@ public struct TimelinePage: Sendable {
     @usableFromInline var streams = ContiguousArray<SourceStream>()
     @usableFromInline var streamCount = 0
     @usableFromInline var authors = ContiguousArray<UInt32>()
-    /// The address of the ring's newest entry, for the store's `newestHints` (0: none).
-    @usableFromInline var newestHint: UInt = 0
 
     public init() {}
 
@@ -31,7 +29,6 @@ public struct TimelinePage: Sendable {
         if !itemStorage.isEmpty { itemStorage.removeAll(keepingCapacity: true) }
         if !seenOriginals.isEmpty { seenOriginals.removeAll(keepingCapacity: true) }
         streamCount = 0
-        newestHint = 0
     }
 
     /// Adds a stream of `author`'s items below `before`, reusing an earlier stream's buffer.

@@ -48,19 +48,11 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
     /// about a tenth of the timeline suite's CPU samples.
     @usableFromInline @exclusivity(unchecked) var activity: UnsafeMutablePointer<Atomic<UInt32>>?
     @usableFromInline @exclusivity(unchecked) var activityCapacity = 0
-    /// Per user, `activityCapacity` of them: the address of the newest entry of the user's ring
-    /// as the user's last home read saw it (0: none yet). A read starts loading that line and
-    /// the five before it (a page of 20 entries) before it looks the ring up, so the ring's lines
-    /// come with the ring record instead of one miss after it (perf put a third of a read's
-    /// samples on the first ring line). Only a hint: a stale one (pushes moved the newest entry,
-    /// the ring grew or was dropped) costs wasted prefetches, never a wrong page; a prefetch
-    /// never faults, and arena segments are never unmapped before the store goes. Readers store
-    /// it under the read lock (relaxed atomics), only when it changed; it grows with `activity`.
-    @usableFromInline @exclusivity(unchecked) var newestHints: UnsafeMutablePointer<Atomic<UInt>>?
-    /// `newestHints` and `activity` share one allocation (the hints first): from 2 MiB up a
-    /// region of transparent huge pages (this), as the ring records are (`RingRecords`): a read
-    /// loads its reader's entry of each at a random place, and with 4 KiB pages each was a TLB
-    /// miss too. Both tables are dense, so whole huge pages cost no memory they would not use.
+    /// `activity`'s memory: from 2 MiB up a region of transparent huge pages (this), as the
+    /// ring blocks are (`RingRecords`): a read loads its reader's entry at a random place, and
+    /// with 4 KiB pages that was a TLB miss too. The table is dense, so whole huge pages cost no
+    /// memory it would not use. (Until 2026-12-03 it shared the region with a table of hints,
+    /// the address of each reader's newest ring entry, which the ring blocks made unneeded.)
     @exclusivity(unchecked) var activityRegion: HugePageRegion?
     let inactiveRingsDropped = Atomic<Int>(0)
 
@@ -131,24 +123,19 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         let ready = lock.withReadLock { () -> Bool in
             // The reader's activity entry is stored into after the read: start loading it now,
             // so its miss overlaps the ring's (perf put 13% of a read's samples on it). And the
-            // lines of the ring's newest entries, where the last read found them.
+            // reader's whole ring block: its record and newest entries, all at addresses known
+            // from the reader's number, so the read waits for one memory latency.
             #if !SOCIALDB_TSAN
-            // The ring record first (not in the TSan build: see `homes`).
-            state.pointee.prefetchRecord(of: reader)
+            // Not in the TSan build: see `homes`.
+            state.pointee.prefetchBlock(of: reader)
             #endif
-            if Int(reader) < activityCapacity {
-                socialdb_prefetch(activity! + Int(reader))
-                prefetchNewest(hint: newestHints![Int(reader)].load(ordering: .relaxed))
-            }
+            if Int(reader) < activityCapacity { socialdb_prefetch(activity! + Int(reader)) }
             #if SOCIALDB_TSAN
             let ready = state.pointee.readShared(reader, limit: limit, before: before, into: &page, merged: &merged)
             #else
             let ready = state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged)
             #endif
-            if ready && Int(reader) < activityCapacity {
-                noteActive(reader)
-                noteNewest(reader, page.newestHint)
-            }
+            if ready && Int(reader) < activityCapacity { noteActive(reader) }
             return ready && Int(reader) < activityCapacity
         }
         if !ready {
@@ -158,7 +145,6 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
                 page.reset()
                 let done = state.pointee.read(reader, limit: limit, before: before, into: &page, merged: &merged)
                 precondition(done, "a prepared ring must be readable")
-                noteNewest(reader, page.newestHint)
             }
         }
         if merged { readMerges.increment() }
@@ -204,7 +190,6 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
                     #endif
                     if read && Int(reader) < activityCapacity {
                         noteActive(reader)
-                        noteNewest(reader, pages[i].newestHint)
                         if merged { merges &+= 1 }
                     } else {
                         notReady |= 1 &<< UInt64(i &- start)
@@ -271,46 +256,21 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         if slot.pointee.load(ordering: .relaxed) != today { slot.pointee.store(today, ordering: .relaxed) }
     }
 
-    /// Starts loading the lines of a page of 20 entries ending at `hint` (0: nothing known).
-    @inlinable @inline(__always)
-    func prefetchNewest(hint: UInt) {
-        guard hint != 0 else { return }
-        let newest = UnsafeRawPointer(bitPattern: hint)!
-        var offset = 0
-        while offset < 6 * 64 {
-            socialdb_prefetch(newest - offset)
-            offset &+= 64
-        }
-    }
-
-    /// Records where `user`'s newest entry was (see `newestHints`). Under either lock; the
-    /// tables exist (`activityCapacity` covers the user).
-    @inlinable @inline(__always)
-    func noteNewest(_ user: UInt32, _ hint: UInt) {
-        guard hint != 0, Int(user) < activityCapacity else { return }
-        let slot = newestHints! + Int(user)
-        if slot.pointee.load(ordering: .relaxed) != hint { slot.pointee.store(hint, ordering: .relaxed) }
-    }
-
     /// As `noteActive`, growing the table first when needed; the write lock is held.
     @usableFromInline
     func noteActiveLocked(_ user: UInt32) {
         if Int(user) >= activityCapacity {
             let capacity = max(1024, Int(user) + 1, activityCapacity * 2)
-            // One allocation for both tables (see `activityRegion`): the hints, then the days.
-            let bytes = capacity * (MemoryLayout<Atomic<UInt>>.stride + MemoryLayout<Atomic<UInt32>>.stride)
+            let bytes = capacity * MemoryLayout<Atomic<UInt32>>.stride
             let region = bytes >= HugePageRegion.hugePageBytes ? HugePageRegion(byteCount: bytes) : nil
             let raw = region?.base ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            let hints = raw.bindMemory(to: Atomic<UInt>.self, capacity: capacity)
-            let days = (raw + capacity * MemoryLayout<Atomic<UInt>>.stride).bindMemory(to: Atomic<UInt32>.self, capacity: capacity)
+            let days = raw.bindMemory(to: Atomic<UInt32>.self, capacity: capacity)
             let today = activityDay.load(ordering: .relaxed)
             for i in 0..<capacity {
                 let day = i < activityCapacity ? activity![i].load(ordering: .relaxed) : today
                 (days + i).initialize(to: Atomic(day))
-                (hints + i).initialize(to: Atomic(i < activityCapacity ? newestHints![i].load(ordering: .relaxed) : 0))
             }
             freeActivityTables()
-            newestHints = hints
             activity = days
             activityRegion = region
             activityCapacity = capacity
@@ -318,14 +278,11 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         noteActive(user)
     }
 
-    /// Frees `newestHints` and `activity` (one allocation); the write lock is held, or the
-    /// store is going.
+    /// Frees `activity`; the write lock is held, or the store is going.
     func freeActivityTables() {
-        guard let newestHints, let activity else { return }
+        guard let activity else { return }
         activity.deinitialize(count: activityCapacity)
-        newestHints.deinitialize(count: activityCapacity)
-        if let activityRegion { activityRegion.deallocate() } else { UnsafeMutableRawPointer(newestHints).deallocate() }
-        self.newestHints = nil
+        if let activityRegion { activityRegion.deallocate() } else { UnsafeMutableRawPointer(activity).deallocate() }
         self.activity = nil
         activityRegion = nil
     }
@@ -484,56 +441,75 @@ struct CelebrityCache {
     func deallocate() { base.deallocate() }
 }
 
-/// Where a user's ring is and what it holds: what a push and a home read load, 32 bytes, so a
-/// record is one cache line of `RingRecords` (the owner and the arena slot, which only writers
-/// need, are in `TimelineState.owners`). The field order is the layout: 8-byte fields first,
-/// then 4, 2 and 1, no padding.
+/// Where a user's ring is and what it holds: the first 32 bytes of the ring's block in
+/// `RingRecords` (the block's entries follow it; the owner and the arena slot, which only
+/// writers need, are in `TimelineState.owners`). The field order is the layout: 8-byte fields
+/// first, then 4, 2 and 1, no padding.
 @usableFromInline
 struct RingRecord {
+    /// The arena slot of the ring's older entries (a dangling, never-read address when
+    /// `sizeClass` is `noSlot`).
     @usableFromInline var base: UnsafeMutablePointer<TimelineEntry>
     @usableFromInline var floor: UInt64
+    /// Entries in the arena slot.
     @usableFromInline var count: UInt32
-    @usableFromInline var slotCapacity: UInt32
     /// The `celebrityEpoch` the ring's celebrity list was computed at; 0 = never.
     @usableFromInline var celebrityEpoch: UInt32
-    /// Below `slotCapacity`, which is at most `TimelineOptions.capacityMax` (65,536).
+    /// The arena slot's oldest entry; below its capacity, at most `TimelineOptions.capacityMax`.
     @usableFromInline var head: UInt16
+    /// The arena slot's capacity minus one (0 when there is no slot).
+    @usableFromInline var slotCapacityMinusOne: UInt16
+    /// The arena size class of the slot, `noSlot` when the ring has none (all its entries fit
+    /// its block).
     @usableFromInline var sizeClass: UInt8
     /// Whether the ring's celebrity list (in `ringCelebrities`) is not empty: a read of a ring
     /// without celebrities (most) skips loading the list's range, a cache miss of its own
     /// (perf put 8% of a read's samples on it).
     @usableFromInline var hasCelebrities = false
+    /// Entries in the block (the ring's newest), at most `RingRecords.hotSlots`.
+    @usableFromInline var hotCount: UInt8 = 0
+    /// What the user table says of the ring number's user, copied here so that fan-out reads
+    /// the block alone (one line fewer per push): `absent` (no ring: the table's 0), `live` or
+    /// `dropped`. Kept equal to the table by `createRing`, `markDropped` and the holes.
+    @usableFromInline var presence: UInt8 = 0
+
+    @inlinable static var noSlot: UInt8 { 0xFF }
+    @inlinable static var absent: UInt8 { 0 }
+    @inlinable static var live: UInt8 { 1 }
+    @inlinable static var dropped: UInt8 { 2 }
 
     @inlinable
-    init(base: UnsafeMutablePointer<TimelineEntry>, floor: UInt64, count: UInt32, slotCapacity: UInt32, celebrityEpoch: UInt32,
+    init(base: UnsafeMutablePointer<TimelineEntry>, floor: UInt64, count: UInt32, slotCapacity: Int, celebrityEpoch: UInt32,
          head: UInt16, sizeClass: UInt8) {
         self.base = base
         self.floor = floor
         self.count = count
-        self.slotCapacity = slotCapacity
         self.celebrityEpoch = celebrityEpoch
         self.head = head
+        self.slotCapacityMinusOne = UInt16(truncatingIfNeeded: max(0, slotCapacity - 1))
         self.sizeClass = sizeClass
     }
 
-    /// The record of a ring number with no ring (see `TimelineState.rings`). Its base is not
-    /// an allocation: nothing reads a hole, its user's table value says there is no ring.
-    static var hole: RingRecord {
+    /// The record of a ring without an arena slot, empty (and of a ring number with no ring:
+    /// see `TimelineState.rings`; nothing reads a hole, its epoch 0 says it is not readable).
+    static var empty: RingRecord {
         RingRecord(base: UnsafeMutablePointer(bitPattern: MemoryLayout<TimelineEntry>.alignment)!, floor: 0, count: 0,
-                   slotCapacity: 1, celebrityEpoch: 0, head: 0, sizeClass: 0)
+                   slotCapacity: 0, celebrityEpoch: 0, head: 0, sizeClass: noSlot)
     }
 
+    /// The arena slot's capacity: 0 without a slot.
+    @inlinable var slotCapacity: Int {
+        @inline(__always) get { sizeClass == Self.noSlot ? 0 : Int(slotCapacityMinusOne) &+ 1 }
+    }
+
+    /// Total entries: the arena slot's and the block's.
+    @inlinable var entries: Int { @inline(__always) get { Int(count) &+ Int(hotCount) } }
+
+    /// The arena slot as a `Ring` (capacity 0 and empty without a slot).
     @inlinable
-    var ring: Ring {
+    var arenaRing: Ring {
         // The store keeps every record in range (`head < slotCapacity`, `count <= slotCapacity`).
-        Ring(unchecked: base, slotCapacity: Int(slotCapacity), head: Int(head), count: Int(count), floor: floor)
-    }
-
-    @inlinable
-    mutating func update(from ring: Ring) {
-        head = UInt16(truncatingIfNeeded: ring.head)
-        count = UInt32(truncatingIfNeeded: ring.count)
-        floor = ring.floor
+        Ring(unchecked: base, slotCapacity: slotCapacity, head: Int(head), count: Int(count), floor: floor)
     }
 }
 
@@ -562,6 +538,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// Per ring number: the celebrities among the ring owner's followees and the owner itself.
     @usableFromInline var ringCelebrities = CelebrityLists()
     @usableFromInline var arena: RingArena
+    /// The capacity and the split of every ring between its block and its arena slot.
+    @usableFromInline let layout: RingLayout
 
     /// Authors currently treated as celebrities (not fanned out). Changes only when the author
     /// posts: marked when above the threshold, unmarked (after backfilling every follower) when
@@ -596,6 +574,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         self.followers = followers
         self.tweets = tweets
         arena = RingArena(capacity: options.capacity)
+        layout = RingLayout(capacity: options.capacity, hot: min(options.hotEntries, RingRecords.hotSlots))
     }
 
     /// The celebrity marks changed: every ring's list must be computed again before a read.
@@ -652,7 +631,25 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// place (see `read`); it writes nothing.
     @inlinable @inline(__always)
     mutating func prefetchRecord(of user: UInt32) {
-        if Int(user) < rings.count { socialdb_prefetch(UnsafeRawPointer(rings.base + Int(user))) }
+        if Int(user) < rings.count { socialdb_prefetch(UnsafeRawPointer(rings.block(Int(user)))) }
+    }
+
+    /// Starts loading `user`'s whole ring block (see `prefetchBlock(_:)`). `mutating` only to
+    /// borrow the state in place (see `read`); it writes nothing.
+    @inlinable @inline(__always)
+    mutating func prefetchBlock(of user: UInt32) {
+        if Int(user) < rings.count { Self.prefetchBlock(rings.block(Int(user))) }
+    }
+
+    /// Starts loading a whole ring block: its record and its newest entries, eight lines of
+    /// one huge page.
+    @inlinable @inline(__always)
+    static func prefetchBlock(_ block: UnsafeRawPointer) {
+        var offset = 0
+        while offset < RingRecords.blockBytes {
+            socialdb_prefetch(block + offset)
+            offset &+= 64
+        }
     }
 
     /// The ring number of `user` given its table value: the user's own number when the value
@@ -663,51 +660,16 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         return Int(user)
     }
 
-    /// Starts loading the user table entries and the ring records of `users[first..<end]`
-    /// (a line each), through the tables' base addresses and counts: the first pass of
-    /// `prefetchRings`. Both loads at once: a record's address is its
-    /// user's number, and a user past the records has no ring.
-    @inlinable @inline(__always)
-    static func prefetchRecords(of users: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int,
-                                table tableBase: UnsafePointer<UInt32>, count tableCount: UInt32,
-                                records recordBase: UnsafePointer<RingRecord>, count recordCount: UInt32) {
-        for j in first..<end {
-            let u = users[j]
-            if u < tableCount { socialdb_prefetch(tableBase + Int(u)) }
-            if u < recordCount { socialdb_prefetch(UnsafeRawPointer(recordBase + Int(u))) }
-        }
-    }
-
-    /// The prefetch passes of a batch of home reads (`TimelineStore.homes`) over
-    /// `readers[first..<end]`: their ring records, then the lines of each readable ring's
-    /// newest `limit` entries, so the reads that follow find them loaded. The user table is
-    /// not touched: the reads do not need it (see `readShared`). `mutating` only to borrow the
-    /// state in place (see `read`); it writes nothing. Prefetches never fault; a stale one
-    /// costs a wasted load.
+    /// The prefetch pass of a batch of home reads (`TimelineStore.homes`) over
+    /// `readers[first..<end]`: each readable reader's whole block (record and newest entries),
+    /// so the reads that follow find them loaded. The user table is not touched: the reads do
+    /// not need it (see `readShared`). `mutating` only to borrow the state in place (see
+    /// `read`); it writes nothing. Prefetches never fault; a stale one costs a wasted load.
     @inlinable
     mutating func prefetchHomes(_ readers: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int, limit: Int) {
-        let recordBase = UnsafePointer(rings.base)
         let recordCount = UInt32(truncatingIfNeeded: rings.count)
-        let epoch = celebrityEpoch
-        for j in first..<end where readers[j] < recordCount { socialdb_prefetch(UnsafeRawPointer(recordBase + Int(readers[j]))) }
-        for j in first..<end {
-            let u = readers[j]
-            guard u < recordCount else { continue }
-            let r = recordBase + Int(u)
-            guard r.pointee.celebrityEpoch == epoch else { continue }
-            let count = Int(r.pointee.count)
-            guard count > 0 else { continue }
-            let capacity = Int(r.pointee.slotCapacity)
-            let head = Int(r.pointee.head)
-            let stop = max(0, count &- limit)
-            var k = count &- 1
-            while true {
-                var p = head &+ k
-                if p >= capacity { p &-= capacity }
-                socialdb_prefetch(r.pointee.base + p)
-                if k == stop { break }
-                k = max(stop, k &- 4)
-            }
+        for j in first..<end where readers[j] < recordCount {
+            Self.prefetchBlock(rings.block(Int(readers[j])))
         }
     }
 
@@ -739,9 +701,9 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let value = tableValue(follower)
         guard value != 0 && value != Self.dropped else { return }
         let number = Int(value - 1)
-        var ring = rings[number].ring
+        var ring = rings.ring(number, layout: layout)
         _ = ring.removeAll { $0.user == followee }
-        rings[number].update(from: ring)
+        rings.update(number, from: ring)
         rings[number].celebrityEpoch = 0
     }
 
@@ -758,7 +720,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
     }
 
-    /// The hot path of fan-out: one table load, one record load, one store into the ring.
+    /// One push outside the passes of `push(_:toEach:)`: creates the ring when needed, grows
+    /// its arena slot when the push spills into it, then the general push.
     @inlinable @inline(__always)
     mutating func push(_ entry: TimelineEntry, to user: UInt32) {
         var value = tableValue(user)
@@ -769,12 +732,54 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             return
         }
         let number = Self.ringNumber(of: user, value: value)
-        if rings[number].count == rings[number].slotCapacity && Int(rings[number].sizeClass) < arena.largestClass {
-            grow(ring: number, toHold: Int(rings[number].count) + 1)
+        if Self.pushInBlock(entry, rings.block(number), layout: layout) {
+            pushes &+= 1
+        } else {
+            pushGeneral(entry, number)
         }
-        var ring = rings[number].ring
+    }
+
+    /// The common push, entirely in the ring's block (`block`, see `RingRecords`): the block
+    /// is not full, the ring is not at capacity and `entry` is newer than the newest (a fresh
+    /// post: nearly always). Returns false, changing nothing, when the push is not that
+    /// (`pushGeneral` does it). Static over the block's address: the passes call it inside a
+    /// closure over the user table.
+    @inlinable @inline(__always)
+    static func pushInBlock(_ entry: TimelineEntry, _ block: UnsafeMutableRawPointer, layout: RingLayout) -> Bool {
+        let r = block.assumingMemoryBound(to: RingRecord.self)
+        let hotCount = Int(r.pointee.hotCount)
+        let arenaCount = Int(r.pointee.count)
+        guard hotCount < layout.hot && arenaCount &+ hotCount < layout.capacity else { return false }
+        let hot = (block + RingRecords.recordBytes).assumingMemoryBound(to: TimelineEntry.self)
+        if hotCount > 0 {
+            guard entry.id > hot[hotCount &- 1].id else { return false }
+        } else {
+            // An empty block with entries in the arena (after removals): the general push.
+            guard arenaCount == 0 && entry.id > r.pointee.floor else { return false }
+        }
+        hot[hotCount] = entry
+        r.pointee.hotCount = UInt8(truncatingIfNeeded: hotCount &+ 1)
+        return true
+    }
+
+    /// Any push: a spill to the arena slot (grown first when it has no room), an eviction, an
+    /// insertion in id order, a duplicate, an entry below the floor.
+    @usableFromInline
+    mutating func pushGeneral(_ entry: TimelineEntry, _ number: Int) {
+        makeRoomToPush(number)
+        var ring = rings.ring(number, layout: layout)
         if ring.push(entry) == .stored { pushes &+= 1 }
-        rings[number].update(from: ring)
+        rings.update(number, from: ring)
+    }
+
+    /// Grows ring `number`'s arena slot when its block is full and the slot cannot take the
+    /// spill a push would make (`SplitRing.spillFits`).
+    @usableFromInline
+    mutating func makeRoomToPush(_ number: Int) {
+        let record = rings[number]
+        guard Int(record.hotCount) == layout.hot else { return }
+        let spilled = Int(record.count) + layout.hot - layout.keep
+        if spilled > record.slotCapacity { growSlot(ring: number, toHold: spilled) }
     }
 
     /// Users per stage of `push(_:toEach:)`: a post's followers (35 on average) are one chunk.
@@ -782,19 +787,18 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
 
     /// Pushes `entry` to every user of `batch`, in chunks of `pushChunk` users, each in three
     /// passes: the first prefetches each user's table entry and ring record (a ring's number is
-    /// its user's, so neither waits for the other), the second loads them (by then arriving
-    /// together) and prefetches the ring lines the push reads and writes, the third pushes. So
-    /// a chunk's misses overlap each other instead of coming one after another: about two
-    /// memory latencies per chunk, where a push done alone waits for two dependent misses
-    /// (table and record at once, then the slot). A rolling pipeline
-    /// (prefetching 4, 8 and 12 pushes ahead) was what this replaced: a post's batch is too
-    /// short for it to fill, and the first dozen pushes of every post waited for their misses in
-    /// turn. Prefetches never fault; a stale one (a ring created or grown meanwhile) only costs
-    /// a wasted load.
+    /// its user's, so neither waits for the other), the second loads the records (by then
+    /// arriving together) and prefetches the block line a push stores into (and, for a block
+    /// about to spill, the arena slot's line it spills to), the third pushes. So a chunk's
+    /// misses overlap each other instead of coming one after another. The records and blocks
+    /// are in huge pages (no TLB miss), and nine pushes in ten touch the block alone.
+    /// Prefetches never fault; a stale one (a ring created or grown meanwhile) only costs a
+    /// wasted load.
     ///
     /// The passes run on the tables' raw buffers, taken once per pass (no uniqueness or bounds
-    /// check per push); a push that must create or grow a ring, which may move the tables, leaves
-    /// it for `push(_:to:)` and the pass resumes after it with the buffers taken again.
+    /// check per push); a push that must create a ring or go the general way (which may move
+    /// the tables) leaves it for `push(_:to:)`, and the pass resumes after it with the buffers
+    /// taken again.
     @inlinable
     mutating func push(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>) {
         let n = batch.count
@@ -813,147 +817,158 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
     }
 
-    /// The first two passes of `push(_:toEach:)` over `batch[first..<end]`: table entries and
-    /// ring records, then the ring lines a push touches (the newest entry, compared, and the next one, stored).
-    /// A record is one line (`RingRecords`). `mutating` only to borrow the state in place (see
-    /// `read`); it writes nothing.
+    /// The first two passes of `push(_:toEach:)` over `batch[first..<end]`. `mutating` only to
+    /// borrow the state in place (see `read`); it writes nothing.
     @inlinable
     mutating func prefetchRings(of batch: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int) {
-        userTable.withUnsafeBufferPointer { table in
-            let tableBase = table.baseAddress!
-            let tableCount = UInt32(truncatingIfNeeded: table.count)
-            do {
-                let recordBase = UnsafePointer(rings.base)
-                Self.prefetchRecords(of: batch, from: first, to: end, table: tableBase, count: tableCount,
-                                     records: recordBase, count: UInt32(truncatingIfNeeded: rings.count))
-                for j in first..<end {
-                    let u = batch[j]
-                    let value = u < tableCount ? tableBase[Int(u)] : 0
-                    if value &- 1 < Self.dropped &- 1 {
-                        // The next slot (stored) and the one before it (the newest, compared;
-                        // when the next is slot 0 that is the slot's last, but the line before
-                        // costs only a wasted load: prefetches never fault).
-                        let r = recordBase + Self.ringNumber(of: u, value: value)
-                        let capacity = Int(r.pointee.slotCapacity)
-                        var next = Int(r.pointee.head) &+ Int(r.pointee.count)
-                        if next >= capacity { next &-= capacity }
-                        let slot = r.pointee.base + next
-                        socialdb_prefetch_write(slot)
-                        socialdb_prefetch_write(slot - 1)
-                    }
-                }
+        let recordCount = UInt32(truncatingIfNeeded: rings.count)
+        let blocks = UnsafeRawPointer(rings.blocks)
+        for j in first..<end {
+            let u = batch[j]
+            if u < recordCount { socialdb_prefetch(blocks + Int(u) &* RingRecords.blockBytes) }
+        }
+        let hotSlots = layout.hot
+        for j in first..<end {
+            let u = batch[j]
+            guard u < recordCount else { continue }
+            let r = rings.record(Int(u))
+            guard r.pointee.presence == RingRecord.live else { continue }
+            let hotCount = Int(r.pointee.hotCount)
+            if hotCount < hotSlots {
+                // The next slot of the block (stored) and the newest entry (compared: the
+                // same line or the one before; perf put nearly a third of the pushes' samples
+                // on that compare when only the next slot was prefetched).
+                let next = rings.hot(Int(u)) + hotCount
+                socialdb_prefetch_write(next)
+                socialdb_prefetch_write(next - 1)
+            } else {
+                // A spill: the arena slot's next entries.
+                let capacity = r.pointee.slotCapacity
+                var next = Int(r.pointee.head) &+ Int(r.pointee.count)
+                if next >= capacity { next &-= capacity }
+                if next < capacity { socialdb_prefetch_write(r.pointee.base + next) }
             }
         }
     }
 
     /// The third pass of `push(_:toEach:)`, from `batch[first]` until `end` or the first user
-    /// whose push needs a new or larger ring; returns that user's index (`end` when done).
+    /// whose push is not `pushInBlock`'s (or who has no block); returns that user's index (`end`
+    /// when done). It reads each user's block alone: the block's `presence` says what the user
+    /// table would.
     @inlinable
     mutating func pushInPlace(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>, from first: Int, to end: Int) -> Int {
-        let largestClass = UInt8(truncatingIfNeeded: arena.largestClass)
         let createMissing = !lazyRebuild
+        let layout = layout
+        let blocks = rings.blocks
+        let recordCount = UInt32(truncatingIfNeeded: rings.count)
         var stored = 0
         var i = first
-        userTable.withUnsafeBufferPointer { table in
-            let tableBase = table.baseAddress!
-            let tableCount = UInt32(truncatingIfNeeded: table.count)
-            do {
-                let recordBase = rings.base
-                while i < end {
-                    let u = batch[i]
-                    let value = u < tableCount ? tableBase[Int(u)] : 0
-                    // 0 (no ring) and `dropped` both wrap to at least `dropped - 1`.
-                    if value &- 1 >= Self.dropped &- 1 {
-                        if value == 0 && createMissing { break }
-                        i &+= 1
-                        continue
-                    }
-                    let r = recordBase + Self.ringNumber(of: u, value: value)
-                    let count = Int(r.pointee.count)
-                    let capacity = Int(r.pointee.slotCapacity)
-                    if count < capacity {
-                        // Not full, so nothing is evicted: when the entry is newer than the
-                        // newest (a fresh post: nearly always), it goes in the next slot and
-                        // only the count changes. Entries are all above the floor, so a newer
-                        // one is too; an empty ring compares with the floor itself.
-                        let base = r.pointee.base
-                        var next = Int(r.pointee.head) &+ count
-                        if next >= capacity { next &-= capacity }
-                        let newest = next == 0 ? capacity &- 1 : next &- 1
-                        if count == 0 ? entry.id > r.pointee.floor : entry.id > base[newest].id {
-                            base[next] = entry
-                            r.pointee.count = UInt32(truncatingIfNeeded: count &+ 1)
-                            stored &+= 1
-                            i &+= 1
-                            continue
-                        }
-                    } else if r.pointee.sizeClass < largestClass {
-                        break
-                    }
-                    var ring = r.pointee.ring
-                    if ring.push(entry) == .stored { stored &+= 1 }
-                    r.pointee.update(from: ring)
-                    i &+= 1
-                }
+        while i < end {
+            let u = batch[i]
+            guard u < recordCount else { break }
+            let block = blocks + Int(u) &* RingRecords.blockBytes
+            let presence = block.assumingMemoryBound(to: RingRecord.self).pointee.presence
+            assert(presence == (tableValue(u) == 0 ? RingRecord.absent : tableValue(u) == Self.dropped ? RingRecord.dropped : RingRecord.live),
+                   "a block's presence differs from the user table")
+            if presence != RingRecord.live {
+                if presence == RingRecord.absent && createMissing { break }
+                i &+= 1
+                continue
             }
+            guard Self.pushInBlock(entry, block, layout: layout) else { break }
+            stored &+= 1
+            i &+= 1
         }
         pushes &+= stored
         return i
     }
 
-    /// A new, empty ring for `user` in the class that holds `entries`. Its number is the
-    /// user's own (see `rings`): the tables grow to it, the numbers skipped becoming holes.
+    /// A new, empty ring for `user` (its entries in its block; an arena slot only when
+    /// `entries` do not fit the block). Its number is the user's own (see `rings`): the tables
+    /// grow to it, the numbers skipped becoming holes.
     @usableFromInline
     mutating func createRing(for user: UInt32, entries: Int) -> Int {
         ensureUser(user)
-        let sizeClass = arena.sizeClass(for: max(1, entries))
-        let (slot, base) = arena.allocate(sizeClass: sizeClass)
-        let record = RingRecord(base: base, floor: 0, count: 0, slotCapacity: UInt32(arena.slotCapacity(ofClass: sizeClass)),
-                                celebrityEpoch: 0, head: 0, sizeClass: UInt8(sizeClass))
         let number = Int(user)
         precondition(number < Int(UInt32.max) - 1, "ring numbers exhausted")
-        while rings.count <= number {
-            // A hole: no ring (its user's table value is 0 or `dropped`); never read.
-            owners.append(RingOwner(user: UInt32(rings.count), slot: 0))
-            rings.append(RingRecord.hole)
-            ringCelebrities.appendEmpty()
+        if rings.count <= number {
+            rings.reserve(number + 1)
+            while rings.count <= number {
+                // A hole: no ring (its user's table value is 0 or `dropped`); never read but
+                // for its `presence`.
+                var hole = RingRecord.empty
+                if tableValue(UInt32(rings.count)) == Self.dropped { hole.presence = RingRecord.dropped }
+                owners.append(RingOwner(user: UInt32(rings.count), slot: 0))
+                rings.append(hole)
+                ringCelebrities.appendEmpty()
+            }
         }
-        rings[number] = record
-        owners[number] = RingOwner(user: user, slot: slot)
+        rings[number] = RingRecord.empty
+        rings[number].presence = RingRecord.live
+        owners[number] = RingOwner(user: user, slot: 0)
+        if entries > layout.hot { growSlot(ring: number, toHold: entries) }
         ringCelebrities.set(number, to: EmptyCollection())
         userTable[number] = UInt32(number + 1)
         return number
     }
 
-    /// Moves ring `number` to the smallest class holding `entries`, oldest entry first at 0.
+    /// Moves ring `number`'s arena entries to a slot of the smallest class holding `entries`
+    /// (oldest entry first at 0), when its slot (if any) is smaller.
     @usableFromInline
-    mutating func grow(ring number: Int, toHold entries: Int) {
+    mutating func growSlot(ring number: Int, toHold entries: Int) {
         let old = rings[number]
         let sizeClass = arena.sizeClass(for: entries)
-        guard sizeClass != Int(old.sizeClass) else { return }
+        guard old.sizeClass == RingRecord.noSlot || sizeClass > Int(old.sizeClass) else { return }
         let (slot, base) = arena.allocate(sizeClass: sizeClass)
-        old.ring.copyOldestFirst(to: base)
-        arena.free(sizeClass: Int(old.sizeClass), slot: owners[number].slot)
+        old.arenaRing.copyOldestFirst(to: base)
+        if old.sizeClass != RingRecord.noSlot { arena.free(sizeClass: Int(old.sizeClass), slot: owners[number].slot) }
+        let capacity = arena.slotCapacity(ofClass: sizeClass)
         rings[number].base = base
         owners[number].slot = slot
         rings[number].sizeClass = UInt8(sizeClass)
-        rings[number].slotCapacity = UInt32(arena.slotCapacity(ofClass: sizeClass))
+        rings[number].slotCapacityMinusOne = UInt16(truncatingIfNeeded: capacity - 1)
         rings[number].head = 0
+    }
+
+    /// Replaces ring `number`'s entries with `entries` (sorted by id, at most the capacity)
+    /// and its floor: the newest `keep` in the block (all of them when they fit it), the rest
+    /// in the arena slot, grown as needed.
+    mutating func setContents(ofRing number: Int, _ entries: UnsafeBufferPointer<TimelineEntry>, floor: UInt64) {
+        let total = entries.count
+        precondition(total <= layout.capacity, "more entries than a ring holds")
+        let inBlock = total <= layout.hot ? total : layout.keep
+        let inArena = total - inBlock
+        rings[number].count = 0
+        rings[number].head = 0
+        if inArena > 0 {
+            growSlot(ring: number, toHold: inArena)
+            rings[number].base.update(from: entries.baseAddress!, count: inArena)
+        }
+        if inBlock > 0 { rings.hot(number).update(from: entries.baseAddress! + inArena, count: inBlock) }
+        rings[number].count = UInt32(inArena)
+        rings[number].hotCount = UInt8(inBlock)
+        rings[number].floor = floor
     }
 
     mutating func dropRing(of user: UInt32) {
         let value = tableValue(user)
         if value != 0 && value != Self.dropped {
             let number = Int(value - 1)
-            arena.free(sizeClass: Int(rings[number].sizeClass), slot: owners[number].slot)
-            rings[number].count = 0
-            rings[number].hasCelebrities = false
+            if rings[number].sizeClass != RingRecord.noSlot {
+                arena.free(sizeClass: Int(rings[number].sizeClass), slot: owners[number].slot)
+            }
+            rings[number] = RingRecord.empty
             // Not readable: the read path checks the epoch, not the user table (see `readShared`).
-            rings[number].celebrityEpoch = 0
             ringCelebrities.set(number, to: EmptyCollection())
         }
+        markDropped(user)
+    }
+
+    /// Sets `user`'s table value to `dropped`, and the presence of its block, if it has one.
+    mutating func markDropped(_ user: UInt32) {
         ensureUser(user)
         userTable[Int(user)] = Self.dropped
+        if Int(user) < rings.count { rings[Int(user)].presence = RingRecord.dropped }
     }
 
     /// Merges `scratchItems` (newest first, one author's or many) into ring `number`: ids kept
@@ -962,7 +977,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// everything: the floor rises to it, since older items of that author are not in the ring.
     mutating func mergeScratchItems(intoRing number: Int, truncatedBelow: UInt64, keep: Int? = nil) {
         let keep = keep ?? options.capacity
-        var existing = rings[number].ring
+        let existing = rings.ring(number, layout: layout)
         var floor = max(existing.floor, truncatedBelow)
         scratchEntries.removeAll(keepingCapacity: true)
         scratchEntries.reserveCapacity(existing.count + scratchItems.count)
@@ -1002,13 +1017,10 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             floor = max(floor, scratchEntries[start + cut - 1].id)
             start += cut
         }
-        let count = scratchEntries.count - start
-        if count > Int(rings[number].slotCapacity) { grow(ring: number, toHold: count) }
-        existing = Ring(base: rings[number].base, slotCapacity: Int(rings[number].slotCapacity), head: 0, count: count, floor: floor)
-        scratchEntries.withUnsafeBufferPointer { buffer in
-            if count > 0 { existing.base.update(from: buffer.baseAddress! + start, count: count) }
+        let entries = scratchEntries
+        entries.withUnsafeBufferPointer { buffer in
+            setContents(ofRing: number, UnsafeBufferPointer(rebasing: buffer[start...]), floor: floor)
         }
-        rings[number].update(from: existing)
     }
 
     /// Fetches `author`'s newest `capacity` items into `scratchItems` (appending); returns the
@@ -1086,6 +1098,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         } else {
             number = Int(value - 1)
             rings[number].count = 0
+            rings[number].hotCount = 0
             rings[number].head = 0
             rings[number].floor = 0
         }
@@ -1219,9 +1232,9 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         for number in rings.indices {
             let value = tableValue(owners[number].user)
             guard value == UInt32(number + 1) else { continue }
-            var ring = rings[number].ring
+            var ring = rings.ring(number, layout: layout)
             removed += ring.removeAll(where: dead)
-            rings[number].update(from: ring)
+            rings.update(number, from: ring)
             for i in 0..<ring.count where ring[i].flags.contains(.retweet) { referenced.insert(ring[i].id) }
         }
         for author in Array(celebrityCaches.keys) {
@@ -1240,9 +1253,9 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         var s = TimelineStatistics()
         for number in rings.indices where tableValue(owners[number].user) == UInt32(number + 1) {
             s.rings += 1
-            s.entries += Int(rings[number].count)
+            s.entries += rings[number].entries
         }
-        s.ringBytes = arena.allocatedBytes
+        s.ringBytes = arena.allocatedBytes + rings.count * RingRecords.blockBytes
         s.pushes = pushes
         s.celebrityPosts = celebrityPosts
         s.rebuilds = rebuilds
@@ -1286,18 +1299,19 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let record = rings[number]
         guard record.celebrityEpoch == celebrityEpoch else { return false }
         assert(tableValue(reader) == reader &+ 1, "a readable ring record without its user table entry")
-        let ring = record.ring
-        if ring.count > 0 { page.newestHint = UInt(bitPattern: ring.base + ring.physical(ring.count &- 1)) }
-        // The page's entries are the ring's newest (below the cursor): start loading their
-        // lines now, together, rather than one miss after another as the walk reaches them.
-        if before == .max && ring.count > 0 {
+        let ring = rings.ring(number, layout: layout)
+        // A page that reaches past the block into the arena slot: start loading those lines
+        // now, together, rather than one miss after another as the walk reaches them (the
+        // block's own lines were prefetched with the record, see `TimelineStore.home`).
+        let arenaCount = ring.arena.count
+        if before == .max && ring.count &- limit < arenaCount {
             let stop = max(0, ring.count &- limit)
-            var k = ring.count &- 1
+            var k = arenaCount &- 1
             while k > stop {
-                socialdb_prefetch(ring.base + ring.physical(k))
+                socialdb_prefetch(ring.arena.base + ring.arena.physical(k))
                 k &-= 4
             }
-            socialdb_prefetch(ring.base + ring.physical(stop))
+            socialdb_prefetch(ring.arena.base + ring.arena.physical(stop))
         }
         // Valid for the whole read: lists move only under the write lock.
         let celebrityList = record.hasCelebrities ? ringCelebrities.list(of: number) : UnsafeBufferPointer(start: nil, count: 0)
@@ -1395,7 +1409,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// time, one uniqueness and capacity check per chunk instead of one per item (callgrind:
     /// about half the instructions of appending each item).
     @inlinable
-    static func appendPlainRun(of ring: Ring, from index: inout Int, to items: inout ContiguousArray<TimelineItem>, limit: Int,
+    static func appendPlainRun(of ring: SplitRing, from index: inout Int, to items: inout ContiguousArray<TimelineItem>, limit: Int,
                                above bound: UInt64 = 0,
                                skipping: UnsafeBufferPointer<UInt32> = UnsafeBufferPointer(start: nil, count: 0)) {
         var stopped = false

@@ -118,6 +118,10 @@ public struct TimelineOptions: Sendable {
     /// 128: DeathStarBench's deepest read (offset 100, 10 items) and six pages of 20 come from
     /// the ring, for about a sixth of a full rebuild's reads and memory.
     public var rebuildEntries: Int = 128
+    /// Newest entries of each ring kept in its block beside its record (see `RingRecords`),
+    /// 1...30. Not public: 30 is what the block holds; the tests set fewer, so that rings of a
+    /// few entries spill into their arena slots as big ones do.
+    var hotEntries: Int = 30
 
     public init(capacity: Int = 800, celebrityThreshold: Int = 10_000, celebrityCacheItems: Int = 64, rebuildEntries: Int = 128) {
         precondition(capacity >= 1 && capacity <= TimelineOptions.capacityMax, "timeline capacity must be 1...\(TimelineOptions.capacityMax)")
@@ -168,7 +172,8 @@ public struct TimelineStatistics: Sendable, Equatable {
     public var rings = 0
     /// Entries in all rings.
     public var entries = 0
-    /// Bytes of ring slots allocated (segments), what the rings cost in memory.
+    /// Bytes of ring memory: arena segments allocated and the ring blocks (512 bytes per ring
+    /// number, see `RingRecords`), what the rings cost in memory.
     public var ringBytes = 0
     /// Bytes of the last checkpoint written or loaded.
     public var checkpointBytes = 0
