@@ -358,11 +358,7 @@ public final class SocialDB: Sendable {
         let users = consumers.users
         let found: (id: UInt64, number: UInt32)?
         do {
-            if let id = try users.id(ofFoldedHandle: TextRules.folded(handle)), let number = try users.number(ofUser: id) {
-                found = (id, number)
-            } else {
-                found = nil
-            }
+            found = try users.identity(ofFoldedHandle: TextRules.folded(handle)).map { ($0.id, $0.number) }
         } catch { throw SocialError(error) }
         guard let found else { throw .notFound("no user @\(handle)") }
         return found

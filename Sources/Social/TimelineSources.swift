@@ -37,6 +37,23 @@ final class UserNumbers: Sendable {
     /// Folded handle → user id (only handles that exist: a later user may take a handle
     /// absent now).
     private let idsByHandle = StripedMap<String, UInt64>()
+    /// Folded handle → user id and number, for `SocialDB.userIdentity` (every page read by
+    /// handle): one probe instead of the two of `id(ofFoldedHandle:)` and `number(ofUser:)`.
+    private let identitiesByHandle = StripedMap<String, UserIdentity>()
+
+    struct UserIdentity: Sendable {
+        var id: UInt64
+        var number: UInt32
+    }
+
+    /// The id and number of the user whose folded handle is `folded`, or nil when there is none.
+    func identity(ofFoldedHandle folded: String) throws(LSMError) -> UserIdentity? {
+        if let identity = identitiesByHandle[folded] { return identity }
+        guard let id = try id(ofFoldedHandle: folded), let number = try number(ofUser: id) else { return nil }
+        let identity = UserIdentity(id: id, number: number)
+        identitiesByHandle.set(folded, identity, limit: Self.handlesMax)
+        return identity
+    }
 
     init(tree: LSMTree) { self.tree = tree }
 

@@ -123,7 +123,7 @@ extension Shell {
             let limit = clauses.limit ?? SocialDB.pageLimitDefault
             if json {
                 var page: [UInt8] = [UInt8(ascii: "[")]
-                page.reserveCapacity(limit * 512)
+                page.reserveCapacity(Self.pageBytesGuess(limit))
                 let next = try db.appendEncodedTweets(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self, into: &page)
                 return encodedPage(page, next)
             }
@@ -134,7 +134,7 @@ extension Shell {
             let limit = clauses.limit ?? SocialDB.pageLimitDefault
             if json {
                 var page: [UInt8] = [UInt8(ascii: "[")]
-                page.reserveCapacity(limit * 512)
+                page.reserveCapacity(Self.pageBytesGuess(limit))
                 let next = try db.appendEncodedHome(handle: handle, limit: limit, before: clauses.cursor, as: JSONTweetEncoding.self, into: &page)
                 return encodedPage(page, next)
             }
@@ -292,6 +292,13 @@ extension Shell {
 
     /// A page of HOME or TWEETS served from the tweets' cached JSON (the shell answers in JSON):
     /// `page` holds `[` and the tweets.
+    /// About the bytes of a page of `limit` tweets, for its buffer's first capacity: the LIMIT
+    /// as typed, so clamped to the largest page (a LIMIT of 10^11 is an `invalid` answer, not
+    /// a 50 TB allocation that ends the process).
+    static func pageBytesGuess(_ limit: Int) -> Int {
+        min(max(limit, 0), SocialDB.pageLimitMax) * 512
+    }
+
     private func encodedPage(_ page: [UInt8], _ next: UInt64?) -> Response {
         var page = page
         page.append(UInt8(ascii: "]"))

@@ -228,6 +228,43 @@ func errorCode(_ line: String) -> String? {
         #expect(setup.command("USER SHOW star").contains("\"followers\":\(clients)"))
     }
 
+    /// Many connections pipelining writes and reads at once: the jobs their writes start in one
+    /// round of an event loop share one work item of the pool (`PoolJobs`), and still each
+    /// connection's answers come in its commands' order, each read seeing that connection's
+    /// writes before it; a connection that quits in the middle of a shared round leaves the
+    /// others' answers whole.
+    @Test func pipelinedWritesOfManyConnectionsAreAnsweredInEachOnesOrder() throws {
+        let t = try TestServer()
+        let setup = try t.client()
+        let clients = 16, rounds = 30
+        for i in 0..<clients { #expect(isOK(setup.command("USER ADD pipe\(i)"))) }
+        let connections = try (0..<clients).map { _ in try t.client() }
+        // Everything is sent before anything is read, so the writes of many connections wait
+        // in the event loops at the same time.
+        for (i, c) in connections.enumerated() {
+            var script = ""
+            for k in 0..<rounds {
+                script += "POST pipe\(i) \"note \(k) of pipe\(i)\"\nTWEETS pipe\(i) LIMIT 1\nHOME pipe\(i) LIMIT 1\n"
+                if i == 3 && k == rounds / 2 { script += "QUIT\n" }
+            }
+            c.send(script)
+        }
+        for (i, c) in connections.enumerated() {
+            let answered = i == 3 ? rounds / 2 + 1 : rounds
+            for k in 0..<answered {
+                let post = c.readLine() ?? "<closed>", tweets = c.readLine() ?? "<closed>", home = c.readLine() ?? "<closed>"
+                #expect(isOK(post) && post.contains("note \(k) of pipe\(i)"), "pipe\(i) \(k): \(post)")
+                #expect(tweets.contains("note \(k) of pipe\(i)"), "pipe\(i) \(k): \(tweets)")
+                #expect(home.contains("note \(k) of pipe\(i)"), "pipe\(i) \(k): \(home)")
+            }
+            if i == 3 {
+                #expect(c.readLine()?.contains("\"ok\":true") == true) // QUIT's answer
+                #expect(c.readLine() == nil)
+            }
+        }
+        #expect(setup.command("USER SHOW pipe0").contains("\"tweets\":\(rounds)"))
+    }
+
     @Test func aCommandSplitOverManySegmentsIsOneCommand() throws {
         let t = try TestServer()
         let c = try t.client()

@@ -49,7 +49,11 @@ final class Session: @unchecked Sendable {
             let response: Response?
             switch input {
             case .line(let line):
-                response = execute(line)
+                if appendPageRead(line, into: &output) {
+                    response = nil
+                } else {
+                    response = execute(line)
+                }
             case .tooLong(let limit):
                 response = .error(.tooLong, "the line is longer than \(limit) bytes; it was ignored")
                 metrics?.count(verb: "OTHER", nanoseconds: 0, failed: true)
