@@ -122,13 +122,7 @@ struct Ring {
     /// The logical index of the first entry with id >= `id` (`count` if none): binary search.
     @inlinable
     func firstIndex(atLeast id: UInt64) -> Int {
-        var low = 0
-        var high = count
-        while low < high {
-            let middle = (low &+ high) >> 1
-            if self[middle].id < id { low = middle &+ 1 } else { high = middle }
-        }
-        return low
+        firstEntryIndex(count: count, atLeast: id) { self[$0].id }
     }
 
     /// Removes every entry `shouldRemove` accepts, keeping the order; returns how many went.
@@ -225,13 +219,7 @@ struct SplitRing {
     /// The logical index of the first entry with id >= `id` (`count` if none): binary search.
     @inlinable
     func firstIndex(atLeast id: UInt64) -> Int {
-        var low = 0
-        var high = count
-        while low < high {
-            let middle = (low &+ high) >> 1
-            if self[middle].id < id { low = middle &+ 1 } else { high = middle }
-        }
-        return low
+        firstEntryIndex(count: count, atLeast: id) { self[$0].id }
     }
 
     /// Whether a spill of the block (`hot - keep` entries) fits the arena slot now.
@@ -322,4 +310,17 @@ struct SplitRing {
         arena.copyOldestFirst(to: destination)
         (destination + arena.count).update(from: hot, count: hotCount)
     }
+}
+
+/// The logical index of the first of `count` entries (ids ascending, `idAt` the id at a logical
+/// index) with id >= `id`, `count` if none: the binary search of `Ring` and `SplitRing`.
+@inlinable
+func firstEntryIndex(count: Int, atLeast id: UInt64, _ idAt: (Int) -> UInt64) -> Int {
+    var low = 0
+    var high = count
+    while low < high {
+        let middle = (low &+ high) >> 1
+        if idAt(middle) < id { low = middle &+ 1 } else { high = middle }
+    }
+    return low
 }
