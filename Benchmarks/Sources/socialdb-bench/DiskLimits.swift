@@ -19,10 +19,7 @@ enum DiskLimits {
 
     /// The system name of the disk rows: both issue lone writes and write+fdatasync chains,
     /// which the file layer runs as direct syscalls on either backend (`FileSystem.perform`).
-    static func systemName(_ fileSystem: FileSystem) -> String {
-        _ = fileSystem
-        return "disk (pwrite)"
-    }
+    static let systemName = "disk (pwrite)"
 
     /// Writes `totalBytes` in 1 MiB writes to a fresh file, then fdatasyncs it, `runs` times;
     /// returns the row of the fastest run (a limit: buffered writeback on this disk varies by
@@ -55,7 +52,7 @@ enum DiskLimits {
         let best = elapsedPerRun.min()!
         let worst = elapsedPerRun.max()!
         return ResultRow(
-            suite: suite, workload: "seq write 1 MiB + fdatasync", system: systemName(fileSystem),
+            suite: suite, workload: "seq write 1 MiB + fdatasync", system: systemName,
             operationsPerSecond: Double(writes) / best, p50Microseconds: nil, p99Microseconds: nil,
             ratioVersusPeer: nil,
             metrics: [
@@ -97,7 +94,7 @@ enum DiskLimits {
         try scratch.discard(directory)
         let latency = percentiles(of: [samples])
         return ResultRow(
-            suite: suite, workload: "4 KiB write + fdatasync", system: systemName(fileSystem),
+            suite: suite, workload: "4 KiB write + fdatasync", system: systemName,
             operationsPerSecond: Double(count) / elapsed,
             p50Microseconds: latency?.p50Microseconds, p99Microseconds: latency?.p99Microseconds,
             ratioVersusPeer: nil,
