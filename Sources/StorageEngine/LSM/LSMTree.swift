@@ -279,10 +279,15 @@ public final class LSMTree: @unchecked Sendable {
         if inflight[epoch] == 0 { inflight[epoch] = nil }
         var inline = false
         if active.approximateBytes >= options.memtableBytes {
-            freezeLocked(boundary: log.nextSequenceNumber)
+            freezeLocked(boundary: log.nextSequenceNumber)  // wakes the background thread
             inline = !options.backgroundWork
         }
-        state.broadcast()
+        // A flush waits for the writers of its frozen epoch to finish (`flushOldest`): wake it
+        // when the last of an older epoch is done. Nothing waits on a write of the active epoch
+        // (stalled writers and `flush()` wait for the background thread), so most writes wake
+        // no one: a broadcast per write woke the background thread to find nothing to do, a
+        // context switch and a compaction pick per write.
+        if epoch != activeEpoch && inflight[epoch] == nil { state.broadcast() }
         state.unlock()
         if inline { try runPendingWork() }
         return lsn
