@@ -101,4 +101,20 @@ import Testing
         let text = String(decoding: page, as: UTF8.self)
         #expect(text.contains("hello") && text.hasSuffix("\n.\n") && !text.contains("{\"ok\""))
     }
+
+    /// Which lines may run on an event loop: reads always, the small writes only when asked,
+    /// and never AUTH (a password hash), DELETE, IMPORT or USER.
+    @Test func eventLoopLinesAreReadsAndWhenAskedTheSmallWrites() {
+        func inline(_ line: String, writes: Bool) -> Bool { Session.runsOnEventLoop(.line(line), writes: writes) }
+        for read in ["HOME a", "tweets a LIMIT 3", "SEARCH x", "  FOLLOWERS a", "", "-- note", "format text"] {
+            #expect(inline(read, writes: false) && inline(read, writes: true), "\(read)")
+        }
+        for write in ["POST a \"x\"", "post a \"x\"", "REPLY a 1 \"x\"", "QUOTE a 1 \"x\"", "RETWEET a 1", "UNRETWEET a 1",
+                      "LIKE a 1", "unlike a 1", "FOLLOW a b", "UNFOLLOW a b"] {
+            #expect(!inline(write, writes: false) && inline(write, writes: true), "\(write)")
+        }
+        for other in ["AUTH a pw", "DELETE a 1", "IMPORT FOLLOWS /tmp/x", "USER ADD a", "PASSWORD a b", "CHECKPOINT", "POSTS a", "POS a"] {
+            #expect(!inline(other, writes: true), "\(other)")
+        }
+    }
 }

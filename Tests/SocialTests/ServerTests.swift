@@ -162,16 +162,21 @@ func errorCode(_ line: String) -> String? {
         }
     }
 
-    /// Reads run on the event loop (`--sync off` or `interval`) and writes on the workers: a
-    /// pipeline that mixes them, in both formats, is answered in order, each read seeing the
-    /// writes sent before it, with the same bytes as when every command runs on the workers
-    /// (`--sync always`, or `readsOnEventLoop` off).
+    /// Reads and small writes run on the event loop (`--sync off` or `interval`), the rest on
+    /// the workers: a pipeline that mixes them, in both formats, is answered in order, each read
+    /// seeing the writes sent before it, with the same bytes as when every command runs on the
+    /// workers (`--sync always`, or `readsOnEventLoop` off) and as when only reads run on the
+    /// event loop (`writesOnEventLoop` off).
     @Test func pipelinedReadsAndWritesAreAnsweredTheSameWhereverTheyRun() throws {
         var transcripts: [[String]] = []
-        for (sync, onEventLoop) in [(LogSyncPolicy.always, true), (.off, true), (.interval(milliseconds: 5), true), (.off, false)] {
+        for (sync, reads, writes) in [(LogSyncPolicy.always, true, true), (.off, true, true), (.interval(milliseconds: 5), true, true),
+                                      (.off, true, false), (.off, false, false)] {
             var options = ServerAuthTests.options()
             options.sync = sync
-            let t = try TestServer(options: options) { $0.readsOnEventLoop = onEventLoop }
+            let t = try TestServer(options: options) {
+                $0.readsOnEventLoop = reads
+                $0.writesOnEventLoop = writes
+            }
             let c = try t.client()
             var script = "USER ADD a\nUSER ADD b\nFOLLOW b a\n"
             for i in 0..<40 {

@@ -98,7 +98,7 @@ struct ServerSuite {
         let admin = try LineConnection(port: server.port)
         try admin.expectOK("AUTH admin bench-admin-password")
         try admin.expectOK("IMPORT FOLLOWS \(edges)")
-        let load = try measureSocialDBLoad(port: server.port)
+        let load = try measureSocialDBLoad(port: server.port, serverPID: server.pid)
         result.rows.append(load)
         var cacheNotes: [String] = []
         var before = Self.cacheCounters(try admin.answer("STATS"))
@@ -172,7 +172,7 @@ struct ServerSuite {
         }.joined(separator: ", ")
     }
 
-    private func measureSocialDBLoad(port: UInt16) throws -> ResultRow {
+    private func measureSocialDBLoad(port: UInt16, serverPID: pid_t) throws -> ResultRow {
         let posts = sizes.users * sizes.postsPerUser
         let perThread = (posts + clientThreads - 1) / clientThreads
         let connectionsPerThread = max(1, min(sizes.connections, 32) / clientThreads)
@@ -206,14 +206,17 @@ struct ServerSuite {
             }
         }
         gate.waitForArrivals(clientThreads)
+        let serverCPUStart = processCPUMicroseconds(serverPID)
         let start = monotonicNanoseconds()
         gate.open()
         for worker in workers { worker.join() }
         let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let serverCPU = processCPUMicroseconds(serverPID) - serverCPUStart
         if let message = failure.text { throw BenchmarkFailure(description: "socialdb load: \(message)") }
         return ResultRow(suite: Self.name, workload: "load: POST, \(sizes.users) users", system: "socialdb serve",
                          operationsPerSecond: Double(posts) / elapsed, ratioVersusPeer: nil,
-                         metrics: [Metric(key: "posts", label: "posts", value: Double(posts))])
+                         metrics: [Metric(key: "posts", label: "posts", value: Double(posts)),
+                                   Metric(key: "server_cpu_us_per_op", label: "server cpu us/op", value: serverCPU / Double(max(1, posts)), decimals: 1)])
     }
 
     enum System {

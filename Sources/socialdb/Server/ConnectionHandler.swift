@@ -59,19 +59,22 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// The client shut down its side (`shutdown(SHUT_WR)`, `nc -N`): answer what it sent, then close.
     private var inputClosed = false
 
-    /// Reads run on the event loop instead of the worker pool (see `Server.Configuration`).
+    /// Reads, and with `writesOnEventLoop` the small writes, run on the event loop instead of
+    /// the worker pool (see `Server.Configuration`).
     private let readsOnEventLoop: Bool
+    private let writesOnEventLoop: Bool
     /// The answers of the reads run on the event loop, reused from batch to batch.
     private var inlineOutput: [UInt8] = []
     static let inlineOutputKeptBytesMax = 64 * 1024
     /// Answers were written and not yet flushed (one flush per round of work, not per answer).
     private var unflushed = false
 
-    init(session: Session, pool: NIOThreadPool, limits: ConnectionLimits, readsOnEventLoop: Bool = false) {
+    init(session: Session, pool: NIOThreadPool, limits: ConnectionLimits, readsOnEventLoop: Bool = false, writesOnEventLoop: Bool = false) {
         self.session = session
         self.pool = pool
         self.limits = limits
         self.readsOnEventLoop = readsOnEventLoop
+        self.writesOnEventLoop = readsOnEventLoop && writesOnEventLoop
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -168,11 +171,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     /// How many lines at the front of `pending` (at most a batch) may run on the event loop:
-    /// reads, which neither take the writer lock nor wait for the log's fdatasync.
+    /// reads, which neither take the writer lock nor wait for the log's fdatasync, and with
+    /// `writesOnEventLoop` the small writes (which then wait for no fdatasync either).
     private func inlineCount() -> Int {
         var count = 0
         for input in pending {
-            guard count < limits.batchLinesMax, Session.runsOnEventLoop(input) else { break }
+            guard count < limits.batchLinesMax, Session.runsOnEventLoop(input, writes: writesOnEventLoop) else { break }
             count += 1
         }
         return count

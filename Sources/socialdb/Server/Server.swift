@@ -28,6 +28,13 @@ final class Server: Sendable {
         /// only after the fdatasync of writes in flight, which must not stall an event loop.
         /// A read that misses the caches reads the disk on the event loop.
         var readsOnEventLoop = true
+        /// With `readsOnEventLoop`, the writes of one tweet, like, retweet or follow run there
+        /// too (`Session.runsOnEventLoop`), under the same condition: they then wait for the
+        /// writer lock and their own apply, never an fdatasync. One hop to the pool and back
+        /// per batch holding a post cost more than the post (context switches on 2 cores).
+        /// The price: a write stalled behind the writer lock (a checkpoint, an import's batch)
+        /// holds up the reads of its event loop meanwhile.
+        var writesOnEventLoop = true
         /// Failed logins per client address per window before its AUTHs are refused (0: no limit).
         var loginFailuresPerAddress = 30
         var loginWindowSeconds = 60
@@ -118,12 +125,14 @@ final class Server: Sendable {
         let session = Session(db: db, metrics: metrics, peer: channel.remoteAddress?.ipAddress ?? "?", loginGuard: loginGuard)
         let pool = self.pool
         let readsOnEventLoop = configuration.readsOnEventLoop && db.options.sync != .always
+        let writesOnEventLoop = configuration.writesOnEventLoop
         return channel.eventLoop.makeCompletedFuture {
             let handlers = channel.pipeline.syncOperations
             if limits.idleSeconds > 0 {
                 try handlers.addHandler(IdleStateHandler(readTimeout: .seconds(limits.idleSeconds)))
             }
-            try handlers.addHandler(ConnectionHandler(session: session, pool: pool, limits: limits, readsOnEventLoop: readsOnEventLoop))
+            try handlers.addHandler(ConnectionHandler(session: session, pool: pool, limits: limits, readsOnEventLoop: readsOnEventLoop,
+                                                         writesOnEventLoop: writesOnEventLoop))
         }
     }
 

@@ -71,9 +71,11 @@ final class Session: @unchecked Sendable {
     /// Whether `input` may run on an event loop (`Server.Configuration.readsOnEventLoop`): a
     /// read of the language (it takes no writer lock, and under `--sync off` or `interval` it
     /// waits for no fdatasync), a blank line or comment, FORMAT, or a line answered with an
-    /// error before it runs. Writes, AUTH (a password hash takes milliseconds), IMPORT and the
-    /// rest go to the worker pool.
-    static func runsOnEventLoop(_ input: Input) -> Bool {
+    /// error before it runs; with `writes` (`Server.Configuration.writesOnEventLoop`) also the
+    /// writes of one tweet, like or follow, which under those policies wait only for the writer
+    /// lock and their own apply. AUTH (a password hash takes milliseconds), DELETE (a tweet's
+    /// retweets go with it), IMPORT, USER and the rest go to the worker pool.
+    static func runsOnEventLoop(_ input: Input, writes: Bool = false) -> Bool {
         guard case .line(var text) = input else { return true }
         return text.withUTF8 { bytes in
             var start = 0
@@ -83,11 +85,17 @@ final class Session: @unchecked Sendable {
             if end == start { return true } // blank
             if end - start >= 2 && bytes[start] == UInt8(ascii: "-") && bytes[start + 1] == UInt8(ascii: "-") { return true } // comment
             let word = UnsafeBufferPointer(rebasing: bytes[start..<end])
-            return eventLoopVerbs.contains { verb in
+            func matches(_ verb: [UInt8]) -> Bool {
                 verb.count == word.count && zip(verb, word).allSatisfy { $0 == ($1 >= 97 && $1 <= 122 ? $1 - 32 : $1) }
             }
+            return eventLoopVerbs.contains(where: matches) || (writes && eventLoopWriteVerbs.contains(where: matches))
         }
     }
+
+    /// The writes `runsOnEventLoop` lets run there when asked to: each changes one tweet, like,
+    /// retweet or follow (bounded work under the writer lock).
+    private static let eventLoopWriteVerbs: [[UInt8]] = ["POST", "REPLY", "QUOTE", "RETWEET", "UNRETWEET", "LIKE", "UNLIKE",
+                                                         "FOLLOW", "UNFOLLOW"].map { Array($0.utf8) }
 
     /// The verbs `runsOnEventLoop` lets run there, in upper case: reads of public data and of
     /// one's own notifications, and FORMAT.
