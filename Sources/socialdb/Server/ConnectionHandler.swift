@@ -314,8 +314,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 /// The worker pool's side of one event loop: the jobs its connections start while the loop
 /// handles one round of socket events are run by one work item, one after another, and
 /// answered together, instead of one pool hop (a worker woken, then the loop woken with the
-/// answer) per connection. In the `dsb` mix a post sends its connection's batch to the pool;
-/// with 64 connections on a loop, the hops' context switches and futex waits were ~15% of the
+/// answer) per connection. Under sync `always` every batch goes to the pool (and before the
+/// small writes ran on the event loop, in the `dsb` mix every batch with a post did): with 64
+/// connections on a loop, the hops' context switches and futex waits were ~15% of the
 /// server's CPU. Each connection still has at most one job at a time, so its answers keep their
 /// order; jobs of different connections share a worker's turn.
 ///
