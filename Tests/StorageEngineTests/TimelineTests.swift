@@ -189,7 +189,7 @@ typealias ModelStore = TimelineStore<ModelGraph, ModelTweets>
     @Test func ringBlocksAreLineAlignedAndKeptThroughGrowth() {
         #expect(MemoryLayout<RingRecord>.stride == 32)
         #expect(RingRecords.blockBytes == 512 && RingRecords.hotSlots == 30)
-        var records = RingRecords()
+        var records = RingRecords(layout: RingLayout(capacity: 800, hot: RingRecords.hotSlots))
         let slot = UnsafeMutablePointer<TimelineEntry>.allocate(capacity: 8)
         defer {
             records.deallocate()
@@ -199,14 +199,19 @@ typealias ModelStore = TimelineStore<ModelGraph, ModelTweets>
         for n in 0..<5_000 {
             records.append(RingRecord(base: slot, floor: UInt64(n), count: 0, slotCapacity: 8, celebrityEpoch: 0, head: 0, sizeClass: 0))
             for k in 0..<RingRecords.hotSlots { records.hot(n)[k] = TimelineEntry(id: UInt64(n * 100 + k), user: UInt32(n)) }
+            records.setHotCount(n, n % (RingRecords.hotSlots + 1))
             #expect(UInt(bitPattern: records.blocks) % 64 == 0)
         }
         #expect(records.count == 5_000)
         #expect(records.indices.allSatisfy { records[$0].floor == UInt64($0) && records[$0].slotCapacity == 8 })
         #expect(records.indices.allSatisfy { n in (0..<RingRecords.hotSlots).allSatisfy { records.hot(n)[$0].id == UInt64(n * 100 + $0) } })
+        // The blocks' counts moved with them; none of these records is a live ring's, so no
+        // fresh push may go straight into its block.
+        #expect(records.indices.allSatisfy { records.hotCount($0) == $0 % (RingRecords.hotSlots + 1) })
+        #expect(records.indices.allSatisfy { records.hotStates[$0] & RingRecords.fastBlocked != 0 })
         records[500].head = 7
         #expect(records[500].head == 7 && records[499].head == 0 && records[501].head == 0)
-        #expect(RingRecord.empty.slotCapacity == 0 && RingRecord.empty.entries == 0)
+        #expect(RingRecord.empty.slotCapacity == 0 && RingRecord.empty.count == 0)
         records.removeAll()
         #expect(records.count == 0 && UInt(bitPattern: records.blocks) % 64 == 0)
     }
@@ -490,6 +495,67 @@ struct TimelineScenario {
             if round % 10 == 9 { check("round \(round)") }
         }
         #expect(store.statistics.pushes > 50 * 150)
+    }
+
+    /// Fan-out's two ways over follower lists shorter and longer than `pushFresh`'s look-ahead
+    /// (`freshDistance`) and chunk (`freshChunk`): posts newer than everything in the rings
+    /// (`pushFresh`: stores with no id compare, general pushes set aside per chunk) and posts
+    /// that are not, because rebuilds read them from the sources before their fan-out came
+    /// (`push(_:toEach:)`, which compares and finds them already there). Rings of every state
+    /// meet both: none yet, dropped, spilling blocks (4 entries a block), at capacity. Every
+    /// page must equal the model's.
+    @Test(arguments: [1, 5, 23, 24, 25, 60, 255, 256, 257, 700])
+    func freshAndComparedFanOutOverListsAroundTheLookAhead(followers: Int) {
+        typealias State = TimelineState<ModelGraph, ModelTweets>
+        #expect(State.freshDistance == 24 && State.freshChunk == 256, "the arguments straddle these")
+        for hot in [4, 30] {
+            let users = UInt32(followers + 3)
+            var scenario = TimelineScenario(seed: UInt64(followers * 31 + hot), users: users)
+            for user in 2..<users {
+                if Int(user) - 2 < followers { scenario.graph.follow(user, 0) }
+                if user % 3 == 0 { scenario.graph.follow(user, 1) }
+            }
+            let store = Self.makeStore(scenario, capacity: 40, threshold: Int.max, hot: hot)
+            var lsn: UInt64 = 0
+            var newest: UInt64 { store.lock.withReadLock { store.state.pointee.rings.newestId } }
+            func post(_ author: UInt32, fanOut: Bool = true) -> TimelineItem {
+                scenario.nextId += 1
+                let item = TimelineItem.post(id: scenario.nextId, author: author)
+                scenario.tweets.add(item)
+                if fanOut {
+                    lsn += 1
+                    #expect(item.id > newest, "a fresh post")
+                    store.fanOut(item, lsn: lsn)
+                }
+                return item
+            }
+            func check(_ label: String) {
+                for reader in 0..<users {
+                    scenario.checkAllPages(of: reader, in: store, limit: [7, 40][Int(reader) % 2], label: "hot \(hot) \(followers) followers, \(label)")
+                }
+            }
+            for _ in 0..<9 { _ = post(1) }
+            for round in 0..<60 {
+                _ = post(0)
+                if round % 20 == 7 {
+                    for user in stride(from: UInt32(round % 5 + 2), to: users, by: 5) { store.dropRing(of: user) }
+                }
+                if round % 20 == 19 { check("fresh, round \(round)") }
+            }
+            // Posts in the sources before their fan-out: a rebuild reads them, so each one's
+            // id is below the newest a ring holds when its fan-out comes.
+            let pending = (0..<12).map { i in post(i % 4 == 0 ? 1 : 0, fanOut: false) }
+            store.rebuildRing(of: 2)
+            #expect(newest == pending.map(\.id).max()!)
+            for item in pending {
+                lsn += 1
+                #expect(item.id <= newest, "a post older than a ring's newest entry")
+                store.fanOut(item, lsn: lsn)
+            }
+            check("compared")
+            for _ in 0..<15 { _ = post(0) }
+            check("fresh again")
+        }
     }
 
     /// Celebrity streams start in the author's cache, read in place, and continue from the

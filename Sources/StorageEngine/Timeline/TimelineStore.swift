@@ -68,6 +68,7 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         freeActivityTables()
         state.pointee.arena.deallocateAll()
         state.pointee.rings.deallocate()
+        state.pointee.deferredUsers.deallocate()
         state.pointee.deallocateCelebrityCaches()
         state.pointee.ringCelebrities.deallocate()
         state.deinitialize(count: 1)
@@ -325,9 +326,17 @@ public final class TimelineStore<Followers: FollowerSource, Tweets: AuthorTweetS
         lock.withReadLock { state.pointee.tombstones.count }
     }
 
-    /// Sizes the user table for `count` users up front (so first pushes do not grow it).
+    /// Sizes the user table and the ring blocks' storage for `count` users up front (so first
+    /// pushes do not grow them). The blocks are only reserved: a block's pages are first
+    /// touched when its ring (or a ring above it) is created. Without it, fan-out into a new
+    /// store grew the block table by doubling, copying the blocks so far into a new region each
+    /// time: perf put 45% of a profile run's page clearing (itself 40% of fan-out's samples in
+    /// this VM, where memory the process never touched costs a host fault per page) on that copy.
     public func reserveUsers(_ count: Int) {
-        lock.withWriteLock { state.pointee.ensureUser(UInt32(max(0, count - 1))) }
+        lock.withWriteLock {
+            state.pointee.ensureUser(UInt32(max(0, count - 1)))
+            state.pointee.rings.reserve(count)
+        }
     }
 
     public var statistics: TimelineStatistics {
@@ -466,8 +475,9 @@ struct RingRecord {
     /// without celebrities (most) skips loading the list's range, a cache miss of its own
     /// (perf put 8% of a read's samples on it).
     @usableFromInline var hasCelebrities = false
-    /// Entries in the block (the ring's newest), at most `RingRecords.hotSlots`.
-    @usableFromInline var hotCount: UInt8 = 0
+    /// Unused (the block's entry count is in `RingRecords.hotStates`, which fan-out reads
+    /// without this record's line); keeps the record 32 bytes.
+    @usableFromInline var reserved: UInt8 = 0
     /// What the user table says of the ring number's user, copied here so that fan-out reads
     /// the block alone (one line fewer per push): `absent` (no ring: the table's 0), `live` or
     /// `dropped`. Kept equal to the table by `createRing`, `markDropped` and the holes.
@@ -502,9 +512,6 @@ struct RingRecord {
         @inline(__always) get { sizeClass == Self.noSlot ? 0 : Int(slotCapacityMinusOne) &+ 1 }
     }
 
-    /// Total entries: the arena slot's and the block's.
-    @inlinable var entries: Int { @inline(__always) get { Int(count) &+ Int(hotCount) } }
-
     /// The arena slot as a `Ring` (capacity 0 and empty without a slot).
     @inlinable
     var arenaRing: Ring {
@@ -533,7 +540,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// user number with a ring, the numbers of users without one being holes of 48 bytes
     /// (record, owner, celebrity range) that nothing reads; a store whose users all read their
     /// homes (every ring built) has no holes.
-    @usableFromInline var rings = RingRecords()
+    @usableFromInline var rings: RingRecords
     var owners = ContiguousArray<RingOwner>()
     /// Per ring number: the celebrities among the ring owner's followees and the owner itself.
     @usableFromInline var ringCelebrities = CelebrityLists()
@@ -568,6 +575,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     var scratchEntries = ContiguousArray<TimelineEntry>()
     var scratchUsers = ContiguousArray<UInt32>()
     var scratchCursors = ContiguousArray<AuthorCursor>()
+    /// The users `pushFresh` sets aside in a chunk (`freshChunk` of them), freed with the store.
+    @usableFromInline let deferredUsers: UnsafeMutablePointer<UInt32>
 
     init(options: TimelineOptions, followers: Followers, tweets: Tweets) {
         self.options = options
@@ -575,6 +584,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         self.tweets = tweets
         arena = RingArena(capacity: options.capacity)
         layout = RingLayout(capacity: options.capacity, hot: min(options.hotEntries, RingRecords.hotSlots))
+        rings = RingRecords(layout: layout)
+        deferredUsers = .allocate(capacity: Self.freshChunk)
     }
 
     /// The celebrity marks changed: every ring's list must be computed again before a read.
@@ -623,7 +634,16 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let entry = TimelineEntry(id: item.id, user: author, flags: item.flags)
         // The author's ring last: its record's lines load while the followers' pushes run.
         state.pointee.prefetchRecord(of: author)
-        followers.forEachFollowerBatch(of: author) { batch in state.pointee.push(entry, toEach: batch) }
+        // A post newer than everything in every ring (nearly always: ids grow) is pushed
+        // without comparing ids (`pushFresh`); the followers are each a different ring, and
+        // the author's own push below compares, so nothing is stored twice.
+        let fresh = entry.id > state.pointee.rings.newestId
+        state.pointee.rings.noteStored(entry.id)
+        if fresh {
+            followers.forEachFollowerBatch(of: author) { batch in state.pointee.pushFresh(entry, toEach: batch) }
+        } else {
+            followers.forEachFollowerBatch(of: author) { batch in state.pointee.push(entry, toEach: batch) }
+        }
         state.pointee.push(entry, to: author)
     }
 
@@ -634,11 +654,15 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         if Int(user) < rings.count { socialdb_prefetch(UnsafeRawPointer(rings.block(Int(user)))) }
     }
 
-    /// Starts loading `user`'s whole ring block (see `prefetchBlock(_:)`). `mutating` only to
-    /// borrow the state in place (see `read`); it writes nothing.
+    /// Starts loading `user`'s whole ring block (see `prefetchBlock(_:)`) and its entry of
+    /// `RingRecords.hotStates` (the block's count). `mutating` only to borrow the state in
+    /// place (see `read`); it writes nothing.
     @inlinable @inline(__always)
     mutating func prefetchBlock(of user: UInt32) {
-        if Int(user) < rings.count { Self.prefetchBlock(rings.block(Int(user))) }
+        if Int(user) < rings.count {
+            Self.prefetchBlock(rings.block(Int(user)))
+            socialdb_prefetch(rings.hotStates + Int(user))
+        }
     }
 
     /// Starts loading a whole ring block: its record and its newest entries, eight lines of
@@ -670,6 +694,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let recordCount = UInt32(truncatingIfNeeded: rings.count)
         for j in first..<end where readers[j] < recordCount {
             Self.prefetchBlock(rings.block(Int(readers[j])))
+            socialdb_prefetch(rings.hotStates + Int(readers[j]))
         }
     }
 
@@ -720,8 +745,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
     }
 
-    /// One push outside the passes of `push(_:toEach:)`: creates the ring when needed, grows
-    /// its arena slot when the push spills into it, then the general push.
+    /// One push outside the passes of `push(_:toEach:)` and `pushFresh`: creates the ring when
+    /// needed, grows its arena slot when the push spills into it, then the general push.
     @inlinable @inline(__always)
     mutating func push(_ entry: TimelineEntry, to user: UInt32) {
         var value = tableValue(user)
@@ -732,22 +757,25 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             return
         }
         let number = Self.ringNumber(of: user, value: value)
-        if Self.pushInBlock(entry, rings.block(number), layout: layout) {
+        rings.noteStored(entry.id)
+        if Self.pushInBlock(entry, rings.block(number), hotState: rings.hotStates + number, layout: layout) {
             pushes &+= 1
         } else {
             pushGeneral(entry, number)
         }
     }
 
-    /// The common push, entirely in the ring's block (`block`, see `RingRecords`): the block
-    /// is not full, the ring is not at capacity and `entry` is newer than the newest (a fresh
-    /// post: nearly always). Returns false, changing nothing, when the push is not that
-    /// (`pushGeneral` does it). Static over the block's address: the passes call it inside a
-    /// closure over the user table.
+    /// The common push, entirely in the ring's block (`block`, see `RingRecords`; `hotState`
+    /// its entry of `RingRecords.hotStates`): the block is not full, the ring is not at
+    /// capacity and `entry` is newer than the newest. Returns false, changing nothing, when
+    /// the push is not that (`pushGeneral` does it). The caller keeps `RingRecords.newestId`
+    /// at or above `entry.id`. Static over the addresses: the passes call it inside a closure
+    /// over the user table.
     @inlinable @inline(__always)
-    static func pushInBlock(_ entry: TimelineEntry, _ block: UnsafeMutableRawPointer, layout: RingLayout) -> Bool {
+    static func pushInBlock(_ entry: TimelineEntry, _ block: UnsafeMutableRawPointer, hotState: UnsafeMutablePointer<UInt16>,
+                            layout: RingLayout) -> Bool {
         let r = block.assumingMemoryBound(to: RingRecord.self)
-        let hotCount = Int(r.pointee.hotCount)
+        let hotCount = Int(hotState.pointee & 0xFF)
         let arenaCount = Int(r.pointee.count)
         guard hotCount < layout.hot && arenaCount &+ hotCount < layout.capacity else { return false }
         let hot = (block + RingRecords.recordBytes).assumingMemoryBound(to: TimelineEntry.self)
@@ -758,7 +786,9 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             guard arenaCount == 0 && entry.id > r.pointee.floor else { return false }
         }
         hot[hotCount] = entry
-        r.pointee.hotCount = UInt8(truncatingIfNeeded: hotCount &+ 1)
+        // The fast-push bit stays what it was: a push into the block changes none of its
+        // conditions but the block's count, which the refusal above keeps above 0.
+        hotState.pointee &+= 1
         return true
     }
 
@@ -777,7 +807,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     @usableFromInline
     mutating func makeRoomToPush(_ number: Int) {
         let record = rings[number]
-        guard Int(record.hotCount) == layout.hot else { return }
+        guard rings.hotCount(number) == layout.hot else { return }
         let spilled = Int(record.count) + layout.hot - layout.keep
         if spilled > record.slotCapacity { growSlot(ring: number, toHold: spilled) }
     }
@@ -785,13 +815,132 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     /// Users per stage of `push(_:toEach:)`: a post's followers (35 on average) are one chunk.
     @inlinable static var pushChunk: Int { 64 }
 
-    /// Pushes `entry` to every user of `batch`, in chunks of `pushChunk` users, each in three
-    /// passes: the first prefetches each user's table entry and ring record (a ring's number is
-    /// its user's, so neither waits for the other), the second loads the records (by then
-    /// arriving together) and prefetches the block line a push stores into (and, for a block
-    /// about to spill, the arena slot's line it spills to), the third pushes. So a chunk's
-    /// misses overlap each other instead of coming one after another. The records and blocks
-    /// are in huge pages (no TLB miss), and nine pushes in ten touch the block alone.
+    /// Users per chunk of `pushFresh`: at most this many pushes of a chunk go the general
+    /// way together (`pushDeferred`), so their memory latencies overlap.
+    @inlinable static var freshChunk: Int { 256 }
+
+    /// How many users ahead of its push `pushFresh` starts loading the block line a push
+    /// stores into.
+    @inlinable static var freshDistance: Int { 24 }
+
+    /// Pushes `entry`, newer than everything in every ring (`RingRecords.newestId`), to every
+    /// user of `batch` (each a different user). Such a push needs no id compare: it stores
+    /// into the block's next slot when the block has room and the ring's fast-push bit is set
+    /// (`RingRecords.sync`), both read from the user's `hotStates` entry (a small table, mostly
+    /// in cache), so it touches one line of the ring's block, the one it stores into, which
+    /// was prefetched `freshDistance` users before. The others (a full block that spills into
+    /// the arena slot, a user without a ring, a ring near its capacity) are set aside and
+    /// pushed the general way after each chunk of `freshChunk` users, with their lines
+    /// prefetched together (`pushDeferred`). Same result as `push(_:toEach:)` (the model tests
+    /// run both).
+    @inlinable
+    mutating func pushFresh(_ entry: TimelineEntry, toEach batch: UnsafeBufferPointer<UInt32>) {
+        let n = batch.count
+        let hot = UInt16(truncatingIfNeeded: layout.hot)
+        let deferred = deferredUsers
+        var i = 0
+        var ahead = 0
+        while i < n {
+            // Taken again after every general push, which may move the tables.
+            let blocks = rings.blocks
+            let states = rings.hotStates
+            let limit = UInt32(truncatingIfNeeded: rings.count)
+            let end = min(n, i &+ Self.freshChunk)
+            let warm = min(n, i &+ Self.freshDistance)
+            while ahead < warm {
+                Self.prefetchFreshPush(batch[ahead], blocks: blocks, states: states, limit: limit, hot: hot)
+                ahead &+= 1
+            }
+            var deferredCount = 0
+            var stored = 0
+            while i < end {
+                if ahead < n {
+                    Self.prefetchFreshPush(batch[ahead], blocks: blocks, states: states, limit: limit, hot: hot)
+                    ahead &+= 1
+                }
+                let u = batch[i]
+                i &+= 1
+                if u < limit {
+                    let state = states[Int(u)]
+                    if state < hot {
+                        assert(freshPushAllowed(entry, Int(u)), "a fast push the general way would not make")
+                        let slots = (blocks + (Int(u) &* RingRecords.blockBytes &+ RingRecords.recordBytes)).assumingMemoryBound(to: TimelineEntry.self)
+                        slots[Int(state)] = entry
+                        states[Int(u)] = state &+ 1
+                        stored &+= 1
+                        continue
+                    }
+                }
+                deferred[deferredCount] = u
+                deferredCount &+= 1
+            }
+            pushes &+= stored
+            if deferredCount > 0 { pushDeferred(entry, UnsafeBufferPointer(start: deferred, count: deferredCount)) }
+        }
+    }
+
+    /// `pushFresh`'s look-ahead for `user`: the block line its push stores into, or, for a push
+    /// that goes the general way, its ring record.
+    @inlinable @inline(__always)
+    static func prefetchFreshPush(_ user: UInt32, blocks: UnsafeMutableRawPointer, states: UnsafeMutablePointer<UInt16>,
+                                  limit: UInt32, hot: UInt16) {
+        guard user < limit else { return }
+        let block = blocks + Int(user) &* RingRecords.blockBytes
+        let state = states[Int(user)]
+        if state < hot {
+            socialdb_prefetch_write(block + (RingRecords.recordBytes &+ Int(state) &* MemoryLayout<TimelineEntry>.stride))
+        } else {
+            socialdb_prefetch(block)
+        }
+    }
+
+    /// Whether ring `number` takes `entry` in its block's next slot with no other check, as
+    /// `pushFresh` stores it: what the general push would do (for assertions).
+    @usableFromInline
+    func freshPushAllowed(_ entry: TimelineEntry, _ number: Int) -> Bool {
+        let ring = rings.ring(number, layout: layout)
+        let record = rings[number]
+        let newest = ring.count > 0 ? ring[ring.count - 1].id : 0
+        return record.presence == RingRecord.live && tableValue(UInt32(number)) == UInt32(number + 1)
+            && ring.hotCount < layout.hot && ring.count < layout.capacity && entry.id > ring.floor && entry.id > newest
+            && (ring.arena.count == 0 || ring.hotCount > 0) && entry.id <= rings.newestId
+    }
+
+    /// The pushes `pushFresh` set aside, the general way, in three passes as `push(_:toEach:)`
+    /// makes its own: the users' table entries and whole blocks (a spill reads the block's
+    /// oldest entries and moves the rest down) prefetched, then for a block about to spill
+    /// the arena slot's lines it spills to, then the pushes.
+    @usableFromInline
+    mutating func pushDeferred(_ entry: TimelineEntry, _ users: UnsafeBufferPointer<UInt32>) {
+        let limit = rings.count
+        userTable.withUnsafeBufferPointer { table in
+            for u in users where Int(u) < table.count { socialdb_prefetch(table.baseAddress! + Int(u)) }
+        }
+        for u in users where Int(u) < limit { Self.prefetchBlock(rings.block(Int(u))) }
+        let spilled = layout.hot &- layout.keep
+        for u in users where Int(u) < limit && rings.hotCount(Int(u)) == layout.hot {
+            let r = rings.record(Int(u))
+            let capacity = r.pointee.slotCapacity
+            guard Int(r.pointee.count) &+ spilled <= capacity else { continue }
+            var next = Int(r.pointee.head) &+ Int(r.pointee.count)
+            if next >= capacity { next &-= capacity }
+            var k = 0
+            while k < spilled {
+                socialdb_prefetch_write(r.pointee.base + min(capacity &- 1, next &+ k))
+                k &+= 4
+            }
+        }
+        for u in users { push(entry, to: u) }
+    }
+
+    /// Pushes `entry` to every user of `batch` (any entry: `pushFresh` is the way for a fresh
+    /// one), in chunks of `pushChunk` users, each in three
+    /// passes: the first prefetches each user's ring record (a ring's number is its user's),
+    /// the second loads the records and the blocks' counts and prefetches the block line a
+    /// push stores into (and, for a block about to spill, the arena slot's line it spills to),
+    /// the third pushes. So a chunk's misses overlap each other instead of coming one after
+    /// another. The records and blocks are in huge pages (no TLB miss), and nine pushes in ten
+    /// touch the block alone.
     /// Prefetches never fault; a stale one (a ring created or grown meanwhile) only costs a
     /// wasted load.
     ///
@@ -825,7 +974,10 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let blocks = UnsafeRawPointer(rings.blocks)
         for j in first..<end {
             let u = batch[j]
-            if u < recordCount { socialdb_prefetch(blocks + Int(u) &* RingRecords.blockBytes) }
+            if u < recordCount {
+                socialdb_prefetch(blocks + Int(u) &* RingRecords.blockBytes)
+                socialdb_prefetch(rings.hotStates + Int(u))
+            }
         }
         let hotSlots = layout.hot
         for j in first..<end {
@@ -833,7 +985,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             guard u < recordCount else { continue }
             let r = rings.record(Int(u))
             guard r.pointee.presence == RingRecord.live else { continue }
-            let hotCount = Int(r.pointee.hotCount)
+            let hotCount = rings.hotCount(Int(u))
             if hotCount < hotSlots {
                 // The next slot of the block (stored) and the newest entry (compared: the
                 // same line or the one before; perf put nearly a third of the pushes' samples
@@ -860,6 +1012,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let createMissing = !lazyRebuild
         let layout = layout
         let blocks = rings.blocks
+        let states = rings.hotStates
         let recordCount = UInt32(truncatingIfNeeded: rings.count)
         var stored = 0
         var i = first
@@ -875,7 +1028,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 i &+= 1
                 continue
             }
-            guard Self.pushInBlock(entry, block, layout: layout) else { break }
+            assert(entry.id <= rings.newestId, "fan-out raises newestId before its pushes")
+            guard Self.pushInBlock(entry, block, hotState: states + Int(u), layout: layout) else { break }
             stored &+= 1
             i &+= 1
         }
@@ -898,6 +1052,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 // for its `presence`.
                 var hole = RingRecord.empty
                 if tableValue(UInt32(rings.count)) == Self.dropped { hole.presence = RingRecord.dropped }
+                // (`append` computes the hole's fast-push bit: blocked, as it has no live ring.)
                 owners.append(RingOwner(user: UInt32(rings.count), slot: 0))
                 rings.append(hole)
                 ringCelebrities.appendEmpty()
@@ -905,6 +1060,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
         rings[number] = RingRecord.empty
         rings[number].presence = RingRecord.live
+        rings.setHotCount(number, 0)
         owners[number] = RingOwner(user: user, slot: 0)
         if entries > layout.hot { growSlot(ring: number, toHold: entries) }
         ringCelebrities.set(number, to: EmptyCollection())
@@ -946,8 +1102,10 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         }
         if inBlock > 0 { rings.hot(number).update(from: entries.baseAddress! + inArena, count: inBlock) }
         rings[number].count = UInt32(inArena)
-        rings[number].hotCount = UInt8(inBlock)
         rings[number].floor = floor
+        rings.setHotCount(number, inBlock)
+        if total > 0 { rings.noteStored(entries[total - 1].id) }
+        rings.noteStored(floor)
     }
 
     mutating func dropRing(of user: UInt32) {
@@ -958,6 +1116,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
                 arena.free(sizeClass: Int(rings[number].sizeClass), slot: owners[number].slot)
             }
             rings[number] = RingRecord.empty
+            rings.setHotCount(number, 0)
             // Not readable: the read path checks the epoch, not the user table (see `readShared`).
             ringCelebrities.set(number, to: EmptyCollection())
         }
@@ -968,7 +1127,10 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     mutating func markDropped(_ user: UInt32) {
         ensureUser(user)
         userTable[Int(user)] = Self.dropped
-        if Int(user) < rings.count { rings[Int(user)].presence = RingRecord.dropped }
+        if Int(user) < rings.count {
+            rings[Int(user)].presence = RingRecord.dropped
+            rings.sync(Int(user))
+        }
     }
 
     /// Merges `scratchItems` (newest first, one author's or many) into ring `number`: ids kept
@@ -1098,9 +1260,9 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         } else {
             number = Int(value - 1)
             rings[number].count = 0
-            rings[number].hotCount = 0
             rings[number].head = 0
             rings[number].floor = 0
+            rings.setHotCount(number, 0)
         }
         rings[number].celebrityEpoch = 0
         collectAuthors(of: user, into: &scratchUsers)
@@ -1253,7 +1415,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         var s = TimelineStatistics()
         for number in rings.indices where tableValue(owners[number].user) == UInt32(number + 1) {
             s.rings += 1
-            s.entries += rings[number].entries
+            s.entries += rings.entries(number)
         }
         s.ringBytes = arena.allocatedBytes + rings.count * RingRecords.blockBytes
         s.pushes = pushes
