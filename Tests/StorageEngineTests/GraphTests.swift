@@ -734,6 +734,102 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
     }
 
+    /// Membership (one pair at a time and batched) against the model on random graphs of
+    /// every shape the search meets: popular users whose follower lists cross many blocks
+    /// (packed, varint and run blocks, with search marks), lists of one to a few hundred values,
+    /// users without followers, self-follows in the loaded edge list (dropped), and probes with
+    /// ids at, beyond and far beyond the highest user. Checked for each builder option, after
+    /// an overlay of changes and after merging it.
+    @Test func membershipMatchesTheModelOnRandomGraphs() throws {
+        let seed = testSeed()
+        print("GraphStoreTests.membershipMatchesTheModelOnRandomGraphs seed \(seed) (SOCIALDB_SEED to replay)")
+        var random = SeededRandom(seed: seed)
+        for round in 0..<4 {
+            let users = [40, 700, 5_000, 30_000][round] + Int(random.next() % 50)
+            var model = GraphModel()
+            var loaded: [UInt64] = []
+            func randomUser() -> UInt32 { UInt32(random.next() % UInt64(users)) }
+            // Followees skewed to low numbers (popular users first), as in the bench's graph.
+            func popular() -> UInt32 { UInt32(min(Double(users - 1), Double(users) * pow(Double(random.next() % 1_000_000) / 1_000_000, 4))) }
+            for a in 0..<users {
+                let kind = random.next() % 10
+                let degree = kind == 0 ? 0 : kind == 1 ? Int(random.next() % 400) : Int(random.next() % 40)
+                for _ in 0..<degree {
+                    let b = kind == 2 ? randomUser() : popular()
+                    loaded.append(UInt64(a) << 32 | UInt64(b))
+                    if b != UInt32(a) { _ = model.set(UInt32(a), b, true) }
+                }
+                if random.next() % 20 == 0 { loaded.append(UInt64(a) << 32 | UInt64(a)) }  // a self-follow
+            }
+            // A run of consecutive followers (width 0 and varint blocks) on one user.
+            let runUser = UInt32(users / 2)
+            for a in 0..<min(users, 600) where UInt32(a) != runUser {
+                loaded.append(UInt64(a) << 32 | UInt64(runUser))
+                _ = model.set(UInt32(a), runUser, true)
+            }
+            func probes() -> [(UInt32, UInt32)] {
+                var result: [(UInt32, UInt32)] = []
+                let beyond: [UInt32] = [UInt32(users), UInt32(users + 1), UInt32(users) + 1_000, UInt32.max - 1, UInt32.max]
+                for b in (0..<UInt32(min(users, 64))) + [runUser, UInt32(users - 1)] {
+                    for a in model.followers(b) { result += [(a, b), (a &- 1, b), (a &+ 1, b)] }
+                    result += [(b, b), (0, b), (UInt32(users - 1), b)]
+                    for x in beyond { result += [(x, b), (b, x)] }
+                }
+                for _ in 0..<20_000 { result.append((randomUser(), randomUser())) }
+                for _ in 0..<2_000 {
+                    let u = randomUser()
+                    result.append((u, u))
+                }
+                for x in beyond { result.append((x, x)) }
+                return result
+            }
+            func check(_ store: GraphStore, _ context: String) {
+                let pairs = probes()
+                let packed = pairs.map { UInt64($0.0) << 32 | UInt64($0.1) }
+                var batched = [Bool](repeating: false, count: packed.count)
+                packed.withUnsafeBufferPointer { p in batched.withUnsafeMutableBufferPointer { store.follows(p, into: $0) } }
+                var wrong = 0
+                for (i, (a, b)) in pairs.enumerated() {
+                    let expected = model.follows(a, b)
+                    if store.follows(a, b) != expected || batched[i] != expected {
+                        wrong += 1
+                        if wrong <= 5 { Issue.record("\(context): follows \(a) \(b) should be \(expected), seed \(seed)") }
+                    }
+                }
+                #expect(wrong == 0, "\(context): \(wrong) of \(pairs.count) answers wrong, seed \(seed)")
+            }
+            for (name, options) in [("default", GraphBuildOptions()), ("fast", GraphBuildOptions.fast),
+                                    ("compact", GraphBuildOptions.compact), ("format 4", GraphBuildOptions(formatVersion: 4))] {
+                let context = "round \(round) (\(users) users), \(name)"
+                let dir = TemporaryDirectory("graph-membership")
+                let fs = try FileSystem(backend: .posix)
+                let (log, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .off, segmentSizeBytes: 1 << 20))
+                let store = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log, buildOptions: options)
+                var edges = ContiguousArray(loaded)
+                try store.bulkLoad(&edges)
+                #expect(store.statistics().edges == model.edges.count, "\(context): edges, seed \(seed)")
+                check(store, "\(context), loaded")
+                // Changes in the overlay (locked path for these followers), then merged.
+                var changed = model
+                for _ in 0..<200 {
+                    let a = randomUser(), b = random.next() % 2 == 0 ? popular() : randomUser()
+                    guard a != b else { continue }
+                    let present = random.next() % 3 != 0
+                    let expected = changed.set(a, b, present)
+                    let applied = try present ? store.follow(a, b) : store.unfollow(a, b)
+                    #expect(applied == expected, "\(context): \(present ? "follow" : "unfollow") \(a) \(b), seed \(seed)")
+                }
+                swap(&model, &changed)
+                check(store, "\(context), overlay")
+                try store.merge()
+                check(store, "\(context), merged")
+                swap(&model, &changed)
+                store.close()
+                try log.close()
+            }
+        }
+    }
+
     @Test func modelRandomOperations() throws {
         let seed = testSeed()
         print("GraphStoreTests.modelRandomOperations seed \(seed) (SOCIALDB_SEED to replay)")

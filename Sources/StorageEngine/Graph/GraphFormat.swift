@@ -103,6 +103,23 @@ public enum GraphFormat {
     public static let groupUsers = 32
     public static let groupShift = 5
     public static let groupBytes = 72
+    /// Format 5: masks over a group record's 32 pairs (64 bytes) that keep the pairs before
+    /// pair i: the 8 words at `pairMasks + pairMaskLengths - 2i` keep their length bytes (the
+    /// odd bytes), the 8 at `pairMasks + pairMaskPairs - 2i` the whole pairs. Each half is 64
+    /// bytes of kept pattern then 64 zero bytes, so the window slides from all kept (i = 32) to
+    /// none (i = 0). Made once, never freed.
+    nonisolated(unsafe) public static let pairMasks: UnsafeRawPointer = {
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 64)
+        for k in 0..<256 {
+            let kept = k & 127 < 64
+            let byte: UInt8 = !kept ? 0 : k < 128 ? (k & 1 == 1 ? 0xFF : 0) : 0xFF
+            bytes.storeBytes(of: byte, toByteOffset: k, as: UInt8.self)
+        }
+        return UnsafeRawPointer(bytes)
+    }()
+    public static let pairMaskLengths = 64
+    public static let pairMaskPairs = 128 + 64
+
     /// Format 5: the longest entry kept short (in the group's length byte).
     public static let shortEntryBytesMax = 254
     /// Format 5: at most this many long entries per direction (the rank's 24 bits).
@@ -251,11 +268,14 @@ struct Adjacency: @unchecked Sendable {
     /// nil when this direction has none.
     @usableFromInline let markSlots: UnsafePointer<UInt64>?
     @usableFromInline let marks: UnsafeRawPointer
+    /// `GraphFormat.pairMasks`, kept here so a lookup reads it with the view (no lazy global).
+    @usableFromInline let pairMasks: UnsafeRawPointer
 
     @usableFromInline
     init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32, rice: Bool,
          marks: SearchMarks? = nil) {
         self.rice = rice
+        pairMasks = GraphFormat.pairMasks
         markSlots = marks.map { UnsafePointer($0.slots) }
         self.marks = marks.map { UnsafeRawPointer($0.marks) } ?? lists
         self.index = index
@@ -299,6 +319,12 @@ struct Adjacency: @unchecked Sendable {
 
     /// `groupedEntry` with the long entry's rank (its place in the long-entry table), -1 for a
     /// short entry or none.
+    ///
+    /// The pairs before the user's are added without a branch on where the user sits in its
+    /// group: all 8 words of pairs, each ANDed with its word of a mask that keeps the pairs
+    /// before the user (`GraphFormat.pairMasks`, 8 consecutive words from a place that depends
+    /// on the user), so no loop over the words (a loop, or its unrolled chain of compares,
+    /// mispredicted about once a lookup: the user's place is random).
     @inlinable @inline(__always)
     func rankedEntry(_ u: Int) -> (offset: Int, degree: UInt64, rank: Int) {
         let r = record(u)
@@ -306,30 +332,27 @@ struct Adjacency: @unchecked Sendable {
         let header = UInt64(littleEndian: r.loadUnaligned(as: UInt64.self))
         let pair = UInt16(littleEndian: r.loadUnaligned(fromByteOffset: 8 &+ i &* 2, as: UInt16.self))
         let degree = UInt64(pair & 0xFF)
-        var word = r + 8
-        var left = i
-        // Both loops add up 16-bit lanes (lengths <= 254, or one long bit a lane, over at most 8
-        // words) and fold the four lanes with one multiply at the end.
-        let mask: UInt64 = (1 &<< UInt64((i & 3) &* 16)) &- 1
-        let lanes: UInt64 = 0x00FF_00FF_00FF_00FF
+        let words = r + 8
         if pair >= 0x100 || degree == 0 {
+            // The length bytes of the pairs before i (each <= 254), in 16-bit lanes summed over
+            // the 8 words (<= 2,032 a lane), folded by one multiply.
+            let masks = pairMasks + (GraphFormat.pairMaskLengths &- 2 &* i)
             var sums: UInt64 = 0
-            while left >= 4 {
-                sums &+= (UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) &>> 8) & lanes
-                word += 8
-                left &-= 4
+            for w in 0..<8 {
+                let word = UInt64(littleEndian: words.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self))
+                sums &+= (word & masks.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self)) &>> 8
             }
-            sums &+= ((UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 8) & lanes
             let offset = Int(truncatingIfNeeded: header & GraphFormat.offsetMask)
             return (offset &+ Int(truncatingIfNeeded: (sums &* 0x0001_0001_0001_0001) &>> 48), degree, -1)
         }
+        // A long entry: its rank is the group's count plus the long pairs before it (whole
+        // pairs kept by the mask; a cleared pair reads as no list).
+        let masks = pairMasks + (GraphFormat.pairMaskPairs &- 2 &* i)
         var longs: UInt64 = 0
-        while left >= 4 {
-            longs &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self))) &>> 15
-            word += 8
-            left &-= 4
+        for w in 0..<8 {
+            let word = UInt64(littleEndian: words.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self))
+            longs &+= GraphFormat.longPairs(word & masks.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self)) &>> 15
         }
-        longs &+= GraphFormat.longPairs(UInt64(littleEndian: word.loadUnaligned(as: UInt64.self)) & mask) &>> 15
         let rank = Int(truncatingIfNeeded: header &>> GraphFormat.offsetBits) &+ Int(truncatingIfNeeded: (longs &* 0x0001_0001_0001_0001) &>> 48)
         return (Int(truncatingIfNeeded: UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank &* 8, as: UInt64.self))), degree, rank)
     }
