@@ -59,6 +59,12 @@ public final class Log: @unchecked Sendable {
     /// not hold a whole segment's worth of disk.
     private var preallocatedEnd: UInt64 = 0
     static let preallocationChunk: UInt64 = 4 << 20
+    /// Under sync `always`, reserved space is also written with zeros (once, by the leader that
+    /// reserves it), so the extents are already written when records land there: fallocate
+    /// leaves them unwritten, and converting the blocks a batch fills is a metadata change
+    /// every fdatasync then has to write too (measured: a 14 KiB write + fdatasync ran at
+    /// about 3,200/s into fallocated space and 5,500-8,200/s into zero-filled space).
+    private let zeroFillsReservedSpace: Bool
     @exclusivity(unchecked) private var pending: WriteBuffer
     @exclusivity(unchecked) private var spare: WriteBuffer
     @exclusivity(unchecked) private var nextLSN: UInt64
@@ -138,6 +144,9 @@ public final class Log: @unchecked Sendable {
         var current: File
         var endOffset: UInt64
         var nextLSN: UInt64
+        /// How far space is reserved (and, under `always`, zero-filled) past the end: known for a
+        /// segment just created; 0 for a recovered one (the first write reserves again).
+        var reservedEnd: UInt64
     }
 
     private init(directory: String, fileSystem: FileSystem, options: LogOptions, recovered: Recovered, checkpoints: [String: UInt64]) {
@@ -147,12 +156,14 @@ public final class Log: @unchecked Sendable {
         self.segments = recovered.segments
         self.current = recovered.current
         self.pendingOffset = recovered.endOffset
+        self.preallocatedEnd = recovered.reservedEnd
         self.nextLSN = recovered.nextLSN
         self.writtenLSN = recovered.nextLSN - 1
         self.durableLSN = recovered.nextLSN - 1
         appendedAtomic.store(recovered.nextLSN - 1, ordering: .relaxed)
         acknowledgedAtomic.store(recovered.nextLSN - 1, ordering: .relaxed)
         self.checkpoints = checkpoints
+        self.zeroFillsReservedSpace = Self.zeroFills(options)
         batchWords = .allocate(capacity: 2)
         batchWords.initialize(repeating: 0, count: 2)
         let capacity = max(options.writeBufferBytes * 2, 64 << 10)
@@ -249,7 +260,8 @@ public final class Log: @unchecked Sendable {
 
         guard let last else {
             let (file, info) = try createSegment(directory: directory, firstLSN: expected, fileSystem: fileSystem, options: options)
-            return Recovered(segments: [info], current: file, endOffset: UInt64(LogFormat.firstRecordOffset), nextLSN: expected)
+            return Recovered(segments: [info], current: file, endOffset: UInt64(LogFormat.firstRecordOffset), nextLSN: expected,
+                             reservedEnd: options.preallocate ? min(preallocationChunk, UInt64(options.segmentSizeBytes)) : 0)
         }
         if last.dirty {
             // Cut the torn or corrupt tail, zero the space again, and make the cut durable before
@@ -260,7 +272,7 @@ public final class Log: @unchecked Sendable {
             }
             try last.file.sync()
         }
-        return Recovered(segments: valid, current: last.file, endOffset: last.end, nextLSN: expected)
+        return Recovered(segments: valid, current: last.file, endOffset: last.end, nextLSN: expected, reservedEnd: 0)
     }
 
     private static func readHeader(_ file: File, into header: inout [UInt8]) throws(IOError) -> Int {
@@ -273,6 +285,22 @@ public final class Log: @unchecked Sendable {
         return got
     }
 
+    static func zeroFills(_ options: LogOptions) -> Bool {
+        return options.preallocate && options.sync == .always
+    }
+
+    /// Writes zeros over `[from, to)` (reserved space past every record), in 1 MiB writes.
+    static func writeZeros(_ file: File, from: UInt64, to: UInt64) throws(IOError) {
+        guard to > from else { return }
+        let zeros = AlignedBuffer(count: Int(min(to - from, 1 << 20)))
+        var offset = from
+        while offset < to {
+            let count = Int(min(UInt64(zeros.count), to - offset))
+            try file.write(UnsafeRawBufferPointer(start: zeros.baseAddress, count: count), at: offset)
+            offset += UInt64(count)
+        }
+    }
+
     private static func createSegment(directory: String, firstLSN: UInt64, fileSystem: FileSystem, options: LogOptions) throws(IOError) -> (File, SegmentInfo) {
         let path = directory + "/" + LogFormat.segmentName(firstLSN: firstLSN)
         if fileSystem.exists(path) {
@@ -281,7 +309,9 @@ public final class Log: @unchecked Sendable {
         }
         let file = try fileSystem.open(path, FileSystem.OpenOptions(create: true, exclusive: true))
         do {
-            if options.preallocate { try file.preallocate(at: 0, count: min(preallocationChunk, UInt64(options.segmentSizeBytes))) }
+            let reserved = min(preallocationChunk, UInt64(options.segmentSizeBytes))
+            if options.preallocate { try file.preallocate(at: 0, count: reserved) }
+            if zeroFills(options) { try writeZeros(file, from: UInt64(LogFormat.firstRecordOffset), to: reserved) }
             let page = AlignedBuffer(count: LogFormat.firstRecordOffset)
             LogFormat.encodeSegmentHeader(firstLSN: firstLSN, into: page.bytes)
             try file.write(UnsafeRawBufferPointer(page.bytes), at: 0)
@@ -575,9 +605,12 @@ public final class Log: @unchecked Sendable {
         let file = current
         // Reserve the next chunk when this write goes past the reserved space.
         var extendTo: UInt64 = 0
+        var zeroFrom: UInt64 = 0
         if options.preallocate && offset + UInt64(batch.count) > preallocatedEnd {
             let chunk = Self.preallocationChunk
             extendTo = min(UInt64(options.segmentSizeBytes), (offset + UInt64(batch.count) + chunk - 1) / chunk * chunk + chunk)
+            // Past every byte written so far (this batch included): zeros never cover a record.
+            zeroFrom = max(preallocatedEnd, offset + UInt64(batch.count))
             preallocatedEnd = extendTo
         }
         let extendFrom = offset
@@ -587,6 +620,7 @@ public final class Log: @unchecked Sendable {
         do throws(IOError) {
             if extendTo > extendFrom {
                 try file.preallocate(at: extendFrom, count: extendTo - extendFrom)
+                if zeroFillsReservedSpace { try Self.writeZeros(file, from: zeroFrom, to: extendTo) }
             }
             if batch.count > 0 {
                 let bytes = UnsafeRawBufferPointer(start: batch.base, count: batch.count)
