@@ -834,6 +834,82 @@ struct SearchModel {
         index.close()
     }
 
+    /// Two-word conjunctions and quoted phrases in large frozen segments, answered by a bitmap
+    /// of the shorter list's documents (`intersectFiltered`) when the lists are of similar
+    /// lengths: dense lists (bitmap blocks), mid-density ones, sparse ones whose one block
+    /// spans more than the bitmap's window, lists in clusters whose blocks overlap the other
+    /// list's in part or not at all, and phrases whose two words sit in different blocks of
+    /// their lists; with deletes, limits and `before`, in one frozen segment and after a merge,
+    /// against the brute-force model and the parsed query.
+    @Test func filteredConjunctionsAnswerAsTheModel() throws {
+        let seed = testSeed()
+        print("search filtered-conjunction seed \(seed) (SOCIALDB_SEED=\(seed) to replay)")
+        var rng = SeededRandom(seed: seed)
+        let dir = TemporaryDirectory("search-filtered")
+        let fs = try FileSystem(backend: .posix)
+        var options = SearchIndex.Options()
+        options.activeSegmentDocuments = 30_000
+        options.backgroundMaintenance = false
+        let index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
+        var model = SearchModel()
+        // (word, probability of being in a tweet, cluster: nil everywhere, else the tweets
+        // i with (i / 2000) % 3 in the set).
+        let terms: [(String, Double, Set<Int>?)] = [
+            ("da", 0.25, nil), ("db", 0.2, nil), ("ma", 0.03, nil), ("mb", 0.02, nil), ("sa", 0.002, nil), ("sb", 0.003, nil),
+            ("ca", 0.3, [0]), ("cb", 0.2, [0, 1]), ("cc", 0.25, [2]),
+        ]
+        var deleted = Set<UInt64>()
+        var lsn: UInt64 = 0
+        func addTweets(_ range: Range<Int>) {
+            for i in range {
+                var words: [String] = []
+                for (word, p, cluster) in terms where cluster.map({ $0.contains((i / 2000) % 3) }) ?? true {
+                    if Double.random(in: 0..<1, using: &rng) < p { words.append(word) }
+                }
+                for _ in 0..<Int.random(in: 1...4, using: &rng) { words.append("f\(Int.random(in: 0..<6, using: &rng))") }
+                words.shuffle(using: &rng)
+                lsn += 1
+                let tweet = TweetRecord(id: UInt64(1000 + i * 2), author: 1, time: 0, text: words.joined(separator: " "))
+                index.add(tweet: tweet, authorHandle: "eve", lsn: lsn)
+                model.add(tweet, handle: "eve")
+                if Int.random(in: 0..<100, using: &rng) == 0 {
+                    index.delete(tweetID: tweet.id, lsn: 0)
+                    deleted.insert(tweet.id)
+                }
+            }
+        }
+        func check(_ label: String) throws {
+            var nonEmpty = 0
+            for (x, _, _) in terms {
+                for (y, _, _) in terms {
+                    for text in ["\(x) \(y)", "\"\(x) \(y)\""] {
+                        let limit = [1, 3, 20, 5000].randomElement(using: &rng)!
+                        let before: UInt64? = Int.random(in: 0..<3, using: &rng) == 0 ? UInt64(1000 + Int.random(in: 0..<90_000, using: &rng)) : nil
+                        let parsed = try SearchQuery.parse(text)
+                        let expected = model.search(parsed, before: before, limit: limit, deleted: deleted)
+                        let got = try index.search(text, before: before, limit: limit)
+                        #expect(got == expected, "seed \(seed) \(label): \(text) before \(before.map(String.init) ?? "-") limit \(limit)")
+                        #expect(index.search(parsed, before: before, limit: limit) == expected, "seed \(seed) \(label): parsed \(text)")
+                        if got != expected { return }
+                        if !expected.isEmpty { nonEmpty += 1 }
+                    }
+                }
+            }
+            #expect(nonEmpty > 100, "seed \(seed) \(label): \(nonEmpty) queries with answers")
+        }
+        addTweets(0..<30_000)
+        index.freeze()
+        #expect(index.statistics().frozenSegments == 1)
+        try check("one frozen segment")
+        addTweets(30_000..<45_000)
+        index.freeze()
+        try check("two frozen segments")
+        index.mergeAll()
+        #expect(index.statistics().frozenSegments == 1)
+        try check("merged")
+        index.close()
+    }
+
     /// The active segment interns terms in tables that grow (term table, name arena, states,
     /// chunk slabs): thousands of distinct terms, some of them long (past the tokenizer's old
     /// 256-byte buffer) or non-ASCII, each found again by a one-term query and by the

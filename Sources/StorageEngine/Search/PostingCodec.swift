@@ -545,17 +545,35 @@ public enum PostingCodec {
         let gaps = size &- 1
         let lowBytes = (gaps &* k &+ 7) &>> 3
         let first = docs[0]
-        if k == 0 {
-            var i = 1
-            while i < size {
-                docs[i] = first &- UInt32(truncatingIfNeeded: i)
-                i &+= 1
-            }
-        } else {
-            unpack(body + 1, width: k, first: first, gaps: gaps, into: docs + 1)
-        }
+        if k == 0 { return 1 + ((decodeBitmap(body + 1, first: first, size: size, into: docs) + 1 + 7) >> 3) }
+        unpack(body + 1, width: k, first: first, gaps: gaps, into: docs + 1)
         let position = subtractHighParts(body + 1 + lowBytes, shift: k, size: size, into: docs)
         return 1 + lowBytes + ((position + 1 + 7) >> 3)
+    }
+
+    /// A Rice body with k = 0 (a bitmap of the block: document i at the i-th set bit p is
+    /// first - p - 1) decoded in one pass, each set bit stored as its document. Returns the
+    /// last set bit's position.
+    @inlinable @inline(__always)
+    static func decodeBitmap(_ bits: UnsafeRawPointer, first: UInt32, size: Int, into docs: UnsafeMutablePointer<UInt32>) -> Int {
+        let base = first &- 1
+        var wordStart = 0
+        var position = 0
+        var i = 1
+        while i < size {
+            // As in `subtractHighParts`: a word's set bits are documents i, i + 1, ... (only the
+            // first size - i of the run's last word).
+            var word = UInt64(littleEndian: bits.loadUnaligned(fromByteOffset: wordStart &>> 3, as: UInt64.self))
+            let end = i &+ min(word.nonzeroBitCount, size &- i)
+            while i < end {
+                position = wordStart &+ word.trailingZeroBitCount
+                word &= word &- 1
+                docs[i] = base &- UInt32(truncatingIfNeeded: position)
+                i &+= 1
+            }
+            wordStart &+= 64
+        }
+        return position
     }
 
     /// The second pass of Rice and Elias-Fano bodies: the one bit of document i (1 ..< size) at

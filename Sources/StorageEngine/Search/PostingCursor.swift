@@ -48,6 +48,10 @@ struct PostingCursor {
     /// that confirm another list's documents in a conjunction (they skip most of their
     /// documents, so decoding them all costs more than stepping over them in place).
     var inPlace = false
+    /// Whether every block is decoded into `buffer`, bitmap blocks (Rice, k = 0) included: set
+    /// for the two cursors of a conjunction answered by `SearchIndex.intersectFiltered`, which
+    /// reads their documents from the buffers.
+    var decodeBitmaps = false
     /// An Elias-Fano block searched in place (`inPlace`): `high` points at its one bits (the
     /// document e_i = blockFirst - doc - 1 at bit (e_i >> lowBits) + (i - 1)), `lows` at its
     /// low bits; `element` is the current document's index in the block (0: the block's first,
@@ -220,7 +224,7 @@ struct PostingCursor {
         if checkpoints { blockPositions &+= ((size &- 1) / PostingCodec.positionCheckpointInterval) &* 4 }
         positionOffset = blockPositions
         let header = size > 1 ? body.load(as: UInt8.self) : 0
-        if header == PostingCodec.riceFlag {
+        if header == PostingCodec.riceFlag && !decodeBitmaps {
             bits = body + 1
             high = nil
             blockFirst = Int32(bitPattern: first)

@@ -1,3 +1,4 @@
+import CLibURing
 import Synchronization
 
 /// The search index: tweets by term, newest first; users by prefix; hashtag trends.
@@ -443,6 +444,14 @@ public final class SearchIndex: @unchecked Sendable {
                         func run(upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?,
                                  into results: inout [UInt64], segmentsWithHits: inout Int) {
                             let start = results.count
+                            if !anyOf && k == 2 && !cursors[0].isActive && !cursors[1].isActive
+                                && cursors[drivers[1]].length <= Self.filteredLengthRatio * cursors[drivers[0]].length {
+                                Self.intersectFiltered(cursors, shorter: drivers[0], longer: drivers[1], phrase: phrase, upper: upper,
+                                                       documents: documents, floorID: floorID, tombstones: deleted, limit: limit,
+                                                       into: &results)
+                                Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
+                                return
+                            }
                             var t = Int32(upper) - 1
                             var found = 0
                             while t >= 0 && found < limit {
@@ -513,6 +522,148 @@ public final class SearchIndex: @unchecked Sendable {
                 }
             }
             return results
+        }
+    }
+
+    /// How many times longer than the shorter list the longer one of a two-term conjunction in
+    /// a frozen segment may be for `intersectFiltered` to answer it (beyond, testing every
+    /// document of the longer list costs more than the cursors' leapfrog, which steps over
+    /// most of them).
+    static let filteredLengthRatio = 16
+
+    /// Documents per window of `intersectFiltered`'s bitmap (1 KiB: a larger temporary
+    /// allocation costs a stack-bounds query per call).
+    static let filterWindow = 8192
+
+    /// A two-term conjunction (with `phrase`, a two-term phrase) in one frozen segment, as
+    /// `searchPlain`'s `run` answers it, without a leapfrog: the shorter list's documents, a
+    /// block (or the part of it spanning fewer than `filterWindow` documents) at a time, are
+    /// set in a bitmap indexed by the document modulo the window, and every document of the
+    /// longer list in that span is tested against it, newest first. A merge of two lists of
+    /// similar lengths takes a branch per step that goes either way (most of its time natively
+    /// was mispredictions); a test is one load and a branch that is almost never taken. Both
+    /// cursors decode every block (`decodeBitmaps`); on a common document both sit on it, so
+    /// a phrase reads their positions as `phraseMatches` does. Appends what `run` would
+    /// (the same documents, checks and early stops).
+    private static func intersectFiltered(_ cursors: UnsafeMutablePointer<PostingCursor>, shorter: Int, longer: Int, phrase: Bool,
+                                          upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?,
+                                          tombstones: Set<UInt64>?, limit: Int, into results: inout [UInt64]) {
+        let words = filterWindow / 64
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { bitmapBuffer in
+            let bitmap = bitmapBuffer.baseAddress!
+            bitmap.initialize(repeating: 0, count: words)
+            let a = cursors + shorter
+            let b = cursors + longer
+            a.pointee.decodeBitmaps = true
+            b.pointee.decodeBitmaps = true
+            let wordMask = Int32(words - 1)
+            let window = Int32(filterWindow)
+            var t = Int32(upper) - 1
+            var found = 0
+            while t >= 0 && found < limit {
+                let hi = a.pointee.seek(atOrBelow: t)
+                if hi < 0 { return }
+                // The chunk: a's decoded documents from here on, within its block and the window
+                // (the whole rest of the block unless it spans the window or more).
+                let docsA = a.pointee.buffer.unsafelyUnwrapped
+                let na = a.pointee.blockLength
+                let first = a.pointee.inBlock
+                var j = na
+                if hi &- Int32(bitPattern: docsA[na &- 1]) >= window {
+                    var low = first &+ 1
+                    var high = na &- 1
+                    while low < high {
+                        let middle = (low &+ high) &>> 1
+                        if hi &- Int32(bitPattern: docsA[middle]) < window { low = middle &+ 1 } else { high = middle }
+                    }
+                    j = low
+                }
+                var c = first
+                while c < j {
+                    let d = Int32(bitPattern: docsA[c])
+                    bitmap[Int((d &>> 6) & wordMask)] |= 1 &<< UInt64(d & 63)
+                    c &+= 1
+                }
+                let lo = Int32(bitPattern: docsA[j &- 1])
+                // b's documents in [lo, hi], tested.
+                var p = first
+                var stop = false
+                var y = b.pointee.seek(atOrBelow: hi)
+                scan: while y >= lo {
+                    let docsB = b.pointee.buffer.unsafelyUnwrapped
+                    let nb = b.pointee.blockLength
+                    var i = b.pointee.inBlock
+                    // The end: the first document below lo, or the block's end.
+                    var end = nb
+                    if Int32(bitPattern: docsB[nb &- 1]) < lo {
+                        var low = i &+ 1
+                        var high = nb &- 1
+                        while low < high {
+                            let middle = (low &+ high) &>> 1
+                            if Int32(bitPattern: docsB[middle]) >= lo { low = middle &+ 1 } else { high = middle }
+                        }
+                        end = low
+                    }
+                    while i < end {
+                        // Four documents tested with one branch (a hit is rare), then each.
+                        if i &+ 4 <= end {
+                            let e0 = docsB[i], e1 = docsB[i &+ 1], e2 = docsB[i &+ 2], e3 = docsB[i &+ 3]
+                            let any = (bitmap[Int((e0 &>> 6) & UInt32(wordMask))] &>> UInt64(e0 & 63))
+                                | (bitmap[Int((e1 &>> 6) & UInt32(wordMask))] &>> UInt64(e1 & 63))
+                                | (bitmap[Int((e2 &>> 6) & UInt32(wordMask))] &>> UInt64(e2 & 63))
+                                | (bitmap[Int((e3 &>> 6) & UInt32(wordMask))] &>> UInt64(e3 & 63))
+                            if any & 1 == 0 {
+                                i &+= 4
+                                continue
+                            }
+                        }
+                        let e = Int32(bitPattern: docsB[i])
+                        if (bitmap[Int((e &>> 6) & wordMask)] &>> UInt64(e & 63)) & 1 != 0 {
+                            b.pointee.inBlock = i
+                            b.pointee.doc = e
+                            if phrase {
+                                // Below the floor, stop (as `take` would) before reading positions.
+                                if let floorID, documents.id(e) <= floorID {
+                                    stop = true
+                                    break scan
+                                }
+                                while Int32(bitPattern: docsA[p]) != e { p &+= 1 }
+                                a.pointee.inBlock = p
+                                a.pointee.doc = e
+                                if !phraseMatches(cursors, 2) {
+                                    i &+= 1
+                                    continue
+                                }
+                            }
+                            guard QueryEvaluator.take(e, documents: documents, floorID: floorID, tombstones: tombstones,
+                                                      into: &results, found: &found), found < limit else {
+                                stop = true
+                                break scan
+                            }
+                        }
+                        i &+= 1
+                    }
+                    if end < nb {
+                        // b sits on its first document below the chunk.
+                        b.pointee.inBlock = end
+                        b.pointee.doc = Int32(bitPattern: docsB[end])
+                        break
+                    }
+                    let last = Int32(bitPattern: docsB[nb &- 1])
+                    b.pointee.inBlock = nb &- 1
+                    b.pointee.doc = last
+                    y = b.pointee.seek(atOrBelow: last &- 1)
+                }
+                c = first
+                while c < j {
+                    bitmap[Int((Int32(bitPattern: docsA[c]) &>> 6) & wordMask)] = 0
+                    c &+= 1
+                }
+                if stop { return }
+                a.pointee.inBlock = j &- 1
+                a.pointee.doc = lo
+                t = lo &- 1
+            }
         }
     }
 
@@ -727,6 +878,9 @@ public final class SearchIndex: @unchecked Sendable {
             for k in 0..<segmentCount {
                 let segment = frozen[k]
                 (infos + k).initialize(to: segment.lookup(term, hash: hash).map { segment.termInfo($0) })
+                // The list's first bytes too: read after the segments before it are walked, so
+                // without the prefetch their miss would come after those segments' work.
+                if let info = infos[k] { socialdb_prefetch(info.postings) }
             }
             for k in 0..<segmentCount {
                 guard let info = infos[k] else { continue }
