@@ -242,8 +242,9 @@ struct TweetCounts: Sendable {
 }
 
 extension TweetCounts: CacheCost {
-    /// Key and counts (24 bytes) plus the dictionary's slot and metadata.
-    var cacheBytes: Int { 64 }
+    /// Key, counts in an optional (17 bytes padded to 20), cost and CLOCK bit, rounded up.
+    var cacheBytes: Int { 40 }
+    static var typicalCacheBytes: Int { 40 }
 }
 
 typealias TweetCountsCache = IDCache<TweetCounts>

@@ -145,7 +145,9 @@ enum SocialChild {
             for mix in mixes where mix == .dsb || mix == .twitter {
                 for n in clients {
                     let sessions = (0..<n).map { _ in SocialDBSession(db: db, handles: handles) }
+                    let before = try db.statistics()
                     report.rows.append(measure(mix: mix, sessions: sessions, seconds: seconds, users: users, ids: ids, text: text))
+                    report.notes.append("caches over \(mix.rawValue), \(n) client\(n == 1 ? "" : "s"): " + describeCaches(before, try db.statistics()))
                 }
             }
             if mixes.contains(.burst) {
@@ -238,6 +240,15 @@ enum SocialChild {
                         p99: merged.quantileMicroseconds(0.99), p999: merged.quantileMicroseconds(0.999), cdf: [],
                         itemsPerRead: Double(t.items) / Double(max(1, reads)), errors: t.errors, firstError: failure.text,
                         cpuMicrosecondsPerOperation: cpu * 1e6 / Double(max(1, reads)))
+    }
+
+    /// The hydration caches' hit rates between two `statistics()` readings.
+    static func describeCaches(_ before: SocialStatistics, _ after: SocialStatistics) -> String {
+        [("tweets", before.tweetCache, after.tweetCache), ("counts", before.countsCache, after.countsCache)].map { name, b, a in
+            let hits = a.hits - b.hits, probes = hits + a.misses - b.misses
+            let rate = probes > 0 ? Double(hits) * 100 / Double(probes) : 0
+            return "\(name) \(Format.grouped(rate, decimals: 1))% hits of \(Format.grouped(Double(probes))) probes (\(Format.grouped(Double(a.entries))) held, \(Format.grouped(Double(a.bytes) / 1e6, decimals: 1)) MB)"
+        }.joined(separator: ", ")
     }
 
     /// Runs `mix` on one thread per session for `seconds`; every operation's latency goes into
