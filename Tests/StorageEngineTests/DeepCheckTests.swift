@@ -86,6 +86,47 @@ import Testing
         #expect(Self.codes(Self.graphImage(users: 0, following: [:], followers: [:])).isEmpty)
     }
 
+    /// Format 7: a follower list's filter (12 bits in its record) that is not its values' is
+    /// found by the deep check (`graph-filter`), resealed so the basic check passes it; a filter
+    /// cleared for a user with a list, or set for one without, fails the basic check.
+    @Test func wrongFollowerFiltersAreReported() {
+        let users = 40
+        let (following, followers) = Self.soundGraph(users: users)
+        let sound = Self.graphImage(users: users, following: following, followers: followers, version: 7)
+        #expect(Self.codes(sound).isEmpty)
+        let index = sound.withUnsafeBytes { Int($0.loadLE(UInt64.self, at: $0.count - GraphFormat.footerBytes + 48)) }
+        #expect(index % GraphFormat.filteredBytes == 0, "the filtered index starts on a 64-byte boundary")
+        func filterAt(_ u: Int) -> (at: Int, shift: Int) {
+            (index + (u / 16) * 64 + GraphFormat.filteredFiltersAt + 3 * (u % 16) / 2, 4 * (u & 1))
+        }
+        func damaged(_ u: Int, _ change: (Int) -> Int) -> [UInt8] {
+            var image = sound
+            let (at, shift) = filterAt(u)
+            image.withUnsafeMutableBytes { raw in
+                let word = Int(raw.loadLE(UInt16.self, at: at))
+                let bits = change((word >> shift) & 0xFFF) & 0xFFF
+                raw.storeLE(UInt16((word & ~(0xFFF << shift)) | bits << shift), at: at)
+            }
+            Self.reseal(&image, headerSeed: GraphFormat.headerSeed, footerBytes: GraphFormat.footerBytes, sections: GraphFormat.sectionCount,
+                        sectionSeed: GraphFormat.sectionSeed, footerSeed: GraphFormat.footerSeed)
+            return image
+        }
+        // User 3 (odd: the high 12 bits of its word) follows 0 and 1, so 0 and 1 have followers;
+        // user 2 has one follower (0): clearing one of its set bits rules out that follower.
+        for u in [1, 2] {
+            let (at, shift) = filterAt(u)
+            let bits = sound.withUnsafeBytes { (Int($0.loadLE(UInt16.self, at: at)) >> shift) & 0xFFF }
+            #expect(bits != 0, "user \(u) has followers")
+            let lowest = bits & -bits
+            let cleared = damaged(u) { $0 & ~lowest }
+            let extra = damaged(u) { $0 | (~bits & 0xFFF & -(~bits & 0xFFF)) }
+            #expect(Self.codes(cleared) == (bits == lowest ? [.graphBase] : [.graphFilter]), "user \(u): a bit cleared")
+            if bits != 0xFFF { #expect(Self.codes(extra) == [.graphFilter], "user \(u): a bit set") }
+        }
+        // A filter for a user past the user count (the last record's last slots).
+        #expect(Self.codes(damaged(users + 3) { _ in 1 }) == [.graphBase], "a filter past the user count")
+    }
+
     @Test func malformedAdjacencyListsAreReportedWithTheirCodes() {
         // Two users, 1 follows 0; user 1's following list replaced by crafted bytes of the same degree.
         let followers: [Int: [UInt32]] = [0: [1]]

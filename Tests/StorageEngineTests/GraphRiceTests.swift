@@ -173,7 +173,9 @@ import Testing
                 }
             }
         }
-        for (from, to) in [(UInt32(5), UInt32(6)), (6, 5)] {
+        // Format 7 (the filtered followers index) from and into 5 and 6: filters computed from
+        // decoded entries (5), from recoded lists (6), and copied with their entries (7 into 7).
+        for (from, to) in [(UInt32(5), UInt32(6)), (6, 5), (5, 7), (7, 5), (6, 7), (7, 6)] {
             var edges = ContiguousArray(model.edges)
             let path = dir.path + "/from\(from)"
             do {
@@ -235,7 +237,7 @@ import Testing
         // Two users, 1 follows 0: user 0's follower list replaced by crafted bytes.
         func base(_ bytes: [UInt8], degree: Int = 1, following: [Int: [UInt32]] = [1: [0]]) -> [CheckCode] {
             DeepCheckTests.codes(DeepCheckTests.graphImage(users: 2, following: following, followers: [:],
-                                                           codedFollowers: [0: (bytes, degree)]))
+                                                           codedFollowers: [0: (bytes, degree)], version: 6))
         }
         // [1] at k = 0: gap 1 from -1 is one zero bit, then the one bit.
         #expect(base([0x00, 0x02]).isEmpty, "the crafted Rice list [1] is sound")
@@ -267,7 +269,7 @@ import Testing
         }
         func long(_ bytes: [UInt8]) -> [CheckCode] {
             DeepCheckTests.codes(DeepCheckTests.graphImage(users: users, following: following, followers: [:],
-                                                           codedFollowers: [0: (bytes, list.count)]))
+                                                           codedFollowers: [0: (bytes, list.count)], version: 6))
         }
         #expect(long(coded).isEmpty, "the long Rice list is sound")
         // Header after the escape: k at 4, value width at 5, offset width at 6, directory at 7.

@@ -557,10 +557,18 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
         }
         #expect(long > 0 && short > 0 && escapedShort > 0, "long \(long), short \(short), escaped short \(escapedShort)")
         #expect(v5.statistics().following.indexBytes < v4.statistics().following.indexBytes)
+        edges = ContiguousArray(model.edges)
+        let v7 = try GraphStore.open(directory: dir.path + "/v7", fileSystem: fs, log: nil, buildOptions: GraphBuildOptions(formatVersion: 7))
+        try v7.bulkLoad(&edges)
+        check(v7, version: 7, "format 7")
+        // The filtered records take 32 bits a user where format 5's groups take 18.
+        #expect(v7.statistics().followers.indexBytes > v5.statistics().followers.indexBytes)
+        #expect(v7.statistics().following.indexBytes == v5.statistics().following.indexBytes)
         v4.close()
         v5.close()
-        // Format 4 merged into 5 and 5 into 4: one change, every other entry copied verbatim.
-        for (from, to) in [(UInt32(4), UInt32(5)), (5, 4)] {
+        v7.close()
+        // Format 4 merged into 5 and 5 into 4, 7 into 4: one change, every other entry copied verbatim.
+        for (from, to) in [(UInt32(4), UInt32(5)), (5, 4), (7, 4)] {
             let store = try GraphStore.open(directory: dir.path + "/v\(from)", fileSystem: fs, log: nil,
                                             buildOptions: GraphBuildOptions(formatVersion: to))
             // A new edge, so the merge builds a base (an empty overlay would only relabel it).
@@ -783,6 +791,34 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 for x in beyond { result.append((x, x)) }
                 return result
             }
+            // Format 7: the filters answer many tests without the list and let others through
+            // (false positives the list then refutes); both must occur, and the base's every
+            // filter must be its list's (the deep check recomputes them).
+            func checkFilters(_ store: GraphStore, _ context: String) {
+                let followers = store.base.followers
+                #expect(followers.filtered, "\(context): filtered followers index")
+                var rejected = 0, falsePositives = 0
+                for _ in 0..<20_000 {
+                    let a = randomUser(), b = randomUser()
+                    if !followers.mayContain(Int(b), a) {
+                        rejected += 1
+                        if model.follows(a, b) { Issue.record("\(context): the filter of \(b) rules out its follower \(a), seed \(seed)") }
+                    } else if !model.follows(a, b) {
+                        falsePositives += 1
+                    }
+                }
+                for b in UInt32(0)..<UInt32(min(users, 64)) {
+                    for a in model.followers(b) where !followers.mayContain(Int(b), a) {
+                        Issue.record("\(context): the filter of \(b) rules out its follower \(a), seed \(seed)")
+                    }
+                }
+                if users > 1_000 {
+                    #expect(rejected > 0 && falsePositives > 0, "\(context): \(rejected) rejected, \(falsePositives) false positives, seed \(seed)")
+                }
+                let raw = UnsafeRawBufferPointer(store.base.image)
+                let deep = GraphBase.deepVerify(raw).problems
+                #expect(deep.isEmpty, "\(context): \(deep)")
+            }
             func check(_ store: GraphStore, _ context: String) {
                 let pairs = probes()
                 let packed = pairs.map { UInt64($0.0) << 32 | UInt64($0.1) }
@@ -799,7 +835,9 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 #expect(wrong == 0, "\(context): \(wrong) of \(pairs.count) answers wrong, seed \(seed)")
             }
             for (name, options) in [("default", GraphBuildOptions()), ("fast", GraphBuildOptions.fast),
-                                    ("compact", GraphBuildOptions.compact), ("format 4", GraphBuildOptions(formatVersion: 4))] {
+                                    ("compact", GraphBuildOptions.compact), ("format 4", GraphBuildOptions(formatVersion: 4)),
+                                    ("format 5", GraphBuildOptions(formatVersion: 5, denseFollowingMax: .max)),
+                                    ("format 7 fast", GraphBuildOptions(formatVersion: 7, denseFollowingMax: 0))] {
                 let context = "round \(round) (\(users) users), \(name)"
                 let dir = TemporaryDirectory("graph-membership")
                 let fs = try FileSystem(backend: .posix)
@@ -823,9 +861,17 @@ func verifyAll(_ store: GraphStore, _ model: GraphModel, users: Int, context: St
                 check(store, "\(context), overlay")
                 try store.merge()
                 check(store, "\(context), merged")
-                swap(&model, &changed)
+                if options.formatVersion >= 7 { checkFilters(store, "\(context), merged") }
                 store.close()
                 try log.close()
+                // Reopened: the merged base read back from its file (and the log replayed).
+                let (log2, _) = try Log.open(directory: dir.path + "/log", fileSystem: fs, options: LogOptions(sync: .off, segmentSizeBytes: 1 << 20))
+                let reopened = try GraphStore.open(directory: dir.path + "/graph", fileSystem: fs, log: log2, buildOptions: options)
+                #expect(reopened.base.formatVersion == options.formatVersion, "\(context): version after reopening")
+                check(reopened, "\(context), reopened")
+                reopened.close()
+                try log2.close()
+                swap(&model, &changed)
             }
         }
     }

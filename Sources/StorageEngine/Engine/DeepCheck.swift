@@ -38,6 +38,9 @@ public enum CheckCode: String, Sendable, CaseIterable {
     case graphListRange = "graph-list-range"
     /// An edge in one direction (a follows b) missing from the other (b's followers lack a).
     case graphDirections = "graph-directions"
+    /// Format 7: a follower list's filter in the index is not the OR of its values' filter
+    /// bits (a membership test could answer no for an edge the list holds).
+    case graphFilter = "graph-filter"
 
     // --deep: posting lists of search segments.
     case searchPostingsMalformed = "search-postings-malformed"

@@ -21,12 +21,24 @@ extension GraphBase {
         func section(_ i: Int) -> (offset: Int, length: Int) {
             (Int(raw.loadLE(UInt64.self, at: footer + i * 24)), Int(raw.loadLE(UInt64.self, at: footer + i * 24 + 8)))
         }
-        let grouped = raw.loadLE(UInt32.self, at: 8) >= 5
-        // Where user b's index entry (format 5: its degree and length pair) is, for reports.
+        let version = raw.loadLE(UInt32.self, at: 8)
+        let grouped = version >= 5
+        let filtered = GraphFormat.filteredIndex(version: version, direction: 1)
+        // Where user b's index entry (format 5: its degree and length pair; format 7: its
+        // degree byte) is, for reports.
         func followersEntry(_ b: Int) -> Int {
-            grouped ? section(2).offset + 8 + (b >> GraphFormat.groupShift) * GraphFormat.groupBytes + 8 + (b & (GraphFormat.groupUsers - 1)) * 2
+            filtered ? section(2).offset + (b >> GraphFormat.filteredShift) * GraphFormat.filteredBytes + GraphFormat.filteredDegreesAt
+                + (b & (GraphFormat.filteredUsers - 1))
+            : grouped ? section(2).offset + 8 + (b >> GraphFormat.groupShift) * GraphFormat.groupBytes + 8 + (b & (GraphFormat.groupUsers - 1)) * 2
                 : section(2).offset + b * GraphFormat.indexEntryBytes
         }
+        // Format 7: each follower list's filter against its values (read from the record).
+        func storedFilter(_ b: Int) -> (at: Int, bits: Int) {
+            let at = section(2).offset + (b >> GraphFormat.filteredShift) * GraphFormat.filteredBytes + GraphFormat.filteredFiltersAt
+                + 3 * (b & (GraphFormat.filteredUsers - 1)) / 2
+            return (at, (Int(raw.loadLE(UInt16.self, at: at)) >> (4 * (b & 1))) & 0xFFF)
+        }
+        var filters = DeepProblems(limit: 4)
         // Followers first (direction 1), kept whole; then following (direction 0), matched against it.
         var followerStart = [Int](repeating: 0, count: userCount + 1)
         var followerValues: [UInt32] = []
@@ -36,7 +48,16 @@ extension GraphBase {
                                                &found) { user, values in
             followerStart[user] = followerValues.count
             if let values { followerValues.append(contentsOf: values) } else { followersSound = false }
+            if filtered, let values {
+                let expected = values.withUnsafeBufferPointer { values.isEmpty ? 0 : GraphFormat.filter($0) }
+                let (at, bits) = storedFilter(user)
+                if UInt64(bits) != expected {
+                    filters.add(.graphFilter, at, "followers of user \(user): filter \(bits) in the index, \(expected) from its \(values.count) values")
+                }
+            }
         }
+        for problem in filters.problems { found.add(problem.code, problem.offset, problem.detail) }
+        found.omitted += filters.omitted
         followerStart[userCount] = followerValues.count
         var consumed = [Int](repeating: 0, count: followersSound && followersDecoded ? userCount : 0)
         // The direction problems apart (the closure cannot touch `found` while it is passed inout).

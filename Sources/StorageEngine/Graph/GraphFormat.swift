@@ -10,7 +10,7 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBGRAPH"
-///          8   4  format version (6; 3, 4 and 5 are read too)
+///          8   4  format version (7; 3 to 6 are read too)
 ///          12  4  flags (0)
 ///          16  8  generation
 ///          24  8  covered LSN: every graph record of the log up to it is in this base
@@ -21,8 +21,9 @@
 ///     64   four sections, each starting on an 8-byte boundary, zero padding between:
 ///          following index  (below)
 ///          following lists  coded lists (GraphCodec), then 8 zero bytes of decode padding
-///          followers index  the same as the following index
-///          followers lists  the same; from format 6 on Rice lists (GraphRiceCodec)
+///          followers index  the same as the following index; format 7: the filtered index
+///                           (below), starting on a 64-byte boundary of the file
+///          followers lists  the same; format 6: Rice lists (GraphRiceCodec)
 ///     end  footer, 112 bytes:
 ///          4 x (u64 offset, u64 length, u64 XXH3-64 of the section, seed `sectionSeed`)
 ///          8  magic "SDBGEND\n"
@@ -51,6 +52,22 @@
 /// instead of 6. (Records of 16 users took 20 bits a user: measured 0.06 bits per edge more
 /// on the bench's medium graph, enough to keep its following lists above 14 bits per edge.)
 ///
+/// Index, format 7 followers (filtered): users in records of 16, R = ceil(N / 16) records:
+///
+///     0       R records of 64 bytes:
+///             0   u64  the record's short base (40 bits) | long entries before it << 40 (24 bits)
+///             8   16 x u8  degree = min(degree, 255), one per user (zeros past N)
+///             24  16 x u8  length = entry bytes when 1...254 (short), 0 for no list or a long one
+///             40  16 x 12 bits, LSB first: the user's filter (`GraphFormat.filterMask`: the OR
+///                 of its values' bits; 0 for no list and past N)
+///     64R     L x u64: the byte offset of each long entry, in user order (L = (length - 64R) / 8)
+///
+/// The lists section is laid out as in format 5 (short entries first, then long ones). 32 bits
+/// a user where format 5 takes 18: a membership test reads one 64-byte line of the index (the
+/// section starts on a 64-byte boundary, so a record never straddles two), sums 2 words of
+/// lengths instead of 8 words of pairs, and answers most tests of a value against a short list
+/// that does not hold it from the filter, without reading the list.
+///
 /// Index, formats 3 and 4: N x 6-byte entries, zero padding to an 8-byte boundary (at least 2
 /// bytes, so an 8-byte load of the last entry stays inside). An entry is 48 bits,
 /// `offset | degree << 40`: the byte offset of the user's entry within the lists section (40
@@ -70,22 +87,81 @@ public enum GraphFormat {
     /// no Rice block; following entries copy verbatim between versions 4 to 6, follower entries
     /// between 4 and 5, and a merge codes follower lists again between 5 and 6); older files
     /// are rejected ("unknown format version N"); rebuild them from an edge list or the log.
-    public static let formatVersion: UInt32 = 6
-    /// The version the builder writes by default: 5. Format 6 takes 1.4 bits an edge less for
-    /// follower lists (medium: 15.71 -> 14.29) but reads them slower (side by side, quiet,
-    /// `graph-profile 100000 5:max:0,6:max`: copy 304M -> 225M edges/s, membership 8.3M ->
-    /// 7.3M/s, intersection 642k -> 551k/s, page 3.89M -> 3.78M/s), and neither meets the
-    /// issue's 14 bits; `GraphBuildOptions.compact` writes it.
-    public static let defaultVersion: UInt32 = 5
+    /// 7: the lists and the following index as in 5; the followers index in filtered records
+    /// (`filteredUsers` users in one 64-byte record with a 12-bit filter per user, see
+    /// "Index, format 7 followers" above). Versions 3 to 6 are still read as they are; a merge
+    /// writes the builder's version (7 by default), copying following entries and, from 4, 5
+    /// or 7, follower entries verbatim (their filters computed from the decoded entry when the
+    /// old base had none).
+    public static let formatVersion: UInt32 = 7
+    /// The version the builder writes by default: 7 (format 5's lists and following index,
+    /// the filtered followers index). Format 6 takes 1.4 bits an edge less for follower lists
+    /// (medium: 15.71 -> 14.29) but reads them slower (side by side, quiet, `graph-profile
+    /// 100000 5:max:0,6:max`: copy 304M -> 225M edges/s, membership 8.3M -> 7.3M/s,
+    /// intersection 642k -> 551k/s, page 3.89M -> 3.78M/s), and neither meets the 14
+    /// bits; `GraphBuildOptions.compact` writes it.
+    public static let defaultVersion: UInt32 = 7
     /// The versions a reader accepts.
-    public static let readableVersions: ClosedRange<UInt32> = 3...6
-    /// The versions the builder writes (4 and 5 for compatibility tests and side-by-side measurements).
-    public static let writableVersions: ClosedRange<UInt32> = 4...6
+    public static let readableVersions: ClosedRange<UInt32> = 3...7
+    /// The versions the builder writes (4 to 6 for compatibility tests and side-by-side measurements).
+    public static let writableVersions: ClosedRange<UInt32> = 4...7
 
     /// Whether a base of `version` codes its follower lists as Rice lists (`GraphRiceCodec`):
-    /// from 6 on. Its following lists, and every list before 6, are `GraphCodec` lists.
+    /// 6 only. Its following lists, and every list of the other versions, are `GraphCodec` lists.
     @inlinable
-    public static func riceFollowers(version: UInt32) -> Bool { version >= 6 }
+    public static func riceFollowers(version: UInt32) -> Bool { version == 6 }
+
+    /// Whether direction `direction` (0 following, 1 followers) of a base of `version` has the
+    /// filtered index (format 7's followers).
+    @inlinable
+    public static func filteredIndex(version: UInt32, direction: Int) -> Bool { version >= 7 && direction == 1 }
+
+    /// Format 7 followers index: users per record, its shift, bytes per record, and where a
+    /// record keeps its 16 degree bytes, its 16 length bytes and its 16 12-bit filters.
+    public static let filteredUsers = 16
+    public static let filteredShift = 4
+    public static let filteredBytes = 64
+    public static let filteredDegreesAt = 8
+    public static let filteredLengthsAt = 24
+    public static let filteredFiltersAt = 40
+    /// The filter of a list sets, for each of its values v, bit `p1(v)` and, when the list's
+    /// degree is at most `filterPairsMax`, bit `p2(v)` too (`filterMask`): 12 bits hold two
+    /// bits a value well up to about 6 values and one bit a value beyond.
+    public static let filterPairsMax: UInt64 = 6
+    /// Format 7: bytes of the filtered index section: the records, then the long-entry table.
+    public static func filteredIndexBytes(userCount: Int, longCount: Int) -> Int {
+        filteredCount(userCount: userCount) * filteredBytes + longCount * 8
+    }
+    public static func filteredCount(userCount: Int) -> Int { (userCount + filteredUsers - 1) >> filteredShift }
+
+    /// The filter bits value `value` needs in the filter of a list of (capped) degree `degree`:
+    /// from h = value * 0x9E3779B97F4A7C15 (mod 2^64), p1 = ((h >> 32) & 0xFFFF) * 12 >> 16 and
+    /// p2 = (h >> 48) * 12 >> 16 (each 0...11); bit p1, and bit p2 when degree <= 6. A list's
+    /// filter is the OR of its values' bits (0 for no list), so a value whose bits are not
+    /// all set is surely not in the list.
+    @inlinable @inline(__always)
+    public static func filterMask(_ value: UInt32, degree: UInt64) -> UInt64 {
+        let h = UInt64(value) &* 0x9E37_79B9_7F4A_7C15
+        let p1 = (((h &>> 32) & 0xFFFF) &* 12) &>> 16
+        let p2 = ((h &>> 48) &* 12) &>> 16
+        return (1 &<< p1) | (degree <= filterPairsMax ? 1 &<< p2 : 0)
+    }
+
+    /// The filter of `values` (a list of `degree` values, capped at 255 as the index holds it).
+    public static func filter(_ values: UnsafeBufferPointer<UInt32>) -> UInt64 {
+        let degree = UInt64(min(values.count, Int(degreeEscape)))
+        var bits: UInt64 = 0
+        for v in values { bits |= filterMask(v, degree: degree) }
+        return bits
+    }
+
+    /// Format 7: masks keeping the bytes of a record's 16 before byte i: the 16 bytes at
+    /// `filteredPrefixMasks + 16 - i` (16 bytes of 0xFF, then 16 zero bytes). Made once, never freed.
+    nonisolated(unsafe) public static let filteredPrefixMasks: UnsafeRawPointer = {
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 32)
+        for k in 0..<32 { bytes.storeBytes(of: UInt8(k < 16 ? 0xFF : 0), toByteOffset: k, as: UInt8.self) }
+        return UnsafeRawPointer(bytes)
+    }()
     public static let magic: [UInt8] = Array("SDBGRAPH".utf8)
     public static let footerMagic: [UInt8] = Array("SDBGEND\n".utf8)
     public static let headerBytes = 64
@@ -174,13 +250,25 @@ public enum GraphFormat {
         let index = Int(raw.loadLE(UInt64.self, at: footer + direction * 48))
         let listsEnd = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 24 + 8)) - GraphCodec.paddingBytes
         if version >= 5 {
-            let longCount = Int(raw.loadLE(UInt64.self, at: index))
-            let table = index + 8 + groupCount(userCount: userCount) * groupBytes
+            let filtered = filteredIndex(version: version, direction: direction)
+            let indexLength = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 8))
+            let longCount = filtered ? (indexLength - filteredCount(userCount: userCount) * filteredBytes) / 8
+                : Int(raw.loadLE(UInt64.self, at: index))
+            let table = filtered ? index + filteredCount(userCount: userCount) * filteredBytes
+                : index + 8 + groupCount(userCount: userCount) * groupBytes
             var short = 0
             var long = 0
             for u in 0..<userCount {
-                let pair = index + 8 + (u >> groupShift) * groupBytes + 8 + (u & (groupUsers - 1)) * 2
-                let degree = Int(raw[pair]), length = Int(raw[pair + 1])
+                let degree: Int, length: Int
+                if filtered {
+                    let record = index + (u >> filteredShift) * filteredBytes, i = u & (filteredUsers - 1)
+                    degree = Int(raw[record + filteredDegreesAt + i])
+                    length = Int(raw[record + filteredLengthsAt + i])
+                } else {
+                    let pair = index + 8 + (u >> groupShift) * groupBytes + 8 + (u & (groupUsers - 1)) * 2
+                    degree = Int(raw[pair])
+                    length = Int(raw[pair + 1])
+                }
                 if degree == 0 {
                     body(u, short, 0, 0)
                 } else if length > 0 {
@@ -212,8 +300,9 @@ public enum GraphFormat {
 /// ones (packed and varint). Readers take every form either way; this only trades size for
 /// decode speed (see "Codec" in Docs/ARCHITECTURE.md for what was measured).
 ///
-/// The default: format 6, every following list dense, every follower list a Rice list
-/// (`GraphRiceCodec`; `denseFollowersMax` applies to formats 4 and 5 only). Following lists are
+/// The default: format 7 (format 5's lists with the filtered followers index), every following
+/// list dense, every follower list in the fast forms (`compact`, format 6: every follower list
+/// a Rice list, `GraphRiceCodec`; `denseFollowersMax` applies to the other formats). Following lists are
 /// read a list at a time (home timeline sources, intersections), and in the dense forms they
 /// take 13.40 bits per edge instead of 15.76 on the bench's medium graph (13.96 with format 5's
 /// index, under the 14). Follower lists are close to random subsets of the users, for
@@ -221,8 +310,9 @@ public enum GraphFormat {
 /// they stayed in the fast forms (packed, varint), because the dense forms halve their decode
 /// rate, and membership tests searched them first (`GraphStore.followersFirst`).
 public struct GraphBuildOptions: Sendable, Equatable {
-    /// The format written: `GraphFormat.defaultVersion` (5), 6 (`compact`), or 4 (its 6-byte
-    /// index entries), for compatibility tests and side-by-side measurements.
+    /// The format written: `GraphFormat.defaultVersion` (7), 6 (`compact`), or 4 and 5 (their
+    /// 6-byte entries and grouped followers index), for compatibility tests and side-by-side
+    /// measurements.
     public var formatVersion: UInt32
     /// Following lists of at most this many values take the dense forms.
     public var denseFollowingMax: Int
@@ -268,14 +358,27 @@ struct Adjacency: @unchecked Sendable {
     /// nil when this direction has none.
     @usableFromInline let markSlots: UnsafePointer<UInt64>?
     @usableFromInline let marks: UnsafeRawPointer
-    /// `GraphFormat.pairMasks`, kept here so a lookup reads it with the view (no lazy global).
+    /// `GraphFormat.pairMasks` (format 7's filtered index: `filteredPrefixMasks`), kept here
+    /// so a lookup reads it with the view (no lazy global).
     @usableFromInline let pairMasks: UnsafeRawPointer
+    /// Format 7's followers: the filtered index (records of 16 users in 64 bytes, with a filter
+    /// per user); `grouped` is true as well.
+    @usableFromInline let filtered: Bool
+    /// The grouped index's record layout: users per record as a shift, bytes per record, where
+    /// user i's degree byte and length byte are (`degreesAt + i * pairStride`, `lengthsAt + i *
+    /// pairStride`). Format 5: 5, 72, 8, 9, 2; format 7's followers: 4, 64, 8, 24, 1.
+    @usableFromInline let recordShift: Int
+    @usableFromInline let recordBytes: Int
+    @usableFromInline let degreesAt: Int
+    @usableFromInline let lengthsAt: Int
+    @usableFromInline let pairStride: Int
 
     @usableFromInline
-    init(index: UnsafeRawPointer, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32, rice: Bool,
-         marks: SearchMarks? = nil) {
-        self.rice = rice
-        pairMasks = GraphFormat.pairMasks
+    init(index: UnsafeRawPointer, indexBytes: Int, userCount: Int, lists: UnsafeRawPointer, listsBytes: Int, version: UInt32,
+         direction: Int, marks: SearchMarks? = nil) {
+        rice = direction == 1 && GraphFormat.riceFollowers(version: version)
+        filtered = GraphFormat.filteredIndex(version: version, direction: direction)
+        pairMasks = filtered ? GraphFormat.filteredPrefixMasks : GraphFormat.pairMasks
         markSlots = marks.map { UnsafePointer($0.slots) }
         self.marks = marks.map { UnsafeRawPointer($0.marks) } ?? lists
         self.index = index
@@ -283,13 +386,30 @@ struct Adjacency: @unchecked Sendable {
         self.lists = lists
         self.listsBytes = listsBytes
         grouped = version >= 5
-        groups = index + 8
-        if grouped {
-            longCount = Int(UInt64(littleEndian: index.loadUnaligned(as: UInt64.self)))
-            longOffsets = index + 8 + GraphFormat.groupCount(userCount: userCount) * GraphFormat.groupBytes
+        if filtered {
+            recordShift = GraphFormat.filteredShift
+            recordBytes = GraphFormat.filteredBytes
+            degreesAt = GraphFormat.filteredDegreesAt
+            lengthsAt = GraphFormat.filteredLengthsAt
+            pairStride = 1
+            groups = index
+            let records = GraphFormat.filteredCount(userCount: userCount) * GraphFormat.filteredBytes
+            longCount = (indexBytes - records) / 8
+            longOffsets = index + records
         } else {
-            longCount = 0
-            longOffsets = index
+            recordShift = GraphFormat.groupShift
+            recordBytes = GraphFormat.groupBytes
+            degreesAt = 8
+            lengthsAt = 9
+            pairStride = 2
+            groups = index + 8
+            if grouped {
+                longCount = Int(UInt64(littleEndian: index.loadUnaligned(as: UInt64.self)))
+                longOffsets = index + 8 + GraphFormat.groupCount(userCount: userCount) * GraphFormat.groupBytes
+            } else {
+                longCount = 0
+                longOffsets = index
+            }
         }
     }
 
@@ -299,9 +419,30 @@ struct Adjacency: @unchecked Sendable {
         UInt64(littleEndian: index.loadUnaligned(fromByteOffset: u &* GraphFormat.indexEntryBytes, as: UInt64.self)) & GraphFormat.indexEntryMask
     }
 
-    /// Format 5: the group record of user `u`.
+    /// Format 5: the group record of user `u` (format 7's followers: its filtered record).
     @inlinable @inline(__always)
-    func record(_ u: Int) -> UnsafeRawPointer { groups + (u &>> GraphFormat.groupShift) &* GraphFormat.groupBytes }
+    func record(_ u: Int) -> UnsafeRawPointer { groups + (u &>> recordShift) &* recordBytes }
+
+    /// User `u`'s place in its record.
+    @inlinable @inline(__always)
+    func slot(_ u: Int) -> Int { u & ((1 &<< recordShift) &- 1) }
+
+    /// Format 7's followers: user `u`'s filter (< userCount; 0 when it has no list).
+    @inlinable @inline(__always)
+    func filter(_ u: Int) -> UInt64 {
+        let i = u & (GraphFormat.filteredUsers - 1)
+        let word = UInt16(littleEndian: record(u).loadUnaligned(fromByteOffset: GraphFormat.filteredFiltersAt &+ (3 &* i) &>> 1, as: UInt16.self))
+        return (UInt64(word) &>> UInt64((i & 1) &* 4)) & 0xFFF
+    }
+
+    /// Format 7's followers: whether `neighbour` may be in user `u`'s list (< userCount): false
+    /// means surely not (no list, or a filter bit the value needs is clear).
+    @inlinable @inline(__always)
+    func mayContain(_ u: Int, _ neighbour: UInt32) -> Bool {
+        let degree = UInt64(record(u).load(fromByteOffset: GraphFormat.filteredDegreesAt &+ (u & (GraphFormat.filteredUsers - 1)), as: UInt8.self))
+        let need = GraphFormat.filterMask(neighbour, degree: degree)
+        return filter(u) & need == need
+    }
 
     /// The address of the index bytes that user `u` (< userCount) reads first, for prefetching.
     @inlinable @inline(__always)
@@ -327,6 +468,7 @@ struct Adjacency: @unchecked Sendable {
     /// mispredicted about once a lookup: the user's place is random).
     @inlinable @inline(__always)
     func rankedEntry(_ u: Int) -> (offset: Int, degree: UInt64, rank: Int) {
+        if filtered { return filteredEntry(u) }
         let r = record(u)
         let i = u & (GraphFormat.groupUsers - 1)
         let header = UInt64(littleEndian: r.loadUnaligned(as: UInt64.self))
@@ -357,6 +499,38 @@ struct Adjacency: @unchecked Sendable {
         return (Int(truncatingIfNeeded: UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank &* 8, as: UInt64.self))), degree, rank)
     }
 
+    /// `rankedEntry` in format 7's filtered index: the lengths before user i are bytes 0 ..< i
+    /// of the record's 16 length bytes (two words, masked by `filteredPrefixMasks`), added in
+    /// 16-bit lanes and folded by one multiply; a long entry's rank is the record's count plus
+    /// the long users before it (degree byte set, length byte clear), counted a bit a byte.
+    @inlinable @inline(__always)
+    func filteredEntry(_ u: Int) -> (offset: Int, degree: UInt64, rank: Int) {
+        let r = index + (u &>> GraphFormat.filteredShift) &* GraphFormat.filteredBytes
+        let i = u & (GraphFormat.filteredUsers - 1)
+        let header = UInt64(littleEndian: r.loadUnaligned(as: UInt64.self))
+        let degree = UInt64(r.load(fromByteOffset: GraphFormat.filteredDegreesAt &+ i, as: UInt8.self))
+        let length = r.load(fromByteOffset: GraphFormat.filteredLengthsAt &+ i, as: UInt8.self)
+        let keep = pairMasks + (16 &- i)
+        let keep0 = keep.loadUnaligned(as: UInt64.self), keep1 = keep.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let lengths0 = UInt64(littleEndian: r.loadUnaligned(fromByteOffset: GraphFormat.filteredLengthsAt, as: UInt64.self))
+        let lengths1 = UInt64(littleEndian: r.loadUnaligned(fromByteOffset: GraphFormat.filteredLengthsAt &+ 8, as: UInt64.self))
+        let lanes: UInt64 = 0x00FF_00FF_00FF_00FF
+        if length != 0 || degree == 0 {
+            let l0 = lengths0 & keep0, l1 = lengths1 & keep1
+            let sums = (l0 & lanes) &+ ((l0 &>> 8) & lanes) &+ (l1 & lanes) &+ ((l1 &>> 8) & lanes)
+            let offset = Int(truncatingIfNeeded: header & GraphFormat.offsetMask)
+            return (offset &+ Int(truncatingIfNeeded: (sums &* 0x0001_0001_0001_0001) &>> 48), degree, -1)
+        }
+        // Bit 7 of each byte that is not 0 (no carry leaves a byte: 0x7F + 0x7F < 0x100).
+        func nonzero(_ x: UInt64) -> UInt64 { (((x & 0x7F7F_7F7F_7F7F_7F7F) &+ 0x7F7F_7F7F_7F7F_7F7F) | x) & 0x8080_8080_8080_8080 }
+        let degrees0 = UInt64(littleEndian: r.loadUnaligned(fromByteOffset: GraphFormat.filteredDegreesAt, as: UInt64.self)) & keep0
+        let degrees1 = UInt64(littleEndian: r.loadUnaligned(fromByteOffset: GraphFormat.filteredDegreesAt &+ 8, as: UInt64.self)) & keep1
+        let longs0 = (nonzero(degrees0) & ~nonzero(lengths0)) &>> 7, longs1 = (nonzero(degrees1) & ~nonzero(lengths1)) &>> 7
+        let before = ((longs0 &+ longs1) &* 0x0101_0101_0101_0101) &>> 56
+        let rank = Int(truncatingIfNeeded: header &>> GraphFormat.offsetBits) &+ Int(truncatingIfNeeded: before)
+        return (Int(truncatingIfNeeded: UInt64(littleEndian: longOffsets.loadUnaligned(fromByteOffset: rank &* 8, as: UInt64.self))), degree, rank)
+    }
+
     @inlinable
     func degree(_ user: UInt32) -> Int {
         let u = Int(user)
@@ -374,7 +548,7 @@ struct Adjacency: @unchecked Sendable {
         let u = Int(user)
         guard u < userCount else { return 0 }
         if grouped {
-            return UInt64(record(u).load(fromByteOffset: 8 &+ (u & (GraphFormat.groupUsers - 1)) &* 2, as: UInt8.self))
+            return UInt64(record(u).load(fromByteOffset: degreesAt &+ slot(u) &* pairStride, as: UInt8.self))
         }
         return entry(u) >> GraphFormat.offsetBits
     }
@@ -390,6 +564,7 @@ struct Adjacency: @unchecked Sendable {
     static func edge(_ a: UInt32, _ b: UInt32, following: Adjacency, followers: Adjacency, followersFirst: Bool = false) -> Bool {
         let db = followers.cappedDegree(b)
         if followersFirst { return db != 0 && followers.contains(b, a) }
+        if followers.filtered && (Int(b) >= followers.userCount || !followers.mayContain(Int(b), a)) { return false }
         let da = following.cappedDegree(a)
         let aShorter = da < GraphFormat.degreeEscape || db < GraphFormat.degreeEscape ? da <= db : following.degree(a) <= followers.degree(b)
         return aShorter ? following.contains(a, b) : followers.contains(b, a)
@@ -416,6 +591,10 @@ struct Adjacency: @unchecked Sendable {
 
     @inlinable @inline(__always)
     func contains(_ user: UInt32, _ neighbour: UInt32) -> Bool {
+        // Format 7's followers: the filter in the record answers most tests of a value that a
+        // short list does not hold (and every test of a user without a list) before the
+        // entry's offset is computed or its list read.
+        if filtered { return filteredContains(user, neighbour) }
         if let markSlots {
             // A grouped index of `GraphCodec` lists with search marks: a long entry's block is
             // entered at the mark below `neighbour` (`GraphCodec.markedContains`).
@@ -437,6 +616,36 @@ struct Adjacency: @unchecked Sendable {
         let (list, count) = self.list(user)
         guard let list else { return false }
         return rice ? GraphRiceCodec.contains(list, count: count, neighbour) : GraphCodec.contains(list, count: count, neighbour)
+    }
+
+    /// `contains` in format 7's filtered index, with its record layout as constants: one
+    /// record (one 64-byte line) gives the degree and the filter, and the entry's offset when
+    /// the filter lets `neighbour` through.
+    @inlinable @inline(__always)
+    func filteredContains(_ user: UInt32, _ neighbour: UInt32) -> Bool {
+        let u = Int(user)
+        guard u < userCount else { return false }
+        let r = index + (u &>> GraphFormat.filteredShift) &* GraphFormat.filteredBytes
+        let i = u & (GraphFormat.filteredUsers - 1)
+        let degree = UInt64(r.load(fromByteOffset: GraphFormat.filteredDegreesAt &+ i, as: UInt8.self))
+        let word = UInt16(littleEndian: r.loadUnaligned(fromByteOffset: GraphFormat.filteredFiltersAt &+ (3 &* i) &>> 1, as: UInt16.self))
+        let filter = UInt64(word) &>> UInt64((i & 1) &* 4)
+        let need = GraphFormat.filterMask(neighbour, degree: degree)
+        // No list (filter 0) or a bit `neighbour` needs is clear: surely not in the list.
+        if filter & need != need { return false }
+        let (offset, _, rank) = filteredEntry(u)
+        var list = lists + offset
+        var count = Int(degree)
+        if degree >= GraphFormat.degreeEscape {
+            count = Int(UInt32(littleEndian: list.loadUnaligned(as: UInt32.self)))
+            list += 4
+        }
+        if rank >= 0, let markSlots {
+            let slot = markSlots[rank]
+            return GraphCodec.markedContains(list, count: count, neighbour, marks: marks + Int(truncatingIfNeeded: slot &>> 1),
+                                             wide: slot & 1 != 0)
+        }
+        return GraphCodec.contains(list, count: count, neighbour)
     }
 
     // The list walkers of this direction's codec (`AdjacencyBlockCodec`), for a coded list of
@@ -475,7 +684,7 @@ struct Adjacency: @unchecked Sendable {
         if grouped {
             let (offset, degree) = groupedEntry(u)
             guard degree > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-            let length = Int(record(u).load(fromByteOffset: 9 &+ (u & (GraphFormat.groupUsers - 1)) &* 2, as: UInt8.self))
+            let length = Int(record(u).load(fromByteOffset: lengthsAt &+ slot(u) &* pairStride, as: UInt8.self))
             if length > 0 { return UnsafeRawBufferPointer(start: lists + offset, count: length) }
             // A long entry ends where the next long one starts, the last at the section's end.
             // (The table is increasing: binary search for the first start past this one.)
@@ -543,15 +752,14 @@ public final class GraphBase: @unchecked Sendable {
         let (oi, oiBytes) = section(0), (ol, olBytes) = section(1), (ii, iiBytes) = section(2), (il, ilBytes) = section(3)
         let base = image.baseAddress!
         formatVersion = raw.loadLE(UInt32.self, at: 8)
-        following = Adjacency(index: UnsafeRawPointer(base + oi), userCount: userCount,
-                              lists: UnsafeRawPointer(base + ol), listsBytes: olBytes, version: formatVersion, rice: false)
-        let plainFollowers = Adjacency(index: UnsafeRawPointer(base + ii), userCount: userCount,
-                                       lists: UnsafeRawPointer(base + il), listsBytes: ilBytes, version: formatVersion,
-                                       rice: GraphFormat.riceFollowers(version: formatVersion))
+        following = Adjacency(index: UnsafeRawPointer(base + oi), indexBytes: oiBytes, userCount: userCount,
+                              lists: UnsafeRawPointer(base + ol), listsBytes: olBytes, version: formatVersion, direction: 0)
+        let plainFollowers = Adjacency(index: UnsafeRawPointer(base + ii), indexBytes: iiBytes, userCount: userCount,
+                                       lists: UnsafeRawPointer(base + il), listsBytes: ilBytes, version: formatVersion, direction: 1)
         followerMarks = SearchMarks.build(plainFollowers)
         followers = followerMarks == nil ? plainFollowers
-            : Adjacency(index: UnsafeRawPointer(base + ii), userCount: userCount, lists: UnsafeRawPointer(base + il), listsBytes: ilBytes,
-                        version: formatVersion, rice: false, marks: followerMarks)
+            : Adjacency(index: UnsafeRawPointer(base + ii), indexBytes: iiBytes, userCount: userCount, lists: UnsafeRawPointer(base + il),
+                        listsBytes: ilBytes, version: formatVersion, direction: 1, marks: followerMarks)
         followingIndexBytes = oiBytes
         followingListsBytes = olBytes
         followersIndexBytes = iiBytes
@@ -619,7 +827,13 @@ public final class GraphBase: @unchecked Sendable {
             // Alignment padding is zeros: no byte of the file is outside every check.
             if let pad = raw[previousEnd..<offset].firstIndex(where: { $0 != 0 }) { return "non-zero padding byte at offset \(pad)" }
             if i % 2 == 0 {
-                if version >= 5 {
+                if GraphFormat.filteredIndex(version: version, direction: i / 2) {
+                    let records = GraphFormat.filteredCount(userCount: Int(userCount)) * GraphFormat.filteredBytes
+                    guard offset % GraphFormat.filteredBytes == 0 else { return "section \(i): filtered index not on a 64-byte boundary" }
+                    guard length >= records, (length - records) % 8 == 0, UInt64((length - records) / 8) <= userCount else {
+                        return "section \(i): index size \(length) for \(userCount) users"
+                    }
+                } else if version >= 5 {
                     let longCount = length >= 8 ? raw.loadLE(UInt64.self, at: offset) : UInt64.max
                     guard longCount <= userCount,
                           length == GraphFormat.groupedIndexBytes(userCount: Int(userCount), longCount: Int(longCount)) else {
@@ -680,11 +894,18 @@ extension GraphBase {
     static func verifyGrouped(_ raw: UnsafeRawBufferPointer, direction: Int, userCount: Int, edgeCount: UInt64) -> String? {
         let footer = raw.count - GraphFormat.footerBytes
         let index = Int(raw.loadLE(UInt64.self, at: footer + direction * 48))
+        let indexLength = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 8))
         let listsOffset = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 24))
         let listsLength = Int(raw.loadLE(UInt64.self, at: footer + direction * 48 + 24 + 8)) - GraphCodec.paddingBytes
-        let longCount = Int(raw.loadLE(UInt64.self, at: index))
-        let groups = GraphFormat.groupCount(userCount: userCount)
-        let table = index + 8 + groups * GraphFormat.groupBytes
+        // Format 7's followers: records of 16 users in 64 bytes (no count word; the table fills
+        // the rest of the section), with a filter per user.
+        let filtered = GraphFormat.filteredIndex(version: raw.loadLE(UInt32.self, at: 8), direction: direction)
+        let groupUsers = filtered ? GraphFormat.filteredUsers : GraphFormat.groupUsers
+        let recordBytes = filtered ? GraphFormat.filteredBytes : GraphFormat.groupBytes
+        let groups = filtered ? GraphFormat.filteredCount(userCount: userCount) : GraphFormat.groupCount(userCount: userCount)
+        let recordsAt = filtered ? index : index + 8
+        let longCount = filtered ? (indexLength - groups * recordBytes) / 8 : Int(raw.loadLE(UInt64.self, at: index))
+        let table = recordsAt + groups * recordBytes
         func longStart(_ rank: Int) -> Int { Int(truncatingIfNeeded: raw.loadLE(UInt64.self, at: table + rank * 8)) }
         let shortEnd = longCount > 0 ? longStart(0) : listsLength
         guard shortEnd >= 0 && shortEnd <= listsLength else { return "direction \(direction): long entry 0 out of bounds" }
@@ -700,18 +921,23 @@ extension GraphBase {
         var long = 0
         var total: UInt64 = 0
         for g in 0..<groups {
-            let record = index + 8 + g * GraphFormat.groupBytes
+            let record = recordsAt + g * recordBytes
             let header = raw.loadLE(UInt64.self, at: record)
             guard Int(header & GraphFormat.offsetMask) == short, Int(header >> GraphFormat.offsetBits) == long else {
                 return "direction \(direction): group \(g) header does not match the entries before it"
             }
-            for i in 0..<GraphFormat.groupUsers {
-                let u = g * GraphFormat.groupUsers + i
-                let degree = UInt64(raw[record + 8 + i * 2]), length = Int(raw[record + 9 + i * 2])
+            for i in 0..<groupUsers {
+                let u = g * groupUsers + i
+                let degree = UInt64(raw[filtered ? record + GraphFormat.filteredDegreesAt + i : record + 8 + i * 2])
+                let length = Int(raw[filtered ? record + GraphFormat.filteredLengthsAt + i : record + 9 + i * 2])
+                // A filter is 0 exactly when there is no list (a list's sets at least a bit);
+                // whether its bits are its values' is for the deep check, which decodes them.
+                let filter = filtered ? (Int(raw.loadLE(UInt16.self, at: record + GraphFormat.filteredFiltersAt + 3 * i / 2)) >> (4 * (i & 1))) & 0xFFF : -1
                 if degree == 0 || u >= userCount {
-                    guard degree == 0 && length == 0 else { return "direction \(direction): index pair of user \(u) is invalid" }
+                    guard degree == 0 && length == 0 && filter <= 0 else { return "direction \(direction): index pair of user \(u) is invalid" }
                     continue
                 }
+                if filter == 0 { return "direction \(direction): user \(u) has a list but an empty filter" }
                 let start: Int, bytes: Int
                 if length > 0 {
                     start = short
@@ -781,6 +1007,11 @@ struct GraphBaseBuilder {
     }
 
     private var grouped: Bool { options.formatVersion >= 5 }
+    /// Whether the current direction (the followers once the following have added their two
+    /// sections) writes format 7's filtered index.
+    private var filtered: Bool { GraphFormat.filteredIndex(version: options.formatVersion, direction: sections.count >= 2 ? 1 : 0) }
+    private var recordUsers: Int { filtered ? GraphFormat.filteredUsers : GraphFormat.groupUsers }
+    private var recordBytes: Int { filtered ? GraphFormat.filteredBytes : GraphFormat.groupBytes }
 
     private mutating func reserve(_ extra: Int) {
         guard count + extra > capacity else { return }
@@ -809,7 +1040,7 @@ struct GraphBaseBuilder {
         nextUser = 0
         directionEdges = 0
         if grouped {
-            records = [UInt8](repeating: 0, count: GraphFormat.groupCount(userCount: userCount) * GraphFormat.groupBytes)
+            records = [UInt8](repeating: 0, count: (userCount + recordUsers - 1) / recordUsers * recordBytes)
             shortEntries.removeAll(keepingCapacity: true)
             longEntries.removeAll(keepingCapacity: true)
             longStarts.removeAll(keepingCapacity: true)
@@ -837,16 +1068,17 @@ struct GraphBaseBuilder {
     /// Format 5: writes the header of `user`'s group when `user` opens it (every user passes
     /// through here in order, those without a list too).
     private mutating func openUser(_ user: Int) {
-        guard grouped, user & (GraphFormat.groupUsers - 1) == 0 else { return }
+        guard grouped, user % recordUsers == 0 else { return }
         precondition(shortEntries.count <= Int(GraphFormat.offsetMask), "short entries over 1 TiB")
         precondition(longStarts.count < GraphFormat.longEntriesMax, "more than 2^24 long entries in a direction")
         let header = UInt64(shortEntries.count) | UInt64(longStarts.count) << GraphFormat.offsetBits
-        let at = (user >> GraphFormat.groupShift) * GraphFormat.groupBytes
+        let at = user / recordUsers * recordBytes
         records.withUnsafeMutableBytes { $0.storeLE(header, at: at) }
     }
 
-    /// Format 5: adds `user`'s entry (`bytes` of them, written by `write`) and its pair.
-    private mutating func appendGrouped(user: Int, bytes: Int, degree: Int, _ write: (UnsafeMutableRawPointer) -> Void) {
+    /// Format 5: adds `user`'s entry (`bytes` of them, written by `write`) and its pair (format
+    /// 7's followers: its degree, length and `filter`).
+    private mutating func appendGrouped(user: Int, bytes: Int, degree: Int, filter: UInt64, _ write: (UnsafeMutableRawPointer) -> Void) {
         let long = bytes > GraphFormat.shortEntryBytesMax
         if long {
             longStarts.append(UInt64(longEntries.count))
@@ -858,9 +1090,21 @@ struct GraphBaseBuilder {
             shortEntries.append(contentsOf: repeatElement(0, count: bytes))
             shortEntries.withUnsafeMutableBytes { write($0.baseAddress! + at) }
         }
+        let capped = UInt8(min(degree, Int(GraphFormat.degreeEscape))), length = long ? 0 : UInt8(bytes)
+        if filtered {
+            let record = user / GraphFormat.filteredUsers * GraphFormat.filteredBytes, i = user % GraphFormat.filteredUsers
+            precondition(filter != 0 && filter <= 0xFFF, "a list's filter is 12 bits, not 0")
+            records[record + GraphFormat.filteredDegreesAt + i] = capped
+            records[record + GraphFormat.filteredLengthsAt + i] = length
+            let at = record + GraphFormat.filteredFiltersAt + 3 * i / 2
+            let word = (UInt16(records[at]) | UInt16(records[at + 1]) << 8) | UInt16(filter) << UInt16(4 * (i & 1))
+            records[at] = UInt8(truncatingIfNeeded: word)
+            records[at + 1] = UInt8(truncatingIfNeeded: word >> 8)
+            return
+        }
         let pair = (user >> GraphFormat.groupShift) * GraphFormat.groupBytes + 8 + (user & (GraphFormat.groupUsers - 1)) * 2
-        records[pair] = UInt8(min(degree, Int(GraphFormat.degreeEscape)))
-        records[pair + 1] = long ? 0 : UInt8(bytes)
+        records[pair] = capped
+        records[pair + 1] = length
     }
 
     /// Whether the current direction codes Rice lists: the followers of a format 6 base.
@@ -897,7 +1141,7 @@ struct GraphBaseBuilder {
                 precondition(written + (escape ? 4 : 0) == size, "coded size mismatch")
             }
             if grouped {
-                appendGrouped(user: user, bytes: size, degree: values.count, write)
+                appendGrouped(user: user, bytes: size, degree: values.count, filter: filtered ? GraphFormat.filter(values) : 0, write)
             } else {
                 let offset = count - listsOffset
                 reserve(size)
@@ -911,13 +1155,26 @@ struct GraphBaseBuilder {
     }
 
     /// Appends an already coded entry (escape word included) of `degree` values, copied verbatim.
-    mutating func appendCoded(user: Int, _ entry: UnsafeRawBufferPointer, degree: Int) {
+    /// Format 7's followers: `filter` is the entry's filter when the base it comes from has one
+    /// (format 7), else nil and the entry (a `GraphCodec` list) is decoded to compute it.
+    mutating func appendCoded(user: Int, _ entry: UnsafeRawBufferPointer, degree: Int, filter: UInt64? = nil) {
         precondition(user >= nextUser && user < userCount, "users must be appended in order")
         fillEmpty(upTo: user)
         openUser(user)
         if grouped {
             if degree > 0 || entry.count > 0 {
-                appendGrouped(user: user, bytes: entry.count, degree: degree) { at in
+                var bits: UInt64 = 0
+                if filtered {
+                    if let filter {
+                        bits = filter
+                    } else {
+                        var values = [UInt32](repeating: 0, count: degree)
+                        let list = entry.baseAddress! + (degree >= Int(GraphFormat.degreeEscape) ? 4 : 0)
+                        values.withUnsafeMutableBufferPointer { GraphCodec.decode(list, count: degree, into: $0.baseAddress!) }
+                        bits = values.withUnsafeBufferPointer { GraphFormat.filter($0) }
+                    }
+                }
+                appendGrouped(user: user, bytes: entry.count, degree: degree, filter: bits) { at in
                     if entry.count > 0 { at.copyMemory(from: entry.baseAddress!, byteCount: entry.count) }
                 }
             }
@@ -943,11 +1200,15 @@ struct GraphBaseBuilder {
         fillEmpty(upTo: userCount)
         if grouped {
             // Index: long count, group records, long table; then the lists: short, long, padding.
-            pad(to: 8)
+            // Format 7's followers: the records on a 64-byte boundary, no count word.
+            let filtered = self.filtered
+            pad(to: filtered ? GraphFormat.filteredBytes : 8)
             indexOffset = count
             let shortBytes = UInt64(shortEntries.count)
-            var longCount = UInt64(longStarts.count).littleEndian
-            withUnsafeBytes(of: &longCount) { append(bytes: $0) }
+            if !filtered {
+                var longCount = UInt64(longStarts.count).littleEndian
+                withUnsafeBytes(of: &longCount) { append(bytes: $0) }
+            }
             // (Local copies share the storage; `append` may not run inside an access to `self`.)
             let records = self.records, shortEntries = self.shortEntries, longEntries = self.longEntries
             records.withUnsafeBytes { append(bytes: $0) }

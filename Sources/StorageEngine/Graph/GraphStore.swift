@@ -957,7 +957,9 @@ public final class GraphStore: @unchecked Sendable {
                     copy(view, into: &scratch)
                     scratch.withUnsafeBufferPointer { builder.append(user: u, $0) }
                 } else {
-                    builder.appendCoded(user: u, adjacency.rawEntry(user), degree: adjacency.degree(user))
+                    // A format 7 base's follower filters copy with their entries (the rule is the same).
+                    let filter = adjacency.filtered && u < adjacency.userCount ? adjacency.filter(u) : nil
+                    builder.appendCoded(user: u, adjacency.rawEntry(user), degree: adjacency.degree(user), filter: filter)
                 }
             }
             builder.finishDirection()
