@@ -434,6 +434,8 @@ extension SocialDB {
             var countsStamp: UInt64 = 0
         }
         var pending = [Pending](repeating: Pending(), count: ids.count)
+        tweetViews.prefetch(ids)
+        tweetCountsCache.prefetch(ids)
         for i in ids.indices {
             let id = ids[i]
             if let view = tweetViews.lookup(id) {
