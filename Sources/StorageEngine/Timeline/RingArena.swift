@@ -18,9 +18,12 @@
 /// about 77,000 to 42,000; the entries it holds need about 31,000 pages), and the RAM per
 /// ring entry from 31.2 to 22.0 bytes; the price is more copying as rings move up (about
 /// twice their final size instead of a third) and more moves (2.2 a ring instead of about
-/// one), a few instructions a push, far cheaper than the pages. (With every arena page
-/// faulted in before the fan-out, an experiment, the fan-out took 50-52 ns of CPU a push
-/// against 67-70 at the same time; with the segments in huge pages, 86-108.)
+/// one), 8 instructions a push (callgrind), which the pages saved should outweigh: with every
+/// arena page faulted in before the fan-out (an experiment) the fan-out took 50-52 ns of CPU
+/// a push against 67-70 at the same time, so the arena's first touch cost up to ~20 ns a
+/// push and the classes save about half of its pages. Order-balanced runs at load 7-8 could
+/// not show the time gain through the noise (Benchmarks README). With the segments in huge
+/// pages the fan-out was slower (86-108 ns).
 ///
 /// A class's slots per segment are as many as fit in 2 MiB (163 of 800 entries). Segments are
 /// not zeroed: entries are plain values and no slot is read beyond its ring's count, so the
