@@ -175,11 +175,23 @@ typealias ModelStore = TimelineStore<ModelGraph, ModelTweets>
         }
     }
 
-    @Test func arenaSizeClassesGrowByFour() {
-        let arena = RingArena(capacity: 800)
-        #expect(arena.classes.map(\.slotCapacity) == [8, 32, 128, 512, 800])
-        #expect(RingArena(capacity: 5).classes.map(\.slotCapacity) == [5])
-        #expect(RingArena(capacity: 8).classes.map(\.slotCapacity) == [8])
+    /// Classes grow by half, in multiples of the spill (so a fresh fan-out's slots, which grow
+    /// by whole spills, are mostly full), and end at the capacity; any unit and capacity gives
+    /// increasing classes that a `UInt8` size class can name.
+    @Test func arenaSizeClassesGrowByHalfInWholeSpills() {
+        let arena = RingArena(capacity: 800, unit: 10)
+        #expect(arena.classes.map(\.slotCapacity) == [10, 20, 30, 50, 80, 120, 180, 270, 410, 620, 800])
+        #expect(RingArena(capacity: 800, unit: 1).classes.map(\.slotCapacity)
+            == [1, 2, 3, 5, 8, 12, 18, 27, 41, 62, 93, 140, 210, 315, 473, 710, 800])
+        #expect(RingArena(capacity: 5, unit: 10).classes.map(\.slotCapacity) == [5])
+        #expect(RingArena(capacity: 10, unit: 10).classes.map(\.slotCapacity) == [10])
+        for capacity in [1, 2, 7, 30, 799, 800, 801, TimelineOptions.capacityMax] {
+            for unit in [0, 1, 3, 10, 29] {
+                let classes = RingArena.classCapacities(capacity: capacity, unit: unit)
+                #expect(classes.last == capacity && classes.count < Int(RingRecord.noSlot))
+                #expect(zip(classes, classes.dropFirst()).allSatisfy { $0 < $1 })
+            }
+        }
         #expect(MemoryLayout<TimelineEntry>.stride == 16)
     }
 
@@ -495,6 +507,77 @@ struct TimelineScenario {
             if round % 10 == 9 { check("round \(round)") }
         }
         #expect(store.statistics.pushes > 50 * 150)
+    }
+
+    /// Rings at the default capacity (800) and block (30 entries): fan-out's spills move their
+    /// arena slots up through every size class (10, 20, 30, 50, ..., 620, then 800) and on to
+    /// capacity (the oldest evicted, the slot reused in place); a dropped ring is skipped, then
+    /// rebuilt by a read and grown again; fan-outs replayed at their log positions change
+    /// nothing, and posts fanned out again at new positions (duplicates, the compared way) add
+    /// nothing; a checkpoint reopens to the same pages, and the reopened store grows on. Every
+    /// page must equal the model's.
+    @Test func ringsGrowThroughEverySizeClassToCapacity() throws {
+        var scenario = TimelineScenario(seed: 77, users: 8)
+        for user in UInt32(1)..<8 {
+            scenario.graph.follow(user, 0)
+            if user >= 2 { scenario.graph.follow(user, 1) }
+        }
+        let store = Self.makeStore(scenario, capacity: 800, threshold: Int.max)
+        let classCount = store.lock.withReadLock { store.state.pointee.arena.classes.count }
+        #expect(classCount == 11)
+        var lsn: UInt64 = 0
+        var posted: [(lsn: UInt64, item: TimelineItem)] = []
+        func post(_ author: UInt32, into store: ModelStore) {
+            lsn += 1
+            scenario.nextId += 1
+            let item = TimelineItem.post(id: scenario.nextId, author: author)
+            scenario.tweets.add(item)
+            #expect(store.fanOut(item, lsn: lsn))
+            posted.append((lsn, item))
+        }
+        var classesSeen = Set<Int>()
+        func noteClasses(_ store: ModelStore) {
+            store.lock.withReadLock {
+                for number in store.state.pointee.rings.indices where store.state.pointee.rings[number].sizeClass != RingRecord.noSlot {
+                    classesSeen.insert(Int(store.state.pointee.rings[number].sizeClass))
+                }
+            }
+        }
+        func check(_ store: ModelStore, _ label: String) {
+            for reader in 0..<scenario.users {
+                scenario.checkAllPages(of: reader, in: store, limit: [20, 800, 7][Int(reader) % 3], label: label)
+            }
+        }
+        for i in 0..<1_100 {
+            post(i % 3 == 0 ? 1 : 0, into: store)
+            noteClasses(store)
+            if i == 400 { store.dropRing(of: 5) }
+            if i % 275 == 274 { check(store, "post \(i)") }
+        }
+        #expect(classesSeen == Set(0..<classCount), "every size class held a ring's slot")
+        let full = store.lock.withReadLock { store.state.pointee.rings.entries(4) }
+        #expect(full == 800, "a ring at capacity")
+        let pushes = store.statistics.pushes
+        // Replays at their own positions are ignored; the same posts at new positions are
+        // duplicates in every ring (and older than the newest: the compared way).
+        for (old, item) in posted.suffix(60) { #expect(!store.fanOut(item, lsn: old)) }
+        for (_, item) in posted.suffix(60) {
+            lsn += 1
+            #expect(store.fanOut(item, lsn: lsn))
+        }
+        #expect(store.statistics.pushes == pushes, "duplicates store nothing")
+        check(store, "after replays")
+
+        let directory = TemporaryDirectory("timeline-classes")
+        let fs = try FileSystem(backend: .posix)
+        let bytes = try store.checkpoint(directory: directory.path, fileSystem: fs)
+        let (loaded, status) = ModelStore.open(directory: directory.path, fileSystem: fs, options: store.options,
+                                               followers: scenario.graph, tweets: scenario.tweets)
+        #expect(status == .loaded(appliedLSN: lsn, bytes: bytes))
+        #expect(loaded.statistics.entries == store.statistics.entries)
+        check(loaded, "reopened")
+        for _ in 0..<300 { post(0, into: loaded) }
+        check(loaded, "reopened, grown")
     }
 
     /// Fan-out's two ways over follower lists shorter and longer than `pushFresh`'s look-ahead

@@ -1,10 +1,29 @@
 /// The memory rings live in: per size class, segments of equal slots, allocated as needed and
 /// kept for the store's life.
 ///
-/// A ring starts in the smallest class (8 entries) and moves up a class (x4) each time it fills,
-/// up to the store's capacity, so a user with 3 entries costs 128 bytes, not 800 x 16. Freed
-/// slots (a ring that moved up, or was dropped) go on their class's free list and are reused
-/// first. Segments are about 2 MiB, so allocation is rare and memory stays in big blocks.
+/// A ring's slot is of the smallest class that holds its older entries (those its block does
+/// not), and moves up a class each time a spill does not fit, up to the store's capacity, so a
+/// user with 40 such entries costs 800 bytes, not 800 x 16. Classes grow by half (x1.5, each
+/// rounded up to a multiple of the spill, `RingLayout.hot - keep` entries: 10, 20, 30, 50, 80,
+/// 120, 180, 270, 410, 620, then the capacity, 800, by default), so slots are on average about
+/// three quarters used. Freed slots (a ring that moved up, or was dropped) go on their class's free list
+/// and are reused first. Segments are about 2 MiB, so allocation is rare and memory stays in
+/// big blocks.
+///
+/// Why classes this fine (2026-12-03, session 14; they grew by four from 8 before): a new
+/// store's fan-out first touches every page of slots it fills, and in the development VM a
+/// first touch of fresh memory costs 3-14 us per 4 KiB page (the host backs it then), so the
+/// memory slots leave unused is time. `timeline-profile 300000 450000` (the timeline suite's
+/// `medium` data): the process's page faults fell from 129,600 to 94,700 (the arena's from
+/// about 77,000 to 42,000; the entries it holds need about 31,000 pages), and the RAM per
+/// ring entry from 31.2 to 22.0 bytes; the price is more copying as rings move up (about
+/// twice their final size instead of a third) and more moves (2.2 a ring instead of about
+/// one), 8 instructions a push (callgrind), which the pages saved should outweigh: with every
+/// arena page faulted in before the fan-out (an experiment) the fan-out took 50-52 ns of CPU
+/// a push against 67-70 at the same time, so the arena's first touch cost up to ~20 ns a
+/// push and the classes save about half of its pages. Order-balanced runs at load 7-8 could
+/// not show the time gain through the noise (Benchmarks README). With the segments in huge
+/// pages the fan-out was slower (86-108 ns).
 ///
 /// A class's slots per segment are as many as fit in 2 MiB (163 of 800 entries). Segments are
 /// not zeroed: entries are plain values and no slot is read beyond its ring's count, so the
@@ -41,34 +60,53 @@ struct RingArena {
     }
 
     static let segmentBytesTarget = 2 << 20
-    static let smallestClassCapacity = 8
 
     private(set) var classes: [SizeClass]
+    /// Each class's slot capacity, ascending (what `sizeClass(for:above:)` searches without
+    /// copying a `SizeClass`, whose arrays a copy would retain).
+    private let capacities: [Int]
 
-    /// Classes of 8, 32, 128, ... entries below `capacity`, then `capacity` itself.
-    init(capacity: Int) {
+    /// The slot capacities: `unit` (the entries a spill moves, at least 1), then each class
+    /// half as large again as the one before, rounded up to a multiple of `unit`, below
+    /// `capacity`, then `capacity` itself.
+    static func classCapacities(capacity: Int, unit: Int) -> [Int] {
+        let unit = max(1, unit)
         var capacities: [Int] = []
-        var size = Self.smallestClassCapacity
+        var size = unit
         while size < capacity {
             capacities.append(size)
-            size *= 4
+            let grown = (size * 3 + 1) / 2
+            size = (grown + unit - 1) / unit * unit
         }
         capacities.append(capacity)
+        return capacities
+    }
+
+    /// Classes of `classCapacities(capacity:unit:)`.
+    init(capacity: Int, unit: Int) {
+        let capacities = Self.classCapacities(capacity: capacity, unit: unit)
+        precondition(capacities.count < Int(RingRecord.noSlot), "too many arena size classes")
+        self.capacities = capacities
         classes = capacities.map { slotCapacity in
             let slotBytes = slotCapacity * MemoryLayout<TimelineEntry>.stride
             return SizeClass(slotCapacity: slotCapacity, slotsPerSegment: max(1, Self.segmentBytesTarget / slotBytes))
         }
     }
 
-    /// The smallest class whose slots hold `entries`.
-    func sizeClass(for entries: Int) -> Int {
-        for (index, sizeClass) in classes.enumerated() where sizeClass.slotCapacity >= entries { return index }
+    /// The smallest class above class `above` (-1: any) whose slots hold `entries`: a ring
+    /// that grows looks from its own class up (usually the next one).
+    func sizeClass(for entries: Int, above: Int = -1) -> Int {
+        var index = above + 1
+        while index < capacities.count {
+            if capacities[index] >= entries { return index }
+            index += 1
+        }
         preconditionFailure("no size class holds \(entries) entries")
     }
 
     @usableFromInline var largestClass: Int { classes.count - 1 }
 
-    func slotCapacity(ofClass index: Int) -> Int { classes[index].slotCapacity }
+    func slotCapacity(ofClass index: Int) -> Int { capacities[index] }
 
     mutating func allocate(sizeClass index: Int) -> (slot: UInt32, base: UnsafeMutablePointer<TimelineEntry>) {
         if let slot = classes[index].freeSlots.popLast() {
@@ -89,9 +127,8 @@ struct RingArena {
     }
 
     func pointer(sizeClass index: Int, slot: UInt32) -> UnsafeMutablePointer<TimelineEntry> {
-        let sizeClass = classes[index]
-        let (segment, within) = Int(slot).quotientAndRemainder(dividingBy: sizeClass.slotsPerSegment)
-        return sizeClass.segments[segment] + within * sizeClass.slotCapacity
+        let (segment, within) = Int(slot).quotientAndRemainder(dividingBy: classes[index].slotsPerSegment)
+        return classes[index].segments[segment] + within * capacities[index]
     }
 
     /// Bytes of segments allocated.

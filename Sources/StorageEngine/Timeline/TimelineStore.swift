@@ -582,8 +582,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         self.options = options
         self.followers = followers
         self.tweets = tweets
-        arena = RingArena(capacity: options.capacity)
         layout = RingLayout(capacity: options.capacity, hot: min(options.hotEntries, RingRecords.hotSlots))
+        arena = RingArena(capacity: options.capacity, unit: layout.hot - layout.keep)
         rings = RingRecords(layout: layout)
         deferredUsers = .allocate(capacity: Self.freshChunk)
     }
@@ -634,6 +634,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         let entry = TimelineEntry(id: item.id, user: author, flags: item.flags)
         // The author's ring last: its record's lines load while the followers' pushes run.
         state.pointee.prefetchRecord(of: author)
+        state.pointee.prefetchTableValue(of: author)
         // A post newer than everything in every ring (nearly always: ids grow) is pushed
         // without comparing ids (`pushFresh`); the followers are each a different ring, and
         // the author's own push below compares, so nothing is stored twice.
@@ -652,6 +653,15 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     @inlinable @inline(__always)
     mutating func prefetchRecord(of user: UInt32) {
         if Int(user) < rings.count { socialdb_prefetch(UnsafeRawPointer(rings.block(Int(user)))) }
+    }
+
+    /// Starts loading `user`'s user table entry (a post's author: `push(_:to:)` reads it after
+    /// the followers' pushes). `mutating` only to borrow the state in place; writes nothing.
+    @inlinable @inline(__always)
+    mutating func prefetchTableValue(of user: UInt32) {
+        userTable.withUnsafeBufferPointer { table in
+            if Int(user) < table.count { socialdb_prefetch(table.baseAddress! + Int(user)) }
+        }
     }
 
     /// Starts loading `user`'s whole ring block (see `prefetchBlock(_:)`) and its entry of
@@ -1073,8 +1083,9 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     @usableFromInline
     mutating func growSlot(ring number: Int, toHold entries: Int) {
         let old = rings[number]
-        let sizeClass = arena.sizeClass(for: entries)
-        guard old.sizeClass == RingRecord.noSlot || sizeClass > Int(old.sizeClass) else { return }
+        let current = old.sizeClass == RingRecord.noSlot ? -1 : Int(old.sizeClass)
+        guard current < 0 || entries > old.slotCapacity else { return }
+        let sizeClass = arena.sizeClass(for: entries, above: current)
         let (slot, base) = arena.allocate(sizeClass: sizeClass)
         old.arenaRing.copyOldestFirst(to: base)
         if old.sizeClass != RingRecord.noSlot { arena.free(sizeClass: Int(old.sizeClass), slot: owners[number].slot) }
@@ -1367,7 +1378,7 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
 
     mutating func reset(appliedLSN: UInt64, lazyRebuild: Bool) {
         arena.deallocateAll()
-        arena = RingArena(capacity: options.capacity)
+        arena = RingArena(capacity: options.capacity, unit: layout.hot - layout.keep)
         userTable = []
         rings.removeAll()
         owners = []
@@ -1580,7 +1591,36 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             withUnsafeTemporaryAllocation(of: TimelineItem.self, capacity: plainRunChunk) { buffer in
                 let base = buffer.baseAddress!
                 var k = 0
-                while k < wanted {
+                // The entries in the ring's block first (a page of 20 nearly always ends there):
+                // contiguous, newest at `hot + index - arena.count`, walked by a pointer with
+                // none of the subscript's split and wrap checks per entry (callgrind: 29
+                // instructions an item before, or 42 while skipping celebrities' entries).
+                let inBlock = index &- ring.arena.count
+                if inBlock >= 0 {
+                    var entry = ring.hot + inBlock
+                    let last = ring.hot
+                    let end = base + wanted
+                    var out = base
+                    while out < end {
+                        let e = entry.pointee
+                        if e.id <= bound || e.flags.contains(.retweet) {
+                            stopped = true
+                            break
+                        }
+                        if skipping.isEmpty || !skipping.contains(e.user) {
+                            out.initialize(to: TimelineItem(id: e.id, author: e.user, flags: e.flags, tweetId: e.id, tweetAuthor: e.user))
+                            out += 1
+                        }
+                        if entry == last {
+                            entry = last - 1
+                            break
+                        }
+                        entry -= 1
+                    }
+                    index = ring.arena.count &+ (entry - last)
+                    k = out - base
+                }
+                while !stopped && k < wanted {
                     guard index >= 0 else {
                         stopped = true
                         break
