@@ -342,16 +342,34 @@ import Testing
             let p = Int(raw.loadLE(UInt64.self, at: terms + 16))
             raw.storeLE(UInt32(1 << 30), at: postings + p + 12 + 4)
         } == [.searchPostingsMalformed])
-        // Term a's first posting has 0 positions (its count follows block 0's checkpoint table
-        // of 7 u32 entries: format 4).
+        // Term a's first posting has 0 positions (format 5: every posting of a has two, so all
+        // are irregular; the first run follows block 0's 16 flag bytes and 128 posting bytes).
         #expect(Self.damaged(image) { raw, terms, _, positions in
             let q = Int(raw.loadLE(UInt64.self, at: terms + 24))
-            raw[positions + q + 7 * 4] = 0
+            raw[positions + q + 16 + 128] = 0
         } == [.searchPositions])
-        // Term a's block 0 checkpoint for posting 32 points one byte off.
+        // Term a's posting 1's byte (its run's offset, 3) one off.
         #expect(Self.damaged(image) { raw, terms, _, positions in
             let q = Int(raw.loadLE(UInt64.self, at: terms + 24))
-            raw.storeLE(raw.loadLE(UInt32.self, at: positions + q + 4) + 1, at: positions + q + 4)
+            raw[positions + q + 16 + 1] += 1
+        } == [.searchPositions])
+        // Term a's posting 100's byte (a far run: 255) made near.
+        #expect(Self.damaged(image) { raw, terms, _, positions in
+            let q = Int(raw.loadLE(UInt64.self, at: terms + 24))
+            raw[positions + q + 16 + 100] = 254
+        } == [.searchPositions])
+        // Term a's posting 3 flagged regular: its byte is not a position run's.
+        #expect(Self.damaged(image) { raw, terms, _, positions in
+            let q = Int(raw.loadLE(UInt64.self, at: terms + 24))
+            raw[positions + q] &= ~UInt8(1 << 3)
+        } == [.searchPositions])
+        // A flag past the last block's postings (term b: one block of 8, flags in one byte: all
+        // bits used; term a's last block: 600 - 55 - 4 * 128 = 33 postings).
+        #expect(Self.damaged(image) { raw, terms, postings, positions in
+            let q = Int(raw.loadLE(UInt64.self, at: terms + 24))
+            let p = Int(raw.loadLE(UInt64.self, at: terms + 16))
+            let last = Int(raw.loadLE(UInt32.self, at: postings + p + 4 * 12 + 8))
+            raw[positions + q + last + 4] |= 0x80
         } == [.searchPositions])
         // Term b's postings said to start where a's do.
         #expect(Self.damaged(image) { raw, terms, _, _ in raw.storeLE(UInt64(0), at: terms + 32 + 16) }.first == .searchPostingsMalformed)

@@ -840,7 +840,9 @@ struct SearchModel {
     /// spans more than the bitmap's window, lists in clusters whose blocks overlap the other
     /// list's in part or not at all, and phrases whose two words sit in different blocks of
     /// their lists; with deletes, limits and `before`, in one frozen segment and after a merge,
-    /// against the brute-force model and the parsed query.
+    /// against the brute-force model and the parsed query. Phrases of words that repeat in a
+    /// tweet and long tweets (positions past 255, blocks with far runs) take the format 5
+    /// positions' irregular path as well as the one-byte one.
     @Test func filteredConjunctionsAnswerAsTheModel() throws {
         let seed = testSeed()
         print("search filtered-conjunction seed \(seed) (SOCIALDB_SEED=\(seed) to replay)")
@@ -867,6 +869,11 @@ struct SearchModel {
                     if Double.random(in: 0..<1, using: &rng) < p { words.append(word) }
                 }
                 for _ in 0..<Int.random(in: 1...4, using: &rng) { words.append("f\(Int.random(in: 0..<6, using: &rng))") }
+                // Now and then a long tweet: positions past a byte (irregular postings in format
+                // 5) and long runs of positions (blocks whose runs pass 255 bytes: far runs).
+                if i % 97 == 0 {
+                    for _ in 0..<300 { words.append(Int.random(in: 0..<3, using: &rng) == 0 ? terms.randomElement(using: &rng)!.0 : "f\(Int.random(in: 0..<6, using: &rng))") }
+                }
                 words.shuffle(using: &rng)
                 lsn += 1
                 let tweet = TweetRecord(id: UInt64(1000 + i * 2), author: 1, time: 0, text: words.joined(separator: " "))
@@ -880,8 +887,11 @@ struct SearchModel {
         }
         func check(_ label: String) throws {
             var nonEmpty = 0
-            for (x, _, _) in terms {
-                for (y, _, _) in terms {
+            // The terms, and words that repeat in a tweet (several positions: irregular
+            // postings in format 5).
+            let words = terms.map(\.0) + ["f0", "f3"]
+            for x in words {
+                for y in words {
                     for text in ["\(x) \(y)", "\"\(x) \(y)\""] {
                         let limit = [1, 3, 20, 5000].randomElement(using: &rng)!
                         let before: UInt64? = Int.random(in: 0..<3, using: &rng) == 0 ? UInt64(1000 + Int.random(in: 0..<90_000, using: &rng)) : nil
@@ -1208,9 +1218,10 @@ struct SearchModel {
         #expect(Self.load(bytes) == nil, "seed \(seed): a flipped bit in a list passed the checks")
     }
 
-    /// Segments of formats 2 (written before Elias-Fano blocks) and 3 (before positions
-    /// checkpoints) are read as they are, answer as the same segments of format 4 do (phrases
-    /// included), and the next merge rewrites them in format 4.
+    /// Segments of formats 2 (written before Elias-Fano blocks), 3 (before positions
+    /// checkpoints) and 4 (before a byte per posting of positions) are read as they are,
+    /// answer as the same segments of format 5 do (phrases included), and the next merge
+    /// rewrites them in format 5.
     @Test func olderSegmentsAreReadAndRewrittenOnMerge() throws {
         let seed = testSeed()
         var rng = SeededRandom(seed: seed)
@@ -1251,24 +1262,26 @@ struct SearchModel {
         addTweets(6000)
         try index.checkpoint()
         index.close()
-        // The files as builds before format 4 wrote them: format 2 (no Elias-Fano blocks) and
-        // format 3 (no positions checkpoints), one segment each way at least.
+        // The files as builds before format 5 wrote them: format 2 (no Elias-Fano blocks),
+        // format 3 (no positions checkpoints) and format 4 (positions as runs with checkpoint
+        // tables), one segment each way.
         var rewritten = 0
         for name in try fs.listDirectory(dir.path).sorted() where name.hasSuffix(SearchFormat.segmentSuffix) {
             let path = dir.path + "/" + name
             let current = Self.load(readWholeFile(path))!
             #expect(current.image.load(fromByteOffset: 8, as: UInt32.self) == SearchFormat.formatVersion)
             if current.documentCount >= 2500 { #expect(Self.eliasFanoBlocks(current) > 0, "seed \(seed): no Elias-Fano blocks in \(name)") }
-            let version: UInt32 = rewritten % 2 == 0 ? 2 : 3
+            let version: UInt32 = [2, 3, 4][rewritten % 3]
             let old = Self.rewrite(current, version: version)
             if version == 2 { #expect(Self.eliasFanoBlocks(old) == 0) }
-            #expect(old.positionsBytes < current.positionsBytes, "seed \(seed): format \(version) has positions checkpoints")
+            // Format 5 keeps a regular posting's position in one byte (two in the runs before).
+            #expect(old.positionsBytes > current.positionsBytes, "seed \(seed): format \(version)'s positions are not larger")
             let deep = FrozenSegment.deepVerify(UnsafeRawBufferPointer(old.image))
             #expect(deep.problems.isEmpty, "seed \(seed): \(deep.problems)")
             writeWholeFile(path, Array(UnsafeRawBufferPointer(old.image)))
             rewritten += 1
         }
-        #expect(rewritten >= 2)
+        #expect(rewritten >= 3)
         index = try SearchIndex.open(directory: dir.path, fileSystem: fs, options: options)
         try check("format 2 segments")
         addTweets(700)

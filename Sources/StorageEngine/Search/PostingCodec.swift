@@ -46,7 +46,11 @@
 /// with a checkpoint table of (size - 1) / 16 u32 entries: entry k (1-based) is the offset of
 /// posting 16k's positions from the end of the table, so a reader reaches any posting's
 /// positions from the nearest checkpoint (at most 15 postings walked). The directory's
-/// positions offset of a block points at its table.
+/// positions offset of a block points at its table. From format version 5 on, a block's
+/// positions are instead a flag bitmap ((size + 7) / 8 bytes, bit i set: posting i is
+/// irregular), one byte per posting (a regular posting's one position, at most 255; an
+/// irregular one's run offset from the block's first run, `farRunMark` from 255 on), then the
+/// runs (as above) of the irregular postings only.
 ///
 /// Decoding loads 8 bytes at a time (unaligned), so a postings section ends with
 /// `paddingBytes` zero bytes. These constants are part of the segment format and must not change.
@@ -66,6 +70,14 @@ public enum PostingCodec {
     static let packedPreferencePercent = 20
     /// Postings between two checkpoints of a block's positions (format version 4 on).
     public static let positionCheckpointInterval = 16
+    /// Format version 5 on, a block's positions are a flag bitmap (bit i: posting i is
+    /// irregular), one byte per posting and the runs of the irregular postings only (see
+    /// `SearchFormat`): a regular posting has one position, at most this, in its byte.
+    public static let regularPositionLimit: UInt32 = 255
+    /// An irregular posting's byte (format 5 on) is its run's offset from the block's first
+    /// run, or this when the offset is this or more (its run is found by walking from the
+    /// nearest irregular posting before it whose byte is below this).
+    public static let farRunMark: UInt8 = 255
 
     @inline(__always)
     static func bitWidth(_ value: UInt32) -> Int { 32 - value.leadingZeroBitCount }

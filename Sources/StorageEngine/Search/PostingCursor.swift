@@ -35,6 +35,12 @@ struct PostingCursor {
     /// `positionTable` is where the current block's table starts.
     var checkpoints = false
     var positionTable = 0
+    /// Format 5 on: each block's positions are a flag bitmap (bit i: posting i is irregular),
+    /// one byte per posting (a regular posting's one position) and the irregular postings'
+    /// runs after a checkpoint table of their own; `blockPositions` points at the flags and
+    /// `positionsSize` is the block's posting count.
+    var regular = false
+    var positionsSize = 0
     /// A block Rice-coded with k = 0 is not decoded: its unary run is a bitmap of the block
     /// (bit `first - doc - 1` set for each later document), searched in place. Then `bits`
     /// points at it, `blockLength` is 0 (so the inline step never reads the buffer), `span` is
@@ -86,6 +92,7 @@ struct PostingCursor {
         blockCount = (info.count + PostingCodec.blockSize - 1) / PostingCodec.blockSize
         positionsBase = info.positions
         checkpoints = info.checkpoints
+        regular = info.regular
     }
 
     @inline(__always)
@@ -221,6 +228,7 @@ struct PostingCursor {
             size = min(PostingCodec.blockSize, count - b * PostingCodec.blockSize)
         }
         positionTable = blockPositions
+        positionsSize = size
         if checkpoints { blockPositions &+= ((size &- 1) / PostingCodec.positionCheckpointInterval) &* 4 }
         positionOffset = blockPositions
         let header = size > 1 ? body.load(as: UInt8.self) : 0
@@ -430,23 +438,17 @@ struct PostingCursor {
         // Frozen: walk the block's positions stream forward to this posting. The stream is
         // covered by the segment's verified checksum, so varints are read without bounds checks
         // (as before, through a buffer of unbounded length).
-        if let map = bits {
-            // The current document's index in a bitmap block: 1 + the set bits before its bit.
-            var index = 0
-            if bitIndex > 0 {
-                let bit = bitIndex &- 1
-                index = 1
-                var w = 0
-                while (w &+ 1) &<< 6 <= bit {
-                    index &+= UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self)).nonzeroBitCount
-                    w &+= 1
+        if bits != nil { placeInBitmap() }
+        if regular {
+            let base = positionsBase.unsafelyUnwrapped + blockPositions
+            let i = inBlock
+            if (base.load(fromByteOffset: i &>> 3, as: UInt8.self) &>> UInt8(i & 7)) & 1 == 0 {
+                if capacity > 0 {
+                    buffer.unsafelyUnwrapped[0] = UInt32(base.load(fromByteOffset: ((positionsSize &+ 7) &>> 3) &+ i, as: UInt8.self))
                 }
-                if bit & 63 != 0 {
-                    let word = UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self))
-                    index &+= (word & ((UInt64(1) &<< UInt64(bit & 63)) &- 1)).nonzeroBitCount
-                }
+                return 1
             }
-            inBlock = index
+            return Self.irregularPositions(base, size: positionsSize, index: i, into: buffer, capacity: capacity)
         }
         if positionIndex > inBlock {
             positionIndex = 0
@@ -516,6 +518,93 @@ struct PostingCursor {
             buffer.unsafelyUnwrapped[k] = p
             previous = p
             k &+= 1
+        }
+        return count
+    }
+
+    /// The current document's index in a bitmap block (1 + the set bits before its bit) into
+    /// `inBlock`.
+    private mutating func placeInBitmap() {
+        let map = bits.unsafelyUnwrapped
+        var index = 0
+        if bitIndex > 0 {
+            let bit = bitIndex &- 1
+            index = 1
+            var w = 0
+            while (w &+ 1) &<< 6 <= bit {
+                index &+= UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self)).nonzeroBitCount
+                w &+= 1
+            }
+            if bit & 63 != 0 {
+                let word = UInt64(littleEndian: map.loadUnaligned(fromByteOffset: w &<< 3, as: UInt64.self))
+                index &+= (word & ((UInt64(1) &<< UInt64(bit & 63)) &- 1)).nonzeroBitCount
+            }
+        }
+        inBlock = index
+    }
+
+    /// The current document's position when its posting is regular (format 5 on: one
+    /// position, read from the block's byte for it), else -1 (an irregular posting, an older
+    /// format or the active segment: `positions(into:capacity:)` reads them).
+    @inline(__always)
+    mutating func singlePosition() -> Int {
+        if !regular { return -1 }
+        if bits != nil { placeInBitmap() }
+        let base = positionsBase.unsafelyUnwrapped + blockPositions
+        let i = inBlock
+        if (base.load(fromByteOffset: i &>> 3, as: UInt8.self) &>> UInt8(i & 7)) & 1 != 0 { return -1 }
+        return Int(base.load(fromByteOffset: ((positionsSize &+ 7) &>> 3) &+ i, as: UInt8.self))
+    }
+
+    /// The positions of the current document's posting, irregular in a format 5 block at
+    /// `base` (`positions(into:capacity:)`'s step): its byte is its run's offset from the
+    /// block's first run; a far run (the byte `farRunMark`) is reached by walking the runs
+    /// from the nearest irregular posting before it with a nearer one.
+    /// (Static, with the block's size and the posting's index as arguments: a method on the
+    /// cursor copied the whole struct for the call.)
+    private static func irregularPositions(_ base: UnsafeRawPointer, size: Int, index i: Int, into buffer: UnsafeMutablePointer<UInt32>?,
+                                           capacity: Int) -> Int {
+        let bytes = (size &+ 7) &>> 3
+        let runs = bytes &+ size
+        let mark = PostingCodec.farRunMark
+        var offset: Int
+        let own = base.load(fromByteOffset: bytes &+ i, as: UInt8.self)
+        if own != mark {
+            offset = runs &+ Int(own)
+        } else {
+            // Back to an irregular posting with a near run (the block's first irregular one's
+            // run is at 0), counting the runs to skip from there.
+            var j = i
+            var skip = 0
+            while true {
+                j &-= 1
+                if (base.load(fromByteOffset: j &>> 3, as: UInt8.self) &>> UInt8(j & 7)) & 1 == 0 { continue }
+                skip &+= 1
+                let b = base.load(fromByteOffset: bytes &+ j, as: UInt8.self)
+                if b != mark {
+                    offset = runs &+ Int(b)
+                    break
+                }
+            }
+            while skip > 0 {
+                var n = Self.readVarint(base, &offset)
+                while n > 0 {
+                    if base.load(fromByteOffset: offset, as: UInt8.self) < 0x80 { n &-= 1 }
+                    offset &+= 1
+                }
+                skip &-= 1
+            }
+        }
+        let count = Int(truncatingIfNeeded: Self.readVarint(base, &offset))
+        let n = min(count, capacity)
+        var previous: UInt32 = 0
+        var x = 0
+        while x < n {
+            let v = UInt32(truncatingIfNeeded: Self.readVarint(base, &offset))
+            let p = x == 0 ? v : previous &+ v &+ 1
+            buffer.unsafelyUnwrapped[x] = p
+            previous = p
+            x &+= 1
         }
         return count
     }

@@ -3,7 +3,8 @@
 /// section checksum passes) and their invariants checked: the term's document count of
 /// documents, strictly decreasing and below the segment's document count, exactly filling the
 /// bytes up to the next term's list; block directories that agree with the list; one positions
-/// run per posting, positions increasing, exactly filling the term's positions bytes; and the
+/// run per posting (format 5: a flag and byte per posting, each irregular byte its run's
+/// offset), positions increasing, exactly filling the term's positions bytes; and the
 /// terms' counts adding up to the header's posting count.
 extension FrozenSegment {
     /// Checks an image; returns the problems found (at most `limit`) and how many more there were.
@@ -67,8 +68,11 @@ extension FrozenSegment {
             }
             let streamAt = positions.offset + current.positions
             let stream = UnsafeRawBufferPointer(rebasing: raw[streamAt..<(positions.offset + next.positions)])
-            if let (code, offset, detail) = PostingCodec.checkedPositions(stream, postings: current.count, blockPositions: blockPositions,
-                                                                          checkpoints: raw.loadLE(UInt32.self, at: 8) >= 4) {
+            let version = raw.loadLE(UInt32.self, at: 8)
+            let problem = version >= 5
+                ? PostingCodec.checkedRegularPositions(stream, postings: current.count, blockPositions: blockPositions)
+                : PostingCodec.checkedPositions(stream, postings: current.count, blockPositions: blockPositions, checkpoints: version == 4)
+            if let (code, offset, detail) = problem {
                 found.add(code, (code == .searchDirectory ? listAt : streamAt) + offset, "\(label): \(detail)")
             }
         }
@@ -201,6 +205,62 @@ extension PostingCodec {
         if high.bit >> 3 != high.bytes.count {
             return (.searchPostingsLength, from + 1 + lowBytes + high.bit >> 3, "\(high.bytes.count - high.bit >> 3) bytes after the block's last gap")
         }
+        return nil
+    }
+
+    /// One posting's run at `at` (varint count >= 1, then the first position and each later
+    /// one minus the one before minus 1), moving `at` past it.
+    static func checkedRun(_ stream: UnsafeRawBufferPointer, _ at: inout Int, posting i: Int) -> (CheckCode, Int, String)? {
+        let runAt = at
+        guard let count = checkedVarint(stream, &at) else { return (.searchPositions, runAt, "posting \(i): the count's varint runs past the stream") }
+        guard count >= 1, count <= UInt64(stream.count - at) else { return (.searchPositions, runAt, "posting \(i): \(count) positions") }
+        var position: UInt64 = 0
+        for p in 0..<Int(count) {
+            let valueAt = at
+            guard let value = checkedVarint(stream, &at) else { return (.searchPositions, valueAt, "posting \(i): a position's varint runs past the stream") }
+            position = p == 0 ? value : position &+ value &+ 1
+            guard value <= UInt64(UInt32.max), position <= UInt64(UInt32.max) else {
+                return (.searchPositions, valueAt, "posting \(i): position passes UInt32")
+            }
+        }
+        return nil
+    }
+
+    /// The format 5 positions stream that is exactly `stream`, for `postings` postings: per
+    /// block of 128, at the block's directory positions offset (`blockPositions[b]`, each block
+    /// right after the one before): the flag bitmap (no bit set past the block's size), a byte
+    /// per posting (an irregular one's: its run's offset from the first run, or `farRunMark`
+    /// from there on) and the irregular postings' runs (as `checkedRun`).
+    public static func checkedRegularPositions(_ stream: UnsafeRawBufferPointer, postings: Int, blockPositions: [Int]) -> (CheckCode, Int, String)? {
+        var at = 0
+        var b = 0
+        var from = 0
+        while from < postings {
+            let size = min(blockSize, postings - from)
+            if b < blockPositions.count, blockPositions[b] != at {
+                return (.searchDirectory, b * directoryEntryBytes + 8,
+                        "block \(b)'s positions offset is \(blockPositions[b]), but its positions start at \(at)")
+            }
+            let flagBytes = (size + 7) / 8
+            guard flagBytes + size <= stream.count - at else { return (.searchPositions, at, "block \(b): its flags and bytes run past the stream") }
+            if size % 8 != 0, stream[at + flagBytes - 1] >> UInt8(size % 8) != 0 {
+                return (.searchPositions, at + flagBytes - 1, "block \(b): a flag set past its \(size) postings")
+            }
+            let flagsAt = at
+            let bytesAt = at + flagBytes
+            at = bytesAt + size
+            let runsAt = at
+            for i in 0..<size where stream[flagsAt + i / 8] & (UInt8(1) << UInt8(i % 8)) != 0 {
+                let expected = UInt8(min(at - runsAt, Int(farRunMark)))
+                if stream[bytesAt + i] != expected {
+                    return (.searchPositions, bytesAt + i, "posting \(from + i): its byte is \(stream[bytesAt + i]), its run is at \(at - runsAt)")
+                }
+                if let problem = checkedRun(stream, &at, posting: from + i) { return problem }
+            }
+            from += size
+            b += 1
+        }
+        if at != stream.count { return (.searchPositions, at, "\(stream.count - at) bytes after the last posting's positions") }
         return nil
     }
 

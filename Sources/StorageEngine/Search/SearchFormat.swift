@@ -9,9 +9,10 @@
 ///
 ///     0    header, 64 bytes:
 ///          0   8  magic "SDBSEARC"
-///          8   4  format version (4; 3 has no positions checkpoint tables and 2 neither
-///                  those nor Elias-Fano blocks: both are still read, and rewritten as 4 by
-///                  the next merge; 1 had no Rice blocks and is rebuilt)
+///          8   4  format version (5; 4 has positions as runs after checkpoint tables
+///                  instead of a byte per posting, 3 no positions checkpoint tables and 2
+///                  neither those nor Elias-Fano blocks: all are still read, and rewritten
+///                  as 5 by the next merge; 1 had no Rice blocks and is rebuilt)
 ///          12  4  flags (0)
 ///          16  8  segment number
 ///          24  8  document count N (documents are 0 ..< N in increasing tweet id)
@@ -52,9 +53,10 @@
 ///
 /// These constants are part of the format and must not change.
 public enum SearchFormat {
-    /// The segment format written: 4 (3 with a checkpoint table at the start of each block's
-    /// positions; 3 added Elias-Fano blocks in lists of more than one block).
-    public static let formatVersion: UInt32 = 4
+    /// The segment format written: 5 (4 with a block's positions as flags, a byte per
+    /// posting and the irregular postings' runs; 4 added a checkpoint table at the start of
+    /// each block's positions; 3 Elias-Fano blocks in lists of more than one block).
+    public static let formatVersion: UInt32 = 5
     /// The oldest segment format read (2: the same layout without Elias-Fano blocks or
     /// positions checkpoints).
     public static let oldestReadableVersion: UInt32 = 2
@@ -247,8 +249,11 @@ final class FrozenSegment: @unchecked Sendable {
         var count: Int
         var postings: UnsafeRawPointer
         var positions: UnsafeRawPointer
-        /// Whether each block's positions start with a checkpoint table (format 4 on).
+        /// Whether each block's positions start with a checkpoint table (format 4 only).
         var checkpoints: Bool
+        /// Whether each block's positions are flags, a byte per posting and the irregular
+        /// postings' runs (format 5 on).
+        var regular: Bool
     }
 
     @inline(__always) func termName(_ t: Int) -> UnsafeRawBufferPointer {
@@ -261,7 +266,7 @@ final class FrozenSegment: @unchecked Sendable {
         let count = Int(UInt32(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 8, as: UInt32.self)))
         let p = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 16, as: UInt64.self)))
         let q = Int(UInt64(littleEndian: terms.loadUnaligned(fromByteOffset: t * 32 + 24, as: UInt64.self)))
-        return TermInfo(count: count, postings: postings + p, positions: positions + q, checkpoints: version >= 4)
+        return TermInfo(count: count, postings: postings + p, positions: positions + q, checkpoints: version == 4, regular: version >= 5)
     }
 
     /// The term's index (through the hash table), or nil.
@@ -449,8 +454,8 @@ struct SegmentBuilder: ~Copyable {
     private var blockOffsets: [UInt32] = []
     private var blockOffsetCount = 0
     /// The segment format written: `SearchFormat.formatVersion`, or an older one (2: no
-    /// Elias-Fano blocks; 3: no positions checkpoints) for tests that need a segment as an
-    /// older build wrote it.
+    /// Elias-Fano blocks; 3: no positions checkpoints; 4: positions as runs after checkpoint
+    /// tables) for tests that need a segment as an older build wrote it.
     let version: UInt32
 
     init(number: UInt64, version: UInt32 = SearchFormat.formatVersion) {
@@ -516,6 +521,12 @@ struct SegmentBuilder: ~Copyable {
         blockOffsetCount = 0
         let interval = PostingCodec.positionCheckpointInterval
         var from = 0
+        while version >= 5 && from < count {
+            let to = min(count, from + PostingCodec.blockSize)
+            addRegularBlock(docs.count, from: from, to: to, starts: starts, values: values, descending: descending,
+                            termPositionsStart: termPositionsStart)
+            from = to
+        }
         while from < count {
             let to = min(count, from + PostingCodec.blockSize)
             // The block's positions: from format 4 on, a checkpoint table first (its entry k
@@ -556,6 +567,35 @@ struct SegmentBuilder: ~Copyable {
         hashes.appendLE(hash ?? FrozenSegment.hashName(name.baseAddress, name.count))
         termCount += 1
         postingCount += count
+    }
+
+    /// A block's positions in format 5: the flag bitmap (bit i set: posting i is irregular),
+    /// one byte per posting (a regular posting's one position; an irregular one's run offset
+    /// from the first run, or `PostingCodec.farRunMark` from that offset on), then the irregular
+    /// postings' runs as `writeRun` writes them. A posting is regular when it has one position,
+    /// at most `PostingCodec.regularPositionLimit`.
+    private mutating func addRegularBlock(_ count: Int, from: Int, to: Int, starts: UnsafeBufferPointer<Int>,
+                                          values: UnsafeBufferPointer<UInt32>, descending: Bool, termPositionsStart: Int) {
+        let size = to - from
+        let blockStart = positions.count
+        addBlockOffset(UInt32(blockStart - termPositionsStart))
+        let flagBytes = (size + 7) / 8
+        positions.appendZeros(flagBytes + size)
+        let bytesStart = blockStart + flagBytes
+        let runsStart = positions.count
+        var i = from
+        while i < to {
+            let start = starts[i]
+            let end = i + 1 < count ? starts[i + 1] : values.count
+            if end - start == 1 && values[start] <= PostingCodec.regularPositionLimit {
+                positions.mutableBytes[bytesStart + (i - from)] = UInt8(truncatingIfNeeded: values[start])
+            } else {
+                positions.mutableBytes[blockStart + (i - from) / 8] |= UInt8(1) << UInt8((i - from) % 8)
+                positions.mutableBytes[bytesStart + (i - from)] = UInt8(min(positions.count - runsStart, Int(PostingCodec.farRunMark)))
+                writeRun(values, from: start, to: end, descending: descending)
+            }
+            i += 1
+        }
     }
 
     /// One posting's positions `values[start ..< end]` (at least one): their count, then the
