@@ -31,6 +31,10 @@ enum BlockCodec {
     /// 1 MiB plus its key, or many small entries up to the block target; a header claiming more
     /// is corruption, and is refused before anything is allocated).
     static let maxRawBytes = 64 << 20
+    /// A table builder that failed to compress this many blocks in a row tries only one block
+    /// in `retryEvery` until one compresses again.
+    static let giveUpAfter = 8
+    static let retryEvery = 16
 
     /// Compresses `block` into `out` (replacing its contents) with `compressor`; false when the
     /// result would not save at least 1/8 of the block (then `out` is meaningless).

@@ -89,6 +89,12 @@ struct TableBuilder {
     private let compressor: ZstdCompressor?
     private let compressionLevel: Int32
     private var compressed: [UInt8] = []
+    /// Blocks in a row that did not compress, and blocks left to store without trying: after
+    /// `BlockCodec.giveUpAfter` failures in a row, only every `BlockCodec.retryEvery`-th block
+    /// is tried until one compresses (a table holds one key space, and incompressible values,
+    /// as the lsm suite's random ones, cost zstd's whole compression time for nothing).
+    private var failedInARow = 0
+    private var skipUntilRetry = 0
     /// Data blocks built and how many of them were stored compressed, with their bytes before and
     /// after (statistics).
     private(set) var blockStats = BlockStats()
@@ -141,8 +147,16 @@ struct TableBuilder {
         let block = data.finish()
         let blockOffset = offset + UInt64(pending.count)
         var type = BlockCompressionType.none
-        if let compressor, block.withUnsafeBytes({ BlockCodec.compress($0, level: compressionLevel, compressor: compressor, into: &compressed) }) {
-            type = .zstd
+        if let compressor {
+            if skipUntilRetry > 0 {
+                skipUntilRetry -= 1
+            } else if block.withUnsafeBytes({ BlockCodec.compress($0, level: compressionLevel, compressor: compressor, into: &compressed) }) {
+                type = .zstd
+                failedInARow = 0
+            } else {
+                failedInARow += 1
+                if failedInARow >= BlockCodec.giveUpAfter { skipUntilRetry = BlockCodec.retryEvery - 1 }
+            }
         }
         let stored = type == .none ? block.count : compressed.count
         if type == .none { appendBlock(block) } else { appendBlock(compressed) }
