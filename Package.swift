@@ -20,7 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
-        // C modules: thin shims over Debian's liburing-dev and libxxhash-dev, found with pkg-config.
+        // C modules: thin shims over Debian's liburing-dev, libxxhash-dev and libzstd-dev, found
+        // with pkg-config.
         .systemLibrary(
             name: "CLibURing",
             pkgConfig: "liburing",
@@ -31,9 +32,14 @@ let package = Package(
             pkgConfig: "libxxhash",
             providers: [.apt(["libxxhash-dev"])]
         ),
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
         .target(
             name: "StorageEngine",
-            dependencies: ["CLibURing", "CXXHash"]
+            dependencies: ["CLibURing", "CXXHash", "CZstd"]
         ),
         .target(
             name: "Social",

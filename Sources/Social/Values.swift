@@ -180,4 +180,9 @@ public struct SocialOptions: Sendable {
         get { engine.cacheSizeBytes }
         set { engine.cacheSizeBytes = newValue }
     }
+    /// How the LSM tree stores new table blocks: zstd (the default) or `.none`.
+    public var compression: LSMCompression {
+        get { engine.compression }
+        set { engine.compression = newValue }
+    }
 }

@@ -24,7 +24,7 @@ struct CheckCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the result as one line of JSON.")
     var json = false
 
-    @Flag(name: .long, help: "List every file verified, not only the problems.")
+    @Flag(name: .long, help: "List every file verified, not only the problems, and what each LSM key space takes (entries, keys, values, block bytes as built and as stored).")
     var verbose = false
 
     @Flag(name: .long, help: "Also decode every adjacency list of the graph bases and every posting list of the search segments, checking their invariants (slower; about 4 bytes of memory per edge).")
@@ -67,11 +67,25 @@ struct CheckCommand: ParsableCommand {
                 ("files", .array(files)),
                 ("problems", .array(problems)),
                 ("notes", .array(report.notes.map { .string($0) })),
+                ("lsm_key_spaces", .array(report.keySpaces.map { u in
+                    .object([("space", .int(Int(u.space))), ("name", .string(u.name)), ("tables", .int(u.tables)),
+                             ("entries", .int(Int(u.entries))), ("key_bytes", .int(Int(u.keyBytes))),
+                             ("value_bytes", .int(Int(u.valueBytes))), ("blocks", .int(u.blocks)),
+                             ("compressed_blocks", .int(u.compressedBlocks)), ("raw_block_bytes", .int(Int(u.rawBlockBytes))),
+                             ("stored_block_bytes", .int(Int(u.storedBlockBytes))), ("file_bytes", .int(Int(u.fileBytes)))])
+                })),
             ]).render(into: &out)
             writeOut(out + "\n")
         } else {
             if verbose {
                 for file in report.files { writeOut("ok       \(file.kind.padding(20)) \(relative(file.path))  (\(file.summary))\n") }
+                // What each LSM key space takes: entries, keys and values as written, data
+                // blocks as built and as stored, whole table files.
+                for u in report.keySpaces {
+                    writeOut("lsm      \(u.name.padding(20)) \(u.entries) entries, keys \(u.keyBytes) B, values \(u.valueBytes) B, "
+                        + "blocks \(u.rawBlockBytes) B built, \(u.storedBlockBytes) B stored (\(u.compressedBlocks) of \(u.blocks) compressed), "
+                        + "files \(u.fileBytes) B in \(u.tables) tables\n")
+                }
             }
             for note in report.notes { writeOut("note     \(note)\n") }
             for finding in report.findings {

@@ -154,6 +154,10 @@ final class Shell {
                 ("trivial_moves", .int(tree.trivialMoves)),
                 ("write_amplification", .double(tree.writeAmplification)),
                 ("space_amplification", .double(tree.spaceAmplification)),
+                ("blocks_written", .int(Int(tree.blocksWritten.blocks))),
+                ("blocks_compressed", .int(Int(tree.blocksWritten.compressedBlocks))),
+                ("block_bytes_built", .int(Int(tree.blocksWritten.rawBytes))),
+                ("block_bytes_stored", .int(Int(tree.blocksWritten.storedBytes))),
                 ("cache_bytes", .int(tree.cacheBytes)),
                 ("cache_hits", .int(Int(tree.cacheHits))),
                 ("cache_misses", .int(Int(tree.cacheMisses))),
@@ -255,6 +259,8 @@ final class Shell {
         human += "\nLSM tables      \(tree.tablesPerLevel) per level, \(tree.tableBytes) bytes; memtable \(tree.memtableBytes) bytes"
         human += "\nLSM work        \(tree.flushes) flushes, \(tree.compactions) compactions, \(tree.trivialMoves) moves"
         human += "\nLSM amplification  write \(formatRatio(tree.writeAmplification)), space \(formatRatio(tree.spaceAmplification))"
+        human += "\nLSM blocks      \(tree.blocksWritten.blocks) written since open, \(tree.blocksWritten.compressedBlocks) compressed; "
+            + "\(tree.blocksWritten.storedBytes) of \(tree.blocksWritten.rawBytes) bytes stored (\(formatRatio(tree.compressionRatio * 100))%)"
         human += "\nblock cache     \(tree.cacheBytes) bytes, \(tree.cacheHits) hits, \(tree.cacheMisses) misses (\(formatRatio(tree.cacheHitRate * 100))%)"
         let recordLookups = tree.recordCacheHits + tree.recordCacheMisses
         human += "\nrecord cache    \(tree.recordCacheBytes) bytes, \(tree.recordCacheEntries) records, \(tree.recordCacheHits) hits, "

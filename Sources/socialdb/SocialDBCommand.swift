@@ -40,6 +40,9 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("cache-size"), help: "Record cache budget in bytes (recently read tweets, users, counters; also the block cache for unmapped reads).")
     var cacheSize = 64 << 20
 
+    @Option(name: .long, help: "How new LSM table blocks are stored: zstd (level 1), zstd:<level 1-19>, or none. Existing tables are read either way.")
+    var compression = "zstd"
+
     @Option(name: .customLong("tweet-cache-size"), help: "Bytes of hydrated tweets kept for page reads, and as many again of their encoded answers (default: 64 MiB each; 256 MiB for serve).")
     var tweetCacheSize: Int?
 
@@ -55,10 +58,20 @@ struct DatabaseOptions: ParsableArguments {
         }
         guard timelineCapacity >= 1 && timelineCapacity <= 65_536 else { throw ValidationError("--timeline-capacity must be 1 to 65536") }
         guard celebrityThreshold >= 0 else { throw ValidationError("--celebrity-threshold must not be negative") }
+        guard Self.parseCompression(compression) != nil else {
+            throw ValidationError("--compression must be zstd, zstd:<level 1-19> or none, not '\(compression)'")
+        }
         guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
         guard (tweetCacheSize ?? 0) >= 0 else { throw ValidationError("--tweet-cache-size must not be negative") }
         guard checkpointRecords >= 0 else { throw ValidationError("--checkpoint-records must not be negative") }
         guard checkpointSeconds >= 0 else { throw ValidationError("--checkpoint-seconds must not be negative") }
+    }
+
+    static func parseCompression(_ s: String) -> LSMCompression? {
+        if s == "none" { return LSMCompression.none }
+        if s == "zstd" { return .default }
+        if s.hasPrefix("zstd:"), let level = Int32(s.dropFirst(5)), level >= 1 && level <= 19 { return .zstd(level: level) }
+        return nil
     }
 
     static func defaultDataDirectory() -> String {
@@ -76,6 +89,7 @@ struct DatabaseOptions: ParsableArguments {
         options.timelineCapacity = timelineCapacity
         options.celebrityThreshold = celebrityThreshold
         options.cacheSizeBytes = cacheSize
+        options.compression = Self.parseCompression(compression)!
         if let tweetCacheSize { options.tweetCacheBytes = tweetCacheSize }
         options.checkpointEveryRecords = checkpointRecords
         options.checkpointEverySeconds = checkpointSeconds

@@ -76,12 +76,16 @@ func modelKey(space: UInt8, _ n: UInt64) -> [UInt8] {
     return k
 }
 
+/// A value naming its key and version, then random bytes: of all 256 values for a third of the
+/// keys (blocks of those do not compress and are stored as built), of four values for the rest
+/// (their blocks are stored compressed), so table blocks of both kinds are read.
 func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
     let length = Int(rng.next() % 300)
     var v = [UInt8](repeating: 0, count: length + 12)
     withUnsafeBytes(of: n.littleEndian) { for i in 0..<8 { v[i] = $0[i] } }
     withUnsafeBytes(of: UInt32(truncatingIfNeeded: version).littleEndian) { for i in 0..<4 { v[8 + i] = $0[i] } }
-    for i in 12..<v.count { v[i] = UInt8(truncatingIfNeeded: rng.next()) }
+    let mask: UInt64 = n % 3 == 0 ? 0xFF : 0x03
+    for i in 12..<v.count { v[i] = UInt8(truncatingIfNeeded: rng.next() & mask) }
     return v
 }
 
@@ -292,6 +296,14 @@ func modelValue(_ n: UInt64, version: Int, rng: inout SeededRandom) -> [UInt8] {
         #expect(got.count == all.count && got == all.reversed(), "full reverse scan, seed \(seed)")
         #expect(h.tree.statistics.tablesPerLevel.reduce(0, +) > 1)
         try h.close()
+        // Compression is on (the default): the tables hold compressed blocks and blocks stored
+        // as built, and every one of them verifies.
+        let report = DataDirectoryCheck.run(directory: tmp.path)
+        #expect(report.isClean, "\(report.findings)")
+        let blocks = report.keySpaces.reduce(0) { $0 + $1.blocks }
+        let compressed = report.keySpaces.reduce(0) { $0 + $1.compressedBlocks }
+        print("LSM model: \(compressed) of \(blocks) blocks compressed")
+        #expect(compressed > 0 && compressed < blocks, "\(compressed) of \(blocks) blocks compressed")
     }
 }
 

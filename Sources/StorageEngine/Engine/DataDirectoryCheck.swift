@@ -31,8 +31,35 @@ public struct CheckReport: Sendable {
     public var findings: [CheckFinding] = []
     /// Facts that are not damage (segments recovery set aside, leftover temporary files).
     public var notes: [String] = []
+    /// What the LSM tables hold, per key space (the first key byte; tables are cut where it
+    /// changes), in key-space order.
+    public var keySpaces: [KeySpaceUsage] = []
 
     public var isClean: Bool { findings.isEmpty }
+}
+
+/// The LSM tables of one key space: entries, their keys and values, and the bytes they take
+/// in data blocks as built (`rawBlockBytes`) and as stored (`storedBlockBytes`, compressed or
+/// not) and in whole files (filters, indexes and footers too).
+public struct KeySpaceUsage: Sendable, Equatable {
+    public var space: UInt8
+    /// The key space's name (`KeySpace`), or its number.
+    public var name: String
+    public var tables = 0
+    public var entries: UInt64 = 0
+    /// Internal keys (user key and 8-byte trailer) and values, as written.
+    public var keyBytes: UInt64 = 0
+    public var valueBytes: UInt64 = 0
+    public var blocks = 0
+    public var compressedBlocks = 0
+    public var rawBlockBytes: UInt64 = 0
+    public var storedBlockBytes: UInt64 = 0
+    public var fileBytes: UInt64 = 0
+
+    public init(space: UInt8) {
+        self.space = space
+        name = KeySpace(rawValue: space).map { "\($0)" } ?? "space \(space)"
+    }
 }
 
 /// Verifies a data directory without changing it (it takes no lock: run it on a directory no
@@ -213,22 +240,45 @@ public enum DataDirectoryCheck {
         let tables = state.levels.enumerated().flatMap { level, metas in metas.map { (level, $0) } }
         report.files.append((directory + "/MANIFEST", "lsm manifest", "\(tables.count) tables, covered LSN \(state.coveredLSN)"))
         let cache = BlockCache(capacityBytes: 0)
+        var usage: [UInt8: KeySpaceUsage] = [:]
         for (level, meta) in tables {
             let path = directory + "/" + TableFormat.fileName(meta.number)
             do throws(LSMError) {
                 let table = try Table(meta: meta, directory: directory, fileSystem: fileSystem, cache: cache, mapped: false)
+                let space = meta.smallest.first ?? 0
+                var u = usage[space] ?? KeySpaceUsage(space: space)
+                var raw: UInt64 = 0
+                var compressed = 0
                 for i in 0..<table.blockCount {
+                    // Every block passes its checksum (over the stored bytes) and, when
+                    // compressed, decompresses to the size it states.
                     let block = try table.block(i)
                     var cursor = BlockCursor(block)
                     cursor.seekToFirst()
-                    while cursor.isValid { cursor.next() }
+                    while cursor.isValid {
+                        u.keyBytes += UInt64(cursor.key.count)
+                        u.valueBytes += UInt64(cursor.value.count)
+                        cursor.next()
+                    }
                     if cursor.corrupt { throw LSMError.corrupt(file: path, detail: "malformed entries in the data block at offset \(table.blockOffsets[i])") }
+                    raw += UInt64(block.raw.count)
+                    if table.blockTypes[i] != BlockCompressionType.none.rawValue { compressed += 1 }
                 }
-                report.files.append((path, "lsm table", "level \(level), \(meta.entries) entries, \(table.blockCount) blocks"))
+                u.tables += 1
+                u.entries += meta.entries
+                u.blocks += table.blockCount
+                u.compressedBlocks += compressed
+                u.rawBlockBytes += raw
+                u.storedBlockBytes += table.blockSizes.reduce(0) { $0 + UInt64($1) }
+                u.fileBytes += meta.fileBytes
+                usage[space] = u
+                report.files.append((path, "lsm table", "level \(level), \(meta.entries) entries, \(table.blockCount) blocks"
+                    + " (\(compressed) compressed), format version \(table.formatVersion)"))
             } catch {
                 report.findings.append(finding(error, path: path, code: .lsmTable))
             }
         }
+        report.keySpaces = usage.keys.sorted().map { usage[$0]! }
         let live = Set(tables.map { $0.1.number })
         for name in all {
             if let number = TableFormat.parseFileName(name), !live.contains(number) {

@@ -8,6 +8,9 @@ public struct EngineOptions: Sendable {
     public var timelineCapacity: Int = 800
     public var celebrityThreshold: Int = 10_000
     public var cacheSizeBytes: Int = 64 << 20
+    /// How the LSM tree stores new table blocks (`LSMOptions.compression`): zstd by default,
+    /// `.none` to turn it off.
+    public var compression: LSMCompression = .default
     public var ioBackend: FileSystem.BackendChoice = .automatic
     public var logSegmentSizeBytes: Int = 64 << 20
     /// Fault injection for tests: every syscall of the engine's file layer asks it first.
@@ -104,6 +107,7 @@ public final class Engine: Sendable {
         // cache budget goes to the record cache as well: tweets, users and counters read again.
         treeOptions.blockCacheBytes = options.cacheSizeBytes
         treeOptions.recordCacheBytes = options.cacheSizeBytes
+        treeOptions.compression = options.compression
         let tree: LSMTree
         do {
             tree = try LSMTree.open(directory: directory + "/lsm", fileSystem: fileSystem, log: log, options: treeOptions)

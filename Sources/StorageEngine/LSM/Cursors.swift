@@ -19,8 +19,12 @@ final class TableCursor {
     @exclusivity(unchecked) private(set) var isValid = false
     @exclusivity(unchecked) private(set) var error: LSMError?
 
-    init(_ table: Table) {
+    /// Blocks decompressed for this cursor go into the block cache (off for compaction inputs).
+    let fillCache: Bool
+
+    init(_ table: Table, fillCache: Bool = true) {
         self.table = table
+        self.fillCache = fillCache
         cursor = BlockCursor(Block.empty, keyBuffer: KeyBuffer(backSlots: true))
     }
 
@@ -34,7 +38,7 @@ final class TableCursor {
         blockIndex = i
         guard i >= 0 && i < table.blockCount else { unload(); return false }
         do {
-            let b = try table.block(i)
+            let b = try table.block(i, fillCache: fillCache)
             cursor = BlockCursor(b, keyBuffer: cursor.keyBuffer)
             loaded = true
             return true
@@ -125,9 +129,12 @@ final class LevelCursor {
     @exclusivity(unchecked) private(set) var isValid = false
     @exclusivity(unchecked) private(set) var error: LSMError?
 
-    init(_ tables: [Table], range: Range<Int>? = nil) {
+    let fillCache: Bool
+
+    init(_ tables: [Table], range: Range<Int>? = nil, fillCache: Bool = true) {
         self.tables = tables
         self.range = range ?? tables.indices
+        self.fillCache = fillCache
     }
 
     @inline(__always) var key: UnsafeRawBufferPointer { cursor.unsafelyUnwrapped.key }
@@ -148,7 +155,7 @@ final class LevelCursor {
     private func open(_ i: Int) -> Bool {
         index = i
         guard range.contains(i) else { cursor = nil; isValid = false; return false }
-        cursor = TableCursor(tables[i])
+        cursor = TableCursor(tables[i], fillCache: fillCache)
         return true
     }
 

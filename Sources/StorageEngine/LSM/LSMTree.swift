@@ -100,6 +100,8 @@ public final class LSMTree: @unchecked Sendable {
         var compactions = 0
         var trivialMoves = 0
         var writeStalls = 0
+        /// Data blocks written by flushes and compactions since the tree opened.
+        var blocksWritten = BlockStats()
     }
 
     // MARK: opening
@@ -477,6 +479,8 @@ public final class LSMTree: @unchecked Sendable {
             guard var b = builder else { return }
             builder = nil
             outputs.append(try b.finish())
+            let stats = b.blockStats
+            tree.state.withLock { tree.counters.blocksWritten.add(stats) }
         }
 
         mutating func abandon() {
@@ -673,9 +677,9 @@ public final class LSMTree: @unchecked Sendable {
         for (level, tables) in current.levels.enumerated() where level == job.level || level == out {
             let chosen = tables.filter { inputNumbers.contains($0.meta.number) }
             if level == 0 {
-                for t in chosen { sources.append(.table(TableCursor(t))) }
+                for t in chosen { sources.append(.table(TableCursor(t, fillCache: false))) }
             } else if !chosen.isEmpty {
-                sources.append(.level(LevelCursor(chosen)))
+                sources.append(.level(LevelCursor(chosen, fillCache: false)))
             }
         }
         var lo = (job.inputs + job.below).map(\.smallestUser).min { $0.lexicographicallyPrecedes($1) }!
@@ -1369,6 +1373,13 @@ public final class LSMTree: @unchecked Sendable {
         /// `mmapReads` is off). Other mmap failures are errors, never fallbacks.
         public var mmapFallbacks: Int = 0
         public var lastMmapFallback: IOError? = nil
+        /// Data blocks written by flushes and compactions since the tree opened: how many were
+        /// stored compressed, and their bytes as built and as stored.
+        public var blocksWritten = BlockStats()
+        /// Stored over built bytes of the data blocks written since open (1 without compression).
+        public var compressionRatio: Double {
+            blocksWritten.rawBytes == 0 ? 1 : Double(blocksWritten.storedBytes) / Double(blocksWritten.rawBytes)
+        }
 
         public var tableBytes: UInt64 { bytesPerLevel.reduce(0, +) }
         /// Bytes written to tables (flushes and compactions) per byte of keys and values written.
@@ -1398,7 +1409,7 @@ public final class LSMTree: @unchecked Sendable {
                 userBytes: userBytes, flushBytes: manifest.flushBytes, compactionBytes: manifest.compactionBytes,
                 flushes: counters.flushes, compactions: counters.compactions, trivialMoves: counters.trivialMoves,
                 writeStalls: counters.writeStalls, coveredLSN: manifest.coveredLSN,
-                cacheBytes: c.bytes, cacheHits: c.hits, cacheMisses: c.misses)
+                cacheBytes: c.bytes, cacheHits: c.hits, cacheMisses: c.misses, blocksWritten: counters.blocksWritten)
         }
         s.recordCacheBytes = r.bytes
         s.recordCacheEntries = r.entries

@@ -32,6 +32,12 @@ public struct LSMOptions: Sendable {
     public var memtableBytes: Int = 32 << 20
     /// Target uncompressed size of a data block.
     public var blockBytes: Int = 4096
+    /// How the data blocks of new tables (flushes and compactions) are stored: each compressed
+    /// on its own with zstd at level 1 (the default; a block is kept compressed only when that
+    /// saves at least 1/8 of it), or `.none` to turn compression off. Tables of either kind are
+    /// read whatever this says. A compressed block is read through the block cache, which holds
+    /// it decompressed, even when tables are mapped (`mmapReads`).
+    public var compression: LSMCompression = .default
     /// Keys between restart points inside a block.
     public var restartInterval: Int = 16
     /// Bloom filter bits per key (10 gives about 1% false positives).
@@ -59,6 +65,10 @@ public struct LSMOptions: Sendable {
     public var backgroundWork: Bool = true
     /// Log record type the tree uses for its write batches.
     public var logRecordType: UInt16 = 0x0020
+    /// The table format version new tables are written in: the current one, or (tests only)
+    /// 1, which stores every block uncompressed with the old handles, as builds before version 2
+    /// wrote them, so the tests can check that such tables are still read and are rewritten.
+    var tableFormatVersion: UInt32 = TableFormat.version
 
     public init() {}
 }

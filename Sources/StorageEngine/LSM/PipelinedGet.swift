@@ -77,6 +77,10 @@ extension LSMTree {
             (probes + j).initialize(to: TreeProbe(index: index, hash: hash))
         }
         let prefetchBlocks = n > 1
+        // The blocks probes read that are not views of a mapping (compressed blocks, held
+        // decompressed by the block cache): kept alive in the batch until every probe is done,
+        // as the cache may drop them meanwhile (the batch keeps the array's capacity).
+        defer { batch.blockOwners.removeAll(keepingCapacity: true) }
         while remaining > 0 {
             for j in 0..<n where probes[j].step != .done {
                 let p = probes + j
@@ -132,7 +136,8 @@ extension LSMTree {
             p.pointee.step = .open
         case .open:
             let t = p.pointee.table!.takeUnretainedValue()
-            let (view, _) = try t.pointBlock(p.pointee.block)
+            let (view, owner) = try t.pointBlock(p.pointee.block)
+            if let owner { batch.blockOwners.append(owner) }
             p.pointee.base = view.raw.baseAddress
             p.pointee.blockBytes = view.raw.count
             p.pointee.restartCount = view.restartCount

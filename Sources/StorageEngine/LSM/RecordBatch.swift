@@ -34,6 +34,10 @@ public final class RecordBatch {
     @exclusivity(unchecked) var probes: UnsafeMutablePointer<TreeProbe>?
     @exclusivity(unchecked) var probeKeys: UnsafeMutableRawPointer?
     @exclusivity(unchecked) var probeCapacity = 0
+    /// The decompressed blocks (held by the block cache) the probes of one pipelined lookup
+    /// read, kept alive until it is done (the cache may drop them meanwhile); emptied, with its
+    /// capacity kept, when the lookup ends.
+    @exclusivity(unchecked) var blockOwners: [Block] = []
     /// Whether the record cache keeps the keys this batch finds absent (default true). A reader
     /// whose keys are mostly absent and answered by a cache of its own (the Social layer's
     /// counter keys) turns it off, so they do not take the record cache's slots from values.

@@ -9,15 +9,21 @@ import Synchronization
 ///     data block 0 | u64 xxh3 | data block 1 | u64 xxh3 | ...
 ///     filter block | u64 xxh3          (bloom filter over user keys)
 ///     index block  | u64 xxh3          (block format; key = last internal key of a data block,
-///                                       value = varint offset, varint size of that block)
+///                                       value = varint offset, varint size of that block as
+///                                       stored, and (version 2) u8 compression type)
 ///     footer (56 bytes): magic u64 "SDBTABL1", version u32, flags u32, index offset u64,
 ///         filter offset u64, index size u32, filter size u32, entry count u64, xxh3 u64 of the
 ///         preceding 48 footer bytes (seed `tableFooter`)
 ///
-/// Block checksums use seed `tableBlock`. Sizes exclude the 8-byte checksum.
+/// Block checksums use seed `tableBlock` and cover the bytes as stored (compressed or not), so
+/// a damaged block is caught before it is decompressed. Sizes exclude the 8-byte checksum.
+/// Version 2 (compressed data blocks, `BlockCompressionType`) is written; version 1 (every
+/// block stored as built, handles without the type byte) is still read, and compaction rewrites
+/// what it merges as version 2.
 enum TableFormat {
     static let magic: UInt64 = 0x3143_4241_5442_4453 // "SDBTABL1" little-endian
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
+    static let oldestReadableVersion: UInt32 = 1
     static let footerBytes = 56
     static let checksumBytes = 8
 
@@ -46,6 +52,23 @@ struct TableMeta: Sendable, Equatable {
     var largestUser: ArraySlice<UInt8> { largest[..<(largest.count - 8)] }
 }
 
+/// Data blocks written: how many, how many stored compressed, their bytes as built and as stored.
+public struct BlockStats: Sendable, Equatable {
+    public var blocks: UInt64 = 0
+    public var compressedBlocks: UInt64 = 0
+    public var rawBytes: UInt64 = 0
+    public var storedBytes: UInt64 = 0
+
+    public init() {}
+
+    public mutating func add(_ o: BlockStats) {
+        blocks += o.blocks
+        compressedBlocks += o.compressedBlocks
+        rawBytes += o.rawBytes
+        storedBytes += o.storedBytes
+    }
+}
+
 /// Writes one table file from entries given in internal-key order.
 struct TableBuilder {
     let file: File
@@ -62,6 +85,19 @@ struct TableBuilder {
     private var largest: [UInt8] = []
     private(set) var entries: UInt64 = 0
     private var handleScratch: [UInt8] = []
+    /// The zstd context and output buffer of block compression (nil when it is off).
+    private let compressor: ZstdCompressor?
+    private let compressionLevel: Int32
+    private var compressed: [UInt8] = []
+    /// Blocks in a row that did not compress, and blocks left to store without trying: after
+    /// `BlockCodec.giveUpAfter` failures in a row, only every `BlockCodec.retryEvery`-th block
+    /// is tried until one compresses (a table holds one key space, and incompressible values,
+    /// as the lsm suite's random ones, cost zstd's whole compression time for nothing).
+    private var failedInARow = 0
+    private var skipUntilRetry = 0
+    /// Data blocks built and how many of them were stored compressed, with their bytes before and
+    /// after (statistics).
+    private(set) var blockStats = BlockStats()
 
     init(fileSystem: FileSystem, directory: String, number: UInt64, options: LSMOptions) throws(LSMError) {
         path = directory + "/" + TableFormat.fileName(number)
@@ -70,6 +106,15 @@ struct TableBuilder {
         self.options = options
         data = BlockBuilder(restartInterval: options.restartInterval, reserve: options.blockBytes + 512)
         pending.reserveCapacity(1 << 20)
+        switch options.tableFormatVersion < 2 ? .none : options.compression {
+        case .none:
+            compressor = nil
+            compressionLevel = 0
+        case .zstd(let level):
+            compressor = ZstdCompressor()
+            compressionLevel = level
+            compressed.reserveCapacity(options.blockBytes + 1024)
+        }
     }
 
     /// Bytes written or buffered so far (the cut point for compaction outputs).
@@ -101,10 +146,28 @@ struct TableBuilder {
         let lastKey = data.lastKeyBytes
         let block = data.finish()
         let blockOffset = offset + UInt64(pending.count)
-        appendBlock(block)
+        var type = BlockCompressionType.none
+        if let compressor {
+            if skipUntilRetry > 0 {
+                skipUntilRetry -= 1
+            } else if block.withUnsafeBytes({ BlockCodec.compress($0, level: compressionLevel, compressor: compressor, into: &compressed) }) {
+                type = .zstd
+                failedInARow = 0
+            } else {
+                failedInARow += 1
+                if failedInARow >= BlockCodec.giveUpAfter { skipUntilRetry = BlockCodec.retryEvery - 1 }
+            }
+        }
+        let stored = type == .none ? block.count : compressed.count
+        if type == .none { appendBlock(block) } else { appendBlock(compressed) }
+        blockStats.blocks += 1
+        blockStats.rawBytes += UInt64(block.count)
+        blockStats.storedBytes += UInt64(stored)
+        if type != .none { blockStats.compressedBlocks += 1 }
         handleScratch.removeAll(keepingCapacity: true)
         Varint.append(blockOffset, to: &handleScratch)
-        Varint.append(UInt64(block.count), to: &handleScratch)
+        Varint.append(UInt64(stored), to: &handleScratch)
+        if options.tableFormatVersion >= 2 { handleScratch.append(type.rawValue) }
         lastKey.withUnsafeBytes { k in handleScratch.withUnsafeBytes { v in index.add(key: k, value: v) } }
     }
 
@@ -128,6 +191,7 @@ struct TableBuilder {
         try flushDataBlock()
         largest = lastKeyStorage
         let filter = BloomFilter.build(hashes: hashes, bitsPerKey: options.bloomBitsPerKey)
+        // The filter and the index are stored as built: both are read once, when the table opens.
         let filterOffset = offset + UInt64(pending.count)
         appendBlock(filter)
         let indexBlock = index.finish()
@@ -136,7 +200,7 @@ struct TableBuilder {
         var footer: [UInt8] = []
         footer.reserveCapacity(TableFormat.footerBytes)
         footer.appendLE(TableFormat.magic)
-        footer.appendLE(TableFormat.version)
+        footer.appendLE(options.tableFormatVersion)
         footer.appendLE(UInt32(0))
         footer.appendLE(indexOffset)
         footer.appendLE(filterOffset)
@@ -183,7 +247,15 @@ final class Table: @unchecked Sendable {
     /// keys share).
     private let shared: [UInt8]
     let blockOffsets: [UInt64]
+    /// Stored sizes (compressed or not), without the checksum.
     let blockSizes: [UInt32]
+    /// Each block's `BlockCompressionType` (all `none` in a version-1 table).
+    let blockTypes: [UInt8]
+    /// Some block is stored compressed: its reads go through the block cache, which holds it
+    /// decompressed, even in a mapped table.
+    let anyCompressed: Bool
+    /// The table's format version (1 or 2).
+    let formatVersion: UInt32
     private let filter: [UInt8]
 
     var blockCount: Int { blockOffsets.count }
@@ -193,6 +265,8 @@ final class Table: @unchecked Sendable {
         var indexKeyEnds: [Int]
         var blockOffsets: [UInt64]
         var blockSizes: [UInt32]
+        var blockTypes: [UInt8]
+        var version: UInt32
         var filter: [UInt8]
     }
 
@@ -263,6 +337,9 @@ final class Table: @unchecked Sendable {
         }
         blockOffsets = loaded.blockOffsets
         blockSizes = loaded.blockSizes
+        blockTypes = loaded.blockTypes
+        anyCompressed = loaded.blockTypes.contains { $0 != BlockCompressionType.none.rawValue }
+        formatVersion = loaded.version
         filter = loaded.filter
     }
 
@@ -281,15 +358,17 @@ final class Table: @unchecked Sendable {
             } catch { return .failure(error) }
         }
         if case .failure(let e) = readResult { throw .io(e) }
-        let parsed: Result<(UInt64, UInt64, UInt32, UInt32, UInt64), LSMError> = footer.withUnsafeBytes { raw in
+        let parsed: Result<(UInt64, UInt64, UInt32, UInt32, UInt64, UInt32), LSMError> = footer.withUnsafeBytes { raw in
             guard raw.loadLE(UInt64.self, at: 0) == TableFormat.magic else { return .failure(.corrupt(file: path, detail: "bad footer magic")) }
             let sum = Checksum.xxh3(UnsafeRawBufferPointer(rebasing: raw[0..<48]), seed: .tableFooter)
             guard sum == raw.loadLE(UInt64.self, at: 48) else { return .failure(.corrupt(file: path, detail: "footer checksum mismatch")) }
             let version = raw.loadLE(UInt32.self, at: 8)
-            guard version == TableFormat.version else { return .failure(.corrupt(file: path, detail: "unknown table format version \(version)")) }
-            return .success((raw.loadLE(UInt64.self, at: 16), raw.loadLE(UInt64.self, at: 24), raw.loadLE(UInt32.self, at: 32), raw.loadLE(UInt32.self, at: 36), raw.loadLE(UInt64.self, at: 40)))
+            guard version >= TableFormat.oldestReadableVersion && version <= TableFormat.version else {
+                return .failure(.corrupt(file: path, detail: "unknown table format version \(version)"))
+            }
+            return .success((raw.loadLE(UInt64.self, at: 16), raw.loadLE(UInt64.self, at: 24), raw.loadLE(UInt32.self, at: 32), raw.loadLE(UInt32.self, at: 36), raw.loadLE(UInt64.self, at: 40), version))
         }
-        let (indexOffset, filterOffset, indexSize, filterSize, entries) = try parsed.get()
+        let (indexOffset, filterOffset, indexSize, filterSize, entries, version) = try parsed.get()
         // Offsets first bounded by the file size, so the sums below cannot overflow (a
         // checksum-valid footer with an offset near 2^64 trapped here: found by fuzzing).
         guard entries == meta.entries, filterOffset < size, indexOffset < size,
@@ -304,6 +383,7 @@ final class Table: @unchecked Sendable {
         var ends: [Int] = []
         var offsets: [UInt64] = []
         var sizes: [UInt32] = []
+        var types: [UInt8] = []
         var cursor = BlockCursor(indexBlock)
         cursor.seekToFirst()
         while cursor.isValid {
@@ -316,12 +396,24 @@ final class Table: @unchecked Sendable {
             guard Table.varint(v, &i, &off), Table.varint(v, &i, &sz), off < filterOffset, sz < filterOffset, off + sz + 8 <= filterOffset else {
                 throw .corrupt(file: path, detail: "bad block handle in the index")
             }
+            var type = BlockCompressionType.none.rawValue
+            if version >= 2 {
+                guard i < v.count else { throw .corrupt(file: path, detail: "bad block handle in the index") }
+                type = v[i]
+                i += 1
+                guard BlockCompressionType(rawValue: type) != nil else {
+                    throw .corrupt(file: path, detail: "block at offset \(off) has unknown compression type \(type)")
+                }
+            }
+            guard i == v.count else { throw .corrupt(file: path, detail: "bad block handle in the index") }
             offsets.append(off)
             sizes.append(UInt32(sz))
+            types.append(type)
             cursor.next()
         }
         if cursor.corrupt { throw .corrupt(file: path, detail: "malformed index block") }
-        return Loaded(indexKeys: keys, indexKeyEnds: ends, blockOffsets: offsets, blockSizes: sizes, filter: filter)
+        return Loaded(indexKeys: keys, indexKeyEnds: ends, blockOffsets: offsets, blockSizes: sizes, blockTypes: types,
+                      version: version, filter: filter)
     }
 
 
@@ -376,10 +468,11 @@ final class Table: @unchecked Sendable {
     }
 
     /// Block `i` for a point lookup: a view into the mapping (no object allocated: a `Block`
-    /// per lookup was ~550 instructions of a multi-get's key), or the cached or read block,
-    /// returned with its view so the caller keeps its bytes alive while it reads them.
+    /// per lookup was ~550 instructions of a multi-get's key), or the cached or read (and
+    /// decompressed) block, returned with its view so the caller keeps its bytes alive while it
+    /// reads them.
     func pointBlock(_ i: Int) throws(LSMError) -> (view: BlockView, owner: Block?) {
-        if let mapping {
+        if let mapping, !anyCompressed || blockTypes[i] == BlockCompressionType.none.rawValue {
             let body = try verifiedMappedBytes(i, mapping)
             guard let view = BlockView(checking: body) else {
                 throw .corrupt(file: path, detail: "block restart array does not fit its \(body.count) bytes")
@@ -428,8 +521,18 @@ final class Table: @unchecked Sendable {
         return buffer
     }
 
-    private static func readVerified(file: File, path: String, offset: UInt64, size: Int) throws(LSMError) -> Block {
-        try Block(taking: try readRaw(file: file, path: path, offset: offset, size: size), count: size, file: path)
+    private static func readVerified(file: File, path: String, offset: UInt64, size: Int, type: UInt8) throws(LSMError) -> Block {
+        try open(try readRaw(file: file, path: path, offset: offset, size: size), size: size, type: type, path: path, offset: offset)
+    }
+
+    /// The block in `buffer` (its first `size` bytes: stored bytes that passed their checksum,
+    /// owned by the caller until this returns), decompressed when `type` says so; takes
+    /// `buffer` (kept as the block's bytes, or freed after decompression or on an error).
+    static func open(_ buffer: UnsafeMutableRawBufferPointer, size: Int, type: UInt8, path: String, offset: UInt64) throws(LSMError) -> Block {
+        if type == BlockCompressionType.none.rawValue { return try Block(taking: buffer, count: size, file: path) }
+        defer { buffer.deallocate() }
+        let plain = try BlockCodec.decompress(UnsafeRawBufferPointer(rebasing: buffer[0..<size]), type: type, path: path, offset: offset)
+        return try Block(taking: plain, file: path)
     }
 
     // MARK: lookups
@@ -560,32 +663,42 @@ final class Table: @unchecked Sendable {
     /// restart array, at the end).
     @inline(__always)
     func prefetchTail(_ i: Int) {
-        guard let mapping else { return }
+        guard let mapping, !anyCompressed || blockTypes[i] == BlockCompressionType.none.rawValue else { return }
         let end = Int(blockOffsets[i]) + Int(blockSizes[i])
         socialdb_prefetch(mapping.baseAddress! + (end - 4))
         socialdb_prefetch(mapping.baseAddress! + max(Int(blockOffsets[i]), end - 68))
     }
 
-    /// Block `i`: a verified view of the mapping, or from the cache, or read and verified.
-    func block(_ i: Int) throws(LSMError) -> Block {
-        if let mapping { return try mappedBlock(i, mapping) }
+    /// Block `i`: a verified view of the mapping, or from the cache, or read (or viewed in the
+    /// mapping), verified and decompressed. A block made here goes into the cache unless
+    /// `fillCache` is false (compaction's reads: a table read once would evict what reads use).
+    func block(_ i: Int, fillCache: Bool = true) throws(LSMError) -> Block {
+        let type = blockTypes[i]
+        if let mapping, type == BlockCompressionType.none.rawValue { return try mappedBlock(i, mapping) }
         let key = BlockCache.Key(file: meta.number, offset: blockOffsets[i])
         if let b = cache.lookup(key) { return b }
-        let b = try Table.readVerified(file: file, path: path, offset: blockOffsets[i], size: Int(blockSizes[i]))
-        cache.insert(key, b)
+        let b: Block
+        if let mapping {
+            let stored = try verifiedMappedBytes(i, mapping)
+            b = try Block(taking: try BlockCodec.decompress(stored, type: type, path: path, offset: blockOffsets[i]), file: path)
+        } else {
+            b = try Table.readVerified(file: file, path: path, offset: blockOffsets[i], size: Int(blockSizes[i]), type: type)
+        }
+        if fillCache { cache.insert(key, b) }
         return b
     }
 
-    /// Block `i` when it needs no read of its own (mapped tables always qualify).
+    /// Block `i` when it needs no read of its own (mapped tables always qualify: a compressed
+    /// block of theirs is decompressed from the mapping).
     func cachedBlock(_ i: Int) -> Block? {
         if isMapped { return nil }
         return cache.lookup(BlockCache.Key(file: meta.number, offset: blockOffsets[i]))
     }
 
-    /// Verifies a block read by a batch and caches it.
+    /// Verifies (and decompresses) a block read by a batch and caches it.
     func adopt(_ buffer: UnsafeMutableRawBufferPointer, block i: Int) throws(LSMError) -> Block {
         let bytes = try Table.verify(buffer, size: Int(blockSizes[i]), path: path, offset: blockOffsets[i])
-        let b = try Block(taking: bytes, count: Int(blockSizes[i]), file: path)
+        let b = try Table.open(bytes, size: Int(blockSizes[i]), type: blockTypes[i], path: path, offset: blockOffsets[i])
         cache.insert(BlockCache.Key(file: meta.number, offset: blockOffsets[i]), b)
         return b
     }
