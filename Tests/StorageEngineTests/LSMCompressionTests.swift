@@ -143,6 +143,34 @@ import Glibc
         #expect(compressed == 0, "\(compressed) of \(blocks) blocks compressed after compaction without compression")
     }
 
+    /// Blocks of the key spaces named in `uncompressedKeyPrefixes` stay as built however well
+    /// they would compress (the engine's default names the tweet records); the others compress;
+    /// both read back.
+    @Test func exemptKeySpacesStayAsBuilt() throws {
+        #expect(EngineOptions().uncompressedKeyPrefixes == [KeySpace.tweets.rawValue])
+        var rng = SeededRandom(seed: testSeed())
+        let tmp = TemporaryDirectory("lsm-compress-exempt")
+        var options = Self.options(mapped: true)
+        options.uncompressedKeyPrefixes = [1]
+        let h = try TreeHarness(dir: tmp.path, options: options)
+        var model: [[UInt8]: [UInt8]] = [:]
+        for i in 0..<2_000 as Range<UInt64> {
+            let k = modelKey(space: UInt8(1 + i % 2), i)
+            let v = Self.value(i, compressible: true, rng: &rng)
+            try h.tree.put(k, v)
+            model[k] = v
+        }
+        try h.tree.flush()
+        try h.tree.compactAll()
+        try Self.expectReads(h.tree, model, "exempt space 1")
+        try h.close()
+        let (_, _, report) = Self.usage(tmp.path)
+        #expect(report.isClean, "\(report.findings)")
+        let one = report.keySpaces.first { $0.space == 1 }, two = report.keySpaces.first { $0.space == 2 }
+        #expect((one?.blocks ?? 0) > 0 && one?.compressedBlocks == 0, "\(String(describing: one))")
+        #expect((two?.compressedBlocks ?? 0) > 0, "\(String(describing: two))")
+    }
+
     /// Tables of format version 1 (as builds before version 2 wrote them) open and read as they
     /// were, next to version-2 tables; compaction rewrites what it merges as version 2.
     @Test(arguments: [true, false])

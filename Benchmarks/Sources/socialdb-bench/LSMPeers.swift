@@ -62,10 +62,13 @@ final class SocialDBStore: KVStore {
 
     /// `recordCacheBytes`: 0 as RocksDB and LevelDB (no row cache) in the LSM suite; the
     /// engine's default budget where a suite measures what the Social layer gets.
-    init(directory: String, fileSystem: FileSystem, recordCacheBytes: Int = 0) throws {
+    /// `compression`: the tree's default (zstd) unless a suite stores what the engine keeps
+    /// uncompressed (tweet records, `EngineOptions.uncompressedKeyPrefixes`).
+    init(directory: String, fileSystem: FileSystem, recordCacheBytes: Int = 0, compression: LSMCompression = .default) throws {
         (log, _) = try Log.open(directory: directory + "/log", fileSystem: fileSystem, options: LogOptions(sync: .off))
         var options = LSMOptions()
         options.recordCacheBytes = recordCacheBytes
+        options.compression = compression
         options.blockCacheBytes = LSMBenchOptions.blockCacheBytes
         options.memtableBytes = LSMBenchOptions.memtableBytes
         options.blockBytes = LSMBenchOptions.blockBytes

@@ -302,8 +302,10 @@ struct TimelineSuite {
                                       threads: Int) throws -> [ResultRow] {
         let directory = try scratch.freshDirectory("timeline-\(label)-tweets")
         defer { try? scratch.discard(directory) }
-        // The record cache at the engine's default budget (`--cache-size`, 64 MiB), as Social has it.
-        let records = try SocialDBStore(directory: directory, fileSystem: fileSystem, recordCacheBytes: EngineOptions().cacheSizeBytes)
+        // The record cache at the engine's default budget (`--cache-size`, 64 MiB), as Social has it;
+        // tweet records stored uncompressed, as the engine keeps them (`uncompressedKeyPrefixes`).
+        let records = try SocialDBStore(directory: directory, fileSystem: fileSystem, recordCacheBytes: EngineOptions().cacheSizeBytes,
+                                        compression: .none)
         let loading = ProgressBar("\(label) tweet store", total: tweets.posts.count)
         var value = [UInt8](repeating: 0x61, count: 180)
         var key = [UInt8](repeating: 0, count: 8)
@@ -619,7 +621,7 @@ extension TimelineSuite {
         try fileSystem.makeDirectory(directory)
         defer { try? fileSystem.removeTree(directory) }
         let cacheBytes = cacheMiB.map { $0 << 20 } ?? EngineOptions().cacheSizeBytes
-        let records = try SocialDBStore(directory: directory, fileSystem: fileSystem, recordCacheBytes: cacheBytes)
+        let records = try SocialDBStore(directory: directory, fileSystem: fileSystem, recordCacheBytes: cacheBytes, compression: .none)
         defer { try? records.close() }
         var value = [UInt8](repeating: 0x61, count: 180)
         var key = [UInt8](repeating: 0, count: 8)

@@ -11,6 +11,10 @@ public struct EngineOptions: Sendable {
     /// How the LSM tree stores new table blocks (`LSMOptions.compression`): zstd by default,
     /// `.none` to turn it off.
     public var compression: LSMCompression = .default
+    /// Key prefixes whose blocks stay uncompressed (`LSMOptions.uncompressedKeyPrefixes`): by
+    /// default the tweet records (`KeySpace.tweets`), which page hydration reads point by point;
+    /// a block cache miss on a compressed block costs the whole block's decompression.
+    public var uncompressedKeyPrefixes: [UInt8] = [KeySpace.tweets.rawValue]
     public var ioBackend: FileSystem.BackendChoice = .automatic
     public var logSegmentSizeBytes: Int = 64 << 20
     /// Fault injection for tests: every syscall of the engine's file layer asks it first.
@@ -108,6 +112,7 @@ public final class Engine: Sendable {
         treeOptions.blockCacheBytes = options.cacheSizeBytes
         treeOptions.recordCacheBytes = options.cacheSizeBytes
         treeOptions.compression = options.compression
+        treeOptions.uncompressedKeyPrefixes = options.uncompressedKeyPrefixes
         let tree: LSMTree
         do {
             tree = try LSMTree.open(directory: directory + "/lsm", fileSystem: fileSystem, log: log, options: treeOptions)
