@@ -5,25 +5,13 @@ import Testing
 /// the value last installed for an id or nothing, never a value from before an invalidation,
 /// and that the cache stays within its bytes.
 @Suite struct IDCacheTests {
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     /// Random installs (with fresh and with stale stamps), invalidations and lookups against a
     /// model of what may be cached; several budgets, so tables grow, sets fill and the sweep
     /// runs.
     @Test(arguments: [0, 4 << 10, 64 << 10, 1 << 20])
     func lookupsGiveTheLastInstalledValueOrNothing(maxBytes: Int) {
         let seed = UInt64(0x1DCA_C4E) &+ UInt64(maxBytes)
-        var random = Random(state: seed)
+        var random = SplitMix(seed: seed)
         let cache = IDCache<TweetCounts>(maxBytes: maxBytes)
         // The value each id may show (nil: none may show).
         var model: [UInt64: UInt32] = [:]
@@ -32,8 +20,8 @@ import Testing
         var problems: [String] = []
         let ids = 5_000
         for step in 0..<200_000 {
-            let id = UInt64(1 + random.below(ids)) &* 0x1_0000_0001  // spread like snowflakes
-            switch random.below(10) {
+            let id = UInt64(1 + Int(random.next() % UInt64(ids))) &* 0x1_0000_0001  // spread like snowflakes
+            switch Int(random.next() % 10) {
             case 0..<4:
                 let value = UInt32(truncatingIfNeeded: random.next())
                 cache.install(id, TweetCounts(likes: Int(value), retweets: 0, replies: 0, quotes: 0), since: cache.stamp(id))
@@ -42,7 +30,7 @@ import Testing
                 // A reader takes a stamp now and installs later (a write may come between).
                 pending.append((id, cache.stamp(id), UInt32(truncatingIfNeeded: random.next())))
             case 5 where !pending.isEmpty:
-                let (pid, stamp, value) = pending.remove(at: random.below(pending.count))
+                let (pid, stamp, value) = pending.remove(at: Int(random.next() % UInt64(pending.count)))
                 let shownBefore = cache.lookup(pid)?.likes
                 cache.install(pid, TweetCounts(likes: Int(value), retweets: 0, replies: 0, quotes: 0), since: stamp)
                 if let shown = cache.lookup(pid)?.likes, shown != shownBefore {
