@@ -186,28 +186,6 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
         }
     }
 
-    /// `body` run on `id`'s value under its shard's lock (nothing of it leaves the lock but
-    /// what `body` returns); nil when `id` has no value. `body` must be short.
-    @inline(__always)
-    func withValue<Result>(_ id: UInt64, _ body: (borrowing Value) -> Result) -> Result? {
-        guard enabled else { return nil }
-        let mixed = Self.mix(id)
-        return shard(mixed).state.withLock { s -> Result? in
-            guard id != 0, let table = s.table else {
-                s.misses &+= 1
-                return nil
-            }
-            let slot = Self.find(id, mixed, in: table)
-            guard slot >= 0, let value = table.values[slot] else {
-                s.misses &+= 1
-                return nil
-            }
-            s.hits &+= 1
-            table.referenced[slot / Self.ways] |= UInt8(1) << UInt8(slot % Self.ways)
-            return body(value)
-        }
-    }
-
     /// The generation to pass to `install` for `id`: take it before reading the tree.
     @inline(__always)
     func stamp(_ id: UInt64) -> UInt64 {

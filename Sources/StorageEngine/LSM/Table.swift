@@ -147,7 +147,8 @@ struct TableBuilder {
         let block = data.finish()
         let blockOffset = offset + UInt64(pending.count)
         var type = BlockCompressionType.none
-        if let compressor, !(options.uncompressedKeyPrefixes.contains(lastKey.first ?? 0) && !lastKey.isEmpty) {
+        let exempt = lastKey.first.map { options.uncompressedKeyPrefixes.contains($0) } ?? false
+        if let compressor, !exempt {
             if skipUntilRetry > 0 {
                 skipUntilRetry -= 1
             } else if block.withUnsafeBytes({ BlockCodec.compress($0, level: compressionLevel, compressor: compressor, into: &compressed) }) {
