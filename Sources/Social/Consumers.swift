@@ -46,7 +46,7 @@ final class Consumers: Sendable {
     }
 
     /// Opens every consumer from its checkpoint and replays the log after it.
-    static func open(engine: Engine, options: SocialOptions, tweetViews: IDCache<Tweet>) throws(SocialError) -> Consumers {
+    static func open(engine: Engine, options: SocialOptions, tweetViews: IDCache<Tweet.Content>) throws(SocialError) -> Consumers {
         let users = UserNumbers(tree: engine.tree)
         let failure = FailureNote()
         let recent = AuthorItemsCache(maxItems: max(0, options.authorCacheItems))

@@ -43,7 +43,9 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
             let slots = sets * IDCache.ways
             let rawKeys = UnsafeMutableRawPointer.allocate(byteCount: slots * 8, alignment: 64)
             keys = rawKeys.initializeMemory(as: UInt64.self, repeating: 0, count: slots)
-            values = .allocate(capacity: slots)
+            // Line-aligned, so a set's values start a line (`prefetch` loads them by lines).
+            values = UnsafeMutableRawPointer.allocate(byteCount: slots * MemoryLayout<Value?>.stride, alignment: 64)
+                .bindMemory(to: Value?.self, capacity: slots)
             values.initialize(repeating: nil, count: slots)
             costs = .allocate(capacity: slots)
             costs.initialize(repeating: 0, count: slots)
@@ -82,11 +84,16 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
         /// pair only wastes a prefetch, which never faults).
         let keysHint = Atomic<Int>(0)
         let setsHint = Atomic<Int>(0)
+        /// The table's values and CLOCK bits, for `prefetch` likewise.
+        let valuesHint = Atomic<Int>(0)
+        let referencedHint = Atomic<Int>(0)
 
         @inline(__always)
         func updateHints(_ table: Table) {
             keysHint.store(Int(bitPattern: UInt(bitPattern: table.keys)), ordering: .relaxed)
             setsHint.store(table.sets, ordering: .relaxed)
+            valuesHint.store(Int(bitPattern: UInt(bitPattern: table.values)), ordering: .relaxed)
+            referencedHint.store(Int(bitPattern: UInt(bitPattern: table.referenced)), ordering: .relaxed)
         }
     }
 
@@ -140,18 +147,32 @@ final class IDCache<Value: Sendable & CacheCost>: Sendable {
         return -1
     }
 
-    /// Starts loading the line of keys each of `ids` would be found in, so a page's probes
-    /// overlap their cache misses instead of paying them one after another. Changes nothing.
+    /// Starts loading what a probe of each of `ids` touches: its set's line of keys, the set's
+    /// values (line-aligned; one line when a value is a reference) and its CLOCK byte, so a
+    /// page's probes overlap their cache misses instead of paying them one after another.
+    /// Changes nothing.
     @inline(__always)
     func prefetch(_ ids: [UInt64]) {
         guard enabled else { return }
+        let valueSetBytes = Self.ways &* MemoryLayout<Value?>.stride
         for id in ids {
             let mixed = Self.mix(id)
             let box = shard(mixed)
             let keys = box.keysHint.load(ordering: .relaxed)
             guard let base = UnsafeRawPointer(bitPattern: keys) else { continue }
             let sets = box.setsHint.load(ordering: .relaxed)
-            socialdb_prefetch(base + Self.setIndex(mixed, sets: sets) &* (Self.ways &* 8))
+            let set = Self.setIndex(mixed, sets: sets)
+            socialdb_prefetch(base + set &* (Self.ways &* 8))
+            if let values = UnsafeRawPointer(bitPattern: box.valuesHint.load(ordering: .relaxed)) {
+                var line = 0
+                while line < valueSetBytes {
+                    socialdb_prefetch(values + (set &* valueSetBytes &+ line))
+                    line &+= 64
+                }
+            }
+            if let referenced = UnsafeRawPointer(bitPattern: box.referencedHint.load(ordering: .relaxed)) {
+                socialdb_prefetch(referenced + set)
+            }
         }
     }
 
@@ -343,18 +364,23 @@ protocol CacheCost {
     static var typicalCacheBytes: Int { get }
 }
 
-extension Tweet: CacheCost {
-    /// A short tweet's: the struct, its slot, a handle and about 100 bytes of text.
-    static var typicalCacheBytes: Int { MemoryLayout<Tweet>.stride + 16 + 64 + 8 + 100 }
+extension Tweet.Content: CacheCost {
+    /// A short tweet's: its slot (the reference, key, cost and CLOCK bit), the object, a handle
+    /// and about 100 bytes of text.
+    static var typicalCacheBytes: Int { 8 + 16 + objectBytes + 64 + 8 + 100 }
 
-    /// The struct, its slot (key, cost and CLOCK bit), and the UTF-8 and header of every string
-    /// it holds (a view has no nested tweets).
+    /// The object: its header and fields.
+    static var objectBytes: Int { 16 + MemoryLayout<Tweet.Fields>.stride }
+
+    /// Its slot, the object, and the UTF-8 and header of every string it holds.
     var cacheBytes: Int {
-        var bytes = MemoryLayout<Tweet>.stride + 16 + authorHandle.utf8.count + text.utf8.count + 64
-        for list in [mentions, hashtags, urls] where !list.isEmpty {
-            bytes += 32
+        func listBytes(_ list: [String]) -> Int {
+            guard !list.isEmpty else { return 0 }
+            var bytes = 32
             for item in list { bytes += item.utf8.count + 16 }
+            return bytes
         }
-        return bytes
+        return 8 + 16 + Self.objectBytes + fields.authorHandle.utf8.count + fields.text.utf8.count + 64
+            + listBytes(fields.mentions) + listBytes(fields.hashtags) + listBytes(fields.urls)
     }
 }

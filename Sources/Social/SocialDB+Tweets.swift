@@ -94,7 +94,7 @@ extension SocialDB {
     /// counter reads. Returns the view.
     func keepNew(_ record: TweetRecord, _ stamps: NewTweetStamps) throws(SocialError) -> Tweet {
         let view = try view(of: record)
-        tweetViews.install(record.id, view, since: stamps.view)
+        tweetViews.install(record.id, view.content, since: stamps.view)
         tweetCountsCache.install(record.id, TweetCounts(likes: 0, retweets: 0, replies: 0, quotes: 0), since: stamps.counts)
         return view
     }
@@ -386,14 +386,15 @@ extension SocialDB {
             for i in ids.indices {
                 guard let view = top.views[i] else { continue }
                 var tweet = Self.counted(view, top.counts[i])
+                var originalTweet: Tweet? = nil
                 if let original = tweet.retweetOf {
                     // Its original is being deleted with it: a page leaves it out.
-                    guard let originalTweet = shown(original) else { continue }
-                    tweet.retweetedStorage = [originalTweet]
+                    guard let shownOriginal = shown(original) else { continue }
+                    originalTweet = shownOriginal
                 }
-                if let quoted = tweet.quoteOf, let quotedTweet = shown(quoted) {
-                    tweet.quotedStorage = [quotedTweet]
-                }
+                var quotedTweet: Tweet? = nil
+                if let quoted = tweet.quoteOf { quotedTweet = shown(quoted) }
+                if originalTweet != nil || quotedTweet != nil { tweet.setNested(retweeted: originalTweet, quoted: quotedTweet) }
                 result.append(tweet)
             }
             return result
@@ -438,7 +439,8 @@ extension SocialDB {
         tweetCountsCache.prefetch(ids)
         for i in ids.indices {
             let id = ids[i]
-            if let view = tweetViews.lookup(id) {
+            if let content = tweetViews.lookup(id) {
+                let view = Tweet(content: content)
                 out.views[i] = view
             } else {
                 pending[i].viewStamp = tweetViews.stamp(id)
@@ -475,7 +477,7 @@ extension SocialDB {
             do { record = try TweetRecord.decode(value) } catch { throw SocialError(error) }
             guard record.id == ids[i] else { throw .io("storage: the record under tweet \(ids[i]) names tweet \(record.id)") }
             let view = try self.view(of: record)
-            tweetViews.install(ids[i], view, since: p.viewStamp)
+            tweetViews.install(ids[i], view.content, since: p.viewStamp)
             out.views[i] = view
         }
         return out
@@ -540,12 +542,12 @@ extension SocialDB {
 
     /// The view of tweet `id` (from `tweetViews`, else read and kept), or nil when it does not exist.
     func view(id: UInt64) throws(SocialError) -> Tweet? {
-        if let view = tweetViews.lookup(id) { return view }
+        if let content = tweetViews.lookup(id) { return Tweet(content: content) }
         let stamp = tweetViews.stamp(id)
         guard let record = try tweetRecord(id) else { return nil }
         guard record.id == id else { throw .io("storage: the record under tweet \(id) names tweet \(record.id)") }
         let view = try self.view(of: record)
-        tweetViews.install(id, view, since: stamp)
+        tweetViews.install(id, view.content, since: stamp)
         return view
     }
 
@@ -561,10 +563,10 @@ extension SocialDB {
             guard let originalView = try self.view(id: original) else {
                 throw .notFound("no tweet \(original) (retweeted by \(tweet.id))")
             }
-            tweet.retweetedStorage = [try completed(originalView, nested: false)]
+            tweet.retweeted = try completed(originalView, nested: false)
         }
         if nested, let quoted = tweet.quoteOf, let quotedView = try self.view(id: quoted) {
-            tweet.quotedStorage = [try completed(quotedView, nested: false)]
+            tweet.quoted = try completed(quotedView, nested: false)
         }
         return tweet
     }

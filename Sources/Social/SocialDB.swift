@@ -33,7 +33,7 @@ public final class SocialDB: Sendable {
     let tweetCountsCache = TweetCountsCache(maxBytes: 64 << 20)
     /// Tweets as hydration builds them from their records, without counts or nested tweets
     /// (`SocialOptions.tweetCacheBytes`; see `SocialDB.tweets(ids:)`).
-    let tweetViews: IDCache<Tweet>
+    let tweetViews: IDCache<Tweet.Content>
     /// Tweets' views in the one `TweetViewEncoding` the application reads pages in (the server's
     /// JSON), made at a tweet's first encoded read and dropped with its view
     /// (`SocialOptions.tweetCacheBytes` again; see `encodedView(id:as:)`).
@@ -73,7 +73,7 @@ public final class SocialDB: Sendable {
         let ids = SnowflakeGenerator(node: options.node, floor: largest > 0 ? Snowflake(rawValue: largest) : nil,
                                      wallClockMilliseconds: options.wallClockMilliseconds)
         let consumers: Consumers
-        let tweetViews = IDCache<Tweet>(maxBytes: options.tweetCacheBytes)
+        let tweetViews = IDCache<Tweet.Content>(maxBytes: options.tweetCacheBytes)
         do {
             consumers = try Consumers.open(engine: engine, options: options, tweetViews: tweetViews)
         } catch {
@@ -83,7 +83,7 @@ public final class SocialDB: Sendable {
         return SocialDB(engine: engine, options: options, ids: ids, consumers: consumers, tweetViews: tweetViews)
     }
 
-    private init(engine: Engine, options: Options, ids: SnowflakeGenerator, consumers: Consumers, tweetViews: IDCache<Tweet>) {
+    private init(engine: Engine, options: Options, ids: SnowflakeGenerator, consumers: Consumers, tweetViews: IDCache<Tweet.Content>) {
         self.engine = engine
         self.options = options
         self.ids = ids

@@ -127,7 +127,7 @@ struct TweetStoreSource: AuthorTweetSource {
     /// after the tree has a batch that deletes its record, and a view is installed only from a
     /// record read (or a post) with no such write since, so an original the tree lost (a
     /// delete, or a crash in the middle of a DELETE split over several records) is never there.
-    let views: IDCache<Tweet>
+    let views: IDCache<Tweet.Content>
 
     func newestItems(of author: UInt32, before: UInt64, limit: Int, into items: inout ContiguousArray<TimelineItem>) {
         guard limit > 0 else { return }

@@ -20,40 +20,172 @@ public struct User: Sendable, Equatable, Hashable {
 ///
 /// A retweet has an id of its own and its retweeter as author; the original is `retweeted`.
 /// A quote carries the quoted tweet in `quoted` while that tweet exists.
+///
+/// Layout: what never changes while the tweet exists (ids, author, time, text, entities) sits
+/// in one shared immutable `Content` object, so a copy of a `Tweet` (into a page, out of the
+/// view cache) retains one reference instead of every string and array it holds, and a cached
+/// view's slot is a few words instead of ~190 bytes; setting one of those properties makes a
+/// new `Content` for this value only (copy on write). Counts and the nested tweets are inline.
 public struct Tweet: Sendable, Equatable, Hashable {
-    public var id: UInt64
-    public var authorID: UInt64
-    public var authorHandle: String
-    /// Milliseconds since the Unix epoch (the time inside the snowflake id).
-    public var createdAtMilliseconds: UInt64
-    /// The text (empty for a retweet).
-    public var text: String
-    /// For a reply: the tweet it answers.
-    public var replyTo: UInt64?
-    /// The id of the conversation's first tweet (its own id unless it is a reply).
-    public var conversationID: UInt64
-    /// For a retweet: the original's id.
-    public var retweetOf: UInt64?
-    /// For a quote: the quoted tweet's id (kept when that tweet is deleted).
-    public var quoteOf: UInt64?
-    /// Handles of the users mentioned who existed when it was posted, in text order.
-    public var mentions: [String]
-    /// Hashtags without `#`, as written.
-    public var hashtags: [String]
-    public var urls: [String]
+    /// The immutable part of a tweet.
+    struct Fields: Sendable, Equatable, Hashable {
+        var id: UInt64
+        var authorID: UInt64
+        var authorHandle: String
+        var createdAtMilliseconds: UInt64
+        var text: String
+        var replyTo: UInt64?
+        var conversationID: UInt64
+        var retweetOf: UInt64?
+        var quoteOf: UInt64?
+        var mentions: [String]
+        var hashtags: [String]
+        var urls: [String]
+    }
+
+    final class Content: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    /// The retweeted original and the quoted tweet, when there are any (most tweets: nil).
+    final class Nested: Sendable {
+        let retweeted: Tweet?
+        let quoted: Tweet?
+        init(retweeted: Tweet?, quoted: Tweet?) {
+            self.retweeted = retweeted
+            self.quoted = quoted
+        }
+    }
+
+    private(set) var content: Content
     public var likeCount: Int
     public var retweetCount: Int
     public var replyCount: Int
     public var quoteCount: Int
-    // Arrays keep the nesting a value type can hold; each has at most one element.
-    var retweetedStorage: [Tweet] = []
-    var quotedStorage: [Tweet] = []
+    private var nested: Nested?
+
+    init(id: UInt64, authorID: UInt64, authorHandle: String, createdAtMilliseconds: UInt64, text: String,
+         replyTo: UInt64?, conversationID: UInt64, retweetOf: UInt64?, quoteOf: UInt64?,
+         mentions: [String], hashtags: [String], urls: [String],
+         likeCount: Int, retweetCount: Int, replyCount: Int, quoteCount: Int) {
+        content = Content(Fields(id: id, authorID: authorID, authorHandle: authorHandle, createdAtMilliseconds: createdAtMilliseconds,
+                                 text: text, replyTo: replyTo, conversationID: conversationID, retweetOf: retweetOf,
+                                 quoteOf: quoteOf, mentions: mentions, hashtags: hashtags, urls: urls))
+        self.likeCount = likeCount
+        self.retweetCount = retweetCount
+        self.replyCount = replyCount
+        self.quoteCount = quoteCount
+        nested = nil
+    }
+
+    /// A tweet with `content`, the given counts and no nested tweets (a cached view, counted).
+    init(content: Content, likeCount: Int = 0, retweetCount: Int = 0, replyCount: Int = 0, quoteCount: Int = 0) {
+        self.content = content
+        self.likeCount = likeCount
+        self.retweetCount = retweetCount
+        self.replyCount = replyCount
+        self.quoteCount = quoteCount
+        nested = nil
+    }
+
+    /// Sets one immutable field: a new `Content` for this value (others keep theirs).
+    private mutating func edit(_ change: (inout Fields) -> Void) {
+        var fields = content.fields
+        change(&fields)
+        content = Content(fields)
+    }
+
+    public var id: UInt64 {
+        get { content.fields.id }
+        set { edit { $0.id = newValue } }
+    }
+    public var authorID: UInt64 {
+        get { content.fields.authorID }
+        set { edit { $0.authorID = newValue } }
+    }
+    public var authorHandle: String {
+        get { content.fields.authorHandle }
+        set { edit { $0.authorHandle = newValue } }
+    }
+    /// Milliseconds since the Unix epoch (the time inside the snowflake id).
+    public var createdAtMilliseconds: UInt64 {
+        get { content.fields.createdAtMilliseconds }
+        set { edit { $0.createdAtMilliseconds = newValue } }
+    }
+    /// The text (empty for a retweet).
+    public var text: String {
+        get { content.fields.text }
+        set { edit { $0.text = newValue } }
+    }
+    /// For a reply: the tweet it answers.
+    public var replyTo: UInt64? {
+        get { content.fields.replyTo }
+        set { edit { $0.replyTo = newValue } }
+    }
+    /// The id of the conversation's first tweet (its own id unless it is a reply).
+    public var conversationID: UInt64 {
+        get { content.fields.conversationID }
+        set { edit { $0.conversationID = newValue } }
+    }
+    /// For a retweet: the original's id.
+    public var retweetOf: UInt64? {
+        get { content.fields.retweetOf }
+        set { edit { $0.retweetOf = newValue } }
+    }
+    /// For a quote: the quoted tweet's id (kept when that tweet is deleted).
+    public var quoteOf: UInt64? {
+        get { content.fields.quoteOf }
+        set { edit { $0.quoteOf = newValue } }
+    }
+    /// Handles of the users mentioned who existed when it was posted, in text order.
+    public var mentions: [String] {
+        get { content.fields.mentions }
+        set { edit { $0.mentions = newValue } }
+    }
+    /// Hashtags without `#`, as written.
+    public var hashtags: [String] {
+        get { content.fields.hashtags }
+        set { edit { $0.hashtags = newValue } }
+    }
+    public var urls: [String] {
+        get { content.fields.urls }
+        set { edit { $0.urls = newValue } }
+    }
 
     /// For a retweet: the original, with its current counts.
-    public var retweeted: Tweet? { retweetedStorage.first }
+    public var retweeted: Tweet? {
+        get { nested?.retweeted }
+        set { nested = newValue == nil && quoted == nil ? nil : Nested(retweeted: newValue, quoted: quoted) }
+    }
     /// For a quote: the quoted tweet, while it exists (without its own nested tweets).
-    public var quoted: Tweet? { quotedStorage.first }
-    public var isRetweet: Bool { retweetOf != nil }
+    public var quoted: Tweet? {
+        get { nested?.quoted }
+        set { nested = newValue == nil && retweeted == nil ? nil : Nested(retweeted: retweeted, quoted: newValue) }
+    }
+    public var isRetweet: Bool { content.fields.retweetOf != nil }
+
+    /// Sets both nested tweets at once (one allocation, none when both are nil).
+    mutating func setNested(retweeted: Tweet?, quoted: Tweet?) {
+        nested = retweeted == nil && quoted == nil ? nil : Nested(retweeted: retweeted, quoted: quoted)
+    }
+
+    public static func == (a: Tweet, b: Tweet) -> Bool {
+        guard a.likeCount == b.likeCount, a.retweetCount == b.retweetCount,
+              a.replyCount == b.replyCount, a.quoteCount == b.quoteCount else { return false }
+        guard a.content === b.content || a.content.fields == b.content.fields else { return false }
+        return a.retweeted == b.retweeted && a.quoted == b.quoted
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(content.fields)
+        hasher.combine(likeCount)
+        hasher.combine(retweetCount)
+        hasher.combine(replyCount)
+        hasher.combine(quoteCount)
+        hasher.combine(retweeted)
+        hasher.combine(quoted)
+    }
 }
 
 /// One page of a list, with the cursor that continues it (nil on the last page).
