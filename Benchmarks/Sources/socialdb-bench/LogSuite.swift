@@ -6,10 +6,13 @@
 //   for data that reached the device.
 // - `durable, N appender(s)` for N = 1, 8, 64: sync policy `always`, 200-byte records, N plain
 //   threads appending as fast as acknowledgements come back; each append's latency is timed.
+// - `durable, N async appender(s)` for N = 1, 64: the same with N Swift tasks awaiting each
+//   acknowledgement (`Log.appendAsync`): no OS thread blocks per appender.
 // - the disk's limits (`DiskLimits`): sequential write bandwidth and 4 KiB write+fdatasync rate.
 //
 // Ratios: `off 4 KiB` MB/s against the sequential write MB/s; `durable, 1 appender` against the
-// fdatasync rate; 8 and 64 appenders against 1 appender.
+// fdatasync rate; 8 and 64 appenders against 1 appender; the async rows against the 1 thread
+// appender too (and, in a note, 64 async appenders against 1 async appender).
 import StorageEngine
 import Synchronization
 
@@ -70,19 +73,25 @@ struct LogSuite {
         var durableOne = try appendDurable(appenders: 1, recordsPerAppender: sizes.durableOneAppenderRecords)
         var durableEight = try appendDurable(appenders: 8, recordsPerAppender: sizes.durableEightRecordsPerAppender)
         var durableSixtyFour = try appendDurable(appenders: 64, recordsPerAppender: sizes.durableSixtyFourRecordsPerAppender)
+        var asyncOne = try appendDurableAsync(tasks: 1, recordsPerTask: sizes.durableOneAppenderRecords)
+        var asyncSixtyFour = try appendDurableAsync(tasks: 64, recordsPerTask: sizes.durableSixtyFourRecordsPerAppender)
 
         let sequentialMegabytesPerSecond = metric("mb_per_sec", of: sequential)
         offLarge.ratioVersusPeer = metric("mb_per_sec", of: offLarge) / sequentialMegabytesPerSecond
         durableOne.ratioVersusPeer = durableOne.operationsPerSecond / fdatasync.operationsPerSecond
         durableEight.ratioVersusPeer = durableEight.operationsPerSecond / durableOne.operationsPerSecond
         durableSixtyFour.ratioVersusPeer = durableSixtyFour.operationsPerSecond / durableOne.operationsPerSecond
+        asyncOne.ratioVersusPeer = asyncOne.operationsPerSecond / durableOne.operationsPerSecond
+        asyncSixtyFour.ratioVersusPeer = asyncSixtyFour.operationsPerSecond / durableOne.operationsPerSecond
 
         var result = SuiteResult()
-        result.rows = [offSmall, offLarge, sequential, durableOne, durableEight, durableSixtyFour, fdatasync]
+        result.rows = [offSmall, offLarge, sequential, durableOne, durableEight, durableSixtyFour, asyncOne, asyncSixtyFour, fdatasync]
         result.notes = [
             "ratio vs peer: `append off, 4 KiB` = its payload MB/s / the disk's sequential write MB/s;",
             "  `durable, 1 appender` = its records/s / the disk's 4 KiB write+fdatasync rate;",
-            "  `durable, 8 appenders` and `durable, 64 appenders` = their records/s / `durable, 1 appender` records/s.",
+            "  `durable, 8 appenders` and `durable, 64 appenders` = their records/s / `durable, 1 appender` records/s;",
+            "  `durable, 1 async appender` and `durable, 64 async appenders` = their records/s / `durable, 1 appender` (threads) records/s.",
+            Self.asyncRatioNote(asyncSixtyFour: asyncSixtyFour, asyncOne: asyncOne),
             "issue 2 targets: off 4 KiB >= 0.5 of sequential bandwidth; off 200 B >= 2,000,000 records/s;",
             "  1 durable appender >= 0.9 of the fdatasync rate; 64 appenders >= 40x one appender.",
         ]
@@ -95,6 +104,8 @@ struct LogSuite {
                         measured: durableOne.ratioVersusPeer ?? 0, threshold: 0.9, isRatio: true),
             TargetCheck(description: "durable, 64 appenders records/s vs durable, 1 appender",
                         measured: durableSixtyFour.ratioVersusPeer ?? 0, threshold: 40, isRatio: true),
+            TargetCheck(description: "durable, 64 async appenders records/s vs durable, 1 appender",
+                        measured: asyncSixtyFour.ratioVersusPeer ?? 0, threshold: 40, isRatio: true),
         ]
         return result
     }
@@ -107,13 +118,24 @@ struct LogSuite {
         var durableOne = try appendDurable(appenders: 1, recordsPerAppender: sizes.durableOneAppenderRecords)
         var durableEight = try appendDurable(appenders: 8, recordsPerAppender: sizes.durableEightRecordsPerAppender)
         var durableSixtyFour = try appendDurable(appenders: 64, recordsPerAppender: sizes.durableSixtyFourRecordsPerAppender)
+        var asyncOne = try appendDurableAsync(tasks: 1, recordsPerTask: sizes.durableOneAppenderRecords)
+        var asyncSixtyFour = try appendDurableAsync(tasks: 64, recordsPerTask: sizes.durableSixtyFourRecordsPerAppender)
         durableOne.ratioVersusPeer = durableOne.operationsPerSecond / fdatasync.operationsPerSecond
         durableEight.ratioVersusPeer = durableEight.operationsPerSecond / durableOne.operationsPerSecond
         durableSixtyFour.ratioVersusPeer = durableSixtyFour.operationsPerSecond / durableOne.operationsPerSecond
+        asyncOne.ratioVersusPeer = asyncOne.operationsPerSecond / durableOne.operationsPerSecond
+        asyncSixtyFour.ratioVersusPeer = asyncSixtyFour.operationsPerSecond / durableOne.operationsPerSecond
         var result = SuiteResult()
-        result.rows = [durableOne, durableEight, durableSixtyFour, fdatasync]
-        result.notes = ["durable rows only (SOCIALDB_BENCH_LOG_DURABLE_ONLY); ratios as in the full suite."]
+        result.rows = [durableOne, durableEight, durableSixtyFour, asyncOne, asyncSixtyFour, fdatasync]
+        result.notes = ["durable rows only (SOCIALDB_BENCH_LOG_DURABLE_ONLY); ratios as in the full suite.",
+                        Self.asyncRatioNote(asyncSixtyFour: asyncSixtyFour, asyncOne: asyncOne)]
         return result
+    }
+
+    private static func asyncRatioNote(asyncSixtyFour: ResultRow, asyncOne: ResultRow) -> String {
+        let ratio = asyncSixtyFour.operationsPerSecond / asyncOne.operationsPerSecond
+        let text = (ratio * 10).rounded() / 10
+        return "  `durable, 64 async appenders` / `durable, 1 async appender` records/s = \(text)x."
     }
 
     private func metric(_ key: String, of row: ResultRow) -> Double {
@@ -239,6 +261,103 @@ struct LogSuite {
             operationsPerSecond: Double(acknowledged) / elapsed,
             p50Microseconds: latency?.p50Microseconds, p99Microseconds: latency?.p99Microseconds,
             ratioVersusPeer: nil, metrics: metrics)
+    }
+}
+
+extension LogSuite {
+    /// `tasks` Swift tasks each append up to `recordsPerTask` 200-byte records under sync
+    /// `always` with `Log.appendAsync` (each awaits its acknowledgement, no thread blocks),
+    /// timing each; the row stops early at `durableSecondsMax`. The measuring thread blocks
+    /// until the task group ends; the tasks run on the concurrency pool (one thread per core).
+    fileprivate func appendDurableAsync(tasks: Int, recordsPerTask: Int) throws -> ResultRow {
+        let workload = "durable, \(tasks) async appender\(tasks == 1 ? "" : "s")"
+        let directory = try scratch.freshDirectory("log-durable-async-\(tasks)")
+        let (log, _) = try Log.open(directory: directory, fileSystem: fileSystem, options: LogOptions(sync: .always))
+        let payloadBuffer = AlignedBuffer(count: Self.durablePayloadBytes)
+        fillPseudoRandom(payloadBuffer.bytes, seed: 200)
+        let samples = (0..<tasks).map { _ in LatencySamples(capacity: recordsPerTask) }
+        let failure = FirstFailure()
+        let progress = ProgressBar(workload, total: recordsPerTask)
+        let finished = FinishSignal()
+
+        let usageBefore = ProcessUsage.now()
+        let start = monotonicNanoseconds()
+        let stopAt = start + UInt64(sizes.durableSecondsMax * 1e9)
+        Task.detached {
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<tasks {
+                    group.addTask {
+                        let mine = samples[index]
+                        for i in 0..<recordsPerTask {
+                            let payload = UnsafeRawBufferPointer(start: payloadBuffer.baseAddress, count: Self.durablePayloadBytes)
+                            let before = monotonicNanoseconds()
+                            do {
+                                try await log.appendAsync(type: Self.recordType, payload: payload)
+                            } catch {
+                                failure.record("append: \(error)")
+                                return
+                            }
+                            let after = monotonicNanoseconds()
+                            mine.record(nanoseconds: after - before)
+                            if index == 0 && i & 63 == 0 { progress.update(done: i) }
+                            if after >= stopAt { return }
+                        }
+                    }
+                }
+            }
+            finished.signal()
+        }
+        finished.wait()
+        let elapsed = seconds(from: start, to: monotonicNanoseconds())
+        let usage = ProcessUsage.now().minus(usageBefore)
+
+        progress.finish()
+        let statistics = log.statistics
+        try log.close()
+        try scratch.discard(directory)
+        if let message = failure.text { throw BenchmarkFailure(description: "\(workload): \(message)") }
+
+        let acknowledged = samples.reduce(0) { $0 + $1.count }
+        let latency = percentiles(of: samples)
+        var metrics = [
+            Metric(key: "fdatasyncs", label: "fdatasyncs", value: Double(statistics.fdatasyncs)),
+            Metric(key: "records_per_fdatasync", label: "records/fdatasync",
+                   value: Double(acknowledged) / Double(max(1, statistics.fdatasyncs)), decimals: 2),
+            Metric(key: "max_us", label: "max us", value: latency?.maxMicroseconds ?? 0),
+            Metric(key: "cpu_us_per_record", label: "cpu us/record",
+                   value: usage.cpuMicroseconds / Double(max(1, acknowledged)), decimals: 1),
+            Metric(key: "switches_per_record", label: "switches/record",
+                   value: usage.contextSwitches / Double(max(1, acknowledged)), decimals: 2),
+            Metric(key: "records", label: "records", value: Double(acknowledged)),
+            Metric(key: "seconds", label: "s", value: elapsed, decimals: 2),
+        ]
+        if acknowledged < tasks * recordsPerTask {
+            metrics.append(Metric(key: "stopped_at_time_limit", label: "stopped at time limit", value: 1))
+        }
+        return ResultRow(
+            suite: Self.name, workload: workload, system: "socialdb",
+            operationsPerSecond: Double(acknowledged) / elapsed,
+            p50Microseconds: latency?.p50Microseconds, p99Microseconds: latency?.p99Microseconds,
+            ratioVersusPeer: nil, metrics: metrics)
+    }
+}
+
+/// Lets the measuring thread block until a detached task says it is done.
+final class FinishSignal: Sendable {
+    private let lock = ConditionLock()
+    private let done = Atomic<Bool>(false)
+
+    func signal() {
+        lock.withLock {
+            done.store(true, ordering: .releasing)
+            lock.broadcast()
+        }
+    }
+
+    func wait() {
+        lock.withLock {
+            while !done.load(ordering: .acquiring) { lock.wait() }
+        }
     }
 }
 

@@ -111,6 +111,14 @@ public final class Log: @unchecked Sendable {
     /// the sync policy. Stored with the lock held, whenever the locked values change.
     private let appendedAtomic = Atomic<UInt64>(0)
     private let acknowledgedAtomic = Atomic<UInt64>(0)
+    /// Asynchronous acknowledgement (`awaitAcknowledgement(through:)`): the suspended waiters,
+    /// sorted by LSN, and the committer thread that leads their writes and resumes them (started
+    /// by the first such wait; stopped by `close()`). The committer sleeps on the second
+    /// condition when no waiter is left (`committerIdle`; under `always` and `interval` nobody
+    /// else uses that condition: the background writer of `off` does, and `off` never waits).
+    @exclusivity(unchecked) private var asyncWaiters: [AsyncWaiter] = []
+    private var committer: BackgroundThread?
+    @exclusivity(unchecked) private var committerIdle = false
 
     // MARK: Opening and recovery
 
@@ -406,6 +414,151 @@ public final class Log: @unchecked Sendable {
         case .interval: try waitUnlocking(for: lsn, durable: false)
         case .off: lock.unlock()
         }
+    }
+
+    // MARK: Asynchronous acknowledgement
+
+    /// Resumed with nil (acknowledged) or the error that means it never will be.
+    private typealias AcknowledgementContinuation = UnsafeContinuation<LogError?, Never>
+
+    private struct AsyncWaiter {
+        var lsn: UInt64
+        var continuation: AcknowledgementContinuation
+    }
+
+    /// Suspends the calling task until every record through `lsn` is acknowledged under the
+    /// sync policy (durable for `.always`, written for `.interval`, appended for `.off`), or
+    /// throws the error that means it never will be: the log's I/O failure (a failed write or
+    /// fdatasync, after which nothing is acknowledged), or `.closed` for a record appended while
+    /// `close()` finished. No OS thread blocks per waiter: a committer thread (one per log,
+    /// started by the first call, stopped by `close()`, which is then required) leads the
+    /// write and fdatasync of pending records like a waiting appender thread would, and after
+    /// each batch resumes every task whose LSN it made durable, in LSN order, with no lock held:
+    /// resuming a task enqueues it on its executor, so 64 waiters cost a few pool-thread
+    /// wakeups per batch instead of 64 thread wakeups. A lone waiter (no write in flight, no
+    /// other waiter, the last batch one record) leads the write and fdatasync itself on its
+    /// own thread instead, without suspending, as an appender thread would.
+    ///
+    /// Cancellation does not end the wait: the record is in the log already and will become
+    /// durable or fail with the log; the task learns which. (Cancel-and-return would leave the
+    /// caller unable to tell an acknowledged write from a lost one.)
+    public func awaitAcknowledgement(through lsn: UInt64) async throws(LogError) {
+        if acknowledgedAtomic.load(ordering: .acquiring) >= lsn { return }
+        let error: LogError? = await withUnsafeContinuation { (continuation: AcknowledgementContinuation) in
+            self.registerAsyncWaiter(lsn: lsn, continuation)
+        }
+        if let error { throw error }
+    }
+
+    /// Appends one record without blocking the thread and returns its LSN once it is
+    /// acknowledged (`append(..., waitForAcknowledgement: false)`, then
+    /// `awaitAcknowledgement(through:)`). The payload is copied before the task suspends.
+    @discardableResult
+    public func appendAsync(type: UInt16, payload: UnsafeRawBufferPointer) async throws(LogError) -> UInt64 {
+        let lsn = try append(type: type, payload: payload, waitForAcknowledgement: false)
+        try await awaitAcknowledgement(through: lsn)
+        return lsn
+    }
+
+    @discardableResult
+    public func appendAsync(type: UInt16, payload: [UInt8]) async throws(LogError) -> UInt64 {
+        let lsn = try append(type: type, payload: payload, waitForAcknowledgement: false)
+        try await awaitAcknowledgement(through: lsn)
+        return lsn
+    }
+
+    /// The LSN through which records are acknowledged under the policy (lock held).
+    private var acknowledgedLocked: UInt64 {
+        switch options.sync {
+        case .always: return durableLSN
+        case .interval: return writtenLSN
+        case .off: return nextLSN - 1
+        }
+    }
+
+    private func registerAsyncWaiter(lsn: UInt64, _ continuation: AcknowledgementContinuation) {
+        lock.lock()
+        if acknowledgedLocked >= lsn {
+            lock.unlock()
+            continuation.resume(returning: nil)
+            return
+        }
+        let refusal: LogError? = failure.map { .io($0) } ?? (isClosed ? .closed
+            : lsn >= nextLSN ? .invalidArgument("LSN \(lsn) has not been appended (next is \(nextLSN))") : nil)
+        if let refusal {
+            lock.unlock()
+            continuation.resume(returning: refusal)
+            return
+        }
+        if options.sync == .always && !writing && !nextLeaderWaiting && asyncWaiters.isEmpty && expectedBatchRecords <= 1 {
+            // A lone appender (the last batch held one record and nothing else waits): it leads
+            // the write and fdatasync on its own thread, as an appender thread would, instead
+            // of a hop to the committer and back (two thread wakeups per record: it halved a
+            // lone task's rate). The thread is busy for one fdatasync. Under load (the last
+            // batch held more) tasks always suspend.
+            do {
+                try waitUnlocking(for: lsn, durable: true)
+            } catch {
+                continuation.resume(returning: error)
+                return
+            }
+            continuation.resume(returning: nil)
+            return
+        }
+        // Sorted by LSN; waits come nearly in LSN order, so the scan from the end is short.
+        var index = asyncWaiters.count
+        while index > 0 && asyncWaiters[index - 1].lsn > lsn { index -= 1 }
+        asyncWaiters.insert(AsyncWaiter(lsn: lsn, continuation: continuation), at: index)
+        if committer == nil {
+            committer = BackgroundThread { [self] in self.runCommitter() }
+        } else if committerIdle {
+            lock.signalSecond()
+        }
+        lock.unlock()
+    }
+
+    /// The committer thread: resumes the waiters whose records are acknowledged (after every
+    /// batch, before anything else, so they append again while the next batch gathers), and
+    /// otherwise waits for the lowest waiting LSN as an appender thread would (leading the write
+    /// and fdatasync when no write is in flight, gathering, sleeping on the batch in flight).
+    /// The lowest LSN, not the highest: waiting for a pending record while one in flight ends
+    /// would hold its waiters a whole sync longer. After a failure or `close()`, every waiter
+    /// left is resumed with the error.
+    private func runCommitter() {
+        var ready: [AsyncWaiter] = []
+        lock.lock()
+        while true {
+            let acknowledged = acknowledgedLocked
+            var count = 0
+            while count < asyncWaiters.count && asyncWaiters[count].lsn <= acknowledged { count += 1 }
+            let stopped: LogError? = failure.map { .io($0) } ?? (isClosed ? .closed : nil)
+            if stopped != nil || count > 0 {
+                // Acknowledged ones first (they are durable), then, once stopped, all the rest.
+                let taken = stopped == nil ? count : asyncWaiters.count
+                if taken > 0 {
+                    ready.append(contentsOf: asyncWaiters[0..<taken])
+                    asyncWaiters.removeFirst(taken)
+                    lock.unlock()
+                    for index in ready.indices {
+                        ready[index].continuation.resume(returning: index < count ? nil : stopped)
+                    }
+                    ready.removeAll(keepingCapacity: true)
+                    lock.lock()
+                    continue
+                }
+                if isClosed { break }
+            }
+            if asyncWaiters.isEmpty || failure != nil {
+                // A waiter that arrives after a failure is refused at once, without this thread.
+                committerIdle = true
+                lock.waitSecond(nanoseconds: 100_000_000)
+                committerIdle = false
+                continue
+            }
+            // A failure is seen at the top of the loop; `.closed` the same way.
+            _ = try? waitStepLocked(for: asyncWaiters[0].lsn, durable: options.sync == .always)
+        }
+        lock.unlock()
     }
 
     /// The last LSN appended (acknowledged or not). Lock-free.
@@ -850,8 +1003,12 @@ public final class Log: @unchecked Sendable {
         lock.signalSecond()
         let thread = syncThread
         syncThread = nil
+        let asyncCommitter = committer
+        committer = nil
         lock.unlock()
         thread?.join()
+        // It resumes every waiter left (acknowledged, or with the error) and stops.
+        asyncCommitter?.join()
         current.close()
         if let result { throw result }
     }
