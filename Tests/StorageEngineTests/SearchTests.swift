@@ -927,6 +927,14 @@ struct SearchModel {
         index.mergeAll()
         #expect(index.statistics().frozenSegments == 1)
         try check("merged")
+        // Many tombstones: a conjunction's common documents are taken in batches (with their
+        // ids prefetched), and a batch with deleted documents in it must not end the search.
+        for i in 0..<45_000 where Int.random(in: 0..<5, using: &rng) == 0 {
+            let id = UInt64(1000 + i * 2)
+            index.delete(tweetID: id, lsn: 0)
+            deleted.insert(id)
+        }
+        try check("a fifth deleted")
         index.close()
     }
 
