@@ -546,6 +546,15 @@ public enum PostingCodec {
         }
     }
 
+    /// `bitmapSpan` of a bitmap (Rice, k = 0) body whose bits take `bytes` bytes, the last of
+    /// them `last`: a body ends with the byte of its last one bit, zero bits after it (as the
+    /// encoder writes it and the deep check verifies), so the span is that bit's position + 1,
+    /// without counting the bits before it.
+    @inlinable @inline(__always)
+    static func bitmapSpan(bytes: Int, last: UInt8) -> Int {
+        (bytes &- 1) &* 8 &+ 8 &- last.leadingZeroBitCount
+    }
+
     /// The Rice-coded body, in two passes: the k low bits of every gap with the bit-packed
     /// decoder (so `docs[i]` = first - the sum of (low + 1) up to i), then the high parts from
     /// the unary run: the i-th set bit at p has p - (i - 1) zero bits before it, the sum of the

@@ -236,7 +236,15 @@ struct PostingCursor {
             bits = body + 1
             high = nil
             blockFirst = Int32(bitPattern: first)
-            span = PostingCodec.bitmapSpan(body + 1, ones: size - 1)
+            if b &+ 1 < blockCount {
+                // The body ends where the next block's begins, and its last byte holds the
+                // last document's bit (the segment's bodies are contiguous, padded with zero
+                // bits: the deep check verifies both): no popcounts.
+                let end = Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: (b &+ 1) &* PostingCodec.directoryEntryBytes &+ 4, as: UInt32.self)))
+                span = PostingCodec.bitmapSpan(bytes: end &- base.distance(to: body) &- 1, last: base.load(fromByteOffset: end &- 1, as: UInt8.self))
+            } else {
+                span = PostingCodec.bitmapSpan(body + 1, ones: size - 1)
+            }
             blockLength = 0
         } else if inPlace && header & 0xC0 == PostingCodec.eliasFanoFlag {
             bits = nil

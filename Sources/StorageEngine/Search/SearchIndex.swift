@@ -83,6 +83,10 @@ public final class SearchIndex: @unchecked Sendable {
 
     private let users = Mutex(UserDirectory())
     private let trendCounter = Mutex(TrendCounter())
+    /// A zeroed byte map for `intersectFiltered` kept between queries (its address, 0 when a
+    /// query holds it or none was made): a two-word query takes it and puts it back zeroed, so
+    /// most queries neither allocate nor clear 8 KiB; concurrent ones make their own.
+    private let spareFilterMap = Atomic<UInt>(0)
 
     private init(directory: String, fileSystem: FileSystem, options: Options, frozen: [FrozenSegment], tombstones: Set<UInt64>,
                  lsn: UInt64, nextSegmentNumber: UInt64, users: [SearchUser]) {
@@ -101,7 +105,10 @@ public final class SearchIndex: @unchecked Sendable {
         self.users.withLock { directory in for user in users { directory.upsert(user) } }
     }
 
-    deinit { stopWorker() }
+    deinit {
+        stopWorker()
+        UnsafeMutablePointer<UInt8>(bitPattern: spareFilterMap.load(ordering: .acquiring))?.deallocate()
+    }
 
     /// A sealed active segment: searched in memory until its frozen form is published.
     private struct Sealed {
@@ -414,6 +421,16 @@ public final class SearchIndex: @unchecked Sendable {
             var results: [UInt64] = []
             results.reserveCapacity(limit * 2)
             var segmentsWithHits = 0
+            // `intersectFiltered`'s byte map: the spare one for a two-word conjunction, else
+            // made when a segment first needs it; kept as the spare afterwards if none is.
+            var filterMap: UnsafeMutablePointer<UInt8>? = !anyOf && k == 2
+                ? UnsafeMutablePointer(bitPattern: spareFilterMap.exchange(0, ordering: .acquiring)) : nil
+            defer {
+                if let map = filterMap,
+                   !spareFilterMap.compareExchange(expected: 0, desired: UInt(bitPattern: map), ordering: .releasing).exchanged {
+                    map.deallocate()
+                }
+            }
             withUnsafeTemporaryAllocation(of: PostingCursor.self, capacity: Self.plainWordsMaximum) { cursorBuffer in
                 withUnsafeTemporaryAllocation(of: Int.self, capacity: Self.plainWordsMaximum) { driverBuffer in
                     withUnsafeTemporaryAllocation(of: UInt32.self, capacity: k * PostingCodec.blockSize) { blockBuffer in
@@ -439,16 +456,17 @@ public final class SearchIndex: @unchecked Sendable {
                             QueryEvaluator.orderDrivers(cursors, drivers, k)
                             return true
                         }
-                        // (`results` and the count are passed inout, not captured: a captured var
-                        // that the function changes is checked for exclusive access at run time.)
+                        // (`results`, the count and the byte map are passed inout, not captured: a
+                        // captured var that the function changes is checked for exclusive access
+                        // at run time.)
                         func run(upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?,
-                                 into results: inout [UInt64], segmentsWithHits: inout Int) {
+                                 into results: inout [UInt64], segmentsWithHits: inout Int, filterMap: inout UnsafeMutablePointer<UInt8>?) {
                             let start = results.count
                             if !anyOf && k == 2 && !cursors[0].isActive && !cursors[1].isActive
                                 && cursors[drivers[1]].length <= Self.filteredLengthRatio * cursors[drivers[0]].length {
                                 Self.intersectFiltered(cursors, shorter: drivers[0], longer: drivers[1], phrase: phrase, upper: upper,
                                                        documents: documents, floorID: floorID, tombstones: deleted, limit: limit,
-                                                       into: &results)
+                                                       map: Self.filterMap(&filterMap), into: &results)
                                 Self.keepNewest(&results, from: start, segmentsWithHits: &segmentsWithHits, limit: limit)
                                 return
                             }
@@ -481,7 +499,7 @@ public final class SearchIndex: @unchecked Sendable {
                                 let upper = before.map { activeSegment.documents(below: $0, count: activeCount) } ?? activeCount
                                 run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(activeSegment.tweetIDs),
                                                                                           times: UnsafeRawPointer(activeSegment.times), stride: 8),
-                                    floorID: nil, into: &results, segmentsWithHits: &segmentsWithHits)
+                                    floorID: nil, into: &results, segmentsWithHits: &segmentsWithHits, filterMap: &filterMap)
                             }
                         }
                         for j in stride(from: snapshot.sealedCount - 1, through: 0, by: -1) {
@@ -495,7 +513,7 @@ public final class SearchIndex: @unchecked Sendable {
                             let upper = before.map { segment.documents(below: $0, count: count) } ?? count
                             run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: UnsafeRawPointer(segment.tweetIDs),
                                                                                       times: UnsafeRawPointer(segment.times), stride: 8),
-                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                                floorID: f, into: &results, segmentsWithHits: &segmentsWithHits, filterMap: &filterMap)
                         }
                         // Every term looked up in every frozen segment before any list is read (as
                         // in `searchTerm`: the lookups' cache misses overlap).
@@ -515,7 +533,7 @@ public final class SearchIndex: @unchecked Sendable {
                                 guard prepare({ i in infos[s * k + i].map(PostingCursor.init(frozen:)) }) else { continue }
                                 let upper = before.map { segment.documents(below: $0) } ?? segment.documentCount
                                 run(upper: upper, documents: QueryEvaluator.DocumentTable(ids: segment.documents, times: segment.documents + 8, stride: 16),
-                                    floorID: f, into: &results, segmentsWithHits: &segmentsWithHits)
+                                    floorID: f, into: &results, segmentsWithHits: &segmentsWithHits, filterMap: &filterMap)
                             }
                         }
                     }
@@ -531,139 +549,210 @@ public final class SearchIndex: @unchecked Sendable {
     /// most of them).
     static let filteredLengthRatio = 16
 
-    /// Documents per window of `intersectFiltered`'s bitmap (1 KiB: a larger temporary
-    /// allocation costs a stack-bounds query per call).
+    /// Documents per window of `intersectFiltered`'s byte map (8 KiB, on the heap: a stack
+    /// allocation over 1 KiB costs a stack-bounds query per call).
     static let filterWindow = 8192
+
+    /// A zeroed byte map for `intersectFiltered` (left zeroed by it): `map`, else a new one
+    /// (when the query found no spare).
+    @inline(__always)
+    private static func filterMap(_ map: inout UnsafeMutablePointer<UInt8>?) -> UnsafeMutablePointer<UInt8> {
+        if let map { return map }
+        let made = UnsafeMutablePointer<UInt8>.allocate(capacity: filterWindow)
+        made.initialize(repeating: 0, count: filterWindow)
+        map = made
+        return made
+    }
+
+    /// The first index in `i ..< end` whose document's byte in `map` (indexed by the document
+    /// modulo the window) is set, else `end`: the scan of `intersectFiltered`, eight documents
+    /// a branch (a hit is rare). Out of line, so that its few registers are its own (inlined
+    /// into the caller's loop, two of them spilled at every step).
+    @inline(never)
+    private static func firstMarked(_ docs: UnsafePointer<UInt32>, from start: Int, to end: Int, map: UnsafePointer<UInt8>) -> Int {
+        let mask = UInt32(filterWindow &- 1)
+        var i = start
+        while i &+ 8 <= end {
+            let p = docs + i
+            let any = map[Int(p[0] & mask)] | map[Int(p[1] & mask)] | map[Int(p[2] & mask)] | map[Int(p[3] & mask)]
+                | map[Int(p[4] & mask)] | map[Int(p[5] & mask)] | map[Int(p[6] & mask)] | map[Int(p[7] & mask)]
+            if any != 0 { break }
+            i &+= 8
+        }
+        while i < end && map[Int(docs[i] & mask)] == 0 { i &+= 1 }
+        return i
+    }
 
     /// A two-term conjunction (with `phrase`, a two-term phrase) in one frozen segment, as
     /// `searchPlain`'s `run` answers it, without a leapfrog: the shorter list's documents, a
     /// block (or the part of it spanning fewer than `filterWindow` documents) at a time, are
-    /// set in a bitmap indexed by the document modulo the window, and every document of the
-    /// longer list in that span is tested against it, newest first. A merge of two lists of
-    /// similar lengths takes a branch per step that goes either way (most of its time natively
-    /// was mispredictions); a test is one load and a branch that is almost never taken. Both
-    /// cursors decode every block (`decodeBitmaps`); on a common document both sit on it, so
-    /// a phrase reads their positions as `phraseMatches` does. Appends what `run` would
-    /// (the same documents, checks and early stops).
+    /// marked in a byte map indexed by the document modulo the window, and every document of
+    /// the longer list in that span is tested against it, newest first (`firstMarked`). A
+    /// merge of two lists of similar lengths takes a branch per step that goes either way
+    /// (most of its time natively was mispredictions); a test is a load and an OR, with a
+    /// branch per eight documents that is almost never taken. Both cursors decode every block
+    /// (`decodeBitmaps`); on a common document both sit on it, so a phrase reads their
+    /// positions as `phraseMatches` does; a conjunction's common documents are taken in
+    /// batches (`hitBatch`) whose tweet ids are prefetched together. Appends what `run` would
+    /// (the same documents, checks and early stops). `map` is `filterWindow` zero bytes, left
+    /// zeroed.
     private static func intersectFiltered(_ cursors: UnsafeMutablePointer<PostingCursor>, shorter: Int, longer: Int, phrase: Bool,
                                           upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?,
-                                          tombstones: Set<UInt64>?, limit: Int, into results: inout [UInt64]) {
-        let words = filterWindow / 64
-        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { bitmapBuffer in
-            let bitmap = bitmapBuffer.baseAddress!
-            bitmap.initialize(repeating: 0, count: words)
-            let a = cursors + shorter
-            let b = cursors + longer
-            a.pointee.decodeBitmaps = true
-            b.pointee.decodeBitmaps = true
-            let wordMask = Int32(words - 1)
-            let window = Int32(filterWindow)
-            var t = Int32(upper) - 1
-            var found = 0
-            while t >= 0 && found < limit {
-                let hi = a.pointee.seek(atOrBelow: t)
-                if hi < 0 { return }
-                // The chunk: a's decoded documents from here on, within its block and the window
-                // (the whole rest of the block unless it spans the window or more).
-                let docsA = a.pointee.buffer.unsafelyUnwrapped
-                let na = a.pointee.blockLength
-                let first = a.pointee.inBlock
-                var j = na
-                if hi &- Int32(bitPattern: docsA[na &- 1]) >= window {
-                    var low = first &+ 1
-                    var high = na &- 1
+                                          tombstones: Set<UInt64>?, limit: Int, map: UnsafeMutablePointer<UInt8>,
+                                          into results: inout [UInt64]) {
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: hitBatch) { pendingBuffer in
+            intersectFiltered(cursors, shorter: shorter, longer: longer, phrase: phrase, upper: upper, documents: documents,
+                              floorID: floorID, tombstones: tombstones, limit: limit, map: map, pending: pendingBuffer.baseAddress!,
+                              into: &results)
+        }
+    }
+
+    /// Common documents of a conjunction (not a phrase) that `intersectFiltered` holds before
+    /// taking them: their tweet ids are prefetched together, so the ids' cache misses (one a
+    /// hit, from a segment's 16-byte-a-document table) overlap instead of coming one after
+    /// another.
+    static let hitBatch = 32
+
+    /// Takes the `count` pending documents in order as `QueryEvaluator.take` would one by one:
+    /// false (stop) at the first at or below `floorID` or when `found` reaches `limit`.
+    private static func takePending(_ pending: UnsafeMutablePointer<Int32>, _ count: Int, documents: QueryEvaluator.DocumentTable,
+                                    floorID: UInt64?, tombstones: Set<UInt64>?, limit: Int,
+                                    into results: inout [UInt64], found: inout Int) -> Bool {
+        var x = 0
+        while x < count {
+            guard QueryEvaluator.take(pending[x], documents: documents, floorID: floorID, tombstones: tombstones,
+                                      into: &results, found: &found), found < limit else { return false }
+            x &+= 1
+        }
+        return true
+    }
+
+    private static func intersectFiltered(_ cursors: UnsafeMutablePointer<PostingCursor>, shorter: Int, longer: Int, phrase: Bool,
+                                          upper: Int, documents: QueryEvaluator.DocumentTable, floorID: UInt64?,
+                                          tombstones: Set<UInt64>?, limit: Int, map: UnsafeMutablePointer<UInt8>,
+                                          pending: UnsafeMutablePointer<Int32>, into results: inout [UInt64]) {
+        let a = cursors + shorter
+        let b = cursors + longer
+        a.pointee.decodeBitmaps = true
+        b.pointee.decodeBitmaps = true
+        let mask = UInt32(filterWindow &- 1)
+        let window = Int32(filterWindow)
+        var t = Int32(upper) - 1
+        var found = 0
+        // A conjunction's common documents wait in `pending` (at most what could still be
+        // taken, and `hitBatch`) and are taken together; the order, checks and stops are
+        // `take`'s one by one. Documents scanned after the last one taken are not used.
+        var waiting = 0
+        defer {
+            if waiting > 0 {
+                _ = takePending(pending, waiting, documents: documents, floorID: floorID, tombstones: tombstones, limit: limit,
+                                into: &results, found: &found)
+            }
+        }
+        while t >= 0 && found < limit {
+            let hi = a.pointee.seek(atOrBelow: t)
+            if hi < 0 { return }
+            // The chunk: a's decoded documents from here on, within its block and the window
+            // (the whole rest of the block unless it spans the window or more).
+            let docsA = a.pointee.buffer.unsafelyUnwrapped
+            let na = a.pointee.blockLength
+            let first = a.pointee.inBlock
+            var j = na
+            if hi &- Int32(bitPattern: docsA[na &- 1]) >= window {
+                var low = first &+ 1
+                var high = na &- 1
+                while low < high {
+                    let middle = (low &+ high) &>> 1
+                    if hi &- Int32(bitPattern: docsA[middle]) < window { low = middle &+ 1 } else { high = middle }
+                }
+                j = low
+            }
+            var c = first
+            while c < j {
+                map[Int(docsA[c] & mask)] = 1
+                c &+= 1
+            }
+            let lo = Int32(bitPattern: docsA[j &- 1])
+            // b's documents in [lo, hi], tested.
+            var p = first
+            var stop = false
+            var y = b.pointee.seek(atOrBelow: hi)
+            scan: while y >= lo {
+                let docsB = b.pointee.buffer.unsafelyUnwrapped
+                let nb = b.pointee.blockLength
+                var i = b.pointee.inBlock
+                // The end: the first document below lo, or the block's end.
+                var end = nb
+                if Int32(bitPattern: docsB[nb &- 1]) < lo {
+                    var low = i &+ 1
+                    var high = nb &- 1
                     while low < high {
                         let middle = (low &+ high) &>> 1
-                        if hi &- Int32(bitPattern: docsA[middle]) < window { low = middle &+ 1 } else { high = middle }
+                        if Int32(bitPattern: docsB[middle]) >= lo { low = middle &+ 1 } else { high = middle }
                     }
-                    j = low
+                    end = low
                 }
-                var c = first
-                while c < j {
-                    let d = Int32(bitPattern: docsA[c])
-                    bitmap[Int((d &>> 6) & wordMask)] |= 1 &<< UInt64(d & 63)
-                    c &+= 1
-                }
-                let lo = Int32(bitPattern: docsA[j &- 1])
-                // b's documents in [lo, hi], tested.
-                var p = first
-                var stop = false
-                var y = b.pointee.seek(atOrBelow: hi)
-                scan: while y >= lo {
-                    let docsB = b.pointee.buffer.unsafelyUnwrapped
-                    let nb = b.pointee.blockLength
-                    var i = b.pointee.inBlock
-                    // The end: the first document below lo, or the block's end.
-                    var end = nb
-                    if Int32(bitPattern: docsB[nb &- 1]) < lo {
-                        var low = i &+ 1
-                        var high = nb &- 1
-                        while low < high {
-                            let middle = (low &+ high) &>> 1
-                            if Int32(bitPattern: docsB[middle]) >= lo { low = middle &+ 1 } else { high = middle }
-                        }
-                        end = low
-                    }
-                    while i < end {
-                        // Four documents tested with one branch (a hit is rare), then each.
-                        if i &+ 4 <= end {
-                            let e0 = docsB[i], e1 = docsB[i &+ 1], e2 = docsB[i &+ 2], e3 = docsB[i &+ 3]
-                            let any = (bitmap[Int((e0 &>> 6) & UInt32(wordMask))] &>> UInt64(e0 & 63))
-                                | (bitmap[Int((e1 &>> 6) & UInt32(wordMask))] &>> UInt64(e1 & 63))
-                                | (bitmap[Int((e2 &>> 6) & UInt32(wordMask))] &>> UInt64(e2 & 63))
-                                | (bitmap[Int((e3 &>> 6) & UInt32(wordMask))] &>> UInt64(e3 & 63))
-                            if any & 1 == 0 {
-                                i &+= 4
-                                continue
-                            }
-                        }
-                        let e = Int32(bitPattern: docsB[i])
-                        if (bitmap[Int((e &>> 6) & wordMask)] &>> UInt64(e & 63)) & 1 != 0 {
-                            b.pointee.inBlock = i
-                            b.pointee.doc = e
-                            if phrase {
-                                // Below the floor, stop (as `take` would) before reading positions.
-                                if let floorID, documents.id(e) <= floorID {
-                                    stop = true
-                                    break scan
-                                }
-                                while Int32(bitPattern: docsA[p]) != e { p &+= 1 }
-                                a.pointee.inBlock = p
-                                a.pointee.doc = e
-                                if !phrasePairMatches(cursors) {
-                                    i &+= 1
-                                    continue
-                                }
-                            }
-                            guard QueryEvaluator.take(e, documents: documents, floorID: floorID, tombstones: tombstones,
-                                                      into: &results, found: &found), found < limit else {
+                while true {
+                    i = firstMarked(docsB, from: i, to: end, map: map)
+                    if i == end { break }
+                    let e = Int32(bitPattern: docsB[i])
+                    if !phrase {
+                        socialdb_prefetch(documents.ids + Int(e) &* documents.stride)
+                        pending[waiting] = e
+                        waiting &+= 1
+                        if waiting == min(limit &- found, hitBatch) {
+                            let more = takePending(pending, waiting, documents: documents, floorID: floorID, tombstones: tombstones,
+                                                   limit: limit, into: &results, found: &found)
+                            waiting = 0
+                            if !more {
                                 stop = true
                                 break scan
                             }
                         }
                         i &+= 1
+                        continue
                     }
-                    if end < nb {
-                        // b sits on its first document below the chunk.
-                        b.pointee.inBlock = end
-                        b.pointee.doc = Int32(bitPattern: docsB[end])
-                        break
+                    // A phrase: below the floor, stop (as `take` would) before reading positions.
+                    b.pointee.inBlock = i
+                    b.pointee.doc = e
+                    if let floorID, documents.id(e) <= floorID {
+                        stop = true
+                        break scan
                     }
-                    let last = Int32(bitPattern: docsB[nb &- 1])
-                    b.pointee.inBlock = nb &- 1
-                    b.pointee.doc = last
-                    y = b.pointee.seek(atOrBelow: last &- 1)
+                    while Int32(bitPattern: docsA[p]) != e { p &+= 1 }
+                    a.pointee.inBlock = p
+                    a.pointee.doc = e
+                    if !phrasePairMatches(cursors) {
+                        i &+= 1
+                        continue
+                    }
+                    guard QueryEvaluator.take(e, documents: documents, floorID: floorID, tombstones: tombstones,
+                                              into: &results, found: &found), found < limit else {
+                        stop = true
+                        break scan
+                    }
+                    i &+= 1
                 }
-                c = first
-                while c < j {
-                    bitmap[Int((Int32(bitPattern: docsA[c]) &>> 6) & wordMask)] = 0
-                    c &+= 1
+                if end < nb {
+                    // b sits on its first document below the chunk.
+                    b.pointee.inBlock = end
+                    b.pointee.doc = Int32(bitPattern: docsB[end])
+                    break
                 }
-                if stop { return }
-                a.pointee.inBlock = j &- 1
-                a.pointee.doc = lo
-                t = lo &- 1
+                let last = Int32(bitPattern: docsB[nb &- 1])
+                b.pointee.inBlock = nb &- 1
+                b.pointee.doc = last
+                y = b.pointee.seek(atOrBelow: last &- 1)
             }
+            c = first
+            while c < j {
+                map[Int(docsA[c] & mask)] = 0
+                c &+= 1
+            }
+            if stop { return }
+            a.pointee.inBlock = j &- 1
+            a.pointee.doc = lo
+            t = lo &- 1
         }
     }
 
