@@ -24,7 +24,7 @@ extension SocialDB {
     }
 
     private func createTweet(handle: String, text: String, replyTo: UInt64?, quoteOf: UInt64?) throws(SocialError) -> Tweet {
-        try answering { () throws(SocialError) -> Tweet in
+        try answering(through: { () throws(SocialError) -> (answer: Tweet, through: UInt64) in
             _ = try Self.checkHandle(handle)
             try TextRules.checkTweet(text)
             try admitWrite(handle, .post)
@@ -36,10 +36,10 @@ extension SocialDB {
             var mentionIDs: [UInt64] = []
             for mention in entities.mentions {
                 let id: UInt64?
-                id = try value(SocialKeys.handle(TextRules.folded(mention)))?.u64
+                do throws(LSMError) { id = try consumers.users.id(ofFoldedHandle: TextRules.folded(mention)) } catch { throw SocialError(error) }
                 if let id, !mentionIDs.contains(id) { mentionIDs.append(id) }
             }
-            let (record, stamps) = try writing { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
+            return try writing({ () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 // The tweets replied to or quoted may be deleted meanwhile: read under the lock.
                 let parent = try replyTo.map { (id) throws(SocialError) in try target(id) }
                 let quoted = try quoteOf.map { (id) throws(SocialError) in try target(id) }
@@ -53,9 +53,8 @@ extension SocialDB {
                          quoted: quoted, into: &changes)
                 try changes.commit(to: self)
                 return (record, newTweetStamps(record.id))
-            }
-            return try completed(try keepNew(record, stamps))
-        }
+            }, answer: { (made) throws(SocialError) -> Tweet in try completed(try keepNew(made.0, made.1)) })
+        })
     }
 
     /// Retweets `tweet` (the original when it is itself a retweet). The retweet is a tweet of
@@ -63,9 +62,9 @@ extension SocialDB {
     /// same tweet twice is `exists`.
     @discardableResult
     public func retweet(handle: String, tweet: UInt64) throws(SocialError) -> Tweet {
-        try answering { () throws(SocialError) -> Tweet in
+        try answering(through: { () throws(SocialError) -> (answer: Tweet, through: UInt64) in
             try admitWrite(handle, .post)
-            let (record, stamps) = try writing { () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
+            return try writing({ () throws(SocialError) -> (TweetRecord, NewTweetStamps) in
                 let user = try userRecord(handle: handle)
                 let original = try target(tweet)
                 if try retweetID(of: original.id, by: user.id) != nil {
@@ -77,9 +76,8 @@ extension SocialDB {
                 addRetweet(record, original: original, into: &changes)
                 try changes.commit(to: self)
                 return (record, newTweetStamps(record.id))
-            }
-            return try completed(try keepNew(record, stamps))
-        }
+            }, answer: { (made) throws(SocialError) -> Tweet in try completed(try keepNew(made.0, made.1)) })
+        })
     }
 
     typealias NewTweetStamps = (view: UInt64, counts: UInt64)

@@ -184,6 +184,59 @@ public final class SocialDB: Sendable {
         }
     }
 
+    /// `writing` for a write whose answer is made from the body's value alone (a new tweet's
+    /// view and counts): `answer` runs after the writer lock is released and before the
+    /// records are applied, and the log's last appended LSN is read right after it. Returns
+    /// the answer and that LSN, which covers the write's own records and everything the answer
+    /// read (it was appended before those reads), for `answering(through:)`.
+    ///
+    /// Why not wait for the last LSN appended when the call returns, as `acknowledged` does:
+    /// the apply (`Consumers.finish`) runs in between, often waiting for another writer's
+    /// drain, and meanwhile the other writers append. A poster whose record went out in the
+    /// fdatasync in flight then also waited for the next one, which held records it never
+    /// read (the applies read nothing the answer shows).
+    @inline(__always)
+    func writing<T, A>(_ body: () throws(SocialError) -> T,
+                       answer: (T) throws(SocialError) -> A) throws(SocialError) -> (answer: A, through: UInt64) {
+        var first: UInt64 = 0
+        var last: UInt64 = 0
+        let result: Result<T, SocialError> = writer.withLock {
+            first = consumers.issuedTickets + 1
+            defer { last = consumers.issuedTickets }
+            do throws(SocialError) { return .success(try body()) } catch { return .failure(error) }
+        }
+        switch result {
+        case .success(let value):
+            let made: A
+            do { made = try answer(value) } catch {
+                try? consumers.finish(first: first, last: last)
+                throw error
+            }
+            let through = engine.log.appendedSequenceNumber
+            try consumers.finish(first: first, last: last)
+            return (made, through)
+        case .failure(let error):
+            try? consumers.finish(first: first, last: last)
+            throw error
+        }
+    }
+
+    /// `answering` for a body that names the LSN its answer needs acknowledged (see
+    /// `writing(_:answer:)`): the value is returned once the log has acknowledged `through`;
+    /// an error, as in `answering`, once it has acknowledged everything appended.
+    @inline(__always)
+    func answering<T>(through body: () throws(SocialError) -> (answer: T, through: UInt64)) throws(SocialError) -> T {
+        let result: (answer: T, through: UInt64)
+        do {
+            result = try body()
+        } catch {
+            try settle()
+            throw error
+        }
+        if result.through > engine.log.acknowledgedSequenceNumber { try waitForLog(through: result.through) }
+        return result.answer
+    }
+
     /// Returns `value` once the log has acknowledged every record appended so far.
     ///
     /// Group commit: a write appends its record and applies it to the tree, the graph and the

@@ -103,4 +103,59 @@ import Testing
         #expect(try db.tweets(handle: "alice").items.map(\.text) == ["slow disk"])
         try db.close()
     }
+
+    /// A post waits for the LSN read right after it made its answer, not for the last one
+    /// appended when it returns (`SocialDB.writing(_:answer:)`): each post still returns only
+    /// once its own record is durable, whatever the other posters append meanwhile, and its
+    /// answer holds what it wrote.
+    @Test func concurrentPostsReturnOnlyOnceTheirOwnRecordIsDurable() throws {
+        let directory = TemporaryDirectory()
+        let (options, _) = Self.slowLog(delayMicroseconds: 2_000)
+        let db = try SocialDB.open(at: directory.path, options: options)
+        let writers = 8, postsEach = 10
+        for w in 0..<writers { try db.createUser(handle: "p\(w)") }
+        let log = db.engine.log
+        let failures = Mutex<[String]>([])
+        let done = DispatchGroup()
+        for w in 0..<writers {
+            done.enter()
+            Thread {
+                for i in 0..<postsEach {
+                    // The post's record is appended after this reading.
+                    let before = log.appendedSequenceNumber
+                    do {
+                        let tweet = try db.post(handle: "p\(w)", text: "post \(i) of p\(w) @p\((w + 1) % writers)")
+                        let durable = log.durableSequenceNumber
+                        if durable <= before { failures.withLock { $0.append("p\(w) post \(i) returned at durable \(durable) <= \(before)") } }
+                        if tweet.mentions != ["p\((w + 1) % writers)"] { failures.withLock { $0.append("p\(w) post \(i): mentions \(tweet.mentions)") } }
+                    } catch {
+                        failures.withLock { $0.append("p\(w) post \(i): \(error)") }
+                    }
+                }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        try db.close()
+        let reopened = try SocialDB.open(at: directory.path, options: testOptions())
+        for w in 0..<writers {
+            #expect(try reopened.user(handle: "p\(w)").tweetCount == postsEach)
+        }
+        try reopened.close()
+    }
+
+    /// Mentions are resolved through the users' handle cache, which keeps only handles that
+    /// exist: a mention of a handle nobody has is no mention, and once the user is created the
+    /// next post's mention of it is one.
+    @Test func mentionOfAUserCreatedLaterResolves() throws {
+        let directory = TemporaryDirectory()
+        let db = try SocialDB.open(at: directory.path, options: testOptions())
+        try db.createUser(handle: "alice")
+        #expect(try db.post(handle: "alice", text: "hi @Bob").mentions.isEmpty)
+        try db.createUser(handle: "bob")
+        #expect(try db.post(handle: "alice", text: "hi @Bob").mentions == ["bob"])
+        #expect(try db.post(handle: "alice", text: "hi @BOB and @bob").mentions == ["bob"])
+        try db.close()
+    }
 }
