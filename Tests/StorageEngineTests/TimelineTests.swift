@@ -195,6 +195,86 @@ typealias ModelStore = TimelineStore<ModelGraph, ModelTweets>
         #expect(MemoryLayout<TimelineEntry>.stride == 16)
     }
 
+    /// The arena against a model, with and without segments faulted in ahead by the background
+    /// thread (`PrefaultedRegions`, from the first segment or from the third): random
+    /// allocations in every class (enough of the largest to need several segments), frees, and
+    /// writes of a pattern to each slot held; every slot held keeps its pattern (no two slots
+    /// overlap), a freed slot is reused first (by class, last freed first), and the bytes
+    /// accounted are the segments'. `deallocateAll()` ends the thread and the arena allocates
+    /// again as a new one.
+    @Test(arguments: [(0, 0), (2, 0), (1, 2)])
+    func arenaAllocatesFreesAndReusesSlotsLikeAModel(segmentsAhead: Int, prefaultAfter: Int) {
+        var arena = RingArena(capacity: 800, unit: 10, segmentsAhead: segmentsAhead,
+                              prefaultAfterBytes: prefaultAfter * RingArena.segmentBytesTarget)
+        defer { arena.deallocateAll() }
+        let classCount = arena.classes.count
+        var random = SeededRandom(seed: 0xA1E7A + UInt64(segmentsAhead * 10 + prefaultAfter))
+        for pass in 0..<2 {
+            // Held slots: (class, slot) -> the pattern written into every entry.
+            var held: [Int: [UInt32: UInt64]] = [:]
+            var freed = [[UInt32]](repeating: [], count: classCount)
+            var nextFresh = [Int](repeating: 0, count: classCount)
+            var stamp: UInt64 = UInt64(pass) << 40
+            func write(_ base: UnsafeMutablePointer<TimelineEntry>, _ sizeClass: Int, _ value: UInt64) {
+                for k in 0..<arena.slotCapacity(ofClass: sizeClass) { base[k] = TimelineEntry(id: value, user: UInt32(k)) }
+            }
+            func allocate(_ sizeClass: Int) {
+                let (slot, base) = arena.allocate(sizeClass: sizeClass)
+                // The model: the last slot freed in the class first, else the next never used.
+                if let reused = freed[sizeClass].popLast() {
+                    #expect(slot == reused)
+                } else {
+                    #expect(Int(slot) == nextFresh[sizeClass])
+                    nextFresh[sizeClass] += 1
+                }
+                #expect(held[sizeClass, default: [:]][slot] == nil)
+                #expect(base == arena.pointer(sizeClass: sizeClass, slot: slot))
+                stamp += 1
+                write(base, sizeClass, stamp)
+                held[sizeClass, default: [:]][slot] = stamp
+            }
+            // 500 slots of the largest class (163 a segment: four segments), then a random mix.
+            for _ in 0..<500 { allocate(classCount - 1) }
+            for _ in 0..<6_000 {
+                let sizeClass = Int.random(in: 0..<classCount, using: &random)
+                if Bool.random(using: &random), let slot = held[sizeClass]?.keys.randomElement(using: &random) {
+                    held[sizeClass]![slot] = nil
+                    arena.free(sizeClass: sizeClass, slot: slot)
+                    freed[sizeClass].append(slot)
+                } else {
+                    allocate(sizeClass)
+                }
+            }
+            for (sizeClass, slots) in held {
+                for (slot, value) in slots {
+                    let base = arena.pointer(sizeClass: sizeClass, slot: slot)
+                    let capacity = arena.slotCapacity(ofClass: sizeClass)
+                    #expect((0..<capacity).allSatisfy { base[$0].id == value && base[$0].user == UInt32($0) },
+                            "class \(sizeClass) slot \(slot) kept its entries")
+                }
+            }
+            // Accounting: the segments each class needed for the slots it ever handed out.
+            let segments = (0..<classCount).reduce(0) { total, c in
+                total + (nextFresh[c] + arena.classes[c].slotsPerSegment - 1) / arena.classes[c].slotsPerSegment
+            }
+            #expect(arena.segmentCount == segments)
+            let inUse = held.reduce(0) { $0 + $1.value.count * arena.slotCapacity(ofClass: $1.key) * 16 }
+            #expect(arena.slotBytesInUse == inUse)
+            #expect(arena.allocatedBytes >= inUse)
+            if segmentsAhead > 0 {
+                // The largest class's 500 slots (6.4 MB) pass either threshold: some segments
+                // came from the supply (ready or mapped on the spot).
+                let supply = arena.supply!
+                #expect(supply.regionsPrefaulted.load(ordering: .relaxed) + supply.regionsMadeInline.load(ordering: .relaxed) >= 1)
+                #expect(arena.allocatedBytes <= segments * RingArena.segmentBytesTarget + supply.ahead * PrefaultedRegions.regionBytes)
+            } else {
+                #expect(arena.supply == nil)
+            }
+            arena.deallocateAll()
+            #expect(arena.segmentCount == 0 && arena.allocatedBytes == 0 && arena.supply == nil)
+        }
+    }
+
     /// A ring record is half a cache line, a block (record and entries) eight lines, and the
     /// table of them starts on a line, through growth: no record straddles two lines (each push
     /// and read loads one), and growth keeps every block's record and entries.
@@ -401,9 +481,16 @@ struct TimelineScenario {
 @Suite struct TimelineStoreTests {
     /// `hot`: entries a ring keeps in its block (see `RingRecords`); below the default 30, the
     /// rings of a few entries spill to their arena slots as rings of hundreds do.
-    static func makeStore(_ s: TimelineScenario, capacity: Int, threshold: Int, rebuild: Int = 128, hot: Int = 30) -> ModelStore {
+    /// `prefault`: the arena's segments come faulted in from its background thread from the
+    /// first one on (`TimelineOptions.arenaSegmentsAhead`), where a small store never starts it.
+    static func makeStore(_ s: TimelineScenario, capacity: Int, threshold: Int, rebuild: Int = 128, hot: Int = 30,
+                          prefault: Bool = false) -> ModelStore {
         var options = TimelineOptions(capacity: capacity, celebrityThreshold: threshold, celebrityCacheItems: 3, rebuildEntries: rebuild)
         options.hotEntries = hot
+        if prefault {
+            options.arenaSegmentsAhead = 2
+            options.arenaPrefaultAfterBytes = 0
+        }
         return ModelStore(options: options, followers: s.graph, tweets: s.tweets)
     }
 
@@ -515,14 +602,16 @@ struct TimelineScenario {
     /// rebuilt by a read and grown again; fan-outs replayed at their log positions change
     /// nothing, and posts fanned out again at new positions (duplicates, the compared way) add
     /// nothing; a checkpoint reopens to the same pages, and the reopened store grows on. Every
-    /// page must equal the model's.
-    @Test func ringsGrowThroughEverySizeClassToCapacity() throws {
+    /// page must equal the model's. With `prefault`, every arena segment comes from the
+    /// background thread (faulted in ahead), through the checkpoint and reopening.
+    @Test(arguments: [false, true])
+    func ringsGrowThroughEverySizeClassToCapacity(prefault: Bool) throws {
         var scenario = TimelineScenario(seed: 77, users: 8)
         for user in UInt32(1)..<8 {
             scenario.graph.follow(user, 0)
             if user >= 2 { scenario.graph.follow(user, 1) }
         }
-        let store = Self.makeStore(scenario, capacity: 800, threshold: Int.max)
+        let store = Self.makeStore(scenario, capacity: 800, threshold: Int.max, prefault: prefault)
         let classCount = store.lock.withReadLock { store.state.pointee.arena.classes.count }
         #expect(classCount == 11)
         var lsn: UInt64 = 0
@@ -578,6 +667,19 @@ struct TimelineScenario {
         check(loaded, "reopened")
         for _ in 0..<300 { post(0, into: loaded) }
         check(loaded, "reopened, grown")
+        if prefault {
+            // Every segment of both stores came from the supply (faulted in ahead, or mapped
+            // on the spot when none was ready), and the thread's time is accounted.
+            for s in [store, loaded] {
+                let statistics = s.statistics
+                let segments = s.lock.withReadLock { s.state.pointee.arena.segmentCount }
+                #expect(segments >= (s === store ? classCount : 1))
+                #expect(statistics.arenaSegmentsPrefaulted + statistics.arenaSegmentsMadeInline >= segments)
+                #expect(statistics.arenaSegmentsPrefaulted == 0 || statistics.arenaPrefaultCPUNanoseconds > 0)
+            }
+        } else {
+            #expect(store.statistics.arenaSegmentsPrefaulted == 0 && store.statistics.arenaSegmentsMadeInline == 0)
+        }
     }
 
     /// Fan-out's two ways over follower lists shorter and longer than `pushFresh`'s look-ahead

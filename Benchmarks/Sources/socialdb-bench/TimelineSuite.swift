@@ -153,11 +153,18 @@ struct TimelineSuite {
         let fanOutCPUNanoseconds = threadCPUNanoseconds() - fanOutCPU
         fanOutProgress.finish()
         let stats = store.statistics
+        // The CPU a push costs: the fan-out thread's and the arena's prefault thread's
+        // (`TimelineOptions.arenaSegmentsAhead`), which works for the fan-out on another core.
+        let prefaultCPU = UInt64(stats.arenaPrefaultCPUNanoseconds)
         var fanOut = ResultRow(suite: Self.name, workload: "\(label) fan-out", system: "socialdb",
                                operationsPerSecond: Double(stats.pushes) / elapsed, ratioVersusPeer: nil,
                                metrics: [Metric(key: "posts_per_sec", label: "posts/s", value: Double(tweets.posts.count) / elapsed),
                                          Metric(key: "cpu_ns_per_op", label: "CPU ns/push",
-                                                value: Double(fanOutCPUNanoseconds) / Double(max(1, stats.pushes)), decimals: 1),
+                                                value: Double(fanOutCPUNanoseconds + prefaultCPU) / Double(max(1, stats.pushes)), decimals: 1),
+                                         Metric(key: "prefault_cpu_ns_per_op", label: "of it prefault thread",
+                                                value: Double(prefaultCPU) / Double(max(1, stats.pushes)), decimals: 1),
+                                         Metric(key: "prefault_busy_ns_per_op", label: "prefault thread busy ns/push",
+                                                value: Double(stats.arenaPrefaultBusyNanoseconds) / Double(max(1, stats.pushes)), decimals: 1),
                                          Metric(key: "pushes", label: "pushes", value: Double(stats.pushes)),
                                          Metric(key: "celebrity_posts", label: "celebrity posts", value: Double(stats.celebrityPosts)),
                                          Metric(key: "rings", label: "rings", value: Double(stats.rings)),
@@ -556,16 +563,25 @@ extension TimelineSuite {
     static func profile(users: Int, posts: Int, reads: Int, threads: Int = 1) {
         let graph = BenchGraph.synthetic(users: users, meanFollowees: 35, seed: 0x7131_E11E)
         let tweets = BenchTweets(users: users, count: posts, seed: 0x7EE7)
-        let store = Store(options: TimelineOptions(capacity: capacity, celebrityThreshold: threshold), followers: graph, tweets: tweets)
+        var options = TimelineOptions(capacity: capacity, celebrityThreshold: threshold)
+        // SOCIALDB_ARENA_AHEAD=N: the arena's prefaulted segments (0: none), for A/B runs.
+        if let ahead = getenv("SOCIALDB_ARENA_AHEAD").flatMap({ Int(String(cString: $0)) }) { options.arenaSegmentsAhead = ahead }
+        let store = Store(options: options, followers: graph, tweets: tweets)
         store.reserveUsers(graph.users)
         let cpu = threadCPUNanoseconds()
         let start = monotonicNanoseconds()
         runProfileFanOut(store, tweets.posts)
         let elapsed = seconds(from: start, to: monotonicNanoseconds())
         let cpuNanoseconds = threadCPUNanoseconds() - cpu
-        let pushes = store.statistics.pushes
+        let stats = store.statistics
+        let pushes = stats.pushes
+        let prefault = stats.arenaPrefaultCPUNanoseconds
         print("fan-out: \(pushes) pushes in \(elapsed) s, \(Format.grouped(Double(pushes) / elapsed)) pushes/s, "
-            + "CPU \(Format.grouped(Double(cpuNanoseconds) / Double(max(1, pushes)), decimals: 1)) ns/push")
+            + "CPU \(Format.grouped(Double(cpuNanoseconds + UInt64(prefault)) / Double(max(1, pushes)), decimals: 1)) ns/push "
+            + "(fan-out thread \(Format.grouped(Double(cpuNanoseconds) / Double(max(1, pushes)), decimals: 1)), arena prefault thread "
+            + "\(Format.grouped(Double(prefault) / Double(max(1, pushes)), decimals: 1)), busy "
+            + "\(Format.grouped(Double(stats.arenaPrefaultBusyNanoseconds) / Double(max(1, pushes)), decimals: 1)): \(stats.arenaSegmentsPrefaulted) segments, "
+            + "\(stats.arenaSegmentsMadeInline) made inline), RAM \(Format.grouped(Double(stats.ringBytes) / Double(max(1, stats.entries)), decimals: 1)) B/entry")
         var random = BenchRandom(seed: 0x2EAD)
         let readers = ContiguousArray((0..<reads).map { _ in UInt32(random.next() % UInt64(graph.users)) })
         var page = TimelinePage()

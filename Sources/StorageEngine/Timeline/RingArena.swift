@@ -38,14 +38,28 @@
 /// a quarter of `timeline-profile 300000 450000 3000000 1`'s samples. The ring records, read
 /// hints and activity days, dense tables, are in huge pages instead: see `RingRecords`.)
 ///
+/// Segments faulted in ahead (2026-12-03, session 15): once the arena has handed out
+/// `prefaultAfterBytes` of slots (16 MiB in a store, `TimelineOptions.arenaPrefaultAfterBytes`,
+/// so a small store never starts a thread), every new segment is a 2 MiB mapping taken from a
+/// `PrefaultedRegions` whose background thread keeps `segmentsAhead` (8) of them faulted in
+/// (`MADV_POPULATE_WRITE`), so fan-out's spills and slot moves write memory that is already
+/// mapped: in the development VM a first touch costs a guest fault and a host fault, and the
+/// arena's were 10-20 ns of a fresh store's ~70-80 ns push. The thread's CPU (and wall) time is
+/// in `TimelineStatistics` and the timeline suite adds it to fan-out's CPU per push (4-6 ns a
+/// push: faulting 4 KiB pages in a loop in the kernel is cheaper than one fault per page
+/// from user code). A segment taken when none is ready is mapped on the spot and faulted in by
+/// the pushes, as before. The memory per entry rises by the ready segments (16 MiB: 1.1 bytes
+/// an entry at the suite's `medium` scale) and by whole last segments of each class.
+///
 /// Why memory and not mmap: a home read must never wait for a page fault to the disk, a push
 /// must not dirty file pages the kernel writes back on its own schedule, and a checkpoint must be
 /// one consistent, checksummed, atomically renamed file, which an mmap'ed arena cannot give
 /// without copying it anyway. Rings are derived data: a checkpoint plus the log rebuilds them.
 ///
 /// Pointer rules: every segment is allocated once, never moved, and deallocated in
-/// `deallocateAll()` (the store's deinit). Slot pointers handed out stay
-/// valid until then. Not thread-safe: the store's write lock covers every call.
+/// `deallocateAll()` (the store's deinit, or a reset), which also joins the supply's thread.
+/// Slot pointers handed out stay valid until then. Not thread-safe: the store's write lock
+/// covers every call (the supply synchronizes with its own thread).
 @usableFromInline
 struct RingArena {
     struct SizeClass {
@@ -65,6 +79,20 @@ struct RingArena {
     /// Each class's slot capacity, ascending (what `sizeClass(for:above:)` searches without
     /// copying a `SizeClass`, whose arrays a copy would retain).
     private let capacities: [Int]
+    /// Segments taken from `supply` (2 MiB mappings), freed by `deallocateAll()`; every
+    /// other segment was allocated on the heap.
+    private var regions: [PrefaultedRegions.Region] = []
+    /// Segments allocated so far, of every class.
+    private(set) var segmentCount = 0
+    /// Bytes of the segments allocated on the heap.
+    private var heapBytes = 0
+    /// Regions faulted in ahead by a background thread, started once the arena has handed out
+    /// `prefaultAfterBytes` of fresh slots (nil before, and when `segmentsAhead` is 0).
+    private(set) var supply: PrefaultedRegions?
+    private let segmentsAhead: Int
+    private let prefaultAfterBytes: Int
+    /// Bytes of the slots handed out fresh (not reused from a free list), of every class.
+    private var freshSlotBytes = 0
 
     /// The slot capacities: `unit` (the entries a spill moves, at least 1), then each class
     /// half as large again as the one before, rounded up to a multiple of `unit`, below
@@ -82,11 +110,16 @@ struct RingArena {
         return capacities
     }
 
-    /// Classes of `classCapacities(capacity:unit:)`.
-    init(capacity: Int, unit: Int) {
+    /// Classes of `classCapacities(capacity:unit:)`. Once `prefaultAfterBytes` of slots were
+    /// handed out, segments come faulted in from a background thread keeping `segmentsAhead`
+    /// ready (none when 0).
+    init(capacity: Int, unit: Int, segmentsAhead: Int = 0, prefaultAfterBytes: Int = 0) {
         let capacities = Self.classCapacities(capacity: capacity, unit: unit)
         precondition(capacities.count < Int(RingRecord.noSlot), "too many arena size classes")
+        precondition(segmentsAhead >= 0 && prefaultAfterBytes >= 0, "counts are not negative")
         self.capacities = capacities
+        self.segmentsAhead = segmentsAhead
+        self.prefaultAfterBytes = prefaultAfterBytes
         classes = capacities.map { slotCapacity in
             let slotBytes = slotCapacity * MemoryLayout<TimelineEntry>.stride
             return SizeClass(slotCapacity: slotCapacity, slotsPerSegment: max(1, Self.segmentBytesTarget / slotBytes))
@@ -115,11 +148,28 @@ struct RingArena {
         let slot = classes[index].nextSlot
         precondition(slot < Int(UInt32.max), "ring arena slot numbers exhausted")
         if slot / classes[index].slotsPerSegment == classes[index].segments.count {
-            // Uninitialized: see above.
-            classes[index].segments.append(.allocate(capacity: classes[index].segmentEntries))
+            classes[index].segments.append(newSegment(entries: classes[index].segmentEntries))
         }
         classes[index].nextSlot += 1
+        freshSlotBytes += capacities[index] * MemoryLayout<TimelineEntry>.stride
         return (UInt32(slot), pointer(sizeClass: index, slot: UInt32(slot)))
+    }
+
+    /// A segment's memory: a faulted-in region from the supply once the arena has handed out
+    /// `prefaultAfterBytes` of slots (the supply started on the way), else from the heap,
+    /// uninitialized (see above). (By slots, not segments: a small store's rings in every
+    /// class take a segment each, mostly never touched.)
+    private mutating func newSegment(entries: Int) -> UnsafeMutablePointer<TimelineEntry> {
+        defer { segmentCount += 1 }
+        if segmentsAhead > 0 && freshSlotBytes >= prefaultAfterBytes
+            && entries * MemoryLayout<TimelineEntry>.stride <= PrefaultedRegions.regionBytes {
+            if supply == nil { supply = PrefaultedRegions(ahead: segmentsAhead) }
+            let region = supply!.take()
+            regions.append(region)
+            return region.base.bindMemory(to: TimelineEntry.self, capacity: entries)
+        }
+        heapBytes += entries * MemoryLayout<TimelineEntry>.stride
+        return .allocate(capacity: entries)
     }
 
     mutating func free(sizeClass index: Int, slot: UInt32) {
@@ -131,9 +181,10 @@ struct RingArena {
         return classes[index].segments[segment] + within * capacities[index]
     }
 
-    /// Bytes of segments allocated.
+    /// Bytes of segments allocated (a region from the supply counts whole), and of the regions
+    /// the supply holds ready (faulted in, so memory in use).
     var allocatedBytes: Int {
-        classes.reduce(0) { $0 + $1.segments.count * $1.segmentEntries * MemoryLayout<TimelineEntry>.stride }
+        heapBytes + regions.count * PrefaultedRegions.regionBytes + (supply?.readyBytes ?? 0)
     }
 
     /// Bytes of slots in use (allocated segments minus free and never-used slots).
@@ -141,12 +192,24 @@ struct RingArena {
         classes.reduce(0) { $0 + ($1.nextSlot - $1.freeSlots.count) * $1.slotCapacity * MemoryLayout<TimelineEntry>.stride }
     }
 
+    /// Frees every segment and ends the supply's thread. The arena is empty afterwards (and may
+    /// be used again: it allocates as a new one would).
     mutating func deallocateAll() {
+        supply?.stop()
+        supply = nil
+        let regionBases = Set(regions.map { UnsafeMutableRawPointer($0.base) })
         for index in classes.indices {
-            for segment in classes[index].segments { segment.deallocate() }
+            for segment in classes[index].segments where !regionBases.contains(UnsafeMutableRawPointer(segment)) {
+                segment.deallocate()
+            }
             classes[index].segments = []
             classes[index].nextSlot = 0
             classes[index].freeSlots = []
         }
+        for region in regions { region.deallocate() }
+        regions = []
+        segmentCount = 0
+        heapBytes = 0
+        freshSlotBytes = 0
     }
 }

@@ -575,6 +575,8 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     var scratchEntries = ContiguousArray<TimelineEntry>()
     var scratchUsers = ContiguousArray<UInt32>()
     var scratchCursors = ContiguousArray<AuthorCursor>()
+    /// The arena supply's counts from before the last `reset` (for `statistics`).
+    var prefaultTotalsBeforeReset = (cpuNanoseconds: 0, busyNanoseconds: 0, prefaulted: 0, inline: 0)
     /// The users `pushFresh` sets aside in a chunk (`freshChunk` of them), freed with the store.
     @usableFromInline let deferredUsers: UnsafeMutablePointer<UInt32>
 
@@ -583,9 +585,14 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
         self.followers = followers
         self.tweets = tweets
         layout = RingLayout(capacity: options.capacity, hot: min(options.hotEntries, RingRecords.hotSlots))
-        arena = RingArena(capacity: options.capacity, unit: layout.hot - layout.keep)
+        arena = Self.makeArena(options, layout)
         rings = RingRecords(layout: layout)
         deferredUsers = .allocate(capacity: Self.freshChunk)
+    }
+
+    static func makeArena(_ options: TimelineOptions, _ layout: RingLayout) -> RingArena {
+        RingArena(capacity: options.capacity, unit: layout.hot - layout.keep, segmentsAhead: options.arenaSegmentsAhead,
+                  prefaultAfterBytes: options.arenaPrefaultAfterBytes)
     }
 
     /// The celebrity marks changed: every ring's list must be computed again before a read.
@@ -1377,8 +1384,15 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
     }
 
     mutating func reset(appliedLSN: UInt64, lazyRebuild: Bool) {
+        if let supply = arena.supply {
+            supply.stop()
+            prefaultTotalsBeforeReset.cpuNanoseconds += supply.cpuNanoseconds.load(ordering: .relaxed)
+            prefaultTotalsBeforeReset.busyNanoseconds += supply.busyNanoseconds.load(ordering: .relaxed)
+            prefaultTotalsBeforeReset.prefaulted += supply.regionsPrefaulted.load(ordering: .relaxed)
+            prefaultTotalsBeforeReset.inline += supply.regionsMadeInline.load(ordering: .relaxed)
+        }
         arena.deallocateAll()
-        arena = RingArena(capacity: options.capacity, unit: layout.hot - layout.keep)
+        arena = Self.makeArena(options, layout)
         userTable = []
         rings.removeAll()
         owners = []
@@ -1429,6 +1443,16 @@ struct TimelineState<Followers: FollowerSource, Tweets: AuthorTweetSource> {
             s.entries += rings.entries(number)
         }
         s.ringBytes = arena.allocatedBytes + rings.count * RingRecords.blockBytes
+        if let supply = arena.supply {
+            s.arenaPrefaultCPUNanoseconds = supply.cpuNanoseconds.load(ordering: .relaxed)
+            s.arenaPrefaultBusyNanoseconds = supply.busyNanoseconds.load(ordering: .relaxed)
+            s.arenaSegmentsPrefaulted = supply.regionsPrefaulted.load(ordering: .relaxed)
+            s.arenaSegmentsMadeInline = supply.regionsMadeInline.load(ordering: .relaxed)
+        }
+        s.arenaPrefaultCPUNanoseconds += prefaultTotalsBeforeReset.cpuNanoseconds
+        s.arenaPrefaultBusyNanoseconds += prefaultTotalsBeforeReset.busyNanoseconds
+        s.arenaSegmentsPrefaulted += prefaultTotalsBeforeReset.prefaulted
+        s.arenaSegmentsMadeInline += prefaultTotalsBeforeReset.inline
         s.pushes = pushes
         s.celebrityPosts = celebrityPosts
         s.rebuilds = rebuilds

@@ -122,6 +122,13 @@ public struct TimelineOptions: Sendable {
     /// 1...30. Not public: 30 is what the block holds; the tests set fewer, so that rings of a
     /// few entries spill into their arena slots as big ones do.
     var hotEntries: Int = 30
+    /// Arena segments (2 MiB each) a background thread keeps faulted in ahead of fan-out once
+    /// the arena is large (see `RingArena`, `PrefaultedRegions`); 0: none, every segment is
+    /// first touched by the pushes that fill it. Default 8 (16 MiB).
+    public var arenaSegmentsAhead: Int = 8
+    /// Bytes of slots the arena hands out before it starts the thread above (a small store
+    /// never does). Not public: the tests set 0.
+    var arenaPrefaultAfterBytes: Int = 16 << 20
 
     public init(capacity: Int = 800, celebrityThreshold: Int = 10_000, celebrityCacheItems: Int = 64, rebuildEntries: Int = 128) {
         precondition(capacity >= 1 && capacity <= TimelineOptions.capacityMax, "timeline capacity must be 1...\(TimelineOptions.capacityMax)")
@@ -194,5 +201,15 @@ public struct TimelineStatistics: Sendable, Equatable {
     public var compactedEntries = 0
     /// Rings dropped by `dropInactiveRings` since open.
     public var inactiveRingsDropped = 0
+    /// CPU time the arena's background thread spent faulting segments in ahead of fan-out
+    /// (`TimelineOptions.arenaSegmentsAhead`), in nanoseconds: part of what fan-out costs.
+    public var arenaPrefaultCPUNanoseconds = 0
+    /// The same thread's wall-clock time at that work (in a virtual machine the host's backing
+    /// of the pages stalls it without counting as its CPU time).
+    public var arenaPrefaultBusyNanoseconds = 0
+    /// Arena segments that thread faulted in, and segments fan-out had to map itself because
+    /// none was ready.
+    public var arenaSegmentsPrefaulted = 0
+    public var arenaSegmentsMadeInline = 0
     public var appliedLSN: UInt64 = 0
 }
