@@ -167,21 +167,7 @@ public final class SocialDB: Sendable {
     /// The records a failing body appended are applied before its error is thrown.
     @inline(__always)
     func writing<T>(_ body: () throws(SocialError) -> T) throws(SocialError) -> T {
-        var first: UInt64 = 0
-        var last: UInt64 = 0
-        let result: Result<T, SocialError> = writer.withLock {
-            first = consumers.issuedTickets + 1
-            defer { last = consumers.issuedTickets }
-            do throws(SocialError) { return .success(try body()) } catch { return .failure(error) }
-        }
-        switch result {
-        case .success(let value):
-            try consumers.finish(first: first, last: last)
-            return value
-        case .failure(let error):
-            try? consumers.finish(first: first, last: last)
-            throw error
-        }
+        try writing(body, answer: { (value) throws(SocialError) -> T in value }).answer
     }
 
     /// `writing` for a write whose answer is made from the body's value alone (a new tweet's

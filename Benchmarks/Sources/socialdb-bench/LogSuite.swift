@@ -237,6 +237,14 @@ struct LogSuite {
         try scratch.discard(directory)
         if let message = failure.text { throw BenchmarkFailure(description: "\(workload): \(message)") }
 
+        return durableRow(workload: workload, samples: samples, statistics: statistics, usage: usage,
+                          elapsed: elapsed, expected: appenders * recordsPerAppender)
+    }
+
+    /// A durable row from its appenders' latency samples, the log's statistics and the
+    /// process's usage over the timed part (threads and tasks alike).
+    fileprivate func durableRow(workload: String, samples: [LatencySamples], statistics: Log.Statistics,
+                                usage: ProcessUsage, elapsed: Double, expected: Int) -> ResultRow {
         let acknowledged = samples.reduce(0) { $0 + $1.count }
         let latency = percentiles(of: samples)
         var metrics = [
@@ -253,7 +261,7 @@ struct LogSuite {
             Metric(key: "records", label: "records", value: Double(acknowledged)),
             Metric(key: "seconds", label: "s", value: elapsed, decimals: 2),
         ]
-        if acknowledged < appenders * recordsPerAppender {
+        if acknowledged < expected {
             metrics.append(Metric(key: "stopped_at_time_limit", label: "stopped at time limit", value: 1))
         }
         return ResultRow(
@@ -317,28 +325,8 @@ extension LogSuite {
         try scratch.discard(directory)
         if let message = failure.text { throw BenchmarkFailure(description: "\(workload): \(message)") }
 
-        let acknowledged = samples.reduce(0) { $0 + $1.count }
-        let latency = percentiles(of: samples)
-        var metrics = [
-            Metric(key: "fdatasyncs", label: "fdatasyncs", value: Double(statistics.fdatasyncs)),
-            Metric(key: "records_per_fdatasync", label: "records/fdatasync",
-                   value: Double(acknowledged) / Double(max(1, statistics.fdatasyncs)), decimals: 2),
-            Metric(key: "max_us", label: "max us", value: latency?.maxMicroseconds ?? 0),
-            Metric(key: "cpu_us_per_record", label: "cpu us/record",
-                   value: usage.cpuMicroseconds / Double(max(1, acknowledged)), decimals: 1),
-            Metric(key: "switches_per_record", label: "switches/record",
-                   value: usage.contextSwitches / Double(max(1, acknowledged)), decimals: 2),
-            Metric(key: "records", label: "records", value: Double(acknowledged)),
-            Metric(key: "seconds", label: "s", value: elapsed, decimals: 2),
-        ]
-        if acknowledged < tasks * recordsPerTask {
-            metrics.append(Metric(key: "stopped_at_time_limit", label: "stopped at time limit", value: 1))
-        }
-        return ResultRow(
-            suite: Self.name, workload: workload, system: "socialdb",
-            operationsPerSecond: Double(acknowledged) / elapsed,
-            p50Microseconds: latency?.p50Microseconds, p99Microseconds: latency?.p99Microseconds,
-            ratioVersusPeer: nil, metrics: metrics)
+        return durableRow(workload: workload, samples: samples, statistics: statistics, usage: usage,
+                          elapsed: elapsed, expected: tasks * recordsPerTask)
     }
 }
 
