@@ -392,7 +392,7 @@ extension SocialDB {
                 }
                 var quotedTweet: Tweet? = nil
                 if let quoted = tweet.quoteOf { quotedTweet = shown(quoted) }
-                if originalTweet != nil || quotedTweet != nil { tweet.setNested(retweeted: originalTweet, quoted: quotedTweet) }
+                tweet.setNested(retweeted: originalTweet, quoted: quotedTweet)
                 result.append(tweet)
             }
             return result

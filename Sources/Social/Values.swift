@@ -156,12 +156,12 @@ public struct Tweet: Sendable, Equatable, Hashable {
     /// For a retweet: the original, with its current counts.
     public var retweeted: Tweet? {
         get { nested?.retweeted }
-        set { nested = newValue == nil && quoted == nil ? nil : Nested(retweeted: newValue, quoted: quoted) }
+        set { setNested(retweeted: newValue, quoted: quoted) }
     }
     /// For a quote: the quoted tweet, while it exists (without its own nested tweets).
     public var quoted: Tweet? {
         get { nested?.quoted }
-        set { nested = newValue == nil && retweeted == nil ? nil : Nested(retweeted: retweeted, quoted: newValue) }
+        set { setNested(retweeted: retweeted, quoted: newValue) }
     }
     public var isRetweet: Bool { content.fields.retweetOf != nil }
 
